@@ -1,0 +1,584 @@
+//! Record batches: the unit of write, replication, storage and fetch.
+//!
+//! A producer builds a batch, the broker validates it, stamps the base offset and
+//! the partition leader epoch, and stores the bytes as they are, so a fetch can be
+//! served straight from the file. All integers are little-endian.
+//!
+//! ```text
+//! offset len field
+//!      0   8 base_offset             u64  stamped by the partition leader
+//!      8   4 batch_len               u32  total bytes of the batch, this header included
+//!     12   4 partition_leader_epoch  u32  stamped by the partition leader
+//!     16   1 magic                   u8   BATCH_MAGIC (format version)
+//!     17   4 crc                     u32  CRC-32 (IEEE) of bytes [21, batch_len)
+//!     21   2 attributes              u16  bits 0-2 compression, bit 3 timestamp type
+//!     23   8 first_timestamp         i64  ms since the Unix epoch
+//!     31   8 max_timestamp           i64
+//!     39   8 producer_id             i64  -1 when not idempotent
+//!     47   2 producer_epoch          i16
+//!     49   4 base_sequence           i32  -1 when not idempotent
+//!     53   4 record_count            u32  >= 1
+//!     57     records                      compressed as a whole per `attributes`
+//! ```
+//!
+//! The CRC leaves out the fields the leader rewrites (offset, length, epoch,
+//! magic), so stamping a batch never recomputes it; the WAL frame CRC covers
+//! the whole batch on disk. Each record (varints are LEB128, `zz` = zigzag):
+//!
+//! ```text
+//! length            varint   bytes of the record after this field
+//! attributes        u8       0 (reserved)
+//! timestamp_delta   zz       from first_timestamp
+//! offset_delta      varint   0, 1, 2, … in order
+//! key_length        zz       -1 = no key
+//! key
+//! value_length      varint
+//! value
+//! header_count      varint
+//! headers           (key_length varint, key UTF-8, value_length varint, value) …
+//! ```
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::compression::Compression;
+use crate::error::{Result, StorageError};
+use crate::varint;
+
+/// Size of the fixed batch header.
+pub const HEADER_LEN: usize = 57;
+/// The batch format version this code reads and writes.
+pub const BATCH_MAGIC: u8 = 1;
+/// Absolute upper bound of one batch, on the wire and on disk. Configuration
+/// may lower it; nothing may raise it (lengths read from disk are checked
+/// against it before anything is allocated).
+pub const MAX_BATCH_LEN: usize = 64 << 20;
+/// Upper bound of a batch's records once decompressed.
+pub const MAX_UNCOMPRESSED_LEN: usize = 256 << 20;
+
+const OFF_BASE_OFFSET: usize = 0;
+const OFF_BATCH_LEN: usize = 8;
+const OFF_LEADER_EPOCH: usize = 12;
+const OFF_MAGIC: usize = 16;
+const OFF_CRC: usize = 17;
+const OFF_ATTRIBUTES: usize = 21;
+const OFF_FIRST_TS: usize = 23;
+const OFF_MAX_TS: usize = 31;
+const OFF_PRODUCER_ID: usize = 39;
+const OFF_PRODUCER_EPOCH: usize = 47;
+const OFF_BASE_SEQUENCE: usize = 49;
+const OFF_RECORD_COUNT: usize = 53;
+
+const COMPRESSION_MASK: u16 = 0b111;
+const LOG_APPEND_TIME_BIT: u16 = 1 << 3;
+/// The smallest possible encoded record: seven one-byte fields.
+const MIN_RECORD_LEN: usize = 7;
+
+/// Whose clock the record timestamps come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimestampType {
+    /// The producer's clock.
+    #[default]
+    CreateTime,
+    /// The broker's clock at append.
+    LogAppendTime,
+}
+
+/// A message inside a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Record {
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// Optional key (used for partitioning by the client).
+    pub key: Option<Bytes>,
+    /// The payload.
+    pub value: Bytes,
+    /// Ordered headers; names are UTF-8, values are bytes.
+    pub headers: Vec<(String, Bytes)>,
+}
+
+/// A record read back from a batch, with its offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The record's offset in its partition.
+    pub offset: u64,
+    /// The record itself.
+    pub record: Record,
+}
+
+/// Idempotent-producer identity carried by a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerInfo {
+    /// Producer id handed out by the sentinels.
+    pub producer_id: i64,
+    /// Producer epoch (fences older incarnations).
+    pub producer_epoch: i16,
+    /// Sequence number of the first record.
+    pub base_sequence: i32,
+}
+
+/// Builds a batch from records on the client side.
+#[derive(Debug)]
+pub struct BatchBuilder {
+    compression: Compression,
+    producer: Option<ProducerInfo>,
+    records: Vec<u8>,
+    count: u32,
+    first_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl BatchBuilder {
+    /// A builder for a batch whose records will be compressed with `compression`.
+    pub fn new(compression: Compression) -> Self {
+        BatchBuilder {
+            compression,
+            producer: None,
+            records: Vec::new(),
+            count: 0,
+            first_timestamp: 0,
+            max_timestamp: i64::MIN,
+        }
+    }
+
+    /// Marks the batch as sent by an idempotent producer.
+    pub fn producer(mut self, info: ProducerInfo) -> Self {
+        self.producer = Some(info);
+        self
+    }
+
+    /// Number of records pushed so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when no record was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Uncompressed bytes of the records pushed so far (for size-based batching).
+    pub fn records_len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Appends a record.
+    pub fn push(&mut self, record: &Record) {
+        if self.count == 0 {
+            self.first_timestamp = record.timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(record.timestamp);
+        let body_len = self.encoded_body_len(record);
+        varint::put_u64(&mut self.records, body_len as u64);
+        let start = self.records.len();
+        self.records.push(0);
+        varint::put_i64(&mut self.records, record.timestamp.wrapping_sub(self.first_timestamp));
+        varint::put_u64(&mut self.records, u64::from(self.count));
+        match &record.key {
+            Some(key) => {
+                varint::put_i64(&mut self.records, key.len() as i64);
+                self.records.extend_from_slice(key);
+            }
+            None => varint::put_i64(&mut self.records, -1),
+        }
+        varint::put_u64(&mut self.records, record.value.len() as u64);
+        self.records.extend_from_slice(&record.value);
+        varint::put_u64(&mut self.records, record.headers.len() as u64);
+        for (name, value) in &record.headers {
+            varint::put_u64(&mut self.records, name.len() as u64);
+            self.records.extend_from_slice(name.as_bytes());
+            varint::put_u64(&mut self.records, value.len() as u64);
+            self.records.extend_from_slice(value);
+        }
+        debug_assert_eq!(self.records.len() - start, body_len);
+        self.count += 1;
+    }
+
+    fn encoded_body_len(&self, record: &Record) -> usize {
+        let zz = |v: i64| varint::len_u64(((v << 1) ^ (v >> 63)) as u64);
+        let key = match &record.key {
+            Some(k) => zz(k.len() as i64) + k.len(),
+            None => 1,
+        };
+        let headers: usize = record
+            .headers
+            .iter()
+            .map(|(n, v)| varint::len_u64(n.len() as u64) + n.len() + varint::len_u64(v.len() as u64) + v.len())
+            .sum();
+        1 + zz(record.timestamp.wrapping_sub(self.first_timestamp))
+            + varint::len_u64(u64::from(self.count))
+            + key
+            + varint::len_u64(record.value.len() as u64)
+            + record.value.len()
+            + varint::len_u64(record.headers.len() as u64)
+            + headers
+    }
+
+    /// Encodes the batch (base offset 0, leader epoch 0: the leader stamps both).
+    pub fn build(self) -> Result<Bytes> {
+        if self.count == 0 {
+            return Err(StorageError::invalid_batch("a batch needs at least one record"));
+        }
+        let body = match self.compression {
+            Compression::None => self.records,
+            codec => codec.compress(&self.records)?,
+        };
+        let total = HEADER_LEN + body.len();
+        if total > MAX_BATCH_LEN {
+            return Err(StorageError::BatchTooLarge { size: total, max: MAX_BATCH_LEN });
+        }
+        let producer = self.producer.unwrap_or(ProducerInfo { producer_id: -1, producer_epoch: -1, base_sequence: -1 });
+        let mut buf = BytesMut::with_capacity(total);
+        buf.put_u64_le(0);
+        buf.put_u32_le(total as u32);
+        buf.put_u32_le(0);
+        buf.put_u8(BATCH_MAGIC);
+        buf.put_u32_le(0); // CRC, filled below
+        buf.put_u16_le(self.compression.id());
+        buf.put_i64_le(self.first_timestamp);
+        buf.put_i64_le(self.max_timestamp);
+        buf.put_i64_le(producer.producer_id);
+        buf.put_i16_le(producer.producer_epoch);
+        buf.put_i32_le(producer.base_sequence);
+        buf.put_u32_le(self.count);
+        buf.extend_from_slice(&body);
+        let crc = crc32fast::hash(&buf[OFF_ATTRIBUTES..]);
+        buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        Ok(buf.freeze())
+    }
+}
+
+/// A validated view of one encoded batch. Cheap to clone; holds the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    bytes: Bytes,
+}
+
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Reads `batch_len` from the front of a buffer holding (at least the start of)
+/// a batch, without validating anything else. Used to split a byte stream of
+/// concatenated batches.
+pub fn peek_batch_len(bytes: &[u8]) -> Option<usize> {
+    (bytes.len() >= OFF_BATCH_LEN + 4).then(|| le_u32(bytes, OFF_BATCH_LEN) as usize)
+}
+
+impl Batch {
+    /// Checks the header, the length and the CRC of `bytes`, which must hold
+    /// exactly one batch. Records are not decoded (see [`Batch::records`]).
+    pub fn parse(bytes: Bytes) -> Result<Batch> {
+        if bytes.len() < HEADER_LEN {
+            return Err(StorageError::invalid_batch(format!(
+                "{} bytes is shorter than the {HEADER_LEN}-byte header",
+                bytes.len()
+            )));
+        }
+        if bytes.len() > MAX_BATCH_LEN {
+            return Err(StorageError::BatchTooLarge { size: bytes.len(), max: MAX_BATCH_LEN });
+        }
+        let declared = le_u32(&bytes, OFF_BATCH_LEN) as usize;
+        if declared != bytes.len() {
+            return Err(StorageError::invalid_batch(format!(
+                "batch_len says {declared} bytes, {} present",
+                bytes.len()
+            )));
+        }
+        if bytes[OFF_MAGIC] != BATCH_MAGIC {
+            return Err(StorageError::invalid_batch(format!("unknown magic {}", bytes[OFF_MAGIC])));
+        }
+        let stored = le_u32(&bytes, OFF_CRC);
+        let actual = crc32fast::hash(&bytes[OFF_ATTRIBUTES..]);
+        if stored != actual {
+            return Err(StorageError::invalid_batch(format!("CRC mismatch: stored {stored:#010x}, computed {actual:#010x}")));
+        }
+        let batch = Batch { bytes };
+        if batch.compression().is_none() {
+            return Err(StorageError::invalid_batch(format!(
+                "unknown compression id {}",
+                batch.attributes() & COMPRESSION_MASK
+            )));
+        }
+        if batch.record_count() == 0 {
+            return Err(StorageError::invalid_batch("record_count is 0"));
+        }
+        let body = batch.bytes.len() - HEADER_LEN;
+        if batch.compression() == Some(Compression::None)
+            && (batch.record_count() as usize).saturating_mul(MIN_RECORD_LEN) > body
+        {
+            return Err(StorageError::invalid_batch(format!(
+                "{} records cannot fit in {body} bytes",
+                batch.record_count()
+            )));
+        }
+        Ok(batch)
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Consumes the view, returning the bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// Offset of the first record.
+    pub fn base_offset(&self) -> u64 {
+        le_u64(&self.bytes, OFF_BASE_OFFSET)
+    }
+
+    /// Offset after the last record.
+    pub fn next_offset(&self) -> u64 {
+        self.base_offset() + u64::from(self.record_count())
+    }
+
+    /// Leader epoch stamped by the leader that appended it.
+    pub fn partition_leader_epoch(&self) -> u32 {
+        le_u32(&self.bytes, OFF_LEADER_EPOCH)
+    }
+
+    /// The raw attributes field.
+    pub fn attributes(&self) -> u16 {
+        le_u16(&self.bytes, OFF_ATTRIBUTES)
+    }
+
+    /// The codec of the records section (`None` for an unknown id; [`Batch::parse`] rejects those).
+    pub fn compression(&self) -> Option<Compression> {
+        Compression::from_id(self.attributes() & COMPRESSION_MASK)
+    }
+
+    /// Whose clock the timestamps come from.
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.attributes() & LOG_APPEND_TIME_BIT != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// Timestamp of the first record.
+    pub fn first_timestamp(&self) -> i64 {
+        le_u64(&self.bytes, OFF_FIRST_TS) as i64
+    }
+
+    /// Largest record timestamp.
+    pub fn max_timestamp(&self) -> i64 {
+        le_u64(&self.bytes, OFF_MAX_TS) as i64
+    }
+
+    /// Idempotent-producer identity, if any.
+    pub fn producer(&self) -> Option<ProducerInfo> {
+        let producer_id = le_u64(&self.bytes, OFF_PRODUCER_ID) as i64;
+        (producer_id >= 0).then(|| ProducerInfo {
+            producer_id,
+            producer_epoch: le_u16(&self.bytes, OFF_PRODUCER_EPOCH) as i16,
+            base_sequence: le_u32(&self.bytes, OFF_BASE_SEQUENCE) as i32,
+        })
+    }
+
+    /// Number of records.
+    pub fn record_count(&self) -> u32 {
+        le_u32(&self.bytes, OFF_RECORD_COUNT)
+    }
+
+    /// Total encoded length.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Always false: a parsed batch holds at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Returns a copy of this batch with the leader's base offset and epoch
+    /// stamped in (the CRC does not cover them, so it stays valid).
+    pub fn stamped(&self, base_offset: u64, leader_epoch: u32) -> Batch {
+        let mut buf = BytesMut::from(&self.bytes[..]);
+        buf[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_le_bytes());
+        buf[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_le_bytes());
+        Batch { bytes: buf.freeze() }
+    }
+
+    /// Decodes every record, checking each length and count against the bytes
+    /// present. Uncompressed keys and values are zero-copy slices of the batch.
+    pub fn records(&self) -> Result<Vec<StoredRecord>> {
+        let body = self.bytes.slice(HEADER_LEN..);
+        let codec = self.compression().ok_or_else(|| StorageError::invalid_batch("unknown compression"))?;
+        let records = match codec {
+            Compression::None => body,
+            codec => Bytes::from(codec.decompress(&body, MAX_UNCOMPRESSED_LEN)?),
+        };
+        let count = self.record_count() as usize;
+        // Never reserve more than the bytes can hold, whatever the header claims.
+        let mut out = Vec::with_capacity(count.min(records.len() / MIN_RECORD_LEN));
+        let mut rest: &[u8] = &records;
+        let bad = |what: &str, i: usize| StorageError::invalid_batch(format!("record {i}: {what}"));
+        for i in 0..count {
+            let len = varint::get_u64(&mut rest).ok_or_else(|| bad("bad length", i))? as usize;
+            if len > rest.len() {
+                return Err(bad("length runs past the batch", i));
+            }
+            let start = records.len() - rest.len();
+            let mut rec: &[u8] = &rest[..len];
+            rest = &rest[len..];
+            let field = |rec: &[u8]| start + (len - rec.len());
+
+            let (_attributes, tail) = rec.split_first().ok_or_else(|| bad("missing attributes", i))?;
+            rec = tail;
+            let ts_delta = varint::get_i64(&mut rec).ok_or_else(|| bad("bad timestamp delta", i))?;
+            let offset_delta = varint::get_u64(&mut rec).ok_or_else(|| bad("bad offset delta", i))?;
+            if offset_delta != i as u64 {
+                return Err(bad(&format!("offset delta {offset_delta} out of order"), i));
+            }
+            let key_len = varint::get_i64(&mut rec).ok_or_else(|| bad("bad key length", i))?;
+            let key = match key_len {
+                -1 => None,
+                n if n >= 0 && (n as u64) <= rec.len() as u64 => {
+                    let at = field(rec);
+                    rec = &rec[n as usize..];
+                    Some(records.slice(at..at + n as usize))
+                }
+                _ => return Err(bad("bad key length", i)),
+            };
+            let value_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad value length", i))?;
+            if value_len > rec.len() as u64 {
+                return Err(bad("value runs past the record", i));
+            }
+            let at = field(rec);
+            let value = records.slice(at..at + value_len as usize);
+            rec = &rec[value_len as usize..];
+            let header_count = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header count", i))?;
+            // Each header takes at least two bytes.
+            if header_count > (rec.len() / 2) as u64 {
+                return Err(bad("header count exceeds the record", i));
+            }
+            let mut headers = Vec::with_capacity(header_count as usize);
+            for _ in 0..header_count {
+                let name_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header name length", i))?;
+                if name_len > rec.len() as u64 {
+                    return Err(bad("header name runs past the record", i));
+                }
+                let name = std::str::from_utf8(&rec[..name_len as usize])
+                    .map_err(|_| bad("header name is not UTF-8", i))?
+                    .to_owned();
+                rec = &rec[name_len as usize..];
+                let value_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header value length", i))?;
+                if value_len > rec.len() as u64 {
+                    return Err(bad("header value runs past the record", i));
+                }
+                let at = field(rec);
+                headers.push((name, records.slice(at..at + value_len as usize)));
+                rec = &rec[value_len as usize..];
+            }
+            if !rec.is_empty() {
+                return Err(bad("trailing bytes", i));
+            }
+            out.push(StoredRecord {
+                offset: self.base_offset() + i as u64,
+                record: Record { timestamp: self.first_timestamp().wrapping_add(ts_delta), key, value, headers },
+            });
+        }
+        if !rest.is_empty() {
+            return Err(StorageError::invalid_batch(format!("{} bytes after the last record", rest.len())));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record_strategy() -> impl Strategy<Value = Record> {
+        (
+            -1_000_000i64..1_000_000,
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+            proptest::collection::vec(any::<u8>(), 0..300),
+            proptest::collection::vec(("[a-z]{0,8}", proptest::collection::vec(any::<u8>(), 0..16)), 0..4),
+        )
+            .prop_map(|(ts, key, value, headers)| Record {
+                timestamp: 1_700_000_000_000 + ts,
+                key: key.map(Bytes::from),
+                value: Bytes::from(value),
+                headers: headers.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
+            })
+    }
+
+    fn codec_strategy() -> impl Strategy<Value = Compression> {
+        proptest::sample::select(Compression::ALL.to_vec())
+    }
+
+    fn build(records: &[Record], codec: Compression) -> Batch {
+        let mut builder = BatchBuilder::new(codec);
+        for r in records {
+            builder.push(r);
+        }
+        Batch::parse(builder.build().unwrap()).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn batches_round_trip(records in proptest::collection::vec(record_strategy(), 1..20), codec in codec_strategy(),
+                              base in 0u64..1 << 40, epoch in any::<u32>()) {
+            let batch = build(&records, codec).stamped(base, epoch);
+            let batch = Batch::parse(batch.into_bytes()).unwrap();
+            prop_assert_eq!(batch.base_offset(), base);
+            prop_assert_eq!(batch.partition_leader_epoch(), epoch);
+            prop_assert_eq!(batch.compression(), Some(codec));
+            prop_assert_eq!(batch.max_timestamp(), records.iter().map(|r| r.timestamp).max().unwrap());
+            let decoded = batch.records().unwrap();
+            prop_assert_eq!(decoded.len(), records.len());
+            for (i, (got, want)) in decoded.iter().zip(&records).enumerate() {
+                prop_assert_eq!(got.offset, base + i as u64);
+                prop_assert_eq!(&got.record, want);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(batch) = Batch::parse(Bytes::from(bytes)) {
+                let _ = batch.records();
+            }
+        }
+
+        #[test]
+        fn flipped_bytes_are_caught_by_the_crc(records in proptest::collection::vec(record_strategy(), 1..5),
+                                               at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+            let mut bytes = build(&records, Compression::None).into_bytes().to_vec();
+            // Offsets, length and epoch are outside the batch CRC (the WAL frame CRC covers them).
+            let i = OFF_ATTRIBUTES + at.index(bytes.len() - OFF_ATTRIBUTES);
+            bytes[i] ^= flip;
+            prop_assert!(Batch::parse(Bytes::from(bytes)).is_err());
+        }
+    }
+
+    /// A header that passes the CRC but lies about its contents (the CRC is
+    /// recomputed after the lie) must still be rejected without panicking.
+    #[test]
+    fn lying_counts_are_rejected_without_huge_allocations() {
+        let mut builder = BatchBuilder::new(Compression::None);
+        builder.push(&Record { value: Bytes::from_static(b"v"), ..Record::default() });
+        let mut bytes = builder.build().unwrap().to_vec();
+        bytes[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[OFF_ATTRIBUTES..]);
+        bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(Batch::parse(Bytes::from(bytes)).is_err());
+    }
+
+    #[test]
+    fn empty_batches_cannot_be_built() {
+        assert!(BatchBuilder::new(Compression::None).build().is_err());
+    }
+}

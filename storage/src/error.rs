@@ -1,0 +1,106 @@
+//! The storage crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the storage crate.
+///
+/// Corruption is kept apart from plain I/O failure: an I/O error may go away on
+/// retry, a corrupt file will not, and an operator must be told which it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An operating-system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, as a verb phrase ("open WAL /data/t-0/…").
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A record batch is malformed (bad length, CRC, count, codec, …).
+    #[error("invalid record batch: {reason}")]
+    InvalidBatch {
+        /// Which check failed.
+        reason: String,
+    },
+
+    /// A batch is larger than the configured or absolute maximum.
+    #[error("record batch of {size} bytes exceeds the maximum of {max} bytes")]
+    BatchTooLarge {
+        /// Size of the offending batch (or of its decompressed records).
+        size: usize,
+        /// The limit it exceeded.
+        max: usize,
+    },
+
+    /// Data on disk failed a check and cannot be trusted. Never repaired silently.
+    #[error("corrupt data in {path} at byte {position}: {reason}")]
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position of the first bad byte or frame.
+        position: u64,
+        /// What was found there.
+        reason: String,
+    },
+
+    /// A read asked for an offset the log does not hold.
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: u64,
+        /// First offset still held.
+        log_start: u64,
+        /// Next offset to be assigned.
+        log_end: u64,
+    },
+
+    /// A configuration value is invalid.
+    #[error("invalid log configuration `{key}`: {reason}")]
+    InvalidConfig {
+        /// The configuration key.
+        key: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The log was closed, or an earlier fsync failed and the log refuses more
+    /// writes (after a failed fsync the page cache state is unknown).
+    #[error("partition log {dir} is closed: {reason}")]
+    Closed {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Why it stopped accepting work.
+        reason: String,
+    },
+}
+
+/// Result alias for the storage crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+impl StorageError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StorageError::Io { context: context.into(), source }
+    }
+
+    pub(crate) fn invalid_batch(reason: impl Into<String>) -> Self {
+        StorageError::InvalidBatch { reason: reason.into() }
+    }
+
+    pub(crate) fn corruption(path: impl Into<PathBuf>, position: u64, reason: impl Into<String>) -> Self {
+        StorageError::Corruption { path: path.into(), position, reason: reason.into() }
+    }
+}
+
+/// Attaches a context (a verb phrase) to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| StorageError::io(context(), source))
+    }
+}

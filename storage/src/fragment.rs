@@ -1,0 +1,147 @@
+//! A sealed, immutable log file, read through a lazily created mmap.
+//!
+//! Only a fragment's summary (offsets, length, newest timestamp) stays in
+//! memory; its map and index entries are loaded on the first read and dropped
+//! again when the log unmaps idle fragments, so a broker with thousands of
+//! partitions holds neither thousands of maps nor their indexes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::error::{Result, StorageError};
+use crate::index::SparseIndex;
+use crate::read::{self, Gathered, ReadRange};
+use crate::{mmap, recovery};
+
+/// Suffix of sealed fragment files.
+pub const FRAGMENT_SUFFIX: &str = "frag";
+/// Suffix of fragment index files.
+pub const INDEX_SUFFIX: &str = "index";
+
+/// The file name of a log file: `{base_offset:020}.{suffix}`.
+pub(crate) fn file_name(base_offset: u64, suffix: &str) -> String {
+    format!("{base_offset:020}.{suffix}")
+}
+
+/// What is kept while a fragment is mapped.
+#[derive(Debug)]
+struct Loaded {
+    map: Bytes,
+    index: Arc<SparseIndex>,
+}
+
+/// One sealed fragment.
+#[derive(Debug)]
+pub(crate) struct Fragment {
+    pub base_offset: u64,
+    pub next_offset: u64,
+    pub len: u64,
+    pub max_timestamp: i64,
+    pub path: PathBuf,
+    pub index_path: PathBuf,
+    interval: u32,
+    loaded: Mutex<Option<Loaded>>,
+    /// Microseconds since `epoch` of the last read, for LRU unmapping.
+    last_used: AtomicU64,
+    epoch: Instant,
+}
+
+impl Fragment {
+    /// A fragment just sealed from a WAL whose index is known.
+    pub fn sealed(dir: &Path, index: &SparseIndex, interval: u32, epoch: Instant) -> Fragment {
+        Fragment {
+            base_offset: index.base_offset,
+            next_offset: index.next_offset,
+            len: index.file_len,
+            max_timestamp: index.max_timestamp,
+            path: dir.join(file_name(index.base_offset, FRAGMENT_SUFFIX)),
+            index_path: dir.join(file_name(index.base_offset, INDEX_SUFFIX)),
+            interval,
+            loaded: Mutex::new(None),
+            last_used: AtomicU64::new(0),
+            epoch,
+        }
+    }
+
+    /// Opens a fragment found on disk: checks its index against it and
+    /// rebuilds the index by scanning when it is missing or inconsistent.
+    pub fn open(dir: &Path, base_offset: u64, interval: u32, epoch: Instant) -> Result<Fragment> {
+        let path = dir.join(file_name(base_offset, FRAGMENT_SUFFIX));
+        let index_path = dir.join(file_name(base_offset, INDEX_SUFFIX));
+        let len = std::fs::metadata(&path)
+            .map_err(|e| StorageError::io(format!("stat fragment {}", path.display()), e))?
+            .len();
+        let index = match SparseIndex::load(&index_path, base_offset, len)? {
+            Some(index) => {
+                // The index is trusted for lookups only after the fragment's
+                // own header confirms it is the file the index describes.
+                let head = mmap::map_file(&path, crate::frame::FILE_HEADER_LEN.min(len as usize) as u64)?;
+                crate::frame::check_file_header(&head, &path, base_offset)?;
+                index
+            }
+            None => recovery::rebuild_fragment_index(&path, &index_path, base_offset, len, interval)?,
+        };
+        Ok(Fragment::sealed(dir, &index, interval, epoch))
+    }
+
+    fn load(&self) -> Result<(Bytes, Arc<SparseIndex>)> {
+        self.last_used.store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = &*loaded {
+            return Ok((l.map.clone(), l.index.clone()));
+        }
+        let map = mmap::map_file(&self.path, self.len)?;
+        let index = match SparseIndex::load(&self.index_path, self.base_offset, self.len)? {
+            Some(index) => index,
+            None => recovery::rebuild_fragment_index(&self.path, &self.index_path, self.base_offset, self.len, self.interval)?,
+        };
+        if index.next_offset != self.next_offset {
+            return Err(StorageError::corruption(
+                &self.index_path,
+                0,
+                format!("index now ends at offset {}, {} when opened", index.next_offset, self.next_offset),
+            ));
+        }
+        let index = Arc::new(index);
+        *loaded = Some(Loaded { map: map.clone(), index: index.clone() });
+        Ok((map, index))
+    }
+
+    /// True when the fragment is mapped.
+    pub fn is_mapped(&self) -> bool {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
+    /// Microseconds (since the log's epoch) of the last read.
+    pub fn last_used_micros(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// Drops the map and index; slices handed out stay valid.
+    pub fn unmap(&self) {
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Reads whole batches for `range` into `out`.
+    pub fn read(&self, range: ReadRange, out: &mut Gathered) -> Result<()> {
+        let (map, index) = self.load()?;
+        let pos = index.position_for_offset(range.offset) as usize;
+        read::carve(&map, pos, range, out, &self.path, 0, true)
+    }
+
+    /// The first offset whose batch has a timestamp at or after `ts`, if any
+    /// batch in this fragment has one.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+        if self.max_timestamp < ts {
+            return Ok(None);
+        }
+        let (map, index) = self.load()?;
+        let pos = index.position_for_timestamp(ts) as usize;
+        crate::timestamp::first_at_or_after(&map, pos, ts, &self.path)
+    }
+}

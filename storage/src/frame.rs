@@ -1,0 +1,191 @@
+//! The log file format shared by the WAL and sealed fragments.
+//!
+//! A fragment is a sealed WAL renamed, so both have the same layout
+//! (little-endian throughout):
+//!
+//! ```text
+//! file header (FILE_HEADER_LEN = 32 bytes)
+//!      0   8 magic        FILE_MAGIC "GOULLOG\0"
+//!      8   2 version      FILE_VERSION
+//!     10   2 reserved     0
+//!     12   8 base_offset  u64, equal to the number in the file name
+//!     20   8 reserved     0
+//!     28   4 crc          CRC-32 of bytes [0, 28)
+//! frames, back to back, until the end of the file
+//!      0   4 len          u32, bytes of the batch that follows
+//!      4   4 crc          CRC-32 of the batch bytes
+//!      8 len batch        one record batch (see `batch`), offsets stamped
+//! ```
+//!
+//! The frame CRC covers the whole batch, including the base offset and leader
+//! epoch that the batch's own CRC leaves out, so a torn or flipped byte anywhere
+//! in a frame is caught. A frame is valid only if its length is within bounds,
+//! its CRC matches, its batch header parses and its base offset continues the
+//! previous frame's offsets.
+
+use std::path::Path;
+
+use crate::batch::{self, BATCH_MAGIC, HEADER_LEN as BATCH_HEADER_LEN, MAX_BATCH_LEN};
+use crate::error::{Result, StorageError};
+
+/// Magic bytes at the start of every WAL and fragment file.
+pub const FILE_MAGIC: [u8; 8] = *b"GOULLOG\0";
+/// Version of the log file format.
+pub const FILE_VERSION: u16 = 1;
+/// Length of the file header; the first frame starts here.
+pub const FILE_HEADER_LEN: usize = 32;
+/// Length of a frame header (len + crc).
+pub const FRAME_HEADER_LEN: usize = 8;
+/// Bytes needed to read a frame's header and its batch header.
+pub(crate) const FRAME_PEEK_LEN: usize = FRAME_HEADER_LEN + BATCH_HEADER_LEN;
+
+/// Encodes the header of a log file whose first offset is `base_offset`.
+pub(crate) fn file_header(base_offset: u64) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..8].copy_from_slice(&FILE_MAGIC);
+    h[8..10].copy_from_slice(&FILE_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&base_offset.to_le_bytes());
+    let crc = crc32fast::hash(&h[..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Checks a log file header against the base offset its name promises.
+pub(crate) fn check_file_header(bytes: &[u8], path: &Path, base_offset: u64) -> Result<()> {
+    let bad = |reason: String| Err(StorageError::corruption(path, 0, reason));
+    if bytes.len() < FILE_HEADER_LEN {
+        return bad(format!("file of {} bytes has no complete header", bytes.len()));
+    }
+    let h = &bytes[..FILE_HEADER_LEN];
+    if h[0..8] != FILE_MAGIC {
+        return bad("bad magic".into());
+    }
+    let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
+    if crc != crc32fast::hash(&h[..28]) {
+        return bad("header CRC mismatch".into());
+    }
+    let version = u16::from_le_bytes([h[8], h[9]]);
+    if version != FILE_VERSION {
+        return bad(format!("unsupported format version {version}"));
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[12..20]);
+    let stored = u64::from_le_bytes(b);
+    if stored != base_offset {
+        return bad(format!("header says base offset {stored}, file name says {base_offset}"));
+    }
+    Ok(())
+}
+
+/// The frame header for `batch`, whose first bytes may have been restamped:
+/// `prefix` replaces the batch's first `prefix.len()` bytes.
+pub(crate) fn frame_header(prefix: &[u8], batch: &[u8]) -> [u8; FRAME_HEADER_LEN] {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(prefix);
+    hasher.update(&batch[prefix.len()..]);
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    h[0..4].copy_from_slice(&(batch.len() as u32).to_le_bytes());
+    h[4..8].copy_from_slice(&hasher.finalize().to_le_bytes());
+    h
+}
+
+/// What the header of a frame (and of its batch) says, bounds-checked but not
+/// CRC-checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameInfo {
+    /// Length of the batch (the frame is `FRAME_HEADER_LEN` longer).
+    pub len: usize,
+    /// CRC stored in the frame header.
+    pub crc: u32,
+    /// Base offset of the batch.
+    pub base_offset: u64,
+    /// Offset after the batch's last record.
+    pub next_offset: u64,
+    /// Largest timestamp in the batch.
+    pub max_timestamp: i64,
+}
+
+impl FrameInfo {
+    /// Bytes the whole frame takes in the file.
+    pub fn frame_len(&self) -> usize {
+        FRAME_HEADER_LEN + self.len
+    }
+}
+
+/// Parses the frame header and batch header at the start of `bytes`, which
+/// must hold at least `FRAME_PEEK_LEN` bytes. Checks that the lengths agree
+/// and are in bounds; does not look at the CRC.
+pub(crate) fn peek_frame(bytes: &[u8]) -> std::result::Result<FrameInfo, String> {
+    if bytes.len() < FRAME_PEEK_LEN {
+        return Err(format!("only {} bytes left, a frame needs at least {FRAME_PEEK_LEN}", bytes.len()));
+    }
+    let len = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    if !(BATCH_HEADER_LEN..=MAX_BATCH_LEN).contains(&len) {
+        return Err(format!("frame length {len} out of bounds"));
+    }
+    let b = &bytes[FRAME_HEADER_LEN..];
+    if batch::peek_batch_len(b) != Some(len) {
+        return Err(format!("frame length {len} disagrees with the batch length {:?}", batch::peek_batch_len(b)));
+    }
+    if b[16] != BATCH_MAGIC {
+        return Err(format!("unknown batch magic {}", b[16]));
+    }
+    let u64_at = |at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(a)
+    };
+    let count = u32::from_le_bytes([b[53], b[54], b[55], b[56]]);
+    if count == 0 {
+        return Err("batch with no records".into());
+    }
+    let base_offset = u64_at(0);
+    let next_offset = base_offset
+        .checked_add(u64::from(count))
+        .ok_or_else(|| format!("base offset {base_offset} + {count} records overflows"))?;
+    Ok(FrameInfo {
+        len,
+        crc: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+        base_offset,
+        next_offset,
+        max_timestamp: u64_at(31) as i64,
+    })
+}
+
+/// Fully checks the frame at the start of `bytes`: header bounds, the frame
+/// fits, and the CRC matches.
+pub(crate) fn check_frame(bytes: &[u8]) -> std::result::Result<FrameInfo, String> {
+    let info = peek_frame(bytes)?;
+    if info.frame_len() > bytes.len() {
+        return Err(format!("frame of {} bytes runs past the end ({} left)", info.frame_len(), bytes.len()));
+    }
+    let actual = crc32fast::hash(&bytes[FRAME_HEADER_LEN..info.frame_len()]);
+    if actual != info.crc {
+        return Err(format!("frame CRC mismatch: stored {:#010x}, computed {actual:#010x}", info.crc));
+    }
+    Ok(info)
+}
+
+/// Looks for any complete, CRC-valid frame starting after byte 0 of `bytes`.
+/// Used after a bad frame to tell a torn tail (nothing valid follows) from
+/// corruption in the middle of the log (valid data follows). The cheap header
+/// checks reject almost every position before a CRC is computed.
+pub(crate) fn find_valid_frame_after(bytes: &[u8]) -> Option<usize> {
+    (1..bytes.len().saturating_sub(FRAME_PEEK_LEN - 1)).find(|&at| check_frame(&bytes[at..]).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_header_round_trips_and_rejects_the_wrong_base() {
+        let h = file_header(42);
+        check_file_header(&h, Path::new("x"), 42).unwrap();
+        assert!(check_file_header(&h, Path::new("x"), 43).is_err());
+        let mut flipped = h;
+        flipped[13] ^= 1;
+        assert!(check_file_header(&flipped, Path::new("x"), 42).is_err());
+        assert!(check_file_header(&h[..10], Path::new("x"), 42).is_err());
+    }
+}

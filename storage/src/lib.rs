@@ -1,0 +1,35 @@
+//! Goulette's partition log: the storage engine under every broker.
+//!
+//! - [`batch`]: the record-batch encoding shared by client, broker and storage.
+//! - [`compression`]: gzip, snappy, lz4 and zstd for batch records.
+//! - [`log`]: [`PartitionLog`], one partition's log: append, read, recovery,
+//!   retention, truncation, group commit.
+//! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
+//! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
+//! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
+//! - [`config`], [`error`]: settings and the one error type.
+//!
+//! No networking lives here. The formats are documented in each module and in
+//! `docs/storage.md`.
+
+pub mod batch;
+pub mod compression;
+pub mod config;
+mod crashsafe;
+pub mod error;
+mod fragment;
+pub mod frame;
+pub mod index;
+pub mod log;
+mod mmap;
+mod read;
+mod recovery;
+mod timestamp;
+mod varint;
+mod wal;
+
+pub use batch::{Batch, BatchBuilder, ProducerInfo, Record, StoredRecord, TimestampType};
+pub use compression::Compression;
+pub use config::{FlushPolicy, LogConfig};
+pub use error::{Result, StorageError};
+pub use log::{AppendInfo, PartitionLog, now_ms};

@@ -1,0 +1,626 @@
+//! `PartitionLog`: one partition's ordered, durable log.
+//!
+//! On disk, a partition directory holds sealed fragments
+//! `{base:020}.frag` (+ `.index`) and one active WAL `{base:020}.wal`; each
+//! file's name is the offset of its first record, and each file starts where
+//! the previous one ends. Offsets are assigned here, never change and are
+//! never reused: retention only moves the log start forward.
+//!
+//! Concurrency: one mutex guards the file set and the WAL's write position;
+//! it is held for the `writev` of an append but never for an fdatasync or a
+//! read's I/O. With `FlushPolicy::Always`, appenders wait on a condition
+//! variable for the durable offset to pass their batch; the first waiter
+//! with no fdatasync in flight runs one for everybody (group commit), so N
+//! concurrent appenders share about one fdatasync per round.
+//!
+//! Crash protocol of the multi-file steps:
+//! - seal: fdatasync WAL → rename `.wal` to `.frag` → write `.index`
+//!   (tmp, fsync, rename) → create the next `.wal` (tmp, fsync, rename) →
+//!   fsync the directory. A crash leaves a fragment without index (rebuilt)
+//!   or without a following WAL (created).
+//! - truncation into a fragment `b`: write the kept prefix of `b` as
+//!   `{b}.wal` (tmp, fsync, rename, fsync dir) — the commit point — then
+//!   delete `{b}.frag` and every file after it. Recovery completes an
+//!   interrupted truncation: every fragment at or after the lowest WAL, and
+//!   every other WAL, is deleted.
+//! - retention: unlink the oldest `.frag` then its `.index`, fsync dir.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::batch::Batch;
+use crate::config::{FlushPolicy, LogConfig};
+use crate::crashsafe::{self, TMP_SUFFIX};
+use crate::error::{IoContext, Result, StorageError};
+use crate::fragment::{FRAGMENT_SUFFIX, Fragment, INDEX_SUFFIX, file_name};
+use crate::frame::{self, FILE_HEADER_LEN};
+use crate::read::{Gathered, ReadRange};
+use crate::wal::{WAL_SUFFIX, Wal};
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: u64,
+    /// Offset after its last record (the new log end).
+    pub next_offset: u64,
+    /// The batch's largest timestamp.
+    pub max_timestamp: i64,
+}
+
+/// The partition log. Cheap to share behind an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    inner: Mutex<Inner>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+    epoch: Instant,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Sealed fragments, oldest first, each starting where the previous ends.
+    fragments: Vec<Arc<Fragment>>,
+    wal: Wal,
+    /// Set when the log stops accepting work (closed, or an fsync failed:
+    /// after a failed fsync the kernel may have dropped dirty pages, so
+    /// nothing written since the last good one can be vouched for).
+    failed: Option<String>,
+    /// Wall-clock ms of the last explicit flush (for `FlushPolicy::Interval`).
+    last_flush_ms: i64,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    /// Every offset below this is on stable storage.
+    durable: u64,
+    /// An fdatasync is running on behalf of all waiters.
+    syncing: bool,
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A file name of the partition directory, parsed.
+fn parse_name(name: &str) -> Option<(u64, &str)> {
+    let (stem, suffix) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, suffix))
+}
+
+impl PartitionLog {
+    /// Opens (creating if needed) the log in `dir` and recovers it: completes
+    /// an interrupted truncation, checks every fragment's index (rebuilding
+    /// it if needed), checks that the files are contiguous, and scans the WAL,
+    /// truncating a torn tail.
+    pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<PartitionLog> {
+        config.validate()?;
+        let dir = dir.into();
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).context(|| format!("create partition directory {}", dir.display()))?;
+            if let Some(parent) = dir.parent() {
+                crashsafe::fsync_dir(parent)?;
+            }
+        }
+        let epoch = Instant::now();
+        let interval = config.index_interval_bytes;
+
+        let mut wals = BTreeSet::new();
+        let mut frags = BTreeSet::new();
+        let mut indexes = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).context(|| format!("list {}", dir.display()))? {
+            let entry = entry.context(|| format!("list {}", dir.display()))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(TMP_SUFFIX) {
+                crashsafe::remove_if_exists(&entry.path())?;
+                continue;
+            }
+            match parse_name(name) {
+                Some((base, WAL_SUFFIX)) => wals.insert(base),
+                Some((base, FRAGMENT_SUFFIX)) => frags.insert(base),
+                Some((base, INDEX_SUFFIX)) => indexes.insert(base),
+                _ => {
+                    tracing::warn!(dir = %dir.display(), file = name, "ignoring unexpected file in partition directory");
+                    false
+                }
+            };
+        }
+
+        let mut changed = false;
+        if let Some(&lowest_wal) = wals.first() {
+            let stale_frags: Vec<u64> = frags.range(lowest_wal..).copied().collect();
+            let stale_wals: Vec<u64> = wals.iter().skip(1).copied().collect();
+            if !stale_frags.is_empty() || !stale_wals.is_empty() {
+                tracing::warn!(dir = %dir.display(), wal = lowest_wal, "completing an interrupted truncation");
+            }
+            for base in stale_frags {
+                crashsafe::remove_if_exists(&dir.join(file_name(base, FRAGMENT_SUFFIX)))?;
+                frags.remove(&base);
+                changed = true;
+            }
+            for base in stale_wals {
+                crashsafe::remove_if_exists(&dir.join(file_name(base, WAL_SUFFIX)))?;
+                wals.remove(&base);
+                changed = true;
+            }
+        }
+        for base in indexes.difference(&frags) {
+            crashsafe::remove_if_exists(&dir.join(file_name(*base, INDEX_SUFFIX)))?;
+            changed = true;
+        }
+        if changed {
+            crashsafe::fsync_dir(&dir)?;
+        }
+
+        let mut fragments: Vec<Arc<Fragment>> = Vec::with_capacity(frags.len());
+        for &base in &frags {
+            let fragment = Fragment::open(&dir, base, interval, epoch)?;
+            if let Some(prev) = fragments.last()
+                && prev.next_offset != base
+            {
+                return Err(StorageError::corruption(
+                    &fragment.path,
+                    0,
+                    format!("previous fragment ends at offset {}, this one starts at {base}", prev.next_offset),
+                ));
+            }
+            fragments.push(Arc::new(fragment));
+        }
+
+        let expected_wal_base = fragments.last().map_or(0, |f| f.next_offset);
+        let wal = match wals.first() {
+            Some(&base) if fragments.is_empty() || base == expected_wal_base => Wal::open(&dir, base, interval)?,
+            Some(&base) => {
+                return Err(StorageError::corruption(
+                    dir.join(file_name(base, WAL_SUFFIX)),
+                    0,
+                    format!("WAL starts at offset {base}, the last fragment ends at {expected_wal_base}"),
+                ));
+            }
+            None => {
+                let wal = Wal::create(&dir, expected_wal_base, interval)?;
+                crashsafe::fsync_dir(&dir)?;
+                wal
+            }
+        };
+        let durable = wal.index.next_offset;
+        tracing::debug!(
+            dir = %dir.display(),
+            fragments = fragments.len(),
+            log_start = fragments.first().map_or(wal.index.base_offset, |f| f.base_offset),
+            log_end = durable,
+            "opened partition log"
+        );
+        Ok(PartitionLog {
+            dir,
+            config,
+            inner: Mutex::new(Inner { fragments, wal, failed: None, last_flush_ms: now_ms() }),
+            sync: Mutex::new(SyncState { durable, syncing: false }),
+            synced: Condvar::new(),
+            epoch,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_sync(&self) -> MutexGuard<'_, SyncState> {
+        self.sync.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// First offset still held.
+    pub fn log_start_offset(&self) -> u64 {
+        let inner = self.lock();
+        inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset)
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> u64 {
+        self.lock().wal.index.next_offset
+    }
+
+    /// Bytes held on disk (fragments and WAL).
+    pub fn size_bytes(&self) -> u64 {
+        let inner = self.lock();
+        inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wal.len()
+    }
+
+    /// Number of sealed fragments.
+    pub fn fragment_count(&self) -> usize {
+        self.lock().fragments.len()
+    }
+
+    /// Number of fragments currently mapped.
+    pub fn mapped_fragment_count(&self) -> usize {
+        self.lock().fragments.iter().filter(|f| f.is_mapped()).count()
+    }
+
+    fn check_open(&self, inner: &Inner) -> Result<()> {
+        match &inner.failed {
+            Some(reason) => Err(StorageError::Closed { dir: self.dir.clone(), reason: reason.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends a batch as partition leader: assigns its offsets (from the log
+    /// end) and stamps `leader_epoch`. Under `FlushPolicy::Always` it returns
+    /// once the batch is on stable storage.
+    pub fn append(&self, batch: &Batch, leader_epoch: u32) -> Result<AppendInfo> {
+        self.append_at(batch, None, leader_epoch)
+    }
+
+    /// Appends a batch copied from the partition leader, keeping its offsets
+    /// and leader epoch. Its base offset must be the log end offset.
+    pub fn append_replicated(&self, batch: &Batch) -> Result<AppendInfo> {
+        self.append_at(batch, Some(batch.base_offset()), batch.partition_leader_epoch())
+    }
+
+    fn append_at(&self, batch: &Batch, expected_base: Option<u64>, leader_epoch: u32) -> Result<AppendInfo> {
+        if batch.len() > self.config.max_batch_bytes {
+            return Err(StorageError::BatchTooLarge { size: batch.len(), max: self.config.max_batch_bytes });
+        }
+        let now = now_ms();
+        let info = {
+            let mut inner = self.lock();
+            self.check_open(&inner)?;
+            let base = inner.wal.index.next_offset;
+            if let Some(expected) = expected_base
+                && expected != base
+            {
+                return Err(StorageError::invalid_batch(format!(
+                    "replicated batch starts at offset {expected}, the log ends at {base}"
+                )));
+            }
+            let info = match inner.wal.append(batch, base, leader_epoch, now) {
+                Ok(info) => info,
+                Err(e @ StorageError::Closed { .. }) => {
+                    inner.failed = Some(e.to_string());
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            if self.seal_due(&inner, now) {
+                self.seal(&mut inner)?;
+            }
+            AppendInfo { base_offset: base, next_offset: info.next_offset, max_timestamp: info.max_timestamp }
+        };
+        if self.config.flush == FlushPolicy::Always {
+            self.wait_durable(info.next_offset)?;
+        }
+        Ok(info)
+    }
+
+    fn seal_due(&self, inner: &Inner, now_ms: i64) -> bool {
+        let wal = &inner.wal;
+        let too_old = wal
+            .first_append_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.fragment_max_age.as_millis() as i64);
+        !wal.is_empty() && (wal.len() >= self.config.fragment_bytes || too_old)
+    }
+
+    /// Waits until every offset below `target` is durable, running the
+    /// fdatasync itself when no other waiter is.
+    fn wait_durable(&self, target: u64) -> Result<()> {
+        let mut state = self.lock_sync();
+        loop {
+            if state.durable >= target {
+                return Ok(());
+            }
+            if state.syncing {
+                state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            state.syncing = true;
+            drop(state);
+            let result = self.sync_wal();
+            state = self.lock_sync();
+            state.syncing = false;
+            self.synced.notify_all();
+            result?;
+        }
+    }
+
+    /// One fdatasync of the WAL, covering everything written before it
+    /// started; records the new durable offset, or fails the log.
+    fn sync_wal(&self) -> Result<()> {
+        let (file, upto, path) = {
+            let inner = self.lock();
+            self.check_open(&inner)?;
+            (inner.wal.file.clone(), inner.wal.index.next_offset, inner.wal.path.clone())
+        };
+        match file.sync_data() {
+            Ok(()) => {
+                let mut state = self.lock_sync();
+                state.durable = state.durable.max(upto);
+                Ok(())
+            }
+            Err(e) => {
+                let err = StorageError::io(format!("fdatasync WAL {}", path.display()), e);
+                tracing::error!(error = %err, "fsync failed; the partition log stops accepting writes");
+                self.lock().failed = Some(err.to_string());
+                Err(err)
+            }
+        }
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn flush(&self) -> Result<()> {
+        let target = self.log_end_offset();
+        self.wait_durable(target)?;
+        self.lock().last_flush_ms = now_ms();
+        Ok(())
+    }
+
+    /// Seals the WAL into a fragment (see the crash protocol above). Any
+    /// failure after the rename fails the log: its in-memory file set no
+    /// longer matches the directory, and a reopen recovers it.
+    fn seal(&self, inner: &mut Inner) -> Result<()> {
+        if inner.wal.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = inner.wal.sync() {
+            inner.failed = Some(e.to_string());
+            return Err(e);
+        }
+        let result = (|| {
+            let index = inner.wal.index.clone();
+            let fragment = Fragment::sealed(&self.dir, &index, self.config.index_interval_bytes, self.epoch);
+            std::fs::rename(&inner.wal.path, &fragment.path)
+                .context(|| format!("rename {} to {}", inner.wal.path.display(), fragment.path.display()))?;
+            crashsafe::write_atomic_no_dir_sync(&fragment.index_path, &[&index.encode()])?;
+            let wal = Wal::create(&self.dir, index.next_offset, self.config.index_interval_bytes)?;
+            crashsafe::fsync_dir(&self.dir)?;
+            tracing::debug!(fragment = %fragment.path.display(), bytes = index.file_len, "sealed WAL");
+            Ok((fragment, wal))
+        })();
+        match result {
+            Ok((fragment, wal)) => {
+                let sealed_end = fragment.next_offset;
+                inner.fragments.push(Arc::new(fragment));
+                inner.wal = wal;
+                let mut state = self.lock_sync();
+                state.durable = state.durable.max(sealed_end);
+                Ok(())
+            }
+            Err(e) => {
+                inner.failed = Some(format!("sealing failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads whole batches starting with the one holding `offset`, up to
+    /// about `max_bytes` (at least one batch). Fragment batches are zero-copy
+    /// slices of the map; WAL batches slices of one buffer read per call.
+    /// Reads stay within one file; an empty result means `offset` is the log end.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<Vec<Bytes>> {
+        self.read_bounded(offset, max_bytes, u64::MAX)
+    }
+
+    /// Like [`PartitionLog::read`], but returns no batch that starts at or
+    /// after `upper` (e.g. the high watermark).
+    pub fn read_bounded(&self, offset: u64, max_bytes: usize, upper: u64) -> Result<Vec<Bytes>> {
+        let range = ReadRange { offset, max_bytes, upper };
+        let mut out = Gathered::default();
+        enum Source {
+            Fragment(Arc<Fragment>),
+            Wal(crate::wal::WalView),
+        }
+        let source = {
+            let inner = self.lock();
+            let start = inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+            let end = inner.wal.index.next_offset;
+            if offset < start || offset > end {
+                return Err(StorageError::OffsetOutOfRange { offset, log_start: start, log_end: end });
+            }
+            if offset >= inner.wal.index.base_offset {
+                Source::Wal(inner.wal.view_from(inner.wal.index.position_for_offset(offset)))
+            } else {
+                let i = inner.fragments.partition_point(|f| f.next_offset <= offset);
+                Source::Fragment(inner.fragments[i].clone())
+            }
+        };
+        match source {
+            Source::Wal(view) => view.read(range, &mut out)?,
+            Source::Fragment(fragment) => {
+                let was_mapped = fragment.is_mapped();
+                fragment.read(range, &mut out)?;
+                if !was_mapped {
+                    self.limit_maps(&fragment);
+                }
+            }
+        }
+        Ok(out.batches)
+    }
+
+    /// Unmaps the least recently read fragments beyond `max_mapped_fragments`.
+    fn limit_maps(&self, keep: &Arc<Fragment>) {
+        let inner = self.lock();
+        let mut mapped: Vec<&Arc<Fragment>> =
+            inner.fragments.iter().filter(|f| f.is_mapped() && !Arc::ptr_eq(f, keep)).collect();
+        let excess = (mapped.len() + 1).saturating_sub(self.config.max_mapped_fragments);
+        mapped.sort_by_key(|f| f.last_used_micros());
+        for f in mapped.into_iter().take(excess) {
+            f.unmap();
+        }
+    }
+
+    /// Unmaps fragments not read for `idle`. Slices already handed out stay valid.
+    pub fn unmap_idle(&self, idle: Duration) {
+        let now = self.epoch.elapsed().as_micros() as u64;
+        let idle = idle.as_micros() as u64;
+        for f in self.lock().fragments.iter().filter(|f| f.is_mapped()) {
+            if now.saturating_sub(f.last_used_micros()) >= idle {
+                f.unmap();
+            }
+        }
+    }
+
+    /// The offset of the first record (in log order) whose timestamp is at
+    /// or after `ts`, or `None` if there is none.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+        let (fragments, wal) = {
+            let inner = self.lock();
+            (inner.fragments.clone(), inner.wal.view_from(inner.wal.index.position_for_timestamp(ts)))
+        };
+        for fragment in &fragments {
+            if let Some(offset) = fragment.offset_for_timestamp(ts)? {
+                return Ok(Some(offset));
+            }
+        }
+        wal.offset_for_timestamp(ts)
+    }
+
+    /// Drops every record at or after `offset` (replica divergence), durably,
+    /// and returns the new log end. Batches are never split: when `offset`
+    /// falls inside a batch, that whole batch goes. An `offset` before the
+    /// log start empties the log, which then continues at `offset`.
+    pub fn truncate_to(&self, offset: u64) -> Result<u64> {
+        let mut inner = self.lock();
+        self.check_open(&inner)?;
+        let result = self.truncate_locked(&mut inner, offset);
+        if let Err(e) = &result {
+            inner.failed = Some(format!("truncation failed: {e}"));
+        }
+        let end = inner.wal.index.next_offset;
+        let mut state = self.lock_sync();
+        state.durable = state.durable.min(end);
+        result.map(|()| end)
+    }
+
+    fn truncate_locked(&self, inner: &mut Inner, offset: u64) -> Result<()> {
+        if offset >= inner.wal.index.next_offset {
+            return Ok(());
+        }
+        if offset >= inner.wal.index.base_offset {
+            return inner.wal.truncate(offset);
+        }
+        let interval = self.config.index_interval_bytes;
+        let keep = inner.fragments.partition_point(|f| f.next_offset <= offset);
+        // The kept prefix of the fragment that holds `offset` (just a file
+        // header when the cut is at its first batch, or before the log start).
+        let (new_base, prefix) = match inner.fragments.get(keep) {
+            Some(f) if f.base_offset <= offset => {
+                let mut kept = Gathered::default();
+                f.read(ReadRange { offset: f.base_offset, max_bytes: usize::MAX, upper: offset }, &mut kept)?;
+                // Only batches wholly before `offset` stay.
+                let mut bytes = frame::file_header(f.base_offset).to_vec();
+                for batch in kept.batches {
+                    let parsed = Batch::parse(batch.clone())
+                        .map_err(|e| StorageError::corruption(&f.path, 0, format!("while truncating: {e}")))?;
+                    if parsed.next_offset() > offset {
+                        break;
+                    }
+                    bytes.extend_from_slice(&frame::frame_header(&[], &batch));
+                    bytes.extend_from_slice(&batch);
+                }
+                (f.base_offset, bytes)
+            }
+            _ => (offset, frame::file_header(offset).to_vec()),
+        };
+        debug_assert!(prefix.len() >= FILE_HEADER_LEN);
+        crashsafe::write_atomic_no_dir_sync(&self.dir.join(file_name(new_base, WAL_SUFFIX)), &[&prefix])?;
+        crashsafe::fsync_dir(&self.dir)?;
+        // Committed: the lowest WAL now wins at recovery. Remove what it replaces.
+        crashsafe::remove_if_exists(&inner.wal.path)?;
+        for f in inner.fragments.drain(keep..).rev() {
+            crashsafe::remove_if_exists(&f.path)?;
+            crashsafe::remove_if_exists(&f.index_path)?;
+        }
+        crashsafe::fsync_dir(&self.dir)?;
+        inner.wal = Wal::open(&self.dir, new_base, interval)?;
+        tracing::info!(dir = %self.dir.display(), offset, log_end = inner.wal.index.next_offset, "truncated log");
+        Ok(())
+    }
+
+    /// Deletes whole fragments from the start of the log that are past the
+    /// retention limits (age of their newest record against `now_ms`, total
+    /// size). Never touches the WAL and never moves an offset: the log start
+    /// becomes the first remaining file's base. Returns the base offsets deleted.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<Vec<u64>> {
+        let victims: Vec<Arc<Fragment>> = {
+            let mut inner = self.lock();
+            let mut total: u64 = inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wal.len();
+            let mut count = 0;
+            for f in &inner.fragments {
+                let too_old = self
+                    .config
+                    .retention_age
+                    .is_some_and(|age| f.max_timestamp < now_ms.saturating_sub(age.as_millis() as i64));
+                let too_big = self.config.retention_bytes.is_some_and(|max| total.saturating_sub(f.len) >= max);
+                if !(too_old || too_big) {
+                    break;
+                }
+                total -= f.len;
+                count += 1;
+            }
+            inner.fragments.drain(..count).collect()
+        };
+        if victims.is_empty() {
+            return Ok(Vec::new());
+        }
+        for f in &victims {
+            crashsafe::remove_if_exists(&f.path)?;
+            crashsafe::remove_if_exists(&f.index_path)?;
+            tracing::info!(fragment = %f.path.display(), bytes = f.len, "retention deleted fragment");
+        }
+        crashsafe::fsync_dir(&self.dir)?;
+        Ok(victims.iter().map(|f| f.base_offset).collect())
+    }
+
+    /// Periodic housekeeping, to be called every ~100 ms by the log's owner:
+    /// seals a WAL past its age, flushes under `FlushPolicy::Interval`,
+    /// applies retention and unmaps fragments idle for `unmap_after`.
+    pub fn maintain(&self, now_ms: i64, unmap_after: Duration) -> Result<()> {
+        let flush_due = {
+            let mut inner = self.lock();
+            self.check_open(&inner)?;
+            if self.seal_due(&inner, now_ms) {
+                self.seal(&mut inner)?;
+            }
+            match self.config.flush {
+                FlushPolicy::Interval(every) => now_ms.saturating_sub(inner.last_flush_ms) >= every.as_millis() as i64,
+                _ => false,
+            }
+        };
+        if flush_due {
+            self.flush()?;
+        }
+        self.enforce_retention(now_ms)?;
+        self.unmap_idle(unmap_after);
+        Ok(())
+    }
+
+    /// Flushes and closes the log; later calls fail with `Closed`.
+    pub fn close(&self) -> Result<()> {
+        self.flush()?;
+        let mut inner = self.lock();
+        inner.failed = Some("closed".into());
+        for f in &inner.fragments {
+            f.unmap();
+        }
+        Ok(())
+    }
+}

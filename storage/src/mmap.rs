@@ -1,0 +1,37 @@
+//! The one place that maps files into memory.
+
+use std::fs::File;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::error::{IoContext, Result};
+
+/// Maps the first `len` bytes of a file read-only and wraps the map in
+/// `Bytes`, so that readers get zero-copy slices that keep the map alive after
+/// the log itself drops it (an unlinked or unmapped fragment stays readable
+/// for whoever still holds a slice).
+pub(crate) fn map_file(path: &Path, len: u64) -> Result<Bytes> {
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    let file = File::open(path).context(|| format!("open {} for mapping", path.display()))?;
+    let actual = file.metadata().context(|| format!("stat {}", path.display()))?.len();
+    if actual < len {
+        return Err(crate::error::StorageError::corruption(
+            path,
+            actual,
+            format!("file has {actual} bytes, {len} expected"),
+        ));
+    }
+    // SAFETY: Goulette maps only files it never modifies in place while mapped:
+    // sealed fragments are immutable (truncation into a fragment writes a new
+    // file and unlinks the old one, which keeps existing maps valid), and the
+    // WAL is mapped only during recovery, before any writer exists, and the map
+    // is dropped before the WAL is truncated. Files in the partition directory
+    // belong to this process alone; another process shrinking one would be
+    // outside the contract (and would raise SIGBUS, as for any mmap reader).
+    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }
+        .context(|| format!("mmap {}", path.display()))?;
+    Ok(Bytes::from_owner(map))
+}
