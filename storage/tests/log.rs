@@ -1,0 +1,311 @@
+//! Behaviour of `PartitionLog` through its public API, on real files.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{all_values, batch, sized_batch, small_config};
+use goulette_storage::{Batch, FlushPolicy, LogConfig, PartitionLog, StorageError};
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn given_appends_when_read_back_should_return_every_record_in_order_with_assigned_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..100 {
+        let info = log.append(&batch(&format!("b{i}"), 3, 1000 + i), 7).unwrap();
+        assert_eq!(info.base_offset, i as u64 * 3);
+        assert_eq!(info.next_offset, i as u64 * 3 + 3);
+        for j in 0..3 {
+            expected.push((i as u64 * 3 + j, format!("b{i}-{j}")));
+        }
+    }
+    assert!(log.fragment_count() > 3, "small fragments should have sealed");
+    assert_eq!(all_values(&log, 0), expected);
+    // Reads from the middle of a batch return that batch; stamped fields are set.
+    let first = Batch::parse(log.read(40, 1).unwrap().remove(0)).unwrap();
+    assert_eq!((first.base_offset(), first.partition_leader_epoch()), (39, 7));
+    assert_eq!(log.read(300, 1000).unwrap(), Vec::<bytes::Bytes>::new());
+    assert!(matches!(log.read(301, 1000), Err(StorageError::OffsetOutOfRange { .. })));
+}
+
+#[test]
+fn given_sealed_fragments_when_reopened_should_keep_offsets_and_continue_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        for i in 0..50 {
+            log.append(&batch(&format!("b{i}"), 2, i), 0).unwrap();
+        }
+        log.close().unwrap();
+    }
+    let files = names(dir.path());
+    assert_eq!(files.iter().filter(|n| n.ends_with(".wal")).count(), 1, "{files:?}");
+    assert!(files.iter().any(|n| n == "00000000000000000000.frag"), "{files:?}");
+    assert!(files.iter().any(|n| n == "00000000000000000000.index"), "{files:?}");
+
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 100));
+    assert_eq!(log.append(&batch("after", 1, 0), 0).unwrap().base_offset, 100);
+    assert_eq!(all_values(&log, 99), vec![(99, "b49-1".into()), (100, "after-0".into())]);
+}
+
+#[test]
+fn given_max_bytes_when_reading_should_return_whole_batches_and_at_least_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { max_batch_bytes: 64 << 10, fragment_bytes: 1 << 20, ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    for _ in 0..10 {
+        log.append(&sized_batch(100, 0), 0).unwrap();
+    }
+    let big = log.append(&sized_batch(20_000, 0), 0).unwrap();
+    let one = log.read(0, 1).unwrap();
+    assert_eq!(one.len(), 1);
+    let some = log.read(0, 500).unwrap();
+    assert!(!some.is_empty() && some.iter().map(|b| b.len()).sum::<usize>() <= 500);
+    // A batch larger than max_bytes still comes back whole.
+    let whole = log.read(big.base_offset, 10).unwrap();
+    assert_eq!(Batch::parse(whole[0].clone()).unwrap().records().unwrap()[0].record.value.len(), 20_000);
+    // read_bounded never returns a batch at or past `upper`.
+    let bounded = log.read_bounded(0, 1 << 20, 5).unwrap();
+    assert!(bounded.iter().all(|b| Batch::parse(b.clone()).unwrap().base_offset() < 5));
+}
+
+#[test]
+fn given_oversized_batch_when_appended_should_be_refused_and_log_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let err = log.append(&sized_batch(10_000, 0), 0).unwrap_err();
+    assert!(matches!(err, StorageError::BatchTooLarge { max: 4096, .. }), "{err}");
+    assert_eq!(log.log_end_offset(), 0);
+}
+
+#[test]
+fn given_truncation_inside_the_wal_when_reopened_should_hold_only_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { fragment_bytes: 1 << 20, ..small_config() };
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    for i in 0..10 {
+        log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+    }
+    // Offset 7 is inside batch 3 (offsets 6, 7): that whole batch goes.
+    assert_eq!(log.truncate_to(7).unwrap(), 6);
+    assert_eq!(log.append(&batch("new", 1, 0), 0).unwrap().base_offset, 6);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    let values = all_values(&log, 0);
+    assert_eq!(values.len(), 7);
+    assert_eq!(values[6], (6, "new-0".into()));
+}
+
+#[test]
+fn given_truncation_into_a_sealed_fragment_when_reopened_should_drop_later_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..100 {
+        log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+    }
+    let fragments_before = log.fragment_count();
+    assert!(fragments_before >= 3);
+    assert_eq!(log.truncate_to(31).unwrap(), 30);
+    assert!(log.fragment_count() < fragments_before);
+    assert_eq!(log.append(&batch("new", 1, 0), 0).unwrap().base_offset, 30);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let values = all_values(&log, 0);
+    assert_eq!(values.len(), 31);
+    assert_eq!(values[29], (29, "b14-1".into()));
+    assert_eq!(values[30], (30, "new-0".into()));
+    assert_eq!(names(dir.path()).iter().filter(|n| n.ends_with(".wal")).count(), 1);
+}
+
+#[test]
+fn given_truncation_before_the_log_start_should_empty_the_log_and_continue_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..10 {
+        log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+    }
+    assert_eq!(log.truncate_to(0).unwrap(), 0);
+    assert_eq!((log.log_start_offset(), log.log_end_offset(), log.fragment_count()), (0, 0, 0));
+    assert_eq!(log.append(&batch("again", 1, 0), 0).unwrap().base_offset, 0);
+}
+
+#[test]
+fn given_retention_by_size_should_delete_whole_fragments_from_the_start_and_keep_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { retention_bytes: Some(8192), ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..200 {
+        log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+    }
+    let before = log.size_bytes();
+    let deleted = log.enforce_retention(goulette_storage::now_ms()).unwrap();
+    assert!(!deleted.is_empty());
+    let start = log.log_start_offset();
+    assert!(start > 0);
+    assert!(log.size_bytes() >= 8192 && log.size_bytes() < before);
+    assert_eq!(log.log_end_offset(), 400, "the end never moves");
+    assert!(matches!(log.read(0, 100), Err(StorageError::OffsetOutOfRange { .. })));
+    let values = all_values(&log, start);
+    assert_eq!(values.first().unwrap().0, start);
+    assert_eq!(values.last().unwrap(), &(399, "b199-1".to_string()));
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, 400));
+}
+
+#[test]
+fn given_retention_by_age_should_delete_old_fragments_but_never_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { retention_age: Some(Duration::from_secs(60)), ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    let now = 1_000_000_000;
+    for i in 0..60 {
+        log.append(&batch(&format!("old{i}"), 2, now - 3_600_000), 0).unwrap();
+    }
+    for i in 0..60 {
+        log.append(&batch(&format!("new{i}"), 2, now), 0).unwrap();
+    }
+    log.enforce_retention(now).unwrap();
+    let values = all_values(&log, log.log_start_offset());
+    assert!(values.iter().all(|(_, v)| v.starts_with("new") || v.starts_with("old")));
+    assert!(values.iter().any(|(_, v)| v.starts_with("new0-")), "recent data is kept");
+    assert!(values.iter().filter(|(_, v)| v.starts_with("old")).count() < 20, "old fragments are gone");
+    // Far in the future everything sealed is old, but the WAL stays.
+    log.enforce_retention(now + 86_400_000).unwrap();
+    assert_eq!(log.fragment_count(), 0);
+    assert_eq!(log.log_end_offset(), 240);
+    assert_eq!(log.log_start_offset(), log.log_end_offset() - all_values(&log, log.log_start_offset()).len() as u64);
+}
+
+#[test]
+fn given_timestamps_should_find_the_first_record_at_or_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // Batch i holds records with timestamps 1000*i + 0..5.
+    for i in 0..100 {
+        log.append(&batch(&format!("b{i}"), 5, 1000 * i), 0).unwrap();
+    }
+    assert!(log.fragment_count() > 2);
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some(0));
+    assert_eq!(log.offset_for_timestamp(3).unwrap(), Some(3));
+    assert_eq!(log.offset_for_timestamp(5).unwrap(), Some(5));
+    assert_eq!(log.offset_for_timestamp(42_002).unwrap(), Some(212));
+    assert_eq!(log.offset_for_timestamp(99_004).unwrap(), Some(499));
+    assert_eq!(log.offset_for_timestamp(99_005).unwrap(), None);
+}
+
+#[test]
+fn given_missing_or_damaged_index_when_reopened_should_rebuild_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        for i in 0..60 {
+            log.append(&batch(&format!("b{i}"), 2, 10 * i), 0).unwrap();
+        }
+    }
+    let files = names(dir.path());
+    let indexes: Vec<&String> = files.iter().filter(|n| n.ends_with(".index")).collect();
+    assert!(indexes.len() >= 2);
+    let first = dir.path().join(indexes[0]);
+    let original = std::fs::read(&first).unwrap();
+    std::fs::remove_file(&first).unwrap();
+    let mut damaged = std::fs::read(dir.path().join(indexes[1])).unwrap();
+    let at = damaged.len() - 5;
+    damaged[at] ^= 0xff;
+    std::fs::write(dir.path().join(indexes[1]), &damaged).unwrap();
+
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(std::fs::read(&first).unwrap(), original, "rebuilt index equals the original");
+    assert_ne!(std::fs::read(dir.path().join(indexes[1])).unwrap(), damaged);
+    assert_eq!(all_values(&log, 0).len(), 120);
+    assert_eq!(log.offset_for_timestamp(305).unwrap(), Some(62));
+}
+
+#[test]
+fn given_many_fragments_read_should_keep_at_most_the_configured_number_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { max_mapped_fragments: 2, ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..200 {
+        log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+    }
+    assert!(log.fragment_count() >= 5);
+    let held = log.read(0, 10).unwrap();
+    assert_eq!(all_values(&log, 0).len(), 400);
+    assert!(log.mapped_fragment_count() <= 2, "{}", log.mapped_fragment_count());
+    log.unmap_idle(Duration::ZERO);
+    assert_eq!(log.mapped_fragment_count(), 0);
+    // Slices handed out before unmapping stay readable.
+    assert_eq!(Batch::parse(held[0].clone()).unwrap().base_offset(), 0);
+}
+
+#[test]
+fn given_flush_always_concurrent_appenders_should_share_fsyncs_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { flush: FlushPolicy::Always, fragment_bytes: 1 << 20, max_batch_bytes: 1 << 16, ..small_config() };
+    let log = Arc::new(PartitionLog::open(dir.path(), config).unwrap());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                (0..50).map(|i| log.append(&batch(&format!("t{t}-{i}"), 1, 0), 0).unwrap().base_offset).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut offsets: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    offsets.sort();
+    assert_eq!(offsets, (0..400).collect::<Vec<_>>(), "every offset assigned exactly once");
+    let values = all_values(&log, 0);
+    for t in 0..8 {
+        let mine: Vec<&String> = values.iter().map(|(_, v)| v).filter(|v| v.starts_with(&format!("t{t}-"))).collect();
+        let want: Vec<String> = (0..50).map(|i| format!("t{t}-{i}-0")).collect();
+        assert_eq!(mine, want.iter().collect::<Vec<_>>(), "each appender's batches stay in its order");
+    }
+}
+
+#[test]
+fn given_replicated_batches_should_keep_the_leaders_offsets_and_refuse_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = PartitionLog::open(dir.path().join("leader"), small_config()).unwrap();
+    let follower = PartitionLog::open(dir.path().join("follower"), small_config()).unwrap();
+    for i in 0..5 {
+        leader.append(&batch(&format!("b{i}"), 2, 0), 3).unwrap();
+    }
+    for bytes in leader.read(0, 1 << 20).unwrap() {
+        follower.append_replicated(&Batch::parse(bytes).unwrap()).unwrap();
+    }
+    assert_eq!(all_values(&follower, 0), all_values(&leader, 0));
+    let gap = batch("gap", 1, 0).stamped(42, 3);
+    assert!(matches!(follower.append_replicated(&gap), Err(StorageError::InvalidBatch { .. })));
+}
+
+#[test]
+fn given_age_threshold_maintain_should_seal_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { fragment_bytes: 1 << 20, fragment_max_age: Duration::from_secs(60), ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    log.append(&batch("a", 1, 0), 0).unwrap();
+    log.maintain(goulette_storage::now_ms(), Duration::from_secs(60)).unwrap();
+    assert_eq!(log.fragment_count(), 0);
+    log.maintain(goulette_storage::now_ms() + 61_000, Duration::from_secs(60)).unwrap();
+    assert_eq!(log.fragment_count(), 1);
+    assert_eq!(all_values(&log, 0), vec![(0, "a-0".to_string())]);
+}
+
+#[test]
+fn given_closed_log_should_refuse_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    log.close().unwrap();
+    assert!(matches!(log.append(&batch("x", 1, 0), 0), Err(StorageError::Closed { .. })));
+}
