@@ -298,7 +298,9 @@ impl Batch {
         let stored = le_u32(&bytes, OFF_CRC);
         let actual = crc32fast::hash(&bytes[OFF_ATTRIBUTES..]);
         if stored != actual {
-            return Err(StorageError::invalid_batch(format!("CRC mismatch: stored {stored:#010x}, computed {actual:#010x}")));
+            return Err(StorageError::invalid_batch(format!(
+                "CRC mismatch: stored {stored:#010x}, computed {actual:#010x}"
+            )));
         }
         let batch = Batch { bytes };
         if batch.compression().is_none() {

@@ -71,9 +71,9 @@ impl Compression {
                 enc.write_all(input).map_err(failed)?;
                 enc.finish().map_err(failed)
             }
-            Compression::Snappy => snap::raw::Encoder::new()
-                .compress_vec(input)
-                .map_err(|e| failed(std::io::Error::other(e))),
+            Compression::Snappy => {
+                snap::raw::Encoder::new().compress_vec(input).map_err(|e| failed(std::io::Error::other(e)))
+            }
             Compression::Lz4 => {
                 let len = u32::try_from(input.len())
                     .map_err(|_| StorageError::BatchTooLarge { size: input.len(), max: u32::MAX as usize })?;
@@ -99,12 +99,10 @@ impl Compression {
                 }
                 Ok(input.to_vec())
             }
-            Compression::Gzip => {
-                read_bounded(flate2::read::GzDecoder::new(input), limit).map_err(|e| match e {
-                    Bounded::TooLarge => too_large(limit + 1),
-                    Bounded::Io(e) => corrupt(&e),
-                })
-            }
+            Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(input), limit).map_err(|e| match e {
+                Bounded::TooLarge => too_large(limit + 1),
+                Bounded::Io(e) => corrupt(&e),
+            }),
             Compression::Zstd => {
                 let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(|e| corrupt(&e))?;
                 read_bounded(decoder, limit).map_err(|e| match e {

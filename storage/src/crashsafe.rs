@@ -16,9 +16,7 @@ pub const TMP_SUFFIX: &str = ".tmp";
 
 /// fsyncs a directory, making renames, creations and deletions in it durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .context(|| format!("fsync directory {}", dir.display()))
+    File::open(dir).and_then(|d| d.sync_all()).context(|| format!("fsync directory {}", dir.display()))
 }
 
 /// Writes `contents` to `path` atomically and durably. Does not fsync the

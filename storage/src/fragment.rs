@@ -6,9 +6,9 @@
 //! partitions holds neither thousands of maps nor their indexes.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -98,7 +98,13 @@ impl Fragment {
         let map = mmap::map_file(&self.path, self.len)?;
         let index = match SparseIndex::load(&self.index_path, self.base_offset, self.len)? {
             Some(index) => index,
-            None => recovery::rebuild_fragment_index(&self.path, &self.index_path, self.base_offset, self.len, self.interval)?,
+            None => recovery::rebuild_fragment_index(
+                &self.path,
+                &self.index_path,
+                self.base_offset,
+                self.len,
+                self.interval,
+            )?,
         };
         if index.next_offset != self.next_offset {
             return Err(StorageError::corruption(

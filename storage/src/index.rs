@@ -196,7 +196,8 @@ impl SparseIndex {
         if index.next_offset <= base_offset {
             return Err(format!("next offset {} not after base {base_offset}", index.next_offset));
         }
-        let first_ok = index.entries.first().is_some_and(|e| e.relative_offset == 0 && e.position as usize == FILE_HEADER_LEN);
+        let first_ok =
+            index.entries.first().is_some_and(|e| e.relative_offset == 0 && e.position as usize == FILE_HEADER_LEN);
         let ordered = index.entries.windows(2).all(|w| {
             w[0].relative_offset < w[1].relative_offset
                 && w[0].position < w[1].position

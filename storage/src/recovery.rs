@@ -63,7 +63,11 @@ pub(crate) fn recover_wal(path: &Path, base_offset: u64, interval: u32) -> Resul
             return Err(StorageError::corruption(
                 path,
                 bad.position,
-                format!("{}; a valid frame follows at byte {}, so this is not a torn tail", bad.reason, bad.position + at as u64),
+                format!(
+                    "{}; a valid frame follows at byte {}, so this is not a torn tail",
+                    bad.reason,
+                    bad.position + at as u64
+                ),
             ));
         }
         (index, bad)

@@ -92,9 +92,10 @@ impl Wal {
         let header = frame::frame_header(&prefix, bytes);
         let mut slices = [IoSlice::new(&header), IoSlice::new(&prefix), IoSlice::new(&bytes[16..])];
         if let Err(e) = write_all_vectored(&self.file, &mut slices) {
-            let rollback = self.file.set_len(self.index.file_len).and_then(|()| {
-                (&*self.file).seek(SeekFrom::Start(self.index.file_len)).map(drop)
-            });
+            let rollback = self
+                .file
+                .set_len(self.index.file_len)
+                .and_then(|()| (&*self.file).seek(SeekFrom::Start(self.index.file_len)).map(drop));
             if let Err(rollback) = rollback {
                 return Err(StorageError::Closed {
                     dir: self.path.clone(),

@@ -1,6 +1,8 @@
 //! Damaged files: torn WAL tails are cut, anything else is a typed error, and
 //! no batch that lies wholly before the damage is ever lost.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

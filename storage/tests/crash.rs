@@ -5,6 +5,8 @@
 //! Seeded: `GOULETTE_CRASH_SEED=<n>` replays a run, `GOULETTE_CRASH_ROUNDS`
 //! changes the number of kills (default 8).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -77,10 +79,13 @@ fn given_sigkill_during_appends_should_keep_every_acknowledged_batch() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
+        let reader =
+            std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
         std::thread::sleep(Duration::from_millis(rng.random_range(100..600)));
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("seed {seed} round {round}: the child exited by itself ({status}); run crash_child by hand to see why");
+            panic!(
+                "seed {seed} round {round}: the child exited by itself ({status}); run crash_child by hand to see why"
+            );
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

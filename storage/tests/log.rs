@@ -1,5 +1,7 @@
 //! Behaviour of `PartitionLog` through its public API, on real files.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -252,13 +254,16 @@ fn given_many_fragments_read_should_keep_at_most_the_configured_number_mapped() 
 #[test]
 fn given_flush_always_concurrent_appenders_should_share_fsyncs_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { flush: FlushPolicy::Always, fragment_bytes: 1 << 20, max_batch_bytes: 1 << 16, ..small_config() };
+    let config =
+        LogConfig { flush: FlushPolicy::Always, fragment_bytes: 1 << 20, max_batch_bytes: 1 << 16, ..small_config() };
     let log = Arc::new(PartitionLog::open(dir.path(), config).unwrap());
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let log = log.clone();
             std::thread::spawn(move || {
-                (0..50).map(|i| log.append(&batch(&format!("t{t}-{i}"), 1, 0), 0).unwrap().base_offset).collect::<Vec<_>>()
+                (0..50)
+                    .map(|i| log.append(&batch(&format!("t{t}-{i}"), 1, 0), 0).unwrap().base_offset)
+                    .collect::<Vec<_>>()
             })
         })
         .collect();

@@ -1,5 +1,5 @@
 //! Helpers shared by the storage integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use bytes::Bytes;
 use goulette_storage::{Batch, BatchBuilder, Compression, FlushPolicy, LogConfig, PartitionLog, Record};

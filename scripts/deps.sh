@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing Goulette needs and this machine lacks.
+# A no-op when everything is present. Debian/Ubuntu (apt-get) only.
+set -euo pipefail
+
+need=()
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)   # etcd-client's build script runs protoc
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)           # integration tests start a real etcd
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)        # make etcd-* targets
+command -v cc >/dev/null 2>&1 || need+=(gcc)                     # zstd's C sources
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "deps: cargo is missing; install Rust >= 1.88 from https://rustup.rs" >&2
+  exit 1
+fi
+
+if [ ${#need[@]} -eq 0 ]; then
+  echo "deps: everything is installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "deps: need root or sudo to install: ${need[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+# On a systemd host the etcd-server package starts a default etcd on
+# 2379/2380; Goulette's tests use their own ports, so it may keep running.
