@@ -16,7 +16,7 @@ use bytes::Bytes;
 use crate::error::{Result, StorageError};
 use crate::index::SparseIndex;
 use crate::read::{self, Gathered, ReadRange};
-use crate::{mmap, recovery};
+use crate::{recovery, sys};
 
 /// Suffix of sealed fragment files.
 pub const FRAGMENT_SUFFIX: &str = "frag";
@@ -80,7 +80,7 @@ impl Fragment {
             Some(index) => {
                 // The index is trusted for lookups only after the fragment's
                 // own header confirms it is the file the index describes.
-                let head = mmap::map_file(&path, crate::frame::FILE_HEADER_LEN.min(len as usize) as u64)?;
+                let head = sys::map_file(&path, crate::frame::FILE_HEADER_LEN.min(len as usize) as u64)?;
                 crate::frame::check_file_header(&head, &path, base_offset)?;
                 index
             }
@@ -95,7 +95,7 @@ impl Fragment {
         if let Some(l) = &*loaded {
             return Ok((l.map.clone(), l.index.clone()));
         }
-        let map = mmap::map_file(&self.path, self.len)?;
+        let map = sys::map_file(&self.path, self.len)?;
         let index = match SparseIndex::load(&self.index_path, self.base_offset, self.len)? {
             Some(index) => index,
             None => recovery::rebuild_fragment_index(

@@ -21,7 +21,7 @@ mod fragment;
 pub mod frame;
 pub mod index;
 pub mod log;
-mod mmap;
+mod sys;
 mod read;
 mod recovery;
 mod timestamp;

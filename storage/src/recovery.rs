@@ -14,7 +14,7 @@ use crate::crashsafe;
 use crate::error::{IoContext, Result, StorageError};
 use crate::frame::{self, FILE_HEADER_LEN};
 use crate::index::SparseIndex;
-use crate::mmap;
+use crate::sys;
 
 /// The first bad frame found by a scan.
 #[derive(Debug)]
@@ -55,7 +55,7 @@ fn scan_frames(bytes: &[u8], path: &Path, base_offset: u64, interval: u32) -> Re
 pub(crate) fn recover_wal(path: &Path, base_offset: u64, interval: u32) -> Result<SparseIndex> {
     let len = std::fs::metadata(path).context(|| format!("stat WAL {}", path.display()))?.len();
     let (index, bad) = {
-        let bytes = mmap::map_file(path, len)?;
+        let bytes = sys::map_file(path, len)?;
         let (index, bad) = scan_frames(&bytes, path, base_offset, interval)?;
         if let Some(bad) = &bad
             && let Some(at) = frame::find_valid_frame_after(&bytes[bad.position as usize..])
@@ -98,7 +98,7 @@ pub(crate) fn rebuild_fragment_index(
     len: u64,
     interval: u32,
 ) -> Result<SparseIndex> {
-    let bytes = mmap::map_file(path, len)?;
+    let bytes = sys::map_file(path, len)?;
     let (index, bad) = scan_frames(&bytes, path, base_offset, interval)?;
     if let Some(bad) = bad {
         return Err(StorageError::corruption(path, bad.position, format!("sealed fragment: {}", bad.reason)));

@@ -21,11 +21,14 @@ use crate::fragment::file_name;
 use crate::frame::{self, FRAME_PEEK_LEN, FrameInfo};
 use crate::index::SparseIndex;
 use crate::read::{self, Gathered, ReadRange};
-use crate::recovery;
 use crate::timestamp;
+use crate::{recovery, sys};
 
 /// Suffix of the active WAL file.
 pub const WAL_SUFFIX: &str = "wal";
+
+/// Bytes appended between two writeback hints (see [`sys::start_writeback`]).
+const WRITEBACK_CHUNK: u64 = 8 << 20;
 
 /// Bytes read past `max_bytes` in one `pread`, so that a read rarely needs a
 /// second call for the frame headers it also returns.
@@ -41,6 +44,8 @@ pub(crate) struct Wal {
     /// Wall-clock ms of the first append since the WAL was created or
     /// recovered; drives sealing by age.
     pub first_append_ms: Option<i64>,
+    /// File position up to which writeback has been requested.
+    writeback_from: u64,
 }
 
 fn open_rw(path: &Path) -> Result<File> {
@@ -67,7 +72,8 @@ impl Wal {
     fn attach(path: PathBuf, index: SparseIndex) -> Result<Wal> {
         let mut file = open_rw(&path)?;
         file.seek(SeekFrom::Start(index.file_len)).context(|| format!("seek WAL {}", path.display()))?;
-        Ok(Wal { path, file: Arc::new(file), index, first_append_ms: None })
+        let writeback_from = index.file_len;
+        Ok(Wal { path, file: Arc::new(file), index, first_append_ms: None, writeback_from })
     }
 
     /// Bytes in the file.
@@ -113,6 +119,10 @@ impl Wal {
         };
         self.index.push(&info);
         self.first_append_ms.get_or_insert(now_ms);
+        if self.index.file_len - self.writeback_from >= WRITEBACK_CHUNK {
+            sys::start_writeback(&self.file, self.writeback_from, self.index.file_len - self.writeback_from);
+            self.writeback_from = self.index.file_len;
+        }
         Ok(info)
     }
 
@@ -131,6 +141,7 @@ impl Wal {
         (&*self.file)
             .seek(SeekFrom::Start(self.index.file_len))
             .context(|| format!("seek WAL {}", self.path.display()))?;
+        self.writeback_from = self.index.file_len;
         Ok(())
     }
 
