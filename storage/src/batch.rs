@@ -312,12 +312,16 @@ impl Batch {
         if batch.record_count() == 0 {
             return Err(StorageError::invalid_batch("record_count is 0"));
         }
-        let body = batch.bytes.len() - HEADER_LEN;
-        if batch.compression() == Some(Compression::None)
-            && (batch.record_count() as usize).saturating_mul(MIN_RECORD_LEN) > body
-        {
+        // Records must fit in the bytes present, or for a compressed batch in
+        // the largest records section decompression may produce: a batch
+        // cannot claim (and burn) more offsets than it could hold.
+        let room = match batch.compression() {
+            Some(Compression::None) => batch.bytes.len() - HEADER_LEN,
+            _ => MAX_UNCOMPRESSED_LEN,
+        };
+        if (batch.record_count() as usize).saturating_mul(MIN_RECORD_LEN) > room {
             return Err(StorageError::invalid_batch(format!(
-                "{} records cannot fit in {body} bytes",
+                "{} records cannot fit in {room} bytes",
                 batch.record_count()
             )));
         }
@@ -415,86 +419,139 @@ impl Batch {
     /// Decodes every record, checking each length and count against the bytes
     /// present. Uncompressed keys and values are zero-copy slices of the batch.
     pub fn records(&self) -> Result<Vec<StoredRecord>> {
+        self.iter_records()?.collect()
+    }
+
+    /// Decompresses the records section (bounded by `MAX_UNCOMPRESSED_LEN`)
+    /// and returns an iterator that decodes one record per step, so a caller
+    /// looking for one record never materializes the others.
+    pub fn iter_records(&self) -> Result<RecordIter> {
         let body = self.bytes.slice(HEADER_LEN..);
         let codec = self.compression().ok_or_else(|| StorageError::invalid_batch("unknown compression"))?;
         let records = match codec {
             Compression::None => body,
             codec => Bytes::from(codec.decompress(&body, MAX_UNCOMPRESSED_LEN)?),
         };
-        let count = self.record_count() as usize;
-        // Never reserve more than the bytes can hold, whatever the header claims.
-        let mut out = Vec::with_capacity(count.min(records.len() / MIN_RECORD_LEN));
-        let mut rest: &[u8] = &records;
-        let bad = |what: &str, i: usize| StorageError::invalid_batch(format!("record {i}: {what}"));
-        for i in 0..count {
-            let len = varint::get_u64(&mut rest).ok_or_else(|| bad("bad length", i))? as usize;
-            if len > rest.len() {
-                return Err(bad("length runs past the batch", i));
-            }
-            let start = records.len() - rest.len();
-            let mut rec: &[u8] = &rest[..len];
-            rest = &rest[len..];
-            let field = |rec: &[u8]| start + (len - rec.len());
+        Ok(RecordIter {
+            pos: 0,
+            records,
+            index: 0,
+            count: self.record_count(),
+            base_offset: self.base_offset(),
+            first_timestamp: self.first_timestamp(),
+            done: false,
+        })
+    }
+}
 
-            let (_attributes, tail) = rec.split_first().ok_or_else(|| bad("missing attributes", i))?;
-            rec = tail;
-            let ts_delta = varint::get_i64(&mut rec).ok_or_else(|| bad("bad timestamp delta", i))?;
-            let offset_delta = varint::get_u64(&mut rec).ok_or_else(|| bad("bad offset delta", i))?;
-            if offset_delta != i as u64 {
-                return Err(bad(&format!("offset delta {offset_delta} out of order"), i));
+/// Decodes a batch's records one at a time. Yields an error (and then stops)
+/// at the first malformed record, or when the count and the bytes disagree.
+#[derive(Debug)]
+pub struct RecordIter {
+    records: Bytes,
+    pos: usize,
+    index: u32,
+    count: u32,
+    base_offset: u64,
+    first_timestamp: i64,
+    done: bool,
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<StoredRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if self.index == self.count {
+            self.done = true;
+            let rest = self.records.len() - self.pos;
+            return (rest != 0)
+                .then(|| Err(StorageError::invalid_batch(format!("{rest} bytes after the last record"))));
+        }
+        let item = self.decode_one();
+        self.done = item.is_err();
+        self.index += 1;
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // Never promise more records than the bytes left could hold.
+        let left = (self.count - self.index.min(self.count)) as usize;
+        (0, Some(left.min((self.records.len() - self.pos) / MIN_RECORD_LEN + 1)))
+    }
+}
+
+impl RecordIter {
+    fn decode_one(&mut self) -> Result<StoredRecord> {
+        let i = self.index;
+        let bad = |what: &str| StorageError::invalid_batch(format!("record {i}: {what}"));
+        let records = &self.records;
+        let mut rest: &[u8] = &records[self.pos..];
+        let len = varint::get_u64(&mut rest).ok_or_else(|| bad("bad length"))? as usize;
+        if len > rest.len() {
+            return Err(bad("length runs past the batch"));
+        }
+        let start = records.len() - rest.len();
+        self.pos = start + len;
+        let mut rec: &[u8] = &rest[..len];
+        // Absolute position in `records` of the next byte of `rec`.
+        let at = |rec: &[u8]| start + (len - rec.len());
+
+        let (_attributes, tail) = rec.split_first().ok_or_else(|| bad("missing attributes"))?;
+        rec = tail;
+        let ts_delta = varint::get_i64(&mut rec).ok_or_else(|| bad("bad timestamp delta"))?;
+        let offset_delta = varint::get_u64(&mut rec).ok_or_else(|| bad("bad offset delta"))?;
+        if offset_delta != u64::from(i) {
+            return Err(bad(&format!("offset delta {offset_delta} out of order")));
+        }
+        let key_len = varint::get_i64(&mut rec).ok_or_else(|| bad("bad key length"))?;
+        let key = match key_len {
+            -1 => None,
+            n if n >= 0 && (n as u64) <= rec.len() as u64 => {
+                let from = at(rec);
+                rec = &rec[n as usize..];
+                Some(records.slice(from..from + n as usize))
             }
-            let key_len = varint::get_i64(&mut rec).ok_or_else(|| bad("bad key length", i))?;
-            let key = match key_len {
-                -1 => None,
-                n if n >= 0 && (n as u64) <= rec.len() as u64 => {
-                    let at = field(rec);
-                    rec = &rec[n as usize..];
-                    Some(records.slice(at..at + n as usize))
-                }
-                _ => return Err(bad("bad key length", i)),
-            };
-            let value_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad value length", i))?;
+            _ => return Err(bad("bad key length")),
+        };
+        let value_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad value length"))?;
+        if value_len > rec.len() as u64 {
+            return Err(bad("value runs past the record"));
+        }
+        let from = at(rec);
+        let value = records.slice(from..from + value_len as usize);
+        rec = &rec[value_len as usize..];
+        let header_count = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header count"))?;
+        // Each header takes at least two bytes.
+        if header_count > (rec.len() / 2) as u64 {
+            return Err(bad("header count exceeds the record"));
+        }
+        let mut headers = Vec::with_capacity((header_count as usize).min(64));
+        for _ in 0..header_count {
+            let name_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header name length"))?;
+            if name_len > rec.len() as u64 {
+                return Err(bad("header name runs past the record"));
+            }
+            let name =
+                std::str::from_utf8(&rec[..name_len as usize]).map_err(|_| bad("header name is not UTF-8"))?.to_owned();
+            rec = &rec[name_len as usize..];
+            let value_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header value length"))?;
             if value_len > rec.len() as u64 {
-                return Err(bad("value runs past the record", i));
+                return Err(bad("header value runs past the record"));
             }
-            let at = field(rec);
-            let value = records.slice(at..at + value_len as usize);
+            let from = at(rec);
+            headers.push((name, records.slice(from..from + value_len as usize)));
             rec = &rec[value_len as usize..];
-            let header_count = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header count", i))?;
-            // Each header takes at least two bytes.
-            if header_count > (rec.len() / 2) as u64 {
-                return Err(bad("header count exceeds the record", i));
-            }
-            let mut headers = Vec::with_capacity(header_count as usize);
-            for _ in 0..header_count {
-                let name_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header name length", i))?;
-                if name_len > rec.len() as u64 {
-                    return Err(bad("header name runs past the record", i));
-                }
-                let name = std::str::from_utf8(&rec[..name_len as usize])
-                    .map_err(|_| bad("header name is not UTF-8", i))?
-                    .to_owned();
-                rec = &rec[name_len as usize..];
-                let value_len = varint::get_u64(&mut rec).ok_or_else(|| bad("bad header value length", i))?;
-                if value_len > rec.len() as u64 {
-                    return Err(bad("header value runs past the record", i));
-                }
-                let at = field(rec);
-                headers.push((name, records.slice(at..at + value_len as usize)));
-                rec = &rec[value_len as usize..];
-            }
-            if !rec.is_empty() {
-                return Err(bad("trailing bytes", i));
-            }
-            out.push(StoredRecord {
-                offset: self.base_offset() + i as u64,
-                record: Record { timestamp: self.first_timestamp().wrapping_add(ts_delta), key, value, headers },
-            });
         }
-        if !rest.is_empty() {
-            return Err(StorageError::invalid_batch(format!("{} bytes after the last record", rest.len())));
+        if !rec.is_empty() {
+            return Err(bad("trailing bytes"));
         }
-        Ok(out)
+        Ok(StoredRecord {
+            offset: self.base_offset + u64::from(i),
+            record: Record { timestamp: self.first_timestamp.wrapping_add(ts_delta), key, value, headers },
+        })
     }
 }
 
@@ -577,6 +634,34 @@ mod tests {
         let crc = crc32fast::hash(&bytes[OFF_ATTRIBUTES..]);
         bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
         assert!(Batch::parse(Bytes::from(bytes)).is_err());
+    }
+
+    /// A compressed batch cannot claim more records than its largest possible
+    /// decompressed size could hold (it would burn offsets it does not use).
+    #[test]
+    fn compressed_batches_cannot_claim_impossible_record_counts() {
+        let mut builder = BatchBuilder::new(Compression::Zstd);
+        builder.push(&Record { value: Bytes::from_static(b"v"), ..Record::default() });
+        let mut bytes = builder.build().unwrap().to_vec();
+        bytes[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[OFF_ATTRIBUTES..]);
+        bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        assert!(Batch::parse(Bytes::from(bytes)).is_err());
+    }
+
+    #[test]
+    fn a_count_larger_than_the_records_is_an_error_from_the_iterator() {
+        let mut builder = BatchBuilder::new(Compression::Lz4);
+        builder.push(&Record { value: Bytes::from_static(b"v"), ..Record::default() });
+        let mut bytes = builder.build().unwrap().to_vec();
+        bytes[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&2u32.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[OFF_ATTRIBUTES..]);
+        bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        let batch = Batch::parse(Bytes::from(bytes)).unwrap();
+        let results: Vec<_> = batch.iter_records().unwrap().collect();
+        assert_eq!(results.len(), 2);
+        assert!(results[0].is_ok() && results[1].is_err());
+        assert!(batch.records().is_err());
     }
 
     #[test]

@@ -57,6 +57,14 @@ pub enum StorageError {
         log_end: u64,
     },
 
+    /// A truncation removed an appended batch before it became durable; the
+    /// batch was never acknowledged and is gone.
+    #[error("the batch at offset {base_offset} was truncated away before it became durable")]
+    Truncated {
+        /// Base offset the batch had been given.
+        base_offset: u64,
+    },
+
     /// A configuration value is invalid.
     #[error("invalid log configuration `{key}`: {reason}")]
     InvalidConfig {

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -46,6 +46,11 @@ pub(crate) struct Fragment {
     pub index_path: PathBuf,
     interval: u32,
     loaded: Mutex<Option<Loaded>>,
+    /// Mirrors `loaded.is_some()` without taking its lock, which a first read
+    /// holds while it maps the file (and perhaps rebuilds the index).
+    mapped: AtomicBool,
+    /// Set by retention or truncation before the files are unlinked.
+    deleted: AtomicBool,
     /// Microseconds since `epoch` of the last read, for LRU unmapping.
     last_used: AtomicU64,
     epoch: Instant,
@@ -63,6 +68,8 @@ impl Fragment {
             index_path: dir.join(file_name(index.base_offset, INDEX_SUFFIX)),
             interval,
             loaded: Mutex::new(None),
+            mapped: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
             last_used: AtomicU64::new(0),
             epoch,
         }
@@ -80,8 +87,7 @@ impl Fragment {
             Some(index) => {
                 // The index is trusted for lookups only after the fragment's
                 // own header confirms it is the file the index describes.
-                let head = sys::map_file(&path, crate::frame::FILE_HEADER_LEN.min(len as usize) as u64)?;
-                crate::frame::check_file_header(&head, &path, base_offset)?;
+                crate::frame::check_file_header_of(&path, base_offset)?;
                 index
             }
             None => recovery::rebuild_fragment_index(&path, &index_path, base_offset, len, interval)?,
@@ -115,12 +121,23 @@ impl Fragment {
         }
         let index = Arc::new(index);
         *loaded = Some(Loaded { map: map.clone(), index: index.clone() });
+        self.mapped.store(true, Ordering::Relaxed);
         Ok((map, index))
     }
 
     /// True when the fragment is mapped.
     pub fn is_mapped(&self) -> bool {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.mapped.load(Ordering::Relaxed)
+    }
+
+    /// Marks the fragment as removed from the log (its files are about to go).
+    pub fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Relaxed);
+    }
+
+    /// True once retention or truncation removed the fragment.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Relaxed)
     }
 
     /// Microseconds (since the log's epoch) of the last read.
@@ -130,7 +147,9 @@ impl Fragment {
 
     /// Drops the map and index; slices handed out stay valid.
     pub fn unmap(&self) {
-        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        *loaded = None;
+        self.mapped.store(false, Ordering::Relaxed);
     }
 
     /// Reads whole batches for `range` into `out`.
@@ -138,6 +157,22 @@ impl Fragment {
         let (map, index) = self.load()?;
         let pos = index.position_for_offset(range.offset) as usize;
         read::carve(&map, pos, range, out, &self.path, 0, true)
+    }
+
+    /// The file's bytes up to the first batch that is not wholly before
+    /// `offset`, every frame CRC-checked: the kept part of a truncation.
+    pub fn verified_prefix(&self, offset: u64) -> Result<Bytes> {
+        let (map, _) = self.load()?;
+        let mut pos = crate::frame::FILE_HEADER_LEN;
+        while pos < map.len() {
+            let info = crate::frame::check_frame(&map[pos..])
+                .map_err(|reason| StorageError::corruption(&self.path, pos as u64, reason))?;
+            if info.next_offset > offset {
+                break;
+            }
+            pos += info.frame_len();
+        }
+        Ok(map.slice(..pos))
     }
 
     /// The first offset whose batch has a timestamp at or after `ts`, if any

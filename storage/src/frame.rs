@@ -77,6 +77,17 @@ pub(crate) fn check_file_header(bytes: &[u8], path: &Path, base_offset: u64) -> 
     Ok(())
 }
 
+/// Reads the header of the log file at `path` and checks it (see
+/// [`check_file_header`]), without reading the rest of the file.
+pub(crate) fn check_file_header_of(path: &Path, base_offset: u64) -> Result<()> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(FILE_HEADER_LEN);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(FILE_HEADER_LEN as u64).read_to_end(&mut head))
+        .map_err(|e| StorageError::io(format!("read header of {}", path.display()), e))?;
+    check_file_header(&head, path, base_offset)
+}
+
 /// The frame header for `batch`, whose first bytes may have been restamped:
 /// `prefix` replaces the batch's first `prefix.len()` bytes.
 pub(crate) fn frame_header(prefix: &[u8], batch: &[u8]) -> [u8; FRAME_HEADER_LEN] {

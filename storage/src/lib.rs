@@ -21,14 +21,14 @@ mod fragment;
 pub mod frame;
 pub mod index;
 pub mod log;
-mod sys;
 mod read;
 mod recovery;
+mod sys;
 mod timestamp;
 mod varint;
 mod wal;
 
-pub use batch::{Batch, BatchBuilder, ProducerInfo, Record, StoredRecord, TimestampType};
+pub use batch::{Batch, BatchBuilder, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType};
 pub use compression::Compression;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};

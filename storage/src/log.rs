@@ -82,6 +82,17 @@ struct SyncState {
     durable: u64,
     /// An fdatasync is running on behalf of all waiters.
     syncing: bool,
+    /// Bumped by every truncation. An fdatasync that started before a
+    /// truncation must not raise `durable` (the offsets it covered may since
+    /// have been rewritten), and an appender whose batch was truncated away
+    /// must not be told it is durable.
+    generation: u64,
+}
+
+/// A duration in milliseconds, saturating instead of wrapping (a "forever"
+/// retention must not turn negative and delete everything).
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -139,6 +150,8 @@ impl PartitionLog {
 
         let mut changed = false;
         if let Some(&lowest_wal) = wals.first() {
+            // Only a WAL with a sound header may decide what else is deleted.
+            frame::check_file_header_of(&dir.join(file_name(lowest_wal, WAL_SUFFIX)), lowest_wal)?;
             let stale_frags: Vec<u64> = frags.range(lowest_wal..).copied().collect();
             let stale_wals: Vec<u64> = wals.iter().skip(1).copied().collect();
             if !stale_frags.is_empty() || !stale_wals.is_empty() {
@@ -194,6 +207,10 @@ impl PartitionLog {
                 wal
             }
         };
+        // After a process crash the recovered WAL may hold bytes that are
+        // still only in the page cache: make them durable before anything is
+        // reported as such.
+        wal.sync()?;
         let durable = wal.index.next_offset;
         tracing::debug!(
             dir = %dir.display(),
@@ -206,7 +223,7 @@ impl PartitionLog {
             dir,
             config,
             inner: Mutex::new(Inner { fragments, wal, failed: None, last_flush_ms: now_ms() }),
-            sync: Mutex::new(SyncState { durable, syncing: false }),
+            sync: Mutex::new(SyncState { durable, syncing: false, generation: 0 }),
             synced: Condvar::new(),
             epoch,
         })
@@ -282,9 +299,14 @@ impl PartitionLog {
             return Err(StorageError::BatchTooLarge { size: batch.len(), max: self.config.max_batch_bytes });
         }
         let now = now_ms();
-        let info = {
+        let (info, generation) = {
             let mut inner = self.lock();
             self.check_open(&inner)?;
+            // Index entries hold offsets relative to the file's base as u32.
+            let wal = &inner.wal.index;
+            if wal.next_offset - wal.base_offset + u64::from(batch.record_count()) > u64::from(u32::MAX) {
+                self.seal(&mut inner)?;
+            }
             let base = inner.wal.index.next_offset;
             if let Some(expected) = expected_base
                 && expected != base
@@ -304,27 +326,34 @@ impl PartitionLog {
             if self.seal_due(&inner, now) {
                 self.seal(&mut inner)?;
             }
-            AppendInfo { base_offset: base, next_offset: info.next_offset, max_timestamp: info.max_timestamp }
+            let generation = self.lock_sync().generation;
+            (
+                AppendInfo { base_offset: base, next_offset: info.next_offset, max_timestamp: info.max_timestamp },
+                generation,
+            )
         };
         if self.config.flush == FlushPolicy::Always {
-            self.wait_durable(info.next_offset)?;
+            self.wait_durable(info.base_offset, info.next_offset, generation)?;
         }
         Ok(info)
     }
 
     fn seal_due(&self, inner: &Inner, now_ms: i64) -> bool {
         let wal = &inner.wal;
-        let too_old = wal
-            .first_append_ms
-            .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.fragment_max_age.as_millis() as i64);
+        let too_old =
+            wal.first_append_ms.is_some_and(|t| now_ms.saturating_sub(t) >= millis(self.config.fragment_max_age));
         !wal.is_empty() && (wal.len() >= self.config.fragment_bytes || too_old)
     }
 
     /// Waits until every offset below `target` is durable, running the
-    /// fdatasync itself when no other waiter is.
-    fn wait_durable(&self, target: u64) -> Result<()> {
+    /// fdatasync itself when no other waiter is. Fails with `Truncated` when a
+    /// truncation (generation change) overtook the wait for the batch at `base`.
+    fn wait_durable(&self, base: u64, target: u64, generation: u64) -> Result<()> {
         let mut state = self.lock_sync();
         loop {
+            if state.generation != generation {
+                return Err(StorageError::Truncated { base_offset: base });
+            }
             if state.durable >= target {
                 return Ok(());
             }
@@ -345,15 +374,18 @@ impl PartitionLog {
     /// One fdatasync of the WAL, covering everything written before it
     /// started; records the new durable offset, or fails the log.
     fn sync_wal(&self) -> Result<()> {
-        let (file, upto, path) = {
+        let (file, upto, path, generation) = {
             let inner = self.lock();
             self.check_open(&inner)?;
-            (inner.wal.file.clone(), inner.wal.index.next_offset, inner.wal.path.clone())
+            let generation = self.lock_sync().generation;
+            (inner.wal.file.clone(), inner.wal.index.next_offset, inner.wal.path.clone(), generation)
         };
         match file.sync_data() {
             Ok(()) => {
                 let mut state = self.lock_sync();
-                state.durable = state.durable.max(upto);
+                if state.generation == generation {
+                    state.durable = state.durable.max(upto);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -367,8 +399,11 @@ impl PartitionLog {
 
     /// Makes everything appended so far durable.
     pub fn flush(&self) -> Result<()> {
-        let target = self.log_end_offset();
-        self.wait_durable(target)?;
+        let (target, generation) = {
+            let inner = self.lock();
+            (inner.wal.index.next_offset, self.lock_sync().generation)
+        };
+        self.wait_durable(target, target, generation)?;
         self.lock().last_flush_ms = now_ms();
         Ok(())
     }
@@ -423,36 +458,50 @@ impl PartitionLog {
     /// after `upper` (e.g. the high watermark).
     pub fn read_bounded(&self, offset: u64, max_bytes: usize, upper: u64) -> Result<Vec<Bytes>> {
         let range = ReadRange { offset, max_bytes, upper };
-        let mut out = Gathered::default();
         enum Source {
             Fragment(Arc<Fragment>),
             Wal(crate::wal::WalView),
         }
-        let source = {
-            let inner = self.lock();
-            let start = inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset);
-            let end = inner.wal.index.next_offset;
-            if offset < start || offset > end {
-                return Err(StorageError::OffsetOutOfRange { offset, log_start: start, log_end: end });
-            }
-            if offset >= inner.wal.index.base_offset {
-                Source::Wal(inner.wal.view_from(inner.wal.index.position_for_offset(offset)))
-            } else {
-                let i = inner.fragments.partition_point(|f| f.next_offset <= offset);
-                Source::Fragment(inner.fragments[i].clone())
-            }
-        };
-        match source {
-            Source::Wal(view) => view.read(range, &mut out)?,
-            Source::Fragment(fragment) => {
-                let was_mapped = fragment.is_mapped();
-                fragment.read(range, &mut out)?;
-                if !was_mapped {
-                    self.limit_maps(&fragment);
+        loop {
+            let source = {
+                let inner = self.lock();
+                let start = inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+                let end = inner.wal.index.next_offset;
+                if offset < start || offset > end {
+                    return Err(StorageError::OffsetOutOfRange { offset, log_start: start, log_end: end });
+                }
+                if offset >= inner.wal.index.base_offset {
+                    Source::Wal(inner.wal.view_from(inner.wal.index.position_for_offset(offset)))
+                } else {
+                    let i = inner.fragments.partition_point(|f| f.next_offset <= offset);
+                    Source::Fragment(inner.fragments[i].clone())
+                }
+            };
+            let mut out = Gathered::default();
+            match source {
+                Source::Wal(view) => view.read(range, &mut out)?,
+                Source::Fragment(fragment) => {
+                    match self.with_fragment(&fragment, |f| f.read(range, &mut out)) {
+                        // Retention or truncation removed it after the lookup:
+                        // look again (the answer is now out of range or elsewhere).
+                        Err(_) if fragment.is_deleted() => continue,
+                        result => result?,
+                    }
                 }
             }
+            return Ok(out.batches);
         }
-        Ok(out.batches)
+    }
+
+    /// Runs `op` on a fragment (which may map it), then keeps the number of
+    /// mapped fragments within `max_mapped_fragments`.
+    fn with_fragment<T>(&self, fragment: &Arc<Fragment>, op: impl FnOnce(&Fragment) -> Result<T>) -> Result<T> {
+        let was_mapped = fragment.is_mapped();
+        let result = op(fragment);
+        if !was_mapped && fragment.is_mapped() {
+            self.limit_maps(fragment);
+        }
+        result
     }
 
     /// Unmaps the least recently read fragments beyond `max_mapped_fragments`.
@@ -486,8 +535,12 @@ impl PartitionLog {
             (inner.fragments.clone(), inner.wal.view_from(inner.wal.index.position_for_timestamp(ts)))
         };
         for fragment in &fragments {
-            if let Some(offset) = fragment.offset_for_timestamp(ts)? {
-                return Ok(Some(offset));
+            match self.with_fragment(fragment, |f| f.offset_for_timestamp(ts)) {
+                Ok(Some(offset)) => return Ok(Some(offset)),
+                Ok(None) => {}
+                // Deleted by retention meanwhile: its records are gone, look on.
+                Err(_) if fragment.is_deleted() => {}
+                Err(e) => return Err(e),
             }
         }
         wal.offset_for_timestamp(ts)
@@ -507,6 +560,8 @@ impl PartitionLog {
         let end = inner.wal.index.next_offset;
         let mut state = self.lock_sync();
         state.durable = state.durable.min(end);
+        state.generation += 1;
+        self.synced.notify_all();
         result.map(|()| end)
     }
 
@@ -522,23 +577,9 @@ impl PartitionLog {
         // The kept prefix of the fragment that holds `offset` (just a file
         // header when the cut is at its first batch, or before the log start).
         let (new_base, prefix) = match inner.fragments.get(keep) {
-            Some(f) if f.base_offset <= offset => {
-                let mut kept = Gathered::default();
-                f.read(ReadRange { offset: f.base_offset, max_bytes: usize::MAX, upper: offset }, &mut kept)?;
-                // Only batches wholly before `offset` stay.
-                let mut bytes = frame::file_header(f.base_offset).to_vec();
-                for batch in kept.batches {
-                    let parsed = Batch::parse(batch.clone())
-                        .map_err(|e| StorageError::corruption(&f.path, 0, format!("while truncating: {e}")))?;
-                    if parsed.next_offset() > offset {
-                        break;
-                    }
-                    bytes.extend_from_slice(&frame::frame_header(&[], &batch));
-                    bytes.extend_from_slice(&batch);
-                }
-                (f.base_offset, bytes)
-            }
-            _ => (offset, frame::file_header(offset).to_vec()),
+            // Frames wholly before `offset`, CRC-checked and copied verbatim.
+            Some(f) if f.base_offset <= offset => (f.base_offset, f.verified_prefix(offset)?),
+            _ => (offset, Bytes::copy_from_slice(&frame::file_header(offset))),
         };
         debug_assert!(prefix.len() >= FILE_HEADER_LEN);
         crashsafe::write_atomic_no_dir_sync(&self.dir.join(file_name(new_base, WAL_SUFFIX)), &[&prefix])?;
@@ -546,6 +587,7 @@ impl PartitionLog {
         // Committed: the lowest WAL now wins at recovery. Remove what it replaces.
         crashsafe::remove_if_exists(&inner.wal.path)?;
         for f in inner.fragments.drain(keep..).rev() {
+            f.mark_deleted();
             crashsafe::remove_if_exists(&f.path)?;
             crashsafe::remove_if_exists(&f.index_path)?;
         }
@@ -565,10 +607,8 @@ impl PartitionLog {
             let mut total: u64 = inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wal.len();
             let mut count = 0;
             for f in &inner.fragments {
-                let too_old = self
-                    .config
-                    .retention_age
-                    .is_some_and(|age| f.max_timestamp < now_ms.saturating_sub(age.as_millis() as i64));
+                let too_old =
+                    self.config.retention_age.is_some_and(|age| f.max_timestamp < now_ms.saturating_sub(millis(age)));
                 let too_big = self.config.retention_bytes.is_some_and(|max| total.saturating_sub(f.len) >= max);
                 if !(too_old || too_big) {
                     break;
@@ -582,6 +622,7 @@ impl PartitionLog {
             return Ok(Vec::new());
         }
         for f in &victims {
+            f.mark_deleted();
             crashsafe::remove_if_exists(&f.path)?;
             crashsafe::remove_if_exists(&f.index_path)?;
             tracing::info!(fragment = %f.path.display(), bytes = f.len, "retention deleted fragment");
@@ -601,7 +642,7 @@ impl PartitionLog {
                 self.seal(&mut inner)?;
             }
             match self.config.flush {
-                FlushPolicy::Interval(every) => now_ms.saturating_sub(inner.last_flush_ms) >= every.as_millis() as i64,
+                FlushPolicy::Interval(every) => now_ms.saturating_sub(inner.last_flush_ms) >= millis(every),
                 _ => false,
             }
         };

@@ -28,8 +28,9 @@ pub(crate) fn map_file(path: &Path, len: u64) -> Result<Bytes> {
     // SAFETY: Goulette maps only files it never modifies in place while mapped:
     // sealed fragments are immutable (truncation into a fragment writes a new
     // file and unlinks the old one, which keeps existing maps valid), and the
-    // WAL is mapped only during recovery, before any writer exists, and the map
-    // is dropped before the WAL is truncated. Files in the partition directory
+    // WAL is mapped only for a recovery scan, either before any writer exists
+    // or under the log's lock (truncation), and the map is dropped before the
+    // WAL is cut. Files in the partition directory
     // belong to this process alone; another process shrinking one would be
     // outside the contract (and would raise SIGBUS, as for any mmap reader).
     let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }
@@ -47,9 +48,8 @@ pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     {
         // SAFETY: sync_file_range only reads its integer arguments; the fd is
         // valid for the duration of the call because `file` is borrowed.
-        let rc = unsafe {
-            libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE)
-        };
+        let rc =
+            unsafe { libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE) };
         if rc != 0 {
             tracing::debug!(error = %std::io::Error::last_os_error(), "sync_file_range hint failed");
         }

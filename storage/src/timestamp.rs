@@ -8,13 +8,20 @@ use crate::batch::Batch;
 use crate::error::{Result, StorageError};
 use crate::frame::{self, FRAME_HEADER_LEN};
 
-/// The offset of the first record with a timestamp `>= ts` in `batch`, which
-/// must have `max_timestamp >= ts`. Batches are decoded only here, once per
-/// lookup, so the answer is exact to the record, not just to the batch.
-pub(crate) fn first_in_batch(batch: Bytes, ts: i64, path: &Path, position: u64) -> Result<u64> {
-    let batch = Batch::parse(batch).map_err(|e| StorageError::corruption(path, position, e.to_string()))?;
-    let records = batch.records().map_err(|e| StorageError::corruption(path, position, e.to_string()))?;
-    Ok(records.iter().find(|r| r.record.timestamp >= ts).map_or(batch.base_offset(), |r| r.offset))
+/// The offset of the first record with a timestamp `>= ts` in `batch`.
+/// Only batches whose header promises such a record are decoded, one record
+/// at a time, so the answer is exact to the record. `None` when no record
+/// reaches `ts` (the header's `max_timestamp` is the producer's claim).
+pub(crate) fn first_in_batch(batch: Bytes, ts: i64, path: &Path, position: u64) -> Result<Option<u64>> {
+    let corrupt = |e: StorageError| StorageError::corruption(path, position, e.to_string());
+    let batch = Batch::parse(batch).map_err(corrupt)?;
+    for record in batch.iter_records().map_err(corrupt)? {
+        let record = record.map_err(corrupt)?;
+        if record.record.timestamp >= ts {
+            return Ok(Some(record.offset));
+        }
+    }
+    Ok(None)
 }
 
 /// Walks the frames of a complete log-file region from `pos` and returns the
@@ -26,9 +33,11 @@ pub(crate) fn first_at_or_after(region: &Bytes, mut pos: usize, ts: i64, path: &
                 if pos + info.frame_len() <= region.len() { Ok(info) } else { Err("frame runs past the end".into()) }
             })
             .map_err(|reason| StorageError::corruption(path, pos as u64, reason))?;
-        if info.max_timestamp >= ts {
-            let start = pos + FRAME_HEADER_LEN;
-            return first_in_batch(region.slice(start..start + info.len), ts, path, pos as u64).map(Some);
+        let start = pos + FRAME_HEADER_LEN;
+        if info.max_timestamp >= ts
+            && let Some(offset) = first_in_batch(region.slice(start..start + info.len), ts, path, pos as u64)?
+        {
+            return Ok(Some(offset));
         }
         pos += info.frame_len();
     }

@@ -33,6 +33,9 @@ const WRITEBACK_CHUNK: u64 = 8 << 20;
 /// Bytes read past `max_bytes` in one `pread`, so that a read rarely needs a
 /// second call for the frame headers it also returns.
 const READ_SLACK: usize = 64 << 10;
+/// Most bytes one WAL read buffers (beyond a first batch larger than this),
+/// whatever `max_bytes` asks for.
+const MAX_READ_WINDOW: usize = 16 << 20;
 
 /// The active WAL.
 #[derive(Debug)]
@@ -220,7 +223,7 @@ impl WalView {
         let (pos, Some(first)) = self.seek(range.offset)? else {
             return Ok(());
         };
-        let window = first.frame_len().max(range.max_bytes.saturating_add(READ_SLACK));
+        let window = first.frame_len().max(range.max_bytes.saturating_add(READ_SLACK).min(MAX_READ_WINDOW));
         let chunk = self.pread(pos, window)?;
         read::carve(&chunk, 0, range, out, &self.path, pos, false)
     }
@@ -236,7 +239,9 @@ impl WalView {
             let info = frame::peek_frame(&head).map_err(|reason| StorageError::corruption(&self.path, pos, reason))?;
             if info.max_timestamp >= ts {
                 let batch = self.pread(pos + frame::FRAME_HEADER_LEN as u64, info.len)?;
-                return timestamp::first_in_batch(batch, ts, &self.path, pos).map(Some);
+                if let Some(offset) = timestamp::first_in_batch(batch, ts, &self.path, pos)? {
+                    return Ok(Some(offset));
+                }
             }
             pos += info.frame_len() as u64;
         }

@@ -89,6 +89,29 @@ fn given_corruption_followed_by_valid_frames_when_reopened_should_fail_and_chang
 }
 
 #[test]
+fn given_zeroed_sector_before_valid_frames_when_reopened_should_cut_a_torn_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), wal_only_config()).unwrap();
+    // Frames of ~2 KiB, so that whole 512-byte sectors lie inside each.
+    let mut ends = Vec::new();
+    for _ in 0..6 {
+        log.append(&common::sized_batch(2000, 0), 0).unwrap();
+        ends.push(std::fs::metadata(wal_path(dir.path())).unwrap().len());
+    }
+    drop(log);
+    let wal = wal_path(dir.path());
+    let mut bytes = std::fs::read(&wal).unwrap();
+    // Zero the first whole sector inside frame 3 (frames 4 and 5 stay valid).
+    let sector = (ends[2] as usize).div_ceil(512) * 512;
+    assert!(sector + 512 <= ends[3] as usize);
+    bytes[sector..sector + 512].fill(0);
+    std::fs::write(&wal, &bytes).unwrap();
+    let log = PartitionLog::open(dir.path(), wal_only_config()).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), ends[2]);
+}
+
+#[test]
 fn given_damaged_file_header_when_reopened_should_fail() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 3);

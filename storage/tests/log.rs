@@ -190,6 +190,19 @@ fn given_retention_by_age_should_delete_old_fragments_but_never_the_wal() {
 }
 
 #[test]
+fn given_retention_age_of_forever_should_delete_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { retention_age: Some(Duration::MAX), ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..60 {
+        log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+    }
+    assert!(log.fragment_count() > 0);
+    assert_eq!(log.enforce_retention(goulette_storage::now_ms()).unwrap(), Vec::<u64>::new());
+    assert_eq!(log.log_start_offset(), 0);
+}
+
+#[test]
 fn given_timestamps_should_find_the_first_record_at_or_after_them() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
