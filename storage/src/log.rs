@@ -258,6 +258,13 @@ impl PartitionLog {
         self.lock().wal.index.next_offset
     }
 
+    /// Every offset below this is on stable storage (as far as fdatasync can
+    /// tell). Under `FlushPolicy::Always` it is the log end whenever no append
+    /// is in flight; under `Interval` and `Never` it trails behind.
+    pub fn durable_offset(&self) -> u64 {
+        self.lock_sync().durable
+    }
+
     /// Bytes held on disk (fragments and WAL).
     pub fn size_bytes(&self) -> u64 {
         let inner = self.lock();

@@ -321,6 +321,40 @@ fn given_age_threshold_maintain_should_seal_the_wal() {
 }
 
 #[test]
+fn given_flush_interval_maintain_should_make_appends_durable_once_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { flush: FlushPolicy::Interval(Duration::from_secs(5)), ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    log.append(&batch("a", 2, 0), 0).unwrap();
+    assert_eq!(log.durable_offset(), 0, "interval appends do not wait for fdatasync");
+    log.maintain(goulette_storage::now_ms(), Duration::from_secs(60)).unwrap();
+    assert_eq!(log.durable_offset(), 0, "not due yet");
+    log.maintain(goulette_storage::now_ms() + 5_000, Duration::from_secs(60)).unwrap();
+    assert_eq!(log.durable_offset(), 2);
+}
+
+#[test]
+fn given_flush_never_only_an_explicit_flush_or_a_seal_should_advance_the_durable_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), LogConfig { fragment_bytes: 1 << 20, ..small_config() }).unwrap();
+    log.append(&batch("a", 3, 0), 0).unwrap();
+    assert_eq!(log.durable_offset(), 0);
+    log.flush().unwrap();
+    assert_eq!(log.durable_offset(), 3);
+}
+
+#[test]
+fn given_flush_always_append_should_return_only_once_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { flush: FlushPolicy::Always, ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..5 {
+        let info = log.append(&batch("a", 2, 0), 0).unwrap();
+        assert!(log.durable_offset() >= info.next_offset, "append {i} returned before its fdatasync");
+    }
+}
+
+#[test]
 fn given_closed_log_should_refuse_appends() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
