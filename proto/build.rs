@@ -2,7 +2,12 @@
 //! is needed for Goulette's own protocol.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/goulette/v1/errors.proto"];
+    let files = [
+        "proto/goulette/v1/errors.proto",
+        "proto/goulette/v1/cluster.proto",
+        "proto/goulette/v1/client.proto",
+        "proto/goulette/v1/internal.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

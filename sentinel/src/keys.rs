@@ -1,0 +1,161 @@
+//! The etcd key layout (DESIGN §5), under a configurable prefix (default
+//! `/goulette`). Values are JSON (see `model`), so `etcdctl get` shows them.
+//!
+//! ```text
+//! {prefix}/brokers/{id:010}            BrokerRecord, under the broker's session lease
+//! {prefix}/sentinels/{id}              SentinelRecord, under the sentinel's lease
+//! {prefix}/topics/{name}               TopicRecord
+//! {prefix}/partitions/{topic}/{p:05}   PartitionRecord (replicas, leader, epoch, isr)
+//! {prefix}/ops/{seq:020}               OpRecord, the operation log
+//! {prefix}/counters/ops                next op sequence number (decimal)
+//! {prefix}/counters/producer-ids       next free producer id (decimal)
+//! {prefix}/election/…                  sentinel leader election (etcd election API)
+//! ```
+
+/// Builds keys under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "/goulette";
+
+impl Keys {
+    /// Keys under `prefix` (a trailing `/` is ignored).
+    pub fn new(prefix: &str) -> Keys {
+        Keys { prefix: prefix.trim_end_matches('/').to_owned() }
+    }
+
+    /// The prefix itself, with a trailing `/`: every Goulette key starts with it.
+    pub fn root(&self) -> String {
+        format!("{}/", self.prefix)
+    }
+
+    /// Prefix of every broker key.
+    pub fn brokers(&self) -> String {
+        format!("{}/brokers/", self.prefix)
+    }
+
+    /// A broker's key.
+    pub fn broker(&self, id: u32) -> String {
+        format!("{}/brokers/{id:010}", self.prefix)
+    }
+
+    /// Prefix of every sentinel key.
+    pub fn sentinels(&self) -> String {
+        format!("{}/sentinels/", self.prefix)
+    }
+
+    /// A sentinel's key.
+    pub fn sentinel(&self, id: &str) -> String {
+        format!("{}/sentinels/{id}", self.prefix)
+    }
+
+    /// Prefix of every topic key.
+    pub fn topics(&self) -> String {
+        format!("{}/topics/", self.prefix)
+    }
+
+    /// A topic's key.
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}/topics/{name}", self.prefix)
+    }
+
+    /// Prefix of every partition key.
+    pub fn all_partitions(&self) -> String {
+        format!("{}/partitions/", self.prefix)
+    }
+
+    /// Prefix of one topic's partition keys.
+    pub fn partitions(&self, topic: &str) -> String {
+        format!("{}/partitions/{topic}/", self.prefix)
+    }
+
+    /// A partition's key.
+    pub fn partition(&self, topic: &str, partition: u32) -> String {
+        format!("{}/partitions/{topic}/{partition:05}", self.prefix)
+    }
+
+    /// Prefix of the operation log.
+    pub fn ops(&self) -> String {
+        format!("{}/ops/", self.prefix)
+    }
+
+    /// One operation-log entry.
+    pub fn op(&self, seq: u64) -> String {
+        format!("{}/ops/{seq:020}", self.prefix)
+    }
+
+    /// The op-log sequence counter.
+    pub fn ops_counter(&self) -> String {
+        format!("{}/counters/ops", self.prefix)
+    }
+
+    /// The producer-id counter.
+    pub fn producer_ids_counter(&self) -> String {
+        format!("{}/counters/producer-ids", self.prefix)
+    }
+
+    /// The election name (etcd's election API keeps candidates under it).
+    pub fn election(&self) -> String {
+        format!("{}/election", self.prefix)
+    }
+
+    /// What kind of key `key` is, parsed.
+    pub fn parse<'a>(&self, key: &'a str) -> Option<KeyKind<'a>> {
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix('/')?;
+        let (section, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        Some(match section {
+            "brokers" => KeyKind::Broker(tail.parse().ok()?),
+            "sentinels" if !tail.is_empty() => KeyKind::Sentinel(tail),
+            "topics" if !tail.is_empty() => KeyKind::Topic(tail),
+            "partitions" => {
+                let (topic, p) = tail.rsplit_once('/')?;
+                KeyKind::Partition(topic, p.parse().ok()?)
+            }
+            "ops" => KeyKind::Op(tail.parse().ok()?),
+            "counters" => KeyKind::Counter(tail),
+            "election" => KeyKind::Election,
+            _ => return None,
+        })
+    }
+}
+
+/// A parsed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind<'a> {
+    /// `brokers/{id}`
+    Broker(u32),
+    /// `sentinels/{id}`
+    Sentinel(&'a str),
+    /// `topics/{name}`
+    Topic(&'a str),
+    /// `partitions/{topic}/{p}`
+    Partition(&'a str, u32),
+    /// `ops/{seq}`
+    Op(u64),
+    /// `counters/{name}`
+    Counter(&'a str),
+    /// `election/…`
+    Election,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_back() {
+        let k = Keys::new("/goulette/");
+        assert_eq!(k.parse(&k.broker(7)), Some(KeyKind::Broker(7)));
+        assert_eq!(k.parse(&k.topic("a.b")), Some(KeyKind::Topic("a.b")));
+        assert_eq!(k.parse(&k.partition("a.b", 12)), Some(KeyKind::Partition("a.b", 12)));
+        assert_eq!(k.parse(&k.op(99)), Some(KeyKind::Op(99)));
+        assert_eq!(k.parse(&k.sentinel("s1")), Some(KeyKind::Sentinel("s1")));
+        assert_eq!(k.parse(&format!("{}/694d9a", k.election())), Some(KeyKind::Election));
+        assert_eq!(k.parse("/other/topics/x"), None);
+        // One topic's partition prefix never matches another topic's keys.
+        assert!(!k.partition("ab", 0).starts_with(&k.partitions("a")));
+    }
+}

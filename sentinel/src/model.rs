@@ -1,0 +1,124 @@
+//! What the sentinel stores in etcd, as JSON values, and the rules topics obey.
+
+use serde::{Deserialize, Serialize};
+
+use goulette_proto::v1 as pb;
+
+/// A registered broker (`brokers/{id}`, under its session lease).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRecord {
+    pub id: u32,
+    pub address: String,
+    #[serde(default)]
+    pub http_address: String,
+    #[serde(default)]
+    pub rack: String,
+}
+
+/// A running sentinel (`sentinels/{id}`, under its lease).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentinelRecord {
+    pub id: String,
+    pub address: String,
+}
+
+/// A topic's configuration (`topics/{name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    #[serde(default)]
+    pub retention_ms: u64,
+    #[serde(default)]
+    pub retention_bytes: u64,
+    #[serde(default)]
+    pub unclean_leader_election: bool,
+}
+
+/// Where a partition lives and who leads it (`partitions/{topic}/{p}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub topic: String,
+    pub partition: u32,
+    /// Replica brokers, in ring order (the preferred leader first).
+    pub replicas: Vec<u32>,
+    /// The current leader, `None` while offline.
+    pub leader: Option<u32>,
+    /// Bumped by every leadership change.
+    pub leader_epoch: u64,
+    /// In-sync replicas, the leader included.
+    pub isr: Vec<u32>,
+}
+
+/// One entry of the operation log (`ops/{seq}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpRecord {
+    pub seq: u64,
+    /// Wall-clock ms when the sentinel leader committed it.
+    pub at_ms: i64,
+    /// The sentinel that committed it.
+    pub sentinel: String,
+    /// What happened, e.g. `create-topic`, `register-broker`, `elect-leader`.
+    pub kind: String,
+    /// Human-readable details.
+    pub detail: String,
+}
+
+/// Longest topic name (it becomes a directory name).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Checks a topic name: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(format!("topic name must be 1 to {MAX_TOPIC_NAME_LEN} characters, got {}", name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name cannot be {name:?}"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("topic name {name:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ -"));
+    }
+    Ok(())
+}
+
+impl From<&TopicRecord> for pb::TopicConfig {
+    fn from(t: &TopicRecord) -> Self {
+        pb::TopicConfig {
+            name: t.name.clone(),
+            partitions: t.partitions,
+            replication_factor: t.replication_factor,
+            retention_ms: t.retention_ms,
+            retention_bytes: t.retention_bytes,
+            unclean_leader_election: t.unclean_leader_election,
+        }
+    }
+}
+
+impl From<&PartitionRecord> for pb::PartitionState {
+    fn from(p: &PartitionRecord) -> Self {
+        pb::PartitionState {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            replicas: p.replicas.clone(),
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            isr: p.isr.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_the_rules() {
+        for ok in ["a", "orders", "a.b-c_D9", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(250), "a\0"] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

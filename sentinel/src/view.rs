@@ -1,0 +1,95 @@
+//! `ClusterView`: the sentinel's in-memory copy of the Goulette prefix in
+//! etcd, built from one read at a revision and kept current by a watch from
+//! the next revision. Every sentinel answers reads from it.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, SentinelError};
+use crate::keys::{KeyKind, Keys};
+use crate::model::{BrokerRecord, PartitionRecord, SentinelRecord, TopicRecord};
+
+/// A candidate in the sentinel election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// etcd create revision of its key: the lowest one leads.
+    pub create_revision: i64,
+    /// The gRPC address it published.
+    pub address: String,
+}
+
+/// Everything a sentinel knows about the cluster, as of `revision`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// The etcd revision this view reflects.
+    pub revision: i64,
+    pub topics: BTreeMap<String, TopicRecord>,
+    pub partitions: BTreeMap<(String, u32), PartitionRecord>,
+    /// Brokers with a live session.
+    pub brokers: BTreeMap<u32, BrokerRecord>,
+    pub sentinels: BTreeMap<String, SentinelRecord>,
+    /// Election candidates by key.
+    pub candidates: BTreeMap<String, Candidate>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
+    serde_json::from_slice(value)
+        .map_err(|e| SentinelError::CorruptValue { key: key.to_owned(), reason: e.to_string() })
+}
+
+impl ClusterView {
+    /// Applies a put of `key` (with its create revision).
+    pub fn put(&mut self, keys: &Keys, key: &str, value: &[u8], create_revision: i64) -> Result<()> {
+        match keys.parse(key) {
+            Some(KeyKind::Broker(id)) => {
+                self.brokers.insert(id, decode(key, value)?);
+            }
+            Some(KeyKind::Sentinel(id)) => {
+                self.sentinels.insert(id.to_owned(), decode(key, value)?);
+            }
+            Some(KeyKind::Topic(name)) => {
+                self.topics.insert(name.to_owned(), decode(key, value)?);
+            }
+            Some(KeyKind::Partition(topic, p)) => {
+                self.partitions.insert((topic.to_owned(), p), decode(key, value)?);
+            }
+            Some(KeyKind::Election) => {
+                let address = String::from_utf8_lossy(value).into_owned();
+                self.candidates.insert(key.to_owned(), Candidate { create_revision, address });
+            }
+            Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
+        }
+        Ok(())
+    }
+
+    /// Applies a delete of `key`.
+    pub fn delete(&mut self, keys: &Keys, key: &str) {
+        match keys.parse(key) {
+            Some(KeyKind::Broker(id)) => {
+                self.brokers.remove(&id);
+            }
+            Some(KeyKind::Sentinel(id)) => {
+                self.sentinels.remove(id);
+            }
+            Some(KeyKind::Topic(name)) => {
+                self.topics.remove(name);
+            }
+            Some(KeyKind::Partition(topic, p)) => {
+                self.partitions.remove(&(topic.to_owned(), p));
+            }
+            Some(KeyKind::Election) => {
+                self.candidates.remove(key);
+            }
+            Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
+        }
+    }
+
+    /// The elected sentinel's address: the candidate with the lowest create revision.
+    pub fn leader_address(&self) -> Option<&str> {
+        self.candidates.values().min_by_key(|c| c.create_revision).map(|c| c.address.as_str())
+    }
+
+    /// Partitions of one topic, in partition order.
+    pub fn topic_partitions<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = &'a PartitionRecord> + 'a {
+        self.partitions.range((topic.to_owned(), 0)..=(topic.to_owned(), u32::MAX)).map(|(_, p)| p)
+    }
+}
