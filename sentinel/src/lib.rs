@@ -5,13 +5,27 @@
 //!   with its operation-log entry, fenced by the writer's election key.
 //! - [`view`]: the in-memory copy of the prefix every sentinel answers from.
 //! - [`ring`]: the consistent hash ring that places replicas on brokers.
+//! - [`election`]: sentinel leader election (campaign, keep-alive, step down).
+//! - [`watcher`]: keeps the view current with one read and a watch.
+//! - [`controller`]: the leader's writes (topics, broker sessions, leaders).
+//! - [`service`]: the gRPC services, with forwarding of writes to the leader.
+//! - [`embedded`]: the supervised `etcd` child of `--embedded-etcd`.
+//! - [`server`]: `run`, which wires all of the above together.
+//! - [`config`]: the validated settings.
 //! - [`error`]: the crate's error type and its protocol codes.
 
+pub mod config;
+pub mod controller;
+pub mod election;
+pub mod embedded;
 pub mod error;
 pub mod keys;
 pub mod model;
 pub mod ring;
+pub mod server;
+pub mod service;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod view;
+pub mod watcher;

@@ -1,25 +1,28 @@
-//! `goulette-sentinel`: the control plane over etcd.
-//!
-//! Membership, the hash ring, assignments and election arrive with the
-//! cluster work (issue 3); today the binary parses its flags and refuses to
-//! start rather than pretend to coordinate.
+//! `goulette-sentinel`: parses flags into a `SentinelConfig` and runs it
+//! until SIGINT/SIGTERM (a second signal exits at once).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
+use goulette_sentinel::config::{EmbeddedEtcd, EtcdMode, SentinelConfig};
+use tokio_util::sync::CancellationToken;
 
 /// Goulette sentinel: broker membership, partition assignment and cluster metadata in etcd.
 #[derive(Debug, Parser)]
 #[command(name = "goulette-sentinel", version)]
 struct Args {
     /// Unique id of this sentinel.
-    #[arg(long, env = "GOULETTE_SENTINEL_ID")]
-    id: Option<String>,
-    /// gRPC listen address.
+    #[arg(long, env = "GOULETTE_SENTINEL_ID", default_value = "sentinel-1")]
+    id: String,
+    /// gRPC listen address, also published to the cluster.
     #[arg(long, env = "GOULETTE_SENTINEL_ADDRESS", default_value = "127.0.0.1:50052")]
-    address: std::net::SocketAddr,
-    /// Comma-separated etcd client endpoints.
-    #[arg(long, env = "GOULETTE_ETCD_ENDPOINTS", value_delimiter = ',')]
+    address: SocketAddr,
+    /// Comma-separated etcd client endpoints of an external cluster.
+    #[arg(long, env = "GOULETTE_ETCD_ENDPOINTS", value_delimiter = ',', conflicts_with = "embedded_etcd")]
     etcd_endpoints: Vec<String>,
-    /// Start and supervise an etcd child process.
+    /// Start and supervise an etcd child process instead.
     #[arg(long, env = "GOULETTE_EMBEDDED_ETCD")]
     embedded_etcd: bool,
     /// Client port of the embedded etcd.
@@ -28,25 +31,108 @@ struct Args {
     /// Peer port of the embedded etcd.
     #[arg(long, env = "GOULETTE_ETCD_PEER_PORT", default_value_t = 2380)]
     etcd_peer_port: u16,
-    /// Data directory of the embedded etcd.
+    /// Data directory of the embedded etcd (default: data/etcd-<id>).
     #[arg(long, env = "GOULETTE_ETCD_DATA_DIR")]
-    etcd_data_dir: Option<std::path::PathBuf>,
-    /// Address of the HTTP endpoint (/health, /ready, /metrics).
-    #[arg(long, env = "GOULETTE_SENTINEL_HTTP_ADDRESS")]
-    http_address: Option<std::net::SocketAddr>,
-    /// Log level filter.
+    etcd_data_dir: Option<PathBuf>,
+    /// Embedded etcd members, `name=http://127.0.0.1:PEER_PORT,…` (all
+    /// sentinels of one cluster give the same list; member names are the sentinel ids).
+    #[arg(long, env = "GOULETTE_ETCD_INITIAL_CLUSTER", default_value = "")]
+    etcd_initial_cluster: String,
+    /// Key prefix of Goulette's metadata in etcd.
+    #[arg(long, env = "GOULETTE_ETCD_PREFIX", default_value = goulette_sentinel::keys::DEFAULT_PREFIX)]
+    etcd_prefix: String,
+    /// Largest etcd transaction, in operations (etcd's --max-txn-ops; the
+    /// embedded etcd is started with this value). Default: 128 external, 4096 embedded.
+    #[arg(long, env = "GOULETTE_MAX_TXN_OPS")]
+    max_txn_ops: Option<usize>,
+    /// A broker missing heartbeats for this long is dead.
+    #[arg(long, env = "GOULETTE_SESSION_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    session_timeout: Duration,
+    /// How often brokers heartbeat.
+    #[arg(long, env = "GOULETTE_HEARTBEAT_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
+    heartbeat_interval: Duration,
+    /// TTL of this sentinel's lease (election and presence).
+    #[arg(long, env = "GOULETTE_LEASE_TTL", default_value = "3s", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
+    /// Create unknown topics on first produce (`--auto-create-topics=false` to refuse).
+    #[arg(long, env = "GOULETTE_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    auto_create_topics: bool,
+    /// Partitions of auto-created topics (and of `topic create` without --partitions).
+    #[arg(long, env = "GOULETTE_DEFAULT_PARTITIONS", default_value_t = 3)]
+    default_partitions: u32,
+    /// Replication factor of auto-created topics.
+    #[arg(long, env = "GOULETTE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
+    default_replication_factor: u32,
+    /// Log filter (`info`, `debug`, `goulette_sentinel=debug`, …); RUST_LOG overrides.
     #[arg(long, env = "GOULETTE_LOG_LEVEL", default_value = "info")]
     log_level: String,
-    /// Also write logs to this file.
+    /// Append logs to this file instead of stderr.
     #[arg(long, env = "GOULETTE_LOG_FILE")]
-    log_file: Option<std::path::PathBuf>,
+    log_file: Option<PathBuf>,
 }
 
-fn main() -> std::process::ExitCode {
+impl Args {
+    fn into_config(self) -> anyhow::Result<SentinelConfig> {
+        let etcd = if self.embedded_etcd {
+            EtcdMode::Embedded(EmbeddedEtcd {
+                name: self.id.clone(),
+                client_port: self.etcd_port,
+                peer_port: self.etcd_peer_port,
+                data_dir: self.etcd_data_dir.unwrap_or_else(|| PathBuf::from(format!("data/etcd-{}", self.id))),
+                initial_cluster: self.etcd_initial_cluster,
+                max_txn_ops: self.max_txn_ops.unwrap_or(4096),
+            })
+        } else {
+            EtcdMode::External(self.etcd_endpoints)
+        };
+        let mut config = SentinelConfig::new(self.id, self.address, etcd);
+        config.prefix = self.etcd_prefix;
+        if let Some(n) = self.max_txn_ops {
+            config.max_txn_ops = n;
+        }
+        config.session_timeout = self.session_timeout;
+        config.heartbeat_interval = self.heartbeat_interval;
+        config.lease_ttl = self.lease_ttl;
+        config.auto_create_topics = self.auto_create_topics;
+        config.default_partitions = self.default_partitions;
+        config.default_replication_factor = self.default_replication_factor;
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+}
+
+fn init_logging(level: &str, file: Option<&PathBuf>) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    eprintln!(
-        "goulette-sentinel: the control plane is not built yet (see issue 3); refusing to start on {}",
-        args.address
-    );
-    std::process::ExitCode::from(2)
+    init_logging(&args.log_level, args.log_file.as_ref())?;
+    let config = args.into_config()?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("shutting down (send the signal again to exit at once)");
+            signals.cancel();
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            std::process::exit(130);
+        });
+        goulette_sentinel::server::run(config, shutdown).await
+    })
 }

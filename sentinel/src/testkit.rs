@@ -138,3 +138,99 @@ pub fn bin_dir() -> PathBuf {
     let deps = exe.parent().expect("deps dir");
     deps.parent().expect("target profile dir").to_path_buf()
 }
+
+/// A `goulette-sentinel` process.
+#[derive(Debug)]
+pub struct SentinelProcess {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub id: String,
+    pub address: SocketAddr,
+    args: Vec<String>,
+}
+
+impl SentinelProcess {
+    /// Starts a sentinel on a free port against `etcd_endpoint`, with short
+    /// session and lease timeouts so that tests see failover quickly.
+    pub fn start(id: &str, etcd_endpoint: &str, extra: &[&str]) -> SentinelProcess {
+        let mut args: Vec<String> = vec!["--etcd-endpoints".into(), etcd_endpoint.into()];
+        args.extend(
+            ["--session-timeout", "2s", "--heartbeat-interval", "300ms", "--lease-ttl", "2s"].map(String::from),
+        );
+        args.extend(extra.iter().map(|s| s.to_string()));
+        SentinelProcess::start_with(id, args)
+    }
+
+    /// Starts a sentinel with exactly these extra arguments (besides id and address).
+    pub fn start_with(id: &str, args: Vec<String>) -> SentinelProcess {
+        let dir = tempfile::tempdir().expect("temp dir for a sentinel");
+        let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut s = SentinelProcess { child: None, dir, id: id.to_owned(), address, args };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("sentinel.log"))
+            .expect("sentinel log file");
+        let child = Command::new(bin_dir().join("goulette-sentinel"))
+            .args(["--id", &self.id, "--address", &self.address.to_string()])
+            .args(&self.args)
+            .env("RUST_LOG", "info,goulette_sentinel=debug")
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start goulette-sentinel (is the workspace built?)");
+        self.child = Some(child);
+        let address = self.address;
+        wait_for("the sentinel to listen", Duration::from_secs(20), || {
+            TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+        });
+    }
+
+    /// The gRPC endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Its working directory (logs, embedded etcd data).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs the sentinel.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERMs the sentinel and waits for it to exit.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(&child, libc::SIGTERM);
+        child.wait().ok()
+    }
+
+    /// Restarts it on the same address with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for SentinelProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

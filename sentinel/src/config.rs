@@ -1,0 +1,100 @@
+//! The sentinel's validated configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the sentinel reaches etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtcdMode {
+    /// An external cluster at these endpoints.
+    External(Vec<String>),
+    /// An `etcd` child process supervised by this sentinel.
+    Embedded(EmbeddedEtcd),
+}
+
+/// Settings of the embedded etcd child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedEtcd {
+    /// Member name (defaults to the sentinel id).
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    /// `name=http://host:peer_port,…` for a multi-member cluster; empty
+    /// for a single member.
+    pub initial_cluster: String,
+    /// Largest transaction etcd accepts (passed as `--max-txn-ops`).
+    pub max_txn_ops: usize,
+}
+
+/// Everything the sentinel needs to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelConfig {
+    pub id: String,
+    /// gRPC listen address (also published as this sentinel's address).
+    pub address: SocketAddr,
+    pub etcd: EtcdMode,
+    /// Key prefix in etcd.
+    pub prefix: String,
+    /// TTL of the sentinel's own lease (election and `sentinels/{id}`).
+    pub lease_ttl: Duration,
+    /// How often brokers are told to heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A broker that misses heartbeats for this long is dead.
+    pub session_timeout: Duration,
+    /// Create unknown topics on first produce.
+    pub auto_create_topics: bool,
+    pub default_partitions: u32,
+    pub default_replication_factor: u32,
+    /// Largest etcd transaction (etcd's `--max-txn-ops`, 128 by default).
+    pub max_txn_ops: usize,
+}
+
+impl SentinelConfig {
+    /// Defaults for a sentinel with `id` on `address` using `etcd`.
+    pub fn new(id: impl Into<String>, address: SocketAddr, etcd: EtcdMode) -> SentinelConfig {
+        let max_txn_ops = match &etcd {
+            EtcdMode::Embedded(e) => e.max_txn_ops,
+            EtcdMode::External(_) => 128,
+        };
+        SentinelConfig {
+            id: id.into(),
+            address,
+            etcd,
+            prefix: crate::keys::DEFAULT_PREFIX.to_owned(),
+            lease_ttl: Duration::from_secs(3),
+            heartbeat_interval: Duration::from_millis(500),
+            session_timeout: Duration::from_secs(3),
+            auto_create_topics: true,
+            default_partitions: 3,
+            default_replication_factor: 1,
+            max_txn_ops,
+        }
+    }
+
+    /// Checks the values, naming the flag of the first bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id.is_empty() || self.id.contains('/') {
+            return Err(format!("--id {:?} must be non-empty and contain no '/'", self.id));
+        }
+        if self.session_timeout < Duration::from_secs(1) {
+            return Err("--session-timeout must be at least 1s (etcd leases count whole seconds)".into());
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval * 2 > self.session_timeout {
+            return Err("--heartbeat-interval must be positive and at most half of --session-timeout".into());
+        }
+        if self.lease_ttl < Duration::from_secs(2) {
+            return Err("--lease-ttl must be at least 2s".into());
+        }
+        if self.default_partitions == 0 || self.default_replication_factor == 0 {
+            return Err("--default-partitions and --default-replication-factor must be at least 1".into());
+        }
+        if let EtcdMode::External(endpoints) = &self.etcd
+            && endpoints.is_empty()
+        {
+            return Err("give --etcd-endpoints or --embedded-etcd".into());
+        }
+        Ok(())
+    }
+}

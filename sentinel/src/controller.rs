@@ -1,0 +1,355 @@
+//! What only the sentinel leader does: every metadata write.
+//!
+//! Each method takes the leader's [`Fence`] and commits through
+//! [`Store::commit`], so each change lands with its op-log entry in one
+//! transaction, or not at all.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use etcd_client::{LeaseKeepAliveStream, LeaseKeeper};
+use tokio::sync::Mutex;
+
+use crate::config::SentinelConfig;
+use crate::error::{Result, SentinelError};
+use crate::model::{self, BrokerRecord, PartitionRecord, TopicRecord};
+use crate::ring::Ring;
+use crate::store::{Change, Fence, Store};
+use crate::view::ClusterView;
+
+/// Most partitions a topic may have.
+pub const MAX_PARTITIONS: u32 = 10_000;
+
+/// The leader's write path.
+pub struct Controller {
+    store: Store,
+    config: SentinelConfig,
+    /// Open keep-alive streams of broker sessions, by lease id.
+    sessions: Mutex<HashMap<i64, (LeaseKeeper, LeaseKeepAliveStream)>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// A controller writing through `store`.
+    pub fn new(store: Store, config: SentinelConfig) -> Controller {
+        Controller { store, config, sessions: Mutex::new(HashMap::new()) }
+    }
+
+    /// Validates a topic request and fills in defaults (0 = default).
+    pub fn topic_with_defaults(&self, mut topic: TopicRecord) -> Result<TopicRecord> {
+        model::validate_topic_name(&topic.name).map_err(SentinelError::InvalidArgument)?;
+        if topic.partitions == 0 {
+            topic.partitions = self.config.default_partitions;
+        }
+        if topic.replication_factor == 0 {
+            topic.replication_factor = self.config.default_replication_factor;
+        }
+        if topic.partitions > MAX_PARTITIONS {
+            return Err(SentinelError::InvalidArgument(format!(
+                "{} partitions is more than the maximum of {MAX_PARTITIONS}",
+                topic.partitions
+            )));
+        }
+        // The topic, its partitions, the op and the counter in one transaction.
+        let ops = topic.partitions as usize + 3;
+        if ops > self.config.max_txn_ops {
+            return Err(SentinelError::InvalidArgument(format!(
+                "{} partitions need {ops} operations in one etcd transaction; etcd allows {} (its --max-txn-ops)",
+                topic.partitions, self.config.max_txn_ops
+            )));
+        }
+        Ok(topic)
+    }
+
+    /// Creates a topic: replicas from the ring over live brokers, the first
+    /// replica leads with epoch 1. Until replication exists a follower holds
+    /// no data, so the ISR starts as the leader alone.
+    pub async fn create_topic(
+        &self,
+        fence: &Fence,
+        view: &ClusterView,
+        topic: TopicRecord,
+    ) -> Result<Vec<PartitionRecord>> {
+        let topic = self.topic_with_defaults(topic)?;
+        if view.topics.contains_key(&topic.name) {
+            return Err(SentinelError::TopicExists(topic.name));
+        }
+        let live = view.brokers.len();
+        if (topic.replication_factor as usize) > live {
+            return Err(SentinelError::NotEnoughBrokers { wanted: topic.replication_factor, live });
+        }
+        let ring = Ring::new(view.brokers.keys().copied());
+        let keys = self.store.keys();
+        let partitions: Vec<PartitionRecord> = (0..topic.partitions)
+            .map(|p| {
+                let replicas = ring.replicas(&topic.name, p, topic.replication_factor as usize);
+                PartitionRecord {
+                    topic: topic.name.clone(),
+                    partition: p,
+                    leader: replicas.first().copied(),
+                    isr: replicas.first().copied().into_iter().collect(),
+                    replicas,
+                    leader_epoch: 1,
+                }
+            })
+            .collect();
+        let detail = format!(
+            "topic {} partitions={} replication_factor={}",
+            topic.name, topic.partitions, topic.replication_factor
+        );
+        let mut change = Change::new("create-topic", detail).put_json(keys.topic(&topic.name), &topic, None);
+        change.require_absent.push(keys.topic(&topic.name));
+        for p in &partitions {
+            change = change.put_json(keys.partition(&p.topic, p.partition), p, None);
+        }
+        match self.store.commit(fence, change).await {
+            Err(SentinelError::Conflict(_)) => Err(SentinelError::TopicExists(topic.name)),
+            other => other.map(|_| partitions),
+        }
+    }
+
+    /// Deletes a topic and its partitions.
+    pub async fn delete_topic(&self, fence: &Fence, view: &ClusterView, name: &str) -> Result<()> {
+        if !view.topics.contains_key(name) {
+            return Err(SentinelError::UnknownTopic(name.to_owned()));
+        }
+        let keys = self.store.keys();
+        let mut change = Change::new("delete-topic", format!("topic {name}"));
+        change.deletes.push((keys.topic(name), false));
+        change.deletes.push((keys.partitions(name), true));
+        self.store.commit(fence, change).await.map(drop)
+    }
+
+    /// Starts a broker session: a lease of `session_timeout` holding
+    /// `brokers/{id}`. Returns the session (lease) id.
+    pub async fn register_broker(&self, fence: &Fence, broker: BrokerRecord) -> Result<i64> {
+        if broker.address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(SentinelError::InvalidArgument(format!(
+                "broker address {:?} is not host:port",
+                broker.address
+            )));
+        }
+        let ttl = self.config.session_timeout.as_secs().max(1) as i64;
+        let mut client = self.store.client();
+        let lease = client
+            .lease_grant(ttl, None)
+            .await
+            .map_err(|e| SentinelError::etcd("grant a broker session lease", e))?
+            .id();
+        let keys = self.store.keys();
+        let detail = format!("broker {} at {} session {lease:x}", broker.id, broker.address);
+        let change = Change::new("register-broker", detail).put_json(keys.broker(broker.id), &broker, Some(lease));
+        if let Err(e) = self.store.commit(fence, change).await {
+            let _ = client.lease_revoke(lease).await;
+            return Err(e);
+        }
+        Ok(lease)
+    }
+
+    /// Refreshes a broker session; `UnknownBroker` when it has expired.
+    pub async fn heartbeat(&self, broker_id: u32, session: i64) -> Result<()> {
+        let mut sessions = self.sessions.lock().await;
+        for attempt in 0..2 {
+            if let std::collections::hash_map::Entry::Vacant(slot) = sessions.entry(session) {
+                let stream = self
+                    .store
+                    .client()
+                    .lease_keep_alive(session)
+                    .await
+                    .map_err(|e| SentinelError::etcd("open a broker keep-alive", e))?;
+                slot.insert(stream);
+            }
+            let Some((keeper, responses)) = sessions.get_mut(&session) else { continue };
+            let sent = tokio::time::timeout(Duration::from_secs(2), async {
+                keeper.keep_alive().await?;
+                responses.message().await
+            })
+            .await;
+            match sent {
+                Ok(Ok(Some(resp))) if resp.ttl() > 0 => return Ok(()),
+                Ok(Ok(Some(_))) => {
+                    sessions.remove(&session);
+                    return Err(SentinelError::UnknownBroker(broker_id));
+                }
+                Ok(Err(e)) if attempt == 1 => {
+                    sessions.remove(&session);
+                    return Err(SentinelError::etcd("keep a broker session alive", e));
+                }
+                // A broken stream (etcd restarted): open a new one once.
+                _ => {
+                    sessions.remove(&session);
+                }
+            }
+        }
+        Err(SentinelError::etcd(
+            "keep a broker session alive",
+            etcd_client::Error::InvalidArgs("keep-alive stream closed".into()),
+        ))
+    }
+
+    /// Ends the session of a broker that clients report unreachable, if a
+    /// TCP connection to it fails too. Its partitions then fail over.
+    pub async fn probe_broker(&self, fence: &Fence, view: &ClusterView, broker_id: u32) -> Result<bool> {
+        let Some(broker) = view.brokers.get(&broker_id) else { return Ok(false) };
+        let reachable =
+            tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(&broker.address))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        if reachable {
+            return Ok(false);
+        }
+        let key = self.store.keys().broker(broker_id);
+        let mut client = self.store.client();
+        let lease = client
+            .get(key.as_str(), None)
+            .await
+            .map_err(|e| SentinelError::etcd("read a broker session", e))?
+            .kvs()
+            .first()
+            .map(|kv| kv.lease());
+        let mut change =
+            Change::new("broker-unreachable", format!("broker {broker_id} at {} failed a probe", broker.address));
+        change.deletes.push((key, false));
+        self.store.commit(fence, change).await?;
+        if let Some(lease) = lease.filter(|l| *l != 0) {
+            let _ = client.lease_revoke(lease).await;
+        }
+        Ok(true)
+    }
+
+    /// Gives every partition whose leader is gone a new leader from its
+    /// live ISR (or, if the topic allows unclean election, any live replica),
+    /// bumping the epoch; marks it offline when there is none. One
+    /// transaction per partition, compare-and-swapped on its old state.
+    pub async fn reconcile(&self, fence: &Fence, view: &ClusterView) -> Result<usize> {
+        let mut changed = 0;
+        for p in view.partitions.values() {
+            let Some(next) = elect(p, view) else { continue };
+            let keys = self.store.keys();
+            let key = keys.partition(&p.topic, p.partition);
+            let old = serde_json::to_string(p).unwrap_or_default();
+            let detail = match next.leader {
+                Some(l) => {
+                    format!("{}/{} leader {:?} -> {l} epoch {}", p.topic, p.partition, p.leader, next.leader_epoch)
+                }
+                None => {
+                    format!("{}/{} offline (leader {:?} gone, no live in-sync replica)", p.topic, p.partition, p.leader)
+                }
+            };
+            let kind = if next.leader.is_some() { "elect-leader" } else { "partition-offline" };
+            let mut change = Change::new(kind, detail).put_json(key.clone(), &next, None);
+            change.require_value.push((key, old));
+            match self.store.commit(fence, change).await {
+                Ok(_) => changed += 1,
+                // The view was stale; the next one will tell.
+                Err(SentinelError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// The new state of `p` if its leadership must change, else `None`.
+fn elect(p: &PartitionRecord, view: &ClusterView) -> Option<PartitionRecord> {
+    let live = |b: &u32| view.brokers.contains_key(b);
+    if p.leader.as_ref().is_some_and(live) {
+        return None;
+    }
+    let unclean = view.topics.get(&p.topic).is_some_and(|t| t.unclean_leader_election);
+    let candidate = p
+        .replicas
+        .iter()
+        .find(|b| live(b) && p.isr.contains(b))
+        .or_else(|| unclean.then(|| p.replicas.iter().find(|b| live(b))).flatten())
+        .copied();
+    match (candidate, p.leader) {
+        (Some(c), _) => {
+            let mut isr: Vec<u32> = p.isr.iter().copied().filter(|b| live(b)).collect();
+            if !isr.contains(&c) {
+                isr = vec![c];
+            }
+            Some(PartitionRecord { leader: Some(c), leader_epoch: p.leader_epoch + 1, isr, ..p.clone() })
+        }
+        // Already offline and still no candidate: nothing to write.
+        (None, None) => None,
+        // The ISR is kept: it names who holds the data when they return.
+        (None, Some(_)) => Some(PartitionRecord { leader: None, leader_epoch: p.leader_epoch + 1, ..p.clone() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(live: &[u32]) -> ClusterView {
+        let mut v = ClusterView::default();
+        for &id in live {
+            v.brokers.insert(
+                id,
+                BrokerRecord {
+                    id,
+                    address: format!("127.0.0.1:{}", 1000 + id),
+                    http_address: String::new(),
+                    rack: String::new(),
+                },
+            );
+        }
+        v
+    }
+
+    fn partition(leader: Option<u32>, isr: &[u32]) -> PartitionRecord {
+        PartitionRecord {
+            topic: "t".into(),
+            partition: 0,
+            replicas: vec![1, 2, 3],
+            leader,
+            leader_epoch: 4,
+            isr: isr.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_live_leader_is_left_alone() {
+        assert_eq!(elect(&partition(Some(1), &[1, 2]), &view(&[1, 2, 3])), None);
+    }
+
+    #[test]
+    fn a_dead_leader_is_replaced_by_the_next_live_isr_member_with_a_new_epoch() {
+        let next = elect(&partition(Some(1), &[1, 3]), &view(&[2, 3])).unwrap();
+        assert_eq!((next.leader, next.leader_epoch, next.isr), (Some(3), 5, vec![3]));
+    }
+
+    #[test]
+    fn without_a_live_isr_member_the_partition_goes_offline_and_keeps_its_isr() {
+        let next = elect(&partition(Some(1), &[1]), &view(&[2, 3])).unwrap();
+        assert_eq!((next.leader, next.leader_epoch, next.isr.clone()), (None, 5, vec![1]));
+        // And stays offline without further writes until an ISR member returns.
+        assert_eq!(elect(&next, &view(&[2, 3])), None);
+        let back = elect(&next, &view(&[1, 2])).unwrap();
+        assert_eq!((back.leader, back.leader_epoch), (Some(1), 6));
+    }
+
+    #[test]
+    fn unclean_election_takes_any_live_replica_only_when_the_topic_allows_it() {
+        let mut v = view(&[2]);
+        v.topics.insert(
+            "t".into(),
+            TopicRecord {
+                name: "t".into(),
+                partitions: 1,
+                replication_factor: 3,
+                retention_ms: 0,
+                retention_bytes: 0,
+                unclean_leader_election: true,
+            },
+        );
+        let next = elect(&partition(Some(1), &[1]), &v).unwrap();
+        assert_eq!((next.leader, next.isr), (Some(2), vec![2]));
+    }
+}

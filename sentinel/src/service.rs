@@ -1,0 +1,505 @@
+//! The sentinel's gRPC services: `SentinelService` for clients and
+//! `SentinelInternal` for brokers.
+//!
+//! Reads are answered from this sentinel's [`ClusterView`]. Writes run on the
+//! leader; a follower forwards them by re-sending the same RPC to the
+//! leader's published address with the `goulette-forwarded` key set, and a
+//! forwarded request reaching a non-leader fails with `NO_LEADER` rather than
+//! bouncing further.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use goulette_proto::FORWARDED_HEADER;
+use goulette_proto::v1::sentinel_internal_client::SentinelInternalClient;
+use goulette_proto::v1::sentinel_internal_server::SentinelInternal;
+use goulette_proto::v1::sentinel_service_client::SentinelServiceClient;
+use goulette_proto::v1::sentinel_service_server::SentinelService;
+use goulette_proto::v1::{self as pb};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::config::SentinelConfig;
+use crate::controller::Controller;
+use crate::election::Role;
+use crate::error::{Result, SentinelError};
+use crate::model::{BrokerRecord, PartitionRecord, TopicRecord};
+use crate::store::Fence;
+use crate::view::ClusterView;
+
+/// Shared state behind both services.
+pub struct Sentinel {
+    config: SentinelConfig,
+    controller: Controller,
+    views: watch::Receiver<Arc<ClusterView>>,
+    role: watch::Receiver<Role>,
+    peers: Mutex<HashMap<String, Channel>>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Sentinel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sentinel").field("id", &self.config.id).finish_non_exhaustive()
+    }
+}
+
+/// Where a write runs.
+enum Route {
+    Local(Fence),
+    Forward(Channel),
+}
+
+fn forwarded<T>(req: &Request<T>) -> bool {
+    req.metadata().contains_key(FORWARDED_HEADER)
+}
+
+fn forward_request<T>(inner: T) -> Request<T> {
+    let mut req = Request::new(inner);
+    req.metadata_mut().insert(FORWARDED_HEADER, tonic::metadata::MetadataValue::from_static("1"));
+    req
+}
+
+fn status_to_error(leader: &str, status: Status) -> SentinelError {
+    SentinelError::Forward { leader: leader.to_owned(), reason: status.message().to_owned() }
+}
+
+impl Sentinel {
+    /// Shared state for the services.
+    pub fn new(
+        config: SentinelConfig,
+        controller: Controller,
+        views: watch::Receiver<Arc<ClusterView>>,
+        role: watch::Receiver<Role>,
+        shutdown: CancellationToken,
+    ) -> Sentinel {
+        Sentinel { config, controller, views, role, peers: Mutex::new(HashMap::new()), shutdown }
+    }
+
+    fn view(&self) -> Arc<ClusterView> {
+        self.views.borrow().clone()
+    }
+
+    fn channel(&self, address: &str) -> Result<Channel> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = peers.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .map_err(|e| SentinelError::Forward { leader: address.to_owned(), reason: e.to_string() })?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .timeout(std::time::Duration::from_secs(10))
+            .connect_lazy();
+        peers.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn route(&self, already_forwarded: bool) -> Result<Route> {
+        if let Role::Leader(fence) = &*self.role.borrow() {
+            return Ok(Route::Local(fence.clone()));
+        }
+        let view = self.view();
+        let leader = view.leader_address().map(str::to_owned);
+        match leader {
+            _ if already_forwarded => Err(SentinelError::NotLeader { leader }),
+            Some(l) if l != self.config.address.to_string() => Ok(Route::Forward(self.channel(&l)?)),
+            _ => Err(SentinelError::NoLeader),
+        }
+    }
+
+    fn leader_address(&self) -> String {
+        self.view().leader_address().unwrap_or_default().to_owned()
+    }
+
+    fn brokers(view: &ClusterView) -> Vec<pb::BrokerInfo> {
+        let mut out: BTreeMap<u32, pb::BrokerInfo> = view
+            .brokers
+            .values()
+            .map(|b| {
+                (
+                    b.id,
+                    pb::BrokerInfo {
+                        id: b.id,
+                        address: b.address.clone(),
+                        http_address: b.http_address.clone(),
+                        rack: b.rack.clone(),
+                        state: pb::BrokerState::Up as i32,
+                    },
+                )
+            })
+            .collect();
+        for p in view.partitions.values() {
+            for &id in &p.replicas {
+                out.entry(id).or_insert_with(|| pb::BrokerInfo {
+                    id,
+                    state: pb::BrokerState::Down as i32,
+                    ..Default::default()
+                });
+            }
+        }
+        out.into_values().collect()
+    }
+
+    fn topic_metadata(view: &ClusterView, name: &str) -> pb::TopicMetadata {
+        match view.topics.get(name) {
+            Some(t) => pb::TopicMetadata {
+                name: name.to_owned(),
+                error: None,
+                config: Some(t.into()),
+                partitions: view.topic_partitions(name).map(pb::PartitionState::from).collect(),
+            },
+            None => pb::TopicMetadata {
+                name: name.to_owned(),
+                error: Some(SentinelError::UnknownTopic(name.to_owned()).to_proto()),
+                config: None,
+                partitions: Vec::new(),
+            },
+        }
+    }
+
+    async fn create_topic(
+        &self,
+        req: pb::CreateTopicRequest,
+        already_forwarded: bool,
+    ) -> Result<pb::CreateTopicResponse> {
+        let config = req.config.ok_or_else(|| SentinelError::InvalidArgument("config is required".into()))?;
+        let topic = TopicRecord {
+            name: config.name,
+            partitions: config.partitions,
+            replication_factor: config.replication_factor,
+            retention_ms: config.retention_ms,
+            retention_bytes: config.retention_bytes,
+            unclean_leader_election: config.unclean_leader_election,
+        };
+        match self.route(already_forwarded)? {
+            Route::Local(fence) => {
+                let topic = self.controller.topic_with_defaults(topic)?;
+                let partitions = self.controller.create_topic(&fence, &self.view(), topic.clone()).await?;
+                Ok(pb::CreateTopicResponse {
+                    error: None,
+                    topic: Some(pb::TopicMetadata {
+                        name: topic.name.clone(),
+                        error: None,
+                        config: Some((&topic).into()),
+                        partitions: partitions.iter().map(pb::PartitionState::from).collect(),
+                    }),
+                })
+            }
+            Route::Forward(channel) => {
+                let leader = self.leader_address();
+                let req = pb::CreateTopicRequest { config: Some((&topic).into()) };
+                SentinelServiceClient::new(channel)
+                    .create_topic(forward_request(req))
+                    .await
+                    .map(Response::into_inner)
+                    .map_err(|s| status_to_error(&leader, s))
+            }
+        }
+    }
+
+    /// Runs the leader's duties whenever the view or the role changes:
+    /// leaders for partitions whose leader is gone.
+    pub async fn run_leader_duties(self: Arc<Self>) {
+        let mut views = self.views.clone();
+        let mut role = self.role.clone();
+        loop {
+            let fence = role.borrow().fence().cloned();
+            if let Some(fence) = fence {
+                let view = self.view();
+                if let Err(e) = self.controller.reconcile(&fence, &view).await {
+                    tracing::warn!(error = %e, "reconciling partition leaders failed; will retry");
+                }
+            }
+            tokio::select! {
+                _ = views.changed() => {}
+                _ = role.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn probe_in_background(self: &Arc<Self>, brokers: Vec<u32>) {
+        if brokers.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.route(false) {
+                Ok(Route::Local(fence)) => {
+                    for id in brokers {
+                        match me.controller.probe_broker(&fence, &me.view(), id).await {
+                            Ok(true) => {
+                                tracing::warn!(broker = id, "broker reported unreachable failed a probe; session ended")
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::warn!(broker = id, error = %e, "probing a broker failed"),
+                        }
+                    }
+                }
+                Ok(Route::Forward(channel)) => {
+                    let req = pb::MetadataRequest { unreachable_brokers: brokers, ..Default::default() };
+                    let _ = SentinelServiceClient::new(channel).metadata(forward_request(req)).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot pass on unreachable brokers"),
+            }
+        });
+    }
+}
+
+/// The gRPC face of a [`Sentinel`].
+#[derive(Debug, Clone)]
+pub struct SentinelGrpc(pub Arc<Sentinel>);
+
+fn error_response<T>(
+    e: &SentinelError,
+    build: impl FnOnce(pb::Error) -> T,
+) -> std::result::Result<Response<T>, Status> {
+    Ok(Response::new(build(e.to_proto())))
+}
+
+#[tonic::async_trait]
+impl SentinelService for SentinelGrpc {
+    async fn metadata(
+        &self,
+        req: Request<pb::MetadataRequest>,
+    ) -> std::result::Result<Response<pb::MetadataResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        let req = req.into_inner();
+        let s = &self.0;
+        s.probe_in_background(req.unreachable_brokers.clone());
+        let mut view = s.view();
+        if req.allow_auto_create && s.config.auto_create_topics {
+            let missing: Vec<String> = req.topics.iter().filter(|t| !view.topics.contains_key(*t)).cloned().collect();
+            for name in &missing {
+                let create = pb::CreateTopicRequest {
+                    config: Some(pb::TopicConfig { name: name.clone(), ..Default::default() }),
+                };
+                match s.create_topic(create, already_forwarded).await {
+                    Ok(r) => match r.error {
+                        Some(e) if e.error_code() != pb::ErrorCode::TopicExists => {
+                            return Ok(Response::new(pb::MetadataResponse { error: Some(e), ..Default::default() }));
+                        }
+                        _ => {}
+                    },
+                    Err(SentinelError::TopicExists(_)) => {}
+                    Err(e) => {
+                        return error_response(&e, |e| pb::MetadataResponse { error: Some(e), ..Default::default() });
+                    }
+                }
+                // Wait (briefly) for the new topic to reach this sentinel's view.
+                let mut views = s.views.clone();
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    views.wait_for(|v| v.topics.contains_key(name.as_str())),
+                )
+                .await;
+                view = s.view();
+            }
+        }
+        let names: Vec<String> = if req.topics.is_empty() { view.topics.keys().cloned().collect() } else { req.topics };
+        Ok(Response::new(pb::MetadataResponse {
+            error: None,
+            brokers: Sentinel::brokers(&view),
+            topics: names.iter().map(|n| Sentinel::topic_metadata(&view, n)).collect(),
+            metadata_version: view.revision as u64,
+        }))
+    }
+
+    async fn create_topic(
+        &self,
+        req: Request<pb::CreateTopicRequest>,
+    ) -> std::result::Result<Response<pb::CreateTopicResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        match self.0.create_topic(req.into_inner(), already_forwarded).await {
+            Ok(r) => Ok(Response::new(r)),
+            Err(e) => error_response(&e, |e| pb::CreateTopicResponse { error: Some(e), topic: None }),
+        }
+    }
+
+    async fn delete_topic(
+        &self,
+        req: Request<pb::DeleteTopicRequest>,
+    ) -> std::result::Result<Response<pb::DeleteTopicResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        let req = req.into_inner();
+        let s = &self.0;
+        let result = match s.route(already_forwarded) {
+            Ok(Route::Local(fence)) => s
+                .controller
+                .delete_topic(&fence, &s.view(), &req.name)
+                .await
+                .map(|()| pb::DeleteTopicResponse { error: None }),
+            Ok(Route::Forward(channel)) => {
+                let leader = s.leader_address();
+                SentinelServiceClient::new(channel)
+                    .delete_topic(forward_request(req))
+                    .await
+                    .map(Response::into_inner)
+                    .map_err(|st| status_to_error(&leader, st))
+            }
+            Err(e) => Err(e),
+        };
+        result.or_else(|e| Ok(pb::DeleteTopicResponse { error: Some(e.to_proto()) })).map(Response::new)
+    }
+
+    async fn cluster_status(
+        &self,
+        _req: Request<pb::ClusterStatusRequest>,
+    ) -> std::result::Result<Response<pb::ClusterStatusResponse>, Status> {
+        let view = self.0.view();
+        let leader = view.leader_address().map(str::to_owned);
+        let sentinels = view
+            .sentinels
+            .values()
+            .map(|s| pb::SentinelInfo {
+                id: s.id.clone(),
+                address: s.address.clone(),
+                leader: leader.as_deref() == Some(&s.address),
+            })
+            .collect();
+        let offline = view
+            .partitions
+            .values()
+            .filter(|p| !p.leader.is_some_and(|l| view.brokers.contains_key(&l)))
+            .map(pb::PartitionState::from)
+            .collect();
+        let error = leader.is_none().then(|| SentinelError::NoLeader.to_proto());
+        Ok(Response::new(pb::ClusterStatusResponse {
+            error,
+            sentinels,
+            brokers: Sentinel::brokers(&view),
+            offline_partitions: offline,
+            metadata_version: view.revision as u64,
+        }))
+    }
+}
+
+/// What a broker holds: (topic, partition) → assignment.
+fn assignments_of(view: &ClusterView, broker: u32) -> BTreeMap<(String, u32), pb::PartitionAssignment> {
+    view.partitions
+        .values()
+        .filter(|p| p.replicas.contains(&broker))
+        .filter_map(|p: &PartitionRecord| {
+            let topic = view.topics.get(&p.topic)?;
+            Some((
+                (p.topic.clone(), p.partition),
+                pb::PartitionAssignment { topic: Some(topic.into()), state: Some(p.into()) },
+            ))
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl SentinelInternal for SentinelGrpc {
+    async fn register_broker(
+        &self,
+        req: Request<pb::RegisterBrokerRequest>,
+    ) -> std::result::Result<Response<pb::RegisterBrokerResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        let req = req.into_inner();
+        let s = &self.0;
+        let result = match s.route(already_forwarded) {
+            Ok(Route::Local(fence)) => {
+                let record = BrokerRecord {
+                    id: req.broker_id,
+                    address: req.address,
+                    http_address: req.http_address,
+                    rack: req.rack,
+                };
+                s.controller.register_broker(&fence, record).await.map(|session| pb::RegisterBrokerResponse {
+                    error: None,
+                    session_id: session,
+                    heartbeat_interval_ms: s.config.heartbeat_interval.as_millis() as u64,
+                    session_timeout_ms: s.config.session_timeout.as_millis() as u64,
+                })
+            }
+            Ok(Route::Forward(channel)) => {
+                let leader = s.leader_address();
+                SentinelInternalClient::new(channel)
+                    .register_broker(forward_request(req))
+                    .await
+                    .map(Response::into_inner)
+                    .map_err(|st| status_to_error(&leader, st))
+            }
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::RegisterBrokerResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    /// Any sentinel refreshes the session lease itself (leases are etcd's,
+    /// not the leader's), so a broker's session survives a sentinel failover.
+    async fn broker_heartbeat(
+        &self,
+        req: Request<pb::BrokerHeartbeatRequest>,
+    ) -> std::result::Result<Response<pb::BrokerHeartbeatResponse>, Status> {
+        let req = req.into_inner();
+        let result = self.0.controller.heartbeat(req.broker_id, req.session_id).await;
+        Ok(Response::new(pb::BrokerHeartbeatResponse { error: result.err().map(|e| e.to_proto()) }))
+    }
+
+    type WatchAssignmentsStream = ReceiverStream<std::result::Result<pb::AssignmentUpdate, Status>>;
+
+    async fn watch_assignments(
+        &self,
+        req: Request<pb::WatchAssignmentsRequest>,
+    ) -> std::result::Result<Response<Self::WatchAssignmentsStream>, Status> {
+        let broker = req.into_inner().broker_id;
+        let (tx, rx) = mpsc::channel(16);
+        let mut views = self.0.views.clone();
+        let shutdown = self.0.shutdown.clone();
+        tokio::spawn(async move {
+            let mut sent: Option<BTreeMap<(String, u32), pb::PartitionAssignment>> = None;
+            let mut sent_brokers = Vec::new();
+            loop {
+                let view = views.borrow_and_update().clone();
+                let now = assignments_of(&view, broker);
+                let brokers = Sentinel::brokers(&view);
+                let update = match &sent {
+                    None => Some(pb::AssignmentUpdate {
+                        metadata_version: view.revision as u64,
+                        snapshot: true,
+                        assignments: now.values().cloned().collect(),
+                        removed: Vec::new(),
+                        brokers: brokers.clone(),
+                    }),
+                    Some(before) => {
+                        let changed: Vec<_> =
+                            now.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(_, v)| v.clone()).collect();
+                        let removed: Vec<_> = before
+                            .iter()
+                            .filter(|(k, _)| !now.contains_key(*k))
+                            .filter_map(|(_, v)| v.state.clone())
+                            .collect();
+                        (!changed.is_empty() || !removed.is_empty() || brokers != sent_brokers).then(|| {
+                            pb::AssignmentUpdate {
+                                metadata_version: view.revision as u64,
+                                snapshot: false,
+                                assignments: changed,
+                                removed,
+                                brokers: brokers.clone(),
+                            }
+                        })
+                    }
+                };
+                if let Some(update) = update
+                    && tx.send(Ok(update)).await.is_err()
+                {
+                    return; // the broker hung up
+                }
+                sent = Some(now);
+                sent_brokers = brokers;
+                tokio::select! {
+                    changed = views.changed() => if changed.is_err() { return },
+                    _ = tx.closed() => return,
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
