@@ -10,9 +10,8 @@
 //! All four share the package `goulette.v1`; the client-facing and internal
 //! services live in separate files.
 
-#![allow(missing_debug_implementations, clippy::all)]
-
-/// Version 1 of the protocol.
+/// Version 1 of the protocol (generated code).
+#[allow(missing_debug_implementations, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("goulette.v1");
 }
@@ -29,5 +28,38 @@ impl v1::Error {
     /// The code, `Internal` for a value this build does not know.
     pub fn error_code(&self) -> v1::ErrorCode {
         v1::ErrorCode::try_from(self.code).unwrap_or(v1::ErrorCode::Internal)
+    }
+}
+
+/// Longest topic name (it becomes a directory name).
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Checks a topic name: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`. Every
+/// component that accepts a topic name checks it (it becomes a directory).
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_TOPIC_NAME_LEN {
+        return Err(format!("topic name must be 1 to {MAX_TOPIC_NAME_LEN} characters, got {}", name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name cannot be {name:?}"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("topic name {name:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ -"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_the_rules() {
+        for ok in ["a", "orders", "a.b-c_D9", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(250), "a\0"] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -65,22 +65,7 @@ pub struct OpRecord {
     pub detail: String,
 }
 
-/// Longest topic name (it becomes a directory name).
-pub const MAX_TOPIC_NAME_LEN: usize = 249;
-
-/// Checks a topic name: `[A-Za-z0-9._-]{1,249}`, not `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_TOPIC_NAME_LEN {
-        return Err(format!("topic name must be 1 to {MAX_TOPIC_NAME_LEN} characters, got {}", name.len()));
-    }
-    if name == "." || name == ".." {
-        return Err(format!("topic name cannot be {name:?}"));
-    }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(format!("topic name {name:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ -"));
-    }
-    Ok(())
-}
+pub use goulette_proto::{MAX_TOPIC_NAME_LEN, validate_topic_name};
 
 impl From<&TopicRecord> for pb::TopicConfig {
     fn from(t: &TopicRecord) -> Self {
@@ -104,21 +89,6 @@ impl From<&PartitionRecord> for pb::PartitionState {
             leader: p.leader,
             leader_epoch: p.leader_epoch,
             isr: p.isr.clone(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_names_follow_the_rules() {
-        for ok in ["a", "orders", "a.b-c_D9", &"x".repeat(249)] {
-            assert!(validate_topic_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(250), "a\0"] {
-            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -32,4 +32,4 @@ pub use batch::{Batch, BatchBuilder, ProducerInfo, Record, RecordIter, StoredRec
 pub use compression::Compression;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
-pub use log::{AppendInfo, PartitionLog, now_ms};
+pub use log::{AppendInfo, PartitionLog, PendingAppend, now_ms};

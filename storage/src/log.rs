@@ -52,6 +52,16 @@ pub struct AppendInfo {
     pub max_timestamp: i64,
 }
 
+/// An append written but perhaps not yet durable (see
+/// [`PartitionLog::append_deferred`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a deferred append must be waited for before it is acknowledged"]
+pub struct PendingAppend {
+    /// Where the batch landed.
+    pub info: AppendInfo,
+    generation: u64,
+}
+
 /// The partition log. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct PartitionLog {
@@ -292,16 +302,38 @@ impl PartitionLog {
     /// end) and stamps `leader_epoch`. Under `FlushPolicy::Always` it returns
     /// once the batch is on stable storage.
     pub fn append(&self, batch: &Batch, leader_epoch: u32) -> Result<AppendInfo> {
+        let pending = self.append_deferred(batch, leader_epoch)?;
+        self.wait_durable_for(&pending)?;
+        Ok(pending.info)
+    }
+
+    /// Writes a batch like [`PartitionLog::append`] but returns before its
+    /// fdatasync: the caller pipelines further appends (in order, from one
+    /// thread or task) and waits for each with
+    /// [`PartitionLog::wait_durable_for`], so that many appends share one
+    /// fdatasync. Nothing appended may be acknowledged before that wait.
+    pub fn append_deferred(&self, batch: &Batch, leader_epoch: u32) -> Result<PendingAppend> {
         self.append_at(batch, None, leader_epoch)
     }
 
     /// Appends a batch copied from the partition leader, keeping its offsets
     /// and leader epoch. Its base offset must be the log end offset.
     pub fn append_replicated(&self, batch: &Batch) -> Result<AppendInfo> {
-        self.append_at(batch, Some(batch.base_offset()), batch.partition_leader_epoch())
+        let pending = self.append_at(batch, Some(batch.base_offset()), batch.partition_leader_epoch())?;
+        self.wait_durable_for(&pending)?;
+        Ok(pending.info)
     }
 
-    fn append_at(&self, batch: &Batch, expected_base: Option<u64>, leader_epoch: u32) -> Result<AppendInfo> {
+    /// Blocks until a deferred append is durable under the flush policy
+    /// (a no-op unless it is `Always`); `Truncated` if a truncation removed it.
+    pub fn wait_durable_for(&self, pending: &PendingAppend) -> Result<()> {
+        if self.config.flush == FlushPolicy::Always {
+            self.wait_durable(pending.info.base_offset, pending.info.next_offset, pending.generation)?;
+        }
+        Ok(())
+    }
+
+    fn append_at(&self, batch: &Batch, expected_base: Option<u64>, leader_epoch: u32) -> Result<PendingAppend> {
         if batch.len() > self.config.max_batch_bytes {
             return Err(StorageError::BatchTooLarge { size: batch.len(), max: self.config.max_batch_bytes });
         }
@@ -339,10 +371,7 @@ impl PartitionLog {
                 generation,
             )
         };
-        if self.config.flush == FlushPolicy::Always {
-            self.wait_durable(info.base_offset, info.next_offset, generation)?;
-        }
-        Ok(info)
+        Ok(PendingAppend { info, generation })
     }
 
     fn seal_due(&self, inner: &Inner, now_ms: i64) -> bool {

@@ -355,6 +355,25 @@ fn given_flush_always_append_should_return_only_once_durable() {
 }
 
 #[test]
+fn given_deferred_appends_should_be_durable_only_after_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { flush: FlushPolicy::Always, ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    let pending: Vec<_> = (0..10).map(|_| log.append_deferred(&batch("d", 1, 0), 0).unwrap()).collect();
+    assert_eq!(pending.iter().map(|p| p.info.base_offset).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+    // One wait for the last covers all of them (one fdatasync for the group).
+    log.wait_durable_for(&pending[9]).unwrap();
+    assert!(log.durable_offset() >= 10);
+    for p in &pending {
+        log.wait_durable_for(p).unwrap();
+    }
+    // A truncation overtaking a deferred append turns its wait into an error.
+    let lost = log.append_deferred(&batch("x", 1, 0), 0).unwrap();
+    log.truncate_to(lost.info.base_offset).unwrap();
+    assert!(matches!(log.wait_durable_for(&lost), Err(StorageError::Truncated { base_offset: 10 })));
+}
+
+#[test]
 fn given_closed_log_should_refuse_appends() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
