@@ -1,10 +1,13 @@
-//! `goulette-broker`: stores partitions and serves produce and fetch.
-//!
-//! The gRPC data plane arrives with the cluster work (issue 3); today the
-//! binary parses and validates its flags and refuses to start rather than
-//! pretend to serve.
+//! `goulette-broker`: parses flags into a `BrokerConfig` and runs it until
+//! SIGINT/SIGTERM (a second signal exits at once).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
+use goulette_broker::config::{BrokerConfig, parse_flush};
+use goulette_storage::FlushPolicy;
+use tokio_util::sync::CancellationToken;
 
 /// Goulette broker: stores topic partitions and serves producers and consumers.
 #[derive(Debug, Parser)]
@@ -12,37 +15,70 @@ use clap::Parser;
 struct Args {
     /// Unique id of this broker in the cluster.
     #[arg(long, env = "GOULETTE_BROKER_ID")]
-    id: Option<u32>,
-    /// gRPC listen address.
+    id: u32,
+    /// gRPC listen address, registered for clients.
     #[arg(long, env = "GOULETTE_BROKER_ADDRESS", default_value = "127.0.0.1:50051")]
-    address: std::net::SocketAddr,
+    address: SocketAddr,
     /// Data directory holding one sub-directory per partition.
     #[arg(long, env = "GOULETTE_BROKER_DATA", default_value = "data/broker")]
-    data: std::path::PathBuf,
-    /// Comma-separated sentinel addresses.
+    data: PathBuf,
+    /// Comma-separated sentinel addresses (host:port), tried in turn.
     #[arg(long, env = "GOULETTE_SENTINELS", default_value = "127.0.0.1:50052", value_delimiter = ',')]
     sentinels: Vec<String>,
-    /// Address of the HTTP endpoint (/health, /ready, /metrics).
-    #[arg(long, env = "GOULETTE_BROKER_HTTP_ADDRESS")]
-    http_address: Option<std::net::SocketAddr>,
-    /// Log level filter (`info`, `debug`, `goulette_storage=debug`, …).
+    /// When appends are fdatasynced: `always` (before the ack, with group
+    /// commit), `never`, or `interval:100ms`.
+    #[arg(long, env = "GOULETTE_FLUSH", default_value = "always", value_parser = parse_flush)]
+    flush: FlushPolicy,
+    /// Seal the WAL into a fragment at this size, in bytes.
+    #[arg(long, env = "GOULETTE_FRAGMENT_BYTES", default_value_t = 128 << 20)]
+    fragment_bytes: u64,
+    /// Largest record batch accepted, in bytes.
+    #[arg(long, env = "GOULETTE_MAX_BATCH_BYTES", default_value_t = 8 << 20)]
+    max_batch_bytes: usize,
+    /// Log filter (`info`, `debug`, `goulette_broker=debug`, …); RUST_LOG overrides.
     #[arg(long, env = "GOULETTE_LOG_LEVEL", default_value = "info")]
     log_level: String,
-    /// Also write logs to this file.
+    /// Append logs to this file instead of stderr.
     #[arg(long, env = "GOULETTE_LOG_FILE")]
-    log_file: Option<std::path::PathBuf>,
-    /// TOML configuration file.
-    #[arg(long, env = "GOULETTE_BROKER_CONFIG")]
-    config: Option<std::path::PathBuf>,
+    log_file: Option<PathBuf>,
 }
 
-fn main() -> std::process::ExitCode {
+fn init_logging(level: &str, file: Option<&PathBuf>) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    eprintln!(
-        "goulette-broker: the network server is not built yet (see issue 3); \
-         refusing to start on {} with data in {}",
-        args.address,
-        args.data.display()
-    );
-    std::process::ExitCode::from(2)
+    init_logging(&args.log_level, args.log_file.as_ref())?;
+    let mut config = BrokerConfig::new(args.id, args.address, args.data, args.sentinels);
+    config.log.flush = args.flush;
+    config.log.fragment_bytes = args.fragment_bytes;
+    config.log.max_batch_bytes = args.max_batch_bytes;
+    config.validate().map_err(anyhow::Error::msg)?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let shutdown = CancellationToken::new();
+        let signals = shutdown.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+                return;
+            };
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("shutting down (send the signal again to exit at once)");
+            signals.cancel();
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            std::process::exit(130);
+        });
+        goulette_broker::server::run(config, shutdown).await
+    })
 }

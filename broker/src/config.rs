@@ -1,0 +1,67 @@
+//! The broker's validated configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use goulette_storage::{FlushPolicy, LogConfig};
+
+/// Everything a broker needs to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    pub id: u32,
+    /// gRPC listen address, registered with the sentinels for clients.
+    pub address: SocketAddr,
+    /// One sub-directory per partition: `<data>/<topic>-<partition>/`.
+    pub data_dir: PathBuf,
+    /// Sentinel addresses (`host:port`), tried in turn.
+    pub sentinels: Vec<String>,
+    /// Defaults for every partition log (topic settings override retention).
+    pub log: LogConfig,
+    /// Most produce requests one connection may have in flight.
+    pub max_in_flight: usize,
+    /// Largest fetch response.
+    pub max_fetch_bytes: usize,
+    /// How often partition logs are maintained (interval flush, seal by
+    /// age, retention, unmapping).
+    pub maintenance_interval: Duration,
+}
+
+impl BrokerConfig {
+    /// Defaults for broker `id` on `address`.
+    pub fn new(id: u32, address: SocketAddr, data_dir: PathBuf, sentinels: Vec<String>) -> BrokerConfig {
+        BrokerConfig {
+            id,
+            address,
+            data_dir,
+            sentinels,
+            log: LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() },
+            max_in_flight: 1024,
+            max_fetch_bytes: 16 << 20,
+            maintenance_interval: Duration::from_millis(100),
+        }
+    }
+
+    /// Checks every value, naming the flag of the first bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sentinels.is_empty() {
+            return Err("--sentinels needs at least one address".into());
+        }
+        if self.max_in_flight == 0 {
+            return Err("--max-in-flight must be at least 1".into());
+        }
+        self.log.validate().map_err(|e| format!("log settings: {e}"))
+    }
+}
+
+/// Parses `always`, `never` or `interval:100ms`.
+pub fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
+    match s {
+        "always" => Ok(FlushPolicy::Always),
+        "never" => Ok(FlushPolicy::Never),
+        _ => match s.strip_prefix("interval:") {
+            Some(d) => humantime::parse_duration(d).map(FlushPolicy::Interval).map_err(|e| e.to_string()),
+            None => Err(format!("{s:?}: expected always, never or interval:DURATION")),
+        },
+    }
+}

@@ -1,0 +1,25 @@
+//! Mapping broker-side failures to the typed protocol errors.
+
+use goulette_proto::v1::{self as pb, ErrorCode};
+use goulette_storage::StorageError;
+
+/// The protocol error for a storage failure.
+pub fn storage_error(e: &StorageError) -> pb::Error {
+    let code = match e {
+        StorageError::InvalidBatch { .. } => ErrorCode::InvalidBatch,
+        StorageError::BatchTooLarge { .. } => ErrorCode::TooLarge,
+        StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        StorageError::Corruption { .. } => ErrorCode::CorruptStorage,
+        StorageError::Truncated { .. } => ErrorCode::NotLeader,
+        _ => ErrorCode::Internal,
+    };
+    pb::Error::new(code, e.to_string())
+}
+
+/// `NOT_LEADER` for a partition this broker does not lead, with the
+/// leader's address when known.
+pub fn not_leader(topic: &str, partition: u32, leader_address: Option<String>) -> pb::Error {
+    let mut e = pb::Error::new(ErrorCode::NotLeader, format!("this broker does not lead {topic}/{partition}"));
+    e.leader_hint = leader_address.unwrap_or_default();
+    e
+}

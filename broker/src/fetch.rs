@@ -1,0 +1,110 @@
+//! The fetch stream: one partition, credit-based flow control, long polling.
+//!
+//! The consumer opens with `start` (offset, per-response `max_bytes`, initial
+//! credit) and tops the credit up with `credit` messages. The broker sends
+//! batches below the high watermark while it has credit, and when it has
+//! caught up it waits on the high watermark's change notification (no
+//! polling) until new data is visible, more credit arrives, or the consumer
+//! hangs up.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use goulette_proto::v1::{self as pb, ErrorCode, fetch_request::Kind};
+use goulette_storage::batch::peek_batch_len;
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+use crate::error::{not_leader, storage_error};
+use crate::partition::Partitions;
+
+/// Offset after the last record of an encoded batch (header fields only).
+fn next_offset(batch: &[u8]) -> Option<u64> {
+    peek_batch_len(batch)?;
+    let base = u64::from_le_bytes(batch.get(0..8)?.try_into().ok()?);
+    let count = u32::from_le_bytes(batch.get(53..57)?.try_into().ok()?);
+    Some(base + u64::from(count))
+}
+
+async fn send_error(out: &mpsc::Sender<Result<pb::FetchResponse, Status>>, error: pb::Error) {
+    let _ = out.send(Ok(pb::FetchResponse { error: Some(error), ..Default::default() })).await;
+}
+
+/// Serves one fetch stream.
+pub async fn serve(
+    partitions: Arc<Partitions>,
+    mut requests: Streaming<pb::FetchRequest>,
+    out: mpsc::Sender<Result<pb::FetchResponse, Status>>,
+    max_fetch_bytes: usize,
+) {
+    let start = match requests.next().await {
+        Some(Ok(pb::FetchRequest { kind: Some(Kind::Start(start)) })) => start,
+        Some(Ok(_)) => {
+            return send_error(
+                &out,
+                pb::Error::new(ErrorCode::InvalidArgument, "the first fetch message must be `start`"),
+            )
+            .await;
+        }
+        _ => return,
+    };
+    if let Err(reason) = goulette_proto::validate_topic_name(&start.topic) {
+        return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, reason)).await;
+    }
+    let Some(replica) = partitions.get(&start.topic, start.partition) else {
+        return send_error(&out, not_leader(&start.topic, start.partition, None)).await;
+    };
+    let max_bytes = match start.max_bytes as usize {
+        0 => 1 << 20,
+        n => n.min(max_fetch_bytes),
+    };
+    let mut credit = start.credit_bytes;
+    let mut offset = start.offset;
+    let mut hw_changes = replica.watch_high_watermark();
+    let mut reading = true;
+    loop {
+        if !replica.is_leader() {
+            let hint = replica.state().leader.and_then(|l| partitions.broker_address(l));
+            return send_error(&out, not_leader(&replica.topic, replica.partition, hint)).await;
+        }
+        let hw = *hw_changes.borrow_and_update();
+        if credit > 0 && offset < hw {
+            let log = replica.log.clone();
+            let want = max_bytes.min(usize::try_from(credit).unwrap_or(usize::MAX));
+            let read = tokio::task::spawn_blocking(move || log.read_bounded(offset, want, hw)).await;
+            let batches = match read {
+                Ok(Ok(batches)) => batches,
+                Ok(Err(e)) => return send_error(&out, storage_error(&e)).await,
+                Err(e) => return send_error(&out, pb::Error::new(ErrorCode::Internal, e.to_string())).await,
+            };
+            if let Some(next) = batches.last().and_then(|b| next_offset(b)) {
+                let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                credit = credit.saturating_sub(bytes);
+                offset = next;
+                let response = pb::FetchResponse {
+                    error: None,
+                    batches,
+                    high_watermark: hw,
+                    log_start_offset: replica.log.log_start_offset(),
+                };
+                if out.send(Ok(response)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        if !reading && credit == 0 {
+            return;
+        }
+        // Caught up or out of credit: wait for data, credit, or the end.
+        tokio::select! {
+            changed = hw_changes.changed() => if changed.is_err() { return },
+            message = requests.next(), if reading => match message {
+                Some(Ok(pb::FetchRequest { kind: Some(Kind::Credit(c)) })) => credit = credit.saturating_add(c.bytes),
+                Some(Ok(_)) => return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, "`start` may only come first")).await,
+                Some(Err(_)) | None => reading = false,
+            },
+            _ = out.closed() => return,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Goulette's broker: the data plane over the partition log.
+//!
+//! - [`partition`]: the replicas held here, their logs, states and high watermarks.
+//! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
+//! - [`service`]: the gRPC service.
+//! - [`link`]: registration, heartbeats and assignments from the sentinels.
+//! - [`server`]: `run`, wiring it all together.
+//! - [`config`], [`error`]: settings and protocol error mapping.
+
+pub mod config;
+pub mod error;
+pub mod fetch;
+pub mod link;
+pub mod partition;
+pub mod produce;
+pub mod server;
+pub mod service;

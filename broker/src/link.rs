@@ -1,0 +1,145 @@
+//! The broker's link to the sentinels: registration, heartbeats and the
+//! assignment stream, moving to the next sentinel when one fails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use goulette_proto::v1::sentinel_internal_client::SentinelInternalClient;
+use goulette_proto::v1::{self as pb, ErrorCode};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::config::BrokerConfig;
+use crate::partition::Partitions;
+
+/// A lazily connected channel; `timeout` bounds each unary call (never set
+/// it for the long-lived assignment stream).
+fn channel(address: &str, timeout: Option<Duration>) -> anyhow::Result<Channel> {
+    let mut endpoint = Channel::from_shared(format!("http://{address}"))?.connect_timeout(Duration::from_secs(2));
+    if let Some(t) = timeout {
+        endpoint = endpoint.timeout(t);
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+/// Rotates through the configured sentinels.
+#[derive(Debug)]
+struct Sentinels {
+    addresses: Vec<String>,
+    next: usize,
+    timeout: Option<Duration>,
+}
+
+impl Sentinels {
+    fn client(&mut self) -> anyhow::Result<(String, SentinelInternalClient<Channel>)> {
+        let address = self.addresses[self.next % self.addresses.len()].clone();
+        self.next += 1;
+        Ok((address.clone(), SentinelInternalClient::new(channel(&address, self.timeout)?)))
+    }
+}
+
+async fn pause(token: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = token.cancelled() => false,
+    }
+}
+
+/// Registers and heartbeats until `token` is cancelled, re-registering when
+/// the session is lost and moving between sentinels when one fails.
+pub async fn run_session(config: Arc<BrokerConfig>, token: CancellationToken) {
+    let mut sentinels =
+        Sentinels { addresses: config.sentinels.clone(), next: 0, timeout: Some(Duration::from_secs(5)) };
+    let mut session: Option<(i64, Duration)> = None;
+    let (mut address, mut client) = match sentinels.client() {
+        Ok(c) => c,
+        Err(e) => return tracing::error!(error = %e, "bad sentinel address"),
+    };
+    while !token.is_cancelled() {
+        let Some((id, interval)) = session else {
+            let req = pb::RegisterBrokerRequest {
+                broker_id: config.id,
+                address: config.address.to_string(),
+                ..Default::default()
+            };
+            match client.register_broker(req).await.map(tonic::Response::into_inner) {
+                Ok(pb::RegisterBrokerResponse { error: None, session_id, heartbeat_interval_ms, .. }) => {
+                    tracing::info!(sentinel = %address, session = format!("{session_id:x}"), "registered with the sentinels");
+                    session = Some((session_id, Duration::from_millis(heartbeat_interval_ms.max(50))));
+                }
+                Ok(r) => {
+                    tracing::warn!(sentinel = %address, error = ?r.error, "registration refused; retrying");
+                    if !pause(&token, Duration::from_millis(500)).await {
+                        return;
+                    }
+                }
+                Err(status) => {
+                    tracing::warn!(sentinel = %address, %status, "sentinel unreachable; trying the next one");
+                    (address, client) = match sentinels.client() {
+                        Ok(c) => c,
+                        Err(_) => return,
+                    };
+                    if !pause(&token, Duration::from_millis(200)).await {
+                        return;
+                    }
+                }
+            }
+            continue;
+        };
+        if !pause(&token, interval).await {
+            return;
+        }
+        let beat = client.broker_heartbeat(pb::BrokerHeartbeatRequest { broker_id: config.id, session_id: id }).await;
+        match beat.map(tonic::Response::into_inner) {
+            Ok(pb::BrokerHeartbeatResponse { error: None }) => {}
+            Ok(pb::BrokerHeartbeatResponse { error: Some(e) }) if e.error_code() == ErrorCode::UnknownBroker => {
+                tracing::warn!("session expired; registering again");
+                session = None;
+            }
+            Ok(r) => tracing::warn!(sentinel = %address, error = ?r.error, "heartbeat refused"),
+            Err(status) => {
+                tracing::warn!(sentinel = %address, %status, "heartbeat failed; trying the next sentinel");
+                if let Ok(next) = sentinels.client() {
+                    (address, client) = next;
+                }
+            }
+        }
+    }
+}
+
+/// Follows the assignment stream until `token` is cancelled, applying every
+/// update, and reconnecting (to the next sentinel) when the stream ends.
+pub async fn run_assignments(config: Arc<BrokerConfig>, partitions: Arc<Partitions>, token: CancellationToken) {
+    let mut sentinels = Sentinels { addresses: config.sentinels.clone(), next: 0, timeout: None };
+    while !token.is_cancelled() {
+        let Ok((address, mut client)) = sentinels.client() else { return };
+        // The stream is long-lived: no per-request timeout on it.
+        let opened = tokio::select! {
+            r = client.watch_assignments(pb::WatchAssignmentsRequest { broker_id: config.id }) => r,
+            _ = token.cancelled() => return,
+        };
+        match opened {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                loop {
+                    let message = tokio::select! {
+                        m = stream.message() => m,
+                        _ = token.cancelled() => return,
+                    };
+                    match message {
+                        Ok(Some(update)) => partitions.apply(update).await,
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::warn!(sentinel = %address, %status, "assignment stream broke; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => tracing::warn!(sentinel = %address, %status, "cannot open the assignment stream"),
+        }
+        if !pause(&token, Duration::from_millis(300)).await {
+            return;
+        }
+    }
+}

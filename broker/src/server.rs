@@ -1,0 +1,65 @@
+//! `run`: the broker's tasks (sentinel link, assignments, log maintenance,
+//! gRPC server) and their orderly shutdown.
+
+use std::sync::Arc;
+
+use goulette_proto::v1::broker_service_server::BrokerServiceServer;
+use goulette_storage::batch::MAX_BATCH_LEN;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::BrokerConfig;
+use crate::link;
+use crate::partition::Partitions;
+use crate::service::BrokerGrpc;
+
+/// Runs a broker until `shutdown` is cancelled, then flushes and closes its logs.
+pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.validate().map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(config.address).await?;
+    let config = Arc::new(config);
+    let partitions = Arc::new(Partitions::new(config.id, config.data_dir.clone(), config.log.clone()));
+    let tracker = TaskTracker::new();
+
+    tracker.spawn(link::run_session(config.clone(), shutdown.clone()));
+    tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), shutdown.clone()));
+    let maintained = partitions.clone();
+    let every = config.maintenance_interval;
+    let token = shutdown.clone();
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let p = maintained.clone();
+                    let _ = tokio::task::spawn_blocking(move || p.maintain()).await;
+                }
+                _ = token.cancelled() => return,
+            }
+        }
+    });
+
+    let grpc = BrokerGrpc { partitions: partitions.clone(), config: config.clone() };
+    // Room for the largest batch plus the request's other fields.
+    let max_message = MAX_BATCH_LEN + (1 << 20);
+    tracing::info!(id = config.id, address = %config.address, data = %config.data_dir.display(), "broker serving");
+    let served = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_adaptive_window(Some(true))
+        .max_frame_size(Some(256 << 10))
+        .add_service(
+            BrokerServiceServer::new(grpc)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().cancelled_owned())
+        .await;
+    tracker.close();
+    tracker.wait().await;
+    let closing = partitions.clone();
+    tokio::task::spawn_blocking(move || closing.close_all()).await?;
+    tracing::info!(id = config.id, "broker stopped");
+    served.map_err(Into::into)
+}
