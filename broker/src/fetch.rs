@@ -68,13 +68,35 @@ pub async fn serve(
             return send_error(&out, not_leader(&replica.topic, replica.partition, hint)).await;
         }
         let hw = *hw_changes.borrow_and_update();
+        if offset > hw || offset < replica.log.log_start_offset() {
+            let response = pb::FetchResponse {
+                error: Some(pb::Error::new(
+                    ErrorCode::OffsetOutOfRange,
+                    format!("offset {offset} is outside the readable range"),
+                )),
+                batches: Vec::new(),
+                high_watermark: hw,
+                log_start_offset: replica.log.log_start_offset(),
+            };
+            let _ = out.send(Ok(response)).await;
+            return;
+        }
         if credit > 0 && offset < hw {
             let log = replica.log.clone();
             let want = max_bytes.min(usize::try_from(credit).unwrap_or(usize::MAX));
             let read = tokio::task::spawn_blocking(move || log.read_bounded(offset, want, hw)).await;
             let batches = match read {
                 Ok(Ok(batches)) => batches,
-                Ok(Err(e)) => return send_error(&out, storage_error(&e)).await,
+                Ok(Err(e)) => {
+                    let response = pb::FetchResponse {
+                        error: Some(storage_error(&e)),
+                        batches: Vec::new(),
+                        high_watermark: hw,
+                        log_start_offset: replica.log.log_start_offset(),
+                    };
+                    let _ = out.send(Ok(response)).await;
+                    return;
+                }
                 Err(e) => return send_error(&out, pb::Error::new(ErrorCode::Internal, e.to_string())).await,
             };
             if let Some(next) = batches.last().and_then(|b| next_offset(b)) {

@@ -8,6 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::BrokerConfig;
+use crate::error::{not_leader, storage_error};
 use crate::partition::Partitions;
 use crate::{fetch, produce};
 
@@ -37,6 +38,46 @@ impl BrokerService for BrokerGrpc {
             config.log.max_batch_bytes,
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn list_offsets(
+        &self,
+        req: Request<pb::ListOffsetsRequest>,
+    ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let req = req.into_inner();
+        let error = |e| Ok(Response::new(pb::ListOffsetsResponse { error: Some(e), ..Default::default() }));
+        if let Err(reason) = goulette_proto::validate_topic_name(&req.topic) {
+            return error(pb::Error::new(pb::ErrorCode::InvalidArgument, reason));
+        }
+        let replica = match self.partitions.get(&req.topic, req.partition) {
+            Some(r) if r.is_leader() => r,
+            Some(r) => {
+                return error(not_leader(
+                    &req.topic,
+                    req.partition,
+                    r.state().leader.and_then(|l| self.partitions.broker_address(l)),
+                ));
+            }
+            None => return error(not_leader(&req.topic, req.partition, None)),
+        };
+        let high_watermark = replica.high_watermark();
+        let timestamp_offset = match req.timestamp {
+            Some(ts) => {
+                let log = replica.log.clone();
+                match tokio::task::spawn_blocking(move || log.offset_for_timestamp(ts)).await {
+                    Ok(Ok(found)) => found.filter(|o| *o < high_watermark),
+                    Ok(Err(e)) => return error(storage_error(&e)),
+                    Err(e) => return error(pb::Error::new(pb::ErrorCode::Internal, e.to_string())),
+                }
+            }
+            None => None,
+        };
+        Ok(Response::new(pb::ListOffsetsResponse {
+            error: None,
+            log_start_offset: replica.log.log_start_offset(),
+            high_watermark,
+            timestamp_offset,
+        }))
     }
 
     async fn fetch(&self, req: Request<Streaming<pb::FetchRequest>>) -> Result<Response<Self::FetchStream>, Status> {

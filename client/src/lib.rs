@@ -5,7 +5,27 @@
 //! - [`etcd_admin`]: `goulette etcd …`, the metadata read and administered
 //!   directly in etcd: status, topics, op log, backup, restore, clean.
 //!
-//! Producer, consumer and admin clients arrive with the cluster (issue 3).
+//! - [`producer`]: batching, windowed, retrying `Producer`.
+//! - [`consumer`]: `Consumer` with per-partition fetch streams and credit.
+//! - [`admin`]: topics and cluster status.
+//! - [`cluster`]: sentinels (with failover), metadata cache, broker channels.
+//! - [`partitioner`]: key-hash and round-robin partition choice.
+//! - [`cli`]: the `goulette` commands that talk to the cluster.
+//! - [`error`]: the client's error type.
 
+pub mod admin;
+pub mod cli;
+pub mod cluster;
+pub mod consumer;
+pub mod error;
 pub mod etcd_admin;
 pub mod inspect;
+pub mod partitioner;
+pub mod producer;
+
+pub use admin::Admin;
+pub use cluster::Cluster;
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
+pub use error::{ClientError, Result};
+pub use partitioner::Partitioner;
+pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

@@ -3,8 +3,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
+use goulette_client::cli::{self, ConsumeOptions, Format, ProduceOptions, RecordFormat};
 use goulette_client::etcd_admin::{EtcdAdmin, EtcdTarget};
+use goulette_client::{Cluster, StartAt};
+use goulette_proto::v1::Acks;
 use goulette_sentinel::keys::DEFAULT_PREFIX;
 
 /// Goulette command-line client.
@@ -20,6 +26,72 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create, list, describe and delete topics.
+    Topic {
+        #[command(subcommand)]
+        command: TopicCommand,
+    },
+    /// Send messages: `--message`, or each line of stdin (batched and pipelined).
+    ///
+    /// Exits 0 only if every message was acknowledged.
+    Produce {
+        /// Topic to send to (created with the cluster defaults if unknown and allowed).
+        #[arg(long)]
+        topic: String,
+        /// Key of every message (same key, same partition).
+        #[arg(long)]
+        key: Option<String>,
+        /// Send to this partition instead of choosing by key or round-robin.
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Acknowledgement: 0 (none), 1 (leader) or all (every in-sync replica).
+        #[arg(long, default_value = "all", value_parser = cli::parse_acks)]
+        acks: Acks,
+        /// Batches in flight per partition.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Send this one message instead of reading stdin.
+        #[arg(long)]
+        message: Option<String>,
+        /// Print `partition<TAB>offset` for every acknowledged message.
+        #[arg(long)]
+        print_offsets: bool,
+    },
+    /// Print messages of a topic.
+    Consume {
+        /// Topic to read.
+        #[arg(long)]
+        topic: String,
+        /// Start at the oldest retained message (default: only new messages).
+        #[arg(long, conflicts_with_all = ["offset", "from_timestamp"])]
+        from_beginning: bool,
+        /// Start at this offset (needs --partition when the topic has several).
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Start at the first message at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
+        #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
+        from_timestamp: Option<std::time::SystemTime>,
+        /// Read only this partition.
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Stop after this many messages.
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// Stop when nothing arrives for this long (e.g. 5s).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// Bytes prefetched per partition (fetch credit).
+        #[arg(long, default_value_t = 4 << 20)]
+        window: u64,
+        /// `value` prints each value on a line; `json` prints partition, offset, key, value, headers, timestamp.
+        #[arg(long, value_enum, default_value = "value")]
+        format: RecordFormat,
+    },
+    /// Cluster health.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Offline tools over a broker's data directory.
     Storage {
         #[command(subcommand)]
@@ -27,6 +99,44 @@ enum Command {
     },
     /// Read and administer Goulette's metadata directly in etcd (no sentinel needed).
     Etcd(EtcdArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Number of partitions (default: the cluster's).
+        #[arg(long, default_value_t = 0)]
+        partitions: u32,
+        /// Replicas per partition (default: the cluster's).
+        #[arg(long, default_value_t = 0)]
+        replication_factor: u32,
+    },
+    /// List topics.
+    List {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// A topic's partitions: leader, replicas, ISR, leader epoch, log start and end offsets.
+    Describe {
+        name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Delete a topic and its data.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Sentinels (and the leader), brokers, partitions without a leader.
+    ///
+    /// Exits 0 only when a sentinel leader is known and every registered broker is up.
+    Status {
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +218,15 @@ enum EtcdCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let sentinels = cli.sentinels.clone();
     let result = match cli.command {
+        Command::Topic { .. } | Command::Produce { .. } | Command::Consume { .. } | Command::Cluster { .. } => {
+            match cluster_command(sentinels, cli.command) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
         Command::Storage { command: StorageCommand::Inspect { dir, records, from, limit } } => {
             goulette_client::inspect::inspect(&dir, records, from, limit).map(|report| print!("{report}"))
         }
@@ -122,6 +240,55 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a command that talks to the cluster; `Ok(false)` = partial failure.
+fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let cluster = Arc::new(Cluster::new(sentinels)?);
+        match command {
+            Command::Topic { command } => match command {
+                TopicCommand::Create { name, partitions, replication_factor } => {
+                    cli::topic_create(cluster, &name, partitions, replication_factor).await
+                }
+                TopicCommand::List { format } => cli::topic_list(cluster, format).await,
+                TopicCommand::Describe { name, format } => cli::topic_describe(cluster, &name, format).await,
+                TopicCommand::Delete { name } => cli::topic_delete(cluster, &name).await,
+            },
+            Command::Produce { topic, key, partition, acks, window, message, print_offsets } => {
+                let options = ProduceOptions { topic, key, partition, acks, window, message, print_offsets };
+                cli::produce(cluster, options).await
+            }
+            Command::Consume {
+                topic,
+                from_beginning,
+                offset,
+                from_timestamp,
+                partition,
+                max_messages,
+                timeout,
+                window,
+                format,
+            } => {
+                let start = match (from_beginning, offset, from_timestamp) {
+                    (true, _, _) => StartAt::Beginning,
+                    (_, Some(o), _) => StartAt::Offset(o),
+                    (_, _, Some(t)) => {
+                        StartAt::Timestamp(t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
+                    }
+                    _ => StartAt::End,
+                };
+                let options =
+                    ConsumeOptions { topic, start, partition, max_messages, timeout, window_bytes: window, format };
+                cli::consume(cluster, options).await
+            }
+            Command::Cluster { command: ClusterCommand::Status { format } } => {
+                cli::cluster_status(cluster, format).await
+            }
+            Command::Storage { .. } | Command::Etcd(_) => unreachable!("handled by main"),
+        }
+    })
 }
 
 fn etcd(args: EtcdArgs) -> anyhow::Result<()> {

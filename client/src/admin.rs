@@ -1,0 +1,134 @@
+//! `Admin`: topics and cluster status through the sentinels.
+
+use std::sync::Arc;
+
+use goulette_proto::v1 as pb;
+
+use crate::cluster::Cluster;
+use crate::consumer::list_offsets;
+use crate::error::{ClientError, Result};
+
+/// A partition as `topic describe` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionReport {
+    pub partition: u32,
+    pub leader: Option<u32>,
+    pub replicas: Vec<u32>,
+    pub isr: Vec<u32>,
+    pub leader_epoch: u64,
+    /// From the leader; `None` when it could not be asked.
+    pub log_start_offset: Option<u64>,
+    pub log_end_offset: Option<u64>,
+}
+
+/// A topic as `topic describe` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TopicReport {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub retention_ms: u64,
+    pub retention_bytes: u64,
+    pub partition_details: Vec<PartitionReport>,
+}
+
+/// Administers a cluster.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    cluster: Arc<Cluster>,
+}
+
+fn check<T>(error: Option<pb::Error>, value: T) -> Result<T> {
+    match error {
+        Some(e) => Err(ClientError::from_proto(&e)),
+        None => Ok(value),
+    }
+}
+
+impl Admin {
+    /// An admin over `cluster`.
+    pub fn new(cluster: Arc<Cluster>) -> Admin {
+        Admin { cluster }
+    }
+
+    /// Creates a topic (0 partitions or replication factor = cluster default).
+    pub async fn create_topic(&self, config: pb::TopicConfig) -> Result<pb::TopicMetadata> {
+        goulette_proto::validate_topic_name(&config.name).map_err(ClientError::InvalidArgument)?;
+        let req = pb::CreateTopicRequest { config: Some(config) };
+        let resp = self
+            .cluster
+            .with_sentinel("create topic", |mut c| {
+                let req = req.clone();
+                async move { c.create_topic(req).await }
+            })
+            .await?;
+        check(resp.error, resp.topic.unwrap_or_default())
+    }
+
+    /// Deletes a topic and its data.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let req = pb::DeleteTopicRequest { name: name.to_owned() };
+        let resp = self
+            .cluster
+            .with_sentinel("delete topic", |mut c| {
+                let req = req.clone();
+                async move { c.delete_topic(req).await }
+            })
+            .await?;
+        check(resp.error, ())
+    }
+
+    /// Every topic's name, sorted.
+    pub async fn list_topics(&self) -> Result<Vec<pb::TopicMetadata>> {
+        let mut topics = self.cluster.refresh(&[], false, &[]).await?.topics;
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    /// A topic with its partitions and their offsets (asked of each leader).
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicReport> {
+        let resp = self.cluster.refresh(&[name.to_owned()], false, &[]).await?;
+        let topic = resp.topics.into_iter().next().ok_or(ClientError::Closed)?;
+        if let Some(e) = &topic.error {
+            return Err(ClientError::from_proto(e));
+        }
+        let config = topic.config.unwrap_or_default();
+        let mut partition_details = Vec::new();
+        for p in topic.partitions {
+            let offsets = match p.leader {
+                Some(_) => tokio::time::timeout(
+                    std::time::Duration::from_secs(3),
+                    list_offsets(&self.cluster, name, p.partition, None),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok),
+                None => None,
+            };
+            partition_details.push(PartitionReport {
+                partition: p.partition,
+                leader: p.leader,
+                replicas: p.replicas,
+                isr: p.isr,
+                leader_epoch: p.leader_epoch,
+                log_start_offset: offsets.as_ref().map(|o| o.log_start_offset),
+                log_end_offset: offsets.as_ref().map(|o| o.high_watermark),
+            });
+        }
+        Ok(TopicReport {
+            name: config.name,
+            partitions: config.partitions,
+            replication_factor: config.replication_factor,
+            retention_ms: config.retention_ms,
+            retention_bytes: config.retention_bytes,
+            partition_details,
+        })
+    }
+
+    /// Sentinels, brokers and offline partitions.
+    pub async fn cluster_status(&self) -> Result<pb::ClusterStatusResponse> {
+        self.cluster
+            .with_sentinel("cluster status", |mut c| async move { c.cluster_status(pb::ClusterStatusRequest {}).await })
+            .await
+    }
+}

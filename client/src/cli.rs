@@ -1,0 +1,335 @@
+//! The `goulette` commands that talk to a cluster: topic, produce, consume,
+//! cluster status. Each returns whether it fully succeeded (the exit status).
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use goulette_proto::v1::{self as pb, Acks};
+
+use crate::admin::Admin;
+use crate::cluster::Cluster;
+use crate::consumer::{Consumer, ConsumerConfig, StartAt};
+use crate::partitioner::Partitioner;
+use crate::producer::{Producer, ProducerConfig, ProducerRecord};
+
+/// Output format of listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A readable table.
+    Text,
+    /// Machine-readable JSON.
+    Json,
+}
+
+/// Output format of `consume`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordFormat {
+    /// Each value on a line.
+    Value,
+    /// One JSON object per record.
+    Json,
+}
+
+/// `--acks` values.
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    match s {
+        "0" => Ok(Acks::None),
+        "1" => Ok(Acks::Leader),
+        "all" | "-1" => Ok(Acks::All),
+        _ => Err(format!("{s:?}: expected 0, 1 or all")),
+    }
+}
+
+fn leader(l: Option<u32>) -> String {
+    l.map_or_else(|| "none".to_owned(), |l| l.to_string())
+}
+
+fn ids(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// `topic create`.
+pub async fn topic_create(
+    cluster: Arc<Cluster>,
+    name: &str,
+    partitions: u32,
+    replication_factor: u32,
+) -> anyhow::Result<bool> {
+    let config = pb::TopicConfig { name: name.to_owned(), partitions, replication_factor, ..Default::default() };
+    let topic = Admin::new(cluster).create_topic(config).await?;
+    println!("created topic {} with {} partitions", topic.name, topic.partitions.len());
+    for p in &topic.partitions {
+        println!("  partition {:>4}  leader {:>4}  replicas {}", p.partition, leader(p.leader), ids(&p.replicas));
+    }
+    Ok(true)
+}
+
+/// `topic list`.
+pub async fn topic_list(cluster: Arc<Cluster>, format: Format) -> anyhow::Result<bool> {
+    let topics = Admin::new(cluster).list_topics().await?;
+    match format {
+        Format::Json => {
+            let list: Vec<serde_json::Value> = topics
+                .iter()
+                .map(|t| {
+                    let c = t.config.clone().unwrap_or_default();
+                    serde_json::json!({"name": t.name, "partitions": c.partitions, "replication_factor": c.replication_factor})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        Format::Text => {
+            for t in topics {
+                let c = t.config.unwrap_or_default();
+                println!("{}\tpartitions={}\treplication_factor={}", t.name, c.partitions, c.replication_factor);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// `topic describe`.
+pub async fn topic_describe(cluster: Arc<Cluster>, name: &str, format: Format) -> anyhow::Result<bool> {
+    let report = Admin::new(cluster).describe_topic(name).await?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => {
+            println!(
+                "topic {}  partitions {}  replication factor {}  retention {} ms / {} bytes",
+                report.name, report.partitions, report.replication_factor, report.retention_ms, report.retention_bytes
+            );
+            println!(
+                "{:>9}  {:>6}  {:>8}  {:>8}  {:>5}  {:>12}  {:>12}",
+                "partition", "leader", "replicas", "isr", "epoch", "start", "end"
+            );
+            let off = |o: Option<u64>| o.map_or_else(|| "?".to_owned(), |o| o.to_string());
+            for p in &report.partition_details {
+                println!(
+                    "{:>9}  {:>6}  {:>8}  {:>8}  {:>5}  {:>12}  {:>12}",
+                    p.partition,
+                    leader(p.leader),
+                    ids(&p.replicas),
+                    ids(&p.isr),
+                    p.leader_epoch,
+                    off(p.log_start_offset),
+                    off(p.log_end_offset)
+                );
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// `topic delete`.
+pub async fn topic_delete(cluster: Arc<Cluster>, name: &str) -> anyhow::Result<bool> {
+    Admin::new(cluster).delete_topic(name).await?;
+    println!("deleted topic {name}");
+    Ok(true)
+}
+
+/// `produce` options.
+#[derive(Debug, Clone)]
+pub struct ProduceOptions {
+    pub topic: String,
+    pub key: Option<String>,
+    pub partition: Option<u32>,
+    pub acks: Acks,
+    pub window: usize,
+    pub message: Option<String>,
+    pub print_offsets: bool,
+}
+
+/// `produce`: `--message`, or each line of stdin, batched and pipelined.
+/// Succeeds only if every message was acknowledged.
+pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::Result<bool> {
+    let config = ProducerConfig { acks: options.acks, window: options.window.max(1), ..ProducerConfig::default() };
+    let producer = Arc::new(Producer::new(cluster, config, Partitioner::KeyHash));
+    let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(65536);
+    // Print outcomes in send order while more lines are read.
+    let print_offsets = options.print_offsets;
+    let printer = tokio::spawn(async move {
+        let mut ok = true;
+        let mut out = std::io::BufWriter::new(std::io::stdout());
+        while let Some(delivery) = results_rx.recv().await {
+            let delivery: crate::producer::Delivery = delivery;
+            match delivery.wait().await {
+                Ok(meta) if print_offsets => {
+                    let offset = meta.offset.map_or_else(|| "-".to_owned(), |o| o.to_string());
+                    let _ = writeln!(out, "{}\t{offset}", meta.partition);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = out.flush();
+                    eprintln!("error: {e}");
+                    ok = false;
+                }
+            }
+        }
+        let _ = out.flush();
+        ok
+    });
+    let record = |value: String| ProducerRecord {
+        topic: options.topic.clone(),
+        partition: options.partition,
+        key: options.key.clone().map(Bytes::from),
+        value: Bytes::from(value),
+        ..ProducerRecord::default()
+    };
+    let mut sent_ok = true;
+    let send = |value: String| {
+        let producer = producer.clone();
+        let results_tx = results_tx.clone();
+        let rec = record(value);
+        async move {
+            match producer.send(rec).await {
+                Ok(d) => results_tx.send(d).await.is_ok(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    false
+                }
+            }
+        }
+    };
+    match &options.message {
+        Some(m) => sent_ok &= send(m.clone()).await,
+        None => {
+            let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<String>(8192);
+            // stdin is blocking: read it on its own thread.
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+                    if lines_tx.blocking_send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+            while let Some(line) = lines_rx.recv().await {
+                if !send(line).await {
+                    sent_ok = false;
+                    break;
+                }
+            }
+        }
+    }
+    drop(results_tx);
+    let printed_ok = printer.await.unwrap_or(false);
+    if let Ok(producer) = Arc::try_unwrap(producer) {
+        producer.close().await;
+    }
+    Ok(sent_ok && printed_ok)
+}
+
+/// `consume` options.
+#[derive(Debug, Clone)]
+pub struct ConsumeOptions {
+    pub topic: String,
+    pub start: StartAt,
+    pub partition: Option<u32>,
+    pub max_messages: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub window_bytes: u64,
+    pub format: RecordFormat,
+}
+
+/// `consume`: prints records until `max_messages` or `timeout` of silence.
+pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::Result<bool> {
+    let config = ConsumerConfig {
+        partitions: options.partition.map(|p| vec![p]),
+        start: options.start,
+        window_bytes: options.window_bytes,
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::subscribe(cluster, &options.topic, config).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut count = 0u64;
+    while options.max_messages.is_none_or(|max| count < max) {
+        let next = match options.timeout {
+            Some(t) => match tokio::time::timeout(t, consumer.recv()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+            None => {
+                out.flush()?;
+                consumer.recv().await
+            }
+        };
+        let record = match next {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                out.flush()?;
+                anyhow::bail!(e);
+            }
+            None => break,
+        };
+        match options.format {
+            RecordFormat::Value => {
+                out.write_all(&record.value)?;
+                out.write_all(b"\n")?;
+            }
+            RecordFormat::Json => {
+                let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+                let headers: serde_json::Map<String, serde_json::Value> =
+                    record.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(text(v)))).collect();
+                let line = serde_json::json!({
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "timestamp": record.timestamp,
+                    "key": record.key.as_ref().map(text),
+                    "value": text(&record.value),
+                    "headers": headers,
+                });
+                writeln!(out, "{line}")?;
+            }
+        }
+        count += 1;
+        if count.is_multiple_of(1024) {
+            out.flush()?;
+        }
+    }
+    out.flush()?;
+    Ok(true)
+}
+
+/// `cluster status`: succeeds only when a sentinel leader is known and
+/// every registered broker is up.
+pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Result<bool> {
+    let status = Admin::new(cluster).cluster_status().await?;
+    let leader_known = status.sentinels.iter().any(|s| s.leader);
+    let brokers_up = status.brokers.iter().all(|b| b.state == pb::BrokerState::Up as i32);
+    let state = |b: &pb::BrokerInfo| if b.state == pb::BrokerState::Up as i32 { "up" } else { "down" };
+    match format {
+        Format::Json => {
+            let json = serde_json::json!({
+                "sentinels": status.sentinels.iter().map(|s| serde_json::json!({"id": s.id, "address": s.address, "leader": s.leader})).collect::<Vec<_>>(),
+                "brokers": status.brokers.iter().map(|b| serde_json::json!({"id": b.id, "address": b.address, "state": state(b)})).collect::<Vec<_>>(),
+                "offline_partitions": status.offline_partitions.iter().map(|p| serde_json::json!({"topic": p.topic, "partition": p.partition, "isr": p.isr})).collect::<Vec<_>>(),
+                "metadata_version": status.metadata_version,
+                "healthy": leader_known && brokers_up,
+            });
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Format::Text => {
+            println!("sentinels:");
+            for s in &status.sentinels {
+                println!("  {:<16} {:<22} {}", s.id, s.address, if s.leader { "leader" } else { "follower" });
+            }
+            if !leader_known {
+                println!("  (no sentinel leader known)");
+            }
+            println!("brokers:");
+            for b in &status.brokers {
+                println!("  {:<6} {:<22} {}", b.id, b.address, state(b));
+            }
+            if status.offline_partitions.is_empty() {
+                println!("partitions without a leader: none");
+            } else {
+                println!("partitions without a leader:");
+                for p in &status.offline_partitions {
+                    println!("  {}/{} (isr {})", p.topic, p.partition, ids(&p.isr));
+                }
+            }
+        }
+    }
+    Ok(leader_known && brokers_up)
+}

@@ -1,0 +1,211 @@
+//! A client's view of the cluster: the sentinels (tried in turn), cached
+//! topic metadata, and one gRPC channel per broker.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use goulette_proto::v1::{self as pb, sentinel_service_client::SentinelServiceClient};
+use tonic::transport::Channel;
+
+use crate::error::{ClientError, Result};
+
+/// Largest message the client sends or accepts (a maximal batch plus room).
+pub const MAX_MESSAGE: usize = goulette_storage::batch::MAX_BATCH_LEN + (1 << 20);
+
+/// One topic as the sentinels last described it.
+#[derive(Debug, Clone, Default)]
+pub struct TopicInfo {
+    pub config: pb::TopicConfig,
+    pub partitions: Vec<pb::PartitionState>,
+}
+
+/// Sentinels, metadata and broker channels shared by producers, consumers
+/// and admins.
+#[derive(Debug)]
+pub struct Cluster {
+    sentinels: Vec<String>,
+    /// Index of the sentinel that answered last.
+    preferred: Mutex<usize>,
+    channels: Mutex<HashMap<String, Channel>>,
+    brokers: RwLock<HashMap<u32, String>>,
+    topics: RwLock<HashMap<String, TopicInfo>>,
+}
+
+fn is_transport(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+    )
+}
+
+impl Cluster {
+    /// A cluster reached through `sentinels` (`host:port`, tried in turn).
+    pub fn new(sentinels: Vec<String>) -> Result<Cluster> {
+        if sentinels.is_empty() {
+            return Err(ClientError::InvalidArgument("no sentinel address given".into()));
+        }
+        Ok(Cluster {
+            sentinels,
+            preferred: Mutex::new(0),
+            channels: Mutex::new(HashMap::new()),
+            brokers: RwLock::new(HashMap::new()),
+            topics: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// A (lazily connected, cached) channel to `address`.
+    pub fn channel(&self, address: &str) -> Result<Channel> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let endpoint = Channel::from_shared(format!("http://{address}"))
+            .map_err(|e| ClientError::InvalidArgument(format!("bad address {address:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .http2_adaptive_window(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(address.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// Runs `call` against the sentinels, moving to the next one on a
+    /// transport failure.
+    pub async fn with_sentinel<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut(SentinelServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let start = *self.preferred.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = String::new();
+        for i in 0..self.sentinels.len() {
+            let index = (start + i) % self.sentinels.len();
+            let address = &self.sentinels[index];
+            let client = SentinelServiceClient::new(self.channel(address)?);
+            match tokio::time::timeout(Duration::from_secs(10), call(client)).await {
+                Ok(Ok(response)) => {
+                    *self.preferred.lock().unwrap_or_else(|p| p.into_inner()) = index;
+                    return Ok(response.into_inner());
+                }
+                Ok(Err(status)) if is_transport(&status) => last = format!("{address}: {}", status.message()),
+                Ok(Err(status)) => {
+                    return Err(ClientError::transport(format!("{what} at sentinel {address}"), &status));
+                }
+                Err(_) => last = format!("{address}: timed out"),
+            }
+        }
+        Err(ClientError::NoSentinel { addresses: self.sentinels.join(","), last })
+    }
+
+    /// Asks the sentinels about `topics` (all when empty), reporting brokers
+    /// this client could not reach, and caches the answer.
+    pub async fn refresh(
+        &self,
+        topics: &[String],
+        auto_create: bool,
+        unreachable: &[u32],
+    ) -> Result<pb::MetadataResponse> {
+        let req = pb::MetadataRequest {
+            topics: topics.to_vec(),
+            unreachable_brokers: unreachable.to_vec(),
+            allow_auto_create: auto_create,
+        };
+        let resp = self
+            .with_sentinel("metadata", |mut c| {
+                let req = req.clone();
+                async move { c.metadata(req).await }
+            })
+            .await?;
+        if let Some(e) = &resp.error {
+            return Err(ClientError::from_proto(e));
+        }
+        {
+            let mut brokers = self.brokers.write().unwrap_or_else(|p| p.into_inner());
+            for b in &resp.brokers {
+                if !b.address.is_empty() {
+                    brokers.insert(b.id, b.address.clone());
+                }
+            }
+        }
+        let mut cache = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        for t in &resp.topics {
+            if t.error.is_none() {
+                cache.insert(
+                    t.name.clone(),
+                    TopicInfo { config: t.config.clone().unwrap_or_default(), partitions: t.partitions.clone() },
+                );
+            } else {
+                cache.remove(&t.name);
+            }
+        }
+        Ok(resp)
+    }
+
+    /// The cached topic, refreshing (and perhaps auto-creating) it if unknown.
+    pub async fn topic(&self, name: &str, auto_create: bool) -> Result<TopicInfo> {
+        if let Some(t) = self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(t.clone());
+        }
+        let resp = self.refresh(&[name.to_owned()], auto_create, &[]).await?;
+        match resp.topics.iter().find(|t| t.name == name) {
+            Some(t) => match &t.error {
+                Some(e) => Err(ClientError::from_proto(e)),
+                None => {
+                    Ok(TopicInfo { config: t.config.clone().unwrap_or_default(), partitions: t.partitions.clone() })
+                }
+            },
+            None => Err(ClientError::Server {
+                code: pb::ErrorCode::UnknownTopic,
+                message: format!("unknown topic {name:?}"),
+            }),
+        }
+    }
+
+    /// The leader broker (id and address) of a partition, from the cache.
+    pub fn leader(&self, topic: &str, partition: u32) -> Option<(u32, String)> {
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        let leader = topics.get(topic)?.partitions.iter().find(|p| p.partition == partition)?.leader?;
+        let address = self.brokers.read().unwrap_or_else(|p| p.into_inner()).get(&leader)?.clone();
+        Some((leader, address))
+    }
+
+    /// Forgets a topic's cached metadata (after NOT_LEADER and the like).
+    pub fn invalidate(&self, topic: &str) {
+        self.topics.write().unwrap_or_else(|p| p.into_inner()).remove(topic);
+    }
+
+    /// The leader of a partition, refreshing metadata (and reporting an
+    /// unreachable broker) until one is known or `attempts` run out.
+    pub async fn find_leader(
+        &self,
+        topic: &str,
+        partition: u32,
+        unreachable: Option<u32>,
+        auto_create: bool,
+    ) -> Result<(u32, String)> {
+        if unreachable.is_none()
+            && let Some(l) = self.leader(topic, partition)
+        {
+            return Ok(l);
+        }
+        let reported: Vec<u32> = unreachable.into_iter().collect();
+        self.refresh(&[topic.to_owned()], auto_create, &reported).await?;
+        self.leader(topic, partition).ok_or_else(|| ClientError::Server {
+            code: pb::ErrorCode::NotLeader,
+            message: format!("{topic}/{partition} has no leader right now"),
+        })
+    }
+}
+
+/// Exponential backoff with jitter: a wait in [c/2, c) for
+/// c = min(base·2^attempt, max), so that clients retrying together spread out.
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+    let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(max);
+    let half = (ceiling.as_nanos() / 2) as u64;
+    // A cheap jitter source: the clock's low bits (no shared RNG needed).
+    let noise =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
+    Duration::from_nanos(half + if half == 0 { 0 } else { noise % half })
+}

@@ -1,0 +1,80 @@
+//! The client library's error type.
+
+use goulette_proto::v1::{self as pb, ErrorCode};
+
+/// Everything a client call can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No sentinel in the list answered.
+    #[error("no sentinel reachable at {addresses}: {last}")]
+    NoSentinel {
+        /// The addresses tried.
+        addresses: String,
+        /// The last failure.
+        last: String,
+    },
+    /// A broker or sentinel answered with a typed error.
+    #[error("{code:?}: {message}")]
+    Server {
+        /// The protocol error code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// A call failed in transport (connection refused, reset, timeout).
+    #[error("{context}: {status}")]
+    Transport {
+        /// What was being done.
+        context: String,
+        /// The gRPC status.
+        status: String,
+    },
+    /// The request was invalid before it was sent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A received batch failed its checks.
+    #[error("corrupt batch from {topic}/{partition}: {reason}")]
+    CorruptBatch {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// What failed.
+        reason: String,
+    },
+    /// The producer or consumer was closed.
+    #[error("the client was closed")]
+    Closed,
+}
+
+/// Result alias for the client crate.
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+impl ClientError {
+    /// The error a server answered with.
+    pub fn from_proto(e: &pb::Error) -> ClientError {
+        ClientError::Server { code: e.error_code(), message: e.message.clone() }
+    }
+
+    pub(crate) fn transport(context: impl Into<String>, status: &tonic::Status) -> ClientError {
+        ClientError::Transport { context: context.into(), status: format!("{:?}: {}", status.code(), status.message()) }
+    }
+
+    /// True when retrying after a metadata refresh may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ClientError::Server { code, .. } => matches!(
+                code,
+                ErrorCode::NotLeader
+                    | ErrorCode::Unavailable
+                    | ErrorCode::NoLeader
+                    | ErrorCode::NotEnoughReplicas
+                    | ErrorCode::UnknownTopic
+                    | ErrorCode::UnknownPartition
+            ),
+            ClientError::Transport { .. } | ClientError::NoSentinel { .. } => true,
+            _ => false,
+        }
+    }
+}

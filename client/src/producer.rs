@@ -1,0 +1,435 @@
+//! `Producer`: batches records per partition and keeps a window of produce
+//! requests in flight to each partition's leader.
+//!
+//! Each partition has one sender task and one produce stream to its leader.
+//! Records are batched by size (`batch_bytes`) and time (`linger`); up to
+//! `window` batches are in flight. Responses arrive in request order. On a
+//! retriable error (NOT_LEADER, an unreachable broker, …) the sender
+//! refreshes metadata (reporting an unreachable broker to the sentinels),
+//! reconnects to the leader and re-sends every unacknowledged batch in the
+//! original order, with exponential backoff and jitter, so a retry never
+//! reorders a partition. Without idempotence (a later issue) a batch whose
+//! response was lost may be stored twice.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use goulette_proto::v1::{self as pb, Acks, ErrorCode, broker_service_client::BrokerServiceClient};
+use goulette_storage::{BatchBuilder, Compression, Record};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::cluster::{Cluster, MAX_MESSAGE, backoff};
+use crate::error::{ClientError, Result};
+use crate::partitioner::{Partitioner, Picker};
+
+/// Producer settings.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub acks: Acks,
+    /// Batches in flight per partition.
+    pub window: usize,
+    /// A batch is sent once its records reach this many bytes…
+    pub batch_bytes: usize,
+    /// …or once its first record has waited this long.
+    pub linger: Duration,
+    pub compression: Compression,
+    /// Attempts per batch before its records fail.
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+    pub max_retry_backoff: Duration,
+    /// Ask the sentinels to create unknown topics.
+    pub auto_create_topics: bool,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            acks: Acks::All,
+            window: 16,
+            batch_bytes: 256 << 10,
+            linger: Duration::from_millis(5),
+            compression: Compression::None,
+            max_attempts: 20,
+            retry_backoff: Duration::from_millis(50),
+            max_retry_backoff: Duration::from_secs(2),
+            auto_create_topics: true,
+        }
+    }
+}
+
+/// A record to send.
+#[derive(Debug, Clone, Default)]
+pub struct ProducerRecord {
+    pub topic: String,
+    /// Explicit partition; otherwise the partitioner chooses.
+    pub partition: Option<u32>,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+    /// Milliseconds since the epoch; now when absent.
+    pub timestamp: Option<i64>,
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub topic: String,
+    pub partition: u32,
+    /// The record's offset (`None` with `acks=0`, which waits for nothing).
+    pub offset: Option<u64>,
+}
+
+/// Resolves when the record is acknowledged (or definitely failed).
+#[derive(Debug)]
+pub struct Delivery(oneshot::Receiver<Result<RecordMetadata>>);
+
+impl Delivery {
+    /// Waits for the outcome.
+    pub async fn wait(self) -> Result<RecordMetadata> {
+        self.0.await.unwrap_or(Err(ClientError::Closed))
+    }
+}
+
+type Waiter = oneshot::Sender<Result<RecordMetadata>>;
+
+/// The batch being filled: its builder, its records' waiters, when it began.
+type Filling = (BatchBuilder, Vec<Waiter>, Instant);
+
+struct Pending {
+    record: Record,
+    done: oneshot::Sender<Result<RecordMetadata>>,
+}
+
+/// Sends records to a Goulette cluster.
+#[derive(Debug)]
+pub struct Producer {
+    cluster: Arc<Cluster>,
+    config: ProducerConfig,
+    picker: Picker,
+    senders: std::sync::Mutex<HashMap<(String, u32), mpsc::Sender<Pending>>>,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl Producer {
+    /// A producer using `cluster`.
+    pub fn new(cluster: Arc<Cluster>, config: ProducerConfig, partitioner: Partitioner) -> Producer {
+        Producer {
+            cluster,
+            config,
+            picker: Picker::new(partitioner),
+            senders: std::sync::Mutex::new(HashMap::new()),
+            tasks: tokio_util::task::TaskTracker::new(),
+        }
+    }
+
+    /// Queues a record; the returned [`Delivery`] resolves on acknowledgement.
+    /// Waits (backpressure) when the partition's queue is full.
+    pub async fn send(&self, record: ProducerRecord) -> Result<Delivery> {
+        goulette_proto::validate_topic_name(&record.topic).map_err(ClientError::InvalidArgument)?;
+        let topic = self.cluster.topic(&record.topic, self.config.auto_create_topics).await?;
+        let count = topic.partitions.len() as u32;
+        if count == 0 {
+            return Err(ClientError::Server {
+                code: ErrorCode::UnknownTopic,
+                message: format!("topic {} has no partitions", record.topic),
+            });
+        }
+        let partition = match record.partition {
+            Some(p) if p < count => p,
+            Some(p) => {
+                return Err(ClientError::InvalidArgument(format!("partition {p} of a topic with {count} partitions")));
+            }
+            None => self.picker.pick(record.key.as_deref(), count),
+        };
+        let sender = self.sender(&record.topic, partition);
+        let (done, delivery) = oneshot::channel();
+        let record = Record {
+            timestamp: record.timestamp.unwrap_or_else(goulette_storage::now_ms),
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        };
+        sender.send(Pending { record, done }).await.map_err(|_| ClientError::Closed)?;
+        Ok(Delivery(delivery))
+    }
+
+    fn sender(&self, topic: &str, partition: u32) -> mpsc::Sender<Pending> {
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        senders
+            .entry((topic.to_owned(), partition))
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(4096);
+                let sender =
+                    PartitionSender::new(self.cluster.clone(), self.config.clone(), topic.to_owned(), partition);
+                self.tasks.spawn(sender.run(rx));
+                tx
+            })
+            .clone()
+    }
+
+    /// Sends everything queued and waits until every record is resolved.
+    pub async fn close(self) {
+        self.senders.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// A built batch and the records waiting on it.
+struct Ready {
+    bytes: Bytes,
+    waiters: Vec<oneshot::Sender<Result<RecordMetadata>>>,
+}
+
+struct InFlight {
+    correlation_id: u64,
+    ready: Ready,
+}
+
+struct Connection {
+    broker: u32,
+    requests: mpsc::Sender<pb::ProduceRequest>,
+    responses: tonic::Streaming<pb::ProduceResponse>,
+}
+
+struct PartitionSender {
+    cluster: Arc<Cluster>,
+    config: ProducerConfig,
+    topic: String,
+    partition: u32,
+    builder: Option<Filling>,
+    queue: VecDeque<Ready>,
+    inflight: VecDeque<InFlight>,
+    connection: Option<Connection>,
+    next_correlation: u64,
+    attempts: u32,
+}
+
+impl PartitionSender {
+    fn new(cluster: Arc<Cluster>, config: ProducerConfig, topic: String, partition: u32) -> Self {
+        PartitionSender {
+            cluster,
+            config,
+            topic,
+            partition,
+            builder: None,
+            queue: VecDeque::new(),
+            inflight: VecDeque::new(),
+            connection: None,
+            next_correlation: 0,
+            attempts: 0,
+        }
+    }
+
+    fn seal_batch(&mut self) {
+        let Some((builder, waiters, _)) = self.builder.take() else { return };
+        match builder.build() {
+            Ok(bytes) => self.queue.push_back(Ready { bytes, waiters }),
+            Err(e) => {
+                let error = ClientError::InvalidArgument(format!("cannot build a batch: {e}"));
+                for w in waiters {
+                    let _ = w.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, pending: Pending) {
+        let (builder, waiters, _) = self
+            .builder
+            .get_or_insert_with(|| (BatchBuilder::new(self.config.compression), Vec::new(), Instant::now()));
+        builder.push(&pending.record);
+        waiters.push(pending.done);
+        if builder.records_len() >= self.config.batch_bytes {
+            self.seal_batch();
+        }
+    }
+
+    fn resolve(&self, ready: Ready, result: std::result::Result<Option<u64>, ClientError>) {
+        for (i, waiter) in ready.waiters.into_iter().enumerate() {
+            let outcome = match &result {
+                Ok(base) => Ok(RecordMetadata {
+                    topic: self.topic.clone(),
+                    partition: self.partition,
+                    offset: base.map(|b| b + i as u64),
+                }),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = waiter.send(outcome);
+        }
+    }
+
+    async fn connect(&mut self, unreachable: Option<u32>) -> Result<()> {
+        let (broker, address) =
+            self.cluster.find_leader(&self.topic, self.partition, unreachable, self.config.auto_create_topics).await?;
+        let channel = self.cluster.channel(&address)?;
+        let mut client = BrokerServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let (requests, rx) = mpsc::channel(self.config.window.max(1) * 2);
+        let responses = client
+            .produce(ReceiverStream::new(rx))
+            .await
+            .map_err(|s| ClientError::transport(format!("open produce stream to broker {broker}"), &s))?
+            .into_inner();
+        self.connection = Some(Connection { broker, requests, responses });
+        Ok(())
+    }
+
+    /// Puts everything unacknowledged back at the head of the queue, in order.
+    fn requeue(&mut self) {
+        let mut requeued: VecDeque<Ready> = self.inflight.drain(..).map(|f| f.ready).collect();
+        requeued.extend(self.queue.drain(..));
+        self.queue = requeued;
+        self.connection = None;
+    }
+
+    fn fail_all(&mut self, error: &ClientError) {
+        self.requeue();
+        let queue: Vec<Ready> = self.queue.drain(..).collect();
+        for ready in queue {
+            self.resolve(ready, Err(error.clone()));
+        }
+    }
+
+    /// After a retriable failure: back off, refresh, reconnect (or give up).
+    async fn retry(&mut self, error: ClientError, unreachable: Option<u32>) {
+        self.requeue();
+        self.attempts += 1;
+        if self.attempts >= self.config.max_attempts {
+            tracing::warn!(topic = %self.topic, partition = self.partition, %error, "giving up after {} attempts", self.attempts);
+            self.fail_all(&error);
+            self.attempts = 0;
+            return;
+        }
+        tracing::debug!(topic = %self.topic, partition = self.partition, %error, attempt = self.attempts, "retrying");
+        tokio::time::sleep(backoff(self.attempts, self.config.retry_backoff, self.config.max_retry_backoff)).await;
+        self.cluster.invalidate(&self.topic);
+        if let Err(e) = self.connect(unreachable).await {
+            tracing::debug!(topic = %self.topic, partition = self.partition, error = %e, "reconnect failed");
+        }
+    }
+
+    async fn run(mut self, mut records: mpsc::Receiver<Pending>) {
+        let mut open = true;
+        loop {
+            if !open {
+                self.seal_batch();
+            }
+            if !open && self.queue.is_empty() && self.inflight.is_empty() {
+                return;
+            }
+            if self.connection.is_none()
+                && !(self.queue.is_empty() && self.inflight.is_empty())
+                && let Err(e) = self.connect(None).await
+            {
+                if e.is_retriable() {
+                    self.retry(e, None).await;
+                } else {
+                    self.fail_all(&e);
+                }
+                continue;
+            }
+            self.send_window().await;
+            let linger_deadline = self.builder.as_ref().map(|(_, _, first)| *first + self.config.linger);
+            let awaiting = !self.inflight.is_empty();
+            tokio::select! {
+                pending = records.recv(), if open => match pending {
+                    Some(p) => self.add(p),
+                    None => open = false,
+                },
+                _ = tokio::time::sleep_until(linger_deadline.unwrap_or_else(Instant::now)), if linger_deadline.is_some() => {
+                    self.seal_batch();
+                }
+                response = next_response(&mut self.connection), if awaiting => self.on_response(response).await,
+            }
+        }
+    }
+
+    async fn send_window(&mut self) {
+        while self.inflight.len() < self.config.window {
+            let Some(conn) = &self.connection else { return };
+            let Some(ready) = self.queue.pop_front() else { return };
+            let correlation_id = self.next_correlation;
+            self.next_correlation += 1;
+            let request = pb::ProduceRequest {
+                correlation_id,
+                topic: self.topic.clone(),
+                partition: self.partition,
+                acks: self.config.acks as i32,
+                batch: ready.bytes.clone(),
+            };
+            if conn.requests.send(request).await.is_err() {
+                self.queue.push_front(ready);
+                let broker = conn.broker;
+                self.retry(
+                    ClientError::Transport { context: "produce stream closed".into(), status: String::new() },
+                    Some(broker),
+                )
+                .await;
+                return;
+            }
+            if self.config.acks == Acks::None {
+                self.resolve(ready, Ok(None));
+            } else {
+                self.inflight.push_back(InFlight { correlation_id, ready });
+            }
+        }
+    }
+
+    async fn on_response(&mut self, response: std::result::Result<Option<pb::ProduceResponse>, tonic::Status>) {
+        let broker = self.connection.as_ref().map(|c| c.broker);
+        let response = match response {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return self
+                    .retry(
+                        ClientError::Transport { context: "produce stream ended".into(), status: String::new() },
+                        broker,
+                    )
+                    .await;
+            }
+            Err(status) => return self.retry(ClientError::transport("produce", &status), broker).await,
+        };
+        let Some(front) = self.inflight.front() else { return };
+        if front.correlation_id != response.correlation_id {
+            let error = ClientError::Server {
+                code: ErrorCode::Internal,
+                message: format!(
+                    "response {} out of order, expected {}",
+                    response.correlation_id, front.correlation_id
+                ),
+            };
+            return self.retry(error, None).await;
+        }
+        let Some(done) = self.inflight.pop_front() else { return };
+        match response.error {
+            None => {
+                self.attempts = 0;
+                self.resolve(done.ready, Ok(Some(response.base_offset)));
+            }
+            Some(e) => {
+                let error = ClientError::from_proto(&e);
+                if error.is_retriable() {
+                    self.inflight.push_front(done);
+                    self.retry(error, None).await;
+                } else {
+                    self.resolve(done.ready, Err(error));
+                }
+            }
+        }
+    }
+}
+
+async fn next_response(
+    connection: &mut Option<Connection>,
+) -> std::result::Result<Option<pb::ProduceResponse>, tonic::Status> {
+    match connection {
+        Some(c) => c.responses.message().await,
+        None => std::future::pending().await,
+    }
+}
