@@ -234,3 +234,111 @@ impl Drop for SentinelProcess {
         self.kill();
     }
 }
+
+/// A `goulette-broker` process with its own data directory.
+#[derive(Debug)]
+pub struct BrokerProcess {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub id: u32,
+    pub address: SocketAddr,
+    sentinels: String,
+    extra: Vec<String>,
+}
+
+impl BrokerProcess {
+    /// Starts broker `id` on a free port, registering with `sentinels`
+    /// (`host:port,…`).
+    pub fn start(id: u32, sentinels: &str, extra: &[&str]) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("temp dir for a broker");
+        let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut b = BrokerProcess {
+            child: None,
+            dir,
+            id,
+            address,
+            sentinels: sentinels.to_owned(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("broker.log"))
+            .expect("broker log file");
+        let child = Command::new(bin_dir().join("goulette-broker"))
+            .args(["--id", &self.id.to_string(), "--address", &self.address.to_string()])
+            .arg("--data")
+            .arg(self.dir.path().join("data"))
+            .args(["--sentinels", &self.sentinels])
+            .args(&self.extra)
+            .env("RUST_LOG", "info,goulette_broker=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start goulette-broker (is the workspace built?)");
+        self.child = Some(child);
+        let address = self.address;
+        wait_for("the broker to listen", Duration::from_secs(20), || {
+            TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+        });
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// SIGKILLs the broker.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERMs the broker and waits for it.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(&child, libc::SIGTERM);
+        child.wait().ok()
+    }
+
+    /// Restarts it on the same address and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// SIGSTOP / SIGCONT.
+    pub fn pause(&self) {
+        if let Some(c) = &self.child {
+            signal(c, libc::SIGSTOP);
+        }
+    }
+
+    /// Resumes a paused broker.
+    pub fn resume(&self) {
+        if let Some(c) = &self.child {
+            signal(c, libc::SIGCONT);
+        }
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            signal(c, libc::SIGCONT);
+        }
+        self.kill();
+    }
+}

@@ -1,0 +1,294 @@
+//! The whole path, produce → store → consume, across real processes: etcd,
+//! a sentinel, brokers, and the client library or the `goulette` binary.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use goulette_client::{
+    Cluster, ConsumedRecord, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord, StartAt,
+};
+use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient};
+use goulette_sentinel::testkit::{BrokerProcess, EtcdProcess, SentinelProcess, bin_dir};
+use goulette_storage::{BatchBuilder, Compression, Record};
+
+struct Env {
+    _etcd: EtcdProcess,
+    sentinel: SentinelProcess,
+    brokers: Vec<BrokerProcess>,
+}
+
+impl Env {
+    async fn start(brokers: u32, broker_args: &[&str]) -> Env {
+        let etcd = EtcdProcess::start();
+        let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &[]);
+        let sentinels = sentinel.address.to_string();
+        let brokers = (1..=brokers).map(|id| BrokerProcess::start(id, &sentinels, broker_args)).collect();
+        let env = Env { _etcd: etcd, sentinel, brokers };
+        env.wait_brokers_up().await;
+        env
+    }
+
+    fn cluster(&self) -> Arc<Cluster> {
+        Arc::new(Cluster::new(vec![self.sentinel.address.to_string()]).unwrap())
+    }
+
+    async fn wait_brokers_up(&self) {
+        let admin = goulette_client::Admin::new(self.cluster());
+        let want = self.brokers.len();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(s) = admin.cluster_status().await {
+                let up = s.brokers.iter().filter(|b| b.state == pb::BrokerState::Up as i32).count();
+                if up == want && s.offline_partitions.is_empty() && s.sentinels.iter().any(|s| s.leader) {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "cluster not ready; sentinel log:\n{}",
+                self.sentinel.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn create_topic(&self, name: &str, partitions: u32, rf: u32) -> pb::TopicMetadata {
+        let config = pb::TopicConfig { name: name.into(), partitions, replication_factor: rf, ..Default::default() };
+        goulette_client::Admin::new(self.cluster()).create_topic(config).await.unwrap()
+    }
+
+    /// Waits until every broker has opened the partitions it leads (the
+    /// assignment stream is asynchronous).
+    async fn wait_serving(&self, topic: &str) {
+        let cluster = self.cluster();
+        let meta = goulette_client::Admin::new(cluster.clone()).describe_topic(topic).await.unwrap();
+        for p in meta.partition_details {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while goulette_client::consumer::list_offsets(&cluster, topic, p.partition, None).await.is_err() {
+                assert!(tokio::time::Instant::now() < deadline, "{topic}/{} never served", p.partition);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn consume_all(cluster: Arc<Cluster>, topic: &str, expected: usize) -> Vec<ConsumedRecord> {
+    let config = ConsumerConfig { start: StartAt::Beginning, ..ConsumerConfig::default() };
+    let mut consumer = Consumer::subscribe(cluster, topic, config).await.unwrap();
+    let mut out = Vec::new();
+    while out.len() < expected {
+        match tokio::time::timeout(Duration::from_secs(20), consumer.recv()).await {
+            Ok(Some(Ok(r))) => out.push(r),
+            Ok(Some(Err(e))) => panic!("consume failed after {} records: {e}", out.len()),
+            Ok(None) | Err(_) => panic!("consumed only {} of {expected}", out.len()),
+        }
+    }
+    // Nothing beyond what was produced.
+    assert!(tokio::time::timeout(Duration::from_millis(300), consumer.recv()).await.is_err());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_keyed_messages_on_three_partitions_should_come_back_complete_and_in_order() {
+    let env = Env::start(3, &[]).await;
+    env.create_topic("orders", 3, 1).await;
+    env.wait_serving("orders").await;
+    let producer =
+        Producer::new(env.cluster(), ProducerConfig { window: 8, ..ProducerConfig::default() }, Partitioner::KeyHash);
+    let mut deliveries = Vec::new();
+    for i in 0..3000 {
+        let record = ProducerRecord {
+            topic: "orders".into(),
+            key: Some(Bytes::from(format!("customer-{}", i % 10))),
+            value: Bytes::from(format!("{i}")),
+            ..ProducerRecord::default()
+        };
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    let mut acked: HashMap<u32, Vec<u64>> = HashMap::new();
+    for d in deliveries {
+        let meta = d.wait().await.unwrap();
+        acked.entry(meta.partition).or_default().push(meta.offset.unwrap());
+    }
+    producer.close().await;
+    assert_eq!(acked.len(), 3, "ten keys spread over all three partitions");
+    for offsets in acked.values() {
+        assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1), "offsets of a partition are dense and in send order");
+    }
+
+    let records = consume_all(env.cluster(), "orders", 3000).await;
+    let mut last_offset: HashMap<u32, u64> = HashMap::new();
+    let mut per_key: HashMap<Bytes, Vec<u64>> = HashMap::new();
+    let mut key_partition: HashMap<Bytes, u32> = HashMap::new();
+    for r in &records {
+        if let Some(prev) = last_offset.insert(r.partition, r.offset) {
+            assert_eq!(r.offset, prev + 1, "partition {} delivered out of order", r.partition);
+        }
+        let key = r.key.clone().unwrap();
+        assert_eq!(
+            *key_partition.entry(key.clone()).or_insert(r.partition),
+            r.partition,
+            "a key stays on one partition"
+        );
+        per_key.entry(key).or_default().push(std::str::from_utf8(&r.value).unwrap().parse().unwrap());
+    }
+    let mut all: Vec<u64> = per_key.values().flatten().copied().collect();
+    all.sort();
+    assert_eq!(all, (0..3000).collect::<Vec<_>>(), "every message exactly once");
+    for values in per_key.values() {
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "a key's messages keep their send order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_broker_killed_and_restarted_should_still_serve_everything_it_acknowledged() {
+    let mut env = Env::start(1, &[]).await;
+    env.create_topic("durable", 1, 1).await;
+    env.wait_serving("durable").await;
+    let producer = Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::KeyHash);
+    let mut deliveries = Vec::new();
+    for i in 0..500 {
+        let record = ProducerRecord {
+            topic: "durable".into(),
+            value: Bytes::from(format!("m{i}")),
+            ..ProducerRecord::default()
+        };
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.wait().await.unwrap();
+    }
+    producer.close().await;
+    env.brokers[0].restart(); // SIGKILL, then start on the same data
+    env.wait_brokers_up().await;
+    env.wait_serving("durable").await;
+    let records = consume_all(env.cluster(), "durable", 500).await;
+    let values: Vec<String> = records.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap()).collect();
+    assert_eq!(values, (0..500).map(|i| format!("m{i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_consumer_waiting_at_the_end_should_receive_new_messages_by_long_poll() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("live", 1, 1).await;
+    env.wait_serving("live").await;
+    let mut consumer = Consumer::subscribe(env.cluster(), "live", ConsumerConfig::default()).await.unwrap();
+    // Let the fetch stream open and park at the end.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let producer = Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::KeyHash);
+    let sent = tokio::time::Instant::now();
+    producer
+        .send(ProducerRecord { topic: "live".into(), value: Bytes::from_static(b"now"), ..Default::default() })
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await.unwrap().unwrap().unwrap();
+    assert_eq!(&got.value[..], b"now");
+    assert!(sent.elapsed() < Duration::from_secs(2), "delivered in {:?}", sent.elapsed());
+}
+
+fn raw_batch(value_len: usize) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None);
+    b.push(&Record { value: Bytes::from(vec![b'x'; value_len]), ..Record::default() });
+    b.build().unwrap()
+}
+
+async fn raw_produce(address: std::net::SocketAddr, topic: &str, partition: u32, batch: Bytes) -> pb::ProduceResponse {
+    let mut client = BrokerServiceClient::connect(format!("http://{address}"))
+        .await
+        .unwrap()
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX);
+    let req =
+        pb::ProduceRequest { correlation_id: 7, topic: topic.into(), partition, acks: pb::Acks::All as i32, batch };
+    let mut responses = client.produce(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
+    responses.message().await.unwrap().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_bad_input_should_answer_typed_errors_and_lose_nothing_acknowledged() {
+    let env = Env::start(2, &["--max-batch-bytes", "65536"]).await;
+    let topic = env.create_topic("strict", 1, 2).await;
+    env.wait_serving("strict").await;
+    let leader = topic.partitions[0].leader.unwrap();
+    let leader_addr = env.brokers.iter().find(|b| b.id == leader).unwrap().address;
+    let follower_addr = env.brokers.iter().find(|b| b.id != leader).unwrap().address;
+
+    let ok = raw_produce(leader_addr, "strict", 0, raw_batch(10)).await;
+    assert!(ok.error.is_none(), "{:?}", ok.error);
+    assert_eq!((ok.correlation_id, ok.base_offset), (7, 0));
+
+    let too_large = raw_produce(leader_addr, "strict", 0, raw_batch(100_000)).await;
+    assert_eq!(too_large.error.unwrap().error_code(), ErrorCode::TooLarge);
+
+    let mut garbage = raw_batch(10).to_vec();
+    let last = garbage.len() - 1;
+    garbage[last] ^= 0xff;
+    let invalid = raw_produce(leader_addr, "strict", 0, Bytes::from(garbage)).await;
+    assert_eq!(invalid.error.unwrap().error_code(), ErrorCode::InvalidBatch);
+    let junk = raw_produce(leader_addr, "strict", 0, Bytes::from_static(b"not a batch at all")).await;
+    assert_eq!(junk.error.unwrap().error_code(), ErrorCode::InvalidBatch);
+
+    let bad_name = raw_produce(leader_addr, "../etc", 0, raw_batch(10)).await;
+    assert_eq!(bad_name.error.unwrap().error_code(), ErrorCode::InvalidArgument);
+
+    // The follower replica answers NOT_LEADER and points at the leader.
+    let not_leader = raw_produce(follower_addr, "strict", 0, raw_batch(10)).await.error.unwrap();
+    assert_eq!(not_leader.error_code(), ErrorCode::NotLeader);
+    assert_eq!(not_leader.leader_hint, leader_addr.to_string());
+
+    let records = consume_all(env.cluster(), "strict", 1).await;
+    assert_eq!(records[0].value.len(), 10, "the one acknowledged batch is intact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_the_cli_should_produce_stdin_lines_and_consume_them_back() {
+    let env = Env::start(1, &[]).await;
+    let goulette = bin_dir().join("goulette");
+    let sentinels = env.sentinel.address.to_string();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(&goulette)
+            .args(args)
+            .env("GOULETTE_SENTINELS", &sentinels)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // Auto-created on first produce.
+    let out = run(&["produce", "--topic", "demo", "--print-offsets", "--partition", "0"], "hello\nworld\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\t0\n0\t1\n");
+    let out = run(&["consume", "--topic", "demo", "--from-beginning", "--max-messages", "2", "--timeout", "10s"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nworld\n");
+    let out = run(
+        &["consume", "--topic", "demo", "--partition", "0", "--offset", "1", "--format", "json", "--timeout", "1s"],
+        "",
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((line["offset"].as_u64(), line["value"].as_str()), (Some(1), Some("world")));
+
+    let out = run(&["produce", "--topic", "bad/name", "--message", "x"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("topic name"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = run(&["topic", "describe", "demo", "--format", "json"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let desc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p0 = &desc["partition_details"][0];
+    assert_eq!((p0["log_end_offset"].as_u64(), p0["leader_epoch"].as_u64()), (Some(2), Some(1)));
+
+    let out = run(&["cluster", "status", "--format", "json"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
