@@ -170,22 +170,29 @@ impl Partitions {
                 Err(e) => tracing::error!(error = %e, "partition open task failed"),
             }
         }
-        let removed: Vec<(String, u32)> = if update.snapshot {
-            let replicas = self.replicas.read().unwrap_or_else(|p| p.into_inner());
-            replicas.keys().filter(|k| !keep.contains(k)).cloned().collect()
-        } else {
-            update.removed.iter().map(|s| (s.topic.clone(), s.partition)).collect()
-        };
-        for (topic, partition) in removed {
-            self.remove(&topic, partition).await;
+        // A snapshot that omits an open replica closes it but keeps its data:
+        // only an explicit removal deletes data, so a sentinel with an empty
+        // or wrong view can never wipe a broker.
+        if update.snapshot {
+            let stale: Vec<(String, u32)> = {
+                let replicas = self.replicas.read().unwrap_or_else(|p| p.into_inner());
+                replicas.keys().filter(|k| !keep.contains(k)).cloned().collect()
+            };
+            for (topic, partition) in stale {
+                self.remove(&topic, partition, false).await;
+            }
+        }
+        for state in &update.removed {
+            self.remove(&state.topic, state.partition, true).await;
         }
         if update.snapshot {
             self.ready.send_replace(true);
         }
     }
 
-    /// Closes a replica that is no longer assigned here and deletes its data.
-    async fn remove(&self, topic: &str, partition: u32) {
+    /// Closes a replica that is no longer assigned here, deleting its data
+    /// when `delete_data`.
+    async fn remove(&self, topic: &str, partition: u32, delete_data: bool) {
         let Some(replica) =
             self.replicas.write().unwrap_or_else(|p| p.into_inner()).remove(&(topic.to_owned(), partition))
         else {
@@ -194,11 +201,14 @@ impl Partitions {
         let dir = replica.log.dir().to_path_buf();
         let result = tokio::task::spawn_blocking(move || {
             let _ = replica.log.close();
-            std::fs::remove_dir_all(&dir)
+            if delete_data { std::fs::remove_dir_all(&dir) } else { Ok(()) }
         })
         .await;
         match result {
-            Ok(Ok(())) => tracing::info!(topic, partition, "partition unassigned; data deleted"),
+            Ok(Ok(())) if delete_data => tracing::info!(topic, partition, "partition unassigned; data deleted"),
+            Ok(Ok(())) => {
+                tracing::warn!(topic, partition, "partition missing from the assignment snapshot; closed, data kept")
+            }
             Ok(Err(e)) => {
                 tracing::warn!(topic, partition, error = %e, "partition unassigned; deleting its data failed")
             }

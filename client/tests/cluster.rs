@@ -292,3 +292,31 @@ async fn given_the_cli_should_produce_stdin_lines_and_consume_them_back() {
     let out = run(&["cluster", "status", "--format", "json"], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_deleted_topic_should_drop_its_data_and_a_new_one_of_that_name_start_at_zero() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("gone", 1, 1).await;
+    env.wait_serving("gone").await;
+    let producer = Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::KeyHash);
+    for i in 0..3 {
+        let r = ProducerRecord { topic: "gone".into(), value: Bytes::from(format!("old{i}")), ..Default::default() };
+        producer.send(r).await.unwrap().wait().await.unwrap();
+    }
+    let dir = env.brokers[0].data_dir().join("gone-0");
+    assert!(dir.exists());
+    goulette_client::Admin::new(env.cluster()).delete_topic("gone").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dir.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "partition data not deleted; log:\n{}", env.brokers[0].log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.create_topic("gone", 1, 1).await;
+    env.wait_serving("gone").await;
+    let fresh = Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::KeyHash);
+    let r = ProducerRecord { topic: "gone".into(), value: Bytes::from_static(b"new"), ..Default::default() };
+    let meta = fresh.send(r).await.unwrap().wait().await.unwrap();
+    assert_eq!(meta.offset, Some(0));
+    let records = consume_all(env.cluster(), "gone", 1).await;
+    assert_eq!(&records[0].value[..], b"new");
+}
