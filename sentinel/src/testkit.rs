@@ -41,79 +41,104 @@ pub fn http_ok(addr: SocketAddr, path: &str) -> bool {
     buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
 }
 
-/// A single-member etcd cluster in its own directory.
+/// A child process the harness owns: started from a fixed command line,
+/// logging to a file in its own temporary directory, killed by pid.
 #[derive(Debug)]
-pub struct EtcdProcess {
+pub struct Managed {
     child: Option<Child>,
     dir: tempfile::TempDir,
-    client_port: u16,
-    peer_port: u16,
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    /// Polled after each start until true.
+    ready: fn(SocketAddr) -> bool,
+    /// The address `ready` checks.
+    pub address: SocketAddr,
 }
 
-impl EtcdProcess {
-    /// Starts etcd and waits until it is healthy.
-    pub fn start() -> EtcdProcess {
-        let dir = tempfile::tempdir().expect("temp dir for etcd");
-        let mut etcd = EtcdProcess { child: None, dir, client_port: free_port(), peer_port: free_port() };
-        etcd.spawn();
-        etcd
+fn listening(address: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+}
+
+fn etcd_healthy(address: SocketAddr) -> bool {
+    http_ok(address, "/health")
+}
+
+impl Managed {
+    fn start(
+        name: &'static str,
+        program: PathBuf,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+        address: SocketAddr,
+        ready: fn(SocketAddr) -> bool,
+        dir: tempfile::TempDir,
+    ) -> Managed {
+        let mut m = Managed { child: None, dir, name, program, args, envs, ready, address };
+        m.spawn();
+        m
     }
 
     fn spawn(&mut self) {
-        let client = format!("http://127.0.0.1:{}", self.client_port);
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.path().join("etcd.log"))
-            .expect("etcd log file");
-        let child = Command::new("etcd")
-            .args(["--name", "test", "--data-dir"])
-            .arg(self.dir.path().join("data"))
-            .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("test={peer}"), "--initial-cluster-state", "new"])
+            .open(self.dir.path().join(format!("{}.log", self.name)))
+            .expect("log file");
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start etcd (install it with `make deps`)");
+            .unwrap_or_else(|e| panic!("start {} ({}): {e}", self.name, self.program.display()));
         self.child = Some(child);
-        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
-        wait_for("etcd to be healthy", Duration::from_secs(20), || http_ok(addr, "/health"));
+        let (address, ready) = (self.address, self.ready);
+        wait_for(&format!("{} to be ready", self.name), Duration::from_secs(20), || ready(address));
     }
 
-    /// The client endpoint, `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
-    }
-
-    /// The data directory's parent (logs live there).
+    /// Its working directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
-    /// SIGKILLs etcd.
+    /// The log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.name))).unwrap_or_default()
+    }
+
+    /// SIGKILLs the process.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            signal(&child, libc::SIGCONT);
             signal(&child, libc::SIGKILL);
             let _ = child.wait();
         }
     }
 
-    /// Restarts a killed etcd on the same ports and data.
+    /// SIGTERMs the process and waits for it to exit.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(&child, libc::SIGTERM);
+        child.wait().ok()
+    }
+
+    /// Restarts it with the same command line, directory and address.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
     }
 
-    /// SIGSTOPs etcd (it stops answering but keeps its sockets).
+    /// SIGSTOPs it (it stops answering but keeps its sockets).
     pub fn pause(&self) {
         if let Some(child) = &self.child {
             signal(child, libc::SIGSTOP);
         }
     }
 
-    /// SIGCONTs a paused etcd.
+    /// SIGCONTs a paused process.
     pub fn resume(&self) {
         if let Some(child) = &self.child {
             signal(child, libc::SIGCONT);
@@ -121,14 +146,14 @@ impl EtcdProcess {
     }
 }
 
-impl Drop for EtcdProcess {
+impl Drop for Managed {
     fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            // A paused process must be continued to die promptly.
-            signal(child, libc::SIGCONT);
-        }
         self.kill();
     }
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir for a test process")
 }
 
 /// The directory holding the workspace's built binaries (next to the test
@@ -139,14 +164,51 @@ pub fn bin_dir() -> PathBuf {
     deps.parent().expect("target profile dir").to_path_buf()
 }
 
+/// A single-member etcd cluster.
+#[derive(Debug)]
+pub struct EtcdProcess(Managed);
+
+impl EtcdProcess {
+    /// Starts etcd on free ports and waits until it is healthy.
+    pub fn start() -> EtcdProcess {
+        let (client_port, peer_port) = (free_port(), free_port());
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let args = [
+            "--name",
+            "test",
+            "--data-dir",
+            "data",
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--initial-cluster",
+            &format!("test={peer}"),
+            "--initial-cluster-state",
+            "new",
+        ]
+        .map(String::from)
+        .to_vec();
+        let address = ([127, 0, 0, 1], client_port).into();
+        EtcdProcess(Managed::start("etcd", PathBuf::from("etcd"), args, Vec::new(), address, etcd_healthy, temp_dir()))
+    }
+
+    /// The client endpoint, `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.0.address)
+    }
+}
+
 /// A `goulette-sentinel` process.
 #[derive(Debug)]
 pub struct SentinelProcess {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
     pub id: String,
-    pub address: SocketAddr,
-    args: Vec<String>,
+    process: Managed,
 }
 
 impl SentinelProcess {
@@ -161,184 +223,66 @@ impl SentinelProcess {
         SentinelProcess::start_with(id, args)
     }
 
-    /// Starts a sentinel with exactly these extra arguments (besides id and address).
-    pub fn start_with(id: &str, args: Vec<String>) -> SentinelProcess {
-        let dir = tempfile::tempdir().expect("temp dir for a sentinel");
+    /// Starts a sentinel with exactly these arguments besides id and address.
+    pub fn start_with(id: &str, extra: Vec<String>) -> SentinelProcess {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let mut s = SentinelProcess { child: None, dir, id: id.to_owned(), address, args };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("sentinel.log"))
-            .expect("sentinel log file");
-        let child = Command::new(bin_dir().join("goulette-sentinel"))
-            .args(["--id", &self.id, "--address", &self.address.to_string()])
-            .args(&self.args)
-            .env("RUST_LOG", "info,goulette_sentinel=debug")
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start goulette-sentinel (is the workspace built?)");
-        self.child = Some(child);
-        let address = self.address;
-        wait_for("the sentinel to listen", Duration::from_secs(20), || {
-            TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
-        });
+        let mut args = vec!["--id".to_owned(), id.to_owned(), "--address".to_owned(), address.to_string()];
+        args.extend(extra);
+        let envs = vec![("RUST_LOG".to_owned(), "info,goulette_sentinel=debug".to_owned())];
+        let process =
+            Managed::start("sentinel", bin_dir().join("goulette-sentinel"), args, envs, address, listening, temp_dir());
+        SentinelProcess { id: id.to_owned(), process }
     }
 
     /// The gRPC endpoint URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    /// Its working directory (logs, embedded etcd data).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The log so far (for assertion messages).
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
-    }
-
-    /// SIGKILLs the sentinel.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(&child, libc::SIGKILL);
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERMs the sentinel and waits for it to exit.
-    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        signal(&child, libc::SIGTERM);
-        child.wait().ok()
-    }
-
-    /// Restarts it on the same address with the same arguments.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-}
-
-impl Drop for SentinelProcess {
-    fn drop(&mut self) {
-        self.kill();
+        format!("http://{}", self.process.address)
     }
 }
 
 /// A `goulette-broker` process with its own data directory.
 #[derive(Debug)]
 pub struct BrokerProcess {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
     pub id: u32,
-    pub address: SocketAddr,
-    sentinels: String,
-    extra: Vec<String>,
+    process: Managed,
 }
 
 impl BrokerProcess {
     /// Starts broker `id` on a free port, registering with `sentinels`
     /// (`host:port,…`).
     pub fn start(id: u32, sentinels: &str, extra: &[&str]) -> BrokerProcess {
-        let dir = tempfile::tempdir().expect("temp dir for a broker");
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let mut b = BrokerProcess {
-            child: None,
-            dir,
-            id,
-            address,
-            sentinels: sentinels.to_owned(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        b.spawn();
-        b
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("broker.log"))
-            .expect("broker log file");
-        let child = Command::new(bin_dir().join("goulette-broker"))
-            .args(["--id", &self.id.to_string(), "--address", &self.address.to_string()])
-            .arg("--data")
-            .arg(self.dir.path().join("data"))
-            .args(["--sentinels", &self.sentinels])
-            .args(&self.extra)
-            .env("RUST_LOG", "info,goulette_broker=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start goulette-broker (is the workspace built?)");
-        self.child = Some(child);
-        let address = self.address;
-        wait_for("the broker to listen", Duration::from_secs(20), || {
-            TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
-        });
-    }
-
-    /// The log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+        let mut args: Vec<String> =
+            ["--id", &id.to_string(), "--address", &address.to_string(), "--data", "data", "--sentinels", sentinels]
+                .map(String::from)
+                .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let envs = vec![("RUST_LOG".to_owned(), "info,goulette_broker=debug".to_owned())];
+        let process =
+            Managed::start("broker", bin_dir().join("goulette-broker"), args, envs, address, listening, temp_dir());
+        BrokerProcess { id, process }
     }
 
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// SIGKILLs the broker.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(&child, libc::SIGKILL);
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERMs the broker and waits for it.
-    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        signal(&child, libc::SIGTERM);
-        child.wait().ok()
-    }
-
-    /// Restarts it on the same address and data directory.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    /// SIGSTOP / SIGCONT.
-    pub fn pause(&self) {
-        if let Some(c) = &self.child {
-            signal(c, libc::SIGSTOP);
-        }
-    }
-
-    /// Resumes a paused broker.
-    pub fn resume(&self) {
-        if let Some(c) = &self.child {
-            signal(c, libc::SIGCONT);
-        }
+        self.process.dir().join("data")
     }
 }
 
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        if let Some(c) = &self.child {
-            signal(c, libc::SIGCONT);
+macro_rules! deref_to_managed {
+    ($($t:ty => $field:tt),*) => {$(
+        impl std::ops::Deref for $t {
+            type Target = Managed;
+            fn deref(&self) -> &Managed {
+                &self.$field
+            }
         }
-        self.kill();
-    }
+        impl std::ops::DerefMut for $t {
+            fn deref_mut(&mut self) -> &mut Managed {
+                &mut self.$field
+            }
+        }
+    )*};
 }
+
+deref_to_managed!(EtcdProcess => 0, SentinelProcess => process, BrokerProcess => process);
