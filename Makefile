@@ -1,10 +1,29 @@
 # Goulette: the commands users type. `make help` lists them.
 CARGO ?= cargo
 
-.PHONY: help deps build build-release test fmt fmt-check lint clean bench-storage fuzz-batch run-all
+# The release binaries the run targets use.
+GOULETTE := target/release/goulette
+
+# Settings of the run and etcd targets (override on the command line:
+# `make run-consumer TOPIC=orders`).
+TOPIC ?= demo
+BROKER_ID ?= 1
+SENTINELS ?= $(or $(GOULETTE_SENTINELS),127.0.0.1:50052)
+ETCD_ENDPOINTS ?= $(or $(GOULETTE_ETCD_ENDPOINTS),http://127.0.0.1:2379)
+BACKUP ?= backup/goulette-$(shell date +%Y%m%d-%H%M%S).json
+CONFIRM ?=
+ARGS ?=
+
+# The scripts call make again (build-release); they use this one.
+export MAKE
+
+.PHONY: help deps build build-release test fmt fmt-check lint clean bench bench-storage fuzz-batch \
+	run-all run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all \
+	run-etcd run-sentinel run-broker run-producer run-consumer \
+	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-30s %s\n", $$1, $$2}'
 
 deps: ## install what the build and the tests need (protoc, etcd) if missing
 	@scripts/deps.sh
@@ -15,8 +34,9 @@ build: deps ## build every crate (debug)
 build-release: deps ## build the release binaries
 	$(CARGO) build --workspace --release --locked
 
-test: deps ## run every test (unit, property, crash, corruption)
+test: deps ## every test: unit, property, crash, process tests, then run-all/stop-all end to end
 	$(CARGO) test --workspace --locked
+	@scripts/test-run-all.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all
@@ -28,6 +48,8 @@ lint: deps ## clippy with warnings as errors, and a formatting check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) fmt --all -- --check
 
+bench: bench-storage ## the benchmarks (today: bench-storage)
+
 bench-storage: deps ## criterion benchmarks of the storage engine (about 10 minutes)
 	$(CARGO) bench -p goulette-storage --locked --bench log
 
@@ -38,12 +60,78 @@ fuzz-batch: ## fuzz the record-batch decoder for FUZZ_SECONDS (default 120) with
 	cd storage && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run batch_decode -- \
 		-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536
 
-run-all: build-release ## start a local cluster (arrives with issue 3)
-	@echo "run-all: the sentinel and broker servers are not built yet (issue 3)." >&2
-	@echo "run-all: today the release binaries are built in target/release/; try" >&2
-	@echo "         target/release/goulette storage inspect <partition-dir> --records" >&2
-	@exit 2
+# ---------------------------------------------------------------- local cluster
+# Processes run in the background: pids in run/, logs in logs/, data in data/.
+# The start scripts build first (make build-release) unless the cluster already runs.
 
-clean: ## remove build output and local run state
+run-all: ## build, start 1 sentinel (embedded etcd) + brokers 1-3 in the background, wait until ready
+	@scripts/run-all.sh embedded
+
+run-all-with-etcd: ## like run-all, with a standalone etcd (data/etcd; brokers in data/with-etcd/)
+	@scripts/run-all.sh with-etcd
+
+run-sentinel-cluster-embedded: ## 3 sentinels whose embedded etcds form one 3-member cluster + brokers 1-3 (data/sentinel-cluster/)
+	@scripts/run-all.sh sentinel-cluster
+
+stop-all: ## stop the processes of run/*.pid (SIGTERM, then SIGKILL after 10 s)
+	@scripts/stop-all.sh
+
+status: ## which local processes run, and the cluster status
+	@scripts/status.sh
+
+test-run-all: ## end-to-end check of run-all, produce/consume, stop-all (the last step of `make test`)
+	@scripts/test-run-all.sh
+
+run-etcd: ## start a standalone etcd on 127.0.0.1:2379 (data/etcd)
+	@scripts/run-one.sh etcd
+
+run-sentinel: ## start sentinel-1 on 127.0.0.1:50052 (uses an etcd on 2379, else embeds one)
+	@scripts/run-one.sh sentinel
+
+run-broker: ## start broker BROKER_ID (default 1; 1-9) on 127.0.0.1:5006<BROKER_ID>
+	@SENTINELS='$(SENTINELS)' scripts/run-one.sh broker '$(BROKER_ID)'
+
+$(GOULETTE):
+	@$(MAKE) --no-print-directory build-release
+
+run-producer: $(GOULETTE) ## send each line of stdin to TOPIC (default demo)
+	@if [ -t 0 ]; then echo "run-producer: type messages for topic $(TOPIC), one per line; Ctrl-D sends and ends" >&2; fi
+	@$(GOULETTE) produce --sentinels '$(SENTINELS)' --topic '$(TOPIC)' $(ARGS)
+
+run-consumer: $(GOULETTE) ## print TOPIC (default demo) from the beginning, then follow it (Ctrl-C ends)
+	@$(GOULETTE) consume --sentinels '$(SENTINELS)' --topic '$(TOPIC)' --from-beginning $(ARGS)
+
+etcd-status: $(GOULETTE) ## etcd endpoints, members, and key counts under /goulette
+	@$(GOULETTE) etcd status --etcd-endpoints '$(ETCD_ENDPOINTS)'
+
+etcd-topics: $(GOULETTE) ## topics and partitions (replicas, leader, epoch, ISR) as stored in etcd
+	@$(GOULETTE) etcd topics --etcd-endpoints '$(ETCD_ENDPOINTS)'
+
+etcd-operations: $(GOULETTE) ## the metadata operation log (goulette etcd ops)
+	@$(GOULETTE) etcd ops --etcd-endpoints '$(ETCD_ENDPOINTS)'
+
+etcd-clean: $(GOULETTE) ## delete all Goulette metadata from etcd (needs CONFIRM=yes)
+	@if [ '$(CONFIRM)' != yes ]; then \
+		echo "etcd-clean deletes every key under /goulette/ in $(ETCD_ENDPOINTS): all topics, partitions, groups, the op log." >&2; \
+		echo "Stop the brokers and sentinels first (they would keep writing) and take a backup (make etcd-backup)," >&2; \
+		echo "then run: make etcd-clean CONFIRM=yes" >&2; \
+		exit 1; \
+	fi
+	@$(GOULETTE) etcd clean --etcd-endpoints '$(ETCD_ENDPOINTS)' --yes
+
+etcd-backup: $(GOULETTE) ## save the metadata to BACKUP (default backup/goulette-<timestamp>.json)
+	@file='$(BACKUP)'; mkdir -p "$$(dirname "$$file")" && \
+		$(GOULETTE) etcd backup --etcd-endpoints '$(ETCD_ENDPOINTS)' "$$file"
+
+etcd-restore: $(GOULETTE) ## write BACKUP=FILE into an empty /goulette prefix
+	@if [ '$(origin BACKUP)' = file ]; then \
+		echo "etcd-restore: name the backup: make etcd-restore BACKUP=backup/goulette-....json" >&2; \
+		ls backup/*.json 2>/dev/null | sed 's/^/  /' >&2 || true; \
+		exit 1; \
+	fi
+	@$(GOULETTE) etcd restore --etcd-endpoints '$(ETCD_ENDPOINTS)' '$(BACKUP)'
+
+clean: ## remove build output and local run state (run/ logs/ data/; refused while a cluster runs)
+	@scripts/status.sh --require-stopped
 	$(CARGO) clean
 	rm -rf run logs data

@@ -143,8 +143,26 @@ impl Cluster {
         Ok(resp)
     }
 
-    /// The cached topic, refreshing (and perhaps auto-creating) it if unknown.
+    /// The cached topic, refreshing (and perhaps auto-creating) it if
+    /// unknown. Retries with backoff for a few seconds while the cluster has
+    /// no sentinel leader or etcd is unavailable (a failover in progress).
     pub async fn topic(&self, name: &str, auto_create: bool) -> Result<TopicInfo> {
+        let mut attempt = 0;
+        loop {
+            match self.lookup_topic(name, auto_create).await {
+                Err(ClientError::Server { code: pb::ErrorCode::NoLeader | pb::ErrorCode::Unavailable, .. })
+                | Err(ClientError::NoSentinel { .. })
+                    if attempt < 8 =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt, Duration::from_millis(100), Duration::from_secs(2))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn lookup_topic(&self, name: &str, auto_create: bool) -> Result<TopicInfo> {
         if let Some(t) = self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Ok(t.clone());
         }

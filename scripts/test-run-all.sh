@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# `make test-run-all`: an end-to-end check of `make run-all` / `make stop-all`
+# on this machine's default ports (2379/2380, 50052, 50061-50063).
+#   1. refuses unless nothing of ours runs (no live pid in run/)
+#   2. builds the release binaries (bounded by BUILD_TIMEOUT, default 1800 s)
+#   3. make run-all; produces "hello" to a fresh topic and consumes it back
+#   4. make run-all again must report the running cluster, same pids
+#   5. make stop-all; every started pid (and the embedded etcd) must be gone
+# Every step has its own time limit; on failure it stops what it started.
+set -euo pipefail
+ME=test-run-all
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+MAKE=${MAKE:-make}
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
+step() { echo; log "== $*"; }
+fail() {
+  warn "FAILED: $*"
+  exit 1
+}
+
+# 1. Clean state.
+running=$(running_names)
+[ -z "$running" ] || die "refusing to run: a local cluster is running ($(one_line "$running")); run 'make stop-all' first"
+
+# From here on, whatever this test started is stopped on the way out.
+started_by_us=false
+cleanup() {
+  local rc=$?
+  if [ "$started_by_us" = true ] && [ -n "$(running_names)" ]; then
+    warn "stopping the cluster this test started"
+    "$ROOT/scripts/stop-all.sh" >&2 || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'fail "interrupted"' INT TERM
+
+start_time=$SECONDS
+
+step "build (make build-release, at most ${BUILD_TIMEOUT}s)"
+timeout "$BUILD_TIMEOUT" "$MAKE" --no-print-directory -C "$ROOT" build-release || fail "make build-release"
+
+step "make run-all"
+started_by_us=true
+timeout $((READY_TIMEOUT + 120)) "$MAKE" --no-print-directory -C "$ROOT" run-all || fail "make run-all"
+
+# Every pid we must see gone at the end: the pid files' and the embedded etcd.
+declare -A pids=()
+for name in $(running_names); do
+  pids[$name]=$(pid_of "$name")
+done
+[ ${#pids[@]} -eq 4 ] || fail "expected 4 processes in $RUN_DIR/ (sentinel-1, broker-1..3), got: ${!pids[*]}"
+etcd_pid=$(etcd_children "${pids[sentinel-1]}")
+[ -n "$etcd_pid" ] || fail "sentinel-1 has no embedded etcd child"
+log "started: $(for n in "${!pids[@]}"; do printf '%s=%s ' "$n" "${pids[$n]}"; done)embedded-etcd=$etcd_pid"
+
+step "produce hello, consume it back"
+topic="test-run-all-$(date +%s)-$$"     # a fresh topic: earlier runs' messages cannot answer
+echo hello | timeout 30 "$GOULETTE" produce --topic "$topic" || fail "produce to $topic"
+got=$(timeout 40 "$GOULETTE" consume --topic "$topic" --from-beginning --max-messages 1 --timeout 30s) ||
+  fail "consume from $topic"
+[ "$got" = hello ] || fail "consumed '$got' from $topic, expected 'hello'"
+log "consumed '$got' from topic $topic"
+
+step "make run-all again must report the running cluster"
+out=$(timeout 300 "$MAKE" --no-print-directory -C "$ROOT" run-all 2>&1) || { echo "$out"; fail "second make run-all failed"; }
+echo "$out"
+grep -q "already running" <<<"$out" || fail "second make run-all did not report the running cluster"
+for name in "${!pids[@]}"; do
+  [ "$(pid_of "$name")" = "${pids[$name]}" ] || fail "$name's pid changed: a second cluster was started"
+done
+log "reported the running cluster, same pids"
+
+step "make stop-all"
+timeout 120 "$MAKE" --no-print-directory -C "$ROOT" stop-all || fail "make stop-all"
+started_by_us=false
+for name in "${!pids[@]}"; do
+  ! is_ours "${pids[$name]}" "$name" || fail "$name (pid ${pids[$name]}) still runs after stop-all"
+done
+! is_ours "$etcd_pid" etcd || fail "the embedded etcd (pid $etcd_pid) still runs after stop-all"
+leftover=$(pid_file_names)
+[ -z "$leftover" ] || fail "pid files left in $RUN_DIR/: $leftover"
+for port in 2379 2380 50052 50061 50062 50063; do
+  ! port_in_use "$port" || fail "port $port still in use after stop-all"
+done
+log "every started process is gone, no pid file left, ports free"
+
+echo
+log "PASSED in $((SECONDS - start_time))s"
