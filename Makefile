@@ -35,6 +35,8 @@ build-release: deps ## build the release binaries
 	$(CARGO) build --workspace --release --locked
 
 test: deps ## every test: unit, property, crash, process tests, then run-all/stop-all end to end
+	# Process tests start the binaries of other crates: build them all first.
+	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
 	@scripts/test-run-all.sh
 

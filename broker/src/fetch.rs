@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use goulette_proto::v1::{self as pb, ErrorCode, fetch_request::Kind};
 use goulette_storage::batch::peek_batch_len;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use crate::error::{not_leader, storage_error};
@@ -36,6 +37,7 @@ pub async fn serve(
     mut requests: Streaming<pb::FetchRequest>,
     out: mpsc::Sender<Result<pb::FetchResponse, Status>>,
     max_fetch_bytes: usize,
+    shutdown: CancellationToken,
 ) {
     let start = match requests.next().await {
         Some(Ok(pb::FetchRequest { kind: Some(Kind::Start(start)) })) => start,
@@ -63,7 +65,10 @@ pub async fn serve(
     let mut hw_changes = replica.watch_high_watermark();
     let mut reading = true;
     loop {
-        if !replica.is_leader() {
+        // The replica may have been closed or replaced (moved, topic
+        // re-created) or lost its leadership: the consumer must look again.
+        let current = partitions.get(&replica.topic, replica.partition);
+        if !replica.is_leader() || !current.is_some_and(|c| Arc::ptr_eq(&c, &replica)) {
             let hint = replica.state().leader.and_then(|l| partitions.broker_address(l));
             return send_error(&out, not_leader(&replica.topic, replica.partition, hint)).await;
         }
@@ -127,6 +132,7 @@ pub async fn serve(
                 Some(Err(_)) | None => reading = false,
             },
             _ = out.closed() => return,
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -15,7 +15,13 @@ use crate::partition::Partitions;
 /// A lazily connected channel; `timeout` bounds each unary call (never set
 /// it for the long-lived assignment stream).
 fn channel(address: &str, timeout: Option<Duration>) -> anyhow::Result<Channel> {
-    let mut endpoint = Channel::from_shared(format!("http://{address}"))?.connect_timeout(Duration::from_secs(2));
+    // HTTP/2 pings notice a sentinel that vanished without closing the
+    // connection (the assignment stream would otherwise wait for ever).
+    let mut endpoint = Channel::from_shared(format!("http://{address}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(2))
+        .keep_alive_while_idle(true);
     if let Some(t) = timeout {
         endpoint = endpoint.timeout(t);
     }
@@ -48,24 +54,34 @@ async fn pause(token: &CancellationToken, d: Duration) -> bool {
 /// Registers and heartbeats until `token` is cancelled, re-registering when
 /// the session is lost and moving between sentinels when one fails.
 pub async fn run_session(config: Arc<BrokerConfig>, token: CancellationToken) {
+    // Calls must fail well within a session timeout (3 s by default), so
+    // that a hung sentinel is left for another before the session expires.
     let mut sentinels =
-        Sentinels { addresses: config.sentinels.clone(), next: 0, timeout: Some(Duration::from_secs(5)) };
-    let mut session: Option<(i64, Duration)> = None;
+        Sentinels { addresses: config.sentinels.clone(), next: 0, timeout: Some(Duration::from_secs(1)) };
+    let mut session: Option<(i64, Duration, Duration)> = None;
+    let mut last_ok = tokio::time::Instant::now();
     let (mut address, mut client) = match sentinels.client() {
         Ok(c) => c,
         Err(e) => return tracing::error!(error = %e, "bad sentinel address"),
     };
     while !token.is_cancelled() {
-        let Some((id, interval)) = session else {
+        let Some((id, interval, timeout)) = session else {
             let req = pb::RegisterBrokerRequest {
                 broker_id: config.id,
                 address: config.address.to_string(),
                 ..Default::default()
             };
             match client.register_broker(req).await.map(tonic::Response::into_inner) {
-                Ok(pb::RegisterBrokerResponse { error: None, session_id, heartbeat_interval_ms, .. }) => {
+                Ok(pb::RegisterBrokerResponse {
+                    error: None,
+                    session_id,
+                    heartbeat_interval_ms,
+                    session_timeout_ms,
+                }) => {
                     tracing::info!(sentinel = %address, session = format!("{session_id:x}"), "registered with the sentinels");
-                    session = Some((session_id, Duration::from_millis(heartbeat_interval_ms.max(50))));
+                    let interval = Duration::from_millis(heartbeat_interval_ms.max(50));
+                    session = Some((session_id, interval, Duration::from_millis(session_timeout_ms.max(1000))));
+                    last_ok = tokio::time::Instant::now();
                 }
                 Ok(r) => {
                     tracing::warn!(sentinel = %address, error = ?r.error, "registration refused; retrying");
@@ -91,16 +107,27 @@ pub async fn run_session(config: Arc<BrokerConfig>, token: CancellationToken) {
         }
         let beat = client.broker_heartbeat(pb::BrokerHeartbeatRequest { broker_id: config.id, session_id: id }).await;
         match beat.map(tonic::Response::into_inner) {
-            Ok(pb::BrokerHeartbeatResponse { error: None }) => {}
+            Ok(pb::BrokerHeartbeatResponse { error: None }) => last_ok = tokio::time::Instant::now(),
             Ok(pb::BrokerHeartbeatResponse { error: Some(e) }) if e.error_code() == ErrorCode::UnknownBroker => {
                 tracing::warn!("session expired; registering again");
                 session = None;
             }
-            Ok(r) => tracing::warn!(sentinel = %address, error = ?r.error, "heartbeat refused"),
-            Err(status) => {
-                tracing::warn!(sentinel = %address, %status, "heartbeat failed; trying the next sentinel");
+            other => {
+                match other {
+                    Ok(r) => {
+                        tracing::warn!(sentinel = %address, error = ?r.error, "heartbeat refused; trying the next sentinel")
+                    }
+                    Err(status) => {
+                        tracing::warn!(sentinel = %address, %status, "heartbeat failed; trying the next sentinel")
+                    }
+                }
                 if let Ok(next) = sentinels.client() {
                     (address, client) = next;
+                }
+                // Past the session timeout the lease is surely gone.
+                if last_ok.elapsed() > timeout {
+                    tracing::warn!("no heartbeat succeeded within the session timeout; registering again");
+                    session = None;
                 }
             }
         }

@@ -21,6 +21,8 @@ pub struct Replica {
     /// policy (and, with replication, on every in-sync replica).
     high_watermark: watch::Sender<u64>,
     broker_id: u32,
+    /// The topic incarnation this replica's data belongs to.
+    incarnation: u64,
 }
 
 impl Replica {
@@ -48,6 +50,12 @@ impl Replica {
     /// Follows the high watermark.
     pub fn watch_high_watermark(&self) -> watch::Receiver<u64> {
         self.high_watermark.subscribe()
+    }
+
+    /// Wakes everything waiting on the high watermark (fetch streams), so
+    /// that they re-check leadership after a state change or a removal.
+    fn notify(&self) {
+        self.high_watermark.send_modify(|_| {});
     }
 
     /// Moves the high watermark up to what the flush policy makes visible:
@@ -114,6 +122,12 @@ impl Partitions {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
+    /// `<data>/<topic>-<partition>.incarnation`: which incarnation of the
+    /// topic the partition directory holds.
+    fn marker_of(&self, topic: &str, partition: u32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{partition}.incarnation"))
+    }
+
     fn log_config(&self, topic: Option<&pb::TopicConfig>) -> LogConfig {
         let mut config = self.defaults.clone();
         if let Some(t) = topic {
@@ -142,33 +156,23 @@ impl Partitions {
             let Some(state) = assignment.state else { continue };
             let key = (state.topic.clone(), state.partition);
             keep.push(key.clone());
+            let incarnation = assignment.topic_incarnation;
             if let Some(replica) = self.get(&state.topic, state.partition) {
-                *replica.state.write().unwrap_or_else(|p| p.into_inner()) = state;
-                continue;
-            }
-            let dir = self.dir_of(&state.topic, state.partition);
-            let config = self.log_config(assignment.topic.as_ref());
-            let opened = tokio::task::spawn_blocking(move || PartitionLog::open(dir, config)).await;
-            match opened {
-                Ok(Ok(log)) => {
-                    let end = log.log_end_offset();
-                    tracing::info!(topic = %state.topic, partition = state.partition, log_end = end, leader = ?state.leader, "opened partition");
-                    let replica = Arc::new(Replica {
-                        topic: state.topic.clone(),
-                        partition: state.partition,
-                        log: Arc::new(log),
-                        state: RwLock::new(state),
-                        // Recovery fsyncs the WAL: everything recovered is durable.
-                        high_watermark: watch::Sender::new(end),
-                        broker_id: self.broker_id,
-                    });
-                    self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(key, replica);
+                if replica.incarnation == incarnation {
+                    {
+                        let mut current = replica.state.write().unwrap_or_else(|p| p.into_inner());
+                        // A lagging sentinel must not hand back an older leadership.
+                        if state.leader_epoch >= current.leader_epoch {
+                            *current = state;
+                        }
+                    }
+                    replica.notify();
+                    continue;
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(topic = %state.topic, partition = state.partition, error = %e, "cannot open partition log")
-                }
-                Err(e) => tracing::error!(error = %e, "partition open task failed"),
+                // The topic was deleted and created again: the old data goes.
+                self.remove(&state.topic, state.partition, true).await;
             }
+            self.open(state, assignment.topic.as_ref(), incarnation, key).await;
         }
         // A snapshot that omits an open replica closes it but keeps its data:
         // only an explicit removal deletes data, so a sentinel with an empty
@@ -190,6 +194,53 @@ impl Partitions {
         }
     }
 
+    /// Opens (recovering) a newly assigned replica. Data left by an earlier
+    /// incarnation of the topic is deleted first.
+    async fn open(
+        &self,
+        state: pb::PartitionState,
+        topic: Option<&pb::TopicConfig>,
+        incarnation: u64,
+        key: (String, u32),
+    ) {
+        let dir = self.dir_of(&state.topic, state.partition);
+        let marker = self.marker_of(&state.topic, state.partition);
+        let config = self.log_config(topic);
+        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<PartitionLog> {
+            let recorded = std::fs::read_to_string(&marker).ok().and_then(|s| s.trim().parse::<u64>().ok());
+            if recorded.is_some_and(|r| r != incarnation) && dir.exists() {
+                tracing::warn!(dir = %dir.display(), "deleting data of an earlier incarnation of the topic");
+                std::fs::remove_dir_all(&dir)?;
+            }
+            if recorded != Some(incarnation) {
+                write_durably(&marker, incarnation.to_string().as_bytes())?;
+            }
+            Ok(PartitionLog::open(dir, config)?)
+        })
+        .await;
+        match opened {
+            Ok(Ok(log)) => {
+                let end = log.log_end_offset();
+                tracing::info!(topic = %state.topic, partition = state.partition, log_end = end, leader = ?state.leader, "opened partition");
+                let replica = Arc::new(Replica {
+                    topic: state.topic.clone(),
+                    partition: state.partition,
+                    log: Arc::new(log),
+                    state: RwLock::new(state),
+                    // Recovery fsyncs the WAL: everything recovered is durable.
+                    high_watermark: watch::Sender::new(end),
+                    broker_id: self.broker_id,
+                    incarnation,
+                });
+                self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(key, replica);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(topic = %state.topic, partition = state.partition, error = %e, "cannot open partition log")
+            }
+            Err(e) => tracing::error!(error = %e, "partition open task failed"),
+        }
+    }
+
     /// Closes a replica that is no longer assigned here, deleting its data
     /// when `delete_data`.
     async fn remove(&self, topic: &str, partition: u32, delete_data: bool) {
@@ -198,10 +249,16 @@ impl Partitions {
         else {
             return;
         };
+        replica.notify();
         let dir = replica.log.dir().to_path_buf();
+        let marker = self.marker_of(topic, partition);
         let result = tokio::task::spawn_blocking(move || {
             let _ = replica.log.close();
-            if delete_data { std::fs::remove_dir_all(&dir) } else { Ok(()) }
+            if delete_data {
+                std::fs::remove_dir_all(&dir)?;
+                let _ = std::fs::remove_file(&marker);
+            }
+            Ok::<(), std::io::Error>(())
         })
         .await;
         match result {
@@ -236,4 +293,18 @@ impl Partitions {
             }
         }
     }
+}
+
+/// Writes a small file atomically and durably (tmp, fsync, rename, fsync dir).
+fn write_durably(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }

@@ -7,13 +7,20 @@
 //! share fdatasyncs (group commit). Responses go out in request order. At
 //! most `max_in_flight` requests are pending per connection; beyond that the
 //! stream is not read (backpressure, bounded memory).
+//!
+//! Once a request to a partition fails with `NOT_LEADER`, every later request
+//! to that partition on the same stream fails the same way: the client
+//! re-sends them all, in order, on a new stream, and none of them may have
+//! been appended in the meantime (that would reorder the partition).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use goulette_proto::v1::{self as pb, Acks, ErrorCode};
 use goulette_storage::Batch;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use crate::error::{not_leader, storage_error};
@@ -32,13 +39,29 @@ pub async fn serve(
     responses: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
     max_in_flight: usize,
     max_batch_bytes: usize,
+    shutdown: CancellationToken,
 ) {
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let mut refused: HashSet<(String, u32)> = HashSet::new();
     let mut reading = true;
     while reading || !pending.is_empty() {
         tokio::select! {
             request = requests.next(), if reading && pending.len() < max_in_flight => match request {
-                Some(Ok(request)) => pending.push_back(handle(&partitions, request, max_batch_bytes).await),
+                Some(Ok(request)) => {
+                    let key = (request.topic.clone(), request.partition);
+                    let response = if refused.contains(&key) {
+                        let mut e = not_leader(&key.0, key.1, None);
+                        e.message = format!("{}; an earlier request on this stream was refused: reconnect", e.message);
+                        answer(request.correlation_id, e)
+                    } else {
+                        let (response, not_leader) = handle(&partitions, request, max_batch_bytes).await;
+                        if not_leader {
+                            refused.insert(key);
+                        }
+                        response
+                    };
+                    pending.push_back(response);
+                }
                 Some(Err(status)) => {
                     tracing::debug!(%status, "produce stream broke");
                     reading = false;
@@ -52,30 +75,49 @@ pub async fn serve(
                     return; // the client is gone
                 }
             }
+            // In-flight appends finish (their futures are dropped, not the
+            // appends); the client sees the stream end and retries.
+            _ = shutdown.cancelled() => return,
         }
     }
 }
 
-/// Validates and appends one request; returns the future of its response.
-async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch_bytes: usize) -> Pending {
+/// Validates and appends one request; returns the future of its response,
+/// and whether it was refused as `NOT_LEADER`.
+async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch_bytes: usize) -> (Pending, bool) {
     let id = req.correlation_id;
     if let Err(reason) = goulette_proto::validate_topic_name(&req.topic) {
-        return answer(id, pb::Error::new(ErrorCode::InvalidArgument, reason));
+        return (answer(id, pb::Error::new(ErrorCode::InvalidArgument, reason)), false);
     }
     let Some(replica) = partitions.get(&req.topic, req.partition) else {
-        return answer(id, not_leader(&req.topic, req.partition, None));
+        return (answer(id, not_leader(&req.topic, req.partition, None)), true);
     };
     if !replica.is_leader() {
         let hint = replica.state().leader.and_then(|l| partitions.broker_address(l));
-        return answer(id, not_leader(&req.topic, req.partition, hint));
+        return (answer(id, not_leader(&req.topic, req.partition, hint)), true);
     }
+    append(replica, req, max_batch_bytes).await
+}
+
+/// Appends a request's batch to a partition this broker leads; also says
+/// whether it was refused as `NOT_LEADER` (the replica changed under it).
+async fn append(
+    replica: Arc<crate::partition::Replica>,
+    req: pb::ProduceRequest,
+    max_batch_bytes: usize,
+) -> (Pending, bool) {
+    let id = req.correlation_id;
+    let refuse = |error: pb::Error| {
+        let not_leader = error.error_code() == ErrorCode::NotLeader;
+        (answer(id, error), not_leader)
+    };
     if req.batch.len() > max_batch_bytes {
         let message = format!("batch of {} bytes exceeds the maximum of {max_batch_bytes}", req.batch.len());
-        return answer(id, pb::Error::new(ErrorCode::TooLarge, message));
+        return refuse(pb::Error::new(ErrorCode::TooLarge, message));
     }
     let batch = match Batch::parse(req.batch) {
         Ok(batch) => batch,
-        Err(e) => return answer(id, storage_error(&e)),
+        Err(e) => return refuse(storage_error(&e)),
     };
     let acks = Acks::try_from(req.acks).unwrap_or(Acks::All);
     let epoch = replica.leader_epoch();
@@ -84,11 +126,11 @@ async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch
     let appended = tokio::task::spawn_blocking(move || log.append_deferred(&batch, epoch)).await;
     let pending = match appended {
         Ok(Ok(pending)) => pending,
-        Ok(Err(e)) => return answer(id, storage_error(&e)),
-        Err(e) => return answer(id, pb::Error::new(ErrorCode::Internal, format!("append task failed: {e}"))),
+        Ok(Err(e)) => return refuse(storage_error(&e)),
+        Err(e) => return refuse(pb::Error::new(ErrorCode::Internal, format!("append task failed: {e}"))),
     };
     // Its durability wait runs concurrently with later appends.
-    Box::pin(async move {
+    let response = Box::pin(async move {
         let log = replica.log.clone();
         let durable = tokio::task::spawn_blocking(move || log.wait_durable_for(&pending)).await;
         let error = match durable {
@@ -108,5 +150,6 @@ async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch
             base_offset: pending.info.base_offset,
             log_start_offset: replica.log.log_start_offset(),
         })
-    })
+    });
+    (response, false)
 }

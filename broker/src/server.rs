@@ -41,7 +41,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         }
     });
 
-    let grpc = BrokerGrpc { partitions: partitions.clone(), config: config.clone() };
+    let grpc = BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: shutdown.clone() };
     // Room for the largest batch plus the request's other fields.
     let max_message = MAX_BATCH_LEN + (1 << 20);
     tracing::info!(id = config.id, address = %config.address, data = %config.data_dir.display(), "broker serving");

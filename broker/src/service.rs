@@ -17,6 +17,8 @@ use crate::{fetch, produce};
 pub struct BrokerGrpc {
     pub partitions: Arc<Partitions>,
     pub config: Arc<BrokerConfig>,
+    /// Ends every stream on shutdown (graceful shutdown waits for them).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 #[tonic::async_trait]
@@ -36,6 +38,7 @@ impl BrokerService for BrokerGrpc {
             tx,
             config.max_in_flight,
             config.log.max_batch_bytes,
+            self.shutdown.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -83,7 +86,7 @@ impl BrokerService for BrokerGrpc {
     async fn fetch(&self, req: Request<Streaming<pb::FetchRequest>>) -> Result<Response<Self::FetchStream>, Status> {
         let (tx, rx) = mpsc::channel(4);
         let (partitions, config) = (self.partitions.clone(), self.config.clone());
-        tokio::spawn(fetch::serve(partitions, req.into_inner(), tx, config.max_fetch_bytes));
+        tokio::spawn(fetch::serve(partitions, req.into_inner(), tx, config.max_fetch_bytes, self.shutdown.clone()));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

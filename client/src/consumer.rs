@@ -224,7 +224,13 @@ impl Fetcher {
                 return Outcome::Stop;
             }
         };
-        let Ok(channel) = self.cluster.channel(&address) else { return Outcome::Stop };
+        let channel = match self.cluster.channel(&address) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.out.send(Err(e)).await;
+                return Outcome::Stop;
+            }
+        };
         let mut client = BrokerServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);

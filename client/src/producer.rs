@@ -336,7 +336,9 @@ impl PartitionSender {
             }
             self.send_window().await;
             let linger_deadline = self.builder.as_ref().map(|(_, _, first)| *first + self.config.linger);
-            let awaiting = !self.inflight.is_empty();
+            // With acks=0 nothing is in flight, but the broker still answers
+            // errors: read them, or the stream would fill and stall.
+            let awaiting = !self.inflight.is_empty() || (self.config.acks == Acks::None && self.connection.is_some());
             tokio::select! {
                 pending = records.recv(), if open => match pending {
                     Some(p) => self.add(p),
@@ -395,6 +397,16 @@ impl PartitionSender {
             }
             Err(status) => return self.retry(ClientError::transport("produce", &status), broker).await,
         };
+        if self.config.acks == Acks::None {
+            // Its records were resolved when sent; an error means the
+            // leader moved or refused: reconnect for the next batches.
+            if let Some(e) = response.error {
+                tracing::warn!(topic = %self.topic, partition = self.partition, error = ?e, "acks=0 batch refused");
+                self.cluster.invalidate(&self.topic);
+                self.connection = None;
+            }
+            return;
+        }
         let Some(front) = self.inflight.front() else { return };
         if front.correlation_id != response.correlation_id {
             let error = ClientError::Server {

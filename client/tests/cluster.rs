@@ -199,16 +199,40 @@ fn raw_batch(value_len: usize) -> Bytes {
     b.build().unwrap()
 }
 
-async fn raw_produce(address: std::net::SocketAddr, topic: &str, partition: u32, batch: Bytes) -> pb::ProduceResponse {
+/// Sends `batches` on one produce stream; returns the responses in order.
+async fn raw_produce_all(
+    address: std::net::SocketAddr,
+    topic: &str,
+    partition: u32,
+    batches: Vec<Bytes>,
+) -> Vec<pb::ProduceResponse> {
     let mut client = BrokerServiceClient::connect(format!("http://{address}"))
         .await
         .unwrap()
         .max_encoding_message_size(usize::MAX)
         .max_decoding_message_size(usize::MAX);
-    let req =
-        pb::ProduceRequest { correlation_id: 7, topic: topic.into(), partition, acks: pb::Acks::All as i32, batch };
-    let mut responses = client.produce(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
-    responses.message().await.unwrap().unwrap()
+    let n = batches.len();
+    let requests: Vec<pb::ProduceRequest> = batches
+        .into_iter()
+        .enumerate()
+        .map(|(i, batch)| pb::ProduceRequest {
+            correlation_id: 7 + i as u64,
+            topic: topic.into(),
+            partition,
+            acks: pb::Acks::All as i32,
+            batch,
+        })
+        .collect();
+    let mut responses = client.produce(tokio_stream::iter(requests)).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(responses.message().await.unwrap().unwrap());
+    }
+    out
+}
+
+async fn raw_produce(address: std::net::SocketAddr, topic: &str, partition: u32, batch: Bytes) -> pb::ProduceResponse {
+    raw_produce_all(address, topic, partition, vec![batch]).await.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,10 +262,16 @@ async fn given_bad_input_should_answer_typed_errors_and_lose_nothing_acknowledge
     let bad_name = raw_produce(leader_addr, "../etc", 0, raw_batch(10)).await;
     assert_eq!(bad_name.error.unwrap().error_code(), ErrorCode::InvalidArgument);
 
-    // The follower replica answers NOT_LEADER and points at the leader.
-    let not_leader = raw_produce(follower_addr, "strict", 0, raw_batch(10)).await.error.unwrap();
+    // The follower replica answers NOT_LEADER and points at the leader; once
+    // refused, later requests on the same stream are refused too (they must
+    // not be appended ahead of the refused one's retry).
+    let refused = raw_produce_all(follower_addr, "strict", 0, vec![raw_batch(10), raw_batch(10)]).await;
+    let not_leader = refused[0].error.clone().unwrap();
     assert_eq!(not_leader.error_code(), ErrorCode::NotLeader);
     assert_eq!(not_leader.leader_hint, leader_addr.to_string());
+    let second = refused[1].error.clone().unwrap();
+    assert_eq!(second.error_code(), ErrorCode::NotLeader);
+    assert!(second.message.contains("earlier request"), "{}", second.message);
 
     let records = consume_all(env.cluster(), "strict", 1).await;
     assert_eq!(records[0].value.len(), 10, "the one acknowledged batch is intact");
@@ -319,4 +349,75 @@ async fn given_a_deleted_topic_should_drop_its_data_and_a_new_one_of_that_name_s
     assert_eq!(meta.offset, Some(0));
     let records = consume_all(env.cluster(), "gone", 1).await;
     assert_eq!(&records[0].value[..], b"new");
+}
+
+async fn produce_values(cluster: Arc<Cluster>, topic: &str, values: &[&str]) {
+    let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
+    for v in values {
+        let r = ProducerRecord { topic: topic.into(), value: Bytes::from(v.to_string()), ..Default::default() };
+        producer.send(r).await.unwrap().wait().await.unwrap();
+    }
+    producer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_topic_deleted_and_recreated_at_once_should_serve_only_the_new_incarnation() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("again", 1, 1).await;
+    env.wait_serving("again").await;
+    produce_values(env.cluster(), "again", &["old0", "old1"]).await;
+    let admin = goulette_client::Admin::new(env.cluster());
+    admin.delete_topic("again").await.unwrap();
+    env.create_topic("again", 1, 1).await;
+    // The broker may see both changes in one update: the new incarnation
+    // must not inherit the old log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let cluster = env.cluster();
+        if let Ok(o) = goulette_client::consumer::list_offsets(&cluster, "again", 0, None).await
+            && o.high_watermark == 0
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the re-created topic still shows the old log");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    produce_values(env.cluster(), "again", &["new"]).await;
+    let records = consume_all(env.cluster(), "again", 1).await;
+    assert_eq!((records[0].offset, &records[0].value[..]), (0, &b"new"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_topic_recreated_while_its_broker_was_down_should_drop_the_old_data_on_restart() {
+    let mut env = Env::start(1, &[]).await;
+    env.create_topic("while-down", 1, 1).await;
+    env.wait_serving("while-down").await;
+    produce_values(env.cluster(), "while-down", &["old"]).await;
+    env.brokers[0].kill();
+    let admin = goulette_client::Admin::new(env.cluster());
+    admin.delete_topic("while-down").await.unwrap();
+    // Creating needs a live broker: start it, wait, then re-create.
+    env.brokers[0].restart();
+    env.wait_brokers_up().await;
+    env.create_topic("while-down", 1, 1).await;
+    env.wait_serving("while-down").await;
+    produce_values(env.cluster(), "while-down", &["new"]).await;
+    let records = consume_all(env.cluster(), "while-down", 1).await;
+    assert_eq!((records[0].offset, &records[0].value[..]), (0, &b"new"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_connected_clients_sigterm_should_stop_the_broker_promptly_and_cleanly() {
+    let mut env = Env::start(1, &[]).await;
+    env.create_topic("idle", 1, 1).await;
+    env.wait_serving("idle").await;
+    // An idle consumer parked at the end keeps a fetch stream open.
+    let _consumer = Consumer::subscribe(env.cluster(), "idle", ConsumerConfig::default()).await.unwrap();
+    produce_values(env.cluster(), "idle", &["x"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let status = tokio::task::block_in_place(|| env.brokers[0].stop()).unwrap();
+    assert!(status.success(), "exit status {status:?}; log:\n{}", env.brokers[0].log());
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(env.brokers[0].log().contains("broker stopped"));
 }

@@ -5,7 +5,8 @@
 //! transaction, or not at all.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use etcd_client::{LeaseKeepAliveStream, LeaseKeeper};
 use tokio::sync::Mutex;
@@ -20,12 +21,24 @@ use crate::view::ClusterView;
 /// Most partitions a topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
 
+/// One broker session's keep-alive stream, opened on its first heartbeat.
+struct Session {
+    keepalive: Mutex<Option<(LeaseKeeper, LeaseKeepAliveStream)>>,
+    last_used: std::sync::Mutex<Instant>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session { keepalive: Mutex::new(None), last_used: std::sync::Mutex::new(Instant::now()) }
+    }
+}
+
 /// The leader's write path.
 pub struct Controller {
     store: Store,
     config: SentinelConfig,
-    /// Open keep-alive streams of broker sessions, by lease id.
-    sessions: Mutex<HashMap<i64, (LeaseKeeper, LeaseKeepAliveStream)>>,
+    /// Keep-alive streams of broker sessions, by lease id.
+    sessions: std::sync::Mutex<HashMap<i64, Arc<Session>>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -37,7 +50,7 @@ impl std::fmt::Debug for Controller {
 impl Controller {
     /// A controller writing through `store`.
     pub fn new(store: Store, config: SentinelConfig) -> Controller {
-        Controller { store, config, sessions: Mutex::new(HashMap::new()) }
+        Controller { store, config, sessions: std::sync::Mutex::new(HashMap::new()) }
     }
 
     /// Validates a topic request and fills in defaults (0 = default).
@@ -152,20 +165,32 @@ impl Controller {
     }
 
     /// Refreshes a broker session; `UnknownBroker` when it has expired.
+    /// Each session has its own keep-alive stream and lock, so one slow
+    /// stream never delays another broker's heartbeat.
     pub async fn heartbeat(&self, broker_id: u32, session: i64) -> Result<()> {
-        let mut sessions = self.sessions.lock().await;
-        for attempt in 0..2 {
-            if let std::collections::hash_map::Entry::Vacant(slot) = sessions.entry(session) {
-                let stream = self
-                    .store
-                    .client()
-                    .lease_keep_alive(session)
-                    .await
-                    .map_err(|e| SentinelError::etcd("open a broker keep-alive", e))?;
-                slot.insert(stream);
+        let slot = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            // Streams of sessions nobody refreshes any more (a broker that
+            // registered again, or died) are closed.
+            let stale = self.config.session_timeout * 3;
+            sessions.retain(|_, s| s.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed() < stale);
+            sessions.entry(session).or_insert_with(|| Arc::new(Session::default())).clone()
+        };
+        *slot.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        let mut keepalive = slot.keepalive.lock().await;
+        let lease_error = |e: etcd_client::Error| {
+            if e.to_string().contains("lease not found") {
+                SentinelError::UnknownBroker(broker_id)
+            } else {
+                SentinelError::etcd("keep a broker session alive", e)
             }
-            let Some((keeper, responses)) = sessions.get_mut(&session) else { continue };
-            let sent = tokio::time::timeout(Duration::from_secs(2), async {
+        };
+        for attempt in 0..2 {
+            if keepalive.is_none() {
+                *keepalive = Some(self.store.client().lease_keep_alive(session).await.map_err(lease_error)?);
+            }
+            let Some((keeper, responses)) = keepalive.as_mut() else { continue };
+            let sent = tokio::time::timeout(self.config.session_timeout / 3, async {
                 keeper.keep_alive().await?;
                 responses.message().await
             })
@@ -173,17 +198,15 @@ impl Controller {
             match sent {
                 Ok(Ok(Some(resp))) if resp.ttl() > 0 => return Ok(()),
                 Ok(Ok(Some(_))) => {
-                    sessions.remove(&session);
+                    *keepalive = None;
                     return Err(SentinelError::UnknownBroker(broker_id));
                 }
                 Ok(Err(e)) if attempt == 1 => {
-                    sessions.remove(&session);
-                    return Err(SentinelError::etcd("keep a broker session alive", e));
+                    *keepalive = None;
+                    return Err(lease_error(e));
                 }
-                // A broken stream (etcd restarted): open a new one once.
-                _ => {
-                    sessions.remove(&session);
-                }
+                // A broken or silent stream (etcd restarted): open a new one once.
+                _ => *keepalive = None,
             }
         }
         Err(SentinelError::etcd(
@@ -232,7 +255,7 @@ impl Controller {
             let Some(next) = elect(p, view) else { continue };
             let keys = self.store.keys();
             let key = keys.partition(&p.topic, p.partition);
-            let old = serde_json::to_string(p).unwrap_or_default();
+            let revision = view.partition_revisions.get(&(p.topic.clone(), p.partition)).copied().unwrap_or(0);
             let detail = match next.leader {
                 Some(l) => {
                     format!("{}/{} leader {:?} -> {l} epoch {}", p.topic, p.partition, p.leader, next.leader_epoch)
@@ -243,11 +266,13 @@ impl Controller {
             };
             let kind = if next.leader.is_some() { "elect-leader" } else { "partition-offline" };
             let mut change = Change::new(kind, detail).put_json(key.clone(), &next, None);
-            change.require_value.push((key, old));
+            change.require_mod_revision.push((key, revision));
             match self.store.commit(fence, change).await {
                 Ok(_) => changed += 1,
                 // The view was stale; the next one will tell.
-                Err(SentinelError::Conflict(_)) => {}
+                Err(SentinelError::Conflict(reason)) => {
+                    tracing::debug!(%reason, "partition changed since the view was taken; will look again");
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -49,17 +49,12 @@ async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = loop {
-        match store::connect(&endpoints).await {
-            Ok(client) => break client,
-            Err(e) => {
-                tracing::warn!(error = %e, "waiting for etcd");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = shutdown.cancelled() => return Ok(()),
-                }
-            }
-        }
+    let Some(client) = connect_until(&endpoints, Some(store::ETCD_REQUEST_TIMEOUT), &shutdown).await else {
+        return Ok(());
+    };
+    // The campaign blocks until won: it needs a client without a request timeout.
+    let Some(election_client) = connect_until(&endpoints, None, &shutdown).await else {
+        return Ok(());
     };
     let keys = Keys::new(&config.prefix);
     let store = Store::new(client.clone(), keys.clone(), config.id.clone());
@@ -70,7 +65,7 @@ async fn serve(
 
     let (role_tx, role) = watch::channel(Role::Follower);
     let me = election::Candidate { id: config.id.clone(), address: config.address.to_string(), ttl: config.lease_ttl };
-    tracker.spawn(election::run(client, keys, me, role_tx, shutdown.clone()));
+    tracker.spawn(election::run(election_client, keys, me, role_tx, shutdown.clone()));
 
     let controller = Controller::new(store, config.clone());
     let sentinel = Arc::new(Sentinel::new(config.clone(), controller, views, role, shutdown.clone()));
@@ -87,4 +82,24 @@ async fn serve(
     tracker.wait().await;
     tracing::info!(id = %config.id, "sentinel stopped");
     served.map_err(Into::into)
+}
+
+/// Connects to etcd, retrying until it answers; `None` on shutdown.
+async fn connect_until(
+    endpoints: &[String],
+    request_timeout: Option<Duration>,
+    shutdown: &CancellationToken,
+) -> Option<etcd_client::Client> {
+    loop {
+        match store::connect_with(endpoints, request_timeout).await {
+            Ok(client) => return Some(client),
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for etcd");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+            }
+        }
+    }
 }

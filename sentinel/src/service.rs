@@ -221,13 +221,13 @@ impl Sentinel {
         }
     }
 
-    fn probe_in_background(self: &Arc<Self>, brokers: Vec<u32>) {
+    fn probe_in_background(self: &Arc<Self>, brokers: Vec<u32>, already_forwarded: bool) {
         if brokers.is_empty() {
             return;
         }
         let me = self.clone();
         tokio::spawn(async move {
-            match me.route(false) {
+            match me.route(already_forwarded) {
                 Ok(Route::Local(fence)) => {
                     for id in brokers {
                         match me.controller.probe_broker(&fence, &me.view(), id).await {
@@ -269,7 +269,7 @@ impl SentinelService for SentinelGrpc {
         let already_forwarded = forwarded(&req);
         let req = req.into_inner();
         let s = &self.0;
-        s.probe_in_background(req.unreachable_brokers.clone());
+        s.probe_in_background(req.unreachable_brokers.clone(), already_forwarded);
         let mut view = s.view();
         if req.allow_auto_create && s.config.auto_create_topics {
             let missing: Vec<String> = req.topics.iter().filter(|t| !view.topics.contains_key(*t)).cloned().collect();
@@ -384,10 +384,13 @@ fn assignments_of(view: &ClusterView, broker: u32) -> BTreeMap<(String, u32), pb
         .filter(|p| p.replicas.contains(&broker))
         .filter_map(|p: &PartitionRecord| {
             let topic = view.topics.get(&p.topic)?;
-            Some((
-                (p.topic.clone(), p.partition),
-                pb::PartitionAssignment { topic: Some(topic.into()), state: Some(p.into()) },
-            ))
+            let incarnation = view.topic_incarnations.get(&p.topic).copied().unwrap_or(0) as u64;
+            let assignment = pb::PartitionAssignment {
+                topic: Some(topic.into()),
+                state: Some(p.into()),
+                topic_incarnation: incarnation,
+            };
+            Some(((p.topic.clone(), p.partition), assignment))
         })
         .collect()
 }
@@ -453,6 +456,13 @@ impl SentinelInternal for SentinelGrpc {
         let mut views = self.0.views.clone();
         let shutdown = self.0.shutdown.clone();
         tokio::spawn(async move {
+            // Never send a snapshot of a view not yet read from etcd: an
+            // empty snapshot would close every replica of the broker.
+            tokio::select! {
+                loaded = views.wait_for(|v| v.revision > 0) => if loaded.is_err() { return },
+                _ = tx.closed() => return,
+                _ = shutdown.cancelled() => return,
+            }
             let mut sent: Option<BTreeMap<(String, u32), pb::PartitionAssignment>> = None;
             let mut sent_brokers = Vec::new();
             loop {

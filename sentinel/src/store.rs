@@ -32,12 +32,22 @@ const COMMIT_ATTEMPTS: usize = 5;
 pub const MAX_OPS: u64 = 10_000;
 const TRIM_EVERY: u64 = 100;
 
-/// Connects to etcd. Fails fast (connect timeout) when it is unreachable.
+/// Connects to etcd, with `ETCD_REQUEST_TIMEOUT` per request. Fails fast
+/// (connect timeout) when it is unreachable.
 pub async fn connect(endpoints: &[String]) -> Result<Client> {
-    let options = ConnectOptions::new()
+    connect_with(endpoints, Some(ETCD_REQUEST_TIMEOUT)).await
+}
+
+/// Connects to etcd with an optional per-request timeout. Calls that block
+/// by design (an election campaign) need a client without one; HTTP/2 pings
+/// still detect a dead connection.
+pub async fn connect_with(endpoints: &[String], request_timeout: Option<Duration>) -> Result<Client> {
+    let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(ETCD_REQUEST_TIMEOUT)
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+    if let Some(t) = request_timeout {
+        options = options.with_timeout(t);
+    }
     Client::connect(endpoints, Some(options))
         .await
         .map_err(|e| SentinelError::etcd(format!("connect to {}", endpoints.join(",")), e))
@@ -60,8 +70,8 @@ pub struct Change {
     pub deletes: Vec<(String, bool)>,
     /// Keys that must not exist for the change to apply.
     pub require_absent: Vec<String>,
-    /// Keys whose value must still be exactly this (compare-and-swap).
-    pub require_value: Vec<(String, String)>,
+    /// Keys that must not have changed since this mod revision.
+    pub require_mod_revision: Vec<(String, i64)>,
     /// Op-log kind (`create-topic`, …) and details.
     pub kind: String,
     pub detail: String,
@@ -132,7 +142,7 @@ impl Store {
             }
             for kv in resp.kvs() {
                 let key = String::from_utf8_lossy(kv.key());
-                view.put(&self.keys, &key, kv.value(), kv.create_revision())?;
+                view.put(&self.keys, &key, kv.value(), kv.create_revision(), kv.mod_revision())?;
             }
         }
         view.revision = revision;
@@ -163,7 +173,10 @@ impl Store {
                 change.require_absent.iter().map(|k| Compare::create_revision(k.as_str(), CompareOp::Equal, 0)),
             );
             compares.extend(
-                change.require_value.iter().map(|(k, v)| Compare::value(k.as_str(), CompareOp::Equal, v.as_str())),
+                change
+                    .require_mod_revision
+                    .iter()
+                    .map(|(k, r)| Compare::mod_revision(k.as_str(), CompareOp::Equal, *r)),
             );
 
             let op = OpRecord {

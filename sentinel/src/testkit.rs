@@ -93,7 +93,13 @@ impl Managed {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap_or_else(|e| panic!("start {} ({}): {e}", self.name, self.program.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "start {} ({}): {e}; build every binary first (`cargo build --workspace --bins`, as `make test` does)",
+                    self.name,
+                    self.program.display()
+                )
+            });
         self.child = Some(child);
         let (address, ready) = (self.address, self.ready);
         wait_for(&format!("{} to be ready", self.name), Duration::from_secs(20), || ready(address));

@@ -23,7 +23,11 @@ pub struct ClusterView {
     /// The etcd revision this view reflects.
     pub revision: i64,
     pub topics: BTreeMap<String, TopicRecord>,
+    /// Create revision of each topic's key: its incarnation.
+    pub topic_incarnations: BTreeMap<String, i64>,
     pub partitions: BTreeMap<(String, u32), PartitionRecord>,
+    /// Mod revision of each partition's key, for compare-and-swap writes.
+    pub partition_revisions: BTreeMap<(String, u32), i64>,
     /// Brokers with a live session.
     pub brokers: BTreeMap<u32, BrokerRecord>,
     pub sentinels: BTreeMap<String, SentinelRecord>,
@@ -37,8 +41,8 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> 
 }
 
 impl ClusterView {
-    /// Applies a put of `key` (with its create revision).
-    pub fn put(&mut self, keys: &Keys, key: &str, value: &[u8], create_revision: i64) -> Result<()> {
+    /// Applies a put of `key` (with its create and mod revisions).
+    pub fn put(&mut self, keys: &Keys, key: &str, value: &[u8], create_revision: i64, mod_revision: i64) -> Result<()> {
         match keys.parse(key) {
             Some(KeyKind::Broker(id)) => {
                 self.brokers.insert(id, decode(key, value)?);
@@ -48,9 +52,11 @@ impl ClusterView {
             }
             Some(KeyKind::Topic(name)) => {
                 self.topics.insert(name.to_owned(), decode(key, value)?);
+                self.topic_incarnations.insert(name.to_owned(), create_revision);
             }
             Some(KeyKind::Partition(topic, p)) => {
                 self.partitions.insert((topic.to_owned(), p), decode(key, value)?);
+                self.partition_revisions.insert((topic.to_owned(), p), mod_revision);
             }
             Some(KeyKind::Election) => {
                 let address = String::from_utf8_lossy(value).into_owned();
@@ -72,9 +78,11 @@ impl ClusterView {
             }
             Some(KeyKind::Topic(name)) => {
                 self.topics.remove(name);
+                self.topic_incarnations.remove(name);
             }
             Some(KeyKind::Partition(topic, p)) => {
                 self.partitions.remove(&(topic.to_owned(), p));
+                self.partition_revisions.remove(&(topic.to_owned(), p));
             }
             Some(KeyKind::Election) => {
                 self.candidates.remove(key);

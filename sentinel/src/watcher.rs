@@ -51,7 +51,7 @@ async fn follow(store: &Store, views: &watch::Sender<Arc<ClusterView>>) -> anyho
             let Some(kv) = event.kv() else { continue };
             let key = String::from_utf8_lossy(kv.key());
             match event.event_type() {
-                EventType::Put => view.put(&keys, &key, kv.value(), kv.create_revision())?,
+                EventType::Put => view.put(&keys, &key, kv.value(), kv.create_revision(), kv.mod_revision())?,
                 EventType::Delete => view.delete(&keys, &key),
             }
             view.revision = view.revision.max(kv.mod_revision());
