@@ -79,9 +79,27 @@ fn given_sigkill_during_appends_should_keep_every_acknowledged_batch() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
-        let reader =
-            std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
-        std::thread::sleep(Duration::from_millis(rng.random_range(100..600)));
+        // Lines are collected on a thread; the kill is timed from the first
+        // acknowledgement, so a slow start on a loaded machine cannot make a
+        // round end before the child has done anything.
+        let (first_ack, first_ack_rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines: Vec<String> = Vec::new();
+            let mut acked = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !acked && line.starts_with("ACK ") {
+                    acked = true;
+                    let _ = first_ack.send(());
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        if first_ack_rx.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = child.kill();
+            panic!("seed {seed} round {round}: the child acknowledged nothing within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(20..500)));
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
                 "seed {seed} round {round}: the child exited by itself ({status}); run crash_child by hand to see why"
