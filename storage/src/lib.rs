@@ -7,6 +7,7 @@
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
+//! - [`epochs`]: the leader-epoch history replication truncates by.
 //! - [`config`], [`error`]: settings and the one error type.
 //!
 //! No networking lives here. The formats are documented in each module and in
@@ -16,6 +17,7 @@ pub mod batch;
 pub mod compression;
 pub mod config;
 mod crashsafe;
+pub mod epochs;
 pub mod error;
 mod fragment;
 pub mod frame;

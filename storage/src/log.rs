@@ -35,6 +35,7 @@ use bytes::Bytes;
 use crate::batch::Batch;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::crashsafe::{self, TMP_SUFFIX};
+use crate::epochs::{EPOCHS_FILE, EpochHistory};
 use crate::error::{IoContext, Result, StorageError};
 use crate::fragment::{FRAGMENT_SUFFIX, Fragment, INDEX_SUFFIX, file_name};
 use crate::frame::{self, FILE_HEADER_LEN};
@@ -84,6 +85,8 @@ struct Inner {
     failed: Option<String>,
     /// Wall-clock ms of the last explicit flush (for `FlushPolicy::Interval`).
     last_flush_ms: i64,
+    /// Where each leader epoch starts (persisted in `leader-epochs`).
+    epochs: EpochHistory,
 }
 
 #[derive(Debug)]
@@ -145,6 +148,9 @@ impl PartitionLog {
             let Some(name) = name.to_str() else { continue };
             if name.ends_with(TMP_SUFFIX) {
                 crashsafe::remove_if_exists(&entry.path())?;
+                continue;
+            }
+            if name == EPOCHS_FILE {
                 continue;
             }
             match parse_name(name) {
@@ -229,14 +235,70 @@ impl PartitionLog {
             log_end = durable,
             "opened partition log"
         );
-        Ok(PartitionLog {
+        let log = PartitionLog {
             dir,
             config,
-            inner: Mutex::new(Inner { fragments, wal, failed: None, last_flush_ms: now_ms() }),
+            inner: Mutex::new(Inner {
+                fragments,
+                wal,
+                failed: None,
+                last_flush_ms: now_ms(),
+                epochs: EpochHistory::default(),
+            }),
             sync: Mutex::new(SyncState { durable, syncing: false, generation: 0 }),
             synced: Condvar::new(),
             epoch,
-        })
+        };
+        log.recover_epochs()?;
+        Ok(log)
+    }
+
+    /// Loads the leader-epoch history (rebuilding it from the batch headers
+    /// when missing or damaged) and fits it to the recovered log.
+    fn recover_epochs(&self) -> Result<()> {
+        let (mut history, rebuilt) = match EpochHistory::load(&self.dir)? {
+            Some(h) => (h, false),
+            None => (self.scan_epochs()?, true),
+        };
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        let trimmed = history.truncate_from_end(end) | history.truncate_from_start(start);
+        if rebuilt || trimmed {
+            history.store(&self.dir)?;
+        }
+        self.lock().epochs = history;
+        Ok(())
+    }
+
+    /// The epoch history as the batch headers of the whole log tell it.
+    fn scan_epochs(&self) -> Result<EpochHistory> {
+        let mut history = EpochHistory::default();
+        let (mut offset, end) = (self.log_start_offset(), self.log_end_offset());
+        while offset < end {
+            let batches = self.read(offset, 16 << 20)?;
+            let Some(last) = batches.last() else { break };
+            for bytes in &batches {
+                let batch = Batch::parse(bytes.clone())
+                    .map_err(|e| StorageError::corruption(&self.dir, offset, format!("while rebuilding epochs: {e}")))?;
+                history.assign(batch.partition_leader_epoch(), batch.base_offset());
+            }
+            offset = Batch::parse(last.clone())
+                .map_err(|e| StorageError::corruption(&self.dir, offset, e.to_string()))?
+                .next_offset();
+        }
+        tracing::info!(dir = %self.dir.display(), epochs = history.entries().len(), "rebuilt leader-epoch history");
+        Ok(history)
+    }
+
+    /// `(epoch, start_offset)` of every leader epoch the log holds, oldest first.
+    pub fn epoch_history(&self) -> Vec<(u32, u64)> {
+        self.lock().epochs.entries().to_vec()
+    }
+
+    /// Where `epoch` ends in this log (see [`EpochHistory::end_offset_for`]):
+    /// what a leader tells a follower that asks where to truncate.
+    pub fn end_offset_for_epoch(&self, epoch: u32) -> Option<(u32, u64)> {
+        let inner = self.lock();
+        inner.epochs.end_offset_for(epoch, inner.wal.index.next_offset)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -353,6 +415,14 @@ impl PartitionLog {
                 return Err(StorageError::invalid_batch(format!(
                     "replicated batch starts at offset {expected}, the log ends at {base}"
                 )));
+            }
+            // Write-ahead: the history learns of a new epoch before its
+            // first batch is in the log.
+            if inner.epochs.latest().is_none_or(|latest| leader_epoch > latest) {
+                let mut epochs = inner.epochs.clone();
+                epochs.assign(leader_epoch, base);
+                epochs.store(&self.dir)?;
+                inner.epochs = epochs;
             }
             let info = match inner.wal.append(batch, base, leader_epoch, now) {
                 Ok(info) => info,
@@ -594,6 +664,14 @@ impl PartitionLog {
             inner.failed = Some(format!("truncation failed: {e}"));
         }
         let end = inner.wal.index.next_offset;
+        if result.is_ok() && inner.epochs.truncate_from_end(end) {
+            let stored = inner.epochs.store(&self.dir);
+            if let Err(e) = stored {
+                // The history may name epochs the log no longer holds; a
+                // reopen trims it again.
+                tracing::warn!(error = %e, "could not store the trimmed leader-epoch history");
+            }
+        }
         let mut state = self.lock_sync();
         state.durable = state.durable.min(end);
         state.generation += 1;
@@ -652,7 +730,12 @@ impl PartitionLog {
                 total -= f.len;
                 count += 1;
             }
-            inner.fragments.drain(..count).collect()
+            let victims: Vec<Arc<Fragment>> = inner.fragments.drain(..count).collect();
+            let start = inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+            if !victims.is_empty() && inner.epochs.truncate_from_start(start) {
+                inner.epochs.store(&self.dir)?;
+            }
+            victims
         };
         if victims.is_empty() {
             return Ok(Vec::new());
