@@ -83,6 +83,31 @@ impl BrokerService for BrokerGrpc {
         }))
     }
 
+    async fn offset_for_leader_epoch(
+        &self,
+        req: Request<pb::OffsetForLeaderEpochRequest>,
+    ) -> Result<Response<pb::OffsetForLeaderEpochResponse>, Status> {
+        let req = req.into_inner();
+        let error = |e| Ok(Response::new(pb::OffsetForLeaderEpochResponse { error: Some(e), ..Default::default() }));
+        if let Err(reason) = goulette_proto::validate_topic_name(&req.topic) {
+            return error(pb::Error::new(pb::ErrorCode::InvalidArgument, reason));
+        }
+        let replica = match self.partitions.get(&req.topic, req.partition) {
+            Some(r) if r.is_leader() => r,
+            Some(r) => {
+                let hint = r.state().leader.and_then(|l| self.partitions.broker_address(l));
+                return error(not_leader(&req.topic, req.partition, hint));
+            }
+            None => return error(not_leader(&req.topic, req.partition, None)),
+        };
+        let found = replica.log.end_offset_for_epoch(req.leader_epoch);
+        Ok(Response::new(pb::OffsetForLeaderEpochResponse {
+            error: None,
+            leader_epoch: found.map(|f| f.0),
+            end_offset: found.map(|f| f.1),
+        }))
+    }
+
     async fn fetch(&self, req: Request<Streaming<pb::FetchRequest>>) -> Result<Response<Self::FetchStream>, Status> {
         let (tx, rx) = mpsc::channel(4);
         let (partitions, config) = (self.partitions.clone(), self.config.clone());

@@ -421,3 +421,22 @@ async fn given_connected_clients_sigterm_should_stop_the_broker_promptly_and_cle
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert!(env.brokers[0].log().contains("broker stopped"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_leader_it_should_say_where_each_leader_epoch_ends() {
+    let env = Env::start(1, &[]).await;
+    let topic = env.create_topic("epochs", 1, 1).await;
+    env.wait_serving("epochs").await;
+    produce_values(env.cluster(), "epochs", &["a", "b", "c"]).await;
+    let leader = topic.partitions[0].leader.unwrap();
+    let address = env.brokers.iter().find(|b| b.id == leader).unwrap().address;
+    let mut client = BrokerServiceClient::connect(format!("http://{address}")).await.unwrap();
+    let ask = |epoch| pb::OffsetForLeaderEpochRequest { topic: "epochs".into(), partition: 0, leader_epoch: epoch };
+    let r = client.offset_for_leader_epoch(ask(1)).await.unwrap().into_inner();
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!((r.leader_epoch, r.end_offset), (Some(1), Some(3)), "epoch 1 is the latest: it ends at the log end");
+    let r = client.offset_for_leader_epoch(ask(7)).await.unwrap().into_inner();
+    assert_eq!((r.leader_epoch, r.end_offset), (Some(1), Some(3)));
+    let r = client.offset_for_leader_epoch(ask(0)).await.unwrap().into_inner();
+    assert_eq!((r.leader_epoch, r.end_offset), (None, None), "epoch 0 predates this log");
+}

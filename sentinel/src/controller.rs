@@ -21,6 +21,19 @@ use crate::view::ClusterView;
 /// Most partitions a topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
 
+/// A partition leader's request to change the ISR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    /// The requesting broker (it must lead the partition).
+    pub broker: u32,
+    pub topic: String,
+    pub partition: u32,
+    /// The epoch it leads at.
+    pub leader_epoch: u64,
+    /// The new ISR.
+    pub isr: Vec<u32>,
+}
+
 /// One broker session's keep-alive stream, opened on its first heartbeat.
 struct Session {
     keepalive: Mutex<Option<(LeaseKeeper, LeaseKeepAliveStream)>>,
@@ -243,6 +256,47 @@ impl Controller {
             let _ = client.lease_revoke(lease).await;
         }
         Ok(true)
+    }
+
+    /// Changes a partition's ISR at the request of its leader. Refused
+    /// (`Fenced`) unless `broker` still leads the partition at `leader_epoch`;
+    /// the ISR must hold the leader and only replicas. Compare-and-swapped on
+    /// the partition's revision, with op `alter-isr`.
+    pub async fn alter_isr(&self, fence: &Fence, view: &ClusterView, request: IsrChange) -> Result<PartitionRecord> {
+        let IsrChange { broker, topic, partition, leader_epoch, isr } = request;
+        let topic = topic.as_str();
+        let key = (topic.to_owned(), partition);
+        let current =
+            view.partitions.get(&key).ok_or_else(|| SentinelError::UnknownTopic(format!("{topic}/{partition}")))?;
+        if current.leader != Some(broker) || current.leader_epoch != leader_epoch {
+            return Err(SentinelError::Fenced(format!(
+                "broker {broker} at epoch {leader_epoch} does not lead {topic}/{partition} (leader {:?}, epoch {})",
+                current.leader, current.leader_epoch
+            )));
+        }
+        let mut isr_sorted = isr.clone();
+        isr_sorted.sort_unstable();
+        isr_sorted.dedup();
+        if isr_sorted.len() != isr.len() || !isr.contains(&broker) || isr.iter().any(|b| !current.replicas.contains(b))
+        {
+            return Err(SentinelError::InvalidArgument(format!(
+                "ISR {isr:?} must contain the leader {broker}, only replicas {:?}, each once",
+                current.replicas
+            )));
+        }
+        // Keep replica order, so the ISR reads the same however it was built.
+        let isr: Vec<u32> = current.replicas.iter().copied().filter(|b| isr.contains(b)).collect();
+        if isr == current.isr {
+            return Ok(current.clone());
+        }
+        let next = PartitionRecord { isr, ..current.clone() };
+        let keys = self.store.keys();
+        let partition_key = keys.partition(topic, partition);
+        let detail = format!("{topic}/{partition} isr {:?} -> {:?} epoch {leader_epoch}", current.isr, next.isr);
+        let mut change = Change::new("alter-isr", detail).put_json(partition_key.clone(), &next, None);
+        let revision = view.partition_revisions.get(&key).copied().unwrap_or(0);
+        change.require_mod_revision.push((partition_key, revision));
+        self.store.commit(fence, change).await.map(|_| next)
     }
 
     /// Gives every partition whose leader is gone a new leader from its

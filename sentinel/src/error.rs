@@ -42,6 +42,9 @@ pub enum SentinelError {
         /// Live brokers.
         live: usize,
     },
+    /// The caller acted on a leadership it no longer holds.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// The broker session is unknown or expired: register again.
     #[error("unknown broker session for broker {0}; register again")]
     UnknownBroker(u32),
@@ -84,6 +87,7 @@ impl SentinelError {
             SentinelError::TopicExists(_) => ErrorCode::TopicExists,
             SentinelError::NotEnoughBrokers { .. } => ErrorCode::NotEnoughReplicas,
             SentinelError::UnknownBroker(_) => ErrorCode::UnknownBroker,
+            SentinelError::Fenced(_) => ErrorCode::Fenced,
             SentinelError::Conflict(_) => ErrorCode::Unavailable,
             SentinelError::CorruptValue { .. } => ErrorCode::Internal,
         }

@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::config::SentinelConfig;
-use crate::controller::Controller;
+use crate::controller::{Controller, IsrChange};
 use crate::election::Role;
 use crate::error::{Result, SentinelError};
 use crate::model::{BrokerRecord, PartitionRecord, TopicRecord};
@@ -443,6 +443,46 @@ impl SentinelInternal for SentinelGrpc {
         let req = req.into_inner();
         let result = self.0.controller.heartbeat(req.broker_id, req.session_id).await;
         Ok(Response::new(pb::BrokerHeartbeatResponse { error: result.err().map(|e| e.to_proto()) }))
+    }
+
+    async fn alter_isr(
+        &self,
+        req: Request<pb::AlterIsrRequest>,
+    ) -> std::result::Result<Response<pb::AlterIsrResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        let req = req.into_inner();
+        let s = &self.0;
+        let result = match s.route(already_forwarded) {
+            Ok(Route::Local(fence)) => {
+                let view = s.view();
+                let change = IsrChange {
+                    broker: req.broker_id,
+                    topic: req.topic.clone(),
+                    partition: req.partition,
+                    leader_epoch: req.leader_epoch,
+                    isr: req.isr,
+                };
+                s.controller
+                    .alter_isr(&fence, &view, change)
+                    .await
+                    .map(|state| pb::AlterIsrResponse { error: None, state: Some((&state).into()) })
+                    .map_err(|e| {
+                        let current =
+                            view.partitions.get(&(req.topic.clone(), req.partition)).map(pb::PartitionState::from);
+                        (e, current)
+                    })
+            }
+            Ok(Route::Forward(channel)) => {
+                let leader = s.leader_address();
+                SentinelInternalClient::new(channel)
+                    .alter_isr(forward_request(req))
+                    .await
+                    .map(Response::into_inner)
+                    .map_err(|st| (status_to_error(&leader, st), None))
+            }
+            Err(e) => Err((e, None)),
+        };
+        Ok(Response::new(result.unwrap_or_else(|(e, state)| pb::AlterIsrResponse { error: Some(e.to_proto()), state })))
     }
 
     type WatchAssignmentsStream = ReceiverStream<std::result::Result<pb::AssignmentUpdate, Status>>;

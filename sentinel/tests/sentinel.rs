@@ -293,3 +293,64 @@ async fn given_embedded_etcd_should_serve_and_without_an_etcd_binary_should_say_
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no `etcd` binary") && stderr.contains("--etcd-endpoints"), "{stderr}");
 }
+
+async fn alter_isr(s: &SentinelProcess, broker: u32, epoch: u64, isr: Vec<u32>) -> pb::AlterIsrResponse {
+    let req = pb::AlterIsrRequest { broker_id: broker, topic: "r".into(), partition: 0, leader_epoch: epoch, isr };
+    SentinelInternalClient::connect(s.url()).await.unwrap().alter_isr(req).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn given_isr_changes_only_the_current_leader_at_its_epoch_should_apply_them() {
+    let etcd = EtcdProcess::start();
+    let s = SentinelProcess::start("s1", &etcd.endpoint(), &[]);
+    wait_status(&s, "a leader", |r| leader_of(r).is_some()).await;
+    let mut brokers = Vec::new();
+    for id in 1..=3 {
+        brokers.push(FakeBroker::register(&s, id).await);
+    }
+    let p = create_topic(&s, "r", 1, 3).await.topic.unwrap().partitions.remove(0);
+    let leader = p.leader.unwrap();
+    let followers: Vec<u32> = p.replicas.iter().copied().filter(|b| *b != leader).collect();
+
+    // The leader expands the ISR; the stored order is the replica order.
+    let mut all = p.replicas.clone();
+    all.reverse();
+    let r = alter_isr(&s, leader, 1, all).await;
+    assert!(r.error.is_none(), "{:?}", r.error);
+    assert_eq!(r.state.unwrap().isr, p.replicas);
+
+    // A follower, a stale epoch, or a bad set are refused and change nothing.
+    let r = alter_isr(&s, followers[0], 1, vec![followers[0]]).await;
+    assert_eq!(r.error.unwrap().error_code(), ErrorCode::Fenced);
+    let r = alter_isr(&s, leader, 0, vec![leader]).await;
+    assert_eq!(r.error.unwrap().error_code(), ErrorCode::Fenced);
+    let r = alter_isr(&s, leader, 1, followers.clone()).await;
+    assert_eq!(r.error.unwrap().error_code(), ErrorCode::InvalidArgument);
+    let r = alter_isr(&s, leader, 1, vec![leader, 99]).await;
+    assert_eq!(r.error.unwrap().error_code(), ErrorCode::InvalidArgument);
+
+    // The leader dies: an in-sync follower takes over at epoch 2, and the old
+    // leader's epoch-1 ISR change is fenced off.
+    brokers.retain(|b| b.id != leader);
+    let status = wait_status(&s, "a new leader from the ISR", |r| {
+        r.offline_partitions.is_empty()
+            && r.brokers.iter().any(|b| b.id == leader && b.state == pb::BrokerState::Down as i32)
+    })
+    .await;
+    assert!(status.offline_partitions.is_empty());
+    let meta = sentinel_client(&s)
+        .await
+        .metadata(pb::MetadataRequest { topics: vec!["r".into()], ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let now = &meta.topics[0].partitions[0];
+    assert_eq!(now.leader, Some(followers[0]), "the first live ISR member in replica order");
+    assert_eq!(now.leader_epoch, 2);
+    assert_eq!(now.isr, followers);
+    let r = alter_isr(&s, leader, 1, vec![leader]).await;
+    assert_eq!(r.error.unwrap().error_code(), ErrorCode::Fenced);
+    let kinds: Vec<String> = ops(&etcd).await.into_iter().map(|o| o.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "alter-isr").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| *k == "elect-leader").count(), 1);
+}

@@ -277,8 +277,9 @@ impl PartitionLog {
             let batches = self.read(offset, 16 << 20)?;
             let Some(last) = batches.last() else { break };
             for bytes in &batches {
-                let batch = Batch::parse(bytes.clone())
-                    .map_err(|e| StorageError::corruption(&self.dir, offset, format!("while rebuilding epochs: {e}")))?;
+                let batch = Batch::parse(bytes.clone()).map_err(|e| {
+                    StorageError::corruption(&self.dir, offset, format!("while rebuilding epochs: {e}"))
+                })?;
                 history.assign(batch.partition_leader_epoch(), batch.base_offset());
             }
             offset = Batch::parse(last.clone())
