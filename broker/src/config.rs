@@ -25,6 +25,11 @@ pub struct BrokerConfig {
     /// How often partition logs are maintained (interval flush, seal by
     /// age, retention, unmapping).
     pub maintenance_interval: Duration,
+    /// A follower that has not caught up with the leader's log end for this
+    /// long leaves the ISR.
+    pub replica_lag_max: Duration,
+    /// How often a leader reviews its partitions' ISR.
+    pub isr_check_interval: Duration,
 }
 
 impl BrokerConfig {
@@ -39,6 +44,8 @@ impl BrokerConfig {
             max_in_flight: 1024,
             max_fetch_bytes: 16 << 20,
             maintenance_interval: Duration::from_millis(100),
+            replica_lag_max: Duration::from_secs(10),
+            isr_check_interval: Duration::from_millis(250),
         }
     }
 

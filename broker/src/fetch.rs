@@ -60,9 +60,25 @@ pub async fn serve(
         0 => 1 << 20,
         n => n.min(max_fetch_bytes),
     };
+    // A follower is served up to the leader's log end, and its progress
+    // moves the high watermark; a consumer is served up to the high watermark.
+    let follower = start.replica_id;
+    if let Some(f) = follower {
+        if f == partitions.broker_id() || !replica.state().replicas.contains(&f) {
+            return send_error(
+                &out,
+                pb::Error::new(ErrorCode::InvalidArgument, format!("broker {f} is not a follower of this partition")),
+            )
+            .await;
+        }
+        replica.record_follower(f, start.offset);
+        replica.follower_stream(f, true);
+    }
+    // However the stream ends, the leader learns the follower stopped fetching.
+    let _closed = follower.map(|f| StreamGuard { replica: replica.clone(), follower: f });
     let mut credit = start.credit_bytes;
     let mut offset = start.offset;
-    let mut hw_changes = replica.watch_high_watermark();
+    let mut hw_changes = if follower.is_some() { replica.watch_log_end() } else { replica.watch_high_watermark() };
     let mut reading = true;
     loop {
         // The replica may have been closed or replaced (moved, topic
@@ -72,8 +88,9 @@ pub async fn serve(
             let hint = replica.state().leader.and_then(|l| partitions.broker_address(l));
             return send_error(&out, not_leader(&replica.topic, replica.partition, hint)).await;
         }
-        let hw = *hw_changes.borrow_and_update();
-        if offset > hw || offset < replica.log.log_start_offset() {
+        let upper = *hw_changes.borrow_and_update();
+        let hw = replica.high_watermark();
+        if offset > upper || offset < replica.log.log_start_offset() {
             let response = pb::FetchResponse {
                 error: Some(pb::Error::new(
                     ErrorCode::OffsetOutOfRange,
@@ -86,10 +103,10 @@ pub async fn serve(
             let _ = out.send(Ok(response)).await;
             return;
         }
-        if credit > 0 && offset < hw {
+        if credit > 0 && offset < upper {
             let log = replica.log.clone();
             let want = max_bytes.min(usize::try_from(credit).unwrap_or(usize::MAX));
-            let read = tokio::task::spawn_blocking(move || log.read_bounded(offset, want, hw)).await;
+            let read = tokio::task::spawn_blocking(move || log.read_bounded(offset, want, upper)).await;
             let batches = match read {
                 Ok(Ok(batches)) => batches,
                 Ok(Err(e)) => {
@@ -127,12 +144,29 @@ pub async fn serve(
         tokio::select! {
             changed = hw_changes.changed() => if changed.is_err() { return },
             message = requests.next(), if reading => match message {
-                Some(Ok(pb::FetchRequest { kind: Some(Kind::Credit(c)) })) => credit = credit.saturating_add(c.bytes),
+                Some(Ok(pb::FetchRequest { kind: Some(Kind::Credit(c)) })) => {
+                    credit = credit.saturating_add(c.bytes);
+                    if let (Some(f), Some(end)) = (follower, c.replica_log_end) {
+                        replica.record_follower(f, end);
+                    }
+                }
                 Some(Ok(_)) => return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, "`start` may only come first")).await,
                 Some(Err(_)) | None => reading = false,
             },
             _ = out.closed() => return,
             _ = shutdown.cancelled() => return,
         }
+    }
+}
+
+/// Marks a follower's fetch stream closed when dropped.
+struct StreamGuard {
+    replica: Arc<crate::partition::Replica>,
+    follower: u32,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.replica.follower_stream(self.follower, false);
     }
 }

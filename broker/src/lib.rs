@@ -4,6 +4,7 @@
 //! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
 //! - [`service`]: the gRPC service.
 //! - [`link`]: registration, heartbeats and assignments from the sentinels.
+//! - [`replication`]: followers copying from leaders; leaders managing the ISR.
 //! - [`server`]: `run`, wiring it all together.
 //! - [`config`], [`error`]: settings and protocol error mapping.
 
@@ -13,5 +14,6 @@ pub mod fetch;
 pub mod link;
 pub mod partition;
 pub mod produce;
+pub mod replication;
 pub mod server;
 pub mod service;

@@ -170,3 +170,29 @@ pub async fn run_assignments(config: Arc<BrokerConfig>, partitions: Arc<Partitio
         }
     }
 }
+
+/// Calls the sentinels for a partition leader (ISR changes), trying each in turn.
+#[derive(Debug, Clone)]
+pub struct SentinelClient {
+    addresses: Vec<String>,
+}
+
+impl SentinelClient {
+    /// A client over `addresses`.
+    pub fn new(addresses: Vec<String>) -> SentinelClient {
+        SentinelClient { addresses }
+    }
+
+    /// Asks the sentinel leader to change an ISR.
+    pub async fn alter_isr(&self, req: pb::AlterIsrRequest) -> anyhow::Result<pb::AlterIsrResponse> {
+        let mut last = None;
+        for address in &self.addresses {
+            let mut client = SentinelInternalClient::new(channel(address, Some(Duration::from_secs(3)))?);
+            match client.alter_isr(req.clone()).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(status) => last = Some(anyhow::anyhow!("sentinel {address}: {status}")),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no sentinel configured")))
+    }
+}

@@ -35,6 +35,9 @@ struct Args {
     /// Largest record batch accepted, in bytes.
     #[arg(long, env = "GOULETTE_MAX_BATCH_BYTES", default_value_t = 8 << 20)]
     max_batch_bytes: usize,
+    /// A follower that has not caught up with its leader for this long leaves the ISR.
+    #[arg(long, env = "GOULETTE_REPLICA_LAG_MAX", default_value = "10s", value_parser = humantime::parse_duration)]
+    replica_lag_max: std::time::Duration,
     /// Log filter (`info`, `debug`, `goulette_broker=debug`, …); RUST_LOG overrides.
     #[arg(long, env = "GOULETTE_LOG_LEVEL", default_value = "info")]
     log_level: String,
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<()> {
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;
+    config.replica_lag_max = args.replica_lag_max;
     config.validate().map_err(anyhow::Error::msg)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let shutdown = CancellationToken::new();

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use goulette_proto::v1 as pb;
 use goulette_storage::{FlushPolicy, LogConfig, PartitionLog};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// One partition replica on this broker.
 #[derive(Debug)]
@@ -20,9 +21,37 @@ pub struct Replica {
     /// Offsets below this are visible to consumers: durable under the flush
     /// policy (and, with replication, on every in-sync replica).
     high_watermark: watch::Sender<u64>,
+    /// The log end, for follower fetch streams waiting for new data.
+    log_end: watch::Sender<u64>,
     broker_id: u32,
     /// The topic incarnation this replica's data belongs to.
     incarnation: u64,
+    /// As leader: what each follower has reported.
+    followers: Mutex<HashMap<u32, FollowerProgress>>,
+    /// As leader: when this term began and the log end then (a follower
+    /// rejoins the ISR only once past it).
+    term: Mutex<Option<Term>>,
+    /// acks=all needs at least this many in-sync replicas.
+    min_insync: std::sync::atomic::AtomicUsize,
+}
+
+/// A follower's progress as its leader sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerProgress {
+    /// Its log end after its last append.
+    pub log_end: u64,
+    /// When its log end last reached the leader's.
+    pub caught_up_at: Instant,
+    /// Its open fetch streams: a follower with none is not fetching.
+    pub streams: u32,
+}
+
+/// The current leadership term of this broker for a partition.
+#[derive(Debug, Clone, Copy)]
+pub struct Term {
+    pub epoch: u64,
+    pub started: Instant,
+    pub start_offset: u64,
 }
 
 impl Replica {
@@ -52,24 +81,151 @@ impl Replica {
         self.high_watermark.subscribe()
     }
 
-    /// Wakes everything waiting on the high watermark (fetch streams), so
-    /// that they re-check leadership after a state change or a removal.
+    /// Wakes everything waiting on the high watermark or the log end
+    /// (fetch streams, acks=all waits), so that they re-check leadership
+    /// after a state change or a removal.
     fn notify(&self) {
         self.high_watermark.send_modify(|_| {});
+        self.log_end.send_modify(|_| {});
     }
 
-    /// Moves the high watermark up to what the flush policy makes visible:
-    /// the durable offset under `always`, the log end otherwise.
-    pub fn advance_high_watermark(&self) {
-        let visible = match self.log.config().flush {
+    /// Follows the log end (follower fetch streams wait on it).
+    pub fn watch_log_end(&self) -> watch::Receiver<u64> {
+        self.log_end.subscribe()
+    }
+
+    /// Tells followers' fetch streams that the log grew.
+    pub fn appended(&self) {
+        let end = self.log.log_end_offset();
+        self.log_end.send_if_modified(|e| std::mem::replace(e, end) != end);
+    }
+
+    /// What this broker can vouch for locally: the durable offset under
+    /// `always`, the log end otherwise.
+    fn locally_visible(&self) -> u64 {
+        match self.log.config().flush {
             FlushPolicy::Always => self.log.durable_offset(),
             _ => self.log.log_end_offset(),
-        };
+        }
+    }
+
+    fn raise_high_watermark(&self, to: u64) {
         self.high_watermark.send_if_modified(|hw| {
-            let moved = visible > *hw;
-            *hw = (*hw).max(visible);
+            let moved = to > *hw;
+            *hw = (*hw).max(to);
             moved
         });
+    }
+
+    /// As leader: moves the high watermark up to the lowest log end over the
+    /// ISR (this broker counting what it can vouch for). A member that has
+    /// not reported yet holds it where it is. It never moves down.
+    pub fn advance_high_watermark(&self) {
+        let state = self.state();
+        if state.leader != Some(self.broker_id) {
+            return;
+        }
+        let mut visible = self.locally_visible();
+        let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        for member in state.isr.iter().filter(|m| **m != self.broker_id) {
+            visible = visible.min(followers.get(member).map_or(0, |f| f.log_end));
+        }
+        drop(followers);
+        self.raise_high_watermark(visible);
+    }
+
+    /// As follower: the high watermark is the leader's, capped by what this
+    /// replica holds.
+    pub fn follow_high_watermark(&self, leader_high_watermark: u64) {
+        self.raise_high_watermark(leader_high_watermark.min(self.locally_visible()));
+    }
+
+    /// As leader: a follower reports its log end.
+    pub fn record_follower(&self, follower: u32, log_end: u64) {
+        let caught_up = log_end >= self.log.log_end_offset();
+        {
+            let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = followers.entry(follower).or_insert(FollowerProgress {
+                log_end,
+                caught_up_at: Instant::now(),
+                streams: 0,
+            });
+            entry.log_end = log_end;
+            if caught_up {
+                entry.caught_up_at = Instant::now();
+            }
+        }
+        self.advance_high_watermark();
+    }
+
+    /// As leader: every follower's reported progress. A follower that is
+    /// fetching and holds the whole log counts as caught up now (an idle
+    /// partition sends it nothing to report about).
+    pub fn followers(&self) -> HashMap<u32, FollowerProgress> {
+        let end = self.log.log_end_offset();
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        for f in followers.values_mut().filter(|f| f.streams > 0 && f.log_end >= end) {
+            f.caught_up_at = Instant::now();
+        }
+        followers.clone()
+    }
+
+    /// As leader: a follower opened (`+1`) or closed (`-1`) a fetch stream.
+    pub fn follower_stream(&self, follower: u32, opened: bool) {
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = followers.get_mut(&follower) {
+            f.streams = if opened { f.streams + 1 } else { f.streams.saturating_sub(1) };
+        }
+    }
+
+    /// As leader: the current term, if this broker leads.
+    pub fn term(&self) -> Option<Term> {
+        *self.term.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_min_insync(&self, topic: Option<&pb::TopicConfig>) {
+        let rf = self.state().replicas.len().max(1);
+        let n = match topic.map_or(0, |t| t.min_insync_replicas) {
+            0 if rf >= 3 => 2,
+            0 => 1,
+            n => n as usize,
+        };
+        self.min_insync.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// acks=all needs this many in-sync replicas.
+    pub fn min_insync(&self) -> usize {
+        self.min_insync.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Installs a new state from the sentinels (or an ISR change), unless it
+    /// is older than the current one, and starts a new term when this
+    /// broker just became leader.
+    pub fn set_state(&self, state: pb::PartitionState) {
+        {
+            let mut current = self.state.write().unwrap_or_else(|p| p.into_inner());
+            // A lagging sentinel must not hand back an older leadership.
+            if state.leader_epoch < current.leader_epoch {
+                return;
+            }
+            let leading = state.leader == Some(self.broker_id);
+            let mut term = self.term.lock().unwrap_or_else(|p| p.into_inner());
+            match (*term, leading) {
+                (Some(t), true) if t.epoch == state.leader_epoch => {}
+                (_, true) => {
+                    *term = Some(Term {
+                        epoch: state.leader_epoch,
+                        started: Instant::now(),
+                        start_offset: self.log.log_end_offset(),
+                    });
+                    self.followers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                }
+                (_, false) => *term = None,
+            }
+            *current = state;
+        }
+        self.advance_high_watermark();
+        self.notify();
     }
 }
 
@@ -83,19 +239,33 @@ pub struct Partitions {
     brokers: RwLock<HashMap<u32, String>>,
     /// True once the first assignment snapshot has been applied.
     ready: watch::Sender<bool>,
+    /// Replication tasks of the partitions this broker follows.
+    followers: Mutex<HashMap<(String, u32), CancellationToken>>,
+    shutdown: CancellationToken,
+    /// Itself, for the replication tasks it spawns.
+    me: std::sync::Weak<Partitions>,
 }
 
 impl Partitions {
-    /// An empty registry storing logs under `data_dir`.
-    pub fn new(broker_id: u32, data_dir: PathBuf, defaults: LogConfig) -> Partitions {
-        Partitions {
+    /// An empty registry storing logs under `data_dir`; its replication
+    /// tasks end with `shutdown`.
+    pub fn new(broker_id: u32, data_dir: PathBuf, defaults: LogConfig, shutdown: CancellationToken) -> Arc<Partitions> {
+        Arc::new_cyclic(|me| Partitions {
             broker_id,
             data_dir,
             defaults,
             replicas: RwLock::new(HashMap::new()),
             brokers: RwLock::new(HashMap::new()),
             ready: watch::Sender::new(false),
-        }
+            followers: Mutex::new(HashMap::new()),
+            shutdown,
+            me: me.clone(),
+        })
+    }
+
+    /// This broker's id.
+    pub fn broker_id(&self) -> u32 {
+        self.broker_id
     }
 
     /// The replica of `topic/partition`, if this broker holds it.
@@ -159,14 +329,9 @@ impl Partitions {
             let incarnation = assignment.topic_incarnation;
             if let Some(replica) = self.get(&state.topic, state.partition) {
                 if replica.incarnation == incarnation {
-                    {
-                        let mut current = replica.state.write().unwrap_or_else(|p| p.into_inner());
-                        // A lagging sentinel must not hand back an older leadership.
-                        if state.leader_epoch >= current.leader_epoch {
-                            *current = state;
-                        }
-                    }
-                    replica.notify();
+                    replica.set_min_insync(assignment.topic.as_ref());
+                    replica.set_state(state);
+                    self.follow(&replica);
                     continue;
                 }
                 // The topic was deleted and created again: the old data goes.
@@ -191,6 +356,28 @@ impl Partitions {
         }
         if update.snapshot {
             self.ready.send_replace(true);
+        }
+    }
+
+    /// Starts (or stops) replicating `replica` from its leader, as its state says.
+    fn follow(&self, replica: &Arc<Replica>) {
+        let key = (replica.topic.clone(), replica.partition);
+        let mut tasks = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let following = replica.state().leader.is_some_and(|l| l != self.broker_id);
+        match (following, tasks.get(&key)) {
+            (true, Some(running)) if !running.is_cancelled() => {}
+            (true, _) => {
+                let token = self.shutdown.child_token();
+                tasks.insert(key, token.clone());
+                if let Some(me) = self.me.upgrade() {
+                    tokio::spawn(crate::replication::follow(me, replica.clone(), token));
+                }
+            }
+            (false, Some(running)) => {
+                running.cancel();
+                tasks.remove(&key);
+            }
+            (false, None) => {}
         }
     }
 
@@ -222,17 +409,28 @@ impl Partitions {
             Ok(Ok(log)) => {
                 let end = log.log_end_offset();
                 tracing::info!(topic = %state.topic, partition = state.partition, log_end = end, leader = ?state.leader, "opened partition");
+                // Recovery fsyncs the WAL, so a single replica's log is all
+                // committed. With replicas, nothing is known to be on the
+                // others yet: the high watermark starts at the log start and
+                // is raised by the leader (or, as follower, from it).
+                let start = if state.replicas.len() <= 1 { end } else { log.log_start_offset() };
                 let replica = Arc::new(Replica {
                     topic: state.topic.clone(),
                     partition: state.partition,
                     log: Arc::new(log),
-                    state: RwLock::new(state),
-                    // Recovery fsyncs the WAL: everything recovered is durable.
-                    high_watermark: watch::Sender::new(end),
+                    state: RwLock::new(pb::PartitionState { leader_epoch: 0, ..state.clone() }),
+                    high_watermark: watch::Sender::new(start),
+                    log_end: watch::Sender::new(end),
                     broker_id: self.broker_id,
                     incarnation,
+                    followers: Mutex::new(HashMap::new()),
+                    term: Mutex::new(None),
+                    min_insync: std::sync::atomic::AtomicUsize::new(1),
                 });
-                self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(key, replica);
+                replica.set_min_insync(topic);
+                replica.set_state(state);
+                self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(key, replica.clone());
+                self.follow(&replica);
             }
             Ok(Err(e)) => {
                 tracing::error!(topic = %state.topic, partition = state.partition, error = %e, "cannot open partition log")
@@ -249,6 +447,11 @@ impl Partitions {
         else {
             return;
         };
+        if let Some(task) =
+            self.followers.lock().unwrap_or_else(|p| p.into_inner()).remove(&(topic.to_owned(), partition))
+        {
+            task.cancel();
+        }
         replica.notify();
         let dir = replica.log.dir().to_path_buf();
         let marker = self.marker_of(topic, partition);

@@ -119,7 +119,23 @@ async fn append(
         Ok(batch) => batch,
         Err(e) => return refuse(storage_error(&e)),
     };
-    let acks = Acks::try_from(req.acks).unwrap_or(Acks::All);
+    // Unspecified means all.
+    let acks = match Acks::try_from(req.acks) {
+        Ok(Acks::None) => Acks::None,
+        Ok(Acks::Leader) => Acks::Leader,
+        _ => Acks::All,
+    };
+    let state = replica.state();
+    if acks == Acks::All && state.isr.len() < replica.min_insync() {
+        let message = format!(
+            "{} in-sync replicas of {}/{}, acks=all needs {}",
+            state.isr.len(),
+            replica.topic,
+            replica.partition,
+            replica.min_insync()
+        );
+        return refuse(pb::Error::new(ErrorCode::NotEnoughReplicas, message));
+    }
     let epoch = replica.leader_epoch();
     // The append itself (a write into the page cache) happens now, in order.
     let log = replica.log.clone();
@@ -129,6 +145,7 @@ async fn append(
         Ok(Err(e)) => return refuse(storage_error(&e)),
         Err(e) => return refuse(pb::Error::new(ErrorCode::Internal, format!("append task failed: {e}"))),
     };
+    replica.appended();
     // Its durability wait runs concurrently with later appends.
     let response = Box::pin(async move {
         let log = replica.log.clone();
@@ -136,7 +153,7 @@ async fn append(
         let error = match durable {
             Ok(Ok(())) => {
                 replica.advance_high_watermark();
-                None
+                if acks == Acks::All { wait_replicated(&replica, pending.info.next_offset).await } else { None }
             }
             Ok(Err(e)) => Some(storage_error(&e)),
             Err(e) => Some(pb::Error::new(ErrorCode::Internal, format!("fsync task failed: {e}"))),
@@ -152,4 +169,34 @@ async fn append(
         })
     });
     (response, false)
+}
+
+/// How long `acks=all` waits for the in-sync replicas.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until the high watermark passes `next_offset` (every in-sync
+/// replica holds the batch); an error if leadership is lost meanwhile (the
+/// batch may be truncated by the next leader) or the wait times out.
+async fn wait_replicated(replica: &crate::partition::Replica, next_offset: u64) -> Option<pb::Error> {
+    let mut hw = replica.watch_high_watermark();
+    let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+    loop {
+        if *hw.borrow_and_update() >= next_offset {
+            return None;
+        }
+        if !replica.is_leader() {
+            let message =
+                format!("lost leadership of {}/{} before the batch was replicated", replica.topic, replica.partition);
+            return Some(pb::Error::new(ErrorCode::NotLeader, message));
+        }
+        tokio::select! {
+            changed = hw.changed() => if changed.is_err() {
+                return Some(pb::Error::new(ErrorCode::NotLeader, "the partition was closed"));
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let message = format!("in-sync replicas did not confirm within {REPLICATION_TIMEOUT:?}");
+                return Some(pb::Error::new(ErrorCode::NotEnoughReplicas, message));
+            }
+        }
+    }
 }

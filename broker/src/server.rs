@@ -20,11 +20,18 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     std::fs::create_dir_all(&config.data_dir)?;
     let listener = tokio::net::TcpListener::bind(config.address).await?;
     let config = Arc::new(config);
-    let partitions = Arc::new(Partitions::new(config.id, config.data_dir.clone(), config.log.clone()));
+    let partitions = Partitions::new(config.id, config.data_dir.clone(), config.log.clone(), shutdown.clone());
     let tracker = TaskTracker::new();
 
     tracker.spawn(link::run_session(config.clone(), shutdown.clone()));
     tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), shutdown.clone()));
+    tracker.spawn(crate::replication::manage_isr(
+        partitions.clone(),
+        link::SentinelClient::new(config.sentinels.clone()),
+        config.replica_lag_max,
+        config.isr_check_interval,
+        shutdown.clone(),
+    ));
     let maintained = partitions.clone();
     let every = config.maintenance_interval;
     let token = shutdown.clone();

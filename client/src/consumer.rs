@@ -241,6 +241,7 @@ impl Fetcher {
             offset: *next,
             max_bytes: self.config.max_bytes,
             credit_bytes: self.config.window_bytes,
+            replica_id: None,
         };
         let _ = requests.send(pb::FetchRequest { kind: Some(Kind::Start(start)) }).await;
         let mut responses = match client.fetch(ReceiverStream::new(rx)).await {
@@ -303,7 +304,9 @@ impl Fetcher {
             // The records were handed on: the broker may send that much again.
             if bytes > 0
                 && requests
-                    .send(pb::FetchRequest { kind: Some(Kind::Credit(pb::FetchCredit { bytes })) })
+                    .send(pb::FetchRequest {
+                        kind: Some(Kind::Credit(pb::FetchCredit { bytes, replica_log_end: None })),
+                    })
                     .await
                     .is_err()
             {

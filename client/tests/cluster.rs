@@ -3,94 +3,18 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{Env, consume_all, produce_values};
+
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use goulette_client::{
-    Cluster, ConsumedRecord, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord, StartAt,
-};
+use goulette_client::{Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord};
 use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient};
-use goulette_sentinel::testkit::{BrokerProcess, EtcdProcess, SentinelProcess, bin_dir};
+use goulette_sentinel::testkit::bin_dir;
 use goulette_storage::{BatchBuilder, Compression, Record};
-
-struct Env {
-    _etcd: EtcdProcess,
-    sentinel: SentinelProcess,
-    brokers: Vec<BrokerProcess>,
-}
-
-impl Env {
-    async fn start(brokers: u32, broker_args: &[&str]) -> Env {
-        let etcd = EtcdProcess::start();
-        let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &[]);
-        let sentinels = sentinel.address.to_string();
-        let brokers = (1..=brokers).map(|id| BrokerProcess::start(id, &sentinels, broker_args)).collect();
-        let env = Env { _etcd: etcd, sentinel, brokers };
-        env.wait_brokers_up().await;
-        env
-    }
-
-    fn cluster(&self) -> Arc<Cluster> {
-        Arc::new(Cluster::new(vec![self.sentinel.address.to_string()]).unwrap())
-    }
-
-    async fn wait_brokers_up(&self) {
-        let admin = goulette_client::Admin::new(self.cluster());
-        let want = self.brokers.len();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(s) = admin.cluster_status().await {
-                let up = s.brokers.iter().filter(|b| b.state == pb::BrokerState::Up as i32).count();
-                if up == want && s.offline_partitions.is_empty() && s.sentinels.iter().any(|s| s.leader) {
-                    return;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "cluster not ready; sentinel log:\n{}",
-                self.sentinel.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn create_topic(&self, name: &str, partitions: u32, rf: u32) -> pb::TopicMetadata {
-        let config = pb::TopicConfig { name: name.into(), partitions, replication_factor: rf, ..Default::default() };
-        goulette_client::Admin::new(self.cluster()).create_topic(config).await.unwrap()
-    }
-
-    /// Waits until every broker has opened the partitions it leads (the
-    /// assignment stream is asynchronous).
-    async fn wait_serving(&self, topic: &str) {
-        let cluster = self.cluster();
-        let meta = goulette_client::Admin::new(cluster.clone()).describe_topic(topic).await.unwrap();
-        for p in meta.partition_details {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-            while goulette_client::consumer::list_offsets(&cluster, topic, p.partition, None).await.is_err() {
-                assert!(tokio::time::Instant::now() < deadline, "{topic}/{} never served", p.partition);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn consume_all(cluster: Arc<Cluster>, topic: &str, expected: usize) -> Vec<ConsumedRecord> {
-    let config = ConsumerConfig { start: StartAt::Beginning, ..ConsumerConfig::default() };
-    let mut consumer = Consumer::subscribe(cluster, topic, config).await.unwrap();
-    let mut out = Vec::new();
-    while out.len() < expected {
-        match tokio::time::timeout(Duration::from_secs(20), consumer.recv()).await {
-            Ok(Some(Ok(r))) => out.push(r),
-            Ok(Some(Err(e))) => panic!("consume failed after {} records: {e}", out.len()),
-            Ok(None) | Err(_) => panic!("consumed only {} of {expected}", out.len()),
-        }
-    }
-    // Nothing beyond what was produced.
-    assert!(tokio::time::timeout(Duration::from_millis(300), consumer.recv()).await.is_err());
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_keyed_messages_on_three_partitions_should_come_back_complete_and_in_order() {
@@ -349,15 +273,6 @@ async fn given_a_deleted_topic_should_drop_its_data_and_a_new_one_of_that_name_s
     assert_eq!(meta.offset, Some(0));
     let records = consume_all(env.cluster(), "gone", 1).await;
     assert_eq!(&records[0].value[..], b"new");
-}
-
-async fn produce_values(cluster: Arc<Cluster>, topic: &str, values: &[&str]) {
-    let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
-    for v in values {
-        let r = ProducerRecord { topic: topic.into(), value: Bytes::from(v.to_string()), ..Default::default() };
-        producer.send(r).await.unwrap().wait().await.unwrap();
-    }
-    producer.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,7 @@ fn topic(name: &str, partitions: u32, replication_factor: u32) -> TopicRecord {
         retention_ms: 86_400_000,
         retention_bytes: 0,
         unclean_leader_election: false,
+        min_insync_replicas: 1,
     }
 }
 

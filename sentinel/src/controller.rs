@@ -75,6 +75,15 @@ impl Controller {
         if topic.replication_factor == 0 {
             topic.replication_factor = self.config.default_replication_factor;
         }
+        if topic.min_insync_replicas == 0 {
+            topic.min_insync_replicas = if topic.replication_factor >= 3 { 2 } else { 1 };
+        }
+        if topic.min_insync_replicas > topic.replication_factor {
+            return Err(SentinelError::InvalidArgument(format!(
+                "min_insync_replicas {} exceeds the replication factor {}",
+                topic.min_insync_replicas, topic.replication_factor
+            )));
+        }
         if topic.partitions > MAX_PARTITIONS {
             return Err(SentinelError::InvalidArgument(format!(
                 "{} partitions is more than the maximum of {MAX_PARTITIONS}",
@@ -426,6 +435,7 @@ mod tests {
                 retention_ms: 0,
                 retention_bytes: 0,
                 unclean_leader_election: true,
+                min_insync_replicas: 1,
             },
         );
         let next = elect(&partition(Some(1), &[1]), &v).unwrap();

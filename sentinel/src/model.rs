@@ -34,6 +34,9 @@ pub struct TopicRecord {
     pub retention_bytes: u64,
     #[serde(default)]
     pub unclean_leader_election: bool,
+    /// 0 = the default (2 when the replication factor is ≥ 3, else 1).
+    #[serde(default)]
+    pub min_insync_replicas: u32,
 }
 
 /// Where a partition lives and who leads it (`partitions/{topic}/{p}`).
@@ -76,6 +79,7 @@ impl From<&TopicRecord> for pb::TopicConfig {
             retention_ms: t.retention_ms,
             retention_bytes: t.retention_bytes,
             unclean_leader_election: t.unclean_leader_election,
+            min_insync_replicas: t.min_insync_replicas,
         }
     }
 }

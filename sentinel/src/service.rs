@@ -172,6 +172,7 @@ impl Sentinel {
             retention_ms: config.retention_ms,
             retention_bytes: config.retention_bytes,
             unclean_leader_election: config.unclean_leader_election,
+            min_insync_replicas: config.min_insync_replicas,
         };
         match self.route(already_forwarded)? {
             Route::Local(fence) => {

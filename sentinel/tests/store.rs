@@ -28,6 +28,7 @@ fn topic(name: &str) -> TopicRecord {
         retention_ms: 0,
         retention_bytes: 0,
         unclean_leader_election: false,
+        min_insync_replicas: 1,
     }
 }
 

@@ -1,0 +1,255 @@
+//! Replication: followers copy from their leader; leaders manage the ISR.
+//!
+//! A follower first asks the leader where its own latest leader epoch ends
+//! (`OffsetForLeaderEpoch`) and truncates whatever lies beyond — a suffix
+//! written under a leadership the new leader does not share — then opens a
+//! fetch stream marked with its broker id. The leader serves it up to its log
+//! end; the follower appends each batch as it is (offsets and epochs kept,
+//! durable under its flush policy) and reports its new log end with each
+//! credit grant. The leader's high watermark is the lowest log end over the
+//! ISR, and `acks=all` waits for it.
+//!
+//! Every `isr_check_interval` the leader of each partition compares its
+//! followers' progress with the ISR: a member that has not caught up with
+//! the log end for `replica_lag_max` leaves it, a replica whose log end has
+//! reached the high watermark (and this term's start) joins it. Changes go
+//! through the sentinel leader (`AlterIsr`), fenced by the leader epoch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient, fetch_request::Kind};
+use goulette_storage::Batch;
+use goulette_storage::batch::MAX_BATCH_LEN;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::link::SentinelClient;
+use crate::partition::{Partitions, Replica};
+
+/// Bytes a follower lets the leader send ahead of its appends.
+const FOLLOWER_CREDIT: u64 = 16 << 20;
+
+fn channel(address: &str) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{address}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .http2_keep_alive_interval(Duration::from_secs(2))
+        .keep_alive_timeout(Duration::from_secs(2))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+/// Replicates `replica` from whoever leads it, until `token` is cancelled.
+pub async fn follow(partitions: Arc<Partitions>, replica: Arc<Replica>, token: CancellationToken) {
+    let me = partitions.broker_id();
+    let mut changes = replica.watch_high_watermark();
+    let mut attempt: u32 = 0;
+    while !token.is_cancelled() {
+        let state = replica.state();
+        let leader = match state.leader {
+            Some(l) if l != me => l,
+            Some(_) => return, // this broker leads now
+            None => {
+                tokio::select! {
+                    _ = changes.changed() => continue,
+                    _ = token.cancelled() => return,
+                }
+            }
+        };
+        let Some(address) = partitions.broker_address(leader) else {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                _ = token.cancelled() => return,
+            }
+        };
+        match replicate(&replica, me, &address, state.leader_epoch, &token).await {
+            Ok(()) => attempt = 0,
+            Err(e) => {
+                attempt += 1;
+                tracing::debug!(topic = %replica.topic, partition = replica.partition, leader, error = %e, "replication interrupted");
+                let pause = Duration::from_millis(50 * u64::from(attempt.min(20)));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = token.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// One replication session with the leader at `address`: truncate, then
+/// fetch until the stream breaks, the leadership changes, or `token` ends.
+async fn replicate(
+    replica: &Arc<Replica>,
+    me: u32,
+    address: &str,
+    epoch: u64,
+    token: &CancellationToken,
+) -> anyhow::Result<()> {
+    let max = MAX_BATCH_LEN + (1 << 20);
+    let mut client =
+        BrokerServiceClient::new(channel(address)?).max_decoding_message_size(max).max_encoding_message_size(max);
+    truncate_divergence(replica, &mut client).await?;
+
+    let (requests, rx) = mpsc::channel(16);
+    let start = pb::FetchStart {
+        topic: replica.topic.clone(),
+        partition: replica.partition,
+        offset: replica.log.log_end_offset(),
+        max_bytes: 1 << 20,
+        credit_bytes: FOLLOWER_CREDIT,
+        replica_id: Some(me),
+    };
+    requests.send(pb::FetchRequest { kind: Some(Kind::Start(start)) }).await?;
+    let mut responses = client.fetch(ReceiverStream::new(rx)).await?.into_inner();
+    let mut changes = replica.watch_high_watermark();
+    loop {
+        let response = tokio::select! {
+            r = responses.message() => r?,
+            _ = token.cancelled() => return Ok(()),
+            _ = changes.changed() => {
+                // A new leader or epoch: start over (and truncate again).
+                let state = replica.state();
+                if state.leader_epoch != epoch || state.leader == Some(me) {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let Some(response) = response else { anyhow::bail!("the leader ended the stream") };
+        if let Some(e) = &response.error {
+            if e.error_code() == ErrorCode::OffsetOutOfRange && response.log_start_offset > replica.log.log_end_offset()
+            {
+                // Retention on the leader passed our end: start over at its log start.
+                let log = replica.log.clone();
+                let start = response.log_start_offset;
+                tokio::task::spawn_blocking(move || log.truncate_to(start)).await??;
+            }
+            anyhow::bail!("leader answered {:?}: {}", e.error_code(), e.message);
+        }
+        let mut bytes = 0u64;
+        for raw in response.batches {
+            bytes += raw.len() as u64;
+            let batch = Batch::parse(raw)?;
+            if batch.next_offset() <= replica.log.log_end_offset() {
+                continue; // already held (a resent batch)
+            }
+            let log = replica.log.clone();
+            tokio::task::spawn_blocking(move || log.append_replicated(&batch)).await??;
+        }
+        replica.appended();
+        replica.follow_high_watermark(response.high_watermark);
+        let credit = pb::FetchCredit { bytes, replica_log_end: Some(replica.log.log_end_offset()) };
+        requests.send(pb::FetchRequest { kind: Some(Kind::Credit(credit)) }).await?;
+    }
+}
+
+/// Truncates the suffix this replica holds beyond where its latest epoch
+/// ends on the leader.
+async fn truncate_divergence(replica: &Arc<Replica>, client: &mut BrokerServiceClient<Channel>) -> anyhow::Result<()> {
+    let Some(&(latest, _)) = replica.log.epoch_history().last() else { return Ok(()) };
+    let req = pb::OffsetForLeaderEpochRequest {
+        topic: replica.topic.clone(),
+        partition: replica.partition,
+        leader_epoch: latest,
+    };
+    let answer = client.offset_for_leader_epoch(req).await?.into_inner();
+    if let Some(e) = answer.error {
+        anyhow::bail!("leader answered {:?}: {}", e.error_code(), e.message);
+    }
+    // An epoch older than the leader's whole history: keep only what the
+    // cluster committed.
+    let end = answer.end_offset.unwrap_or_else(|| replica.high_watermark());
+    let ours = replica.log.log_end_offset();
+    if end < ours {
+        tracing::warn!(
+            topic = %replica.topic,
+            partition = replica.partition,
+            from = end,
+            dropped = ours - end,
+            "truncating a suffix the leader does not have"
+        );
+        let log = replica.log.clone();
+        tokio::task::spawn_blocking(move || log.truncate_to(end)).await??;
+        replica.appended();
+    }
+    Ok(())
+}
+
+/// The leader side: periodically shrinks and expands the ISR of every
+/// partition this broker leads.
+pub async fn manage_isr(
+    partitions: Arc<Partitions>,
+    sentinels: SentinelClient,
+    lag_max: Duration,
+    every: Duration,
+    token: CancellationToken,
+) {
+    let me = partitions.broker_id();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = token.cancelled() => return,
+        }
+        for replica in partitions.all() {
+            let Some(wanted) = wanted_isr(&replica, me, lag_max) else { continue };
+            let state = replica.state();
+            let req = pb::AlterIsrRequest {
+                broker_id: me,
+                topic: replica.topic.clone(),
+                partition: replica.partition,
+                leader_epoch: state.leader_epoch,
+                isr: wanted.clone(),
+            };
+            match sentinels.alter_isr(req).await {
+                Ok(pb::AlterIsrResponse { error: None, state: Some(new) }) => {
+                    tracing::info!(topic = %replica.topic, partition = replica.partition, from = ?state.isr, to = ?new.isr, "ISR changed");
+                    replica.set_state(new);
+                }
+                Ok(r) => {
+                    tracing::warn!(topic = %replica.topic, partition = replica.partition, error = ?r.error, "ISR change refused");
+                    if let Some(current) = r.state {
+                        replica.set_state(current);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %replica.topic, partition = replica.partition, error = %e, "ISR change failed")
+                }
+            }
+        }
+    }
+}
+
+/// The ISR this leader should have now, if it differs from the current one.
+fn wanted_isr(replica: &Replica, me: u32, lag_max: Duration) -> Option<Vec<u32>> {
+    let state = replica.state();
+    if state.leader != Some(me) {
+        return None;
+    }
+    let term = replica.term()?;
+    let progress = replica.followers();
+    let high_watermark = replica.high_watermark();
+    let now = Instant::now();
+    let wanted: Vec<u32> = state
+        .replicas
+        .iter()
+        .copied()
+        .filter(|&r| {
+            if r == me {
+                return true;
+            }
+            let p = progress.get(&r);
+            if state.isr.contains(&r) {
+                // Members get a full lag_max from the start of the term.
+                let since = p.map_or(term.started, |p| p.caught_up_at.max(term.started));
+                now.duration_since(since) <= lag_max
+            } else {
+                // Only a follower that is fetching right now may join.
+                p.is_some_and(|p| p.streams > 0 && p.log_end >= high_watermark && p.log_end >= term.start_offset)
+            }
+        })
+        .collect();
+    (wanted != state.isr).then_some(wanted)
+}

@@ -1,0 +1,139 @@
+//! Replication across real broker processes: followers catch up and join
+//! the ISR, `acks=all` survives the leader's death, the ISR shrinks when
+//! followers stop and `NOT_ENOUGH_REPLICAS` guards `acks=all` below
+//! `min_insync_replicas`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Env, consume_all};
+use goulette_client::{Admin, ClientError, Partitioner, Producer, ProducerConfig, ProducerRecord};
+use goulette_proto::v1::ErrorCode;
+
+/// Polls `describe` until the partition's ISR has `n` members (and returns it).
+async fn wait_isr(env: &Env, topic: &str, n: usize) -> Vec<u32> {
+    let admin = Admin::new(env.cluster());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(d) = admin.describe_topic(topic).await {
+            let p = &d.partition_details[0];
+            if p.isr.len() == n && p.leader.is_some() {
+                return p.isr.clone();
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let logs: Vec<String> =
+                env.brokers.iter().map(|b| format!("--- broker {}:\n{}", b.id, tail(&b.log(), 30))).collect();
+            panic!("ISR of {topic} never reached {n} members\n{}", logs.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn leader_of(env: &Env, topic: &str) -> (u32, u64) {
+    let d = Admin::new(env.cluster()).describe_topic(topic).await.unwrap();
+    let p = &d.partition_details[0];
+    (p.leader.unwrap(), p.leader_epoch)
+}
+
+async fn produce(env: &Env, topic: &str, values: impl IntoIterator<Item = String>) -> Result<Vec<u64>, ClientError> {
+    let config = ProducerConfig { max_attempts: 3, ..ProducerConfig::default() };
+    let producer = Producer::new(env.cluster(), config, Partitioner::KeyHash);
+    let mut deliveries = Vec::new();
+    for v in values {
+        deliveries.push(
+            producer.send(ProducerRecord { topic: topic.into(), value: Bytes::from(v), ..Default::default() }).await?,
+        );
+    }
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.wait().await?.offset.unwrap());
+    }
+    producer.close().await;
+    Ok(offsets)
+}
+
+fn tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn index(broker: u32) -> usize {
+    broker as usize - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_rf3_acks_all_messages_should_survive_the_leaders_kill() {
+    let mut env = Env::start(3, &["--replica-lag-max", "2s"]).await;
+    env.create_topic("safe", 1, 3).await;
+    env.wait_serving("safe").await;
+    wait_isr(&env, "safe", 3).await;
+    let offsets = produce(&env, "safe", (0..300).map(|i| format!("m{i}"))).await.unwrap();
+    assert_eq!(offsets, (0..300).collect::<Vec<_>>());
+
+    let (leader, epoch) = leader_of(&env, "safe").await;
+    env.brokers[index(leader)].kill();
+    // A follower from the ISR takes over with a new epoch.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = Admin::new(env.cluster()).describe_topic("safe").await.unwrap();
+        let p = &d.partition_details[0];
+        if p.leader.is_some_and(|l| l != leader) && p.leader_epoch > epoch {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.wait_serving("safe").await;
+    // Writes go on (two in-sync replicas left ≥ min_insync_replicas 2) …
+    let more = produce(&env, "safe", (300..350).map(|i| format!("m{i}"))).await.unwrap();
+    assert_eq!(more.first(), Some(&300));
+    // … and every acknowledged message is there, in order.
+    let records = consume_all(env.cluster(), "safe", 350).await;
+    let values: Vec<String> = records.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap()).collect();
+    assert_eq!(values, (0..350).map(|i| format!("m{i}")).collect::<Vec<_>>());
+
+    // The old leader comes back as a follower and rejoins the ISR.
+    env.brokers[index(leader)].restart();
+    assert_eq!(wait_isr(&env, "safe", 3).await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_followers_down_the_isr_should_shrink_and_acks_all_stop_below_min_insync() {
+    let mut env = Env::start(3, &["--replica-lag-max", "1s"]).await;
+    env.create_topic("guarded", 1, 3).await;
+    env.wait_serving("guarded").await;
+    wait_isr(&env, "guarded", 3).await;
+    let (leader, _) = leader_of(&env, "guarded").await;
+    let followers: Vec<u32> = (1..=3).filter(|b| *b != leader).collect();
+
+    env.brokers[index(followers[0])].kill();
+    wait_isr(&env, "guarded", 2).await;
+    produce(&env, "guarded", (0..20).map(|i| format!("a{i}"))).await.unwrap();
+
+    env.brokers[index(followers[1])].kill();
+    wait_isr(&env, "guarded", 1).await;
+    let refused = produce(&env, "guarded", ["b".to_string()]).await.unwrap_err();
+    assert!(
+        matches!(refused, ClientError::Server { code: ErrorCode::NotEnoughReplicas, .. }),
+        "expected NOT_ENOUGH_REPLICAS, got {refused}"
+    );
+
+    // Both come back, catch up (including what was written without them)
+    // and rejoin; writes work again.
+    env.brokers[index(followers[0])].restart();
+    env.brokers[index(followers[1])].restart();
+    wait_isr(&env, "guarded", 3).await;
+    produce(&env, "guarded", (0..5).map(|i| format!("c{i}"))).await.unwrap();
+    // The leader dies: a former laggard now leads and has it all.
+    env.brokers[index(leader)].kill();
+    env.wait_serving("guarded").await;
+    let records = consume_all(env.cluster(), "guarded", 25).await;
+    let values: Vec<String> = records.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap()).collect();
+    let want: Vec<String> = (0..20).map(|i| format!("a{i}")).chain((0..5).map(|i| format!("c{i}"))).collect();
+    assert_eq!(values, want);
+}
