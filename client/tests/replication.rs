@@ -137,3 +137,61 @@ async fn given_followers_down_the_isr_should_shrink_and_acks_all_stop_below_min_
     let want: Vec<String> = (0..20).map(|i| format!("a{i}")).chain((0..5).map(|i| format!("c{i}"))).collect();
     assert_eq!(values, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_deposed_leader_with_an_unreplicated_suffix_it_should_truncate_it_when_it_returns() {
+    let mut env = Env::start(3, &["--replica-lag-max", "10s"]).await;
+    env.create_topic("div", 1, 3).await;
+    env.wait_serving("div").await;
+    wait_isr(&env, "div", 3).await;
+    produce(&env, "div", (0..10).map(|i| format!("a{i}"))).await.unwrap();
+    let (leader, _) = leader_of(&env, "div").await;
+    let followers: Vec<u32> = (1..=3).filter(|b| *b != leader).collect();
+
+    // The followers die; within replica_lag_max they are still in the ISR,
+    // and the leader takes acks=1 writes that never reach them, then dies too.
+    for f in &followers {
+        env.brokers[index(*f)].kill();
+    }
+    let config = ProducerConfig { acks: goulette_proto::v1::Acks::Leader, ..ProducerConfig::default() };
+    let producer = Producer::new(env.cluster(), config, Partitioner::KeyHash);
+    for i in 0..3 {
+        let r = ProducerRecord { topic: "div".into(), value: Bytes::from(format!("lost{i}")), ..Default::default() };
+        producer.send(r).await.unwrap().wait().await.unwrap();
+    }
+    producer.close().await;
+    env.brokers[index(leader)].kill();
+    for f in &followers {
+        env.brokers[index(*f)].restart();
+    }
+
+    // A follower leads at a new epoch, without the suffix; writes go on.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while leader_of(&env, "div").await.0 == leader {
+        assert!(tokio::time::Instant::now() < deadline, "no failover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    env.wait_serving("div").await;
+    produce(&env, "div", (0..5).map(|i| format!("b{i}"))).await.unwrap();
+
+    // The old leader returns, truncates its divergent suffix and catches up.
+    env.brokers[index(leader)].restart();
+    wait_isr(&env, "div", 3).await;
+    let want: Vec<String> = (0..10).map(|i| format!("a{i}")).chain((0..5).map(|i| format!("b{i}"))).collect();
+    let records = consume_all(env.cluster(), "div", want.len()).await;
+    let values: Vec<String> = records.iter().map(|r| String::from_utf8(r.value.to_vec()).unwrap()).collect();
+    assert_eq!(values, want, "acks=1 writes that reached no follower are gone, everything else is there");
+    let old = &mut env.brokers[index(leader)];
+    assert!(old.log().contains("truncating a suffix the leader does not have"), "{}", tail(&old.log(), 40));
+    old.stop();
+    let log =
+        goulette_storage::PartitionLog::open(old.data_dir().join("div-0"), goulette_storage::LogConfig::default())
+            .unwrap();
+    let mut held = Vec::new();
+    for bytes in log.read(0, 1 << 20).unwrap() {
+        for r in goulette_storage::Batch::parse(bytes).unwrap().records().unwrap() {
+            held.push(String::from_utf8(r.record.value.to_vec()).unwrap());
+        }
+    }
+    assert_eq!(held, want, "the old leader's log equals the new leader's");
+}
