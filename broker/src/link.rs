@@ -53,7 +53,7 @@ async fn pause(token: &CancellationToken, d: Duration) -> bool {
 
 /// Registers and heartbeats until `token` is cancelled, re-registering when
 /// the session is lost and moving between sentinels when one fails.
-pub async fn run_session(config: Arc<BrokerConfig>, token: CancellationToken) {
+pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>, token: CancellationToken) {
     // Calls must fail well within a session timeout (3 s by default), so
     // that a hung sentinel is left for another before the session expires.
     let mut sentinels =
@@ -80,8 +80,10 @@ pub async fn run_session(config: Arc<BrokerConfig>, token: CancellationToken) {
                 }) => {
                     tracing::info!(sentinel = %address, session = format!("{session_id:x}"), "registered with the sentinels");
                     let interval = Duration::from_millis(heartbeat_interval_ms.max(50));
-                    session = Some((session_id, interval, Duration::from_millis(session_timeout_ms.max(1000))));
+                    let timeout = Duration::from_millis(session_timeout_ms.max(1000));
+                    session = Some((session_id, interval, timeout));
                     last_ok = tokio::time::Instant::now();
+                    partitions.sentinel_contact(timeout);
                 }
                 Ok(r) => {
                     tracing::warn!(sentinel = %address, error = ?r.error, "registration refused; retrying");
@@ -107,7 +109,10 @@ pub async fn run_session(config: Arc<BrokerConfig>, token: CancellationToken) {
         }
         let beat = client.broker_heartbeat(pb::BrokerHeartbeatRequest { broker_id: config.id, session_id: id }).await;
         match beat.map(tonic::Response::into_inner) {
-            Ok(pb::BrokerHeartbeatResponse { error: None }) => last_ok = tokio::time::Instant::now(),
+            Ok(pb::BrokerHeartbeatResponse { error: None }) => {
+                last_ok = tokio::time::Instant::now();
+                partitions.sentinel_contact(timeout);
+            }
             Ok(pb::BrokerHeartbeatResponse { error: Some(e) }) if e.error_code() == ErrorCode::UnknownBroker => {
                 tracing::warn!("session expired; registering again");
                 session = None;

@@ -241,6 +241,10 @@ pub struct Partitions {
     ready: watch::Sender<bool>,
     /// Replication tasks of the partitions this broker follows.
     followers: Mutex<HashMap<(String, u32), CancellationToken>>,
+    /// The last time a sentinel confirmed this broker's session, and the
+    /// session timeout: past it, the sentinels may have handed its
+    /// partitions to others.
+    contact: Mutex<Option<(Instant, Duration)>>,
     shutdown: CancellationToken,
     /// Itself, for the replication tasks it spawns.
     me: std::sync::Weak<Partitions>,
@@ -258,6 +262,7 @@ impl Partitions {
             brokers: RwLock::new(HashMap::new()),
             ready: watch::Sender::new(false),
             followers: Mutex::new(HashMap::new()),
+            contact: Mutex::new(None),
             shutdown,
             me: me.clone(),
         })
@@ -266,6 +271,18 @@ impl Partitions {
     /// This broker's id.
     pub fn broker_id(&self) -> u32 {
         self.broker_id
+    }
+
+    /// A sentinel just confirmed the session (registration or heartbeat).
+    pub fn sentinel_contact(&self, session_timeout: Duration) {
+        *self.contact.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), session_timeout));
+    }
+
+    /// False once no sentinel has confirmed the session for a session
+    /// timeout: the sentinels may have elected other leaders, so this broker
+    /// must not acknowledge `acks=all` writes as leader.
+    pub fn in_contact(&self) -> bool {
+        self.contact.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|(at, timeout)| at.elapsed() < timeout)
     }
 
     /// The replica of `topic/partition`, if this broker holds it.

@@ -96,6 +96,12 @@ async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch
         let hint = replica.state().leader.and_then(|l| partitions.broker_address(l));
         return (answer(id, not_leader(&req.topic, req.partition, hint)), true);
     }
+    let acks_all = !matches!(Acks::try_from(req.acks), Ok(Acks::None | Acks::Leader));
+    if acks_all && !partitions.in_contact() {
+        let mut e = not_leader(&req.topic, req.partition, None);
+        e.message = format!("{}: no sentinel has confirmed this broker's session for a session timeout", e.message);
+        return (answer(id, e), true);
+    }
     append(replica, req, max_batch_bytes).await
 }
 

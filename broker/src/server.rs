@@ -23,7 +23,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     let partitions = Partitions::new(config.id, config.data_dir.clone(), config.log.clone(), shutdown.clone());
     let tracker = TaskTracker::new();
 
-    tracker.spawn(link::run_session(config.clone(), shutdown.clone()));
+    tracker.spawn(link::run_session(config.clone(), partitions.clone(), shutdown.clone()));
     tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), shutdown.clone()));
     tracker.spawn(crate::replication::manage_isr(
         partitions.clone(),

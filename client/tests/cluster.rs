@@ -130,6 +130,16 @@ async fn raw_produce_all(
     partition: u32,
     batches: Vec<Bytes>,
 ) -> Vec<pb::ProduceResponse> {
+    raw_produce_with(address, topic, partition, batches, pb::Acks::All).await
+}
+
+async fn raw_produce_with(
+    address: std::net::SocketAddr,
+    topic: &str,
+    partition: u32,
+    batches: Vec<Bytes>,
+    acks: pb::Acks,
+) -> Vec<pb::ProduceResponse> {
     let mut client = BrokerServiceClient::connect(format!("http://{address}"))
         .await
         .unwrap()
@@ -143,7 +153,7 @@ async fn raw_produce_all(
             correlation_id: 7 + i as u64,
             topic: topic.into(),
             partition,
-            acks: pb::Acks::All as i32,
+            acks: acks as i32,
             batch,
         })
         .collect();
@@ -354,4 +364,34 @@ async fn given_a_leader_it_should_say_where_each_leader_epoch_ends() {
     assert_eq!((r.leader_epoch, r.end_offset), (Some(1), Some(3)));
     let r = client.offset_for_leader_epoch(ask(0)).await.unwrap().into_inner();
     assert_eq!((r.leader_epoch, r.end_offset), (None, None), "epoch 0 predates this log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_no_sentinel_contact_for_a_session_timeout_the_broker_should_refuse_acks_all() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("cut-off", 1, 1).await;
+    env.wait_serving("cut-off").await;
+    let address = env.brokers[0].address;
+    let ok = raw_produce_with(address, "cut-off", 0, vec![raw_batch(10)], pb::Acks::All).await.remove(0);
+    assert!(ok.error.is_none(), "{:?}", ok.error);
+
+    // The sentinel stops answering for longer than the 2 s session timeout.
+    env.sentinel.pause();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let refused = raw_produce_with(address, "cut-off", 0, vec![raw_batch(10)], pb::Acks::All).await.remove(0);
+    let e = refused.error.expect("acks=all refused while cut off");
+    assert_eq!(e.error_code(), ErrorCode::NotLeader);
+    assert!(e.message.contains("no sentinel"), "{}", e.message);
+    env.sentinel.resume();
+
+    // Back in contact (re-registered if the session expired meanwhile): writes work again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = raw_produce_with(address, "cut-off", 0, vec![raw_batch(10)], pb::Acks::All).await.remove(0);
+        if r.error.is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still refused: {:?}", r.error);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
