@@ -63,19 +63,22 @@ pub async fn serve(
     // A follower is served up to the leader's log end, and its progress
     // moves the high watermark; a consumer is served up to the high watermark.
     let follower = start.replica_id;
-    if let Some(f) = follower {
-        if f == partitions.broker_id() || !replica.state().replicas.contains(&f) {
-            return send_error(
-                &out,
-                pb::Error::new(ErrorCode::InvalidArgument, format!("broker {f} is not a follower of this partition")),
-            )
-            .await;
-        }
-        replica.record_follower(f, start.offset);
-        replica.follower_stream(f, true);
+    // A follower's stream belongs to one leadership term: it ends when the
+    // epoch changes, and the follower starts over (truncating first).
+    let term = replica.state().leader_epoch;
+    let stream_id = NEXT_STREAM.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(f) = follower
+        && (f == partitions.broker_id() || !replica.state().replicas.contains(&f))
+    {
+        let message = format!("broker {f} is not a follower of this partition");
+        return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, message)).await;
     }
     // However the stream ends, the leader learns the follower stopped fetching.
-    let _closed = follower.map(|f| StreamGuard { replica: replica.clone(), follower: f });
+    let _closed = follower.map(|f| StreamGuard { replica: replica.clone(), follower: f, stream: stream_id });
+    let mut registered = false;
+    // The leader's log end when this stream last sent everything up to it:
+    // a follower that reports at least that much was caught up.
+    let mut served_through: Option<u64> = None;
     let mut credit = start.credit_bytes;
     let mut offset = start.offset;
     let mut hw_changes = if follower.is_some() { replica.watch_log_end() } else { replica.watch_high_watermark() };
@@ -84,7 +87,8 @@ pub async fn serve(
         // The replica may have been closed or replaced (moved, topic
         // re-created) or lost its leadership: the consumer must look again.
         let current = partitions.get(&replica.topic, replica.partition);
-        if !replica.is_leader() || !current.is_some_and(|c| Arc::ptr_eq(&c, &replica)) {
+        let epoch_changed = follower.is_some() && replica.state().leader_epoch != term;
+        if !replica.is_leader() || epoch_changed || !current.is_some_and(|c| Arc::ptr_eq(&c, &replica)) {
             let hint = replica.state().leader.and_then(|l| partitions.broker_address(l));
             return send_error(&out, not_leader(&replica.topic, replica.partition, hint)).await;
         }
@@ -102,6 +106,13 @@ pub async fn serve(
             };
             let _ = out.send(Ok(response)).await;
             return;
+        }
+        if let Some(f) = follower
+            && !registered
+        {
+            registered = true;
+            replica.record_follower(f, offset, offset >= upper);
+            replica.follower_stream(f, stream_id, true);
         }
         if credit > 0 && offset < upper {
             let log = replica.log.clone();
@@ -125,6 +136,9 @@ pub async fn serve(
                 let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
                 credit = credit.saturating_sub(bytes);
                 offset = next;
+                if offset >= upper {
+                    served_through = Some(upper);
+                }
                 let response = pb::FetchResponse {
                     error: None,
                     batches,
@@ -147,7 +161,9 @@ pub async fn serve(
                 Some(Ok(pb::FetchRequest { kind: Some(Kind::Credit(c)) })) => {
                     credit = credit.saturating_add(c.bytes);
                     if let (Some(f), Some(end)) = (follower, c.replica_log_end) {
-                        replica.record_follower(f, end);
+                        // A report cannot exceed what this stream served.
+                        let end = end.min(offset);
+                        replica.record_follower(f, end, served_through.is_some_and(|s| end >= s));
                     }
                 }
                 Some(Ok(_)) => return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, "`start` may only come first")).await,
@@ -159,14 +175,18 @@ pub async fn serve(
     }
 }
 
+/// Ids of fetch streams, so that a follower's streams are told apart.
+static NEXT_STREAM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Marks a follower's fetch stream closed when dropped.
 struct StreamGuard {
     replica: Arc<crate::partition::Replica>,
     follower: u32,
+    stream: u64,
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.replica.follower_stream(self.follower, false);
+        self.replica.follower_stream(self.follower, self.stream, false);
     }
 }

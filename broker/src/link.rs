@@ -71,6 +71,7 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                 address: config.address.to_string(),
                 ..Default::default()
             };
+            let sent = std::time::Instant::now();
             match client.register_broker(req).await.map(tonic::Response::into_inner) {
                 Ok(pb::RegisterBrokerResponse {
                     error: None,
@@ -83,7 +84,7 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                     let timeout = Duration::from_millis(session_timeout_ms.max(1000));
                     session = Some((session_id, interval, timeout));
                     last_ok = tokio::time::Instant::now();
-                    partitions.sentinel_contact(timeout);
+                    partitions.sentinel_contact(sent, timeout);
                 }
                 Ok(r) => {
                     tracing::warn!(sentinel = %address, error = ?r.error, "registration refused; retrying");
@@ -107,11 +108,13 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
         if !pause(&token, interval).await {
             return;
         }
+        // The session is fresh from when the heartbeat was sent, not answered.
+        let sent = std::time::Instant::now();
         let beat = client.broker_heartbeat(pb::BrokerHeartbeatRequest { broker_id: config.id, session_id: id }).await;
         match beat.map(tonic::Response::into_inner) {
             Ok(pb::BrokerHeartbeatResponse { error: None }) => {
                 last_ok = tokio::time::Instant::now();
-                partitions.sentinel_contact(timeout);
+                partitions.sentinel_contact(sent, timeout);
             }
             Ok(pb::BrokerHeartbeatResponse { error: Some(e) }) if e.error_code() == ErrorCode::UnknownBroker => {
                 tracing::warn!("session expired; registering again");

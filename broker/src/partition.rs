@@ -33,17 +33,21 @@ pub struct Replica {
     term: Mutex<Option<Term>>,
     /// acks=all needs at least this many in-sync replicas.
     min_insync: std::sync::atomic::AtomicUsize,
+    /// Replicas whose addition to the ISR was requested and not yet settled:
+    /// the high watermark counts them already, so that nothing is
+    /// acknowledged without them if etcd applied the change.
+    pending_isr: Mutex<Vec<u32>>,
 }
 
 /// A follower's progress as its leader sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FollowerProgress {
     /// Its log end after its last append.
     pub log_end: u64,
     /// When its log end last reached the leader's.
     pub caught_up_at: Instant,
-    /// Its open fetch streams: a follower with none is not fetching.
-    pub streams: u32,
+    /// Ids of its open fetch streams: a follower with none is not fetching.
+    pub streams: std::collections::HashSet<u64>,
 }
 
 /// The current leadership term of this broker for a partition.
@@ -126,8 +130,9 @@ impl Replica {
             return;
         }
         let mut visible = self.locally_visible();
+        let pending = self.pending_isr.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        for member in state.isr.iter().filter(|m| **m != self.broker_id) {
+        for member in state.isr.iter().chain(&pending).filter(|m| **m != self.broker_id) {
             visible = visible.min(followers.get(member).map_or(0, |f| f.log_end));
         }
         drop(followers);
@@ -140,15 +145,15 @@ impl Replica {
         self.raise_high_watermark(leader_high_watermark.min(self.locally_visible()));
     }
 
-    /// As leader: a follower reports its log end.
-    pub fn record_follower(&self, follower: u32, log_end: u64) {
-        let caught_up = log_end >= self.log.log_end_offset();
+    /// As leader: a follower reports its log end; `caught_up` when it
+    /// reached the log end this leader had when it served the data.
+    pub fn record_follower(&self, follower: u32, log_end: u64, caught_up: bool) {
         {
             let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = followers.entry(follower).or_insert(FollowerProgress {
+            let entry = followers.entry(follower).or_insert_with(|| FollowerProgress {
                 log_end,
                 caught_up_at: Instant::now(),
-                streams: 0,
+                streams: Default::default(),
             });
             entry.log_end = log_end;
             if caught_up {
@@ -158,23 +163,32 @@ impl Replica {
         self.advance_high_watermark();
     }
 
+    /// As leader: replicas about to be proposed for the ISR (see `pending_isr`).
+    pub fn set_pending_isr(&self, additions: Vec<u32>) {
+        *self.pending_isr.lock().unwrap_or_else(|p| p.into_inner()) = additions;
+    }
+
     /// As leader: every follower's reported progress. A follower that is
     /// fetching and holds the whole log counts as caught up now (an idle
     /// partition sends it nothing to report about).
     pub fn followers(&self) -> HashMap<u32, FollowerProgress> {
         let end = self.log.log_end_offset();
         let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        for f in followers.values_mut().filter(|f| f.streams > 0 && f.log_end >= end) {
+        for f in followers.values_mut().filter(|f| !f.streams.is_empty() && f.log_end >= end) {
             f.caught_up_at = Instant::now();
         }
         followers.clone()
     }
 
-    /// As leader: a follower opened (`+1`) or closed (`-1`) a fetch stream.
-    pub fn follower_stream(&self, follower: u32, opened: bool) {
+    /// As leader: a follower opened (`opened`) or closed fetch stream `stream`.
+    pub fn follower_stream(&self, follower: u32, stream: u64, opened: bool) {
         let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = followers.get_mut(&follower) {
-            f.streams = if opened { f.streams + 1 } else { f.streams.saturating_sub(1) };
+            if opened {
+                f.streams.insert(stream);
+            } else {
+                f.streams.remove(&stream);
+            }
         }
     }
 
@@ -204,10 +218,13 @@ impl Replica {
     pub fn set_state(&self, state: pb::PartitionState) {
         {
             let mut current = self.state.write().unwrap_or_else(|p| p.into_inner());
-            // A lagging sentinel must not hand back an older leadership.
-            if state.leader_epoch < current.leader_epoch {
+            // A lagging sentinel (or a stale reply) must not hand back an
+            // older state: epochs first, then the etcd revision within one.
+            if (state.leader_epoch, state.revision) < (current.leader_epoch, current.revision) {
                 return;
             }
+            // A newer state settles any ISR proposal in flight.
+            self.pending_isr.lock().unwrap_or_else(|p| p.into_inner()).clear();
             let leading = state.leader == Some(self.broker_id);
             let mut term = self.term.lock().unwrap_or_else(|p| p.into_inner());
             match (*term, leading) {
@@ -273,9 +290,10 @@ impl Partitions {
         self.broker_id
     }
 
-    /// A sentinel just confirmed the session (registration or heartbeat).
-    pub fn sentinel_contact(&self, session_timeout: Duration) {
-        *self.contact.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), session_timeout));
+    /// A sentinel confirmed the session (registration or heartbeat) with a
+    /// request sent at `sent`.
+    pub fn sentinel_contact(&self, sent: Instant, session_timeout: Duration) {
+        *self.contact.lock().unwrap_or_else(|p| p.into_inner()) = Some((sent, session_timeout));
     }
 
     /// False once no sentinel has confirmed the session for a session
@@ -435,7 +453,7 @@ impl Partitions {
                     topic: state.topic.clone(),
                     partition: state.partition,
                     log: Arc::new(log),
-                    state: RwLock::new(pb::PartitionState { leader_epoch: 0, ..state.clone() }),
+                    state: RwLock::new(pb::PartitionState { leader_epoch: 0, revision: 0, ..state.clone() }),
                     high_watermark: watch::Sender::new(start),
                     log_end: watch::Sender::new(end),
                     broker_id: self.broker_id,
@@ -443,6 +461,7 @@ impl Partitions {
                     followers: Mutex::new(HashMap::new()),
                     term: Mutex::new(None),
                     min_insync: std::sync::atomic::AtomicUsize::new(1),
+                    pending_isr: Mutex::new(Vec::new()),
                 });
                 replica.set_min_insync(topic);
                 replica.set_state(state);

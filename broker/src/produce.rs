@@ -92,8 +92,10 @@ async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch
     let Some(replica) = partitions.get(&req.topic, req.partition) else {
         return (answer(id, not_leader(&req.topic, req.partition, None)), true);
     };
-    if !replica.is_leader() {
-        let hint = replica.state().leader.and_then(|l| partitions.broker_address(l));
+    // One snapshot decides leadership and the epoch stamped on the batch.
+    let state = replica.state();
+    if state.leader != Some(partitions.broker_id()) {
+        let hint = state.leader.and_then(|l| partitions.broker_address(l));
         return (answer(id, not_leader(&req.topic, req.partition, hint)), true);
     }
     let acks_all = !matches!(Acks::try_from(req.acks), Ok(Acks::None | Acks::Leader));
@@ -102,13 +104,14 @@ async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch
         e.message = format!("{}: no sentinel has confirmed this broker's session for a session timeout", e.message);
         return (answer(id, e), true);
     }
-    append(replica, req, max_batch_bytes).await
+    append(replica, state, req, max_batch_bytes).await
 }
 
 /// Appends a request's batch to a partition this broker leads; also says
 /// whether it was refused as `NOT_LEADER` (the replica changed under it).
 async fn append(
     replica: Arc<crate::partition::Replica>,
+    state: pb::PartitionState,
     req: pb::ProduceRequest,
     max_batch_bytes: usize,
 ) -> (Pending, bool) {
@@ -131,7 +134,6 @@ async fn append(
         Ok(Acks::Leader) => Acks::Leader,
         _ => Acks::All,
     };
-    let state = replica.state();
     if acks == Acks::All && state.isr.len() < replica.min_insync() {
         let message = format!(
             "{} in-sync replicas of {}/{}, acks=all needs {}",
@@ -142,7 +144,8 @@ async fn append(
         );
         return refuse(pb::Error::new(ErrorCode::NotEnoughReplicas, message));
     }
-    let epoch = replica.leader_epoch();
+    // Epochs start at 1 and grow by one per leadership change.
+    let epoch = state.leader_epoch as u32;
     // The append itself (a write into the page cache) happens now, in order.
     let log = replica.log.clone();
     let appended = tokio::task::spawn_blocking(move || log.append_deferred(&batch, epoch)).await;
@@ -159,7 +162,11 @@ async fn append(
         let error = match durable {
             Ok(Ok(())) => {
                 replica.advance_high_watermark();
-                if acks == Acks::All { wait_replicated(&replica, pending.info.next_offset).await } else { None }
+                if acks == Acks::All {
+                    wait_replicated(&replica, state.leader_epoch, pending.info.next_offset).await
+                } else {
+                    None
+                }
             }
             Ok(Err(e)) => Some(storage_error(&e)),
             Err(e) => Some(pb::Error::new(ErrorCode::Internal, format!("fsync task failed: {e}"))),
@@ -181,19 +188,31 @@ async fn append(
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Waits until the high watermark passes `next_offset` (every in-sync
-/// replica holds the batch); an error if leadership is lost meanwhile (the
-/// batch may be truncated by the next leader) or the wait times out.
-async fn wait_replicated(replica: &crate::partition::Replica, next_offset: u64) -> Option<pb::Error> {
+/// replica holds the batch). Leadership is checked first on every wake: once
+/// the epoch the batch was appended under is over, the batch may have been
+/// truncated (and the high watermark raised past it by other data), so it is
+/// refused with `NOT_LEADER`. An ISR that shrank below `min_insync_replicas`
+/// while waiting refuses it too (`NOT_ENOUGH_REPLICAS`, after the append).
+async fn wait_replicated(replica: &crate::partition::Replica, epoch: u64, next_offset: u64) -> Option<pb::Error> {
     let mut hw = replica.watch_high_watermark();
     let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
     loop {
-        if *hw.borrow_and_update() >= next_offset {
-            return None;
-        }
-        if !replica.is_leader() {
+        let state = replica.state();
+        if !replica.is_leader() || state.leader_epoch != epoch {
             let message =
                 format!("lost leadership of {}/{} before the batch was replicated", replica.topic, replica.partition);
             return Some(pb::Error::new(ErrorCode::NotLeader, message));
+        }
+        if *hw.borrow_and_update() >= next_offset {
+            if state.isr.len() < replica.min_insync() {
+                let message = format!(
+                    "the ISR shrank to {} while waiting, below min_insync_replicas {}",
+                    state.isr.len(),
+                    replica.min_insync()
+                );
+                return Some(pb::Error::new(ErrorCode::NotEnoughReplicas, message));
+            }
+            return None;
         }
         tokio::select! {
             changed = hw.changed() => if changed.is_err() {

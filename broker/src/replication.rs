@@ -131,6 +131,12 @@ async fn replicate(
         }
         let mut bytes = 0u64;
         for raw in response.batches {
+            // Stop at once if this broker was made leader (or the term ended):
+            // nothing from the old term may be appended after that.
+            let state = replica.state();
+            if token.is_cancelled() || state.leader_epoch != epoch || state.leader == Some(me) {
+                return Ok(());
+            }
             bytes += raw.len() as u64;
             let batch = Batch::parse(raw)?;
             if batch.next_offset() <= replica.log.log_end_offset() {
@@ -159,10 +165,18 @@ async fn truncate_divergence(replica: &Arc<Replica>, client: &mut BrokerServiceC
     if let Some(e) = answer.error {
         anyhow::bail!("leader answered {:?}: {}", e.error_code(), e.message);
     }
-    // An epoch older than the leader's whole history: keep only what the
-    // cluster committed.
-    let end = answer.end_offset.unwrap_or_else(|| replica.high_watermark());
     let ours = replica.log.log_end_offset();
+    let end = match (answer.leader_epoch, answer.end_offset) {
+        // The leader never had our latest epoch: the logs agree at most up to
+        // where the epoch it names ends in both of them.
+        (Some(epoch), Some(end)) if epoch < latest => {
+            end.min(replica.log.end_offset_for_epoch(epoch).map_or(0, |(_, own_end)| own_end))
+        }
+        (_, Some(end)) => end,
+        // An epoch older than the leader's whole history: keep only what the
+        // cluster committed.
+        _ => replica.high_watermark(),
+    };
     if end < ours {
         tracing::warn!(
             topic = %replica.topic,
@@ -194,8 +208,10 @@ pub async fn manage_isr(
             _ = token.cancelled() => return,
         }
         for replica in partitions.all() {
-            let Some(wanted) = wanted_isr(&replica, me, lag_max) else { continue };
-            let state = replica.state();
+            let Some((state, wanted)) = wanted_isr(&replica, me, lag_max) else { continue };
+            // Count the replicas being added before etcd has them, so that
+            // nothing is acknowledged without them if the change lands.
+            replica.set_pending_isr(wanted.iter().copied().filter(|r| !state.isr.contains(r)).collect());
             let req = pb::AlterIsrRequest {
                 broker_id: me,
                 topic: replica.topic.clone(),
@@ -210,6 +226,8 @@ pub async fn manage_isr(
                 }
                 Ok(r) => {
                     tracing::warn!(topic = %replica.topic, partition = replica.partition, error = ?r.error, "ISR change refused");
+                    // Refused: nothing was added.
+                    replica.set_pending_isr(Vec::new());
                     if let Some(current) = r.state {
                         replica.set_state(current);
                     }
@@ -222,8 +240,9 @@ pub async fn manage_isr(
     }
 }
 
-/// The ISR this leader should have now, if it differs from the current one.
-fn wanted_isr(replica: &Replica, me: u32, lag_max: Duration) -> Option<Vec<u32>> {
+/// The ISR this leader should have now, with the state it was computed
+/// from, if it differs from the current one.
+fn wanted_isr(replica: &Replica, me: u32, lag_max: Duration) -> Option<(pb::PartitionState, Vec<u32>)> {
     let state = replica.state();
     if state.leader != Some(me) {
         return None;
@@ -247,9 +266,11 @@ fn wanted_isr(replica: &Replica, me: u32, lag_max: Duration) -> Option<Vec<u32>>
                 now.duration_since(since) <= lag_max
             } else {
                 // Only a follower that is fetching right now may join.
-                p.is_some_and(|p| p.streams > 0 && p.log_end >= high_watermark && p.log_end >= term.start_offset)
+                p.is_some_and(|p| {
+                    !p.streams.is_empty() && p.log_end >= high_watermark && p.log_end >= term.start_offset
+                })
             }
         })
         .collect();
-    (wanted != state.isr).then_some(wanted)
+    (wanted != state.isr).then_some((state, wanted))
 }

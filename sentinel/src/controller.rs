@@ -169,7 +169,8 @@ impl Controller {
                 broker.address
             )));
         }
-        let ttl = self.config.session_timeout.as_secs().max(1) as i64;
+        // Rounded up: the lease must outlive what the broker believes.
+        let ttl = self.config.session_timeout.as_millis().div_ceil(1000).max(1) as i64;
         let mut client = self.store.client();
         let lease = client
             .lease_grant(ttl, None)
@@ -271,7 +272,13 @@ impl Controller {
     /// (`Fenced`) unless `broker` still leads the partition at `leader_epoch`;
     /// the ISR must hold the leader and only replicas. Compare-and-swapped on
     /// the partition's revision, with op `alter-isr`.
-    pub async fn alter_isr(&self, fence: &Fence, view: &ClusterView, request: IsrChange) -> Result<PartitionRecord> {
+    /// Returns the new state and the revision it was written at.
+    pub async fn alter_isr(
+        &self,
+        fence: &Fence,
+        view: &ClusterView,
+        request: IsrChange,
+    ) -> Result<(PartitionRecord, i64)> {
         let IsrChange { broker, topic, partition, leader_epoch, isr } = request;
         let topic = topic.as_str();
         let key = (topic.to_owned(), partition);
@@ -295,17 +302,18 @@ impl Controller {
         }
         // Keep replica order, so the ISR reads the same however it was built.
         let isr: Vec<u32> = current.replicas.iter().copied().filter(|b| isr.contains(b)).collect();
+        let revision = view.partition_revisions.get(&key).copied().unwrap_or(0);
         if isr == current.isr {
-            return Ok(current.clone());
+            return Ok((current.clone(), revision));
         }
         let next = PartitionRecord { isr, ..current.clone() };
         let keys = self.store.keys();
         let partition_key = keys.partition(topic, partition);
         let detail = format!("{topic}/{partition} isr {:?} -> {:?} epoch {leader_epoch}", current.isr, next.isr);
         let mut change = Change::new("alter-isr", detail).put_json(partition_key.clone(), &next, None);
-        let revision = view.partition_revisions.get(&key).copied().unwrap_or(0);
         change.require_mod_revision.push((partition_key, revision));
-        self.store.commit(fence, change).await.map(|_| next)
+        let (_, written) = self.store.commit_at(fence, change).await?;
+        Ok((next, written))
     }
 
     /// Gives every partition whose leader is gone a new leader from its

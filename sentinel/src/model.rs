@@ -93,6 +93,8 @@ impl From<&PartitionRecord> for pb::PartitionState {
             leader: p.leader,
             leader_epoch: p.leader_epoch,
             isr: p.isr.clone(),
+            // Filled in by whoever knows the etcd revision.
+            revision: 0,
         }
     }
 }

@@ -378,6 +378,12 @@ impl SentinelService for SentinelGrpc {
     }
 }
 
+/// A partition's state as sent to brokers, with the revision that orders it.
+fn state_of(view: &ClusterView, p: &PartitionRecord) -> pb::PartitionState {
+    let revision = view.partition_revisions.get(&(p.topic.clone(), p.partition)).copied().unwrap_or(0);
+    pb::PartitionState { revision: revision as u64, ..p.into() }
+}
+
 /// What a broker holds: (topic, partition) → assignment.
 fn assignments_of(view: &ClusterView, broker: u32) -> BTreeMap<(String, u32), pb::PartitionAssignment> {
     view.partitions
@@ -466,10 +472,13 @@ impl SentinelInternal for SentinelGrpc {
                 s.controller
                     .alter_isr(&fence, &view, change)
                     .await
-                    .map(|state| pb::AlterIsrResponse { error: None, state: Some((&state).into()) })
+                    .map(|(state, revision)| pb::AlterIsrResponse {
+                        error: None,
+                        state: Some(pb::PartitionState { revision: revision as u64, ..(&state).into() }),
+                    })
                     .map_err(|e| {
                         let current =
-                            view.partitions.get(&(req.topic.clone(), req.partition)).map(pb::PartitionState::from);
+                            view.partitions.get(&(req.topic.clone(), req.partition)).map(|p| state_of(&view, p));
                         (e, current)
                     })
             }

@@ -152,6 +152,12 @@ impl Store {
     /// Commits `change` with its op-log entry in one transaction guarded by
     /// `fence`; returns the op's sequence number.
     pub async fn commit(&self, fence: &Fence, change: Change) -> Result<u64> {
+        self.commit_at(fence, change).await.map(|(seq, _)| seq)
+    }
+
+    /// Like [`Store::commit`], also returning the etcd revision the change
+    /// was written at (the mod revision of every key it put).
+    pub async fn commit_at(&self, fence: &Fence, change: Change) -> Result<(u64, i64)> {
         let mut client = self.client.clone();
         let counter = self.keys.ops_counter();
         for _ in 0..COMMIT_ATTEMPTS {
@@ -208,7 +214,7 @@ impl Store {
                 if seq % TRIM_EVERY == 0 && seq > MAX_OPS {
                     self.trim_ops(seq - MAX_OPS).await;
                 }
-                return Ok(seq);
+                return Ok((seq, resp.header().map_or(0, |h| h.revision())));
             }
             // Work out which compare failed from the failure branch's reads.
             let gets: Vec<_> = resp

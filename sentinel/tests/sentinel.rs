@@ -235,7 +235,10 @@ async fn given_a_restarted_sentinel_should_recover_from_etcd_without_rewriting_i
     }
     // Wait until broker 1's session is gone and its partitions are offline,
     // so the restart finds nothing left to change.
-    wait_status(&s, "offline partitions", |r| r.offline_partitions.len() == 2).await;
+    wait_status(&s, "offline partitions", |r| {
+        r.offline_partitions.len() == 2 && r.offline_partitions.iter().all(|p| p.leader.is_none())
+    })
+    .await;
     let before = ops(&etcd).await;
     s.restart();
     let status = wait_status(&s, "leader after restart", |r| leader_of(r).is_some()).await;
