@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::BrokerConfig;
 use crate::error::{not_leader, storage_error};
-use crate::partition::Partitions;
+use crate::partition::{Partitions, Replica};
 use crate::{fetch, produce};
 
 /// Serves produce and fetch for the partitions this broker leads.
@@ -19,6 +19,22 @@ pub struct BrokerGrpc {
     pub config: Arc<BrokerConfig>,
     /// Ends every stream on shutdown (graceful shutdown waits for them).
     pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl BrokerGrpc {
+    /// The replica of a partition this broker leads, or the error to answer:
+    /// `INVALID_ARGUMENT` for a bad topic name, `NOT_LEADER` (with the
+    /// leader's address when known) otherwise.
+    fn led_replica(&self, topic: &str, partition: u32) -> Result<Arc<Replica>, pb::Error> {
+        goulette_proto::validate_topic_name(topic).map_err(|r| pb::Error::new(pb::ErrorCode::InvalidArgument, r))?;
+        match self.partitions.get(topic, partition) {
+            Some(r) if r.is_leader() => Ok(r),
+            Some(r) => {
+                Err(not_leader(topic, partition, r.state().leader.and_then(|l| self.partitions.broker_address(l))))
+            }
+            None => Err(not_leader(topic, partition, None)),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -49,19 +65,9 @@ impl BrokerService for BrokerGrpc {
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
         let req = req.into_inner();
         let error = |e| Ok(Response::new(pb::ListOffsetsResponse { error: Some(e), ..Default::default() }));
-        if let Err(reason) = goulette_proto::validate_topic_name(&req.topic) {
-            return error(pb::Error::new(pb::ErrorCode::InvalidArgument, reason));
-        }
-        let replica = match self.partitions.get(&req.topic, req.partition) {
-            Some(r) if r.is_leader() => r,
-            Some(r) => {
-                return error(not_leader(
-                    &req.topic,
-                    req.partition,
-                    r.state().leader.and_then(|l| self.partitions.broker_address(l)),
-                ));
-            }
-            None => return error(not_leader(&req.topic, req.partition, None)),
+        let replica = match self.led_replica(&req.topic, req.partition) {
+            Ok(r) => r,
+            Err(e) => return error(e),
         };
         let high_watermark = replica.high_watermark();
         let timestamp_offset = match req.timestamp {
@@ -89,16 +95,9 @@ impl BrokerService for BrokerGrpc {
     ) -> Result<Response<pb::OffsetForLeaderEpochResponse>, Status> {
         let req = req.into_inner();
         let error = |e| Ok(Response::new(pb::OffsetForLeaderEpochResponse { error: Some(e), ..Default::default() }));
-        if let Err(reason) = goulette_proto::validate_topic_name(&req.topic) {
-            return error(pb::Error::new(pb::ErrorCode::InvalidArgument, reason));
-        }
-        let replica = match self.partitions.get(&req.topic, req.partition) {
-            Some(r) if r.is_leader() => r,
-            Some(r) => {
-                let hint = r.state().leader.and_then(|l| self.partitions.broker_address(l));
-                return error(not_leader(&req.topic, req.partition, hint));
-            }
-            None => return error(not_leader(&req.topic, req.partition, None)),
+        let replica = match self.led_replica(&req.topic, req.partition) {
+            Ok(r) => r,
+            Err(e) => return error(e),
         };
         let found = replica.log.end_offset_for_epoch(req.leader_epoch);
         Ok(Response::new(pb::OffsetForLeaderEpochResponse {
