@@ -17,7 +17,7 @@ ARGS ?=
 # The scripts call make again (build-release); they use this one.
 export MAKE
 
-.PHONY: help deps build build-release test fmt fmt-check lint clean bench bench-storage fuzz-batch \
+.PHONY: help deps build build-release test fmt fmt-check lint clean bench bench-storage bench-failover fuzz-batch \
 	run-all run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
@@ -51,6 +51,11 @@ lint: deps ## clippy with warnings as errors, and a formatting check
 	$(CARGO) fmt --all -- --check
 
 bench: bench-storage ## the benchmarks (today: bench-storage)
+
+FAILOVER_KILLS ?= 20
+bench-failover: deps ## kill -9 a partition leader FAILOVER_KILLS times (default 20); print failover time p50/max
+	$(CARGO) build --workspace --bins --locked
+	FAILOVER_KILLS=$(FAILOVER_KILLS) $(CARGO) test -p goulette-client --locked --test failover_time -- --ignored --nocapture
 
 bench-storage: deps ## criterion benchmarks of the storage engine (about 10 minutes)
 	$(CARGO) bench -p goulette-storage --locked --bench log

@@ -207,6 +207,9 @@ struct PartitionSender {
     connection: Option<Connection>,
     next_correlation: u64,
     attempts: u32,
+    /// The broker the last connection attempt went to (reported to the
+    /// sentinels as unreachable if that attempt failed in transport).
+    last_broker: Option<u32>,
 }
 
 impl PartitionSender {
@@ -222,6 +225,7 @@ impl PartitionSender {
             connection: None,
             next_correlation: 0,
             attempts: 0,
+            last_broker: None,
         }
     }
 
@@ -266,6 +270,7 @@ impl PartitionSender {
     async fn connect(&mut self, unreachable: Option<u32>) -> Result<()> {
         let (broker, address) =
             self.cluster.find_leader(&self.topic, self.partition, unreachable, self.config.auto_create_topics).await?;
+        self.last_broker = Some(broker);
         let channel = self.cluster.channel(&address)?;
         let mut client = BrokerServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE)
@@ -328,7 +333,10 @@ impl PartitionSender {
                 && let Err(e) = self.connect(None).await
             {
                 if e.is_retriable() {
-                    self.retry(e, None).await;
+                    // A broker that refused the connection is reported, so
+                    // that the sentinels check it at once.
+                    let unreachable = matches!(e, ClientError::Transport { .. }).then_some(self.last_broker).flatten();
+                    self.retry(e, unreachable).await;
                 } else {
                     self.fail_all(&e);
                 }
