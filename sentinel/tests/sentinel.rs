@@ -174,8 +174,12 @@ async fn given_a_broker_that_stops_heartbeating_should_take_its_partitions_offli
     // Broker 1 goes silent: after the session timeout its partitions have no leader.
     let id = b1.id;
     drop(b1);
-    let status =
-        wait_status(&s, "broker 1's partitions to go offline", |r| r.offline_partitions.len() == mine.len()).await;
+    // Wait for the committed state (leader none), not just the view noticing
+    // that the leader's session is gone.
+    let status = wait_status(&s, "broker 1's partitions to go offline", |r| {
+        r.offline_partitions.len() == mine.len() && r.offline_partitions.iter().all(|p| p.leader.is_none())
+    })
+    .await;
     for p in &status.offline_partitions {
         assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (None, 2, vec![id]));
     }
