@@ -69,12 +69,6 @@ impl Replica {
         self.state.read().unwrap_or_else(|p| p.into_inner()).leader == Some(self.broker_id)
     }
 
-    /// The leader epoch stamped on appended batches.
-    pub fn leader_epoch(&self) -> u32 {
-        // Epochs start at 1 and grow by one per leadership change.
-        self.state.read().unwrap_or_else(|p| p.into_inner()).leader_epoch as u32
-    }
-
     /// The current high watermark.
     pub fn high_watermark(&self) -> u64 {
         *self.high_watermark.borrow()
@@ -254,8 +248,6 @@ pub struct Partitions {
     defaults: LogConfig,
     replicas: RwLock<HashMap<(String, u32), Arc<Replica>>>,
     brokers: RwLock<HashMap<u32, String>>,
-    /// True once the first assignment snapshot has been applied.
-    ready: watch::Sender<bool>,
     /// Replication tasks of the partitions this broker follows.
     followers: Mutex<HashMap<(String, u32), CancellationToken>>,
     /// The last time a sentinel confirmed this broker's session, and the
@@ -277,7 +269,6 @@ impl Partitions {
             defaults,
             replicas: RwLock::new(HashMap::new()),
             brokers: RwLock::new(HashMap::new()),
-            ready: watch::Sender::new(false),
             followers: Mutex::new(HashMap::new()),
             contact: Mutex::new(None),
             shutdown,
@@ -316,11 +307,6 @@ impl Partitions {
     /// The address of broker `id`, if known.
     pub fn broker_address(&self, id: u32) -> Option<String> {
         self.brokers.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
-    }
-
-    /// Follows whether the first assignment snapshot has been applied.
-    pub fn ready(&self) -> watch::Receiver<bool> {
-        self.ready.subscribe()
     }
 
     fn dir_of(&self, topic: &str, partition: u32) -> PathBuf {
@@ -388,9 +374,6 @@ impl Partitions {
         }
         for state in &update.removed {
             self.remove(&state.topic, state.partition, true).await;
-        }
-        if update.snapshot {
-            self.ready.send_replace(true);
         }
     }
 
