@@ -17,7 +17,7 @@ ARGS ?=
 # The scripts call make again (build-release); they use this one.
 export MAKE
 
-.PHONY: help deps build build-release test fmt fmt-check lint clean bench bench-storage bench-failover fuzz-batch \
+.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-storage bench-failover fuzz-batch \
 	run-all run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
@@ -51,6 +51,12 @@ lint: deps ## clippy with warnings as errors, and a formatting check
 	$(CARGO) fmt --all -- --check
 
 bench: bench-storage ## the benchmarks (today: bench-storage)
+
+SEED ?=
+DURATION ?= 300
+chaos: deps ## fault injection for DURATION seconds (default 300), SEED= to replay; fails on any lost or reordered ack
+	$(CARGO) build --workspace --bins --locked
+	SEED=$(SEED) DURATION=$(DURATION) $(CARGO) test -p goulette-client --locked --test chaos -- --ignored --nocapture chaos
 
 FAILOVER_KILLS ?= 20
 bench-failover: deps ## kill -9 a partition leader FAILOVER_KILLS times (default 20); print failover time p50/max

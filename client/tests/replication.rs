@@ -203,3 +203,43 @@ async fn given_a_deposed_leader_with_an_unreplicated_suffix_it_should_truncate_i
     }
     assert_eq!(held, want, "the old leader's log equals the new leader's");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_continuous_acks_all_producer_it_should_ride_through_the_leaders_kill() {
+    let mut env = Env::start(3, &["--replica-lag-max", "2s"]).await;
+    env.create_topic("ride", 1, 3).await;
+    env.wait_serving("ride").await;
+    wait_isr(&env, "ride", 3).await;
+    let (leader, epoch) = leader_of(&env, "ride").await;
+
+    // One producer keeps a window of writes in flight the whole time.
+    let producer = Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::KeyHash);
+    let mut deliveries = Vec::new();
+    for i in 0..600 {
+        let r = ProducerRecord { topic: "ride".into(), value: Bytes::from(format!("m{i}")), ..Default::default() };
+        deliveries.push(producer.send(r).await.unwrap());
+        if i == 200 {
+            env.brokers[index(leader)].kill();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Every write is acknowledged, at increasing offsets.
+    let mut offsets = Vec::new();
+    for (i, d) in deliveries.into_iter().enumerate() {
+        let meta = d.wait().await.unwrap_or_else(|e| panic!("write {i} failed: {e}"));
+        offsets.push(meta.offset.unwrap());
+    }
+    producer.close().await;
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "acknowledged offsets go backwards: {offsets:?}");
+    let (new_leader, new_epoch) = leader_of(&env, "ride").await;
+    assert!(new_leader != leader && new_epoch > epoch);
+
+    // Each acknowledged message is at its offset; a batch retried after its
+    // answer was lost may be there twice, nothing else.
+    let end = *offsets.last().unwrap() as usize + 1;
+    let records = consume_all(env.cluster(), "ride", end).await;
+    for (i, offset) in offsets.iter().enumerate() {
+        assert_eq!(records[*offset as usize].value, Bytes::from(format!("m{i}")), "message {i} at offset {offset}");
+    }
+    println!("600 writes through a leader kill; {} records stored", records.len());
+}

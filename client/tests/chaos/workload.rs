@@ -1,0 +1,194 @@
+//! The workload: producers sending sequence-numbered keyed messages with
+//! `acks=all` at a steady rate, and consumers following every partition,
+//! each recording what it was told.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use goulette_client::{
+    Cluster, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord, StartAt,
+};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::checker::{Ack, History};
+
+/// What producers and consumers recorded.
+#[derive(Default)]
+struct Records {
+    acks: Vec<Ack>,
+    /// Per partition, when each acknowledgement arrived.
+    ack_times: HashMap<u32, Vec<Instant>>,
+    observed: BTreeMap<u32, Vec<(u64, String)>>,
+}
+
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    operations: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    records: Arc<Mutex<Records>>,
+    producers: JoinSet<()>,
+    consumers: JoinSet<()>,
+    started: Instant,
+}
+
+impl Workload {
+    /// Starts `producers` producers sending `rate` messages/s each, and
+    /// `consumers` consumers of every one of the `partitions` partitions.
+    pub fn start(
+        cluster: &Arc<Cluster>,
+        topic: &str,
+        partitions: u32,
+        producers: u32,
+        consumers: u32,
+        rate: u32,
+    ) -> Workload {
+        let mut w = Workload {
+            stop: Arc::new(AtomicBool::new(false)),
+            operations: Arc::new(AtomicU64::new(0)),
+            failed: Arc::new(AtomicU64::new(0)),
+            records: Arc::new(Mutex::new(Records::default())),
+            producers: JoinSet::new(),
+            consumers: JoinSet::new(),
+            started: Instant::now(),
+        };
+        for id in 0..producers {
+            w.producers.spawn(w.produce(cluster.clone(), topic.to_owned(), id, rate));
+        }
+        for _ in 0..consumers {
+            for p in 0..partitions {
+                w.consumers.spawn(w.consume(cluster.clone(), topic.to_owned(), p));
+            }
+        }
+        w
+    }
+
+    fn produce(&self, cluster: Arc<Cluster>, topic: String, id: u32, rate: u32) -> impl Future<Output = ()> + use<> {
+        let (stop, operations, failed, records) =
+            (self.stop.clone(), self.operations.clone(), self.failed.clone(), self.records.clone());
+        async move {
+            let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
+            let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut deliveries = JoinSet::new();
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let record = ProducerRecord {
+                    topic: topic.clone(),
+                    key: Some(Bytes::from(format!("p{id}-k{}", seq % 64))),
+                    value: Bytes::from(format!("p{id}-{seq}")),
+                    ..Default::default()
+                };
+                operations.fetch_add(1, Ordering::Relaxed);
+                match producer.send(record).await {
+                    Ok(delivery) => {
+                        let (failed, records) = (failed.clone(), records.clone());
+                        deliveries.spawn(async move {
+                            match delivery.wait().await {
+                                Ok(meta) => {
+                                    let now = Instant::now();
+                                    let mut r = records.lock().unwrap();
+                                    let offset = meta.offset.expect("acks=all returns an offset");
+                                    r.acks.push(Ack { producer: id, seq, partition: meta.partition, offset });
+                                    r.ack_times.entry(meta.partition).or_default().push(now);
+                                }
+                                Err(_) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                seq += 1;
+            }
+            deliveries.join_all().await;
+            producer.close().await;
+        }
+    }
+
+    /// Follows one partition from the beginning, resubscribing after an
+    /// error at the next offset not yet delivered.
+    fn consume(&self, cluster: Arc<Cluster>, topic: String, partition: u32) -> impl Future<Output = ()> + use<> {
+        let (stop, records) = (self.stop.clone(), self.records.clone());
+        async move {
+            let mut next = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let config = ConsumerConfig {
+                    partitions: Some(vec![partition]),
+                    start: StartAt::Offset(next),
+                    ..Default::default()
+                };
+                if let Ok(mut consumer) = Consumer::subscribe(cluster.clone(), &topic, config).await {
+                    while !stop.load(Ordering::Relaxed) {
+                        match tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+                            Ok(Some(Ok(r))) => {
+                                let value = String::from_utf8_lossy(&r.value).into_owned();
+                                records.lock().unwrap().observed.entry(partition).or_default().push((r.offset, value));
+                                next = r.offset + 1;
+                            }
+                            Ok(Some(Err(_))) | Ok(None) => break,
+                            Err(_) => {}
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Stops sending, waits for every outstanding acknowledgement, stops
+    /// the consumers and returns what was recorded.
+    pub async fn finish(mut self) -> History {
+        self.stop.store(true, Ordering::Relaxed);
+        let stopped = Instant::now();
+        while self.producers.join_next().await.is_some() {}
+        while self.consumers.join_next().await.is_some() {}
+        let mut records = std::mem::take(&mut *self.records.lock().unwrap());
+        let unavailable = records
+            .ack_times
+            .iter_mut()
+            .map(|(p, times)| {
+                times.sort();
+                let mut longest = times.first().map_or(Duration::ZERO, |t| *t - self.started);
+                for pair in times.windows(2) {
+                    longest = longest.max(pair[1] - pair[0]);
+                }
+                (*p, longest.max(stopped.saturating_duration_since(*times.last().unwrap_or(&stopped))))
+            })
+            .collect();
+        History {
+            operations: self.operations.load(Ordering::Relaxed),
+            acks: records.acks,
+            failed: self.failed.load(Ordering::Relaxed),
+            observed: records.observed,
+            unavailable,
+            ..Default::default()
+        }
+    }
+}
+
+/// Reads partition `partition` from offset 0 to its high watermark.
+pub async fn read_partition(cluster: &Arc<Cluster>, topic: &str, partition: u32) -> Vec<(u64, String)> {
+    let offsets = goulette_client::consumer::list_offsets(cluster, topic, partition, None).await.expect("list offsets");
+    let config = ConsumerConfig { partitions: Some(vec![partition]), start: StartAt::Beginning, ..Default::default() };
+    let mut consumer = Consumer::subscribe(cluster.clone(), topic, config).await.expect("subscribe");
+    let mut out = Vec::new();
+    let mut next = offsets.log_start_offset;
+    while next < offsets.high_watermark {
+        match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
+            Ok(Some(Ok(r))) => {
+                next = r.offset + 1;
+                out.push((r.offset, String::from_utf8_lossy(&r.value).into_owned()));
+            }
+            other => panic!("reading {topic}/{partition} stopped at {next} of {}: {other:?}", offsets.high_watermark),
+        }
+    }
+    out
+}
