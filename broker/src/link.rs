@@ -120,6 +120,21 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                 tracing::warn!("session expired; registering again");
                 session = None;
             }
+            Ok(pb::BrokerHeartbeatResponse { error: Some(e) }) if e.error_code() == ErrorCode::Unavailable => {
+                // The sentinel is alive but cannot reach etcd. Leadership
+                // stands: moving it needs an etcd write, and a leader
+                // deposed through another sentinel cannot acknowledge
+                // `acks=all` alone (its followers stop fetching from it and
+                // an ISR shrink needs etcd too). So this counts as contact;
+                // the next heartbeat tries another sentinel, which refreshes
+                // the session if it can reach etcd.
+                tracing::debug!(sentinel = %address, error = %e.message, "sentinel cannot reach etcd");
+                last_ok = tokio::time::Instant::now();
+                partitions.sentinel_contact(sent, timeout);
+                if let Ok(next) = sentinels.client() {
+                    (address, client) = next;
+                }
+            }
             other => {
                 match other {
                     Ok(r) => {

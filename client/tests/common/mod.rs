@@ -57,6 +57,12 @@ impl Env {
         goulette_client::Admin::new(self.cluster()).create_topic(config).await.unwrap()
     }
 
+    /// Creates a one-partition RF=1 topic, returning the outcome.
+    pub async fn create_topic_result(&self, name: &str) -> goulette_client::Result<pb::TopicMetadata> {
+        let config = pb::TopicConfig { name: name.into(), partitions: 1, replication_factor: 1, ..Default::default() };
+        goulette_client::Admin::new(self.cluster()).create_topic(config).await
+    }
+
     /// Waits until every broker has opened the partitions it leads (the
     /// assignment stream is asynchronous).
     pub async fn wait_serving(&self, topic: &str) {
