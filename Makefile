@@ -17,7 +17,7 @@ ARGS ?=
 # The scripts call make again (build-release); they use this one.
 export MAKE
 
-.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-storage bench-failover fuzz-batch \
+.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-storage bench-failover fuzz-batch \
 	run-all run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
@@ -62,6 +62,10 @@ FAILOVER_KILLS ?= 20
 bench-failover: deps ## kill -9 a partition leader FAILOVER_KILLS times (default 20); print failover time p50/max
 	$(CARGO) build --workspace --bins --locked
 	FAILOVER_KILLS=$(FAILOVER_KILLS) $(CARGO) test -p goulette-client --locked --test failover_time -- --ignored --nocapture
+
+bench-replicated: deps ## RF=3 acks=all 1 KiB throughput, one producer, 3 brokers (release builds)
+	$(CARGO) build --workspace --bins --release --locked
+	$(CARGO) test -p goulette-client --release --locked --test replicated_throughput -- --ignored --nocapture
 
 bench-storage: deps ## criterion benchmarks of the storage engine (about 10 minutes)
 	$(CARGO) bench -p goulette-storage --locked --bench log

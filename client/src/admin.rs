@@ -78,6 +78,17 @@ impl Admin {
         check(resp.error, ())
     }
 
+    /// Decommissions broker `id` (its replicas move away), or with `undo`
+    /// makes it eligible for replicas again.
+    pub async fn decommission_broker(&self, id: u32, undo: bool) -> Result<()> {
+        let req = pb::DecommissionBrokerRequest { broker_id: id, undo };
+        let resp = self
+            .cluster
+            .with_sentinel("decommission broker", |mut c| async move { c.decommission_broker(req).await })
+            .await?;
+        check(resp.error, ())
+    }
+
     /// Every topic's name, sorted.
     pub async fn list_topics(&self) -> Result<Vec<pb::TopicMetadata>> {
         let mut topics = self.cluster.refresh(&[], false, &[]).await?.topics;

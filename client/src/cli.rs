@@ -129,6 +129,19 @@ pub async fn topic_delete(cluster: Arc<Cluster>, name: &str) -> anyhow::Result<b
     Ok(true)
 }
 
+/// `broker decommission` (or with `undo`, `broker recommission`).
+pub async fn broker_decommission(cluster: Arc<Cluster>, id: u32, undo: bool) -> anyhow::Result<bool> {
+    Admin::new(cluster).decommission_broker(id, undo).await?;
+    if undo {
+        println!("broker {id} may hold replicas again");
+    } else {
+        println!(
+            "broker {id} decommissioned: its replicas are moving; `goulette cluster status` shows how many it still holds"
+        );
+    }
+    Ok(true)
+}
+
 /// `produce` options.
 #[derive(Debug, Clone)]
 pub struct ProduceOptions {
@@ -302,7 +315,7 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
         Format::Json => {
             let json = serde_json::json!({
                 "sentinels": status.sentinels.iter().map(|s| serde_json::json!({"id": s.id, "address": s.address, "leader": s.leader})).collect::<Vec<_>>(),
-                "brokers": status.brokers.iter().map(|b| serde_json::json!({"id": b.id, "address": b.address, "state": state(b)})).collect::<Vec<_>>(),
+                "brokers": status.brokers.iter().map(|b| serde_json::json!({"id": b.id, "address": b.address, "state": state(b), "replicas": b.replicas, "decommissioned": b.decommissioned})).collect::<Vec<_>>(),
                 "offline_partitions": status.offline_partitions.iter().map(|p| serde_json::json!({"topic": p.topic, "partition": p.partition, "isr": p.isr})).collect::<Vec<_>>(),
                 "metadata_version": status.metadata_version,
                 "healthy": leader_known && brokers_up,
@@ -319,7 +332,8 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
             }
             println!("brokers:");
             for b in &status.brokers {
-                println!("  {:<6} {:<22} {}", b.id, b.address, state(b));
+                let decommissioned = if b.decommissioned { "  decommissioned" } else { "" };
+                println!("  {:<6} {:<22} {:<5} {:>5} replicas{decommissioned}", b.id, b.address, state(b), b.replicas);
             }
             if status.offline_partitions.is_empty() {
                 println!("partitions without a leader: none");

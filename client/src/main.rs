@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Broker administration.
+    Broker {
+        #[command(subcommand)]
+        command: BrokerCommand,
+    },
     /// Offline tools over a broker's data directory.
     Storage {
         #[command(subcommand)]
@@ -126,6 +131,16 @@ enum TopicCommand {
     },
     /// Delete a topic and its data.
     Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum BrokerCommand {
+    /// Move every replica off broker ID (each is copied from its leader to
+    /// the next brokers of the ring first) and give it no new ones. Watch
+    /// `cluster status` until it holds 0 replicas, then stop it.
+    Decommission { id: u32 },
+    /// Make a decommissioned broker eligible for replicas again.
+    Recommission { id: u32 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,13 +235,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let sentinels = cli.sentinels.clone();
     let result = match cli.command {
-        Command::Topic { .. } | Command::Produce { .. } | Command::Consume { .. } | Command::Cluster { .. } => {
-            match cluster_command(sentinels, cli.command) {
-                Ok(true) => Ok(()),
-                Ok(false) => return ExitCode::FAILURE,
-                Err(e) => Err(e),
-            }
-        }
+        Command::Topic { .. }
+        | Command::Produce { .. }
+        | Command::Consume { .. }
+        | Command::Cluster { .. }
+        | Command::Broker { .. } => match cluster_command(sentinels, cli.command) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
         Command::Storage { command: StorageCommand::Inspect { dir, records, from, limit } } => {
             goulette_client::inspect::inspect(&dir, records, from, limit).map(|report| print!("{report}"))
         }
@@ -285,6 +302,12 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
             }
             Command::Cluster { command: ClusterCommand::Status { format } } => {
                 cli::cluster_status(cluster, format).await
+            }
+            Command::Broker { command: BrokerCommand::Decommission { id } } => {
+                cli::broker_decommission(cluster, id, false).await
+            }
+            Command::Broker { command: BrokerCommand::Recommission { id } } => {
+                cli::broker_decommission(cluster, id, true).await
             }
             Command::Storage { .. } | Command::Etcd(_) => unreachable!("handled by main"),
         }

@@ -43,6 +43,8 @@ pub struct SentinelConfig {
     pub heartbeat_interval: Duration,
     /// A broker that misses heartbeats for this long is dead.
     pub session_timeout: Duration,
+    /// A broker gone this long has its replicas rebuilt on other brokers.
+    pub replica_reassign_after: Duration,
     /// Create unknown topics on first produce.
     pub auto_create_topics: bool,
     pub default_partitions: u32,
@@ -66,6 +68,7 @@ impl SentinelConfig {
             lease_ttl: Duration::from_secs(3),
             heartbeat_interval: Duration::from_millis(500),
             session_timeout: Duration::from_secs(3),
+            replica_reassign_after: Duration::from_secs(300),
             auto_create_topics: true,
             default_partitions: 3,
             default_replication_factor: 1,
@@ -83,6 +86,9 @@ impl SentinelConfig {
         }
         if self.heartbeat_interval.is_zero() || self.heartbeat_interval * 2 > self.session_timeout {
             return Err("--heartbeat-interval must be positive and at most half of --session-timeout".into());
+        }
+        if self.replica_reassign_after < self.session_timeout {
+            return Err("--replica-reassign-after must be at least --session-timeout".into());
         }
         if self.lease_ttl < Duration::from_secs(2) {
             return Err("--lease-ttl must be at least 2s".into());

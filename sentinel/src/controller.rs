@@ -13,7 +13,8 @@ use tokio::sync::Mutex;
 
 use crate::config::SentinelConfig;
 use crate::error::{Result, SentinelError};
-use crate::model::{self, BrokerRecord, PartitionRecord, TopicRecord};
+use crate::model::{self, BrokerRecord, DecommissionRecord, PartitionRecord, TopicRecord};
+use crate::placement::{self, Membership, Step};
 use crate::ring::Ring;
 use crate::store::{Change, Fence, Store};
 use crate::view::ClusterView;
@@ -52,6 +53,9 @@ pub struct Controller {
     config: SentinelConfig,
     /// Keep-alive streams of broker sessions, by lease id.
     sessions: std::sync::Mutex<HashMap<i64, Arc<Session>>>,
+    /// When each broker was last seen, for this leadership term (the
+    /// fence's revision).
+    membership: std::sync::Mutex<(i64, Membership)>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -63,7 +67,12 @@ impl std::fmt::Debug for Controller {
 impl Controller {
     /// A controller writing through `store`.
     pub fn new(store: Store, config: SentinelConfig) -> Controller {
-        Controller { store, config, sessions: std::sync::Mutex::new(HashMap::new()) }
+        Controller {
+            store,
+            config,
+            sessions: std::sync::Mutex::new(HashMap::new()),
+            membership: std::sync::Mutex::new((0, Membership::default())),
+        }
     }
 
     /// Validates a topic request and fills in defaults (0 = default).
@@ -114,11 +123,12 @@ impl Controller {
         if view.topics.contains_key(&topic.name) {
             return Err(SentinelError::TopicExists(topic.name));
         }
-        let live = view.brokers.len();
-        if (topic.replication_factor as usize) > live {
-            return Err(SentinelError::NotEnoughBrokers { wanted: topic.replication_factor, live });
+        // Decommissioned brokers get no new replicas.
+        let eligible: Vec<u32> = view.brokers.keys().copied().filter(|b| !view.decommissioned.contains(b)).collect();
+        if (topic.replication_factor as usize) > eligible.len() {
+            return Err(SentinelError::NotEnoughBrokers { wanted: topic.replication_factor, live: eligible.len() });
         }
-        let ring = Ring::new(view.brokers.keys().copied());
+        let ring = Ring::new(eligible);
         let keys = self.store.keys();
         let partitions: Vec<PartitionRecord> = (0..topic.partitions)
             .map(|p| {
@@ -324,9 +334,6 @@ impl Controller {
         let mut changed = 0;
         for p in view.partitions.values() {
             let Some(next) = elect(p, view) else { continue };
-            let keys = self.store.keys();
-            let key = keys.partition(&p.topic, p.partition);
-            let revision = view.partition_revisions.get(&(p.topic.clone(), p.partition)).copied().unwrap_or(0);
             let detail = match next.leader {
                 Some(l) => {
                     format!("{}/{} leader {:?} -> {l} epoch {}", p.topic, p.partition, p.leader, next.leader_epoch)
@@ -336,18 +343,111 @@ impl Controller {
                 }
             };
             let kind = if next.leader.is_some() { "elect-leader" } else { "partition-offline" };
-            let mut change = Change::new(kind, detail).put_json(key.clone(), &next, None);
-            change.require_mod_revision.push((key, revision));
-            match self.store.commit(fence, change).await {
-                Ok(_) => changed += 1,
-                // The view was stale; the next one will tell.
-                Err(SentinelError::Conflict(reason)) => {
-                    tracing::debug!(%reason, "partition changed since the view was taken; will look again");
+            changed += usize::from(self.commit_partition(fence, view, &next, kind, detail).await?);
+        }
+        Ok(changed + self.reassign(fence, view).await?)
+    }
+
+    /// Moves replicas towards the ring's placement over the eligible
+    /// brokers (see [`placement`]): one step per partition per call.
+    async fn reassign(&self, fence: &Fence, view: &ClusterView) -> Result<usize> {
+        let eligible = {
+            let mut guard = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+            let (term, membership) = &mut *guard;
+            if *term != fence.revision {
+                *term = fence.revision;
+                membership.reset();
+            }
+            let holding = view.partitions.values().flat_map(|p| p.replicas.iter().copied());
+            membership.eligible(
+                Instant::now(),
+                view.brokers.keys().copied(),
+                holding,
+                &view.decommissioned,
+                self.config.replica_reassign_after,
+            )
+        };
+        let ring = Ring::new(eligible.iter().copied());
+        let mut moving = view
+            .partitions
+            .values()
+            .filter(|p| view.topics.get(&p.topic).is_some_and(|t| p.replicas.len() > t.replication_factor as usize))
+            .count();
+        let mut changed = 0;
+        for p in view.partitions.values() {
+            let Some(topic) = view.topics.get(&p.topic) else { continue };
+            let Some(wanted) = placement::wanted(&ring, p, topic.replication_factor as usize) else { continue };
+            let may_start = moving < placement::MAX_MOVES_IN_FLIGHT;
+            let Some((next, step)) = placement::next_step(p, &wanted, may_start) else { continue };
+            let (kind, detail) = match &step {
+                Step::Add(added) => {
+                    ("move-replicas", format!("{}/{} adding {added:?} to {:?}", p.topic, p.partition, p.replicas))
                 }
-                Err(e) => return Err(e),
+                Step::Finish(removed) => (
+                    "move-replicas-done",
+                    format!(
+                        "{}/{} replicas {:?} -> {:?} (removed {removed:?}) leader {:?} epoch {}",
+                        p.topic, p.partition, p.replicas, next.replicas, next.leader, next.leader_epoch
+                    ),
+                ),
+            };
+            if self.commit_partition(fence, view, &next, kind, detail).await? {
+                changed += 1;
+                if matches!(step, Step::Add(_)) && p.replicas.len() == topic.replication_factor as usize {
+                    moving += 1;
+                }
             }
         }
         Ok(changed)
+    }
+
+    /// Writes `next` over partition `next.topic/next.partition`,
+    /// compare-and-swapped on the revision `view` saw. False when the
+    /// partition changed since (the next view will tell).
+    async fn commit_partition(
+        &self,
+        fence: &Fence,
+        view: &ClusterView,
+        next: &PartitionRecord,
+        kind: &str,
+        detail: String,
+    ) -> Result<bool> {
+        let key = self.store.keys().partition(&next.topic, next.partition);
+        let revision = view.partition_revisions.get(&(next.topic.clone(), next.partition)).copied().unwrap_or(0);
+        let mut change = Change::new(kind, detail).put_json(key.clone(), next, None);
+        change.require_mod_revision.push((key, revision));
+        match self.store.commit(fence, change).await {
+            Ok(_) => Ok(true),
+            Err(SentinelError::Conflict(reason)) => {
+                tracing::debug!(%reason, "partition changed since the view was taken; will look again");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks broker `id` decommissioned (its replicas move to other
+    /// brokers and it gets no new ones), or with `undo`, eligible again.
+    /// Refused when the remaining brokers could not hold every topic's
+    /// replication factor.
+    pub async fn decommission(&self, fence: &Fence, view: &ClusterView, id: u32, undo: bool) -> Result<()> {
+        let known = view.brokers.contains_key(&id) || view.partitions.values().any(|p| p.replicas.contains(&id));
+        if !known && !view.decommissioned.contains(&id) {
+            return Err(SentinelError::UnknownBroker(id));
+        }
+        let key = self.store.keys().decommissioned(id);
+        if undo {
+            let mut change = Change::new("recommission-broker", format!("broker {id}"));
+            change.deletes.push((key, false));
+            return self.store.commit(fence, change).await.map(drop);
+        }
+        let remaining = view.brokers.keys().filter(|b| **b != id && !view.decommissioned.contains(*b)).count();
+        if let Some(t) = view.topics.values().find(|t| t.replication_factor as usize > remaining) {
+            return Err(SentinelError::NotEnoughBrokers { wanted: t.replication_factor, live: remaining });
+        }
+        let record = DecommissionRecord { id, at_ms: model::now_ms() };
+        let change = Change::new("decommission-broker", format!("broker {id}")).put_json(key, &record, None);
+        self.store.commit(fence, change).await.map(drop)
     }
 }
 

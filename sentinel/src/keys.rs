@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! {prefix}/brokers/{id:010}            BrokerRecord, under the broker's session lease
+//! {prefix}/decommissioned/{id:010}     DecommissionRecord: the broker's replicas move away
 //! {prefix}/sentinels/{id}              SentinelRecord, under the sentinel's lease
 //! {prefix}/topics/{name}               TopicRecord
 //! {prefix}/partitions/{topic}/{p:05}   PartitionRecord (replicas, leader, epoch, isr)
@@ -40,6 +41,16 @@ impl Keys {
     /// A broker's key.
     pub fn broker(&self, id: u32) -> String {
         format!("{}/brokers/{id:010}", self.prefix)
+    }
+
+    /// Prefix of every decommission key.
+    pub fn decommissioned_all(&self) -> String {
+        format!("{}/decommissioned/", self.prefix)
+    }
+
+    /// The key marking broker `id` decommissioned.
+    pub fn decommissioned(&self, id: u32) -> String {
+        format!("{}/decommissioned/{id:010}", self.prefix)
     }
 
     /// Prefix of every sentinel key.
@@ -108,6 +119,7 @@ impl Keys {
         let (section, tail) = rest.split_once('/').unwrap_or((rest, ""));
         Some(match section {
             "brokers" => KeyKind::Broker(tail.parse().ok()?),
+            "decommissioned" => KeyKind::Decommissioned(tail.parse().ok()?),
             "sentinels" if !tail.is_empty() => KeyKind::Sentinel(tail),
             "topics" if !tail.is_empty() => KeyKind::Topic(tail),
             "partitions" => {
@@ -127,6 +139,8 @@ impl Keys {
 pub enum KeyKind<'a> {
     /// `brokers/{id}`
     Broker(u32),
+    /// `decommissioned/{id}`
+    Decommissioned(u32),
     /// `sentinels/{id}`
     Sentinel(&'a str),
     /// `topics/{name}`

@@ -21,6 +21,7 @@ pub mod embedded;
 pub mod error;
 pub mod keys;
 pub mod model;
+pub mod placement;
 pub mod ring;
 pub mod server;
 pub mod service;

@@ -48,6 +48,10 @@ struct Args {
     /// A broker missing heartbeats for this long is dead.
     #[arg(long, env = "GOULETTE_SESSION_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     session_timeout: Duration,
+    /// A broker gone this long has its replicas rebuilt on the next brokers
+    /// of the ring (copied from the partition leaders).
+    #[arg(long, env = "GOULETTE_REPLICA_REASSIGN_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
+    replica_reassign_after: Duration,
     /// How often brokers heartbeat.
     #[arg(long, env = "GOULETTE_HEARTBEAT_INTERVAL", default_value = "500ms", value_parser = humantime::parse_duration)]
     heartbeat_interval: Duration,
@@ -92,6 +96,7 @@ impl Args {
         }
         config.session_timeout = self.session_timeout;
         config.heartbeat_interval = self.heartbeat_interval;
+        config.replica_reassign_after = self.replica_reassign_after;
         config.lease_ttl = self.lease_ttl;
         config.auto_create_topics = self.auto_create_topics;
         config.default_partitions = self.default_partitions;

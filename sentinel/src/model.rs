@@ -15,6 +15,15 @@ pub struct BrokerRecord {
     pub rack: String,
 }
 
+/// A broker being decommissioned (`decommissioned/{id}`): it gets no new
+/// replicas and its replicas move to other brokers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecommissionRecord {
+    pub id: u32,
+    /// Wall-clock ms when it was asked for.
+    pub at_ms: i64,
+}
+
 /// A running sentinel (`sentinels/{id}`, under its lease).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentinelRecord {
@@ -69,6 +78,11 @@ pub struct OpRecord {
 }
 
 pub use goulette_proto::{MAX_TOPIC_NAME_LEN, validate_topic_name};
+
+/// Wall-clock milliseconds since the Unix epoch, as records store time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
 
 impl From<&TopicRecord> for pb::TopicConfig {
     fn from(t: &TopicRecord) -> Self {

@@ -126,17 +126,22 @@ impl Sentinel {
                         http_address: b.http_address.clone(),
                         rack: b.rack.clone(),
                         state: pb::BrokerState::Up as i32,
+                        decommissioned: view.decommissioned.contains(&b.id),
+                        replicas: 0,
                     },
                 )
             })
             .collect();
         for p in view.partitions.values() {
             for &id in &p.replicas {
-                out.entry(id).or_insert_with(|| pb::BrokerInfo {
-                    id,
-                    state: pb::BrokerState::Down as i32,
-                    ..Default::default()
-                });
+                out.entry(id)
+                    .or_insert_with(|| pb::BrokerInfo {
+                        id,
+                        state: pb::BrokerState::Down as i32,
+                        decommissioned: view.decommissioned.contains(&id),
+                        ..Default::default()
+                    })
+                    .replicas += 1;
             }
         }
         out.into_values().collect()
@@ -148,7 +153,7 @@ impl Sentinel {
                 name: name.to_owned(),
                 error: None,
                 config: Some(t.into()),
-                partitions: view.topic_partitions(name).map(pb::PartitionState::from).collect(),
+                partitions: view.topic_partitions(name).map(|p| state_of(view, p)).collect(),
             },
             None => pb::TopicMetadata {
                 name: name.to_owned(),
@@ -346,6 +351,32 @@ impl SentinelService for SentinelGrpc {
         result.or_else(|e| Ok(pb::DeleteTopicResponse { error: Some(e.to_proto()) })).map(Response::new)
     }
 
+    async fn decommission_broker(
+        &self,
+        req: Request<pb::DecommissionBrokerRequest>,
+    ) -> std::result::Result<Response<pb::DecommissionBrokerResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        let req = req.into_inner();
+        let s = &self.0;
+        let result = match s.route(already_forwarded) {
+            Ok(Route::Local(fence)) => s
+                .controller
+                .decommission(&fence, &s.view(), req.broker_id, req.undo)
+                .await
+                .map(|()| pb::DecommissionBrokerResponse { error: None }),
+            Ok(Route::Forward(channel)) => {
+                let leader = s.leader_address();
+                SentinelServiceClient::new(channel)
+                    .decommission_broker(forward_request(req))
+                    .await
+                    .map(Response::into_inner)
+                    .map_err(|st| status_to_error(&leader, st))
+            }
+            Err(e) => Err(e),
+        };
+        result.or_else(|e| Ok(pb::DecommissionBrokerResponse { error: Some(e.to_proto()) })).map(Response::new)
+    }
+
     async fn cluster_status(
         &self,
         _req: Request<pb::ClusterStatusRequest>,
@@ -394,7 +425,7 @@ fn assignments_of(view: &ClusterView, broker: u32) -> BTreeMap<(String, u32), pb
             let incarnation = view.topic_incarnations.get(&p.topic).copied().unwrap_or(0) as u64;
             let assignment = pb::PartitionAssignment {
                 topic: Some(topic.into()),
-                state: Some(p.into()),
+                state: Some(state_of(view, p)),
                 topic_incarnation: incarnation,
             };
             Some(((p.topic.clone(), p.partition), assignment))

@@ -187,7 +187,7 @@ impl Store {
 
             let op = OpRecord {
                 seq,
-                at_ms: goulette_now_ms(),
+                at_ms: crate::model::now_ms(),
                 sentinel: self.sentinel_id.clone(),
                 kind: change.kind.clone(),
                 detail: change.detail.clone(),
@@ -266,8 +266,4 @@ impl Store {
             })
             .collect()
     }
-}
-
-fn goulette_now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -2,7 +2,7 @@
 //! etcd, built from one read at a revision and kept current by a watch from
 //! the next revision. Every sentinel answers reads from it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Result, SentinelError};
 use crate::keys::{KeyKind, Keys};
@@ -30,6 +30,8 @@ pub struct ClusterView {
     pub partition_revisions: BTreeMap<(String, u32), i64>,
     /// Brokers with a live session.
     pub brokers: BTreeMap<u32, BrokerRecord>,
+    /// Brokers being decommissioned.
+    pub decommissioned: BTreeSet<u32>,
     pub sentinels: BTreeMap<String, SentinelRecord>,
     /// Election candidates by key.
     pub candidates: BTreeMap<String, Candidate>,
@@ -46,6 +48,9 @@ impl ClusterView {
         match keys.parse(key) {
             Some(KeyKind::Broker(id)) => {
                 self.brokers.insert(id, decode(key, value)?);
+            }
+            Some(KeyKind::Decommissioned(id)) => {
+                self.decommissioned.insert(id);
             }
             Some(KeyKind::Sentinel(id)) => {
                 self.sentinels.insert(id.to_owned(), decode(key, value)?);
@@ -72,6 +77,9 @@ impl ClusterView {
         match keys.parse(key) {
             Some(KeyKind::Broker(id)) => {
                 self.brokers.remove(&id);
+            }
+            Some(KeyKind::Decommissioned(id)) => {
+                self.decommissioned.remove(&id);
             }
             Some(KeyKind::Sentinel(id)) => {
                 self.sentinels.remove(id);

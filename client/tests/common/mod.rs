@@ -19,8 +19,13 @@ pub struct Env {
 
 impl Env {
     pub async fn start(brokers: u32, broker_args: &[&str]) -> Env {
+        Env::start_with(brokers, &[], broker_args).await
+    }
+
+    /// Like `start`, with extra sentinel arguments.
+    pub async fn start_with(brokers: u32, sentinel_args: &[&str], broker_args: &[&str]) -> Env {
         let etcd = EtcdProcess::start();
-        let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &[]);
+        let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), sentinel_args);
         let sentinels = sentinel.address.to_string();
         let brokers = (1..=brokers).map(|id| BrokerProcess::start(id, &sentinels, broker_args)).collect();
         let env = Env { etcd, sentinel, brokers };
