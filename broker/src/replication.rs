@@ -64,12 +64,19 @@ pub async fn follow(partitions: Arc<Partitions>, replica: Arc<Replica>, token: C
                 _ = token.cancelled() => return,
             }
         };
-        match replicate(&replica, me, &address, state.leader_epoch, &token).await {
+        let mut connected = false;
+        match replicate(&replica, me, &address, state.leader_epoch, &token, &mut connected).await {
             Ok(()) => attempt = 0,
             Err(e) => {
-                attempt += 1;
+                // The backoff grows only over failures in a row: a stream
+                // that worked (then broke, e.g. its leader died) starts it
+                // over, and a new leader is tried at once.
+                attempt = if connected { 0 } else { attempt + 1 };
                 tracing::debug!(topic = %replica.topic, partition = replica.partition, leader, error = %e, "replication interrupted");
-                let pause = Duration::from_millis(50 * u64::from(attempt.min(20)));
+                if replica.state().leader_epoch != state.leader_epoch {
+                    continue;
+                }
+                let pause = Duration::from_millis(50 * u64::from(attempt.clamp(1, 20)));
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = token.cancelled() => return,
@@ -87,6 +94,7 @@ async fn replicate(
     address: &str,
     epoch: u64,
     token: &CancellationToken,
+    connected: &mut bool,
 ) -> anyhow::Result<()> {
     let max = MAX_BATCH_LEN + (1 << 20);
     let mut client =
@@ -104,6 +112,7 @@ async fn replicate(
     };
     requests.send(pb::FetchRequest { kind: Some(Kind::Start(start)) }).await?;
     let mut responses = client.fetch(ReceiverStream::new(rx)).await?.into_inner();
+    *connected = true;
     let mut changes = replica.watch_high_watermark();
     loop {
         let response = tokio::select! {
@@ -122,10 +131,13 @@ async fn replicate(
         if let Some(e) = &response.error {
             if e.error_code() == ErrorCode::OffsetOutOfRange && response.log_start_offset > replica.log.log_end_offset()
             {
-                // Retention on the leader passed our end: start over at its log start.
+                // Retention on the leader passed our end: start over, empty,
+                // at its log start.
                 let log = replica.log.clone();
                 let start = response.log_start_offset;
-                tokio::task::spawn_blocking(move || log.truncate_to(start)).await??;
+                tracing::warn!(topic = %replica.topic, partition = replica.partition, start, "the leader's log starts after ours ends; emptying ours");
+                tokio::task::spawn_blocking(move || log.reset_to(start)).await??;
+                replica.appended();
             }
             anyhow::bail!("leader answered {:?}: {}", e.error_code(), e.message);
         }

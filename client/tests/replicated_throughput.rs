@@ -1,5 +1,5 @@
 //! Replicated throughput: one producer, 1 KiB messages, `acks=all`, an RF=3
-//! topic on 3 brokers (`flush=always`), 1 and 3 partitions. A measurement,
+//! topic on 3 brokers (`flush=always`), 1 and 3 partitions, against RF=1. A measurement,
 //! not a pass/fail test: `make bench-replicated` runs it on release builds
 //! and prints messages/s and MB/s.
 
@@ -18,14 +18,16 @@ use goulette_client::{Partitioner, Producer, ProducerConfig, ProducerRecord};
 async fn measure_replicated_throughput() {
     let messages: usize = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let env = Env::start(3, &[]).await;
-    for partitions in [1, 3] {
-        let topic = format!("rf3-{partitions}p");
-        env.create_topic(&topic, partitions, 3).await;
+    // RF=1 is the baseline without replication.
+    for (rf, partitions) in [(1, 1), (3, 1), (3, 3)] {
+        let topic = format!("rf{rf}-{partitions}p");
+        env.create_topic(&topic, partitions, rf).await;
         env.wait_serving(&topic).await;
         // Full ISR first: acks=all then waits for both followers.
         let admin = goulette_client::Admin::new(env.cluster());
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !admin.describe_topic(&topic).await.unwrap().partition_details.iter().all(|p| p.isr.len() == 3) {
+        while !admin.describe_topic(&topic).await.unwrap().partition_details.iter().all(|p| p.isr.len() == rf as usize)
+        {
             assert!(Instant::now() < deadline, "ISR never full");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -43,7 +45,7 @@ async fn measure_replicated_throughput() {
         let took = started.elapsed().as_secs_f64();
         let rate = messages as f64 / took;
         println!(
-            "RF=3 acks=all 1 KiB, {partitions} partition(s), 1 producer: {messages} messages in {took:.2} s = {rate:.0} msg/s, {:.1} MB/s",
+            "RF={rf} acks=all 1 KiB, {partitions} partition(s), 1 producer: {messages} messages in {took:.2} s = {rate:.0} msg/s, {:.1} MB/s",
             rate * 1024.0 / 1e6
         );
     }

@@ -243,3 +243,54 @@ async fn given_a_continuous_acks_all_producer_it_should_ride_through_the_leaders
     }
     println!("600 writes through a leader kill; {} records stored", records.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_follower_whose_log_ends_before_the_leaders_log_start_it_should_start_over_there_and_rejoin() {
+    let args = ["--fragment-bytes", "65536", "--max-batch-bytes", "65536", "--replica-lag-max", "2s"];
+    let mut env = Env::start(3, &args).await;
+    let config = goulette_proto::v1::TopicConfig {
+        name: "short".into(),
+        partitions: 1,
+        replication_factor: 3,
+        retention_bytes: 200_000,
+        ..Default::default()
+    };
+    Admin::new(env.cluster()).create_topic(config).await.unwrap();
+    env.wait_serving("short").await;
+    wait_isr(&env, "short", 3).await;
+    produce(&env, "short", (0..10).map(|i| format!("early{i}"))).await.unwrap();
+    let (leader, _) = leader_of(&env, "short").await;
+    let follower = (1..=3).find(|b| *b != leader).unwrap();
+    env.brokers[index(follower)].kill();
+    wait_isr(&env, "short", 2).await;
+
+    // Enough data for retention on the leader to delete the start of the log.
+    let config = ProducerConfig { batch_bytes: 16 << 10, ..ProducerConfig::default() };
+    let producer = Producer::new(env.cluster(), config, Partitioner::KeyHash);
+    let mut deliveries = Vec::new();
+    for i in 0..1000 {
+        let value = Bytes::from(format!("m{i}-{}", "x".repeat(1000)));
+        deliveries
+            .push(producer.send(ProducerRecord { topic: "short".into(), value, ..Default::default() }).await.unwrap());
+    }
+    for d in deliveries {
+        d.wait().await.unwrap();
+    }
+    producer.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = Admin::new(env.cluster()).describe_topic("short").await.unwrap();
+        if d.partition_details[0].log_start_offset.is_some_and(|s| s > 10) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "retention never moved the log start: {d:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The follower returns behind the leader's log start: it empties its log,
+    // continues at the leader's start and rejoins the ISR.
+    env.brokers[index(follower)].restart();
+    wait_isr(&env, "short", 3).await;
+    let log = env.brokers[index(follower)].log();
+    assert!(log.contains("emptying ours"), "{}", tail(&log, 30));
+}

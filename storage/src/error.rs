@@ -59,6 +59,13 @@ pub enum StorageError {
 
     /// A truncation removed an appended batch before it became durable; the
     /// batch was never acknowledged and is gone.
+    #[error("cannot reset the log to offset {offset}: it already ends at {log_end} (truncate instead)")]
+    ResetBeforeEnd {
+        /// The requested offset.
+        offset: u64,
+        /// The log end.
+        log_end: u64,
+    },
     #[error("the batch at offset {base_offset} was truncated away before it became durable")]
     Truncated {
         /// Base offset the batch had been given.

@@ -680,6 +680,54 @@ impl PartitionLog {
         result.map(|()| end)
     }
 
+    /// Empties the log, which then continues at `offset` (at least the log
+    /// end): a follower whose log ends before its leader's log start
+    /// (retention on the leader passed it) starts over there.
+    ///
+    /// Crash safety: fragments go first, oldest first (each step leaves a
+    /// shorter but sound log, as retention does); then the new empty WAL is
+    /// written and the old one removed. Recovery keeps the lowest WAL, so a
+    /// crash before the old WAL is gone leaves it, and the follower resets
+    /// again.
+    pub fn reset_to(&self, offset: u64) -> Result<()> {
+        let mut inner = self.lock();
+        self.check_open(&inner)?;
+        let end = inner.wal.index.next_offset;
+        if offset < end {
+            return Err(StorageError::ResetBeforeEnd { offset, log_end: end });
+        }
+        let result = self.reset_locked(&mut inner, offset);
+        if let Err(e) = &result {
+            inner.failed = Some(format!("reset failed: {e}"));
+        }
+        let mut state = self.lock_sync();
+        state.durable = inner.wal.index.next_offset;
+        state.generation += 1;
+        self.synced.notify_all();
+        result
+    }
+
+    fn reset_locked(&self, inner: &mut Inner, offset: u64) -> Result<()> {
+        for f in inner.fragments.drain(..) {
+            f.mark_deleted();
+            crashsafe::remove_if_exists(&f.path)?;
+            crashsafe::remove_if_exists(&f.index_path)?;
+            crashsafe::fsync_dir(&self.dir)?;
+        }
+        let header = frame::file_header(offset);
+        crashsafe::write_atomic_no_dir_sync(&self.dir.join(file_name(offset, WAL_SUFFIX)), &[&header])?;
+        crashsafe::fsync_dir(&self.dir)?;
+        if inner.wal.index.base_offset != offset {
+            crashsafe::remove_if_exists(&inner.wal.path)?;
+            crashsafe::fsync_dir(&self.dir)?;
+        }
+        inner.wal = Wal::open(&self.dir, offset, self.config.index_interval_bytes)?;
+        inner.epochs = EpochHistory::default();
+        inner.epochs.store(&self.dir)?;
+        tracing::warn!(dir = %self.dir.display(), offset, "log emptied; it continues at the leader's log start");
+        Ok(())
+    }
+
     fn truncate_locked(&self, inner: &mut Inner, offset: u64) -> Result<()> {
         if offset >= inner.wal.index.next_offset {
             return Ok(());

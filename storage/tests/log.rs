@@ -142,6 +142,50 @@ fn given_truncation_before_the_log_start_should_empty_the_log_and_continue_there
 }
 
 #[test]
+fn given_a_reset_past_the_end_the_log_should_be_empty_there_survive_reopen_and_take_replicated_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        for i in 0..50 {
+            log.append(&batch(&format!("b{i}"), 2, 0), 4).unwrap();
+        }
+        assert!(log.fragment_count() > 1);
+        assert!(matches!(log.reset_to(99), Err(StorageError::ResetBeforeEnd { offset: 99, log_end: 100 })));
+        log.reset_to(500).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset(), log.durable_offset()), (500, 500, 500));
+        assert_eq!((log.fragment_count(), log.epoch_history()), (0, vec![]));
+        assert!(matches!(log.read(100, 1000), Err(StorageError::OffsetOutOfRange { .. })));
+        // A leader's batch at the new start is taken as it is.
+        log.append_replicated(&batch("leader", 3, 0).stamped(500, 9)).unwrap();
+        log.close().unwrap();
+    }
+    assert_eq!(names(dir.path()), ["00000000000000000500.wal", "leader-epochs"]);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 503));
+    assert_eq!(log.epoch_history(), vec![(9, 500)]);
+    assert_eq!(all_values(&log, 500)[0], (500, "leader-0".to_string()));
+}
+
+#[test]
+fn given_a_reset_interrupted_before_the_old_wal_went_recovery_should_keep_the_old_log() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        for i in 0..5 {
+            log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+        }
+        log.close().unwrap();
+    }
+    // What a crash between writing the new WAL and removing the old leaves.
+    let empty = dir.path().join("empty");
+    PartitionLog::open(&empty, small_config()).unwrap().reset_to(700).unwrap();
+    std::fs::copy(empty.join("00000000000000000700.wal"), dir.path().join("00000000000000000700.wal")).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 10));
+    assert!(!dir.path().join("00000000000000000700.wal").exists());
+}
+
+#[test]
 fn given_retention_by_size_should_delete_whole_fragments_from_the_start_and_keep_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { retention_bytes: Some(8192), ..small_config() };
