@@ -73,6 +73,13 @@ pub async fn serve(
         let message = format!("broker {f} is not a follower of this partition");
         return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, message)).await;
     }
+    if let Some(wanted) = start.leader_epoch
+        && wanted != term
+    {
+        let message = format!("the follower follows epoch {wanted}; this broker leads at epoch {term}");
+        let code = if wanted > term { ErrorCode::Fenced } else { ErrorCode::NotLeader };
+        return send_error(&out, pb::Error::new(code, message)).await;
+    }
     // However the stream ends, the leader learns the follower stopped fetching.
     let _closed = follower.map(|f| StreamGuard { replica: replica.clone(), follower: f, stream: stream_id });
     let mut registered = false;

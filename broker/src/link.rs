@@ -194,25 +194,39 @@ pub async fn run_assignments(config: Arc<BrokerConfig>, partitions: Arc<Partitio
     }
 }
 
-/// Calls the sentinels for a partition leader (ISR changes), trying each in turn.
-#[derive(Debug, Clone)]
+/// Calls the sentinels for a partition leader (ISR changes): one lazily
+/// connected channel per sentinel, starting with the one that answered
+/// last, so a dead sentinel early in the list costs one timeout only once.
+#[derive(Debug)]
 pub struct SentinelClient {
-    addresses: Vec<String>,
+    sentinels: Vec<(String, Channel)>,
+    /// Index of the sentinel that answered last.
+    preferred: std::sync::atomic::AtomicUsize,
 }
 
 impl SentinelClient {
     /// A client over `addresses`.
-    pub fn new(addresses: Vec<String>) -> SentinelClient {
-        SentinelClient { addresses }
+    pub fn new(addresses: &[String]) -> anyhow::Result<SentinelClient> {
+        let sentinels = addresses
+            .iter()
+            .map(|a| Ok((a.clone(), channel(a, Some(Duration::from_secs(3)))?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(SentinelClient { sentinels, preferred: std::sync::atomic::AtomicUsize::new(0) })
     }
 
     /// Asks the sentinel leader to change an ISR.
     pub async fn alter_isr(&self, req: pb::AlterIsrRequest) -> anyhow::Result<pb::AlterIsrResponse> {
+        use std::sync::atomic::Ordering;
+        let start = self.preferred.load(Ordering::Relaxed);
         let mut last = None;
-        for address in &self.addresses {
-            let mut client = SentinelInternalClient::new(channel(address, Some(Duration::from_secs(3)))?);
-            match client.alter_isr(req.clone()).await {
-                Ok(r) => return Ok(r.into_inner()),
+        for k in 0..self.sentinels.len() {
+            let i = (start + k) % self.sentinels.len();
+            let (address, channel) = &self.sentinels[i];
+            match SentinelInternalClient::new(channel.clone()).alter_isr(req.clone()).await {
+                Ok(r) => {
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok(r.into_inner());
+                }
                 Err(status) => last = Some(anyhow::anyhow!("sentinel {address}: {status}")),
             }
         }

@@ -192,7 +192,9 @@ impl Replica {
     }
 
     fn set_min_insync(&self, topic: Option<&pb::TopicConfig>) {
-        let rf = self.state().replicas.len().max(1);
+        // The topic's replication factor, not the replica list's length:
+        // a partition being moved has extra replicas for a while.
+        let rf = topic.map_or(self.state().replicas.len(), |t| t.replication_factor as usize).max(1);
         let n = match topic.map_or(0, |t| t.min_insync_replicas) {
             0 if rf >= 3 => 2,
             0 => 1,

@@ -109,10 +109,10 @@ async fn replicate(
         max_bytes: 1 << 20,
         credit_bytes: FOLLOWER_CREDIT,
         replica_id: Some(me),
+        leader_epoch: Some(epoch),
     };
     requests.send(pb::FetchRequest { kind: Some(Kind::Start(start)) }).await?;
     let mut responses = client.fetch(ReceiverStream::new(rx)).await?.into_inner();
-    *connected = true;
     let mut changes = replica.watch_high_watermark();
     loop {
         let response = tokio::select! {
@@ -128,6 +128,10 @@ async fn replicate(
             }
         };
         let Some(response) = response else { anyhow::bail!("the leader ended the stream") };
+        // Only a stream that delivered something counts as a working session.
+        if response.error.is_none() {
+            *connected = true;
+        }
         if let Some(e) = &response.error {
             if e.error_code() == ErrorCode::OffsetOutOfRange && response.log_start_offset > replica.log.log_end_offset()
             {

@@ -25,9 +25,10 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
 
     tracker.spawn(link::run_session(config.clone(), partitions.clone(), shutdown.clone()));
     tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), shutdown.clone()));
+    let sentinels = link::SentinelClient::new(&config.sentinels)?;
     tracker.spawn(crate::replication::manage_isr(
         partitions.clone(),
-        link::SentinelClient::new(config.sentinels.clone()),
+        sentinels,
         config.replica_lag_max,
         config.isr_check_interval,
         shutdown.clone(),

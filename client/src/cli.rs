@@ -51,13 +51,7 @@ fn ids(v: &[u32]) -> String {
 }
 
 /// `topic create`.
-pub async fn topic_create(
-    cluster: Arc<Cluster>,
-    name: &str,
-    partitions: u32,
-    replication_factor: u32,
-) -> anyhow::Result<bool> {
-    let config = pb::TopicConfig { name: name.to_owned(), partitions, replication_factor, ..Default::default() };
+pub async fn topic_create(cluster: Arc<Cluster>, config: pb::TopicConfig) -> anyhow::Result<bool> {
     let topic = Admin::new(cluster).create_topic(config).await?;
     println!("created topic {} with {} partitions", topic.name, topic.partitions.len());
     for p in &topic.partitions {

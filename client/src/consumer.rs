@@ -242,6 +242,7 @@ impl Fetcher {
             max_bytes: self.config.max_bytes,
             credit_bytes: self.config.window_bytes,
             replica_id: None,
+            leader_epoch: None,
         };
         let _ = requests.send(pb::FetchRequest { kind: Some(Kind::Start(start)) }).await;
         let mut responses = match client.fetch(ReceiverStream::new(rx)).await {

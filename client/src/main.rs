@@ -117,6 +117,20 @@ enum TopicCommand {
         /// Replicas per partition (default: the cluster's).
         #[arg(long, default_value_t = 0)]
         replication_factor: u32,
+        /// In-sync replicas an `acks=all` write needs (default: 2 when the
+        /// replication factor is at least 3, else 1).
+        #[arg(long, default_value_t = 0)]
+        min_insync_replicas: u32,
+        /// Let a replica outside the ISR lead when no in-sync one is alive
+        /// (availability over durability: acknowledged messages may be lost).
+        #[arg(long)]
+        unclean_leader_election: bool,
+        /// Delete whole fragments older than this many milliseconds (0: the broker default).
+        #[arg(long, default_value_t = 0)]
+        retention_ms: u64,
+        /// Delete the oldest fragments while a partition holds more bytes (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        retention_bytes: u64,
     },
     /// List topics.
     List {
@@ -266,8 +280,25 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
         let cluster = Arc::new(Cluster::new(sentinels)?);
         match command {
             Command::Topic { command } => match command {
-                TopicCommand::Create { name, partitions, replication_factor } => {
-                    cli::topic_create(cluster, &name, partitions, replication_factor).await
+                TopicCommand::Create {
+                    name,
+                    partitions,
+                    replication_factor,
+                    min_insync_replicas,
+                    unclean_leader_election,
+                    retention_ms,
+                    retention_bytes,
+                } => {
+                    let config = goulette_proto::v1::TopicConfig {
+                        name,
+                        partitions,
+                        replication_factor,
+                        min_insync_replicas,
+                        unclean_leader_election,
+                        retention_ms,
+                        retention_bytes,
+                    };
+                    cli::topic_create(cluster, config).await
                 }
                 TopicCommand::List { format } => cli::topic_list(cluster, format).await,
                 TopicCommand::Describe { name, format } => cli::topic_describe(cluster, &name, format).await,

@@ -255,6 +255,34 @@ async fn given_the_cli_should_produce_stdin_lines_and_consume_them_back() {
 
     let out = run(&["cluster", "status", "--format", "json"], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["brokers"][0]["replicas"].as_u64(), Some(3), "demo's 3 partitions on the only broker");
+
+    // Topic settings from the command line, checked by the sentinel.
+    let out = run(&["topic", "create", "kept", "--partitions", "1", "--retention-bytes", "4096"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["topic", "describe", "kept", "--format", "json"], "");
+    let desc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(desc["retention_bytes"].as_u64(), Some(4096));
+    let out = run(&["topic", "create", "strict", "--replication-factor", "1", "--min-insync-replicas", "2"], "");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("min_insync_replicas"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Decommissioning needs a broker that exists and others to take its replicas.
+    let out = run(&["broker", "decommission", "99"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UnknownBroker"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["broker", "decommission", "1"], "");
+    assert!(!out.status.success(), "the only broker cannot be decommissioned");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotEnoughReplicas"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -56,6 +56,8 @@ pub struct Controller {
     /// When each broker was last seen, for this leadership term (the
     /// fence's revision).
     membership: std::sync::Mutex<(i64, Membership)>,
+    /// Serializes decommissions, whose check reads etcd, not the view.
+    decommissions: Mutex<()>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -72,6 +74,7 @@ impl Controller {
             config,
             sessions: std::sync::Mutex::new(HashMap::new()),
             membership: std::sync::Mutex::new((0, Membership::default())),
+            decommissions: Mutex::new(()),
         }
     }
 
@@ -378,7 +381,8 @@ impl Controller {
             let Some(topic) = view.topics.get(&p.topic) else { continue };
             let Some(wanted) = placement::wanted(&ring, p, topic.replication_factor as usize) else { continue };
             let may_start = moving < placement::MAX_MOVES_IN_FLIGHT;
-            let Some((next, step)) = placement::next_step(p, &wanted, may_start) else { continue };
+            let live = |b: u32| view.brokers.contains_key(&b);
+            let Some((next, step)) = placement::next_step(p, &wanted, may_start, live) else { continue };
             let (kind, detail) = match &step {
                 Step::Add(added) => {
                     ("move-replicas", format!("{}/{} adding {added:?} to {:?}", p.topic, p.partition, p.replicas))
@@ -441,7 +445,22 @@ impl Controller {
             change.deletes.push((key, false));
             return self.store.commit(fence, change).await.map(drop);
         }
-        let remaining = view.brokers.keys().filter(|b| **b != id && !view.decommissioned.contains(*b)).count();
+        // One at a time, against etcd itself: two concurrent requests must
+        // not both pass the check on a view that has neither.
+        let _serial = self.decommissions.lock().await;
+        let prefix = self.store.keys().decommissioned_all();
+        let listed = self
+            .store
+            .client()
+            .get(prefix.as_str(), Some(etcd_client::GetOptions::new().with_prefix().with_keys_only()))
+            .await
+            .map_err(|e| SentinelError::etcd("read the decommissioned brokers", e))?;
+        let decommissioned: Vec<u32> = listed
+            .kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok()?.strip_prefix(prefix.as_str())?.parse().ok())
+            .collect();
+        let remaining = view.brokers.keys().filter(|b| **b != id && !decommissioned.contains(*b)).count();
         if let Some(t) = view.topics.values().find(|t| t.replication_factor as usize > remaining) {
             return Err(SentinelError::NotEnoughBrokers { wanted: t.replication_factor, live: remaining });
         }

@@ -9,8 +9,8 @@
 //!    leader adds each to the ISR once it has caught up.
 //! 2. **Finish**: once every wanted broker is in the ISR, the replica list
 //!    becomes exactly the wanted one and the ISR keeps only wanted brokers.
-//!    If the leader is not wanted, the first wanted broker leads at a new
-//!    epoch. The brokers left out are told to remove (and delete) the replica.
+//!    If the leader is not wanted, the first live wanted broker leads at a
+//!    new epoch. The brokers left out are told to remove (and delete) the replica.
 //!
 //! So a partition never has fewer in-sync copies than before the move, and
 //! nothing acknowledged depends on a replica that is being removed.
@@ -78,7 +78,12 @@ pub fn wanted(ring: &Ring, p: &PartitionRecord, replication_factor: usize) -> Op
 /// The next state of `p` on its way to `wanted`, or `None` when it is
 /// there, cannot move now (no leader to copy from) or waits for catch-up.
 /// `may_start` says whether a new move (step 1) may begin.
-pub fn next_step(p: &PartitionRecord, wanted: &[u32], may_start: bool) -> Option<(PartitionRecord, Step)> {
+pub fn next_step(
+    p: &PartitionRecord,
+    wanted: &[u32],
+    may_start: bool,
+    live: impl Fn(u32) -> bool,
+) -> Option<(PartitionRecord, Step)> {
     let leader = p.leader?;
     let missing: Vec<u32> = wanted.iter().copied().filter(|b| !p.replicas.contains(b)).collect();
     if !missing.is_empty() {
@@ -99,8 +104,12 @@ pub fn next_step(p: &PartitionRecord, wanted: &[u32], may_start: bool) -> Option
     }
     let removed: Vec<u32> = p.replicas.iter().copied().filter(|b| !wanted.contains(b)).collect();
     let isr: Vec<u32> = wanted.iter().copied().filter(|b| p.isr.contains(b)).collect();
-    let (leader, leader_epoch) =
-        if wanted.contains(&leader) { (leader, p.leader_epoch) } else { (wanted[0], p.leader_epoch + 1) };
+    let (leader, leader_epoch) = if wanted.contains(&leader) {
+        (leader, p.leader_epoch)
+    } else {
+        // The first wanted broker that is alive takes over; none alive: wait.
+        (wanted.iter().copied().find(|b| live(*b))?, p.leader_epoch + 1)
+    };
     let next = PartitionRecord { replicas: wanted.to_vec(), isr, leader: Some(leader), leader_epoch, ..p.clone() };
     Some((next, Step::Finish(removed)))
 }
@@ -118,6 +127,10 @@ pub enum Step {
 mod tests {
     use super::*;
 
+    fn all(_: u32) -> bool {
+        true
+    }
+
     fn partition(replicas: &[u32], leader: Option<u32>, isr: &[u32]) -> PartitionRecord {
         PartitionRecord {
             topic: "t".into(),
@@ -131,13 +144,13 @@ mod tests {
 
     #[test]
     fn a_partition_placed_as_wanted_stays() {
-        assert_eq!(next_step(&partition(&[1, 2, 3], Some(1), &[1, 2, 3]), &[2, 3, 1], true), None);
+        assert_eq!(next_step(&partition(&[1, 2, 3], Some(1), &[1, 2, 3]), &[2, 3, 1], true, all), None);
     }
 
     #[test]
     fn a_move_first_adds_the_wanted_brokers_as_replicas() {
         let p = partition(&[1, 2, 3], Some(1), &[1, 2, 3]);
-        let (next, step) = next_step(&p, &[1, 2, 4], true).unwrap();
+        let (next, step) = next_step(&p, &[1, 2, 4], true, all).unwrap();
         assert_eq!(step, Step::Add(vec![4]));
         assert_eq!(next.replicas, vec![1, 2, 3, 4]);
         assert_eq!((next.isr, next.leader, next.leader_epoch), (p.isr, p.leader, p.leader_epoch));
@@ -146,32 +159,35 @@ mod tests {
     #[test]
     fn a_new_move_waits_for_room_but_a_move_under_way_goes_on() {
         let p = partition(&[1, 2, 3], Some(1), &[1, 2, 3]);
-        assert_eq!(next_step(&p, &[1, 2, 4], false), None);
+        assert_eq!(next_step(&p, &[1, 2, 4], false, all), None);
         let moving = partition(&[1, 2, 3, 4], Some(1), &[1, 2, 3]);
-        assert_eq!(next_step(&moving, &[1, 2, 5], false).unwrap().1, Step::Add(vec![5]));
+        assert_eq!(next_step(&moving, &[1, 2, 5], false, all).unwrap().1, Step::Add(vec![5]));
     }
 
     #[test]
     fn a_move_finishes_only_once_the_new_replicas_are_in_sync() {
         let p = partition(&[1, 2, 3, 4], Some(1), &[1, 2, 3]);
-        assert_eq!(next_step(&p, &[1, 2, 4], true), None);
+        assert_eq!(next_step(&p, &[1, 2, 4], true, all), None);
         let caught_up = partition(&[1, 2, 3, 4], Some(1), &[1, 2, 3, 4]);
-        let (next, step) = next_step(&caught_up, &[1, 2, 4], true).unwrap();
+        let (next, step) = next_step(&caught_up, &[1, 2, 4], true, all).unwrap();
         assert_eq!(step, Step::Finish(vec![3]));
         assert_eq!((next.replicas, next.isr), (vec![1, 2, 4], vec![1, 2, 4]));
         assert_eq!((next.leader, next.leader_epoch), (Some(1), 5));
     }
 
     #[test]
-    fn a_leader_moved_away_hands_over_to_the_first_wanted_broker_at_a_new_epoch() {
+    fn a_leader_moved_away_hands_over_to_the_first_live_wanted_broker_at_a_new_epoch() {
         let p = partition(&[1, 2, 3, 4], Some(1), &[1, 2, 3, 4]);
-        let (next, _) = next_step(&p, &[4, 2, 3], true).unwrap();
+        let (next, _) = next_step(&p, &[4, 2, 3], true, all).unwrap();
         assert_eq!((next.leader, next.leader_epoch, next.replicas), (Some(4), 6, vec![4, 2, 3]));
+        let (next, _) = next_step(&p, &[4, 2, 3], true, |b| b != 4).unwrap();
+        assert_eq!(next.leader, Some(2));
+        assert_eq!(next_step(&p, &[4, 2, 3], true, |b| b == 1), None, "no wanted broker alive: wait");
     }
 
     #[test]
     fn an_offline_partition_does_not_move() {
-        assert_eq!(next_step(&partition(&[1, 2, 3], None, &[1, 2, 3]), &[1, 2, 4], true), None);
+        assert_eq!(next_step(&partition(&[1, 2, 3], None, &[1, 2, 3]), &[1, 2, 4], true, all), None);
     }
 
     #[test]

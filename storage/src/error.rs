@@ -57,8 +57,7 @@ pub enum StorageError {
         log_end: u64,
     },
 
-    /// A truncation removed an appended batch before it became durable; the
-    /// batch was never acknowledged and is gone.
+    /// `reset_to` was asked for an offset below the log end.
     #[error("cannot reset the log to offset {offset}: it already ends at {log_end} (truncate instead)")]
     ResetBeforeEnd {
         /// The requested offset.
@@ -66,6 +65,9 @@ pub enum StorageError {
         /// The log end.
         log_end: u64,
     },
+
+    /// A truncation removed an appended batch before it became durable; the
+    /// batch was never acknowledged and is gone.
     #[error("the batch at offset {base_offset} was truncated away before it became durable")]
     Truncated {
         /// Base offset the batch had been given.

@@ -108,7 +108,9 @@ impl Workload {
                 }
                 seq += 1;
             }
-            deliveries.join_all().await;
+            while let Some(done) = deliveries.join_next().await {
+                done.expect("a delivery task failed");
+            }
             producer.close().await;
         }
     }
@@ -148,8 +150,13 @@ impl Workload {
     pub async fn finish(mut self) -> History {
         self.stop.store(true, Ordering::Relaxed);
         let stopped = Instant::now();
-        while self.producers.join_next().await.is_some() {}
-        while self.consumers.join_next().await.is_some() {}
+        // A panic in a task (a broken expectation) fails the run.
+        while let Some(done) = self.producers.join_next().await {
+            done.expect("a producer task failed");
+        }
+        while let Some(done) = self.consumers.join_next().await {
+            done.expect("a consumer task failed");
+        }
         let mut records = std::mem::take(&mut *self.records.lock().unwrap());
         let unavailable = records
             .ack_times
@@ -174,9 +181,23 @@ impl Workload {
     }
 }
 
-/// Reads partition `partition` from offset 0 to its high watermark.
-pub async fn read_partition(cluster: &Arc<Cluster>, topic: &str, partition: u32) -> Vec<(u64, String)> {
-    let offsets = goulette_client::consumer::list_offsets(cluster, topic, partition, None).await.expect("list offsets");
+/// Reads partition `partition` from offset 0 to its high watermark, once
+/// that is at least `at_least`.
+pub async fn read_partition(cluster: &Arc<Cluster>, topic: &str, partition: u32, at_least: u64) -> Vec<(u64, String)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let offsets = loop {
+        let offsets =
+            goulette_client::consumer::list_offsets(cluster, topic, partition, None).await.expect("list offsets");
+        if offsets.high_watermark >= at_least {
+            break offsets;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}/{partition}: high watermark {} never reached {at_least}",
+            offsets.high_watermark
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let config = ConsumerConfig { partitions: Some(vec![partition]), start: StartAt::Beginning, ..Default::default() };
     let mut consumer = Consumer::subscribe(cluster.clone(), topic, config).await.expect("subscribe");
     let mut out = Vec::new();
