@@ -20,6 +20,8 @@ use goulette_proto::v1 as pb;
 
 const TOPIC: &str = "chaos";
 const PARTITIONS: u32 = 6;
+/// The seed of the short run in `make test` (its plan is checked in `nemesis`).
+const SHORT_SEED: u64 = 15;
 
 async fn run(seed: u64, duration: Duration) {
     println!("chaos: seed {seed}, {duration:?} of faults");
@@ -66,7 +68,7 @@ async fn run(seed: u64, duration: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_a_minute_of_faults_no_acknowledged_message_should_be_lost_or_reordered() {
-    let seed = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seed = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(SHORT_SEED);
     run(seed, Duration::from_secs(45)).await;
 }
 

@@ -5,8 +5,8 @@
 //! every replica of a partition and restart them. Some rounds decommission
 //! a broker and recommission it a few seconds later, so replicas move away
 //! and back while the other faults go on. Between faults the cluster gets a
-//! quiet moment. The seed fixes the schedule (which fault, which process,
-//! how long); process timing still varies between runs.
+//! quiet moment. The seed fixes the plan (which fault, which process, how
+//! long); process timing still varies between runs.
 
 use std::time::{Duration, Instant};
 
@@ -14,14 +14,69 @@ use goulette_client::Admin;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::cluster::ChaosCluster;
+use crate::cluster::{BROKERS, ChaosCluster, SENTINELS};
 
 /// What the nemesis did, in order.
 pub type Journal = Vec<String>;
 
-/// Runs faults against `topic`'s cluster until `until`, then heals
-/// everything (every fault is undone before the next). Runs on a thread
-/// outside the runtime; `runtime` serves the admin calls.
+/// One fault and how long it lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    KillBroker {
+        broker: u32,
+        down: Duration,
+    },
+    PauseBroker {
+        broker: u32,
+        paused: Duration,
+    },
+    /// SIGTERM (graceful) and start again at once.
+    RestartBroker {
+        broker: u32,
+    },
+    KillSentinel {
+        sentinel: usize,
+        down: Duration,
+    },
+    PauseSentinel {
+        sentinel: usize,
+        paused: Duration,
+    },
+    /// Decommission, then recommission after `held`.
+    Decommission {
+        broker: u32,
+        held: Duration,
+    },
+    /// Kill -9 every replica of one partition (`pick` modulo the partitions).
+    KillReplicas {
+        pick: u32,
+        down: Duration,
+    },
+}
+
+/// The endless plan of `seed`: each fault with the quiet time after it.
+pub fn plan(seed: u64) -> impl Iterator<Item = (Fault, Duration)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    std::iter::from_fn(move || {
+        let ms = |rng: &mut StdRng, min: u64, max: u64| Duration::from_millis(rng.random_range(min..=max));
+        let broker = |rng: &mut StdRng| rng.random_range(1..=BROKERS);
+        let sentinel = |rng: &mut StdRng| rng.random_range(0..SENTINELS);
+        let fault = match rng.random_range(0..100) {
+            0..30 => Fault::KillBroker { broker: broker(&mut rng), down: ms(&mut rng, 500, 4000) },
+            30..48 => Fault::PauseBroker { broker: broker(&mut rng), paused: ms(&mut rng, 300, 5000) },
+            48..56 => Fault::RestartBroker { broker: broker(&mut rng) },
+            56..70 => Fault::KillSentinel { sentinel: sentinel(&mut rng), down: ms(&mut rng, 500, 4000) },
+            70..84 => Fault::PauseSentinel { sentinel: sentinel(&mut rng), paused: ms(&mut rng, 500, 5000) },
+            84..92 => Fault::Decommission { broker: broker(&mut rng), held: ms(&mut rng, 3000, 8000) },
+            _ => Fault::KillReplicas { pick: rng.random(), down: ms(&mut rng, 500, 3000) },
+        };
+        Some((fault, ms(&mut rng, 1000, 4000)))
+    })
+}
+
+/// Runs `seed`'s plan against `topic`'s cluster until `until`; every fault
+/// is undone before the next, so the cluster is whole at the end. Runs on
+/// a thread outside the runtime; `runtime` serves the admin calls.
 pub fn run(
     cluster: &mut ChaosCluster,
     seed: u64,
@@ -30,94 +85,100 @@ pub fn run(
     runtime: &tokio::runtime::Handle,
 ) -> Journal {
     let admin = Admin::new(cluster.client());
-    let mut rng = StdRng::seed_from_u64(seed);
     let mut journal = Journal::new();
     let started = Instant::now();
-    while Instant::now() < until {
-        let hold = |rng: &mut StdRng, min_ms: u64, max_ms: u64| {
-            let want = Duration::from_millis(rng.random_range(min_ms..=max_ms));
-            want.min(until.saturating_duration_since(Instant::now()))
-        };
+    // No fault outlasts the run.
+    let capped = |d: Duration| d.min(until.saturating_duration_since(Instant::now()));
+    for (fault, quiet) in plan(seed) {
+        if Instant::now() >= until {
+            break;
+        }
         let at = started.elapsed().as_secs_f64();
-        let dice = rng.random_range(0..100);
-        match dice {
-            0..30 => {
-                let b = rng.random_range(0..cluster.brokers.len());
-                let down = hold(&mut rng, 500, 4000);
-                journal.push(format!("{at:6.1}s kill -9 broker {} for {down:?}", b + 1));
-                cluster.brokers[b].kill();
-                std::thread::sleep(down);
-                cluster.brokers[b].restart();
+        let broker = |id: u32| id as usize - 1;
+        match fault {
+            Fault::KillBroker { broker: b, down } => {
+                journal.push(format!("{at:6.1}s kill -9 broker {b} for {:?}", capped(down)));
+                cluster.brokers[broker(b)].kill();
+                std::thread::sleep(capped(down));
+                cluster.brokers[broker(b)].restart();
             }
-            30..48 => {
-                let b = rng.random_range(0..cluster.brokers.len());
-                let paused = hold(&mut rng, 300, 5000);
-                journal.push(format!("{at:6.1}s SIGSTOP broker {} for {paused:?}", b + 1));
-                cluster.brokers[b].pause();
-                std::thread::sleep(paused);
-                cluster.brokers[b].resume();
+            Fault::PauseBroker { broker: b, paused } => {
+                journal.push(format!("{at:6.1}s SIGSTOP broker {b} for {:?}", capped(paused)));
+                cluster.brokers[broker(b)].pause();
+                std::thread::sleep(capped(paused));
+                cluster.brokers[broker(b)].resume();
             }
-            48..56 => {
-                let b = rng.random_range(0..cluster.brokers.len());
-                journal.push(format!("{at:6.1}s SIGTERM broker {} and restart", b + 1));
-                cluster.brokers[b].stop();
-                cluster.brokers[b].restart();
+            Fault::RestartBroker { broker: b } => {
+                journal.push(format!("{at:6.1}s SIGTERM broker {b} and restart"));
+                cluster.brokers[broker(b)].stop();
+                cluster.brokers[broker(b)].restart();
             }
-            56..70 => {
-                let s = rng.random_range(0..cluster.sentinels.len());
-                let down = hold(&mut rng, 500, 4000);
-                journal.push(format!("{at:6.1}s kill -9 sentinel {} for {down:?}", s + 1));
+            Fault::KillSentinel { sentinel: s, down } => {
+                journal.push(format!("{at:6.1}s kill -9 sentinel {} for {:?}", s + 1, capped(down)));
                 cluster.sentinels[s].kill();
-                std::thread::sleep(down);
+                std::thread::sleep(capped(down));
                 cluster.sentinels[s].restart();
             }
-            70..84 => {
-                let s = rng.random_range(0..cluster.sentinels.len());
-                let paused = hold(&mut rng, 500, 5000);
-                journal.push(format!("{at:6.1}s SIGSTOP sentinel {} for {paused:?}", s + 1));
+            Fault::PauseSentinel { sentinel: s, paused } => {
+                journal.push(format!("{at:6.1}s SIGSTOP sentinel {} for {:?}", s + 1, capped(paused)));
                 cluster.sentinels[s].pause();
-                std::thread::sleep(paused);
+                std::thread::sleep(capped(paused));
                 cluster.sentinels[s].resume();
             }
-            84..92 => {
-                let b = rng.random_range(1..=cluster.brokers.len() as u32);
-                let held = hold(&mut rng, 3000, 8000);
-                match runtime.block_on(admin.decommission_broker(b, false)) {
-                    Ok(()) => {
-                        journal.push(format!("{at:6.1}s decommission broker {b} for {held:?}"));
-                        std::thread::sleep(held);
-                        // A sentinel fault may be healing: try until it is accepted.
-                        let back = Instant::now() + Duration::from_secs(30);
-                        while let Err(e) = runtime.block_on(admin.decommission_broker(b, true)) {
-                            assert!(Instant::now() < back, "recommissioning broker {b} failed: {e}");
-                            std::thread::sleep(Duration::from_millis(200));
-                        }
+            Fault::Decommission { broker: b, held } => match runtime.block_on(admin.decommission_broker(b, false)) {
+                Ok(()) => {
+                    journal.push(format!("{at:6.1}s decommission broker {b} for {:?}", capped(held)));
+                    std::thread::sleep(capped(held));
+                    // A sentinel fault may be healing: try until it is accepted.
+                    let back = Instant::now() + Duration::from_secs(30);
+                    while let Err(e) = runtime.block_on(admin.decommission_broker(b, true)) {
+                        assert!(Instant::now() < back, "recommissioning broker {b} failed: {e}");
+                        std::thread::sleep(Duration::from_millis(200));
                     }
-                    Err(e) => journal.push(format!("{at:6.1}s decommission broker {b} refused: {e}")),
                 }
-            }
-            _ => {
-                let pick = rng.random_range(0..u32::MAX);
-                let down = hold(&mut rng, 500, 3000);
-                match runtime.block_on(admin.describe_topic(topic)) {
-                    Ok(d) => {
-                        let p = pick as usize % d.partition_details.len();
-                        let set = &d.partition_details[p].replicas;
-                        journal.push(format!("{at:6.1}s kill -9 every replica of partition {p} {set:?} for {down:?}"));
-                        for b in set {
-                            cluster.brokers[*b as usize - 1].kill();
-                        }
-                        std::thread::sleep(down);
-                        for b in set {
-                            cluster.brokers[*b as usize - 1].restart();
-                        }
+                Err(e) => journal.push(format!("{at:6.1}s decommission broker {b} refused: {e}")),
+            },
+            Fault::KillReplicas { pick, down } => match runtime.block_on(admin.describe_topic(topic)) {
+                Ok(d) => {
+                    let p = pick as usize % d.partition_details.len();
+                    let set = &d.partition_details[p].replicas;
+                    journal.push(format!("{at:6.1}s kill -9 every replica of partition {p} {set:?} for {down:?}"));
+                    for b in set {
+                        cluster.brokers[broker(*b)].kill();
                     }
-                    Err(e) => journal.push(format!("{at:6.1}s describe failed ({e}); no kill-all round")),
+                    std::thread::sleep(capped(down));
+                    for b in set {
+                        cluster.brokers[broker(*b)].restart();
+                    }
                 }
-            }
+                Err(e) => journal.push(format!("{at:6.1}s describe failed ({e}); no kill-all round")),
+            },
         }
-        std::thread::sleep(hold(&mut rng, 1000, 4000));
+        std::thread::sleep(capped(quiet));
     }
     journal.push(format!("{:6.1}s heal", started.elapsed().as_secs_f64()));
     journal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_gives_the_same_plan_and_every_kind_of_fault_comes_up() {
+        let first: Vec<_> = plan(7).take(200).collect();
+        assert_eq!(first, plan(7).take(200).collect::<Vec<_>>());
+        let kinds: std::collections::BTreeSet<_> =
+            first.iter().map(|(f, _)| std::mem::discriminant(f)).map(|d| format!("{d:?}")).collect();
+        assert_eq!(kinds.len(), 7, "{first:?}");
+    }
+
+    /// The short run of `make test` (45 s) includes a decommission and a
+    /// kill-all round early: about 8 faults fit in 45 s.
+    #[test]
+    fn the_make_test_seed_moves_replicas_and_kills_a_whole_partition_early() {
+        let early: Vec<Fault> = plan(crate::SHORT_SEED).take(4).map(|(f, _)| f).collect();
+        assert!(early.iter().any(|f| matches!(f, Fault::Decommission { .. })), "{early:?}");
+        assert!(early.iter().any(|f| matches!(f, Fault::KillReplicas { .. })), "{early:?}");
+    }
 }
