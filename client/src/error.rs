@@ -46,6 +46,21 @@ pub enum ClientError {
     /// The producer or consumer was closed.
     #[error("the client was closed")]
     Closed,
+    /// A message handler failed on every attempt and no dead-letter topic
+    /// was configured.
+    #[error("handler failed {attempts} times on {topic}/{partition}@{offset}: {error}")]
+    Handler {
+        /// Where the record came from.
+        topic: String,
+        /// Its partition.
+        partition: u32,
+        /// Its offset.
+        offset: u64,
+        /// Attempts made.
+        attempts: u32,
+        /// The handler's last error.
+        error: String,
+    },
 }
 
 /// Result alias for the client crate.
@@ -72,6 +87,7 @@ impl ClientError {
                     | ErrorCode::NotEnoughReplicas
                     | ErrorCode::UnknownTopic
                     | ErrorCode::UnknownPartition
+                    | ErrorCode::OutOfOrderSequence
             ),
             ClientError::Transport { .. } | ClientError::NoSentinel { .. } => true,
             _ => false,

@@ -7,6 +7,7 @@
 //!
 //! - [`producer`]: batching, windowed, retrying `Producer`.
 //! - [`consumer`]: `Consumer` with per-partition fetch streams and credit.
+//! - [`handler`]: a message handler run with retries, and a dead-letter topic.
 //! - [`admin`]: topics and cluster status.
 //! - [`cluster`]: sentinels (with failover), metadata cache, broker channels.
 //! - [`partitioner`]: key-hash and round-robin partition choice.
@@ -19,6 +20,7 @@ pub mod cluster;
 pub mod consumer;
 pub mod error;
 pub mod etcd_admin;
+pub mod handler;
 pub mod inspect;
 pub mod partitioner;
 pub mod producer;

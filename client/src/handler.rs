@@ -1,0 +1,145 @@
+//! Running an application's message handler with retries, and a dead-letter
+//! topic for the messages it keeps failing on.
+//!
+//! Each record is given to the handler up to `max_attempts` times, with
+//! exponential backoff and jitter between attempts. A record that still
+//! fails goes to the dead-letter topic (same key and value, the original
+//! headers plus headers naming its source and the last error), and only
+//! once that write is acknowledged does the consumer move on: a failed
+//! message is never dropped silently. Without a dead-letter topic the last
+//! error is returned and processing stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::cluster::backoff;
+use crate::consumer::{ConsumedRecord, Consumer};
+use crate::error::{ClientError, Result};
+use crate::producer::{Producer, ProducerRecord};
+
+/// Header naming the topic a dead-lettered record came from.
+pub const HEADER_SOURCE_TOPIC: &str = "goulette.dlq.source-topic";
+/// Header naming its partition (decimal).
+pub const HEADER_SOURCE_PARTITION: &str = "goulette.dlq.source-partition";
+/// Header naming its offset (decimal).
+pub const HEADER_SOURCE_OFFSET: &str = "goulette.dlq.source-offset";
+/// Header holding the handler's last error.
+pub const HEADER_ERROR: &str = "goulette.dlq.error";
+/// Header holding how many times the handler was tried (decimal).
+pub const HEADER_ATTEMPTS: &str = "goulette.dlq.attempts";
+
+/// How often and how patiently a handler is retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per record, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Backoff before the second attempt; doubles after each failure…
+    pub initial_backoff: Duration,
+    /// …up to this.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where records the handler gave up on are sent.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub producer: Arc<Producer>,
+    pub topic: String,
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler succeeded on attempt `attempts`.
+    Handled { attempts: u32 },
+    /// Every attempt failed; the record is in the dead-letter topic.
+    DeadLettered { attempts: u32, error: String },
+}
+
+/// Runs `handler` on `record` under `policy`, dead-lettering it if every
+/// attempt fails. Errors: the handler's last error when there is no
+/// dead-letter topic (`ClientError::Handler`), or the dead-letter write's.
+pub async fn handle_with_retries<F, Fut, E>(
+    record: &ConsumedRecord,
+    policy: &RetryPolicy,
+    dead_letter: Option<&DeadLetter>,
+    mut handler: F,
+) -> Result<Outcome>
+where
+    F: FnMut(&ConsumedRecord) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let attempts = policy.max_attempts.max(1);
+    let mut last_error = String::new();
+    for attempt in 1..=attempts {
+        match handler(record).await {
+            Ok(()) => return Ok(Outcome::Handled { attempts: attempt }),
+            Err(e) => last_error = e.to_string(),
+        }
+        if attempt < attempts {
+            tokio::time::sleep(backoff(attempt - 1, policy.initial_backoff, policy.max_backoff)).await;
+        }
+    }
+    let Some(dead_letter) = dead_letter else {
+        return Err(ClientError::Handler {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            attempts,
+            error: last_error,
+        });
+    };
+    let mut headers = record.headers.clone();
+    headers.extend([
+        (HEADER_SOURCE_TOPIC.to_owned(), Bytes::from(record.topic.clone())),
+        (HEADER_SOURCE_PARTITION.to_owned(), Bytes::from(record.partition.to_string())),
+        (HEADER_SOURCE_OFFSET.to_owned(), Bytes::from(record.offset.to_string())),
+        (HEADER_ERROR.to_owned(), Bytes::from(last_error.clone())),
+        (HEADER_ATTEMPTS.to_owned(), Bytes::from(attempts.to_string())),
+    ]);
+    let letter = ProducerRecord {
+        topic: dead_letter.topic.clone(),
+        partition: None,
+        key: record.key.clone(),
+        value: record.value.clone(),
+        headers,
+        timestamp: Some(record.timestamp),
+    };
+    dead_letter.producer.send(letter).await?.wait().await?;
+    Ok(Outcome::DeadLettered { attempts, error: last_error })
+}
+
+/// Feeds every record `consumer` delivers to `handler` (see
+/// [`handle_with_retries`]), reporting each outcome to `on_outcome`, until
+/// the consumer ends or an error stops it.
+pub async fn process<F, Fut, E>(
+    consumer: &mut Consumer,
+    policy: &RetryPolicy,
+    dead_letter: Option<&DeadLetter>,
+    mut handler: F,
+    mut on_outcome: impl FnMut(&ConsumedRecord, &Outcome),
+) -> Result<()>
+where
+    F: FnMut(&ConsumedRecord) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>>,
+    E: std::fmt::Display,
+{
+    while let Some(record) = consumer.recv().await {
+        let record = record?;
+        let outcome = handle_with_retries(&record, policy, dead_letter, &mut handler).await?;
+        on_outcome(&record, &outcome);
+    }
+    Ok(())
+}

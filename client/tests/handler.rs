@@ -1,0 +1,100 @@
+//! A message handler run with retries: transient failures are retried, and
+//! the records it keeps failing on land in the dead-letter topic, with
+//! headers naming their source and error, and nothing else does.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Env, consume_all, produce_values};
+use goulette_client::handler::{self, DeadLetter, Outcome, RetryPolicy};
+use goulette_client::{ClientError, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, StartAt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_failing_handler_the_dead_letter_topic_should_receive_exactly_the_failed_messages() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("orders", 1, 1).await;
+    env.create_topic("orders-dlq", 1, 1).await;
+    env.wait_serving("orders").await;
+    env.wait_serving("orders-dlq").await;
+    let values: Vec<String> = (0..12)
+        .map(|i| match i % 4 {
+            1 => format!("bad{i}"),
+            2 => format!("flaky{i}"),
+            _ => format!("ok{i}"),
+        })
+        .collect();
+    produce_values(env.cluster(), "orders", &values.iter().map(String::as_str).collect::<Vec<_>>()).await;
+
+    let producer = Arc::new(Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::KeyHash));
+    let dead_letter = DeadLetter { producer: producer.clone(), topic: "orders-dlq".into() };
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+    };
+    let config = ConsumerConfig { start: StartAt::Beginning, ..Default::default() };
+    let mut consumer = Consumer::subscribe(env.cluster(), "orders", config).await.unwrap();
+    // "bad" always fails; "flaky" fails on its first attempt only.
+    let mut tries: HashMap<u64, u32> = HashMap::new();
+    let mut outcomes = Vec::new();
+    let run = handler::process(
+        &mut consumer,
+        &policy,
+        Some(&dead_letter),
+        |r| {
+            let n = tries.entry(r.offset).or_default();
+            *n += 1;
+            let value = String::from_utf8_lossy(&r.value).into_owned();
+            let fails = value.starts_with("bad") || (value.starts_with("flaky") && *n == 1);
+            async move { if fails { Err(format!("cannot handle {value}")) } else { Ok(()) } }
+        },
+        |r, outcome| outcomes.push((r.offset, outcome.clone())),
+    );
+    // The consumer never ends by itself: stop once every record was seen.
+    let _ = tokio::time::timeout(Duration::from_secs(5), run).await;
+    assert_eq!(outcomes.len(), 12, "{outcomes:?}");
+    for (offset, outcome) in &outcomes {
+        let expected = match offset % 4 {
+            1 => Outcome::DeadLettered { attempts: 3, error: format!("cannot handle bad{offset}") },
+            2 => Outcome::Handled { attempts: 2 },
+            _ => Outcome::Handled { attempts: 1 },
+        };
+        assert_eq!(outcome, &expected, "offset {offset}");
+    }
+
+    let letters = consume_all(env.cluster(), "orders-dlq", 3).await;
+    let header = |r: &goulette_client::ConsumedRecord, name: &str| {
+        r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    for (letter, offset) in letters.iter().zip([1u64, 5, 9]) {
+        assert_eq!(letter.value, Bytes::from(format!("bad{offset}")));
+        assert_eq!(header(letter, handler::HEADER_SOURCE_TOPIC).as_deref(), Some("orders"));
+        assert_eq!(header(letter, handler::HEADER_SOURCE_PARTITION).as_deref(), Some("0"));
+        assert_eq!(header(letter, handler::HEADER_SOURCE_OFFSET), Some(offset.to_string()));
+        assert_eq!(header(letter, handler::HEADER_ATTEMPTS).as_deref(), Some("3"));
+        assert_eq!(header(letter, handler::HEADER_ERROR), Some(format!("cannot handle bad{offset}")));
+    }
+
+    // Without a dead-letter topic the handler's error stops processing.
+    let config = ConsumerConfig { start: StartAt::Beginning, ..Default::default() };
+    let mut consumer = Consumer::subscribe(env.cluster(), "orders", config).await.unwrap();
+    let stopped = handler::process(
+        &mut consumer,
+        &policy,
+        None,
+        |r| {
+            let bad = r.value.starts_with(b"bad");
+            async move { if bad { Err("no") } else { Ok(()) } }
+        },
+        |_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(stopped, ClientError::Handler { offset: 1, attempts: 3, .. }), "{stopped}");
+}
