@@ -10,6 +10,9 @@ pub fn storage_error(e: &StorageError) -> pb::Error {
         StorageError::BatchTooLarge { .. } => ErrorCode::TooLarge,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         StorageError::Corruption { .. } => ErrorCode::CorruptStorage,
+        StorageError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
+        StorageError::DuplicateSequence { .. } => ErrorCode::DuplicateSequence,
+        StorageError::ProducerFenced { .. } => ErrorCode::Fenced,
         // The replica changed under the request (truncated for a new leader,
         // or closed because it moved): the client should look up the leader.
         StorageError::Truncated { .. } | StorageError::Closed { .. } => ErrorCode::NotLeader,

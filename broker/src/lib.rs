@@ -7,9 +7,11 @@
 //! - [`replication`]: followers copying from leaders; leaders managing the ISR.
 //! - [`server`]: `run`, wiring it all together.
 //! - [`config`], [`error`]: settings and protocol error mapping.
+//! - [`failpoint`]: faults tests inject through the environment.
 
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod fetch;
 pub mod link;
 pub mod partition;

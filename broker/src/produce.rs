@@ -69,9 +69,19 @@ pub async fn serve(
                 None => reading = false,
             },
             Some(response) = pending.next(), if !pending.is_empty() => {
-                if let Some(response) = response
-                    && responses.send(Ok(response)).await.is_err()
-                {
+                let Some(response) = response else { continue };
+                match crate::failpoint::produce_response() {
+                    crate::failpoint::ProduceResponse::Send => {}
+                    crate::failpoint::ProduceResponse::Drop => {
+                        tracing::warn!(correlation_id = response.correlation_id, "failpoint: dropping a produce response and the stream");
+                        return;
+                    }
+                    crate::failpoint::ProduceResponse::Crash => {
+                        tracing::warn!(correlation_id = response.correlation_id, "failpoint: exiting instead of answering");
+                        std::process::exit(crate::failpoint::CRASH_EXIT_CODE);
+                    }
+                }
+                if responses.send(Ok(response)).await.is_err() {
                     return; // the client is gone
                 }
             }
@@ -154,8 +164,12 @@ async fn append(
         Ok(Err(e)) => return refuse(storage_error(&e)),
         Err(e) => return refuse(pb::Error::new(ErrorCode::Internal, format!("append task failed: {e}"))),
     };
-    replica.appended();
-    // Its durability wait runs concurrently with later appends.
+    if !pending.duplicate {
+        replica.appended();
+    }
+    // Its durability wait runs concurrently with later appends. A producer's
+    // retry of a stored batch waits the same way for the original, and is
+    // answered with its offsets.
     let response = Box::pin(async move {
         let log = replica.log.clone();
         let durable = tokio::task::spawn_blocking(move || log.wait_durable_for(&pending)).await;

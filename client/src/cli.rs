@@ -146,12 +146,18 @@ pub struct ProduceOptions {
     pub window: usize,
     pub message: Option<String>,
     pub print_offsets: bool,
+    pub idempotent: bool,
 }
 
 /// `produce`: `--message`, or each line of stdin, batched and pipelined.
 /// Succeeds only if every message was acknowledged.
 pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::Result<bool> {
-    let config = ProducerConfig { acks: options.acks, window: options.window.max(1), ..ProducerConfig::default() };
+    let config = ProducerConfig {
+        acks: options.acks,
+        window: options.window.max(1),
+        idempotent: options.idempotent,
+        ..ProducerConfig::default()
+    };
     let producer = Arc::new(Producer::new(cluster, config, Partitioner::KeyHash));
     let (results_tx, mut results_rx) = tokio::sync::mpsc::channel(65536);
     // Print outcomes in send order while more lines are read.

@@ -104,6 +104,19 @@ impl Cluster {
         Err(ClientError::NoSentinel { addresses: self.sentinels.join(","), last })
     }
 
+    /// A new idempotent producer id from the sentinel leader.
+    pub async fn init_producer_id(&self) -> Result<i64> {
+        let resp =
+            self.with_sentinel("init producer id", |mut c| async move {
+                c.init_producer_id(pb::InitProducerIdRequest {}).await
+            })
+            .await?;
+        match resp.error {
+            Some(e) => Err(ClientError::from_proto(&e)),
+            None => Ok(resp.producer_id),
+        }
+    }
+
     /// Asks the sentinels about `topics` (all when empty), reporting brokers
     /// this client could not reach, and caches the answer.
     pub async fn refresh(

@@ -56,6 +56,10 @@ enum Command {
         /// Print `partition<TAB>offset` for every acknowledged message.
         #[arg(long)]
         print_offsets: bool,
+        /// Number batches so that a retried one is stored once
+        /// (`--idempotent=false` to turn off).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        idempotent: bool,
     },
     /// Print messages of a topic.
     Consume {
@@ -304,8 +308,9 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 TopicCommand::Describe { name, format } => cli::topic_describe(cluster, &name, format).await,
                 TopicCommand::Delete { name } => cli::topic_delete(cluster, &name).await,
             },
-            Command::Produce { topic, key, partition, acks, window, message, print_offsets } => {
-                let options = ProduceOptions { topic, key, partition, acks, window, message, print_offsets };
+            Command::Produce { topic, key, partition, acks, window, message, print_offsets, idempotent } => {
+                let options =
+                    ProduceOptions { topic, key, partition, acks, window, message, print_offsets, idempotent };
                 cli::produce(cluster, options).await
             }
             Command::Consume {

@@ -8,8 +8,17 @@
 //! refreshes metadata (reporting an unreachable broker to the sentinels),
 //! reconnects to the leader and re-sends every unacknowledged batch in the
 //! original order, with exponential backoff and jitter, so a retry never
-//! reorders a partition. Without idempotence (a later issue) a batch whose
-//! response was lost may be stored twice.
+//! reorders a partition.
+//!
+//! Idempotence (on by default): each partition sender gets a producer id
+//! from the sentinels and numbers its records; a batch keeps its numbers
+//! across retries, so a leader that already stored it answers with the
+//! original offsets instead of storing it twice, and refuses a batch whose
+//! predecessor is missing (`OUT_OF_ORDER_SEQUENCE`, retried in order). A
+//! batch that fails for good leaves a hole in the numbering: the sender then
+//! starts over under a new producer id. The window is capped to what a
+//! partition remembers per producer (`producers::CACHED_BATCHES`). Without
+//! idempotence a batch whose response was lost may be stored twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -17,7 +26,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use goulette_proto::v1::{self as pb, Acks, ErrorCode, broker_service_client::BrokerServiceClient};
-use goulette_storage::{BatchBuilder, Compression, Record};
+use goulette_storage::producers::CACHED_BATCHES;
+use goulette_storage::{Batch, BatchBuilder, Compression, ProducerInfo, Record};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -43,6 +53,8 @@ pub struct ProducerConfig {
     pub max_retry_backoff: Duration,
     /// Ask the sentinels to create unknown topics.
     pub auto_create_topics: bool,
+    /// Number batches so that a retried batch is stored once.
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -57,6 +69,7 @@ impl Default for ProducerConfig {
             retry_backoff: Duration::from_millis(50),
             max_retry_backoff: Duration::from_secs(2),
             auto_create_topics: true,
+            idempotent: true,
         }
     }
 }
@@ -183,6 +196,8 @@ impl Producer {
 struct Ready {
     bytes: Bytes,
     waiters: Vec<oneshot::Sender<Result<RecordMetadata>>>,
+    /// Numbered under the sender's producer id (idempotence).
+    sequenced: bool,
 }
 
 struct InFlight {
@@ -210,6 +225,10 @@ struct PartitionSender {
     /// The broker the last connection attempt went to (reported to the
     /// sentinels as unreachable if that attempt failed in transport).
     last_broker: Option<u32>,
+    /// Idempotence: this sender's producer id, and the sequence of the next
+    /// record it numbers.
+    producer_id: Option<i64>,
+    next_sequence: i32,
 }
 
 impl PartitionSender {
@@ -226,13 +245,15 @@ impl PartitionSender {
             next_correlation: 0,
             attempts: 0,
             last_broker: None,
+            producer_id: None,
+            next_sequence: 0,
         }
     }
 
     fn seal_batch(&mut self) {
         let Some((builder, waiters, _)) = self.builder.take() else { return };
         match builder.build() {
-            Ok(bytes) => self.queue.push_back(Ready { bytes, waiters }),
+            Ok(bytes) => self.queue.push_back(Ready { bytes, waiters, sequenced: false }),
             Err(e) => {
                 let error = ClientError::InvalidArgument(format!("cannot build a batch: {e}"));
                 for w in waiters {
@@ -299,6 +320,45 @@ impl PartitionSender {
         for ready in queue {
             self.resolve(ready, Err(error.clone()));
         }
+        self.restart_sequences();
+    }
+
+    /// After a batch failed for good its sequence numbers are a hole the
+    /// partition would refuse everything after: number whatever is not
+    /// acknowledged afresh under a new producer id.
+    fn restart_sequences(&mut self) {
+        if !self.config.idempotent {
+            return;
+        }
+        self.requeue();
+        self.producer_id = None;
+        self.next_sequence = 0;
+        for ready in &mut self.queue {
+            ready.sequenced = false;
+        }
+    }
+
+    /// Numbers `ready` under this sender's producer id (fetched on first
+    /// use), unless idempotence is off or it was numbered already.
+    async fn sequence(&mut self, ready: &mut Ready) -> Result<()> {
+        if !self.config.idempotent || ready.sequenced {
+            return Ok(());
+        }
+        let producer_id = match self.producer_id {
+            Some(id) => id,
+            None => {
+                let id = self.cluster.init_producer_id().await?;
+                self.producer_id = Some(id);
+                id
+            }
+        };
+        let info = ProducerInfo { producer_id, producer_epoch: 0, base_sequence: self.next_sequence };
+        let batch = Batch::parse(ready.bytes.clone())
+            .map_err(|e| ClientError::InvalidArgument(format!("cannot number a batch: {e}")))?;
+        ready.bytes = batch.with_producer(info).into_bytes();
+        self.next_sequence = self.next_sequence.wrapping_add(ready.waiters.len() as i32);
+        ready.sequenced = true;
+        Ok(())
     }
 
     /// After a retriable failure: back off, refresh, reconnect (or give up).
@@ -361,9 +421,27 @@ impl PartitionSender {
     }
 
     async fn send_window(&mut self) {
-        while self.inflight.len() < self.config.window {
-            let Some(conn) = &self.connection else { return };
-            let Some(ready) = self.queue.pop_front() else { return };
+        // A partition remembers this many batches per producer: more in
+        // flight and a retried one might not be recognised.
+        let window = if self.config.idempotent { self.config.window.min(CACHED_BATCHES) } else { self.config.window };
+        while self.inflight.len() < window {
+            if self.connection.is_none() {
+                return;
+            }
+            let Some(mut ready) = self.queue.pop_front() else { return };
+            if let Err(e) = self.sequence(&mut ready).await {
+                self.queue.push_front(ready);
+                if e.is_retriable() {
+                    self.retry(e, None).await;
+                } else {
+                    self.fail_all(&e);
+                }
+                return;
+            }
+            let Some(conn) = &self.connection else {
+                self.queue.push_front(ready);
+                return;
+            };
             let correlation_id = self.next_correlation;
             self.next_correlation += 1;
             let request = pb::ProduceRequest {
@@ -438,7 +516,11 @@ impl PartitionSender {
                     self.inflight.push_front(done);
                     self.retry(error, None).await;
                 } else {
-                    self.resolve(done.ready, Err(error));
+                    self.resolve(done.ready, Err(error.clone()));
+                    // A duplicate is stored, so the numbering has no hole.
+                    if !matches!(error, ClientError::Server { code: ErrorCode::DuplicateSequence, .. }) {
+                        self.restart_sequences();
+                    }
                 }
             }
         }

@@ -22,6 +22,9 @@ use crate::view::ClusterView;
 /// Most partitions a topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
 
+/// Producer ids reserved from etcd at a time.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
 /// A partition leader's request to change the ISR.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsrChange {
@@ -58,6 +61,9 @@ pub struct Controller {
     membership: std::sync::Mutex<(i64, Membership)>,
     /// Serializes decommissions, whose check reads etcd, not the view.
     decommissions: Mutex<()>,
+    /// Producer ids this sentinel reserved and has not handed out yet:
+    /// `[next, end)`.
+    producer_ids: Mutex<(i64, i64)>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -75,6 +81,7 @@ impl Controller {
             sessions: std::sync::Mutex::new(HashMap::new()),
             membership: std::sync::Mutex::new((0, Membership::default())),
             decommissions: Mutex::new(()),
+            producer_ids: Mutex::new((0, 0)),
         }
     }
 
@@ -428,6 +435,48 @@ impl Controller {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// A producer id never handed out before. Ids are reserved from the
+    /// etcd counter `counters/producer-ids` in blocks (one compare-and-swap
+    /// per block, with its op); a block's unused ids are never reused, even
+    /// if this sentinel loses its leadership.
+    pub async fn allocate_producer_id(&self, fence: &Fence) -> Result<i64> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 == block.1 {
+            let key = self.store.keys().producer_ids_counter();
+            let current = self
+                .store
+                .client()
+                .get(key.as_str(), None)
+                .await
+                .map_err(|e| SentinelError::etcd("read the producer-id counter", e))?;
+            let (start, revision) = match current.kvs().first() {
+                Some(kv) => {
+                    let text = kv.value_str().unwrap_or_default();
+                    let start = text.trim().parse::<i64>().map_err(|e| SentinelError::CorruptValue {
+                        key: key.clone(),
+                        reason: format!("{text:?}: {e}"),
+                    })?;
+                    (start, Some(kv.mod_revision()))
+                }
+                None => (0, None),
+            };
+            let end = start + PRODUCER_ID_BLOCK;
+            let detail = format!("producer ids [{start}, {end})");
+            let mut change = Change::new("reserve-producer-ids", detail).put_json(key.clone(), &end, None);
+            match revision {
+                Some(r) => change.require_mod_revision.push((key, r)),
+                None => change.require_absent.push(key),
+            }
+            // A conflict (another writer in between) fails this request; the
+            // client retries.
+            self.store.commit(fence, change).await?;
+            *block = (start, end);
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
     }
 
     /// Marks broker `id` decommissioned (its replicas move to other

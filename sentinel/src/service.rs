@@ -351,6 +351,34 @@ impl SentinelService for SentinelGrpc {
         result.or_else(|e| Ok(pb::DeleteTopicResponse { error: Some(e.to_proto()) })).map(Response::new)
     }
 
+    async fn init_producer_id(
+        &self,
+        req: Request<pb::InitProducerIdRequest>,
+    ) -> std::result::Result<Response<pb::InitProducerIdResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        let req = req.into_inner();
+        let s = &self.0;
+        let result = match s.route(already_forwarded) {
+            Ok(Route::Local(fence)) => s
+                .controller
+                .allocate_producer_id(&fence)
+                .await
+                .map(|producer_id| pb::InitProducerIdResponse { error: None, producer_id }),
+            Ok(Route::Forward(channel)) => {
+                let leader = s.leader_address();
+                SentinelServiceClient::new(channel)
+                    .init_producer_id(forward_request(req))
+                    .await
+                    .map(Response::into_inner)
+                    .map_err(|st| status_to_error(&leader, st))
+            }
+            Err(e) => Err(e),
+        };
+        result
+            .or_else(|e| Ok(pb::InitProducerIdResponse { error: Some(e.to_proto()), producer_id: -1 }))
+            .map(Response::new)
+    }
+
     async fn decommission_broker(
         &self,
         req: Request<pb::DecommissionBrokerRequest>,

@@ -257,13 +257,19 @@ impl BrokerProcess {
     /// Starts broker `id` on a free port, registering with `sentinels`
     /// (`host:port,…`).
     pub fn start(id: u32, sentinels: &str, extra: &[&str]) -> BrokerProcess {
+        BrokerProcess::start_with_env(id, sentinels, extra, &[])
+    }
+
+    /// Like `start`, with extra environment variables (failpoints).
+    pub fn start_with_env(id: u32, sentinels: &str, extra: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut args: Vec<String> =
             ["--id", &id.to_string(), "--address", &address.to_string(), "--data", "data", "--sentinels", sentinels]
                 .map(String::from)
                 .to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
-        let envs = vec![("RUST_LOG".to_owned(), "info,goulette_broker=debug".to_owned())];
+        let mut envs = vec![("RUST_LOG".to_owned(), "info,goulette_broker=debug".to_owned())];
+        envs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let process =
             Managed::start("broker", bin_dir().join("goulette-broker"), args, envs, address, listening, temp_dir());
         BrokerProcess { id, process }

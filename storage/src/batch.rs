@@ -416,6 +416,19 @@ impl Batch {
         Batch { bytes: buf.freeze() }
     }
 
+    /// Returns a copy of this batch under idempotent producer `info` (its
+    /// id, epoch and base sequence), with the CRC recomputed since it covers
+    /// them. A producer numbers a batch when it first sends it.
+    pub fn with_producer(&self, info: ProducerInfo) -> Batch {
+        let mut buf = BytesMut::from(&self.bytes[..]);
+        buf[OFF_PRODUCER_ID..OFF_PRODUCER_ID + 8].copy_from_slice(&info.producer_id.to_le_bytes());
+        buf[OFF_PRODUCER_EPOCH..OFF_PRODUCER_EPOCH + 2].copy_from_slice(&info.producer_epoch.to_le_bytes());
+        buf[OFF_BASE_SEQUENCE..OFF_BASE_SEQUENCE + 4].copy_from_slice(&info.base_sequence.to_le_bytes());
+        let crc = crc32fast::hash(&buf[OFF_ATTRIBUTES..]);
+        buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        Batch { bytes: buf.freeze() }
+    }
+
     /// Decodes every record, checking each length and count against the bytes
     /// present. Uncompressed keys and values are zero-copy slices of the batch.
     pub fn records(&self) -> Result<Vec<StoredRecord>> {

@@ -57,6 +57,38 @@ pub enum StorageError {
         log_end: u64,
     },
 
+    /// An idempotent producer's batch does not start at its next sequence
+    /// (an earlier batch is missing): resend in order.
+    #[error("producer {producer_id}: sequence {got} is out of order, expected {expected}")]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The next sequence the partition expects.
+        expected: i32,
+        /// The batch's base sequence.
+        got: i32,
+    },
+
+    /// A retry of a batch stored too long ago for its offsets to be remembered.
+    #[error("producer {producer_id}: the batch at sequence {sequence} was already stored")]
+    DuplicateSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's base sequence.
+        sequence: i32,
+    },
+
+    /// A batch from an older epoch of a producer than the partition has seen.
+    #[error("producer {producer_id}: epoch {epoch} is fenced by epoch {current}")]
+    ProducerFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's epoch.
+        epoch: i16,
+        /// The newest epoch seen.
+        current: i16,
+    },
+
     /// `reset_to` was asked for an offset below the log end.
     #[error("cannot reset the log to offset {offset}: it already ends at {log_end} (truncate instead)")]
     ResetBeforeEnd {

@@ -8,6 +8,7 @@
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
 //! - [`epochs`]: the leader-epoch history replication truncates by.
+//! - [`producers`]: idempotent producers' recent batches (retries answered, not re-appended).
 //! - [`config`], [`error`]: settings and the one error type.
 //!
 //! No networking lives here. The formats are documented in each module and in
@@ -23,6 +24,7 @@ mod fragment;
 pub mod frame;
 pub mod index;
 pub mod log;
+pub mod producers;
 mod read;
 mod recovery;
 mod sys;

@@ -39,6 +39,7 @@ use crate::epochs::{EPOCHS_FILE, EpochHistory};
 use crate::error::{IoContext, Result, StorageError};
 use crate::fragment::{FRAGMENT_SUFFIX, Fragment, INDEX_SUFFIX, file_name};
 use crate::frame::{self, FILE_HEADER_LEN};
+use crate::producers::{Decision, ProducerStates};
 use crate::read::{Gathered, ReadRange};
 use crate::wal::{WAL_SUFFIX, Wal};
 
@@ -60,6 +61,9 @@ pub struct AppendInfo {
 pub struct PendingAppend {
     /// Where the batch landed.
     pub info: AppendInfo,
+    /// The batch was a producer's retry of one already stored at `info`:
+    /// nothing was appended.
+    pub duplicate: bool,
     generation: u64,
 }
 
@@ -87,6 +91,8 @@ struct Inner {
     last_flush_ms: i64,
     /// Where each leader epoch starts (persisted in `leader-epochs`).
     epochs: EpochHistory,
+    /// Recent batches of idempotent producers.
+    producers: ProducerStates,
 }
 
 #[derive(Debug)]
@@ -244,12 +250,14 @@ impl PartitionLog {
                 failed: None,
                 last_flush_ms: now_ms(),
                 epochs: EpochHistory::default(),
+                producers: ProducerStates::default(),
             }),
             sync: Mutex::new(SyncState { durable, syncing: false, generation: 0 }),
             synced: Condvar::new(),
             epoch,
         };
         log.recover_epochs()?;
+        log.recover_producers()?;
         Ok(log)
     }
 
@@ -266,6 +274,33 @@ impl PartitionLog {
             history.store(&self.dir)?;
         }
         self.lock().epochs = history;
+        Ok(())
+    }
+
+    /// Rebuilds the idempotent producers' state from the WAL (the unsealed
+    /// part of the log; see `producers`).
+    fn recover_producers(&self) -> Result<()> {
+        let (mut offset, end) = {
+            let inner = self.lock();
+            (inner.wal.index.base_offset, inner.wal.index.next_offset)
+        };
+        let mut states = ProducerStates::default();
+        while offset < end {
+            let batches = self.read(offset, 16 << 20)?;
+            if batches.is_empty() {
+                break;
+            }
+            for bytes in batches {
+                let batch = Batch::parse(bytes).map_err(|e| {
+                    StorageError::corruption(&self.dir, offset, format!("while rebuilding producers: {e}"))
+                })?;
+                if let Some(info) = batch.producer() {
+                    states.record(&info, batch.record_count(), batch.base_offset(), batch.next_offset());
+                }
+                offset = batch.next_offset();
+            }
+        }
+        self.lock().producers = states;
         Ok(())
     }
 
@@ -401,9 +436,49 @@ impl PartitionLog {
             return Err(StorageError::BatchTooLarge { size: batch.len(), max: self.config.max_batch_bytes });
         }
         let now = now_ms();
+        let producer = batch.producer();
         let (info, generation) = {
             let mut inner = self.lock();
             self.check_open(&inner)?;
+            // A leader checks an idempotent producer's sequence (a follower
+            // copies what its leader decided).
+            if expected_base.is_none()
+                && let Some(p) = &producer
+            {
+                let duplicate = |base_offset, next_offset| AppendInfo {
+                    base_offset,
+                    next_offset,
+                    max_timestamp: batch.max_timestamp(),
+                };
+                match inner.producers.check(p, batch.record_count()) {
+                    Decision::Append => {}
+                    Decision::Duplicate { base_offset, next_offset } => {
+                        let generation = self.lock_sync().generation;
+                        let info = duplicate(base_offset, next_offset);
+                        return Ok(PendingAppend { info, duplicate: true, generation });
+                    }
+                    Decision::DuplicateUnknown => {
+                        return Err(StorageError::DuplicateSequence {
+                            producer_id: p.producer_id,
+                            sequence: p.base_sequence,
+                        });
+                    }
+                    Decision::OutOfOrder { expected } => {
+                        return Err(StorageError::OutOfOrderSequence {
+                            producer_id: p.producer_id,
+                            expected,
+                            got: p.base_sequence,
+                        });
+                    }
+                    Decision::Fenced { current } => {
+                        return Err(StorageError::ProducerFenced {
+                            producer_id: p.producer_id,
+                            epoch: p.producer_epoch,
+                            current,
+                        });
+                    }
+                }
+            }
             // Index entries hold offsets relative to the file's base as u32.
             let wal = &inner.wal.index;
             if wal.next_offset - wal.base_offset + u64::from(batch.record_count()) > u64::from(u32::MAX) {
@@ -433,6 +508,9 @@ impl PartitionLog {
                 }
                 Err(e) => return Err(e),
             };
+            if let Some(p) = &producer {
+                inner.producers.record(p, batch.record_count(), base, info.next_offset);
+            }
             if self.seal_due(&inner, now) {
                 self.seal(&mut inner)?;
             }
@@ -442,7 +520,7 @@ impl PartitionLog {
                 generation,
             )
         };
-        Ok(PendingAppend { info, generation })
+        Ok(PendingAppend { info, duplicate: false, generation })
     }
 
     fn seal_due(&self, inner: &Inner, now_ms: i64) -> bool {
@@ -665,6 +743,7 @@ impl PartitionLog {
             inner.failed = Some(format!("truncation failed: {e}"));
         }
         let end = inner.wal.index.next_offset;
+        inner.producers.truncate(end);
         if result.is_ok() && inner.epochs.truncate_from_end(end) {
             let stored = inner.epochs.store(&self.dir);
             if let Err(e) = stored {
@@ -724,6 +803,7 @@ impl PartitionLog {
         inner.wal = Wal::open(&self.dir, offset, self.config.index_interval_bytes)?;
         inner.epochs = EpochHistory::default();
         inner.epochs.store(&self.dir)?;
+        inner.producers.clear();
         tracing::warn!(dir = %self.dir.display(), offset, "log emptied; it continues at the leader's log start");
         Ok(())
     }

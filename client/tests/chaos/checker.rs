@@ -32,6 +32,8 @@ pub struct History {
     pub epochs: BTreeMap<u32, (u64, u64)>,
     /// Per partition, the longest time without an acknowledgement while producing.
     pub unavailable: BTreeMap<u32, Duration>,
+    /// The producers were idempotent: a duplicate is a failure.
+    pub idempotent: bool,
 }
 
 /// The verdict.
@@ -42,9 +44,10 @@ pub struct Report {
     /// Acknowledged messages stored before an earlier-acknowledged message of
     /// the same producer and partition.
     pub reordered: Vec<String>,
-    /// Extra copies of a message (a retried batch whose first answer was lost;
-    /// allowed without idempotence).
+    /// Extra copies of a message (a retried batch whose first answer was lost).
     pub duplicated: u64,
+    /// Whether duplicates fail the run (idempotent producers).
+    pub duplicates_fail: bool,
     /// Offsets missing from a partition (`partition@offset`).
     pub gaps: Vec<String>,
     /// Records a consumer delivered that are no longer at their offset.
@@ -52,15 +55,20 @@ pub struct Report {
 }
 
 impl Report {
-    /// No acknowledged message was lost or reordered, and nothing delivered vanished.
+    /// No acknowledged message was lost or reordered, nothing delivered
+    /// vanished, and (with idempotent producers) nothing was stored twice.
     pub fn passed(&self) -> bool {
-        self.lost.is_empty() && self.reordered.is_empty() && self.gaps.is_empty() && self.vanished.is_empty()
+        self.lost.is_empty()
+            && self.reordered.is_empty()
+            && self.gaps.is_empty()
+            && self.vanished.is_empty()
+            && !(self.duplicates_fail && self.duplicated > 0)
     }
 }
 
 /// Checks `history`.
 pub fn check(history: &History) -> Report {
-    let mut report = Report::default();
+    let mut report = Report { duplicates_fail: history.idempotent, ..Report::default() };
     // Index of the final logs: partition → offset → value.
     let mut at: HashMap<u32, HashMap<u64, &str>> = HashMap::new();
     let mut copies: HashMap<&str, u64> = HashMap::new();
@@ -173,6 +181,15 @@ mod tests {
         let r = check(&h);
         assert!(r.passed(), "{r:?}");
         assert_eq!(r.duplicated, 1);
+    }
+
+    #[test]
+    fn given_idempotent_producers_a_duplicate_should_fail_the_run() {
+        let mut h = history(vec![ack(0, 0, 0, 1)], log(&["p0-0", "p0-0"]));
+        h.idempotent = true;
+        let r = check(&h);
+        assert_eq!(r.duplicated, 1);
+        assert!(!r.passed());
     }
 
     #[test]

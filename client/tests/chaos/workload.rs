@@ -176,6 +176,7 @@ impl Workload {
             failed: self.failed.load(Ordering::Relaxed),
             observed: records.observed,
             unavailable,
+            idempotent: ProducerConfig::default().idempotent,
             ..Default::default()
         }
     }

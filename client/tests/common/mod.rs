@@ -24,10 +24,20 @@ impl Env {
 
     /// Like `start`, with extra sentinel arguments.
     pub async fn start_with(brokers: u32, sentinel_args: &[&str], broker_args: &[&str]) -> Env {
+        Env::launch(brokers, sentinel_args, broker_args, &[]).await
+    }
+
+    /// Like `start`, with environment variables for every broker (failpoints).
+    pub async fn start_with_env(brokers: u32, broker_args: &[&str], broker_env: &[(&str, &str)]) -> Env {
+        Env::launch(brokers, &[], broker_args, broker_env).await
+    }
+
+    async fn launch(brokers: u32, sentinel_args: &[&str], broker_args: &[&str], broker_env: &[(&str, &str)]) -> Env {
         let etcd = EtcdProcess::start();
         let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), sentinel_args);
         let sentinels = sentinel.address.to_string();
-        let brokers = (1..=brokers).map(|id| BrokerProcess::start(id, &sentinels, broker_args)).collect();
+        let brokers =
+            (1..=brokers).map(|id| BrokerProcess::start_with_env(id, &sentinels, broker_args, broker_env)).collect();
         let env = Env { etcd, sentinel, brokers };
         env.wait_brokers_up().await;
         env

@@ -1,0 +1,187 @@
+//! Idempotent producers: what a partition remembers of each producer's
+//! recent batches, to answer a retried batch with its original offsets
+//! instead of appending it twice.
+//!
+//! A producer numbers the records it sends to a partition (`base_sequence`
+//! in the batch header) under an id the sentinels handed out. The partition
+//! accepts a batch only at the next sequence of its producer, so the batches
+//! of one producer are stored in sequence order without holes: a batch that
+//! starts later (an earlier one was refused) is refused as out of order and
+//! resent in order by the client; a batch wholly before the next sequence is
+//! a retry of a stored one. The last [`CACHED_BATCHES`] batches of each
+//! producer are remembered with their offsets, so a retry within the
+//! client's window is answered with where the original landed.
+//!
+//! The state lives in memory. It is kept up to date by every append (the
+//! leader's and a follower's), so a follower that becomes leader has it;
+//! after a restart it is rebuilt from the unsealed part of the log (the
+//! WAL), and a truncation forgets the batches it removed. A producer whose
+//! batches are all older than that is unknown, and its next batch is
+//! accepted whatever its sequence.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::batch::ProducerInfo;
+
+/// Batches remembered per producer: at least a client's window of batches
+/// in flight to one partition (the client caps its window to this).
+pub const CACHED_BATCHES: usize = 32;
+
+/// One stored batch of a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stored {
+    first_seq: i32,
+    last_seq: i32,
+    base_offset: u64,
+    next_offset: u64,
+}
+
+#[derive(Debug, Default)]
+struct Producer {
+    epoch: i16,
+    /// Oldest first.
+    batches: VecDeque<Stored>,
+}
+
+/// What to do with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Its sequence is the next one (or the producer is unknown): append it.
+    Append,
+    /// A retry of a stored batch: answer with where it landed.
+    Duplicate { base_offset: u64, next_offset: u64 },
+    /// A retry of a batch stored too long ago to be remembered.
+    DuplicateUnknown,
+    /// It does not start at the next sequence: an earlier batch is missing.
+    OutOfOrder { expected: i32 },
+    /// An older epoch of the producer than the partition has seen.
+    Fenced { current: i16 },
+}
+
+/// The producers of one partition.
+#[derive(Debug, Default)]
+pub struct ProducerStates {
+    producers: HashMap<i64, Producer>,
+}
+
+fn last_seq(info: &ProducerInfo, record_count: u32) -> i32 {
+    info.base_sequence.wrapping_add(record_count as i32 - 1)
+}
+
+impl ProducerStates {
+    /// Decides on a batch of `record_count` records from `info`.
+    pub fn check(&self, info: &ProducerInfo, record_count: u32) -> Decision {
+        let Some(p) = self.producers.get(&info.producer_id) else { return Decision::Append };
+        if info.producer_epoch < p.epoch {
+            return Decision::Fenced { current: p.epoch };
+        }
+        let Some(last) = p.batches.back() else { return Decision::Append };
+        if info.producer_epoch > p.epoch {
+            return Decision::Append; // a new epoch starts its sequences afresh
+        }
+        let expected = last.last_seq.wrapping_add(1);
+        if info.base_sequence == expected {
+            return Decision::Append;
+        }
+        let end = last_seq(info, record_count);
+        if let Some(s) = p.batches.iter().find(|s| s.first_seq == info.base_sequence && s.last_seq == end) {
+            return Decision::Duplicate { base_offset: s.base_offset, next_offset: s.next_offset };
+        }
+        // Sequences grow without holes, so one wholly before the next was stored.
+        if end.wrapping_sub(expected) < 0 {
+            return Decision::DuplicateUnknown;
+        }
+        Decision::OutOfOrder { expected }
+    }
+
+    /// Records a stored batch (appended here or copied from the leader).
+    pub fn record(&mut self, info: &ProducerInfo, record_count: u32, base_offset: u64, next_offset: u64) {
+        let p = self.producers.entry(info.producer_id).or_default();
+        if info.producer_epoch != p.epoch {
+            p.epoch = info.producer_epoch;
+            p.batches.clear();
+        }
+        let stored =
+            Stored { first_seq: info.base_sequence, last_seq: last_seq(info, record_count), base_offset, next_offset };
+        p.batches.push_back(stored);
+        if p.batches.len() > CACHED_BATCHES {
+            p.batches.pop_front();
+        }
+    }
+
+    /// Forgets the batches at or after `offset` (the log was truncated there).
+    pub fn truncate(&mut self, offset: u64) {
+        for p in self.producers.values_mut() {
+            while p.batches.back().is_some_and(|s| s.next_offset > offset) {
+                p.batches.pop_back();
+            }
+        }
+        self.producers.retain(|_, p| !p.batches.is_empty());
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.producers.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: i64, epoch: i16, seq: i32) -> ProducerInfo {
+        ProducerInfo { producer_id: id, producer_epoch: epoch, base_sequence: seq }
+    }
+
+    #[test]
+    fn sequences_must_follow_on_and_retries_get_their_original_offsets() {
+        let mut s = ProducerStates::default();
+        assert_eq!(s.check(&info(7, 0, 0), 3), Decision::Append, "an unknown producer");
+        s.record(&info(7, 0, 0), 3, 100, 103);
+        assert_eq!(s.check(&info(7, 0, 3), 2), Decision::Append);
+        s.record(&info(7, 0, 3), 2, 110, 112);
+        assert_eq!(s.check(&info(7, 0, 0), 3), Decision::Duplicate { base_offset: 100, next_offset: 103 });
+        assert_eq!(s.check(&info(7, 0, 3), 2), Decision::Duplicate { base_offset: 110, next_offset: 112 });
+        assert_eq!(s.check(&info(7, 0, 9), 1), Decision::OutOfOrder { expected: 5 }, "a hole");
+        assert_eq!(s.check(&info(7, 0, 4), 3), Decision::OutOfOrder { expected: 5 }, "an overlap");
+        assert_eq!(s.check(&info(8, 0, 42), 1), Decision::Append, "producers are independent");
+    }
+
+    #[test]
+    fn retries_older_than_the_cache_are_known_duplicates_without_offsets() {
+        let mut s = ProducerStates::default();
+        for i in 0..(CACHED_BATCHES as i32 + 5) {
+            s.record(&info(1, 0, i), 1, i as u64, i as u64 + 1);
+        }
+        assert_eq!(s.check(&info(1, 0, 0), 1), Decision::DuplicateUnknown);
+        assert_eq!(s.check(&info(1, 0, 10), 1), Decision::Duplicate { base_offset: 10, next_offset: 11 });
+    }
+
+    #[test]
+    fn epochs_fence_older_incarnations_and_restart_sequences() {
+        let mut s = ProducerStates::default();
+        s.record(&info(1, 2, 0), 1, 0, 1);
+        assert_eq!(s.check(&info(1, 1, 1), 1), Decision::Fenced { current: 2 });
+        assert_eq!(s.check(&info(1, 3, 0), 1), Decision::Append);
+        s.record(&info(1, 3, 0), 1, 1, 2);
+        assert_eq!(s.check(&info(1, 3, 1), 1), Decision::Append);
+    }
+
+    #[test]
+    fn truncation_forgets_the_removed_batches() {
+        let mut s = ProducerStates::default();
+        s.record(&info(1, 0, 0), 2, 0, 2);
+        s.record(&info(1, 0, 2), 2, 2, 4);
+        s.record(&info(2, 0, 0), 1, 4, 5);
+        s.truncate(2);
+        assert_eq!(s.check(&info(1, 0, 2), 2), Decision::Append, "the truncated batch may come again");
+        assert_eq!(s.check(&info(2, 0, 7), 1), Decision::Append, "producer 2 is unknown now");
+    }
+
+    #[test]
+    fn sequences_wrap_around() {
+        let mut s = ProducerStates::default();
+        s.record(&info(1, 0, i32::MAX - 1), 2, 0, 2);
+        assert_eq!(s.check(&info(1, 0, i32::MIN), 1), Decision::Append);
+    }
+}
