@@ -8,10 +8,13 @@
 //! most `max_in_flight` requests are pending per connection; beyond that the
 //! stream is not read (backpressure, bounded memory).
 //!
-//! Once a request to a partition fails with `NOT_LEADER`, every later request
-//! to that partition on the same stream fails the same way: the client
-//! re-sends them all, in order, on a new stream, and none of them may have
-//! been appended in the meantime (that would reorder the partition).
+//! Once a request to a partition is refused before its append (not leader,
+//! too few in-sync replicas, a bad batch, an idempotent producer's sequence
+//! out of order, …), every later request to that partition on the same
+//! stream is refused with `NOT_LEADER`: the client re-sends them, in order,
+//! on a new stream, and none of them may have been appended in the meantime
+//! (that would reorder the partition, or leave a hole in a producer's
+//! sequence).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use tonic::{Status, Streaming};
 use crate::error::{not_leader, storage_error};
 use crate::partition::Partitions;
 
-type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Option<pb::ProduceResponse>> + Send>>;
+pub(crate) type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Option<pb::ProduceResponse>> + Send>>;
 
 fn answer(correlation_id: u64, error: pb::Error) -> Pending {
     Box::pin(std::future::ready(Some(pb::ProduceResponse { correlation_id, error: Some(error), ..Default::default() })))
@@ -54,8 +57,8 @@ pub async fn serve(
                         e.message = format!("{}; an earlier request on this stream was refused: reconnect", e.message);
                         answer(request.correlation_id, e)
                     } else {
-                        let (response, not_leader) = handle(&partitions, request, max_batch_bytes).await;
-                        if not_leader {
+                        let (response, refused_now) = handle(&partitions, request, max_batch_bytes).await;
+                        if refused_now {
                             refused.insert(key);
                         }
                         response
@@ -93,11 +96,15 @@ pub async fn serve(
 }
 
 /// Validates and appends one request; returns the future of its response,
-/// and whether it was refused as `NOT_LEADER`.
-async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch_bytes: usize) -> (Pending, bool) {
+/// and whether it was refused before its append.
+pub(crate) async fn handle(
+    partitions: &Arc<Partitions>,
+    req: pb::ProduceRequest,
+    max_batch_bytes: usize,
+) -> (Pending, bool) {
     let id = req.correlation_id;
     if let Err(reason) = goulette_proto::validate_topic_name(&req.topic) {
-        return (answer(id, pb::Error::new(ErrorCode::InvalidArgument, reason)), false);
+        return (answer(id, pb::Error::new(ErrorCode::InvalidArgument, reason)), true);
     }
     let Some(replica) = partitions.get(&req.topic, req.partition) else {
         return (answer(id, not_leader(&req.topic, req.partition, None)), true);
@@ -118,7 +125,7 @@ async fn handle(partitions: &Arc<Partitions>, req: pb::ProduceRequest, max_batch
 }
 
 /// Appends a request's batch to a partition this broker leads; also says
-/// whether it was refused as `NOT_LEADER` (the replica changed under it).
+/// whether it was refused before its append.
 async fn append(
     replica: Arc<crate::partition::Replica>,
     state: pb::PartitionState,
@@ -126,10 +133,7 @@ async fn append(
     max_batch_bytes: usize,
 ) -> (Pending, bool) {
     let id = req.correlation_id;
-    let refuse = |error: pb::Error| {
-        let not_leader = error.error_code() == ErrorCode::NotLeader;
-        (answer(id, error), not_leader)
-    };
+    let refuse = |error: pb::Error| (answer(id, error), true);
     if req.batch.len() > max_batch_bytes {
         let message = format!("batch of {} bytes exceeds the maximum of {max_batch_bytes}", req.batch.len());
         return refuse(pb::Error::new(ErrorCode::TooLarge, message));
@@ -182,8 +186,18 @@ async fn append(
                     None
                 }
             }
-            Ok(Err(e)) => Some(storage_error(&e)),
-            Err(e) => Some(pb::Error::new(ErrorCode::Internal, format!("fsync task failed: {e}"))),
+            // After the append, a failure (truncated by a new leader, the log
+            // closed or failed) is retriable: the batch may be stored, and an
+            // idempotent producer's retry will find it, where giving up would
+            // make it number its next batches afresh and store them twice.
+            Ok(Err(e)) => {
+                let mut error = storage_error(&e);
+                if error.error_code() != ErrorCode::NotLeader {
+                    error.code = ErrorCode::Unavailable as i32;
+                }
+                Some(error)
+            }
+            Err(e) => Some(pb::Error::new(ErrorCode::Unavailable, format!("fsync task failed: {e}"))),
         };
         if error.is_none() && acks == Acks::None {
             return None;

@@ -29,6 +29,10 @@ pub const HEADER_SOURCE_OFFSET: &str = "goulette.dlq.source-offset";
 pub const HEADER_ERROR: &str = "goulette.dlq.error";
 /// Header holding how many times the handler was tried (decimal).
 pub const HEADER_ATTEMPTS: &str = "goulette.dlq.attempts";
+/// Header holding the record's original timestamp (ms, decimal); the dead
+/// letter itself is stamped when written, so that time-based retention
+/// counts from then.
+pub const HEADER_SOURCE_TIMESTAMP: &str = "goulette.dlq.source-timestamp";
 
 /// How often and how patiently a handler is retried.
 #[derive(Debug, Clone)]
@@ -108,6 +112,7 @@ where
         (HEADER_SOURCE_OFFSET.to_owned(), Bytes::from(record.offset.to_string())),
         (HEADER_ERROR.to_owned(), Bytes::from(last_error.clone())),
         (HEADER_ATTEMPTS.to_owned(), Bytes::from(attempts.to_string())),
+        (HEADER_SOURCE_TIMESTAMP.to_owned(), Bytes::from(record.timestamp.to_string())),
     ]);
     let letter = ProducerRecord {
         topic: dead_letter.topic.clone(),
@@ -115,7 +120,7 @@ where
         key: record.key.clone(),
         value: record.value.clone(),
         headers,
-        timestamp: Some(record.timestamp),
+        timestamp: None,
     };
     dead_letter.producer.send(letter).await?.wait().await?;
     Ok(Outcome::DeadLettered { attempts, error: last_error })

@@ -232,7 +232,12 @@ struct PartitionSender {
 }
 
 impl PartitionSender {
-    fn new(cluster: Arc<Cluster>, config: ProducerConfig, topic: String, partition: u32) -> Self {
+    fn new(cluster: Arc<Cluster>, mut config: ProducerConfig, topic: String, partition: u32) -> Self {
+        // acks=0 never retries: nothing to deduplicate, and a refused batch
+        // would leave a hole no answer reports.
+        if config.acks == Acks::None {
+            config.idempotent = false;
+        }
         PartitionSender {
             cluster,
             config,
@@ -514,6 +519,13 @@ impl PartitionSender {
                 let error = ClientError::from_proto(&e);
                 if error.is_retriable() {
                     self.inflight.push_front(done);
+                    // The leader expects an earlier sequence than our oldest
+                    // unacknowledged batch: it lacks one it acknowledged
+                    // (acks=1 and a failover). Nothing from here on is
+                    // stored there; number it afresh under a new id.
+                    if matches!(error, ClientError::Server { code: ErrorCode::OutOfOrderSequence, .. }) {
+                        self.restart_sequences();
+                    }
                     self.retry(error, None).await;
                 } else {
                     self.resolve(done.ready, Err(error.clone()));

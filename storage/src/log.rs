@@ -277,12 +277,14 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Rebuilds the idempotent producers' state from the WAL (the unsealed
-    /// part of the log; see `producers`).
+    /// Rebuilds the idempotent producers' state from the last fragment and
+    /// the WAL (a seal may follow the very append it concerns, so the WAL
+    /// alone could miss the newest batches; see `producers`).
     fn recover_producers(&self) -> Result<()> {
         let (mut offset, end) = {
             let inner = self.lock();
-            (inner.wal.index.base_offset, inner.wal.index.next_offset)
+            let start = inner.fragments.last().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+            (start, inner.wal.index.next_offset)
         };
         let mut states = ProducerStates::default();
         while offset < end {
@@ -861,6 +863,7 @@ impl PartitionLog {
             }
             let victims: Vec<Arc<Fragment>> = inner.fragments.drain(..count).collect();
             let start = inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+            inner.producers.expire_before(start);
             if !victims.is_empty() && inner.epochs.truncate_from_start(start) {
                 inner.epochs.store(&self.dir)?;
             }

@@ -27,6 +27,10 @@ use crate::batch::ProducerInfo;
 /// in flight to one partition (the client caps its window to this).
 pub const CACHED_BATCHES: usize = 32;
 
+/// Producers remembered per partition; beyond it the tenth whose last batch
+/// is oldest are forgotten (they become unknown, see above).
+pub const MAX_PRODUCERS: usize = 10_000;
+
 /// One stored batch of a producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stored {
@@ -107,6 +111,19 @@ impl ProducerStates {
         if p.batches.len() > CACHED_BATCHES {
             p.batches.pop_front();
         }
+        if self.producers.len() > MAX_PRODUCERS {
+            let mut ends: Vec<u64> =
+                self.producers.values().filter_map(|p| p.batches.back().map(|s| s.next_offset)).collect();
+            ends.sort_unstable();
+            let cut = ends[MAX_PRODUCERS / 10];
+            self.producers.retain(|_, p| p.batches.back().is_some_and(|s| s.next_offset > cut));
+        }
+    }
+
+    /// Forgets producers whose last batch lies wholly before `log_start`
+    /// (retention deleted it): they would be unknown after a restart anyway.
+    pub fn expire_before(&mut self, log_start: u64) {
+        self.producers.retain(|_, p| p.batches.back().is_some_and(|s| s.next_offset > log_start));
     }
 
     /// Forgets the batches at or after `offset` (the log was truncated there).
@@ -176,6 +193,18 @@ mod tests {
         s.truncate(2);
         assert_eq!(s.check(&info(1, 0, 2), 2), Decision::Append, "the truncated batch may come again");
         assert_eq!(s.check(&info(2, 0, 7), 1), Decision::Append, "producer 2 is unknown now");
+    }
+
+    #[test]
+    fn producers_beyond_the_limit_or_past_retention_are_forgotten_oldest_first() {
+        let mut s = ProducerStates::default();
+        for id in 0..=MAX_PRODUCERS as i64 {
+            s.record(&info(id, 0, 0), 1, id as u64, id as u64 + 1);
+        }
+        assert!(s.producers.len() <= MAX_PRODUCERS, "{}", s.producers.len());
+        assert!(!s.producers.contains_key(&0) && s.producers.contains_key(&(MAX_PRODUCERS as i64)));
+        s.expire_before(MAX_PRODUCERS as u64);
+        assert_eq!(s.producers.len(), 1);
     }
 
     #[test]
