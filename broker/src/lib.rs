@@ -2,6 +2,7 @@
 //!
 //! - [`partition`]: the replicas held here, their logs, states and high watermarks.
 //! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
+//! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
 //! - [`link`]: registration, heartbeats and assignments from the sentinels.
 //! - [`replication`]: followers copying from leaders; leaders managing the ISR.
@@ -14,6 +15,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fetch;
 pub mod link;
+pub mod offsets;
 pub mod partition;
 pub mod produce;
 pub mod replication;

@@ -49,7 +49,9 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         }
     });
 
-    let grpc = BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: shutdown.clone() };
+    let offsets = Arc::new(crate::offsets::Coordinator::new(partitions.clone(), config.log.max_batch_bytes));
+    let grpc =
+        BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: shutdown.clone(), offsets };
     // Room for the largest batch plus the request's other fields.
     let max_message = MAX_BATCH_LEN + (1 << 20);
     tracing::info!(id = config.id, address = %config.address, data = %config.data_dir.display(), "broker serving");

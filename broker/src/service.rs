@@ -19,6 +19,7 @@ pub struct BrokerGrpc {
     pub config: Arc<BrokerConfig>,
     /// Ends every stream on shutdown (graceful shutdown waits for them).
     pub shutdown: tokio_util::sync::CancellationToken,
+    pub offsets: Arc<crate::offsets::Coordinator>,
 }
 
 impl BrokerGrpc {
@@ -105,6 +106,20 @@ impl BrokerService for BrokerGrpc {
             leader_epoch: found.map(|f| f.0),
             end_offset: found.map(|f| f.1),
         }))
+    }
+
+    async fn commit_offsets(
+        &self,
+        req: Request<pb::CommitOffsetsRequest>,
+    ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
+        Ok(Response::new(self.offsets.commit(req.into_inner()).await))
+    }
+
+    async fn fetch_offsets(
+        &self,
+        req: Request<pb::FetchOffsetsRequest>,
+    ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
+        Ok(Response::new(self.offsets.fetch(req.into_inner()).await))
     }
 
     async fn fetch(&self, req: Request<Streaming<pb::FetchRequest>>) -> Result<Response<Self::FetchStream>, Status> {

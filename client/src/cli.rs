@@ -243,6 +243,8 @@ pub struct ConsumeOptions {
     pub timeout: Option<Duration>,
     pub window_bytes: u64,
     pub format: RecordFormat,
+    /// Resume at this group's committed offsets and commit what is printed.
+    pub group: Option<String>,
 }
 
 /// `consume`: prints records until `max_messages` or `timeout` of silence.
@@ -251,9 +253,11 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
         partitions: options.partition.map(|p| vec![p]),
         start: options.start,
         window_bytes: options.window_bytes,
+        group: options.group.clone(),
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::subscribe(cluster, &options.topic, config).await?;
+    let grouped = options.group.is_some();
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut count = 0u64;
     while options.max_messages.is_none_or(|max| count < max) {
@@ -298,9 +302,99 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
         count += 1;
         if count.is_multiple_of(1024) {
             out.flush()?;
+            // Only what is written out is committed (at-least-once).
+            if grouped {
+                consumer.commit().await?;
+            }
         }
     }
     out.flush()?;
+    if grouped {
+        consumer.commit().await?;
+    }
+    Ok(true)
+}
+
+/// Where `group reset` moves a group's offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTo {
+    Earliest,
+    Latest,
+    Offset(u64),
+    /// The first record at or after this time (ms).
+    Timestamp(i64),
+}
+
+/// Parses `earliest`, `latest`, an offset, or an RFC 3339 time.
+pub fn parse_reset_to(s: &str) -> Result<ResetTo, String> {
+    match s {
+        "earliest" => Ok(ResetTo::Earliest),
+        "latest" => Ok(ResetTo::Latest),
+        _ => match s.parse::<u64>() {
+            Ok(o) => Ok(ResetTo::Offset(o)),
+            Err(_) => humantime::parse_rfc3339_weak(s)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| ResetTo::Timestamp(d.as_millis() as i64))
+                .ok_or_else(|| format!("{s:?}: expected earliest, latest, an offset or an RFC 3339 time")),
+        },
+    }
+}
+
+/// `group describe`: per partition of `topic`, the committed offset, the
+/// high watermark and the lag.
+pub async fn group_describe(cluster: Arc<Cluster>, group: &str, topic: &str, format: Format) -> anyhow::Result<bool> {
+    let committed = crate::offsets::fetch(&cluster, group, topic).await?;
+    let info = cluster.topic(topic, false).await?;
+    let mut rows = Vec::new();
+    for p in &info.partitions {
+        let end = crate::consumer::list_offsets(&cluster, topic, p.partition, None).await?.high_watermark;
+        let done = committed.get(&p.partition).copied();
+        rows.push((p.partition, done, end, done.map(|c| end.saturating_sub(c))));
+    }
+    match format {
+        Format::Json => {
+            let partitions: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(p, c, e, l)| serde_json::json!({"partition": p, "committed": c, "log_end": e, "lag": l}))
+                .collect();
+            let json = serde_json::json!({"group": group, "topic": topic, "members": [], "partitions": partitions});
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        Format::Text => {
+            println!("group {group}, topic {topic} (no group members: membership is not built yet)");
+            println!("  {:>9}  {:>12}  {:>12}  {:>10}", "partition", "committed", "log end", "lag");
+            let dash = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+            for (p, c, e, l) in rows {
+                println!("  {p:>9}  {:>12}  {e:>12}  {:>10}", dash(c), dash(l));
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// `group reset`: commits, for every partition of `topic`, the offset `to` names.
+pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: ResetTo) -> anyhow::Result<bool> {
+    let info = cluster.topic(topic, false).await?;
+    let mut offsets = std::collections::BTreeMap::new();
+    for p in &info.partitions {
+        let ts = match to {
+            ResetTo::Timestamp(t) => Some(t),
+            _ => None,
+        };
+        let o = crate::consumer::list_offsets(&cluster, topic, p.partition, ts).await?;
+        let offset = match to {
+            ResetTo::Earliest => o.log_start_offset,
+            ResetTo::Latest => o.high_watermark,
+            ResetTo::Offset(n) => n.clamp(o.log_start_offset, o.high_watermark),
+            ResetTo::Timestamp(_) => o.timestamp_offset.unwrap_or(o.high_watermark),
+        };
+        offsets.insert(p.partition, offset);
+    }
+    crate::offsets::commit(&cluster, group, topic, &offsets).await?;
+    for (p, o) in &offsets {
+        println!("{group} {topic}/{p} -> {o}");
+    }
     Ok(true)
 }
 

@@ -6,6 +6,7 @@
 //! are delivered in offset order; a broken stream or a leader change
 //! reconnects and resumes at the next offset not yet delivered.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,11 +42,25 @@ pub struct ConsumerConfig {
     pub window_bytes: u64,
     /// Upper bound of one fetch response.
     pub max_bytes: u32,
+    /// Resume each partition at the offset this group committed (`start`
+    /// applies to partitions it has not committed), and commit with
+    /// [`Consumer::commit`].
+    pub group: Option<String>,
+    /// With a group: commit what was delivered so far at most this often,
+    /// when the next record is asked for (at-least-once).
+    pub auto_commit: Option<Duration>,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        ConsumerConfig { partitions: None, start: StartAt::End, window_bytes: 4 << 20, max_bytes: 1 << 20 }
+        ConsumerConfig {
+            partitions: None,
+            start: StartAt::End,
+            window_bytes: 4 << 20,
+            max_bytes: 1 << 20,
+            group: None,
+            auto_commit: None,
+        }
     }
 }
 
@@ -66,6 +81,15 @@ pub struct ConsumedRecord {
 pub struct Consumer {
     records: mpsc::Receiver<Result<ConsumedRecord>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    cluster: Arc<Cluster>,
+    topic: String,
+    group: Option<String>,
+    auto_commit: Option<Duration>,
+    /// Per partition, the offset after the last record delivered.
+    positions: BTreeMap<u32, u64>,
+    /// What was last committed (or found committed).
+    committed: BTreeMap<u32, u64>,
+    last_commit: tokio::time::Instant,
 }
 
 impl Drop for Consumer {
@@ -91,6 +115,10 @@ impl Consumer {
             }
             None => all,
         };
+        let committed = match &config.group {
+            Some(group) => crate::offsets::fetch(&cluster, group, topic).await?,
+            None => BTreeMap::new(),
+        };
         let (tx, records) = mpsc::channel(1024);
         let tasks = partitions
             .into_iter()
@@ -100,18 +128,65 @@ impl Consumer {
                     topic: topic.to_owned(),
                     partition: p,
                     config: config.clone(),
+                    committed: committed.get(&p).copied(),
                     out: tx.clone(),
                 };
                 tokio::spawn(fetcher.run())
             })
             .collect();
-        Ok(Consumer { records, tasks })
+        Ok(Consumer {
+            records,
+            tasks,
+            cluster,
+            topic: topic.to_owned(),
+            group: config.group,
+            auto_commit: config.auto_commit,
+            positions: committed.clone(),
+            committed,
+            last_commit: tokio::time::Instant::now(),
+        })
     }
 
     /// The next record (from any partition; each partition in order), or an
     /// error that stopped a partition. `None` once every partition stopped.
+    /// With a group and `auto_commit`, first commits what earlier calls
+    /// delivered if the interval has passed (a failed auto-commit is logged
+    /// and tried again on a later call).
     pub async fn recv(&mut self) -> Option<Result<ConsumedRecord>> {
-        self.records.recv().await
+        if self.group.is_some()
+            && self.auto_commit.is_some_and(|every| self.last_commit.elapsed() >= every)
+            && let Err(e) = self.commit().await
+        {
+            tracing::warn!(topic = %self.topic, error = %e, "auto-commit failed; will retry");
+        }
+        let next = self.records.recv().await;
+        if let Some(Ok(r)) = &next {
+            self.positions.insert(r.partition, r.offset + 1);
+        }
+        next
+    }
+
+    /// Commits, for this consumer's group, the offset after the last record
+    /// delivered in each partition. Call it once those records are handled
+    /// (at-least-once). An error without a group.
+    pub async fn commit(&mut self) -> Result<()> {
+        let Some(group) = &self.group else {
+            return Err(ClientError::InvalidArgument("commit needs a consumer group".into()));
+        };
+        self.last_commit = tokio::time::Instant::now();
+        let changed: BTreeMap<u32, u64> =
+            self.positions.iter().filter(|(p, o)| self.committed.get(p) != Some(o)).map(|(p, o)| (*p, *o)).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        crate::offsets::commit(&self.cluster, group, &self.topic, &changed).await?;
+        self.committed.extend(changed);
+        Ok(())
+    }
+
+    /// Per partition, the offset after the last record delivered.
+    pub fn positions(&self) -> &BTreeMap<u32, u64> {
+        &self.positions
     }
 }
 
@@ -165,6 +240,8 @@ struct Fetcher {
     topic: String,
     partition: u32,
     config: ConsumerConfig,
+    /// The group's committed offset here: where to start instead of `config.start`.
+    committed: Option<u64>,
     out: mpsc::Sender<Result<ConsumedRecord>>,
 }
 
@@ -177,12 +254,13 @@ enum Outcome {
 
 impl Fetcher {
     async fn start_offset(&self) -> Result<u64> {
-        let ts = match self.config.start {
+        let start = self.committed.map_or(self.config.start, StartAt::Offset);
+        let ts = match start {
             StartAt::Timestamp(ts) => Some(ts),
             _ => None,
         };
         let offsets = list_offsets(&self.cluster, &self.topic, self.partition, ts).await?;
-        Ok(match self.config.start {
+        Ok(match start {
             StartAt::Beginning => offsets.log_start_offset,
             StartAt::End => offsets.high_watermark,
             StartAt::Offset(o) => o.clamp(offsets.log_start_offset, offsets.high_watermark),

@@ -8,6 +8,7 @@
 //! - [`producer`]: batching, windowed, retrying `Producer`.
 //! - [`consumer`]: `Consumer` with per-partition fetch streams and credit.
 //! - [`handler`]: a message handler run with retries, and a dead-letter topic.
+//! - [`offsets`]: committed consumer offsets (the `__offsets` coordinator).
 //! - [`admin`]: topics and cluster status.
 //! - [`cluster`]: sentinels (with failover), metadata cache, broker channels.
 //! - [`partitioner`]: key-hash and round-robin partition choice.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod etcd_admin;
 pub mod handler;
 pub mod inspect;
+pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 

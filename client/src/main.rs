@@ -90,11 +90,21 @@ enum Command {
         /// `value` prints each value on a line; `json` prints partition, offset, key, value, headers, timestamp.
         #[arg(long, value_enum, default_value = "value")]
         format: RecordFormat,
+        /// Resume at this consumer group's committed offsets (the start
+        /// options apply to partitions it never committed) and commit what
+        /// is printed.
+        #[arg(long)]
+        group: Option<String>,
     },
     /// Cluster health.
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
+    },
+    /// Consumer groups' committed offsets.
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
     },
     /// Broker administration.
     Broker {
@@ -149,6 +159,27 @@ enum TopicCommand {
     },
     /// Delete a topic and its data.
     Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// Committed offset, log end and lag of each partition of a topic.
+    Describe {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Move a group's committed offsets: `earliest`, `latest`, an offset, or
+    /// an RFC 3339 time (the first record at or after it).
+    Reset {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, value_parser = cli::parse_reset_to)]
+        to: cli::ResetTo,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,6 +288,7 @@ fn main() -> ExitCode {
         | Command::Produce { .. }
         | Command::Consume { .. }
         | Command::Cluster { .. }
+        | Command::Group { .. }
         | Command::Broker { .. } => match cluster_command(sentinels, cli.command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
@@ -323,6 +355,7 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 timeout,
                 window,
                 format,
+                group,
             } => {
                 let start = match (from_beginning, offset, from_timestamp) {
                     (true, _, _) => StartAt::Beginning,
@@ -332,12 +365,26 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                     }
                     _ => StartAt::End,
                 };
-                let options =
-                    ConsumeOptions { topic, start, partition, max_messages, timeout, window_bytes: window, format };
+                let options = ConsumeOptions {
+                    topic,
+                    start,
+                    partition,
+                    max_messages,
+                    timeout,
+                    window_bytes: window,
+                    format,
+                    group,
+                };
                 cli::consume(cluster, options).await
             }
             Command::Cluster { command: ClusterCommand::Status { format } } => {
                 cli::cluster_status(cluster, format).await
+            }
+            Command::Group { command: GroupCommand::Describe { group, topic, format } } => {
+                cli::group_describe(cluster, &group, &topic, format).await
+            }
+            Command::Group { command: GroupCommand::Reset { group, topic, to } } => {
+                cli::group_reset(cluster, &group, &topic, to).await
             }
             Command::Broker { command: BrokerCommand::Decommission { id } } => {
                 cli::broker_decommission(cluster, id, false).await

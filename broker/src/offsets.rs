@@ -1,0 +1,278 @@
+//! The offsets coordinator: committed consumer offsets, kept in the
+//! replicated internal topic `__offsets`.
+//!
+//! A group's commits go to partition `hash(group)` of `__offsets` (the
+//! client computes it) and are served by that partition's leader. A commit
+//! is one batch appended exactly like an `acks=all` produce (leadership,
+//! `min_insync_replicas`, durability and replication checks included), so a
+//! committed offset survives whatever an acknowledged message survives. The
+//! leader keeps the latest offset per (group, topic, partition) in memory
+//! and rebuilds it by reading the partition from its start each time it
+//! starts a leadership term.
+//!
+//! Record format (one record per committed partition):
+//!
+//! ```text
+//! key    {group} \n {topic} \n {partition}       UTF-8
+//! value  offset u64 LE | generation i64 LE | metadata (UTF-8, rest)
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use goulette_proto::v1::{self as pb, Acks, ErrorCode};
+use goulette_storage::{Batch, BatchBuilder, Compression, Record};
+use tokio::sync::Mutex;
+
+use crate::error::{not_leader, storage_error};
+use crate::partition::{Partitions, Replica};
+
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__offsets";
+
+/// The generation of a consumer that is not a group member.
+pub const NO_GENERATION: i64 = -1;
+
+/// (group, topic, partition).
+type Key = (String, String, u32);
+
+#[derive(Debug, Clone)]
+struct Committed {
+    offset: u64,
+    metadata: String,
+    /// Where the commit is in `__offsets`: a later one wins.
+    log_offset: u64,
+}
+
+/// The committed offsets of one `__offsets` partition, as of a leadership term.
+#[derive(Debug, Default)]
+struct PartitionOffsets {
+    loaded_epoch: Option<u64>,
+    committed: HashMap<Key, Committed>,
+}
+
+impl PartitionOffsets {
+    fn apply(&mut self, key: Key, value: Committed) {
+        match self.committed.get(&key) {
+            Some(old) if old.log_offset > value.log_offset => {}
+            _ => {
+                self.committed.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Serves `CommitOffsets` and `FetchOffsets`.
+#[derive(Debug)]
+pub struct Coordinator {
+    partitions: Arc<Partitions>,
+    max_batch_bytes: usize,
+    states: std::sync::Mutex<HashMap<u32, Arc<Mutex<PartitionOffsets>>>>,
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> pb::Error {
+    pb::Error::new(code, message)
+}
+
+fn encode_key(group: &str, topic: &str, partition: u32) -> Bytes {
+    Bytes::from(format!("{group}\n{topic}\n{partition}"))
+}
+
+fn decode_key(key: &[u8]) -> Option<Key> {
+    let text = std::str::from_utf8(key).ok()?;
+    let mut parts = text.splitn(3, '\n');
+    let (group, topic, partition) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);
+    Some((group.to_owned(), topic.to_owned(), partition))
+}
+
+fn encode_value(offset: u64, generation: i64, metadata: &str) -> Bytes {
+    let mut v = BytesMut::with_capacity(16 + metadata.len());
+    v.put_u64_le(offset);
+    v.put_i64_le(generation);
+    v.extend_from_slice(metadata.as_bytes());
+    v.freeze()
+}
+
+fn decode_value(value: &[u8]) -> Option<(u64, String)> {
+    let offset = u64::from_le_bytes(value.get(..8)?.try_into().ok()?);
+    let metadata = String::from_utf8_lossy(value.get(16..)?).into_owned();
+    Some((offset, metadata))
+}
+
+impl Coordinator {
+    pub fn new(partitions: Arc<Partitions>, max_batch_bytes: usize) -> Coordinator {
+        Coordinator { partitions, max_batch_bytes, states: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    /// The `__offsets` partition this broker leads, or the error to answer.
+    fn led(&self, group: &str, partition: u32) -> Result<Arc<Replica>, pb::Error> {
+        goulette_proto::validate_topic_name(group)
+            .map_err(|r| error(ErrorCode::InvalidArgument, format!("group name: {r}")))?;
+        match self.partitions.get(OFFSETS_TOPIC, partition) {
+            Some(r) if r.is_leader() => Ok(r),
+            Some(r) => Err(not_leader(
+                OFFSETS_TOPIC,
+                partition,
+                r.state().leader.and_then(|l| self.partitions.broker_address(l)),
+            )),
+            None => Err(not_leader(OFFSETS_TOPIC, partition, None)),
+        }
+    }
+
+    /// The state of `partition`, loaded from the log for the current term.
+    async fn loaded(&self, replica: &Arc<Replica>) -> Result<Arc<Mutex<PartitionOffsets>>, pb::Error> {
+        let state = self.states.lock().unwrap_or_else(|p| p.into_inner()).entry(replica.partition).or_default().clone();
+        let epoch = replica.state().leader_epoch;
+        let mut guard = state.lock().await;
+        if guard.loaded_epoch != Some(epoch) {
+            let log = replica.log.clone();
+            let read = tokio::task::spawn_blocking(move || -> goulette_storage::Result<Vec<(Key, Committed)>> {
+                let mut out = Vec::new();
+                let (mut offset, end) = (log.log_start_offset(), log.log_end_offset());
+                while offset < end {
+                    let batches = log.read(offset, 4 << 20)?;
+                    if batches.is_empty() {
+                        break;
+                    }
+                    for bytes in batches {
+                        let batch = Batch::parse(bytes)?;
+                        offset = batch.next_offset();
+                        for r in batch.records()? {
+                            let (Some(key), Some((committed, metadata))) =
+                                (r.record.key.as_deref().and_then(decode_key), decode_value(&r.record.value))
+                            else {
+                                continue; // not a commit record
+                            };
+                            out.push((key, Committed { offset: committed, metadata, log_offset: r.offset }));
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| error(ErrorCode::Internal, format!("loading offsets failed: {e}")))?
+            .map_err(|e| storage_error(&e))?;
+            guard.committed.clear();
+            for (key, value) in read {
+                guard.apply(key, value);
+            }
+            guard.loaded_epoch = Some(epoch);
+            tracing::info!(
+                partition = replica.partition,
+                epoch,
+                entries = guard.committed.len(),
+                "loaded committed offsets"
+            );
+        }
+        drop(guard);
+        Ok(state)
+    }
+
+    /// Appends a commit (as an `acks=all` produce) and records it.
+    pub async fn commit(&self, req: pb::CommitOffsetsRequest) -> pb::CommitOffsetsResponse {
+        let answer = |e: pb::Error| pb::CommitOffsetsResponse { error: Some(e) };
+        let replica = match self.led(&req.group, req.offsets_partition) {
+            Ok(r) => r,
+            Err(e) => return answer(e),
+        };
+        // Group membership is not built yet: only consumers outside it commit.
+        if req.generation != NO_GENERATION {
+            let message = format!("generation {} of group {} is unknown", req.generation, req.group);
+            return answer(error(ErrorCode::Fenced, message));
+        }
+        if req.offsets.is_empty() {
+            return pb::CommitOffsetsResponse { error: None };
+        }
+        if let Some(bad) = req.offsets.iter().find(|o| goulette_proto::validate_topic_name(&o.topic).is_err()) {
+            return answer(error(ErrorCode::InvalidArgument, format!("bad topic name {:?}", bad.topic)));
+        }
+        let state = match self.loaded(&replica).await {
+            Ok(s) => s,
+            Err(e) => return answer(e),
+        };
+        let mut builder = BatchBuilder::new(Compression::None);
+        let now = goulette_storage::now_ms();
+        for o in &req.offsets {
+            builder.push(&Record {
+                timestamp: now,
+                key: Some(encode_key(&req.group, &o.topic, o.partition)),
+                value: encode_value(o.offset, req.generation, &o.metadata),
+                headers: Vec::new(),
+            });
+        }
+        let batch = match builder.build() {
+            Ok(b) => b,
+            Err(e) => return answer(storage_error(&e)),
+        };
+        let produce = pb::ProduceRequest {
+            correlation_id: 0,
+            topic: OFFSETS_TOPIC.to_owned(),
+            partition: req.offsets_partition,
+            acks: Acks::All as i32,
+            batch,
+        };
+        let (pending, _) = crate::produce::handle(&self.partitions, produce, self.max_batch_bytes).await;
+        let base = match pending.await {
+            Some(pb::ProduceResponse { error: Some(e), .. }) => return answer(e),
+            Some(r) => r.base_offset,
+            None => return answer(error(ErrorCode::Internal, "the commit got no answer")),
+        };
+        let mut guard = state.lock().await;
+        for (i, o) in req.offsets.into_iter().enumerate() {
+            let key = (req.group.clone(), o.topic, o.partition);
+            guard.apply(key, Committed { offset: o.offset, metadata: o.metadata, log_offset: base + i as u64 });
+        }
+        pb::CommitOffsetsResponse { error: None }
+    }
+
+    /// The committed offsets of a group (of one topic, or all).
+    pub async fn fetch(&self, req: pb::FetchOffsetsRequest) -> pb::FetchOffsetsResponse {
+        let answer = |e: pb::Error| pb::FetchOffsetsResponse { error: Some(e), offsets: Vec::new() };
+        let replica = match self.led(&req.group, req.offsets_partition) {
+            Ok(r) => r,
+            Err(e) => return answer(e),
+        };
+        let state = match self.loaded(&replica).await {
+            Ok(s) => s,
+            Err(e) => return answer(e),
+        };
+        let guard = state.lock().await;
+        let mut offsets: Vec<pb::TopicPartitionOffset> = guard
+            .committed
+            .iter()
+            .filter(|((group, topic, _), _)| *group == req.group && (req.topic.is_empty() || *topic == req.topic))
+            .map(|((_, topic, partition), c)| pb::TopicPartitionOffset {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: c.offset,
+                metadata: c.metadata.clone(),
+            })
+            .collect();
+        offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        pb::FetchOffsetsResponse { error: None, offsets }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_round_trip_and_foreign_records_are_ignored() {
+        let key = encode_key("g", "orders", 7);
+        assert_eq!(decode_key(&key), Some(("g".into(), "orders".into(), 7)));
+        assert_eq!(decode_value(&encode_value(42, -1, "meta")), Some((42, "meta".into())));
+        assert_eq!(decode_key(b"no newline"), None);
+        assert_eq!(decode_value(b"short"), None);
+    }
+
+    #[test]
+    fn a_later_commit_wins_whatever_order_it_is_applied_in() {
+        let mut p = PartitionOffsets::default();
+        let key = ("g".to_string(), "t".to_string(), 0);
+        p.apply(key.clone(), Committed { offset: 9, metadata: String::new(), log_offset: 5 });
+        p.apply(key.clone(), Committed { offset: 3, metadata: String::new(), log_offset: 2 });
+        assert_eq!(p.committed[&key].offset, 9);
+    }
+}

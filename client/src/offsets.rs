@@ -1,0 +1,140 @@
+//! Committed consumer offsets: commit and fetch them through the leader of
+//! the group's partition of the internal topic `__offsets` (created on first
+//! use, replicated like any topic).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient};
+
+use crate::admin::Admin;
+use crate::cluster::{Cluster, backoff};
+use crate::error::{ClientError, Result};
+use crate::partitioner::key_hash;
+
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__offsets";
+/// Its partitions when a client creates it.
+pub const OFFSETS_PARTITIONS: u32 = 16;
+/// The generation of a consumer outside group membership.
+pub const NO_GENERATION: i64 = -1;
+
+/// The `__offsets` partition of `group` among `partitions` (stable).
+pub fn partition_for(group: &str, partitions: u32) -> u32 {
+    (key_hash(group.as_bytes()) % u64::from(partitions.max(1))) as u32
+}
+
+/// The `__offsets` partition count, creating the topic on first use with a
+/// replication factor of 3 (fewer if the cluster has fewer brokers).
+async fn offsets_partitions(cluster: &Arc<Cluster>) -> Result<u32> {
+    match cluster.topic(OFFSETS_TOPIC, false).await {
+        Ok(t) => return Ok(t.partitions.len() as u32),
+        Err(ClientError::Server { code: ErrorCode::UnknownTopic, .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let admin = Admin::new(cluster.clone());
+    let up = admin.cluster_status().await?.brokers.iter().filter(|b| b.state == pb::BrokerState::Up as i32).count();
+    let config = pb::TopicConfig {
+        name: OFFSETS_TOPIC.to_owned(),
+        partitions: OFFSETS_PARTITIONS,
+        replication_factor: up.clamp(1, 3) as u32,
+        ..Default::default()
+    };
+    match admin.create_topic(config).await {
+        Ok(_) | Err(ClientError::Server { code: ErrorCode::TopicExists, .. }) => {}
+        Err(e) => return Err(e),
+    }
+    cluster.invalidate(OFFSETS_TOPIC);
+    Ok(cluster.topic(OFFSETS_TOPIC, false).await?.partitions.len() as u32)
+}
+
+/// Calls the coordinator of `group` (the leader of its `__offsets`
+/// partition) with `call`, retrying while leadership moves.
+async fn with_coordinator<T, F, Fut>(cluster: &Arc<Cluster>, group: &str, mut call: F) -> Result<T>
+where
+    F: FnMut(BrokerServiceClient<tonic::transport::Channel>, u32) -> Fut,
+    Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
+{
+    goulette_proto::validate_topic_name(group).map_err(|r| ClientError::InvalidArgument(format!("group name: {r}")))?;
+    let partition = partition_for(group, offsets_partitions(cluster).await?);
+    let mut unreachable = None;
+    let mut last = None;
+    for attempt in 0..10 {
+        match cluster.find_leader(OFFSETS_TOPIC, partition, unreachable.take(), false).await {
+            Ok((broker, address)) => {
+                match call(BrokerServiceClient::new(cluster.channel(&address)?), partition).await {
+                    Ok((value, None)) => return Ok(value),
+                    Ok((_, Some(e))) => {
+                        let error = ClientError::from_proto(&e);
+                        if !error.is_retriable() {
+                            return Err(error);
+                        }
+                        cluster.invalidate(OFFSETS_TOPIC);
+                        last = Some(error);
+                    }
+                    Err(status) => {
+                        unreachable = Some(broker);
+                        last = Some(ClientError::transport(format!("offsets coordinator {broker}"), &status));
+                    }
+                }
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))).await;
+    }
+    Err(last.unwrap_or(ClientError::Closed))
+}
+
+/// Commits `offsets` (topic, partition → next offset to consume) for
+/// `group`, as a consumer outside group membership.
+pub async fn commit(cluster: &Arc<Cluster>, group: &str, topic: &str, offsets: &BTreeMap<u32, u64>) -> Result<()> {
+    let offsets: Vec<pb::TopicPartitionOffset> = offsets
+        .iter()
+        .map(|(p, o)| pb::TopicPartitionOffset {
+            topic: topic.to_owned(),
+            partition: *p,
+            offset: *o,
+            metadata: String::new(),
+        })
+        .collect();
+    with_coordinator(cluster, group, |mut client, offsets_partition| {
+        let req = pb::CommitOffsetsRequest {
+            group: group.to_owned(),
+            offsets_partition,
+            generation: NO_GENERATION,
+            member_id: String::new(),
+            offsets: offsets.clone(),
+        };
+        async move { client.commit_offsets(req).await.map(|r| ((), r.into_inner().error)) }
+    })
+    .await
+}
+
+/// The offsets `group` committed for `topic`'s partitions.
+pub async fn fetch(cluster: &Arc<Cluster>, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>> {
+    let offsets = with_coordinator(cluster, group, |mut client, offsets_partition| {
+        let req = pb::FetchOffsetsRequest { group: group.to_owned(), offsets_partition, topic: topic.to_owned() };
+        async move {
+            client.fetch_offsets(req).await.map(|r| {
+                let r = r.into_inner();
+                (r.offsets, r.error)
+            })
+        }
+    })
+    .await?;
+    Ok(offsets.into_iter().filter(|o| o.topic == topic).map(|o| (o.partition, o.offset)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_always_maps_to_the_same_partition() {
+        assert_eq!(partition_for("orders-app", 16), partition_for("orders-app", 16));
+        assert!(partition_for("orders-app", 16) < 16);
+        let spread: std::collections::BTreeSet<u32> = (0..64).map(|i| partition_for(&format!("g{i}"), 16)).collect();
+        assert!(spread.len() > 8, "{spread:?}");
+    }
+}
