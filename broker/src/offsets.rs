@@ -110,6 +110,13 @@ impl Coordinator {
         goulette_proto::validate_topic_name(group)
             .map_err(|r| error(ErrorCode::InvalidArgument, format!("group name: {r}")))?;
         match self.partitions.get(OFFSETS_TOPIC, partition) {
+            // Cut off from the sentinels, this broker may have been replaced
+            // as leader: its offsets may be stale.
+            Some(r) if r.is_leader() && !self.partitions.in_contact() => {
+                let mut e = not_leader(OFFSETS_TOPIC, partition, None);
+                e.message = format!("{}: no sentinel has confirmed this broker's session", e.message);
+                Err(e)
+            }
             Some(r) if r.is_leader() => Ok(r),
             Some(r) => Err(not_leader(
                 OFFSETS_TOPIC,
@@ -169,8 +176,20 @@ impl Coordinator {
         Ok(state)
     }
 
-    /// Appends a commit (as an `acks=all` produce) and records it.
-    pub async fn commit(&self, req: pb::CommitOffsetsRequest) -> pb::CommitOffsetsResponse {
+    /// Appends a commit (as an `acks=all` produce) and records it, in a
+    /// task of its own: a client that goes away mid-commit must not leave a
+    /// stored commit unrecorded.
+    pub async fn commit(self: &Arc<Self>, req: pb::CommitOffsetsRequest) -> pb::CommitOffsetsResponse {
+        let me = self.clone();
+        match tokio::spawn(async move { me.commit_now(req).await }).await {
+            Ok(response) => response,
+            Err(e) => {
+                pb::CommitOffsetsResponse { error: Some(error(ErrorCode::Internal, format!("commit failed: {e}"))) }
+            }
+        }
+    }
+
+    async fn commit_now(&self, req: pb::CommitOffsetsRequest) -> pb::CommitOffsetsResponse {
         let answer = |e: pb::Error| pb::CommitOffsetsResponse { error: Some(e) };
         let replica = match self.led(&req.group, req.offsets_partition) {
             Ok(r) => r,

@@ -52,7 +52,11 @@ pub async fn serve(
             request = requests.next(), if reading && pending.len() < max_in_flight => match request {
                 Some(Ok(request)) => {
                     let key = (request.topic.clone(), request.partition);
-                    let response = if refused.contains(&key) {
+                    let response = if key.0.starts_with("__") {
+                        // Internal topics (`__offsets`) are written by the broker itself.
+                        let message = format!("{} is an internal topic", key.0);
+                        answer(request.correlation_id, pb::Error::new(ErrorCode::InvalidArgument, message))
+                    } else if refused.contains(&key) {
                         let mut e = not_leader(&key.0, key.1, None);
                         e.message = format!("{}; an earlier request on this stream was refused: reconnect", e.message);
                         answer(request.correlation_id, e)

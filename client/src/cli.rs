@@ -258,6 +258,7 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
     };
     let mut consumer = Consumer::subscribe(cluster, &options.topic, config).await?;
     let grouped = options.group.is_some();
+    let mut last_commit = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut count = 0u64;
     while options.max_messages.is_none_or(|max| count < max) {
@@ -275,6 +276,9 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
             Some(Ok(r)) => r,
             Some(Err(e)) => {
                 out.flush()?;
+                if grouped {
+                    consumer.commit().await?;
+                }
                 anyhow::bail!(e);
             }
             None => break,
@@ -300,11 +304,13 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
             }
         }
         count += 1;
-        if count.is_multiple_of(1024) {
+        let commit_due = grouped && last_commit.elapsed() >= Duration::from_secs(1);
+        if count.is_multiple_of(1024) || commit_due {
             out.flush()?;
             // Only what is written out is committed (at-least-once).
             if grouped {
                 consumer.commit().await?;
+                last_commit = std::time::Instant::now();
             }
         }
     }

@@ -269,14 +269,24 @@ impl Fetcher {
     }
 
     async fn run(self) {
-        let mut next = match self.start_offset().await {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = self.out.send(Err(e)).await;
-                return;
+        // Where to start may be unknown for a while (an election): retry.
+        let mut attempt = 0;
+        let mut next = loop {
+            match self.start_offset().await {
+                Ok(o) => break o,
+                Err(e) if e.is_retriable() && !self.out.is_closed() => {
+                    attempt += 1;
+                    self.cluster.invalidate(&self.topic);
+                    tokio::time::sleep(backoff(attempt.min(6), Duration::from_millis(50), Duration::from_secs(2)))
+                        .await;
+                }
+                Err(e) => {
+                    let _ = self.out.send(Err(e)).await;
+                    return;
+                }
             }
         };
-        let mut attempt = 0;
+        attempt = 0;
         let mut unreachable = None;
         loop {
             match self.stream(&mut next, unreachable.take()).await {

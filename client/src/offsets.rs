@@ -25,11 +25,15 @@ pub fn partition_for(group: &str, partitions: u32) -> u32 {
     (key_hash(group.as_bytes()) % u64::from(partitions.max(1))) as u32
 }
 
-/// The `__offsets` partition count, creating the topic on first use with a
-/// replication factor of 3 (fewer if the cluster has fewer brokers).
-async fn offsets_partitions(cluster: &Arc<Cluster>) -> Result<u32> {
+/// The `__offsets` partition count; `None` when the topic does not exist
+/// and `create` is false. Created on first commit with a replication factor
+/// of 3 (as many as there are brokers up, if fewer — fixed from then on)
+/// and no retention: commits are never compacted yet, and a partition's
+/// last commit must outlive any time limit.
+async fn offsets_partitions(cluster: &Arc<Cluster>, create: bool) -> Result<Option<u32>> {
     match cluster.topic(OFFSETS_TOPIC, false).await {
-        Ok(t) => return Ok(t.partitions.len() as u32),
+        Ok(t) => return Ok(Some(t.partitions.len() as u32)),
+        Err(ClientError::Server { code: ErrorCode::UnknownTopic, .. }) if !create => return Ok(None),
         Err(ClientError::Server { code: ErrorCode::UnknownTopic, .. }) => {}
         Err(e) => return Err(e),
     }
@@ -39,6 +43,8 @@ async fn offsets_partitions(cluster: &Arc<Cluster>) -> Result<u32> {
         name: OFFSETS_TOPIC.to_owned(),
         partitions: OFFSETS_PARTITIONS,
         replication_factor: up.clamp(1, 3) as u32,
+        retention_ms: u64::MAX,
+        retention_bytes: 0,
         ..Default::default()
     };
     match admin.create_topic(config).await {
@@ -46,25 +52,32 @@ async fn offsets_partitions(cluster: &Arc<Cluster>) -> Result<u32> {
         Err(e) => return Err(e),
     }
     cluster.invalidate(OFFSETS_TOPIC);
-    Ok(cluster.topic(OFFSETS_TOPIC, false).await?.partitions.len() as u32)
+    Ok(Some(cluster.topic(OFFSETS_TOPIC, false).await?.partitions.len() as u32))
 }
 
 /// Calls the coordinator of `group` (the leader of its `__offsets`
-/// partition) with `call`, retrying while leadership moves.
-async fn with_coordinator<T, F, Fut>(cluster: &Arc<Cluster>, group: &str, mut call: F) -> Result<T>
+/// partition) with `call`, retrying while leadership moves. `None` when
+/// `__offsets` does not exist and `create` is false.
+async fn with_coordinator<T, F, Fut>(
+    cluster: &Arc<Cluster>,
+    group: &str,
+    create: bool,
+    mut call: F,
+) -> Result<Option<T>>
 where
     F: FnMut(BrokerServiceClient<tonic::transport::Channel>, u32) -> Fut,
     Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
 {
     goulette_proto::validate_topic_name(group).map_err(|r| ClientError::InvalidArgument(format!("group name: {r}")))?;
-    let partition = partition_for(group, offsets_partitions(cluster).await?);
+    let Some(count) = offsets_partitions(cluster, create).await? else { return Ok(None) };
+    let partition = partition_for(group, count);
     let mut unreachable = None;
     let mut last = None;
     for attempt in 0..10 {
         match cluster.find_leader(OFFSETS_TOPIC, partition, unreachable.take(), false).await {
             Ok((broker, address)) => {
                 match call(BrokerServiceClient::new(cluster.channel(&address)?), partition).await {
-                    Ok((value, None)) => return Ok(value),
+                    Ok((value, None)) => return Ok(Some(value)),
                     Ok((_, Some(e))) => {
                         let error = ClientError::from_proto(&e);
                         if !error.is_retriable() {
@@ -98,7 +111,7 @@ pub async fn commit(cluster: &Arc<Cluster>, group: &str, topic: &str, offsets: &
             metadata: String::new(),
         })
         .collect();
-    with_coordinator(cluster, group, |mut client, offsets_partition| {
+    with_coordinator(cluster, group, true, |mut client, offsets_partition| {
         let req = pb::CommitOffsetsRequest {
             group: group.to_owned(),
             offsets_partition,
@@ -109,11 +122,12 @@ pub async fn commit(cluster: &Arc<Cluster>, group: &str, topic: &str, offsets: &
         async move { client.commit_offsets(req).await.map(|r| ((), r.into_inner().error)) }
     })
     .await
+    .map(drop)
 }
 
 /// The offsets `group` committed for `topic`'s partitions.
 pub async fn fetch(cluster: &Arc<Cluster>, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>> {
-    let offsets = with_coordinator(cluster, group, |mut client, offsets_partition| {
+    let offsets = with_coordinator(cluster, group, false, |mut client, offsets_partition| {
         let req = pb::FetchOffsetsRequest { group: group.to_owned(), offsets_partition, topic: topic.to_owned() };
         async move {
             client.fetch_offsets(req).await.map(|r| {
@@ -122,7 +136,8 @@ pub async fn fetch(cluster: &Arc<Cluster>, group: &str, topic: &str) -> Result<B
             })
         }
     })
-    .await?;
+    .await?
+    .unwrap_or_default();
     Ok(offsets.into_iter().filter(|o| o.topic == topic).map(|o| (o.partition, o.offset)).collect())
 }
 

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use common::{Env, produce_values};
 use goulette_client::offsets::{self, OFFSETS_TOPIC};
-use goulette_client::{Admin, ClientError, Consumer, ConsumerConfig, StartAt};
+use goulette_client::{
+    Admin, ClientError, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord, StartAt,
+};
+use goulette_proto::v1::ErrorCode;
 use goulette_sentinel::testkit::bin_dir;
 
 async fn take(consumer: &mut Consumer, n: usize) -> Vec<String> {
@@ -67,6 +70,15 @@ async fn given_commits_the_next_consumer_should_resume_there_even_after_the_coor
     assert_eq!(committed.into_iter().collect::<Vec<_>>(), vec![(0, 10)]);
     let mut third = Consumer::subscribe(env.cluster(), "work", group_config("app")).await.unwrap();
     assert!(tokio::time::timeout(Duration::from_millis(500), third.recv()).await.is_err(), "nothing left for app");
+
+    // Clients can neither write to nor delete the internal topic.
+    let producer = Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::KeyHash);
+    let forged =
+        ProducerRecord { topic: OFFSETS_TOPIC.into(), partition: Some(0), value: "x".into(), ..Default::default() };
+    let refused = producer.send(forged).await.unwrap().wait().await.unwrap_err();
+    assert!(matches!(refused, ClientError::Server { code: ErrorCode::InvalidArgument, .. }), "{refused}");
+    producer.close().await;
+    assert!(Admin::new(env.cluster()).delete_topic(OFFSETS_TOPIC).await.is_err());
 
     // Without a group there is nothing to commit to.
     let mut plain = Consumer::subscribe(env.cluster(), "work", ConsumerConfig::default()).await.unwrap();

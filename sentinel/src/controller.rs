@@ -170,6 +170,9 @@ impl Controller {
 
     /// Deletes a topic and its partitions.
     pub async fn delete_topic(&self, fence: &Fence, view: &ClusterView, name: &str) -> Result<()> {
+        if name.starts_with("__") {
+            return Err(SentinelError::InvalidArgument(format!("{name} is an internal topic and cannot be deleted")));
+        }
         if !view.topics.contains_key(name) {
             return Err(SentinelError::UnknownTopic(name.to_owned()));
         }
