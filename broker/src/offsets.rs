@@ -15,6 +15,7 @@
 //! ```text
 //! key    {group} \n {topic} \n {partition}       UTF-8
 //! value  offset u64 LE | generation i64 LE | metadata (UTF-8, rest)
+//!        empty: a tombstone (the group was deleted)
 //! ```
 
 use std::collections::HashMap;
@@ -43,7 +44,13 @@ struct Committed {
     metadata: String,
     /// Where the commit is in `__offsets`: a later one wins.
     log_offset: u64,
+    /// A tombstone: the group's offset here was deleted.
+    deleted: bool,
 }
+
+/// What to write for one key: an offset (with generation and metadata), or
+/// a tombstone.
+type Entry = (Key, Option<(u64, i64, String)>);
 
 /// The committed offsets of one `__offsets` partition, as of a leadership term.
 #[derive(Debug, Default)]
@@ -146,12 +153,16 @@ impl Coordinator {
                         let batch = Batch::parse(bytes)?;
                         offset = batch.next_offset();
                         for r in batch.records()? {
-                            let (Some(key), Some((committed, metadata))) =
-                                (r.record.key.as_deref().and_then(decode_key), decode_value(&r.record.value))
-                            else {
+                            let Some(key) = r.record.key.as_deref().and_then(decode_key) else {
                                 continue; // not a commit record
                             };
-                            out.push((key, Committed { offset: committed, metadata, log_offset: r.offset }));
+                            let committed = if r.record.value.is_empty() {
+                                Committed { offset: 0, metadata: String::new(), log_offset: r.offset, deleted: true }
+                            } else {
+                                let Some((offset, metadata)) = decode_value(&r.record.value) else { continue };
+                                Committed { offset, metadata, log_offset: r.offset, deleted: false }
+                            };
+                            out.push((key, committed));
                         }
                     }
                 }
@@ -206,43 +217,97 @@ impl Coordinator {
         if let Some(bad) = req.offsets.iter().find(|o| goulette_proto::validate_topic_name(&o.topic).is_err()) {
             return answer(error(ErrorCode::InvalidArgument, format!("bad topic name {:?}", bad.topic)));
         }
-        let state = match self.loaded(&replica).await {
-            Ok(s) => s,
-            Err(e) => return answer(e),
-        };
+        let entries: Vec<Entry> = req
+            .offsets
+            .into_iter()
+            .map(|o| ((req.group.clone(), o.topic, o.partition), Some((o.offset, req.generation, o.metadata))))
+            .collect();
+        match self.write(&replica, entries).await {
+            Ok(()) => pb::CommitOffsetsResponse { error: None },
+            Err(e) => answer(e),
+        }
+    }
+
+    /// Appends `entries` to the replica's `__offsets` partition as one
+    /// `acks=all` batch and records them once acknowledged.
+    async fn write(&self, replica: &Arc<Replica>, entries: Vec<Entry>) -> Result<(), pb::Error> {
+        let state = self.loaded(replica).await?;
         let mut builder = BatchBuilder::new(Compression::None);
         let now = goulette_storage::now_ms();
-        for o in &req.offsets {
+        for ((group, topic, partition), value) in &entries {
             builder.push(&Record {
                 timestamp: now,
-                key: Some(encode_key(&req.group, &o.topic, o.partition)),
-                value: encode_value(o.offset, req.generation, &o.metadata),
+                key: Some(encode_key(group, topic, *partition)),
+                value: value.as_ref().map_or_else(Bytes::new, |(o, g, m)| encode_value(*o, *g, m)),
                 headers: Vec::new(),
             });
         }
-        let batch = match builder.build() {
-            Ok(b) => b,
-            Err(e) => return answer(storage_error(&e)),
-        };
+        let batch = builder.build().map_err(|e| storage_error(&e))?;
         let produce = pb::ProduceRequest {
             correlation_id: 0,
             topic: OFFSETS_TOPIC.to_owned(),
-            partition: req.offsets_partition,
+            partition: replica.partition,
             acks: Acks::All as i32,
             batch,
         };
         let (pending, _) = crate::produce::handle(&self.partitions, produce, self.max_batch_bytes).await;
         let base = match pending.await {
-            Some(pb::ProduceResponse { error: Some(e), .. }) => return answer(e),
+            Some(pb::ProduceResponse { error: Some(e), .. }) => return Err(e),
             Some(r) => r.base_offset,
-            None => return answer(error(ErrorCode::Internal, "the commit got no answer")),
+            None => return Err(error(ErrorCode::Internal, "the write got no answer")),
         };
         let mut guard = state.lock().await;
-        for (i, o) in req.offsets.into_iter().enumerate() {
-            let key = (req.group.clone(), o.topic, o.partition);
-            guard.apply(key, Committed { offset: o.offset, metadata: o.metadata, log_offset: base + i as u64 });
+        for (i, (key, value)) in entries.into_iter().enumerate() {
+            let log_offset = base + i as u64;
+            let committed = match value {
+                Some((offset, _, metadata)) => Committed { offset, metadata, log_offset, deleted: false },
+                None => Committed { offset: 0, metadata: String::new(), log_offset, deleted: true },
+            };
+            guard.apply(key, committed);
         }
-        pb::CommitOffsetsResponse { error: None }
+        Ok(())
+    }
+
+    /// Deletes a group's committed offsets (tombstones), in a task of its own.
+    pub async fn delete_group(self: &Arc<Self>, req: pb::DeleteGroupRequest) -> pb::DeleteGroupResponse {
+        let me = self.clone();
+        let done = tokio::spawn(async move {
+            let replica = me.led(&req.group, req.offsets_partition)?;
+            let state = me.loaded(&replica).await?;
+            let keys: Vec<Key> = {
+                let guard = state.lock().await;
+                guard.committed.iter().filter(|(k, c)| k.0 == req.group && !c.deleted).map(|(k, _)| k.clone()).collect()
+            };
+            if keys.is_empty() {
+                return Ok(());
+            }
+            me.write(&replica, keys.into_iter().map(|k| (k, None)).collect()).await
+        })
+        .await;
+        let error = match done {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(error(ErrorCode::Internal, format!("delete failed: {e}"))),
+        };
+        pb::DeleteGroupResponse { error }
+    }
+
+    /// The groups with committed offsets in this `__offsets` partition.
+    pub async fn list_groups(&self, req: pb::ListGroupsRequest) -> pb::ListGroupsResponse {
+        let answer = |e: pb::Error| pb::ListGroupsResponse { error: Some(e), groups: Vec::new() };
+        // Any valid name passes `led`'s group check.
+        let replica = match self.led("-", req.offsets_partition) {
+            Ok(r) => r,
+            Err(e) => return answer(e),
+        };
+        let state = match self.loaded(&replica).await {
+            Ok(s) => s,
+            Err(e) => return answer(e),
+        };
+        let guard = state.lock().await;
+        let groups: std::collections::BTreeSet<String> =
+            guard.committed.iter().filter(|(_, c)| !c.deleted).map(|(k, _)| k.0.clone()).collect();
+        pb::ListGroupsResponse { error: None, groups: groups.into_iter().collect() }
     }
 
     /// The committed offsets of a group (of one topic, or all).
@@ -260,7 +325,9 @@ impl Coordinator {
         let mut offsets: Vec<pb::TopicPartitionOffset> = guard
             .committed
             .iter()
-            .filter(|((group, topic, _), _)| *group == req.group && (req.topic.is_empty() || *topic == req.topic))
+            .filter(|((group, topic, _), c)| {
+                !c.deleted && *group == req.group && (req.topic.is_empty() || *topic == req.topic)
+            })
             .map(|((_, topic, partition), c)| pb::TopicPartitionOffset {
                 topic: topic.clone(),
                 partition: *partition,
@@ -290,8 +357,8 @@ mod tests {
     fn a_later_commit_wins_whatever_order_it_is_applied_in() {
         let mut p = PartitionOffsets::default();
         let key = ("g".to_string(), "t".to_string(), 0);
-        p.apply(key.clone(), Committed { offset: 9, metadata: String::new(), log_offset: 5 });
-        p.apply(key.clone(), Committed { offset: 3, metadata: String::new(), log_offset: 2 });
+        p.apply(key.clone(), Committed { offset: 9, metadata: String::new(), log_offset: 5, deleted: false });
+        p.apply(key.clone(), Committed { offset: 3, metadata: String::new(), log_offset: 2, deleted: false });
         assert_eq!(p.committed[&key].offset, 9);
     }
 }

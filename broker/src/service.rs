@@ -122,6 +122,20 @@ impl BrokerService for BrokerGrpc {
         Ok(Response::new(self.offsets.fetch(req.into_inner()).await))
     }
 
+    async fn list_groups(
+        &self,
+        req: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        Ok(Response::new(self.offsets.list_groups(req.into_inner()).await))
+    }
+
+    async fn delete_group(
+        &self,
+        req: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        Ok(Response::new(self.offsets.delete_group(req.into_inner()).await))
+    }
+
     async fn fetch(&self, req: Request<Streaming<pb::FetchRequest>>) -> Result<Response<Self::FetchStream>, Status> {
         let (tx, rx) = mpsc::channel(4);
         let (partitions, config) = (self.partitions.clone(), self.config.clone());

@@ -379,6 +379,21 @@ pub async fn group_describe(cluster: Arc<Cluster>, group: &str, topic: &str, for
     Ok(true)
 }
 
+/// `group list`.
+pub async fn group_list(cluster: Arc<Cluster>) -> anyhow::Result<bool> {
+    for group in crate::offsets::list_groups(&cluster).await? {
+        println!("{group}");
+    }
+    Ok(true)
+}
+
+/// `group delete`.
+pub async fn group_delete(cluster: Arc<Cluster>, group: &str) -> anyhow::Result<bool> {
+    crate::offsets::delete_group(&cluster, group).await?;
+    println!("deleted the committed offsets of group {group}");
+    Ok(true)
+}
+
 /// `group reset`: commits, for every partition of `topic`, the offset `to` names.
 pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: ResetTo) -> anyhow::Result<bool> {
     let info = cluster.topic(topic, false).await?;

@@ -163,6 +163,10 @@ enum TopicCommand {
 
 #[derive(Debug, Subcommand)]
 enum GroupCommand {
+    /// Groups with committed offsets.
+    List,
+    /// Delete a group's committed offsets (stop its consumers first).
+    Delete { group: String },
     /// Committed offset, log end and lag of each partition of a topic.
     Describe {
         group: String,
@@ -380,6 +384,8 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
             Command::Cluster { command: ClusterCommand::Status { format } } => {
                 cli::cluster_status(cluster, format).await
             }
+            Command::Group { command: GroupCommand::List } => cli::group_list(cluster).await,
+            Command::Group { command: GroupCommand::Delete { group } } => cli::group_delete(cluster, &group).await,
             Command::Group { command: GroupCommand::Describe { group, topic, format } } => {
                 cli::group_describe(cluster, &group, &topic, format).await
             }

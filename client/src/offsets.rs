@@ -58,26 +58,30 @@ async fn offsets_partitions(cluster: &Arc<Cluster>, create: bool) -> Result<Opti
 /// Calls the coordinator of `group` (the leader of its `__offsets`
 /// partition) with `call`, retrying while leadership moves. `None` when
 /// `__offsets` does not exist and `create` is false.
-async fn with_coordinator<T, F, Fut>(
-    cluster: &Arc<Cluster>,
-    group: &str,
-    create: bool,
-    mut call: F,
-) -> Result<Option<T>>
+async fn with_coordinator<T, F, Fut>(cluster: &Arc<Cluster>, group: &str, create: bool, call: F) -> Result<Option<T>>
 where
     F: FnMut(BrokerServiceClient<tonic::transport::Channel>, u32) -> Fut,
     Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
 {
     goulette_proto::validate_topic_name(group).map_err(|r| ClientError::InvalidArgument(format!("group name: {r}")))?;
     let Some(count) = offsets_partitions(cluster, create).await? else { return Ok(None) };
-    let partition = partition_for(group, count);
+    with_leader_of(cluster, partition_for(group, count), call).await.map(Some)
+}
+
+/// Calls the leader of `__offsets` partition `partition` with `call`,
+/// retrying while leadership moves.
+async fn with_leader_of<T, F, Fut>(cluster: &Arc<Cluster>, partition: u32, mut call: F) -> Result<T>
+where
+    F: FnMut(BrokerServiceClient<tonic::transport::Channel>, u32) -> Fut,
+    Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
+{
     let mut unreachable = None;
     let mut last = None;
     for attempt in 0..10 {
         match cluster.find_leader(OFFSETS_TOPIC, partition, unreachable.take(), false).await {
             Ok((broker, address)) => {
                 match call(BrokerServiceClient::new(cluster.channel(&address)?), partition).await {
-                    Ok((value, None)) => return Ok(Some(value)),
+                    Ok((value, None)) => return Ok(value),
                     Ok((_, Some(e))) => {
                         let error = ClientError::from_proto(&e);
                         if !error.is_retriable() {
@@ -139,6 +143,34 @@ pub async fn fetch(cluster: &Arc<Cluster>, group: &str, topic: &str) -> Result<B
     .await?
     .unwrap_or_default();
     Ok(offsets.into_iter().filter(|o| o.topic == topic).map(|o| (o.partition, o.offset)).collect())
+}
+
+/// Every group with committed offsets, sorted.
+pub async fn list_groups(cluster: &Arc<Cluster>) -> Result<Vec<String>> {
+    let Some(count) = offsets_partitions(cluster, false).await? else { return Ok(Vec::new()) };
+    let mut groups = Vec::new();
+    for partition in 0..count {
+        let found = with_leader_of(cluster, partition, |mut client, offsets_partition| async move {
+            client.list_groups(pb::ListGroupsRequest { offsets_partition }).await.map(|r| {
+                let r = r.into_inner();
+                (r.groups, r.error)
+            })
+        })
+        .await?;
+        groups.extend(found);
+    }
+    groups.sort();
+    Ok(groups)
+}
+
+/// Deletes every committed offset of `group`.
+pub async fn delete_group(cluster: &Arc<Cluster>, group: &str) -> Result<()> {
+    with_coordinator(cluster, group, false, |mut client, offsets_partition| {
+        let req = pb::DeleteGroupRequest { group: group.to_owned(), offsets_partition };
+        async move { client.delete_group(req).await.map(|r| ((), r.into_inner().error)) }
+    })
+    .await
+    .map(drop)
 }
 
 #[cfg(test)]

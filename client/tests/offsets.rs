@@ -114,4 +114,28 @@ async fn given_the_cli_a_group_should_consume_in_turns_be_described_and_reset() 
     assert_eq!(run(&["consume", "--topic", "jobs", "--group", "g", "--max-messages", "1", "--timeout", "10s"]), "j2\n");
     run(&["group", "reset", "g", "--topic", "jobs", "--to", "earliest"]);
     assert_eq!(run(&["consume", "--topic", "jobs", "--group", "g", "--max-messages", "1", "--timeout", "10s"]), "j0\n");
+
+    // A second group, then deleting the first: it is gone, and starts over.
+    run(&["group", "reset", "h", "--topic", "jobs", "--to", "latest"]);
+    assert_eq!(run(&["group", "list"]), "g\nh\n");
+    run(&["group", "delete", "g"]);
+    assert_eq!(run(&["group", "list"]), "h\n");
+    let described: serde_json::Value =
+        serde_json::from_str(&run(&["group", "describe", "g", "--topic", "jobs", "--format", "json"])).unwrap();
+    assert!(described["partitions"][0]["committed"].is_null(), "{described}");
+    assert_eq!(
+        run(&[
+            "consume",
+            "--topic",
+            "jobs",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--timeout",
+            "10s"
+        ]),
+        "j0\n"
+    );
 }
