@@ -39,7 +39,7 @@ use crate::epochs::{EPOCHS_FILE, EpochHistory};
 use crate::error::{IoContext, Result, StorageError};
 use crate::fragment::{FRAGMENT_SUFFIX, Fragment, INDEX_SUFFIX, file_name};
 use crate::frame::{self, FILE_HEADER_LEN};
-use crate::producers::{Decision, ProducerStates};
+use crate::producers::{Decision, ProducerStates, SNAPSHOT_SUFFIX};
 use crate::read::{Gathered, ReadRange};
 use crate::wal::{WAL_SUFFIX, Wal};
 
@@ -93,6 +93,8 @@ struct Inner {
     epochs: EpochHistory,
     /// Recent batches of idempotent producers.
     producers: ProducerStates,
+    /// Offsets of the producer-state snapshots on disk.
+    snapshots: BTreeSet<u64>,
 }
 
 #[derive(Debug)]
@@ -148,6 +150,7 @@ impl PartitionLog {
         let mut wals = BTreeSet::new();
         let mut frags = BTreeSet::new();
         let mut indexes = BTreeSet::new();
+        let mut snapshots = BTreeSet::new();
         for entry in std::fs::read_dir(&dir).context(|| format!("list {}", dir.display()))? {
             let entry = entry.context(|| format!("list {}", dir.display()))?;
             let name = entry.file_name();
@@ -163,6 +166,7 @@ impl PartitionLog {
                 Some((base, WAL_SUFFIX)) => wals.insert(base),
                 Some((base, FRAGMENT_SUFFIX)) => frags.insert(base),
                 Some((base, INDEX_SUFFIX)) => indexes.insert(base),
+                Some((offset, SNAPSHOT_SUFFIX)) => snapshots.insert(offset),
                 _ => {
                     tracing::warn!(dir = %dir.display(), file = name, "ignoring unexpected file in partition directory");
                     false
@@ -251,6 +255,7 @@ impl PartitionLog {
                 last_flush_ms: now_ms(),
                 epochs: EpochHistory::default(),
                 producers: ProducerStates::default(),
+                snapshots,
             }),
             sync: Mutex::new(SyncState { durable, syncing: false, generation: 0 }),
             synced: Condvar::new(),
@@ -277,16 +282,36 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Rebuilds the idempotent producers' state from the last fragment and
-    /// the WAL (a seal may follow the very append it concerns, so the WAL
-    /// alone could miss the newest batches; see `producers`).
+    /// Rebuilds the idempotent producers' state: the newest usable
+    /// snapshot plus the batches after it, or else the last fragment and the
+    /// WAL (see `producers`). Snapshots past the log end (left by an
+    /// interrupted truncation) are deleted.
     fn recover_producers(&self) -> Result<()> {
-        let (mut offset, end) = {
-            let inner = self.lock();
-            let start = inner.fragments.last().map_or(inner.wal.index.base_offset, |f| f.base_offset);
-            (start, inner.wal.index.next_offset)
+        let (start, end, candidates) = {
+            let mut inner = self.lock();
+            let start = inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+            let end = inner.wal.index.next_offset;
+            let stale: Vec<u64> = inner.snapshots.range(end + 1..).copied().collect();
+            for offset in stale {
+                crashsafe::remove_if_exists(&self.dir.join(file_name(offset, SNAPSHOT_SUFFIX)))?;
+                inner.snapshots.remove(&offset);
+            }
+            let fallback = inner.fragments.last().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+            (fallback, end, inner.snapshots.range(start..).rev().copied().collect::<Vec<u64>>())
         };
         let mut states = ProducerStates::default();
+        let mut offset = start;
+        for snapshot in candidates {
+            let path = self.dir.join(file_name(snapshot, SNAPSHOT_SUFFIX));
+            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| ProducerStates::decode(&b)) {
+                Ok(loaded) => {
+                    states = loaded;
+                    offset = snapshot;
+                    break;
+                }
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "ignoring a producer-state snapshot"),
+            }
+        }
         while offset < end {
             let batches = self.read(offset, 16 << 20)?;
             if batches.is_empty() {
@@ -622,8 +647,11 @@ impl PartitionLog {
                 let sealed_end = fragment.next_offset;
                 inner.fragments.push(Arc::new(fragment));
                 inner.wal = wal;
-                let mut state = self.lock_sync();
-                state.durable = state.durable.max(sealed_end);
+                {
+                    let mut state = self.lock_sync();
+                    state.durable = state.durable.max(sealed_end);
+                }
+                self.snapshot_producers(inner, sealed_end);
                 Ok(())
             }
             Err(e) => {
@@ -631,6 +659,33 @@ impl PartitionLog {
                 Err(e)
             }
         }
+    }
+
+    /// Writes the producer state as of `offset` (best effort: without it a
+    /// restart reads more of the log) and keeps the two newest snapshots.
+    fn snapshot_producers(&self, inner: &mut Inner, offset: u64) {
+        let path = self.dir.join(file_name(offset, SNAPSHOT_SUFFIX));
+        let written = crashsafe::write_atomic_no_dir_sync(&path, &[&inner.producers.encode()])
+            .and_then(|()| crashsafe::fsync_dir(&self.dir));
+        if let Err(e) = written {
+            tracing::warn!(file = %path.display(), error = %e, "could not write a producer-state snapshot");
+            return;
+        }
+        inner.snapshots.insert(offset);
+        while inner.snapshots.len() > 2 {
+            let Some(oldest) = inner.snapshots.pop_first() else { break };
+            let _ = crashsafe::remove_if_exists(&self.dir.join(file_name(oldest, SNAPSHOT_SUFFIX)));
+        }
+    }
+
+    /// Deletes the snapshots at or past `from` (a truncation or reset).
+    fn drop_snapshots_from(&self, inner: &mut Inner, from: u64) -> Result<()> {
+        let stale: Vec<u64> = inner.snapshots.range(from..).copied().collect();
+        for s in stale {
+            crashsafe::remove_if_exists(&self.dir.join(file_name(s, SNAPSHOT_SUFFIX)))?;
+            inner.snapshots.remove(&s);
+        }
+        Ok(())
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to
@@ -746,6 +801,10 @@ impl PartitionLog {
         }
         let end = inner.wal.index.next_offset;
         inner.producers.truncate(end);
+        if let Err(e) = self.drop_snapshots_from(&mut inner, end + 1) {
+            // Reopening deletes them too (they lie past the log end).
+            tracing::warn!(error = %e, "could not delete producer-state snapshots past a truncation");
+        }
         if result.is_ok() && inner.epochs.truncate_from_end(end) {
             let stored = inner.epochs.store(&self.dir);
             if let Err(e) = stored {
@@ -806,6 +865,7 @@ impl PartitionLog {
         inner.epochs = EpochHistory::default();
         inner.epochs.store(&self.dir)?;
         inner.producers.clear();
+        self.drop_snapshots_from(inner, 0)?;
         tracing::warn!(dir = %self.dir.display(), offset, "log emptied; it continues at the leader's log start");
         Ok(())
     }

@@ -13,13 +13,28 @@
 //! client's window is answered with where the original landed.
 //!
 //! The state lives in memory. It is kept up to date by every append (the
-//! leader's and a follower's), so a follower that becomes leader has it;
-//! after a restart it is rebuilt from the unsealed part of the log (the
-//! WAL), and a truncation forgets the batches it removed. A producer whose
-//! batches are all older than that is unknown, and its next batch is
+//! leader's and a follower's), so a follower that becomes leader has it.
+//! Each seal writes a snapshot of it, `{offset:020}.producers`, covering
+//! every batch before `offset` (the sealed fragment's end); after a restart
+//! the state is the newest snapshot plus the batches after it. A truncation
+//! forgets the batches it removed and the snapshots past its cut. Without a
+//! usable snapshot, the last fragment and the WAL are read, and a producer
+//! whose batches are all older than that is unknown: its next batch is
 //! accepted whatever its sequence.
+//!
+//! Snapshot layout (little-endian):
+//!
+//! ```text
+//! magic "GPRODS1\0" | count u32 | count × (producer_id i64 | epoch i16 |
+//!   n u16 | n × (first_seq i32 | last_seq i32 | base_offset u64 |
+//!   next_offset u64)) | crc32 u32 of everything before
+//! ```
 
 use std::collections::{HashMap, VecDeque};
+
+/// The suffix of producer-state snapshot files.
+pub const SNAPSHOT_SUFFIX: &str = "producers";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"GPRODS1\0";
 
 use crate::batch::ProducerInfo;
 
@@ -140,6 +155,73 @@ impl ProducerStates {
     pub fn clear(&mut self) {
         self.producers.clear();
     }
+
+    /// The snapshot encoding (see the module docs).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.producers.len() * 64);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&(self.producers.len() as u32).to_le_bytes());
+        let mut ids: Vec<&i64> = self.producers.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let p = &self.producers[id];
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&p.epoch.to_le_bytes());
+            out.extend_from_slice(&(p.batches.len() as u16).to_le_bytes());
+            for s in &p.batches {
+                out.extend_from_slice(&s.first_seq.to_le_bytes());
+                out.extend_from_slice(&s.last_seq.to_le_bytes());
+                out.extend_from_slice(&s.base_offset.to_le_bytes());
+                out.extend_from_slice(&s.next_offset.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes a snapshot, checking its magic, CRC and lengths.
+    pub fn decode(bytes: &[u8]) -> Result<ProducerStates, String> {
+        let (body, crc) = bytes.split_at_checked(bytes.len().wrapping_sub(4)).ok_or("snapshot too short")?;
+        if bytes.len() < SNAPSHOT_MAGIC.len() + 8 || !body.starts_with(SNAPSHOT_MAGIC) {
+            return Err("not a producer-state snapshot".into());
+        }
+        if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().map_err(|_| "snapshot too short")?) {
+            return Err("snapshot CRC mismatch".into());
+        }
+        let mut at = SNAPSHOT_MAGIC.len();
+        let count = u32::from_le_bytes(take(body, &mut at)?) as usize;
+        let mut states = ProducerStates::default();
+        for _ in 0..count {
+            let id = i64::from_le_bytes(take(body, &mut at)?);
+            let epoch = i16::from_le_bytes(take(body, &mut at)?);
+            let n = u16::from_le_bytes(take(body, &mut at)?) as usize;
+            if n > CACHED_BATCHES {
+                return Err(format!("producer {id} has {n} batches, more than {CACHED_BATCHES}"));
+            }
+            let mut batches = VecDeque::with_capacity(n);
+            for _ in 0..n {
+                batches.push_back(Stored {
+                    first_seq: i32::from_le_bytes(take(body, &mut at)?),
+                    last_seq: i32::from_le_bytes(take(body, &mut at)?),
+                    base_offset: u64::from_le_bytes(take(body, &mut at)?),
+                    next_offset: u64::from_le_bytes(take(body, &mut at)?),
+                });
+            }
+            states.producers.insert(id, Producer { epoch, batches });
+        }
+        if at != body.len() {
+            return Err("trailing bytes in snapshot".into());
+        }
+        Ok(states)
+    }
+}
+
+/// The next `N` bytes of `body` at `*at`, advancing it.
+fn take<const N: usize>(body: &[u8], at: &mut usize) -> Result<[u8; N], String> {
+    let bytes = body.get(*at..*at + N).ok_or("snapshot truncated")?;
+    *at += N;
+    Ok(bytes.try_into().map_err(|_| "snapshot truncated")?)
 }
 
 #[cfg(test)]
@@ -205,6 +287,27 @@ mod tests {
         assert!(!s.producers.contains_key(&0) && s.producers.contains_key(&(MAX_PRODUCERS as i64)));
         s.expire_before(MAX_PRODUCERS as u64);
         assert_eq!(s.producers.len(), 1);
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_damage_is_detected() {
+        let mut s = ProducerStates::default();
+        s.record(&info(7, 3, i32::MAX - 1), 2, 100, 102);
+        s.record(&info(-5, 0, 0), 1, 102, 103);
+        let bytes = s.encode();
+        let back = ProducerStates::decode(&bytes).unwrap();
+        assert_eq!(
+            back.check(&info(7, 3, i32::MAX - 1), 2),
+            Decision::Duplicate { base_offset: 100, next_offset: 102 }
+        );
+        assert_eq!(back.check(&info(-5, 0, 1), 1), Decision::Append);
+        assert_eq!(back.check(&info(-5, 0, 5), 1), Decision::OutOfOrder { expected: 1 });
+        for cut in [0, 3, 12, bytes.len() - 1] {
+            assert!(ProducerStates::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = bytes.clone();
+        flipped[14] ^= 1;
+        assert!(ProducerStates::decode(&flipped).is_err());
     }
 
     #[test]

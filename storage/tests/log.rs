@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{all_values, batch, sized_batch, small_config};
-use goulette_storage::{Batch, FlushPolicy, LogConfig, PartitionLog, StorageError};
+use goulette_storage::{Batch, FlushPolicy, LogConfig, PartitionLog, ProducerInfo, StorageError};
 
 fn names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> =
@@ -183,6 +183,46 @@ fn given_a_reset_interrupted_before_the_old_wal_went_recovery_should_keep_the_ol
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 10));
     assert!(!dir.path().join("00000000000000000700.wal").exists());
+}
+
+#[test]
+fn given_idempotent_batches_in_sealed_fragments_a_reopened_log_should_still_know_their_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let numbered = |i: i32| {
+        batch(&format!("b{i}"), 4, 0).with_producer(ProducerInfo {
+            producer_id: 9,
+            producer_epoch: 0,
+            base_sequence: i * 4,
+        })
+    };
+    let mut offsets = Vec::new();
+    {
+        let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+        for i in 0..40 {
+            offsets.push(log.append(&numbered(i), 1).unwrap().base_offset);
+        }
+        assert!(log.fragment_count() > 3);
+        log.close().unwrap();
+    }
+    let snapshots = names(dir.path()).into_iter().filter(|n| n.ends_with(".producers")).count();
+    assert!((1..=2).contains(&snapshots), "the two newest snapshots are kept: {snapshots}");
+
+    // After a restart, a retry of a batch sealed into an older fragment is
+    // still recognised (the snapshot), and the sequence goes on.
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let retry = log.append_deferred(&numbered(20), 1).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.info.base_offset, offsets[20]);
+    assert!(matches!(log.append(&numbered(42), 1), Err(StorageError::OutOfOrderSequence { expected: 160, .. })));
+    assert_eq!(log.append(&numbered(40), 1).unwrap().base_offset, 160);
+
+    // A truncation forgets what it cut, on disk too.
+    log.truncate_to(offsets[30]).unwrap();
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let again = log.append_deferred(&numbered(30), 1).unwrap();
+    assert!(!again.duplicate, "batch 30 was truncated away: appended again");
+    assert_eq!(again.info.base_offset, offsets[30]);
 }
 
 #[test]
