@@ -377,6 +377,11 @@ impl Batch {
         le_u64(&self.bytes, OFF_FIRST_TS) as i64
     }
 
+    /// The batch's CRC (of its records and producer fields).
+    pub fn crc(&self) -> u32 {
+        le_u32(&self.bytes, OFF_CRC)
+    }
+
     /// Largest record timestamp.
     pub fn max_timestamp(&self) -> i64 {
         le_u64(&self.bytes, OFF_MAX_TS) as i64

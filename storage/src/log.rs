@@ -95,6 +95,8 @@ struct Inner {
     producers: ProducerStates,
     /// Offsets of the producer-state snapshots on disk.
     snapshots: BTreeSet<u64>,
+    /// The CRC of the last batch in the log (named by snapshots).
+    last_crc: u32,
 }
 
 #[derive(Debug)]
@@ -256,6 +258,7 @@ impl PartitionLog {
                 epochs: EpochHistory::default(),
                 producers: ProducerStates::default(),
                 snapshots,
+                last_crc: 0,
             }),
             sync: Mutex::new(SyncState { durable, syncing: false, generation: 0 }),
             synced: Condvar::new(),
@@ -282,28 +285,37 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Rebuilds the idempotent producers' state: the newest usable
-    /// snapshot plus the batches after it, or else the last fragment and the
-    /// WAL (see `producers`). Snapshots past the log end (left by an
-    /// interrupted truncation) are deleted.
+    /// Rebuilds the idempotent producers' state: the newest snapshot that
+    /// decodes and still matches the log (the batch ending where it ends has
+    /// the CRC it names), plus the batches after it; or else the last
+    /// fragment and the WAL (see `producers`). Snapshots past the log end
+    /// (left by an interrupted truncation) are deleted.
     fn recover_producers(&self) -> Result<()> {
-        let (start, end, candidates) = {
+        let (log_start, end, fallback, candidates) = {
             let mut inner = self.lock();
-            let start = inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+            let log_start = inner.fragments.first().map_or(inner.wal.index.base_offset, |f| f.base_offset);
             let end = inner.wal.index.next_offset;
-            let stale: Vec<u64> = inner.snapshots.range(end + 1..).copied().collect();
-            for offset in stale {
-                crashsafe::remove_if_exists(&self.dir.join(file_name(offset, SNAPSHOT_SUFFIX)))?;
-                inner.snapshots.remove(&offset);
-            }
+            self.drop_snapshots_from(&mut inner, end + 1)?;
             let fallback = inner.fragments.last().map_or(inner.wal.index.base_offset, |f| f.base_offset);
-            (fallback, end, inner.snapshots.range(start..).rev().copied().collect::<Vec<u64>>())
+            // A snapshot at the log start has no batch left to check it by.
+            let candidates: Vec<u64> = inner.snapshots.range(log_start + 1..).rev().copied().collect();
+            (log_start, end, fallback, candidates)
         };
         let mut states = ProducerStates::default();
-        let mut offset = start;
+        let mut offset = fallback;
         for snapshot in candidates {
             let path = self.dir.join(file_name(snapshot, SNAPSHOT_SUFFIX));
-            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| ProducerStates::decode(&b)) {
+            let loaded = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| ProducerStates::decode(&b))
+                .and_then(|(loaded, covered, crc)| {
+                    let ends_there = self.batch_ending_at(snapshot).map_err(|e| e.to_string())?;
+                    match ends_there {
+                        Some(last) if covered == snapshot && last == crc => Ok(loaded),
+                        _ => Err("it does not match the log (the log was truncated after it)".into()),
+                    }
+                });
+            match loaded {
                 Ok(loaded) => {
                     states = loaded;
                     offset = snapshot;
@@ -327,8 +339,20 @@ impl PartitionLog {
                 offset = batch.next_offset();
             }
         }
-        self.lock().producers = states;
+        // Retention may have deleted what a snapshot remembers.
+        states.expire_before(log_start);
+        let last_crc = if end > log_start { self.batch_ending_at(end)?.unwrap_or(0) } else { 0 };
+        let mut inner = self.lock();
+        inner.producers = states;
+        inner.last_crc = last_crc;
         Ok(())
+    }
+
+    /// The CRC of the batch that ends exactly at `offset`, if one does.
+    fn batch_ending_at(&self, offset: u64) -> Result<Option<u32>> {
+        let Some(bytes) = self.read(offset - 1, 1)?.into_iter().next() else { return Ok(None) };
+        let batch = Batch::parse(bytes)?;
+        Ok((batch.next_offset() == offset).then(|| batch.crc()))
     }
 
     /// The epoch history as the batch headers of the whole log tell it.
@@ -538,6 +562,7 @@ impl PartitionLog {
             if let Some(p) = &producer {
                 inner.producers.record(p, batch.record_count(), base, info.next_offset);
             }
+            inner.last_crc = batch.crc();
             if self.seal_due(&inner, now) {
                 self.seal(&mut inner)?;
             }
@@ -665,7 +690,7 @@ impl PartitionLog {
     /// restart reads more of the log) and keeps the two newest snapshots.
     fn snapshot_producers(&self, inner: &mut Inner, offset: u64) {
         let path = self.dir.join(file_name(offset, SNAPSHOT_SUFFIX));
-        let written = crashsafe::write_atomic_no_dir_sync(&path, &[&inner.producers.encode()])
+        let written = crashsafe::write_atomic_no_dir_sync(&path, &[&inner.producers.encode(offset, inner.last_crc)])
             .and_then(|()| crashsafe::fsync_dir(&self.dir));
         if let Err(e) = written {
             tracing::warn!(file = %path.display(), error = %e, "could not write a producer-state snapshot");
@@ -678,14 +703,18 @@ impl PartitionLog {
         }
     }
 
-    /// Deletes the snapshots at or past `from` (a truncation or reset).
+    /// Deletes the snapshots at or past `from` (a truncation or reset),
+    /// durably: they must not outlive the cut.
     fn drop_snapshots_from(&self, inner: &mut Inner, from: u64) -> Result<()> {
         let stale: Vec<u64> = inner.snapshots.range(from..).copied().collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
         for s in stale {
             crashsafe::remove_if_exists(&self.dir.join(file_name(s, SNAPSHOT_SUFFIX)))?;
             inner.snapshots.remove(&s);
         }
-        Ok(())
+        crashsafe::fsync_dir(&self.dir)
     }
 
     /// Reads whole batches starting with the one holding `offset`, up to
@@ -801,10 +830,9 @@ impl PartitionLog {
         }
         let end = inner.wal.index.next_offset;
         inner.producers.truncate(end);
-        if let Err(e) = self.drop_snapshots_from(&mut inner, end + 1) {
-            // Reopening deletes them too (they lie past the log end).
-            tracing::warn!(error = %e, "could not delete producer-state snapshots past a truncation");
-        }
+        // Unknown until the next append: a snapshot taken before then names
+        // no batch, and is ignored when loaded.
+        inner.last_crc = 0;
         if result.is_ok() && inner.epochs.truncate_from_end(end) {
             let stored = inner.epochs.store(&self.dir);
             if let Err(e) = stored {
@@ -848,6 +876,7 @@ impl PartitionLog {
     }
 
     fn reset_locked(&self, inner: &mut Inner, offset: u64) -> Result<()> {
+        self.drop_snapshots_from(inner, 0)?;
         for f in inner.fragments.drain(..) {
             f.mark_deleted();
             crashsafe::remove_if_exists(&f.path)?;
@@ -865,7 +894,7 @@ impl PartitionLog {
         inner.epochs = EpochHistory::default();
         inner.epochs.store(&self.dir)?;
         inner.producers.clear();
-        self.drop_snapshots_from(inner, 0)?;
+        inner.last_crc = 0;
         tracing::warn!(dir = %self.dir.display(), offset, "log emptied; it continues at the leader's log start");
         Ok(())
     }
@@ -874,6 +903,9 @@ impl PartitionLog {
         if offset >= inner.wal.index.next_offset {
             return Ok(());
         }
+        // Snapshots describing what is cut go first (and durably), or one
+        // could survive a crash and claim batches the log no longer has.
+        self.drop_snapshots_from(inner, offset + 1)?;
         if offset >= inner.wal.index.base_offset {
             return inner.wal.truncate(offset);
         }

@@ -25,10 +25,18 @@
 //! Snapshot layout (little-endian):
 //!
 //! ```text
-//! magic "GPRODS1\0" | count u32 | count × (producer_id i64 | epoch i16 |
+//! magic "GPRODS1\0" | covered u64 | last_crc u32 |
+//!   count u32 | count × (producer_id i64 | epoch i16 |
 //!   n u16 | n × (first_seq i32 | last_seq i32 | base_offset u64 |
 //!   next_offset u64)) | crc32 u32 of everything before
 //! ```
+//!
+//! `covered` is the offset the snapshot covers up to and `last_crc` the CRC
+//! of the batch ending there. A snapshot is used only if the log's batch
+//! ending at `covered` still has that CRC: a snapshot that outlived a
+//! truncation (its deletion lost in a crash) describes batches the log no
+//! longer holds, and trusting it could answer a retry "already stored" for
+//! a batch that is not.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -156,10 +164,13 @@ impl ProducerStates {
         self.producers.clear();
     }
 
-    /// The snapshot encoding (see the module docs).
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.producers.len() * 64);
+    /// The snapshot encoding (see the module docs) of the state covering
+    /// every batch before `covered`, the last of which has CRC `last_crc`.
+    pub fn encode(&self, covered: u64, last_crc: u32) -> Vec<u8> {
+        let mut out = Vec::with_capacity(28 + self.producers.len() * 64);
         out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&covered.to_le_bytes());
+        out.extend_from_slice(&last_crc.to_le_bytes());
         out.extend_from_slice(&(self.producers.len() as u32).to_le_bytes());
         let mut ids: Vec<&i64> = self.producers.keys().collect();
         ids.sort_unstable();
@@ -180,8 +191,9 @@ impl ProducerStates {
         out
     }
 
-    /// Decodes a snapshot, checking its magic, CRC and lengths.
-    pub fn decode(bytes: &[u8]) -> Result<ProducerStates, String> {
+    /// Decodes a snapshot, checking its magic, CRC and lengths, and that no
+    /// batch ends past what it covers; returns it with `covered` and `last_crc`.
+    pub fn decode(bytes: &[u8]) -> Result<(ProducerStates, u64, u32), String> {
         let (body, crc) = bytes.split_at_checked(bytes.len().wrapping_sub(4)).ok_or("snapshot too short")?;
         if bytes.len() < SNAPSHOT_MAGIC.len() + 8 || !body.starts_with(SNAPSHOT_MAGIC) {
             return Err("not a producer-state snapshot".into());
@@ -190,6 +202,8 @@ impl ProducerStates {
             return Err("snapshot CRC mismatch".into());
         }
         let mut at = SNAPSHOT_MAGIC.len();
+        let covered = u64::from_le_bytes(take(body, &mut at)?);
+        let last_crc = u32::from_le_bytes(take(body, &mut at)?);
         let count = u32::from_le_bytes(take(body, &mut at)?) as usize;
         let mut states = ProducerStates::default();
         for _ in 0..count {
@@ -201,19 +215,23 @@ impl ProducerStates {
             }
             let mut batches = VecDeque::with_capacity(n);
             for _ in 0..n {
-                batches.push_back(Stored {
+                let stored = Stored {
                     first_seq: i32::from_le_bytes(take(body, &mut at)?),
                     last_seq: i32::from_le_bytes(take(body, &mut at)?),
                     base_offset: u64::from_le_bytes(take(body, &mut at)?),
                     next_offset: u64::from_le_bytes(take(body, &mut at)?),
-                });
+                };
+                if stored.next_offset > covered || stored.base_offset >= stored.next_offset {
+                    return Err(format!("producer {id} has a batch at {}..{}", stored.base_offset, stored.next_offset));
+                }
+                batches.push_back(stored);
             }
             states.producers.insert(id, Producer { epoch, batches });
         }
         if at != body.len() {
             return Err("trailing bytes in snapshot".into());
         }
-        Ok(states)
+        Ok((states, covered, last_crc))
     }
 }
 
@@ -294,8 +312,10 @@ mod tests {
         let mut s = ProducerStates::default();
         s.record(&info(7, 3, i32::MAX - 1), 2, 100, 102);
         s.record(&info(-5, 0, 0), 1, 102, 103);
-        let bytes = s.encode();
-        let back = ProducerStates::decode(&bytes).unwrap();
+        let bytes = s.encode(103, 0xfeed);
+        let (back, covered, crc) = ProducerStates::decode(&bytes).unwrap();
+        assert_eq!((covered, crc), (103, 0xfeed));
+        assert!(ProducerStates::decode(&s.encode(102, 0)).is_err(), "a batch past what the snapshot covers");
         assert_eq!(
             back.check(&info(7, 3, i32::MAX - 1), 2),
             Decision::Duplicate { base_offset: 100, next_offset: 102 }

@@ -226,6 +226,37 @@ fn given_idempotent_batches_in_sealed_fragments_a_reopened_log_should_still_know
 }
 
 #[test]
+fn given_a_snapshot_that_outlived_a_truncation_it_should_be_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let numbered = |producer: i64, i: i32| {
+        batch(&format!("p{producer}-{i}"), 4, 0).with_producer(ProducerInfo {
+            producer_id: producer,
+            producer_epoch: 0,
+            base_sequence: i * 4,
+        })
+    };
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut offsets = Vec::new();
+    for i in 0..40 {
+        offsets.push(log.append(&numbered(1, i), 1).unwrap().base_offset);
+    }
+    let snapshot = names(dir.path()).into_iter().rfind(|n| n.ends_with(".producers")).unwrap();
+    let saved = std::fs::read(dir.path().join(&snapshot)).unwrap();
+    // The log is cut before that snapshot and grows past it again with other
+    // batches; then the snapshot's deletion is "lost" (as in a crash).
+    log.truncate_to(offsets[5]).unwrap();
+    for i in 0..40 {
+        log.append(&numbered(2, i), 1).unwrap();
+    }
+    log.close().unwrap();
+    std::fs::write(dir.path().join(&snapshot), saved).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // Producer 1's batch 20 was cut: it must be appended, not called a duplicate.
+    let retry = log.append_deferred(&numbered(1, 20), 1);
+    assert!(!matches!(&retry, Ok(p) if p.duplicate), "a stale snapshot made the log claim a batch it no longer holds");
+}
+
+#[test]
 fn given_retention_by_size_should_delete_whole_fragments_from_the_start_and_keep_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { retention_bytes: Some(8192), ..small_config() };
