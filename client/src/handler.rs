@@ -43,6 +43,9 @@ pub struct RetryPolicy {
     pub initial_backoff: Duration,
     /// …up to this.
     pub max_backoff: Duration,
+    /// An attempt still running after this long counts as failed (and is
+    /// dropped); `None` lets it run.
+    pub attempt_timeout: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -51,6 +54,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
+            attempt_timeout: None,
         }
     }
 }
@@ -88,9 +92,16 @@ where
     let attempts = policy.max_attempts.max(1);
     let mut last_error = String::new();
     for attempt in 1..=attempts {
-        match handler(record).await {
+        let outcome: std::result::Result<(), String> = match policy.attempt_timeout {
+            Some(limit) => match tokio::time::timeout(limit, handler(record)).await {
+                Ok(done) => done.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("timed out after {limit:?}")),
+            },
+            None => handler(record).await.map_err(|e| e.to_string()),
+        };
+        match outcome {
             Ok(()) => return Ok(Outcome::Handled { attempts: attempt }),
-            Err(e) => last_error = e.to_string(),
+            Err(e) => last_error = e,
         }
         if attempt < attempts {
             tokio::time::sleep(backoff(attempt - 1, policy.initial_backoff, policy.max_backoff)).await;

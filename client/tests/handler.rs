@@ -37,6 +37,7 @@ async fn given_a_failing_handler_the_dead_letter_topic_should_receive_exactly_th
         max_attempts: 3,
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(20),
+        attempt_timeout: None,
     };
     let config = ConsumerConfig { start: StartAt::Beginning, ..Default::default() };
     let mut consumer = Consumer::subscribe(env.cluster(), "orders", config).await.unwrap();
@@ -97,4 +98,17 @@ async fn given_a_failing_handler_the_dead_letter_topic_should_receive_exactly_th
     .await
     .unwrap_err();
     assert!(matches!(stopped, ClientError::Handler { offset: 1, attempts: 3, .. }), "{stopped}");
+
+    // An attempt that outlives attempt_timeout counts as a failure.
+    let config = ConsumerConfig { start: StartAt::Beginning, ..Default::default() };
+    let mut consumer = Consumer::subscribe(env.cluster(), "orders", config).await.unwrap();
+    let record = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await.unwrap().unwrap().unwrap();
+    let patient = RetryPolicy { attempt_timeout: Some(Duration::from_millis(50)), max_attempts: 2, ..policy };
+    let hung = handler::handle_with_retries(&record, &patient, None, |_| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<(), String>(())
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(&hung, ClientError::Handler { error, attempts: 2, .. } if error.contains("timed out")), "{hung}");
 }
