@@ -261,16 +261,24 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
     let mut last_commit = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut count = 0u64;
+    // Ctrl-C ends the run like a timeout: what was printed is committed.
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     while options.max_messages.is_none_or(|max| count < max) {
-        let next = match options.timeout {
-            Some(t) => match tokio::time::timeout(t, consumer.recv()).await {
-                Ok(next) => next,
-                Err(_) => break,
-            },
-            None => {
-                out.flush()?;
-                consumer.recv().await
+        if options.timeout.is_none() {
+            out.flush()?;
+        }
+        let wait = async {
+            match options.timeout {
+                Some(t) => tokio::time::timeout(t, consumer.recv()).await.ok(),
+                None => Some(consumer.recv().await),
             }
+        };
+        let next = tokio::select! {
+            next = wait => match next {
+                Some(next) => next,
+                None => break, // nothing arrived within the timeout
+            },
+            _ = &mut interrupted => break,
         };
         let record = match next {
             Some(Ok(r)) => r,

@@ -92,7 +92,7 @@ enum Command {
         format: RecordFormat,
         /// Resume at this consumer group's committed offsets (the start
         /// options apply to partitions it never committed) and commit what
-        /// is printed.
+        /// is printed (every second, and at exit, Ctrl-C included).
         #[arg(long)]
         group: Option<String>,
     },

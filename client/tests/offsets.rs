@@ -138,4 +138,22 @@ async fn given_the_cli_a_group_should_consume_in_turns_be_described_and_reset() 
         ]),
         "j0\n"
     );
+
+    // Interrupted with Ctrl-C (SIGINT), a consumer commits what it printed.
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin_dir().join("goulette"))
+        .args(["consume", "--topic", "jobs", "--group", "int", "--from-beginning"])
+        .env("GOULETTE_SENTINELS", &sentinels)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for want in ["j0", "j1", "j2", "j3", "j4", "j5"] {
+        assert_eq!(lines.next().unwrap().unwrap(), want);
+    }
+    goulette_sentinel::testkit::signal(&child, libc::SIGINT);
+    assert!(child.wait().unwrap().success(), "Ctrl-C is a clean exit");
+    let described: serde_json::Value =
+        serde_json::from_str(&run(&["group", "describe", "int", "--topic", "jobs", "--format", "json"])).unwrap();
+    assert_eq!(described["partitions"][0]["committed"].as_u64(), Some(6));
 }
