@@ -82,6 +82,12 @@ fn error(code: ErrorCode, message: impl Into<String>) -> pb::Error {
     pb::Error::new(code, message)
 }
 
+/// Group names follow the topic-name rules (they are part of record keys).
+fn check_group(group: &str) -> Result<(), pb::Error> {
+    goulette_proto::validate_topic_name(group)
+        .map_err(|r| error(ErrorCode::InvalidArgument, format!("group name: {r}")))
+}
+
 fn encode_key(group: &str, topic: &str, partition: u32) -> Bytes {
     Bytes::from(format!("{group}\n{topic}\n{partition}"))
 }
@@ -113,9 +119,7 @@ impl Coordinator {
     }
 
     /// The `__offsets` partition this broker leads, or the error to answer.
-    fn led(&self, group: &str, partition: u32) -> Result<Arc<Replica>, pb::Error> {
-        goulette_proto::validate_topic_name(group)
-            .map_err(|r| error(ErrorCode::InvalidArgument, format!("group name: {r}")))?;
+    fn led(&self, partition: u32) -> Result<Arc<Replica>, pb::Error> {
         match self.partitions.get(OFFSETS_TOPIC, partition) {
             // Cut off from the sentinels, this broker may have been replaced
             // as leader: its offsets may be stale.
@@ -132,6 +136,13 @@ impl Coordinator {
             )),
             None => Err(not_leader(OFFSETS_TOPIC, partition, None)),
         }
+    }
+
+    /// The `__offsets` partition this broker leads, with its offsets loaded.
+    async fn led_loaded(&self, partition: u32) -> Result<(Arc<Replica>, Arc<Mutex<PartitionOffsets>>), pb::Error> {
+        let replica = self.led(partition)?;
+        let state = self.loaded(&replica).await?;
+        Ok((replica, state))
     }
 
     /// The state of `partition`, loaded from the log for the current term.
@@ -202,7 +213,7 @@ impl Coordinator {
 
     async fn commit_now(&self, req: pb::CommitOffsetsRequest) -> pb::CommitOffsetsResponse {
         let answer = |e: pb::Error| pb::CommitOffsetsResponse { error: Some(e) };
-        let replica = match self.led(&req.group, req.offsets_partition) {
+        let replica = match check_group(&req.group).and_then(|()| self.led(req.offsets_partition)) {
             Ok(r) => r,
             Err(e) => return answer(e),
         };
@@ -272,8 +283,8 @@ impl Coordinator {
     pub async fn delete_group(self: &Arc<Self>, req: pb::DeleteGroupRequest) -> pb::DeleteGroupResponse {
         let me = self.clone();
         let done = tokio::spawn(async move {
-            let replica = me.led(&req.group, req.offsets_partition)?;
-            let state = me.loaded(&replica).await?;
+            check_group(&req.group)?;
+            let (replica, state) = me.led_loaded(req.offsets_partition).await?;
             let keys: Vec<Key> = {
                 let guard = state.lock().await;
                 guard.committed.iter().filter(|(k, c)| k.0 == req.group && !c.deleted).map(|(k, _)| k.clone()).collect()
@@ -295,13 +306,8 @@ impl Coordinator {
     /// The groups with committed offsets in this `__offsets` partition.
     pub async fn list_groups(&self, req: pb::ListGroupsRequest) -> pb::ListGroupsResponse {
         let answer = |e: pb::Error| pb::ListGroupsResponse { error: Some(e), groups: Vec::new() };
-        // Any valid name passes `led`'s group check.
-        let replica = match self.led("-", req.offsets_partition) {
-            Ok(r) => r,
-            Err(e) => return answer(e),
-        };
-        let state = match self.loaded(&replica).await {
-            Ok(s) => s,
+        let state = match self.led_loaded(req.offsets_partition).await {
+            Ok((_, s)) => s,
             Err(e) => return answer(e),
         };
         let guard = state.lock().await;
@@ -313,12 +319,11 @@ impl Coordinator {
     /// The committed offsets of a group (of one topic, or all).
     pub async fn fetch(&self, req: pb::FetchOffsetsRequest) -> pb::FetchOffsetsResponse {
         let answer = |e: pb::Error| pb::FetchOffsetsResponse { error: Some(e), offsets: Vec::new() };
-        let replica = match self.led(&req.group, req.offsets_partition) {
-            Ok(r) => r,
-            Err(e) => return answer(e),
-        };
-        let state = match self.loaded(&replica).await {
-            Ok(s) => s,
+        if let Err(e) = check_group(&req.group) {
+            return answer(e);
+        }
+        let state = match self.led_loaded(req.offsets_partition).await {
+            Ok((_, s)) => s,
             Err(e) => return answer(e),
         };
         let guard = state.lock().await;

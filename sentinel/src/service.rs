@@ -113,6 +113,33 @@ impl Sentinel {
         self.view().leader_address().unwrap_or_default().to_owned()
     }
 
+    /// Serves a request only the sentinel leader can: with `local` when
+    /// this sentinel leads, else by sending it on with `forward` (once: a
+    /// forwarded request is never forwarded again).
+    async fn on_leader<Req, Resp, LocalFut, ForwardFut>(
+        &self,
+        req: Request<Req>,
+        local: impl FnOnce(Fence, Req) -> LocalFut,
+        forward: impl FnOnce(Channel, Request<Req>) -> ForwardFut,
+    ) -> Result<Resp>
+    where
+        LocalFut: Future<Output = Result<Resp>>,
+        ForwardFut: Future<Output = std::result::Result<Response<Resp>, Status>>,
+    {
+        let already_forwarded = forwarded(&req);
+        let req = req.into_inner();
+        match self.route(already_forwarded)? {
+            Route::Local(fence) => local(fence, req).await,
+            Route::Forward(channel) => {
+                let leader = self.leader_address();
+                forward(channel, forward_request(req))
+                    .await
+                    .map(Response::into_inner)
+                    .map_err(|st| status_to_error(&leader, st))
+            }
+        }
+    }
+
     fn brokers(view: &ClusterView) -> Vec<pb::BrokerInfo> {
         let mut out: BTreeMap<u32, pb::BrokerInfo> = view
             .brokers
@@ -329,80 +356,56 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::DeleteTopicRequest>,
     ) -> std::result::Result<Response<pb::DeleteTopicResponse>, Status> {
-        let already_forwarded = forwarded(&req);
-        let req = req.into_inner();
         let s = &self.0;
-        let result = match s.route(already_forwarded) {
-            Ok(Route::Local(fence)) => s
-                .controller
-                .delete_topic(&fence, &s.view(), &req.name)
-                .await
-                .map(|()| pb::DeleteTopicResponse { error: None }),
-            Ok(Route::Forward(channel)) => {
-                let leader = s.leader_address();
-                SentinelServiceClient::new(channel)
-                    .delete_topic(forward_request(req))
-                    .await
-                    .map(Response::into_inner)
-                    .map_err(|st| status_to_error(&leader, st))
-            }
-            Err(e) => Err(e),
-        };
-        result.or_else(|e| Ok(pb::DeleteTopicResponse { error: Some(e.to_proto()) })).map(Response::new)
+        let result = s
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    s.controller.delete_topic(&fence, &s.view(), &req.name).await?;
+                    Ok(pb::DeleteTopicResponse { error: None })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).delete_topic(req).await },
+            )
+            .await;
+        Ok(Response::new(result.unwrap_or_else(|e| pb::DeleteTopicResponse { error: Some(e.to_proto()) })))
     }
 
     async fn init_producer_id(
         &self,
         req: Request<pb::InitProducerIdRequest>,
     ) -> std::result::Result<Response<pb::InitProducerIdResponse>, Status> {
-        let already_forwarded = forwarded(&req);
-        let req = req.into_inner();
         let s = &self.0;
-        let result = match s.route(already_forwarded) {
-            Ok(Route::Local(fence)) => s
-                .controller
-                .allocate_producer_id(&fence)
-                .await
-                .map(|producer_id| pb::InitProducerIdResponse { error: None, producer_id }),
-            Ok(Route::Forward(channel)) => {
-                let leader = s.leader_address();
-                SentinelServiceClient::new(channel)
-                    .init_producer_id(forward_request(req))
-                    .await
-                    .map(Response::into_inner)
-                    .map_err(|st| status_to_error(&leader, st))
-            }
-            Err(e) => Err(e),
-        };
-        result
-            .or_else(|e| Ok(pb::InitProducerIdResponse { error: Some(e.to_proto()), producer_id: -1 }))
-            .map(Response::new)
+        let result = s
+            .on_leader(
+                req,
+                |fence, _| async move {
+                    let producer_id = s.controller.allocate_producer_id(&fence).await?;
+                    Ok(pb::InitProducerIdResponse { error: None, producer_id })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).init_producer_id(req).await },
+            )
+            .await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::InitProducerIdResponse { error: Some(e.to_proto()), producer_id: -1 }),
+        ))
     }
 
     async fn decommission_broker(
         &self,
         req: Request<pb::DecommissionBrokerRequest>,
     ) -> std::result::Result<Response<pb::DecommissionBrokerResponse>, Status> {
-        let already_forwarded = forwarded(&req);
-        let req = req.into_inner();
         let s = &self.0;
-        let result = match s.route(already_forwarded) {
-            Ok(Route::Local(fence)) => s
-                .controller
-                .decommission(&fence, &s.view(), req.broker_id, req.undo)
-                .await
-                .map(|()| pb::DecommissionBrokerResponse { error: None }),
-            Ok(Route::Forward(channel)) => {
-                let leader = s.leader_address();
-                SentinelServiceClient::new(channel)
-                    .decommission_broker(forward_request(req))
-                    .await
-                    .map(Response::into_inner)
-                    .map_err(|st| status_to_error(&leader, st))
-            }
-            Err(e) => Err(e),
-        };
-        result.or_else(|e| Ok(pb::DecommissionBrokerResponse { error: Some(e.to_proto()) })).map(Response::new)
+        let result = s
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    s.controller.decommission(&fence, &s.view(), req.broker_id, req.undo).await?;
+                    Ok(pb::DecommissionBrokerResponse { error: None })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).decommission_broker(req).await },
+            )
+            .await;
+        Ok(Response::new(result.unwrap_or_else(|e| pb::DecommissionBrokerResponse { error: Some(e.to_proto()) })))
     }
 
     async fn cluster_status(
@@ -467,34 +470,28 @@ impl SentinelInternal for SentinelGrpc {
         &self,
         req: Request<pb::RegisterBrokerRequest>,
     ) -> std::result::Result<Response<pb::RegisterBrokerResponse>, Status> {
-        let already_forwarded = forwarded(&req);
-        let req = req.into_inner();
         let s = &self.0;
-        let result = match s.route(already_forwarded) {
-            Ok(Route::Local(fence)) => {
-                let record = BrokerRecord {
-                    id: req.broker_id,
-                    address: req.address,
-                    http_address: req.http_address,
-                    rack: req.rack,
-                };
-                s.controller.register_broker(&fence, record).await.map(|session| pb::RegisterBrokerResponse {
-                    error: None,
-                    session_id: session,
-                    heartbeat_interval_ms: s.config.heartbeat_interval.as_millis() as u64,
-                    session_timeout_ms: s.config.session_timeout.as_millis() as u64,
-                })
-            }
-            Ok(Route::Forward(channel)) => {
-                let leader = s.leader_address();
-                SentinelInternalClient::new(channel)
-                    .register_broker(forward_request(req))
-                    .await
-                    .map(Response::into_inner)
-                    .map_err(|st| status_to_error(&leader, st))
-            }
-            Err(e) => Err(e),
-        };
+        let result = s
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    let record = BrokerRecord {
+                        id: req.broker_id,
+                        address: req.address,
+                        http_address: req.http_address,
+                        rack: req.rack,
+                    };
+                    let session = s.controller.register_broker(&fence, record).await?;
+                    Ok(pb::RegisterBrokerResponse {
+                        error: None,
+                        session_id: session,
+                        heartbeat_interval_ms: s.config.heartbeat_interval.as_millis() as u64,
+                        session_timeout_ms: s.config.session_timeout.as_millis() as u64,
+                    })
+                },
+                |channel, req| async move { SentinelInternalClient::new(channel).register_broker(req).await },
+            )
+            .await;
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::RegisterBrokerResponse { error: Some(e.to_proto()), ..Default::default() }),
         ))
