@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use goulette_proto::v1::sentinel_internal_client::SentinelInternalClient;
+use goulette_proto::v1::sentinel_service_client::SentinelServiceClient;
 use goulette_proto::v1::{self as pb, ErrorCode};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -194,7 +195,8 @@ pub async fn run_assignments(config: Arc<BrokerConfig>, partitions: Arc<Partitio
     }
 }
 
-/// Calls the sentinels for a partition leader (ISR changes): one lazily
+/// Calls the sentinels for a partition leader (ISR changes) and the offsets
+/// coordinator (group generations): one lazily
 /// connected channel per sentinel, starting with the one that answered
 /// last, so a dead sentinel early in the list costs one timeout only once.
 #[derive(Debug)]
@@ -216,13 +218,37 @@ impl SentinelClient {
 
     /// Asks the sentinel leader to change an ISR.
     pub async fn alter_isr(&self, req: pb::AlterIsrRequest) -> anyhow::Result<pb::AlterIsrResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelInternalClient::new(channel).alter_isr(req).await }
+        })
+        .await
+    }
+
+    /// A consumer group's generation and members, as a sentinel that has
+    /// seen `min_generation` (if it exists) knows them.
+    pub async fn describe_group(&self, group: &str, min_generation: i64) -> anyhow::Result<pb::DescribeGroupResponse> {
+        let req = pb::DescribeGroupRequest { group: group.to_owned(), min_generation };
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).describe_group(req).await }
+        })
+        .await
+    }
+
+    /// Tries each sentinel in turn, from the one that answered last.
+    async fn call<T, F, Fut>(&self, mut call: F) -> anyhow::Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         use std::sync::atomic::Ordering;
         let start = self.preferred.load(Ordering::Relaxed);
         let mut last = None;
         for k in 0..self.sentinels.len() {
             let i = (start + k) % self.sentinels.len();
             let (address, channel) = &self.sentinels[i];
-            match SentinelInternalClient::new(channel.clone()).alter_isr(req.clone()).await {
+            match call(channel.clone()).await {
                 Ok(r) => {
                     self.preferred.store(i, Ordering::Relaxed);
                     return Ok(r.into_inner());

@@ -27,6 +27,7 @@ use goulette_storage::{Batch, BatchBuilder, Compression, Record};
 use tokio::sync::Mutex;
 
 use crate::error::{not_leader, storage_error};
+use crate::link::SentinelClient;
 use crate::partition::{Partitions, Replica};
 
 /// The internal topic holding committed offsets.
@@ -74,6 +75,8 @@ impl PartitionOffsets {
 #[derive(Debug)]
 pub struct Coordinator {
     partitions: Arc<Partitions>,
+    /// Asked whether a committing member belongs to the current generation.
+    sentinels: Arc<SentinelClient>,
     max_batch_bytes: usize,
     states: std::sync::Mutex<HashMap<u32, Arc<Mutex<PartitionOffsets>>>>,
 }
@@ -114,8 +117,8 @@ fn decode_value(value: &[u8]) -> Option<(u64, String)> {
 }
 
 impl Coordinator {
-    pub fn new(partitions: Arc<Partitions>, max_batch_bytes: usize) -> Coordinator {
-        Coordinator { partitions, max_batch_bytes, states: std::sync::Mutex::new(HashMap::new()) }
+    pub fn new(partitions: Arc<Partitions>, sentinels: Arc<SentinelClient>, max_batch_bytes: usize) -> Coordinator {
+        Coordinator { partitions, sentinels, max_batch_bytes, states: std::sync::Mutex::new(HashMap::new()) }
     }
 
     /// The `__offsets` partition this broker leads, or the error to answer.
@@ -217,10 +220,10 @@ impl Coordinator {
             Ok(r) => r,
             Err(e) => return answer(e),
         };
-        // Group membership is not built yet: only consumers outside it commit.
-        if req.generation != NO_GENERATION {
-            let message = format!("generation {} of group {} is unknown", req.generation, req.group);
-            return answer(error(ErrorCode::Fenced, message));
+        if req.generation != NO_GENERATION
+            && let Err(e) = self.check_member(&req.group, &req.member_id, req.generation).await
+        {
+            return answer(e);
         }
         if req.offsets.is_empty() {
             return pb::CommitOffsetsResponse { error: None };
@@ -237,6 +240,32 @@ impl Coordinator {
             Ok(()) => pb::CommitOffsetsResponse { error: None },
             Err(e) => answer(e),
         }
+    }
+
+    /// Refuses (`FENCED`) a commit from a member that is not in the group's
+    /// current generation: a zombie whose session lapsed, or a member that
+    /// has not caught up with a rebalance. (A member whose session lapses
+    /// between this check and the append can still land one commit: it
+    /// only ever commits offsets it consumed, so nothing is skipped.)
+    async fn check_member(&self, group: &str, member: &str, generation: i64) -> Result<(), pb::Error> {
+        let described = self
+            .sentinels
+            .describe_group(group, generation)
+            .await
+            .map_err(|e| error(ErrorCode::Unavailable, format!("cannot check the group generation: {e}")))?;
+        if let Some(e) = described.error {
+            return Err(e);
+        }
+        if described.generation != generation {
+            return Err(error(
+                ErrorCode::Fenced,
+                format!("generation {generation} of group {group} is stale (current: {})", described.generation),
+            ));
+        }
+        if !described.members.iter().any(|m| m.member_id == member) {
+            return Err(error(ErrorCode::Fenced, format!("{member:?} is not a member of group {group}")));
+        }
+        Ok(())
     }
 
     /// Appends `entries` to the replica's `__offsets` partition as one

@@ -212,7 +212,7 @@ async fn truncate_divergence(replica: &Arc<Replica>, client: &mut BrokerServiceC
 /// partition this broker leads.
 pub async fn manage_isr(
     partitions: Arc<Partitions>,
-    sentinels: SentinelClient,
+    sentinels: Arc<SentinelClient>,
     lag_max: Duration,
     every: Duration,
     token: CancellationToken,

@@ -25,10 +25,10 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
 
     tracker.spawn(link::run_session(config.clone(), partitions.clone(), shutdown.clone()));
     tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), shutdown.clone()));
-    let sentinels = link::SentinelClient::new(&config.sentinels)?;
+    let sentinels = Arc::new(link::SentinelClient::new(&config.sentinels)?);
     tracker.spawn(crate::replication::manage_isr(
         partitions.clone(),
-        sentinels,
+        sentinels.clone(),
         config.replica_lag_max,
         config.isr_check_interval,
         shutdown.clone(),
@@ -49,7 +49,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         }
     });
 
-    let offsets = Arc::new(crate::offsets::Coordinator::new(partitions.clone(), config.log.max_batch_bytes));
+    let offsets = Arc::new(crate::offsets::Coordinator::new(partitions.clone(), sentinels, config.log.max_batch_bytes));
     let grpc =
         BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: shutdown.clone(), offsets };
     // Room for the largest batch plus the request's other fields.

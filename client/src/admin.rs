@@ -89,6 +89,45 @@ impl Admin {
         check(resp.error, ())
     }
 
+    /// A consumer group's generation, strategy and members (with their
+    /// assigned and owned partitions).
+    pub async fn describe_group(&self, group: &str) -> Result<pb::DescribeGroupResponse> {
+        let req = pb::DescribeGroupRequest { group: group.to_owned(), min_generation: 0 };
+        let resp = self
+            .cluster
+            .with_sentinel("describe group", |mut c| {
+                let req = req.clone();
+                async move { c.describe_group(req).await }
+            })
+            .await?;
+        check(resp.error.clone(), resp)
+    }
+
+    /// Groups with membership state, sorted.
+    pub async fn member_groups(&self) -> Result<Vec<String>> {
+        let resp =
+            self.cluster
+                .with_sentinel("list groups", |mut c| async move {
+                    c.list_member_groups(pb::ListMemberGroupsRequest {}).await
+                })
+                .await?;
+        check(resp.error, resp.groups)
+    }
+
+    /// Forgets an empty group's membership state (`GROUP_NOT_EMPTY` while
+    /// it has members).
+    pub async fn remove_group(&self, group: &str) -> Result<()> {
+        let req = pb::RemoveGroupRequest { group: group.to_owned() };
+        let resp = self
+            .cluster
+            .with_sentinel("remove group", |mut c| {
+                let req = req.clone();
+                async move { c.remove_group(req).await }
+            })
+            .await?;
+        check(resp.error, ())
+    }
+
     /// Every topic's name, sorted.
     pub async fn list_topics(&self) -> Result<Vec<pb::TopicMetadata>> {
         let mut topics = self.cluster.refresh(&[], false, &[]).await?.topics;

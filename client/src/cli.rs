@@ -11,6 +11,7 @@ use goulette_proto::v1::{self as pb, Acks};
 use crate::admin::Admin;
 use crate::cluster::Cluster;
 use crate::consumer::{Consumer, ConsumerConfig, StartAt};
+use crate::membership::GroupOptions;
 use crate::partitioner::Partitioner;
 use crate::producer::{Producer, ProducerConfig, ProducerRecord};
 
@@ -243,28 +244,41 @@ pub struct ConsumeOptions {
     pub timeout: Option<Duration>,
     pub window_bytes: u64,
     pub format: RecordFormat,
-    /// Resume at this group's committed offsets and commit what is printed.
+    /// Consume as a member of this group (or, with `partition`, only
+    /// resume at and commit its offsets).
     pub group: Option<String>,
+    pub strategy: String,
+    pub session_timeout: Duration,
 }
 
 /// `consume`: prints records until `max_messages` or `timeout` of silence.
+/// With a group, what is printed is committed: auto-commit commits what
+/// earlier calls delivered, and everything is flushed before asking for
+/// more, so delivered means printed (at-least-once).
 pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::Result<bool> {
+    let grouped = options.group.is_some();
+    let membership = (grouped && options.partition.is_none()).then(|| GroupOptions {
+        strategy: options.strategy.clone(),
+        session_timeout: options.session_timeout,
+        client_id: "goulette-cli".into(),
+    });
     let config = ConsumerConfig {
         partitions: options.partition.map(|p| vec![p]),
         start: options.start,
         window_bytes: options.window_bytes,
         group: options.group.clone(),
+        auto_commit: grouped.then_some(Duration::from_secs(1)),
+        membership,
         ..ConsumerConfig::default()
     };
     let mut consumer = Consumer::subscribe(cluster, &options.topic, config).await?;
-    let grouped = options.group.is_some();
-    let mut last_commit = std::time::Instant::now();
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut count = 0u64;
     // Ctrl-C ends the run like a timeout: what was printed is committed.
     let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut failed = None;
     while options.max_messages.is_none_or(|max| count < max) {
-        if options.timeout.is_none() {
+        if grouped || options.timeout.is_none() || count.is_multiple_of(1024) {
             out.flush()?;
         }
         let wait = async {
@@ -283,11 +297,8 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
         let record = match next {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
-                out.flush()?;
-                if grouped {
-                    consumer.commit().await?;
-                }
-                anyhow::bail!(e);
+                failed = Some(e);
+                break;
             }
             None => break,
         };
@@ -312,20 +323,14 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
             }
         }
         count += 1;
-        let commit_due = grouped && last_commit.elapsed() >= Duration::from_secs(1);
-        if count.is_multiple_of(1024) || commit_due {
-            out.flush()?;
-            // Only what is written out is committed (at-least-once).
-            if grouped {
-                consumer.commit().await?;
-                last_commit = std::time::Instant::now();
-            }
-        }
     }
     out.flush()?;
-    if grouped {
-        consumer.commit().await?;
+    // Commits what was printed and leaves the group.
+    let closed = consumer.close().await;
+    if let Some(e) = failed {
+        anyhow::bail!(e);
     }
+    closed?;
     Ok(true)
 }
 
@@ -355,55 +360,120 @@ pub fn parse_reset_to(s: &str) -> Result<ResetTo, String> {
     }
 }
 
-/// `group describe`: per partition of `topic`, the committed offset, the
+/// `group describe`: the members with their partitions, then per
+/// partition of the group's topics (or of `topic`) the committed offset, the
 /// high watermark and the lag.
-pub async fn group_describe(cluster: Arc<Cluster>, group: &str, topic: &str, format: Format) -> anyhow::Result<bool> {
-    let committed = crate::offsets::fetch(&cluster, group, topic).await?;
-    let info = cluster.topic(topic, false).await?;
+pub async fn group_describe(
+    cluster: Arc<Cluster>,
+    group: &str,
+    topic: Option<&str>,
+    format: Format,
+) -> anyhow::Result<bool> {
+    let described = Admin::new(cluster.clone()).describe_group(group).await?;
+    let committed = crate::offsets::fetch_all(&cluster, group).await?;
+    let topics: std::collections::BTreeSet<String> = match topic {
+        Some(t) => [t.to_owned()].into(),
+        None => described
+            .members
+            .iter()
+            .flat_map(|m| m.topics.iter().cloned())
+            .chain(committed.keys().map(|(t, _)| t.clone()))
+            .collect(),
+    };
     let mut rows = Vec::new();
-    for p in &info.partitions {
-        let end = crate::consumer::list_offsets(&cluster, topic, p.partition, None).await?.high_watermark;
-        let done = committed.get(&p.partition).copied();
-        rows.push((p.partition, done, end, done.map(|c| end.saturating_sub(c))));
+    for t in &topics {
+        let info = cluster.topic(t, false).await?;
+        for p in &info.partitions {
+            let end = crate::consumer::list_offsets(&cluster, t, p.partition, None).await?.high_watermark;
+            let done = committed.get(&(t.clone(), p.partition)).copied();
+            let owner = described
+                .members
+                .iter()
+                .find(|m| m.assigned.iter().any(|tp| tp.topic == *t && tp.partition == p.partition))
+                .map(|m| m.member_id.clone());
+            rows.push((t.clone(), p.partition, done, end, done.map(|c| end.saturating_sub(c)), owner));
+        }
     }
+    let tps = |list: &[pb::TopicPartition]| -> Vec<String> {
+        list.iter().map(|tp| format!("{}/{}", tp.topic, tp.partition)).collect()
+    };
     match format {
         Format::Json => {
+            let members: Vec<serde_json::Value> = described
+                .members
+                .iter()
+                .map(|m| {
+                    serde_json::json!({"member_id": m.member_id, "client_id": m.client_id, "topics": m.topics,
+                        "assigned": tps(&m.assigned), "owned": tps(&m.owned)})
+                })
+                .collect();
             let partitions: Vec<serde_json::Value> = rows
                 .iter()
-                .map(|(p, c, e, l)| serde_json::json!({"partition": p, "committed": c, "log_end": e, "lag": l}))
+                .map(|(t, p, c, e, l, o)| {
+                    serde_json::json!({"topic": t, "partition": p, "committed": c, "log_end": e, "lag": l, "member": o})
+                })
                 .collect();
-            let json = serde_json::json!({"group": group, "topic": topic, "members": [], "partitions": partitions});
+            let json = serde_json::json!({"group": group, "generation": described.generation,
+                "strategy": described.strategy, "members": members, "partitions": partitions});
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
         Format::Text => {
-            println!("group {group}, topic {topic} (no group members: membership is not built yet)");
-            println!("  {:>9}  {:>12}  {:>12}  {:>10}", "partition", "committed", "log end", "lag");
+            let strategy = if described.strategy.is_empty() { "-" } else { described.strategy.as_str() };
+            println!("group {group}: generation {}, strategy {strategy}", described.generation);
+            if described.members.is_empty() {
+                println!("  no members");
+            }
+            for m in &described.members {
+                println!("  member {} ({}): {}", m.member_id, m.topics.join(","), tps(&m.assigned).join(" "));
+            }
+            println!(
+                "  {:<24} {:>9}  {:>12}  {:>12}  {:>10}  member",
+                "topic", "partition", "committed", "log end", "lag"
+            );
             let dash = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
-            for (p, c, e, l) in rows {
-                println!("  {p:>9}  {:>12}  {e:>12}  {:>10}", dash(c), dash(l));
+            for (t, p, c, e, l, o) in rows {
+                let member = o.unwrap_or_else(|| "-".into());
+                println!("  {t:<24} {p:>9}  {:>12}  {e:>12}  {:>10}  {member}", dash(c), dash(l));
             }
         }
     }
     Ok(true)
 }
 
-/// `group list`.
+/// `group list`: groups with members or committed offsets.
 pub async fn group_list(cluster: Arc<Cluster>) -> anyhow::Result<bool> {
-    for group in crate::offsets::list_groups(&cluster).await? {
+    let mut groups: std::collections::BTreeSet<String> =
+        crate::offsets::list_groups(&cluster).await?.into_iter().collect();
+    groups.extend(Admin::new(cluster).member_groups().await?);
+    for group in groups {
         println!("{group}");
     }
     Ok(true)
 }
 
-/// `group delete`.
+/// Refuses (`GROUP_NOT_EMPTY`) when `group` has members.
+async fn require_no_members(cluster: &Arc<Cluster>, group: &str) -> anyhow::Result<()> {
+    let described = Admin::new(cluster.clone()).describe_group(group).await?;
+    if !described.members.is_empty() {
+        let members: Vec<&str> = described.members.iter().map(|m| m.member_id.as_str()).collect();
+        anyhow::bail!("group {group} has members ({}): stop its consumers first", members.join(", "));
+    }
+    Ok(())
+}
+
+/// `group delete`: its committed offsets and membership state.
 pub async fn group_delete(cluster: Arc<Cluster>, group: &str) -> anyhow::Result<bool> {
+    require_no_members(&cluster, group).await?;
     crate::offsets::delete_group(&cluster, group).await?;
-    println!("deleted the committed offsets of group {group}");
+    Admin::new(cluster).remove_group(group).await?;
+    println!("deleted group {group}");
     Ok(true)
 }
 
 /// `group reset`: commits, for every partition of `topic`, the offset `to` names.
+/// Refused while the group has members (they would overwrite it).
 pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: ResetTo) -> anyhow::Result<bool> {
+    require_no_members(&cluster, group).await?;
     let info = cluster.topic(topic, false).await?;
     let mut offsets = std::collections::BTreeMap::new();
     for p in &info.partitions {
@@ -420,7 +490,7 @@ pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: Re
         };
         offsets.insert(p.partition, offset);
     }
-    crate::offsets::commit(&cluster, group, topic, &offsets).await?;
+    crate::offsets::commit(&cluster, group, topic, &offsets, None).await?;
     for (p, o) in &offsets {
         println!("{group} {topic}/{p} -> {o}");
     }

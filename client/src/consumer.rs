@@ -5,6 +5,11 @@
 //! so at most one window per partition is buffered. Records of a partition
 //! are delivered in offset order; a broken stream or a leader change
 //! reconnects and resumes at the next offset not yet delivered.
+//!
+//! With [`ConsumerConfig::membership`] the consumer is a member of its
+//! group: it reads only the partitions the group assigns to it, and on each
+//! new assignment commits (with auto-commit) and stops the partitions it
+//! lost before starting the ones it gained at their committed offsets.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,11 +18,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient, fetch_request::Kind};
 use goulette_storage::Batch;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cluster::{Cluster, MAX_MESSAGE, backoff};
 use crate::error::{ClientError, Result};
+use crate::membership::{Assignment, GroupOptions, Membership};
 
 /// Where a consumer starts in each partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +53,13 @@ pub struct ConsumerConfig {
     /// [`Consumer::commit`].
     pub group: Option<String>,
     /// With a group: commit what was delivered so far at most this often,
-    /// when the next record is asked for (at-least-once).
+    /// when the next record is asked for (at-least-once), and before giving
+    /// up a partition in a rebalance.
     pub auto_commit: Option<Duration>,
+    /// Join `group` and read only the partitions it assigns to this
+    /// consumer (`partitions` must then be `None`). Without it a consumer
+    /// with a group reads the partitions it was told and only commits.
+    pub membership: Option<GroupOptions>,
 }
 
 impl Default for ConsumerConfig {
@@ -60,6 +71,7 @@ impl Default for ConsumerConfig {
             max_bytes: 1 << 20,
             group: None,
             auto_commit: None,
+            membership: None,
         }
     }
 }
@@ -76,15 +88,39 @@ pub struct ConsumedRecord {
     pub headers: Vec<(String, Bytes)>,
 }
 
+/// What fetch tasks send: the partition, the run of its fetcher the item
+/// comes from (records of a partition given up and taken back later are
+/// told apart by it), and the record.
+type Item = (u32, u64, Result<ConsumedRecord>);
+
+/// A partition being read.
+#[derive(Debug)]
+struct Running {
+    task: tokio::task::JoinHandle<()>,
+    run: u64,
+}
+
 /// Reads a topic.
 #[derive(Debug)]
 pub struct Consumer {
-    records: mpsc::Receiver<Result<ConsumedRecord>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    records: mpsc::Receiver<Item>,
+    /// Kept only with membership, to start fetchers for gained partitions
+    /// (without it, the channel closes once every partition stopped).
+    sender: Option<mpsc::Sender<Item>>,
+    fetchers: BTreeMap<u32, Running>,
+    runs: u64,
     cluster: Arc<Cluster>,
     topic: String,
-    group: Option<String>,
-    auto_commit: Option<Duration>,
+    config: ConsumerConfig,
+    membership: Option<Membership>,
+    assignment: Option<watch::Receiver<Assignment>>,
+    /// The assignment the fetchers follow.
+    applied: Option<Assignment>,
+    /// When to try again to follow an assignment that failed to start.
+    retry_at: Option<tokio::time::Instant>,
+    /// The generation this consumer acts in (-1: none).
+    generation: i64,
+    member_id: String,
     /// Per partition, the offset after the last record delivered.
     positions: BTreeMap<u32, u64>,
     /// What was last committed (or found committed).
@@ -94,8 +130,8 @@ pub struct Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        for r in self.fetchers.values() {
+            r.task.abort();
         }
     }
 }
@@ -104,6 +140,39 @@ impl Consumer {
     /// Starts reading `topic` through `cluster`.
     pub async fn subscribe(cluster: Arc<Cluster>, topic: &str, config: ConsumerConfig) -> Result<Consumer> {
         goulette_proto::validate_topic_name(topic).map_err(ClientError::InvalidArgument)?;
+        let (tx, records) = mpsc::channel(1024);
+        let mut consumer = Consumer {
+            records,
+            sender: Some(tx),
+            fetchers: BTreeMap::new(),
+            runs: 0,
+            cluster: cluster.clone(),
+            topic: topic.to_owned(),
+            config: config.clone(),
+            membership: None,
+            assignment: None,
+            applied: None,
+            retry_at: None,
+            generation: crate::offsets::NO_GENERATION,
+            member_id: String::new(),
+            positions: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            last_commit: tokio::time::Instant::now(),
+        };
+        if let Some(options) = &config.membership {
+            let Some(group) = &config.group else {
+                return Err(ClientError::InvalidArgument("group membership needs a group".into()));
+            };
+            if config.partitions.is_some() {
+                return Err(ClientError::InvalidArgument("a group member is assigned its partitions".into()));
+            }
+            goulette_proto::validate_topic_name(group)
+                .map_err(|r| ClientError::InvalidArgument(format!("group name: {r}")))?;
+            let membership = Membership::start(cluster, group, topic, options.clone());
+            consumer.assignment = Some(membership.assignment());
+            consumer.membership = Some(membership);
+            return Ok(consumer);
+        }
         let info = cluster.topic(topic, false).await?;
         let all: Vec<u32> = info.partitions.iter().map(|p| p.partition).collect();
         let partitions = match &config.partitions {
@@ -115,71 +184,173 @@ impl Consumer {
             }
             None => all,
         };
-        let committed = match &config.group {
-            Some(group) => crate::offsets::fetch(&cluster, group, topic).await?,
+        consumer.start(partitions).await?;
+        consumer.sender = None;
+        Ok(consumer)
+    }
+
+    /// Starts fetchers for `partitions`, at the group's committed offsets
+    /// where it has some.
+    async fn start(&mut self, partitions: Vec<u32>) -> Result<()> {
+        let committed = match &self.config.group {
+            Some(group) => crate::offsets::fetch(&self.cluster, group, &self.topic).await?,
             None => BTreeMap::new(),
         };
-        let (tx, records) = mpsc::channel(1024);
-        let tasks = partitions
-            .into_iter()
-            .map(|p| {
-                let fetcher = Fetcher {
-                    cluster: cluster.clone(),
-                    topic: topic.to_owned(),
-                    partition: p,
-                    config: config.clone(),
-                    committed: committed.get(&p).copied(),
-                    out: tx.clone(),
-                };
-                tokio::spawn(fetcher.run())
-            })
-            .collect();
-        Ok(Consumer {
-            records,
-            tasks,
-            cluster,
-            topic: topic.to_owned(),
-            group: config.group,
-            auto_commit: config.auto_commit,
-            positions: committed.clone(),
-            committed,
-            last_commit: tokio::time::Instant::now(),
-        })
+        let Some(tx) = &self.sender else { return Err(ClientError::Closed) };
+        for p in partitions {
+            self.runs += 1;
+            let fetcher = Fetcher {
+                cluster: self.cluster.clone(),
+                topic: self.topic.clone(),
+                partition: p,
+                run: self.runs,
+                config: self.config.clone(),
+                committed: committed.get(&p).copied(),
+                out: tx.clone(),
+            };
+            self.fetchers.insert(p, Running { task: tokio::spawn(fetcher.run()), run: self.runs });
+            match committed.get(&p) {
+                Some(&o) => {
+                    self.positions.insert(p, o);
+                    self.committed.insert(p, o);
+                }
+                None => {
+                    self.positions.remove(&p);
+                    self.committed.remove(&p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows a new assignment: commits (with auto-commit) and stops the
+    /// partitions lost, then starts the partitions gained, and reports.
+    async fn rebalance(&mut self) {
+        let Some(assignment) = self.assignment.as_ref().map(|a| a.borrow().clone()) else { return };
+        let lost: Vec<u32> = self.fetchers.keys().filter(|p| !assignment.partitions.contains(p)).copied().collect();
+        // The new generation is what commits carry from now on (the lost
+        // partitions stay this member's until it reports them released).
+        self.generation = assignment.generation;
+        self.member_id = assignment.member_id.clone();
+        if !lost.is_empty() {
+            if self.config.auto_commit.is_some()
+                && self.generation >= 0
+                && let Err(e) = self.commit_partitions(&lost).await
+            {
+                tracing::warn!(topic = %self.topic, error = %e, "commit before giving up partitions failed");
+            }
+            for p in &lost {
+                if let Some(r) = self.fetchers.remove(p) {
+                    r.task.abort();
+                }
+                self.positions.remove(p);
+                self.committed.remove(p);
+            }
+            tracing::info!(topic = %self.topic, partitions = ?lost, generation = self.generation, "gave up partitions");
+        }
+        let gained: Vec<u32> =
+            assignment.partitions.iter().filter(|p| !self.fetchers.contains_key(p)).copied().collect();
+        let started = if gained.is_empty() { Ok(()) } else { self.start(gained.clone()).await };
+        if let Some(m) = &self.membership {
+            m.fetching_changed(self.fetchers.keys().copied().collect());
+        }
+        match started {
+            Ok(()) => {
+                if !gained.is_empty() {
+                    tracing::info!(topic = %self.topic, partitions = ?gained, generation = self.generation, "took partitions");
+                }
+                self.applied = Some(assignment);
+                self.retry_at = None;
+            }
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, error = %e, "starting assigned partitions failed; will retry");
+                self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// True when the published assignment is not the one followed (and a
+    /// failed attempt to follow it is not waiting for its retry).
+    fn assignment_moved(&self) -> bool {
+        let Some(a) = &self.assignment else { return false };
+        self.retry_at.is_none_or(|t| t <= tokio::time::Instant::now()) && self.applied.as_ref() != Some(&*a.borrow())
     }
 
     /// The next record (from any partition; each partition in order), or an
-    /// error that stopped a partition. `None` once every partition stopped.
-    /// With a group and `auto_commit`, first commits what earlier calls
-    /// delivered if the interval has passed (a failed auto-commit is logged
-    /// and tried again on a later call).
+    /// error that stopped a partition. `None` once every partition stopped
+    /// (never for a group member: its assignment may grow). With a group
+    /// and `auto_commit`, first commits what earlier calls delivered if the
+    /// interval has passed (a failed auto-commit is logged and tried again
+    /// on a later call).
     pub async fn recv(&mut self) -> Option<Result<ConsumedRecord>> {
-        if self.group.is_some()
-            && self.auto_commit.is_some_and(|every| self.last_commit.elapsed() >= every)
+        if self.config.group.is_some()
+            && self.config.auto_commit.is_some_and(|every| self.last_commit.elapsed() >= every)
             && let Err(e) = self.commit().await
         {
             tracing::warn!(topic = %self.topic, error = %e, "auto-commit failed; will retry");
         }
-        let next = self.records.recv().await;
-        if let Some(Ok(r)) = &next {
-            self.positions.insert(r.partition, r.offset + 1);
+        loop {
+            // Followed here, and only once complete (`applied`), so a recv
+            // cancelled half-way (a timeout) leaves it to the next call.
+            if self.assignment_moved() {
+                self.rebalance().await;
+            }
+            let retry = self.retry_at;
+            let item = match self.assignment.as_mut() {
+                Some(assignment) => tokio::select! {
+                    item = self.records.recv() => Some(item),
+                    changed = assignment.changed() => match changed {
+                        Ok(()) => None,
+                        // The membership ended: the group refused this member.
+                        Err(_) => {
+                            let failure = self.membership.as_ref().and_then(Membership::failure);
+                            return Some(Err(failure.unwrap_or(ClientError::Closed)));
+                        }
+                    },
+                    _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => None,
+                },
+                None => Some(self.records.recv().await),
+            };
+            let Some(item) = item else { continue };
+            let (partition, run, record) = item?;
+            if self.fetchers.get(&partition).map(|r| r.run) != Some(run) {
+                continue; // from a partition given up since
+            }
+            if let Ok(r) = &record {
+                self.positions.insert(r.partition, r.offset + 1);
+            }
+            return Some(record);
         }
-        next
     }
 
     /// Commits, for this consumer's group, the offset after the last record
     /// delivered in each partition. Call it once those records are handled
-    /// (at-least-once). An error without a group.
+    /// (at-least-once). An error without a group, and `FENCED` for a member
+    /// whose generation is stale (it catches up on its next heartbeat).
     pub async fn commit(&mut self) -> Result<()> {
-        let Some(group) = &self.group else {
+        let all: Vec<u32> = self.positions.keys().copied().collect();
+        self.commit_partitions(&all).await
+    }
+
+    async fn commit_partitions(&mut self, partitions: &[u32]) -> Result<()> {
+        let Some(group) = &self.config.group else {
             return Err(ClientError::InvalidArgument("commit needs a consumer group".into()));
         };
         self.last_commit = tokio::time::Instant::now();
-        let changed: BTreeMap<u32, u64> =
-            self.positions.iter().filter(|(p, o)| self.committed.get(p) != Some(o)).map(|(p, o)| (*p, *o)).collect();
+        let changed: BTreeMap<u32, u64> = partitions
+            .iter()
+            .filter_map(|p| self.positions.get(p).map(|o| (*p, *o)))
+            .filter(|(p, o)| self.committed.get(p) != Some(o))
+            .collect();
         if changed.is_empty() {
             return Ok(());
         }
-        crate::offsets::commit(&self.cluster, group, &self.topic, &changed).await?;
+        let member = self.membership.as_ref().map(|_| (self.member_id.as_str(), self.generation));
+        let done = crate::offsets::commit(&self.cluster, group, &self.topic, &changed, member).await;
+        if let (Err(ClientError::Server { code: ErrorCode::Fenced, .. }), Some(m)) = (&done, &self.membership) {
+            m.refresh();
+        }
+        done?;
         self.committed.extend(changed);
         Ok(())
     }
@@ -187,6 +358,33 @@ impl Consumer {
     /// Per partition, the offset after the last record delivered.
     pub fn positions(&self) -> &BTreeMap<u32, u64> {
         &self.positions
+    }
+
+    /// The partitions being read.
+    pub fn partitions(&self) -> Vec<u32> {
+        self.fetchers.keys().copied().collect()
+    }
+
+    /// A group member's generation (-1 outside membership or before the first).
+    pub fn generation(&self) -> i64 {
+        self.generation
+    }
+
+    /// Stops reading; a group member commits (with auto-commit) and leaves
+    /// its group, so the others take its partitions over at once.
+    pub async fn close(mut self) -> Result<()> {
+        let committed = if self.config.group.is_some() && self.config.auto_commit.is_some() && self.generation >= 0 {
+            self.commit().await
+        } else {
+            Ok(())
+        };
+        for r in self.fetchers.values() {
+            r.task.abort();
+        }
+        if let Some(m) = self.membership.take() {
+            m.close().await;
+        }
+        committed
     }
 }
 
@@ -239,10 +437,11 @@ struct Fetcher {
     cluster: Arc<Cluster>,
     topic: String,
     partition: u32,
+    run: u64,
     config: ConsumerConfig,
     /// The group's committed offset here: where to start instead of `config.start`.
     committed: Option<u64>,
-    out: mpsc::Sender<Result<ConsumedRecord>>,
+    out: mpsc::Sender<Item>,
 }
 
 enum Outcome {
@@ -253,6 +452,10 @@ enum Outcome {
 }
 
 impl Fetcher {
+    async fn send(&self, record: Result<ConsumedRecord>) -> std::result::Result<(), ()> {
+        self.out.send((self.partition, self.run, record)).await.map_err(drop)
+    }
+
     async fn start_offset(&self) -> Result<u64> {
         let start = self.committed.map_or(self.config.start, StartAt::Offset);
         let ts = match start {
@@ -281,7 +484,7 @@ impl Fetcher {
                         .await;
                 }
                 Err(e) => {
-                    let _ = self.out.send(Err(e)).await;
+                    let _ = self.send(Err(e)).await;
                     return;
                 }
             }
@@ -308,14 +511,14 @@ impl Fetcher {
             Ok(l) => l,
             Err(e) if e.is_retriable() => return Outcome::Reconnect(None),
             Err(e) => {
-                let _ = self.out.send(Err(e)).await;
+                let _ = self.send(Err(e)).await;
                 return Outcome::Stop;
             }
         };
         let channel = match self.cluster.channel(&address) {
             Ok(c) => c,
             Err(e) => {
-                let _ = self.out.send(Err(e)).await;
+                let _ = self.send(Err(e)).await;
                 return Outcome::Stop;
             }
         };
@@ -353,7 +556,7 @@ impl Fetcher {
                 if error.is_retriable() {
                     return Outcome::Reconnect(None);
                 }
-                let _ = self.out.send(Err(error)).await;
+                let _ = self.send(Err(error)).await;
                 return Outcome::Stop;
             }
             let mut bytes = 0u64;
@@ -367,7 +570,7 @@ impl Fetcher {
                             partition: self.partition,
                             reason: e.to_string(),
                         };
-                        let _ = self.out.send(Err(error)).await;
+                        let _ = self.send(Err(error)).await;
                         return Outcome::Stop;
                     }
                 };
@@ -384,7 +587,7 @@ impl Fetcher {
                         value: r.record.value,
                         headers: r.record.headers,
                     };
-                    if self.out.send(Ok(record)).await.is_err() {
+                    if self.send(Ok(record)).await.is_err() {
                         return Outcome::Stop;
                     }
                     *next = r.offset + 1;

@@ -8,6 +8,7 @@
 //! - [`producer`]: batching, windowed, retrying `Producer`.
 //! - [`consumer`]: `Consumer` with per-partition fetch streams and credit.
 //! - [`handler`]: a message handler run with retries, and a dead-letter topic.
+//! - [`membership`]: consumer-group membership (join, heartbeat, leave).
 //! - [`offsets`]: committed consumer offsets (the `__offsets` coordinator).
 //! - [`admin`]: topics and cluster status.
 //! - [`cluster`]: sentinels (with failover), metadata cache, broker channels.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod etcd_admin;
 pub mod handler;
 pub mod inspect;
+pub mod membership;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
@@ -31,5 +33,6 @@ pub use admin::Admin;
 pub use cluster::Cluster;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 pub use error::{ClientError, Result};
+pub use membership::GroupOptions;
 pub use partitioner::Partitioner;
 pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

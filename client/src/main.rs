@@ -90,18 +90,27 @@ enum Command {
         /// `value` prints each value on a line; `json` prints partition, offset, key, value, headers, timestamp.
         #[arg(long, value_enum, default_value = "value")]
         format: RecordFormat,
-        /// Resume at this consumer group's committed offsets (the start
-        /// options apply to partitions it never committed) and commit what
-        /// is printed (every second, and at exit, Ctrl-C included).
+        /// Consume as a member of this group: the group's partitions are
+        /// split among its members, each resumes at the committed offset
+        /// (the start options apply to partitions never committed), and what
+        /// is printed is committed (every second, before a partition is
+        /// handed on, and at exit, Ctrl-C included). With --partition, reads
+        /// that partition outside membership and only commits.
         #[arg(long)]
         group: Option<String>,
+        /// The group's assignment strategy: sticky, range or round-robin.
+        #[arg(long, default_value = "sticky", requires = "group")]
+        strategy: String,
+        /// A group member silent this long loses its partitions to the others.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "10s", requires = "group")]
+        session_timeout: Duration,
     },
     /// Cluster health.
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
     },
-    /// Consumer groups' committed offsets.
+    /// Consumer groups: members, assignments, committed offsets and lag.
     Group {
         #[command(subcommand)]
         command: GroupCommand,
@@ -163,20 +172,23 @@ enum TopicCommand {
 
 #[derive(Debug, Subcommand)]
 enum GroupCommand {
-    /// Groups with committed offsets.
+    /// Groups with members or committed offsets.
     List,
-    /// Delete a group's committed offsets (stop its consumers first).
+    /// Delete a group's committed offsets and membership state (refused while it has members).
     Delete { group: String },
-    /// Committed offset, log end and lag of each partition of a topic.
+    /// Members and their partitions, then the committed offset, log end and
+    /// lag of each partition of the group's topics.
     Describe {
         group: String,
+        /// Only this topic (default: the members' topics and those with commits).
         #[arg(long)]
-        topic: String,
+        topic: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
     /// Move a group's committed offsets: `earliest`, `latest`, an offset, or
-    /// an RFC 3339 time (the first record at or after it).
+    /// an RFC 3339 time (the first record at or after it). Refused while the
+    /// group has members.
     Reset {
         group: String,
         #[arg(long)]
@@ -360,6 +372,8 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 window,
                 format,
                 group,
+                strategy,
+                session_timeout,
             } => {
                 let start = match (from_beginning, offset, from_timestamp) {
                     (true, _, _) => StartAt::Beginning,
@@ -378,6 +392,8 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                     window_bytes: window,
                     format,
                     group,
+                    strategy,
+                    session_timeout,
                 };
                 cli::consume(cluster, options).await
             }
@@ -387,7 +403,7 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
             Command::Group { command: GroupCommand::List } => cli::group_list(cluster).await,
             Command::Group { command: GroupCommand::Delete { group } } => cli::group_delete(cluster, &group).await,
             Command::Group { command: GroupCommand::Describe { group, topic, format } } => {
-                cli::group_describe(cluster, &group, &topic, format).await
+                cli::group_describe(cluster, &group, topic.as_deref(), format).await
             }
             Command::Group { command: GroupCommand::Reset { group, topic, to } } => {
                 cli::group_reset(cluster, &group, &topic, to).await

@@ -103,9 +103,17 @@ where
     Err(last.unwrap_or(ClientError::Closed))
 }
 
-/// Commits `offsets` (topic, partition → next offset to consume) for
-/// `group`, as a consumer outside group membership.
-pub async fn commit(cluster: &Arc<Cluster>, group: &str, topic: &str, offsets: &BTreeMap<u32, u64>) -> Result<()> {
+/// Commits `offsets` (partition → next offset to consume) of `topic` for
+/// `group`: as `member` (member id, generation), or with `None` as a
+/// consumer outside group membership.
+pub async fn commit(
+    cluster: &Arc<Cluster>,
+    group: &str,
+    topic: &str,
+    offsets: &BTreeMap<u32, u64>,
+    member: Option<(&str, i64)>,
+) -> Result<()> {
+    let (member_id, generation) = member.unwrap_or(("", NO_GENERATION));
     let offsets: Vec<pb::TopicPartitionOffset> = offsets
         .iter()
         .map(|(p, o)| pb::TopicPartitionOffset {
@@ -119,8 +127,8 @@ pub async fn commit(cluster: &Arc<Cluster>, group: &str, topic: &str, offsets: &
         let req = pb::CommitOffsetsRequest {
             group: group.to_owned(),
             offsets_partition,
-            generation: NO_GENERATION,
-            member_id: String::new(),
+            generation,
+            member_id: member_id.to_owned(),
             offsets: offsets.clone(),
         };
         async move { client.commit_offsets(req).await.map(|r| ((), r.into_inner().error)) }
@@ -131,6 +139,18 @@ pub async fn commit(cluster: &Arc<Cluster>, group: &str, topic: &str, offsets: &
 
 /// The offsets `group` committed for `topic`'s partitions.
 pub async fn fetch(cluster: &Arc<Cluster>, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>> {
+    let offsets = fetch_where(cluster, group, topic).await?;
+    Ok(offsets.into_iter().filter(|o| o.topic == topic).map(|o| (o.partition, o.offset)).collect())
+}
+
+/// Every offset `group` committed: (topic, partition) → offset.
+pub async fn fetch_all(cluster: &Arc<Cluster>, group: &str) -> Result<BTreeMap<(String, u32), u64>> {
+    let offsets = fetch_where(cluster, group, "").await?;
+    Ok(offsets.into_iter().map(|o| ((o.topic, o.partition), o.offset)).collect())
+}
+
+/// The commits of `group` for `topic` (every topic when empty).
+async fn fetch_where(cluster: &Arc<Cluster>, group: &str, topic: &str) -> Result<Vec<pb::TopicPartitionOffset>> {
     let offsets = with_coordinator(cluster, group, false, |mut client, offsets_partition| {
         let req = pb::FetchOffsetsRequest { group: group.to_owned(), offsets_partition, topic: topic.to_owned() };
         async move {
@@ -140,9 +160,8 @@ pub async fn fetch(cluster: &Arc<Cluster>, group: &str, topic: &str) -> Result<B
             })
         }
     })
-    .await?
-    .unwrap_or_default();
-    Ok(offsets.into_iter().filter(|o| o.topic == topic).map(|o| (o.partition, o.offset)).collect())
+    .await?;
+    Ok(offsets.unwrap_or_default())
 }
 
 /// Every group with committed offsets, sorted.

@@ -4,15 +4,14 @@
 //! [`Store::commit`], so each change lands with its op-log entry in one
 //! transaction, or not at all.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use etcd_client::{LeaseKeepAliveStream, LeaseKeeper};
 use tokio::sync::Mutex;
 
 use crate::config::SentinelConfig;
 use crate::error::{Result, SentinelError};
+use crate::leases::Leases;
 use crate::model::{self, BrokerRecord, DecommissionRecord, PartitionRecord, TopicRecord};
 use crate::placement::{self, Membership, Step};
 use crate::ring::Ring;
@@ -38,24 +37,12 @@ pub struct IsrChange {
     pub isr: Vec<u32>,
 }
 
-/// One broker session's keep-alive stream, opened on its first heartbeat.
-struct Session {
-    keepalive: Mutex<Option<(LeaseKeeper, LeaseKeepAliveStream)>>,
-    last_used: std::sync::Mutex<Instant>,
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        Session { keepalive: Mutex::new(None), last_used: std::sync::Mutex::new(Instant::now()) }
-    }
-}
-
 /// The leader's write path.
 pub struct Controller {
     store: Store,
     config: SentinelConfig,
-    /// Keep-alive streams of broker sessions, by lease id.
-    sessions: std::sync::Mutex<HashMap<i64, Arc<Session>>>,
+    /// Keep-alive streams of broker sessions.
+    leases: Arc<Leases>,
     /// When each broker was last seen, for this leadership term (the
     /// fence's revision).
     membership: std::sync::Mutex<(i64, Membership)>,
@@ -74,11 +61,11 @@ impl std::fmt::Debug for Controller {
 
 impl Controller {
     /// A controller writing through `store`.
-    pub fn new(store: Store, config: SentinelConfig) -> Controller {
+    pub fn new(store: Store, config: SentinelConfig, leases: Arc<Leases>) -> Controller {
         Controller {
             store,
             config,
-            sessions: std::sync::Mutex::new(HashMap::new()),
+            leases,
             membership: std::sync::Mutex::new((0, Membership::default())),
             decommissions: Mutex::new(()),
             producer_ids: Mutex::new((0, 0)),
@@ -211,54 +198,8 @@ impl Controller {
     }
 
     /// Refreshes a broker session; `UnknownBroker` when it has expired.
-    /// Each session has its own keep-alive stream and lock, so one slow
-    /// stream never delays another broker's heartbeat.
     pub async fn heartbeat(&self, broker_id: u32, session: i64) -> Result<()> {
-        let slot = {
-            let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            // Streams of sessions nobody refreshes any more (a broker that
-            // registered again, or died) are closed.
-            let stale = self.config.session_timeout * 3;
-            sessions.retain(|_, s| s.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed() < stale);
-            sessions.entry(session).or_insert_with(|| Arc::new(Session::default())).clone()
-        };
-        *slot.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        let mut keepalive = slot.keepalive.lock().await;
-        let lease_error = |e: etcd_client::Error| {
-            if e.to_string().contains("lease not found") {
-                SentinelError::UnknownBroker(broker_id)
-            } else {
-                SentinelError::etcd("keep a broker session alive", e)
-            }
-        };
-        for attempt in 0..2 {
-            if keepalive.is_none() {
-                *keepalive = Some(self.store.client().lease_keep_alive(session).await.map_err(lease_error)?);
-            }
-            let Some((keeper, responses)) = keepalive.as_mut() else { continue };
-            let sent = tokio::time::timeout(self.config.session_timeout / 3, async {
-                keeper.keep_alive().await?;
-                responses.message().await
-            })
-            .await;
-            match sent {
-                Ok(Ok(Some(resp))) if resp.ttl() > 0 => return Ok(()),
-                Ok(Ok(Some(_))) => {
-                    *keepalive = None;
-                    return Err(SentinelError::UnknownBroker(broker_id));
-                }
-                Ok(Err(e)) if attempt == 1 => {
-                    *keepalive = None;
-                    return Err(lease_error(e));
-                }
-                // A broken or silent stream (etcd restarted): open a new one once.
-                _ => *keepalive = None,
-            }
-        }
-        Err(SentinelError::etcd(
-            "keep a broker session alive",
-            etcd_client::Error::InvalidArgs("keep-alive stream closed".into()),
-        ))
+        self.leases.keep_alive(session, || SentinelError::UnknownBroker(broker_id)).await
     }
 
     /// Ends the session of a broker that clients report unreachable, if a

@@ -48,6 +48,17 @@ pub enum SentinelError {
     /// The broker session is unknown or expired: register again.
     #[error("unknown broker session for broker {0}; register again")]
     UnknownBroker(u32),
+    /// The group member is unknown (expired, left, or never joined): join again.
+    #[error("unknown member {member:?} of group {group:?}; join again")]
+    UnknownMember {
+        /// The group.
+        group: String,
+        /// The member id.
+        member: String,
+    },
+    /// The group has members; the operation needs an empty group.
+    #[error("group {0:?} has members; stop its consumers first")]
+    GroupNotEmpty(String),
     /// A compare in the write transaction failed: the state changed under us.
     #[error("concurrent change: {0}")]
     Conflict(String),
@@ -88,6 +99,8 @@ impl SentinelError {
             SentinelError::NotEnoughBrokers { .. } => ErrorCode::NotEnoughReplicas,
             SentinelError::UnknownBroker(_) => ErrorCode::UnknownBroker,
             SentinelError::Fenced(_) => ErrorCode::Fenced,
+            SentinelError::UnknownMember { .. } => ErrorCode::UnknownMember,
+            SentinelError::GroupNotEmpty(_) => ErrorCode::GroupNotEmpty,
             SentinelError::Conflict(_) => ErrorCode::Unavailable,
             SentinelError::CorruptValue { .. } => ErrorCode::Internal,
         }

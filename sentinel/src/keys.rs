@@ -8,6 +8,8 @@
 //! {prefix}/topics/{name}               TopicRecord
 //! {prefix}/partitions/{topic}/{p:05}   PartitionRecord (replicas, leader, epoch, isr)
 //! {prefix}/ops/{seq:020}               OpRecord, the operation log
+//! {prefix}/groups/{group}/state        GroupRecord: generation and assignment
+//! {prefix}/groups/{group}/members/{id}  MemberRecord, under the member's session lease
 //! {prefix}/counters/ops                next op sequence number (decimal)
 //! {prefix}/counters/producer-ids       next free producer id (decimal)
 //! {prefix}/election/…                  sentinel leader election (etcd election API)
@@ -108,6 +110,26 @@ impl Keys {
         format!("{}/counters/producer-ids", self.prefix)
     }
 
+    /// Prefix of every consumer-group key.
+    pub fn all_groups(&self) -> String {
+        format!("{}/groups/", self.prefix)
+    }
+
+    /// Prefix of one group's keys (state and members).
+    pub fn group(&self, group: &str) -> String {
+        format!("{}/groups/{group}/", self.prefix)
+    }
+
+    /// A group's generation and assignment.
+    pub fn group_state(&self, group: &str) -> String {
+        format!("{}/groups/{group}/state", self.prefix)
+    }
+
+    /// A group member's key.
+    pub fn group_member(&self, group: &str, member: &str) -> String {
+        format!("{}/groups/{group}/members/{member}", self.prefix)
+    }
+
     /// The election name (etcd's election API keeps candidates under it).
     pub fn election(&self) -> String {
         format!("{}/election", self.prefix)
@@ -126,6 +148,10 @@ impl Keys {
                 let (topic, p) = tail.rsplit_once('/')?;
                 KeyKind::Partition(topic, p.parse().ok()?)
             }
+            "groups" => match tail.split_once('/')? {
+                (group, "state") => KeyKind::GroupState(group),
+                (group, member) => KeyKind::GroupMember(group, member.strip_prefix("members/")?),
+            },
             "ops" => KeyKind::Op(tail.parse().ok()?),
             "counters" => KeyKind::Counter(tail),
             "election" => KeyKind::Election,
@@ -147,6 +173,10 @@ pub enum KeyKind<'a> {
     Topic(&'a str),
     /// `partitions/{topic}/{p}`
     Partition(&'a str, u32),
+    /// `groups/{group}/state`
+    GroupState(&'a str),
+    /// `groups/{group}/members/{id}`
+    GroupMember(&'a str, &'a str),
     /// `ops/{seq}`
     Op(u64),
     /// `counters/{name}`
@@ -168,6 +198,10 @@ mod tests {
         assert_eq!(k.parse(&k.op(99)), Some(KeyKind::Op(99)));
         assert_eq!(k.parse(&k.sentinel("s1")), Some(KeyKind::Sentinel("s1")));
         assert_eq!(k.parse(&format!("{}/694d9a", k.election())), Some(KeyKind::Election));
+        assert_eq!(k.parse(&k.group_state("g")), Some(KeyKind::GroupState("g")));
+        assert_eq!(k.parse(&k.group_member("g", "c-1f")), Some(KeyKind::GroupMember("g", "c-1f")));
+        assert!(k.group_member("g", "m").starts_with(&k.group("g")));
+        assert!(!k.group_state("ab").starts_with(&k.group("a")));
         assert_eq!(k.parse("/other/topics/x"), None);
         // One topic's partition prefix never matches another topic's keys.
         assert!(!k.partition("ab", 0).starts_with(&k.partitions("a")));

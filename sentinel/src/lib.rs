@@ -8,18 +8,23 @@
 //! - [`election`]: sentinel leader election (campaign, keep-alive, step down).
 //! - [`watcher`]: keeps the view current with one read and a watch.
 //! - [`controller`]: the leader's writes (topics, broker sessions, leaders).
+//! - [`groups`], [`assignor`]: consumer-group membership and assignment.
+//! - [`leases`]: keeping broker and member session leases alive.
 //! - [`service`]: the gRPC services, with forwarding of writes to the leader.
 //! - [`embedded`]: the supervised `etcd` child of `--embedded-etcd`.
 //! - [`server`]: `run`, which wires all of the above together.
 //! - [`config`]: the validated settings.
 //! - [`error`]: the crate's error type and its protocol codes.
 
+pub mod assignor;
 pub mod config;
 pub mod controller;
 pub mod election;
 pub mod embedded;
 pub mod error;
+pub mod groups;
 pub mod keys;
+pub mod leases;
 pub mod model;
 pub mod placement;
 pub mod ring;

@@ -63,6 +63,45 @@ pub struct PartitionRecord {
     pub isr: Vec<u32>,
 }
 
+/// A topic partition, as group records name it.
+pub type Tp = (String, u32);
+
+/// A consumer-group member (`groups/{group}/members/{id}`, under the
+/// member's session lease, so it vanishes when the member goes silent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub member_id: String,
+    pub client_id: String,
+    /// Topics it consumes.
+    pub topics: Vec<String>,
+    /// The assignment strategy it asked for.
+    pub strategy: String,
+    /// Its session: the lease holding this key.
+    pub session: i64,
+    pub session_timeout_ms: u64,
+    /// What it may be fetching: partitions granted to it and not yet
+    /// reported released. A partition is granted to one member only while
+    /// no other member's record owns it.
+    #[serde(default)]
+    pub owned: Vec<Tp>,
+}
+
+/// A group's current generation (`groups/{group}/state`), written by the
+/// sentinel leader whenever members, their topics or partition counts change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub group: String,
+    /// Bumped by every rebalance; never reused for the group.
+    pub generation: i64,
+    pub strategy: String,
+    /// The members' subscriptions this generation was computed from.
+    pub subscriptions: std::collections::BTreeMap<String, Vec<String>>,
+    /// Partition counts of the subscribed topics it was computed from.
+    pub partition_counts: std::collections::BTreeMap<String, u32>,
+    /// Member → its partitions in this generation.
+    pub assignment: std::collections::BTreeMap<String, Vec<Tp>>,
+}
+
 /// One entry of the operation log (`ops/{seq}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpRecord {

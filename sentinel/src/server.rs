@@ -14,7 +14,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::{EtcdMode, SentinelConfig};
 use crate::controller::Controller;
 use crate::election::{self, Role};
+use crate::groups::Groups;
 use crate::keys::Keys;
+use crate::leases::Leases;
 use crate::service::{Sentinel, SentinelGrpc};
 use crate::store::{self, Store};
 use crate::view::ClusterView;
@@ -67,8 +69,14 @@ async fn serve(
     let me = election::Candidate { id: config.id.clone(), address: config.address.to_string(), ttl: config.lease_ttl };
     tracker.spawn(election::run(election_client, keys, me, role_tx, shutdown.clone()));
 
-    let controller = Controller::new(store, config.clone());
-    let sentinel = Arc::new(Sentinel::new(config.clone(), controller, views, role, shutdown.clone()));
+    let leases = Arc::new(Leases::new(
+        store.client(),
+        config.session_timeout / 3,
+        (config.session_timeout * 3).max(Duration::from_secs(60)),
+    ));
+    let groups = Groups::new(store.clone(), leases.clone(), views.clone());
+    let controller = Controller::new(store, config.clone(), leases);
+    let sentinel = Arc::new(Sentinel::new(config.clone(), controller, groups, views, role, shutdown.clone()));
     tracker.spawn(sentinel.clone().run_leader_duties());
 
     let grpc = SentinelGrpc(sentinel);

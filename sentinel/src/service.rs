@@ -26,6 +26,7 @@ use crate::config::SentinelConfig;
 use crate::controller::{Controller, IsrChange};
 use crate::election::Role;
 use crate::error::{Result, SentinelError};
+use crate::groups::Groups;
 use crate::model::{BrokerRecord, PartitionRecord, TopicRecord};
 use crate::store::Fence;
 use crate::view::ClusterView;
@@ -34,6 +35,7 @@ use crate::view::ClusterView;
 pub struct Sentinel {
     config: SentinelConfig,
     controller: Controller,
+    groups: Groups,
     views: watch::Receiver<Arc<ClusterView>>,
     role: watch::Receiver<Role>,
     peers: Mutex<HashMap<String, Channel>>,
@@ -71,11 +73,12 @@ impl Sentinel {
     pub fn new(
         config: SentinelConfig,
         controller: Controller,
+        groups: Groups,
         views: watch::Receiver<Arc<ClusterView>>,
         role: watch::Receiver<Role>,
         shutdown: CancellationToken,
     ) -> Sentinel {
-        Sentinel { config, controller, views, role, peers: Mutex::new(HashMap::new()), shutdown }
+        Sentinel { config, controller, groups, views, role, peers: Mutex::new(HashMap::new()), shutdown }
     }
 
     fn view(&self) -> Arc<ClusterView> {
@@ -210,6 +213,11 @@ impl Sentinel {
             Route::Local(fence) => {
                 let topic = self.controller.topic_with_defaults(topic)?;
                 let partitions = self.controller.create_topic(&fence, &self.view(), topic.clone()).await?;
+                // Answer once this sentinel's view shows the topic, so that a
+                // describe right after the create finds it.
+                let mut views = self.views.clone();
+                let shown = |v: &Arc<ClusterView>| v.topics.contains_key(&topic.name);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), views.wait_for(shown)).await;
                 Ok(pb::CreateTopicResponse {
                     error: None,
                     topic: Some(pb::TopicMetadata {
@@ -243,6 +251,9 @@ impl Sentinel {
                 let view = self.view();
                 if let Err(e) = self.controller.reconcile(&fence, &view).await {
                     tracing::warn!(error = %e, "reconciling partition leaders failed; will retry");
+                }
+                if let Err(e) = self.groups.rebalance(&fence, &view).await {
+                    tracing::warn!(error = %e, "rebalancing consumer groups failed; will retry");
                 }
             }
             tokio::select! {
@@ -406,6 +417,70 @@ impl SentinelService for SentinelGrpc {
             )
             .await;
         Ok(Response::new(result.unwrap_or_else(|e| pb::DecommissionBrokerResponse { error: Some(e.to_proto()) })))
+    }
+
+    async fn join_group(
+        &self,
+        req: Request<pb::JoinGroupRequest>,
+    ) -> std::result::Result<Response<pb::JoinGroupResponse>, Status> {
+        let result = self.0.groups.join(req.into_inner()).await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::JoinGroupResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn group_heartbeat(
+        &self,
+        req: Request<pb::GroupHeartbeatRequest>,
+    ) -> std::result::Result<Response<pb::GroupHeartbeatResponse>, Status> {
+        let result = self.0.groups.heartbeat(req.into_inner()).await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::GroupHeartbeatResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn leave_group(
+        &self,
+        req: Request<pb::LeaveGroupRequest>,
+    ) -> std::result::Result<Response<pb::LeaveGroupResponse>, Status> {
+        let result = self.0.groups.leave(req.into_inner()).await;
+        Ok(Response::new(pb::LeaveGroupResponse { error: result.err().map(|e| e.to_proto()) }))
+    }
+
+    async fn describe_group(
+        &self,
+        req: Request<pb::DescribeGroupRequest>,
+    ) -> std::result::Result<Response<pb::DescribeGroupResponse>, Status> {
+        let req = req.into_inner();
+        let result = self.0.groups.describe(&req.group, req.min_generation).await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::DescribeGroupResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn list_member_groups(
+        &self,
+        _req: Request<pb::ListMemberGroupsRequest>,
+    ) -> std::result::Result<Response<pb::ListMemberGroupsResponse>, Status> {
+        Ok(Response::new(pb::ListMemberGroupsResponse { error: None, groups: self.0.groups.list() }))
+    }
+
+    async fn remove_group(
+        &self,
+        req: Request<pb::RemoveGroupRequest>,
+    ) -> std::result::Result<Response<pb::RemoveGroupResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    s.groups.remove(&fence, &req.group).await?;
+                    Ok(pb::RemoveGroupResponse { error: None })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).remove_group(req).await },
+            )
+            .await;
+        Ok(Response::new(result.unwrap_or_else(|e| pb::RemoveGroupResponse { error: Some(e.to_proto()) })))
     }
 
     async fn cluster_status(

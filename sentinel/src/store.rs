@@ -126,7 +126,14 @@ impl Store {
     pub async fn load(&self) -> Result<ClusterView> {
         let mut client = self.client.clone();
         let mut view = ClusterView::default();
-        let sections = [self.keys.topics(), self.keys.all_partitions(), self.keys.brokers(), self.keys.sentinels()];
+        let sections = [
+            self.keys.topics(),
+            self.keys.all_partitions(),
+            self.keys.brokers(),
+            self.keys.sentinels(),
+            self.keys.decommissioned_all(),
+            self.keys.all_groups(),
+        ];
         let mut revision = 0;
         for (i, section) in sections.iter().chain([&format!("{}/", self.keys.election())]).enumerate() {
             let mut options = GetOptions::new().with_prefix();

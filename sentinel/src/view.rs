@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Result, SentinelError};
 use crate::keys::{KeyKind, Keys};
-use crate::model::{BrokerRecord, PartitionRecord, SentinelRecord, TopicRecord};
+use crate::model::{BrokerRecord, GroupRecord, MemberRecord, PartitionRecord, SentinelRecord, TopicRecord};
 
 /// A candidate in the sentinel election.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,15 @@ pub struct Candidate {
     pub create_revision: i64,
     /// The gRPC address it published.
     pub address: String,
+}
+
+/// A consumer group's membership keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupView {
+    /// The current generation, with its key's mod revision.
+    pub state: Option<(GroupRecord, i64)>,
+    /// Live members by id.
+    pub members: BTreeMap<String, MemberRecord>,
 }
 
 /// Everything a sentinel knows about the cluster, as of `revision`.
@@ -35,6 +44,8 @@ pub struct ClusterView {
     pub sentinels: BTreeMap<String, SentinelRecord>,
     /// Election candidates by key.
     pub candidates: BTreeMap<String, Candidate>,
+    /// Consumer groups with membership state.
+    pub groups: BTreeMap<String, GroupView>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
@@ -67,6 +78,12 @@ impl ClusterView {
                 let address = String::from_utf8_lossy(value).into_owned();
                 self.candidates.insert(key.to_owned(), Candidate { create_revision, address });
             }
+            Some(KeyKind::GroupState(group)) => {
+                self.groups.entry(group.to_owned()).or_default().state = Some((decode(key, value)?, mod_revision));
+            }
+            Some(KeyKind::GroupMember(group, member)) => {
+                self.groups.entry(group.to_owned()).or_default().members.insert(member.to_owned(), decode(key, value)?);
+            }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
         Ok(())
@@ -95,7 +112,25 @@ impl ClusterView {
             Some(KeyKind::Election) => {
                 self.candidates.remove(key);
             }
+            Some(KeyKind::GroupState(group)) => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.state = None;
+                }
+                self.drop_group_if_empty(group);
+            }
+            Some(KeyKind::GroupMember(group, member)) => {
+                if let Some(g) = self.groups.get_mut(group) {
+                    g.members.remove(member);
+                }
+                self.drop_group_if_empty(group);
+            }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
+        }
+    }
+
+    fn drop_group_if_empty(&mut self, group: &str) {
+        if self.groups.get(group).is_some_and(|g| g.state.is_none() && g.members.is_empty()) {
+            self.groups.remove(group);
         }
     }
 

@@ -1,0 +1,281 @@
+//! Consumer-group membership, from the member's side: join through a
+//! sentinel, heartbeat in the background (reporting what the consumer
+//! fetches), publish each new assignment, leave on close.
+//!
+//! The consumer reacts to a published assignment by committing and stopping
+//! the partitions it lost, then starting those it gained; it reports the
+//! change with [`Membership::fetching_changed`] so the sentinel can hand the
+//! released partitions on without waiting for the next beat.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use goulette_proto::v1::{self as pb, ErrorCode};
+use tokio::sync::{Notify, watch};
+
+use crate::cluster::{Cluster, backoff};
+use crate::error::{ClientError, Result};
+
+/// How a consumer takes part in its group.
+#[derive(Debug, Clone)]
+pub struct GroupOptions {
+    /// `range`, `round-robin` or `sticky` (the default).
+    pub strategy: String,
+    /// A member silent this long loses its partitions to the others.
+    pub session_timeout: Duration,
+    /// Names the member in `goulette group describe`.
+    pub client_id: String,
+}
+
+impl Default for GroupOptions {
+    fn default() -> Self {
+        GroupOptions {
+            strategy: "sticky".into(),
+            session_timeout: Duration::from_secs(10),
+            client_id: "consumer".into(),
+        }
+    }
+}
+
+/// What the member may consume, as of a generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Assignment {
+    /// Empty until joined.
+    pub member_id: String,
+    /// -1 until the first generation that includes this member.
+    pub generation: i64,
+    /// Partitions of the subscribed topic it may fetch.
+    pub partitions: BTreeSet<u32>,
+}
+
+/// A running membership; leaves the group when closed or dropped.
+#[derive(Debug)]
+pub struct Membership {
+    assignment: watch::Receiver<Assignment>,
+    /// Why the membership ended, when the group refused it for good.
+    failure: Arc<Mutex<Option<ClientError>>>,
+    fetching: Arc<Mutex<BTreeSet<u32>>>,
+    poke: Arc<Notify>,
+    stop: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        // Without an explicit close the session is left to lapse.
+        self.task.abort();
+    }
+}
+
+struct Member {
+    failure: Arc<Mutex<Option<ClientError>>>,
+    cluster: Arc<Cluster>,
+    group: String,
+    topic: String,
+    options: GroupOptions,
+    assignment: watch::Sender<Assignment>,
+    fetching: Arc<Mutex<BTreeSet<u32>>>,
+    poke: Arc<Notify>,
+    stop: Arc<Notify>,
+}
+
+/// A joined session.
+struct Session {
+    member_id: String,
+    id: i64,
+    interval: Duration,
+}
+
+impl Membership {
+    /// Joins `group` for `topic` and keeps the membership alive in the background.
+    pub fn start(cluster: Arc<Cluster>, group: &str, topic: &str, options: GroupOptions) -> Membership {
+        let (tx, assignment) = watch::channel(Assignment { generation: -1, ..Assignment::default() });
+        let fetching = Arc::new(Mutex::new(BTreeSet::new()));
+        let (poke, stop) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let failure = Arc::new(Mutex::new(None));
+        let member = Member {
+            failure: failure.clone(),
+            cluster,
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            options,
+            assignment: tx,
+            fetching: fetching.clone(),
+            poke: poke.clone(),
+            stop: stop.clone(),
+        };
+        let task = tokio::spawn(member.run());
+        Membership { assignment, failure, fetching, poke, stop, task }
+    }
+
+    /// Follows the published assignment.
+    pub fn assignment(&self) -> watch::Receiver<Assignment> {
+        self.assignment.clone()
+    }
+
+    /// Why the membership ended (the assignment stops changing): a join
+    /// the group refused for good, such as a mismatched strategy.
+    pub fn failure(&self) -> Option<ClientError> {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The assignment now.
+    pub fn current(&self) -> Assignment {
+        self.assignment.borrow().clone()
+    }
+
+    /// Tells the sentinel at once what the consumer fetches now.
+    pub fn fetching_changed(&self, fetching: BTreeSet<u32>) {
+        *self.fetching.lock().unwrap_or_else(|p| p.into_inner()) = fetching;
+        self.poke.notify_one();
+    }
+
+    /// Beats now (after a commit was refused for a stale generation).
+    pub fn refresh(&self) {
+        self.poke.notify_one();
+    }
+
+    /// Leaves the group (the others take over at once) and waits for it.
+    pub async fn close(mut self) {
+        self.stop.notify_one();
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+    }
+}
+
+fn server_error(e: Option<pb::Error>) -> Result<()> {
+    e.map_or(Ok(()), |e| Err(ClientError::from_proto(&e)))
+}
+
+impl Member {
+    async fn run(self) {
+        let mut attempt = 0;
+        loop {
+            let session = tokio::select! {
+                joined = self.join() => joined,
+                _ = self.stop.notified() => return,
+            };
+            let session = match session {
+                Ok(s) => s,
+                Err(e) if !e.is_retriable() => {
+                    tracing::error!(group = %self.group, error = %e, "the group refused this member");
+                    *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(group = %self.group, error = %e, "joining the group failed; will retry");
+                    attempt += 1;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(attempt.min(6), Duration::from_millis(100), Duration::from_secs(2))) => continue,
+                        _ = self.stop.notified() => return,
+                    }
+                }
+            };
+            attempt = 0;
+            tracing::info!(group = %self.group, member = %session.member_id, "joined the group");
+            if self.beat(&session).await {
+                self.leave(&session).await;
+                return;
+            }
+            // The session lapsed: everything it held is someone else's now.
+            self.assignment.send_replace(Assignment { generation: -1, ..Assignment::default() });
+        }
+    }
+
+    async fn join(&self) -> Result<Session> {
+        let req = pb::JoinGroupRequest {
+            group: self.group.clone(),
+            client_id: self.options.client_id.clone(),
+            topics: vec![self.topic.clone()],
+            strategy: self.options.strategy.clone(),
+            session_timeout_ms: self.options.session_timeout.as_millis() as u32,
+        };
+        let resp = self
+            .cluster
+            .with_sentinel("join group", |mut c| {
+                let req = req.clone();
+                async move { c.join_group(req).await }
+            })
+            .await?;
+        server_error(resp.error)?;
+        Ok(Session {
+            member_id: resp.member_id,
+            id: resp.session_id,
+            interval: Duration::from_millis(u64::from(resp.heartbeat_interval_ms.max(50))),
+        })
+    }
+
+    /// Heartbeats until stopped (true) or the session is gone (false).
+    async fn beat(&self, session: &Session) -> bool {
+        loop {
+            let fetching: Vec<pb::TopicPartition> = self
+                .fetching
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|p| pb::TopicPartition { topic: self.topic.clone(), partition: *p })
+                .collect();
+            let req = pb::GroupHeartbeatRequest {
+                group: self.group.clone(),
+                member_id: session.member_id.clone(),
+                session_id: session.id,
+                fetching,
+            };
+            let answer = self
+                .cluster
+                .with_sentinel("group heartbeat", |mut c| {
+                    let req = req.clone();
+                    async move { c.group_heartbeat(req).await }
+                })
+                .await
+                .and_then(|r| server_error(r.error.clone()).map(|()| r));
+            let mut wait = session.interval;
+            match answer {
+                Ok(r) => {
+                    let partitions =
+                        r.assignment.iter().filter(|tp| tp.topic == self.topic).map(|tp| tp.partition).collect();
+                    let next =
+                        Assignment { member_id: session.member_id.clone(), generation: r.generation, partitions };
+                    self.assignment.send_if_modified(|a| {
+                        let changed = *a != next;
+                        *a = next;
+                        changed
+                    });
+                    if r.pending > 0 {
+                        // A partition is on its way: ask again soon.
+                        wait = wait.min(Duration::from_millis(100));
+                    }
+                }
+                Err(ClientError::Server { code: ErrorCode::UnknownMember, .. }) => {
+                    tracing::warn!(group = %self.group, member = %session.member_id, "session lapsed; joining again");
+                    return false;
+                }
+                Err(e) => tracing::warn!(group = %self.group, error = %e, "group heartbeat failed; will retry"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.poke.notified() => {}
+                _ = self.stop.notified() => return true,
+            }
+        }
+    }
+
+    async fn leave(&self, session: &Session) {
+        let req = pb::LeaveGroupRequest {
+            group: self.group.clone(),
+            member_id: session.member_id.clone(),
+            session_id: session.id,
+        };
+        let left = self
+            .cluster
+            .with_sentinel("leave group", |mut c| {
+                let req = req.clone();
+                async move { c.leave_group(req).await }
+            })
+            .await
+            .and_then(|r| server_error(r.error));
+        if let Err(e) = left {
+            tracing::warn!(group = %self.group, error = %e, "leaving the group failed; its session will lapse");
+        }
+    }
+}
