@@ -34,6 +34,9 @@ pub struct History {
     pub unavailable: BTreeMap<u32, Duration>,
     /// The producers were idempotent: a duplicate is a failure.
     pub idempotent: bool,
+    /// Values the consumer group's members (which crash and rejoin during
+    /// the run) received; `None` when the run had no group.
+    pub group_seen: Option<std::collections::HashSet<String>>,
 }
 
 /// The verdict.
@@ -52,6 +55,9 @@ pub struct Report {
     pub gaps: Vec<String>,
     /// Records a consumer delivered that are no longer at their offset.
     pub vanished: Vec<String>,
+    /// Acknowledged messages the consumer group never delivered (its
+    /// members commit and hand partitions over: at-least-once).
+    pub group_missed: Vec<String>,
 }
 
 impl Report {
@@ -62,6 +68,7 @@ impl Report {
             && self.reordered.is_empty()
             && self.gaps.is_empty()
             && self.vanished.is_empty()
+            && self.group_missed.is_empty()
             && !(self.duplicates_fail && self.duplicated > 0)
     }
 }
@@ -121,6 +128,14 @@ pub fn check(history: &History) -> Report {
             }
         }
     }
+    if let Some(seen) = &history.group_seen {
+        for ack in &history.acks {
+            let want = format!("p{}-{}", ack.producer, ack.seq);
+            if !seen.contains(&want) {
+                report.group_missed.push(format!("{want} at {}@{}", ack.partition, ack.offset));
+            }
+        }
+    }
     report
 }
 
@@ -131,7 +146,7 @@ pub fn summary(seed: u64, history: &History, report: &Report) -> String {
         history.unavailable.iter().map(|(p, d)| format!("{p}: {:.1} s", d.as_secs_f64())).collect();
     let mut out = format!(
         "chaos seed {seed}: {} operations, {} acknowledged, {} failed, {} lost, {} reordered, {} duplicated, \
-         {} gaps, {} vanished, {leader_changes} leader changes\nlongest unavailability per partition: {}\n",
+         {} gaps, {} vanished, {} missed by the group, {leader_changes} leader changes\nlongest unavailability per partition: {}\n",
         history.operations,
         history.acks.len(),
         history.failed,
@@ -140,6 +155,7 @@ pub fn summary(seed: u64, history: &History, report: &Report) -> String {
         report.duplicated,
         report.gaps.len(),
         report.vanished.len(),
+        report.group_missed.len(),
         unavailable.join(", "),
     );
     for (what, items) in [
@@ -147,6 +163,7 @@ pub fn summary(seed: u64, history: &History, report: &Report) -> String {
         ("reordered", &report.reordered),
         ("gap", &report.gaps),
         ("vanished", &report.vanished),
+        ("missed by the group", &report.group_missed),
     ] {
         for item in items.iter().take(10) {
             out.push_str(&format!("  {what}: {item}\n"));
@@ -220,5 +237,14 @@ mod tests {
         h.observed.insert(0, vec![(0, "p0-0".into()), (1, "p0-1".into())]);
         let r = check(&h);
         assert_eq!(r.vanished, vec!["p0-1 delivered at 0@1".to_string()]);
+    }
+
+    #[test]
+    fn given_an_ack_the_group_never_received_it_should_report_it_missed() {
+        let mut h = history(vec![ack(0, 0, 0, 0), ack(0, 1, 0, 1)], log(&["p0-0", "p0-1"]));
+        h.group_seen = Some(["p0-0".to_string()].into());
+        let r = check(&h);
+        assert_eq!(r.group_missed, vec!["p0-1 at 0@1".to_string()]);
+        assert!(!r.passed());
     }
 }

@@ -1,7 +1,9 @@
-//! Fault injection: a workload of `acks=all` producers and consumers runs
+//! Fault injection: a workload of `acks=all` producers, consumers and the
+//! members of a consumer group runs
 //! against 3 sentinels and 4 brokers while a seeded nemesis kills, pauses
 //! and restarts them; a checker then verifies that no acknowledged message
-//! was lost or reordered and nothing delivered disappeared.
+//! was lost, reordered or missed by the group, and nothing delivered
+//! disappeared.
 //!
 //! `make test` runs a short version with a fixed seed; `make chaos` runs
 //! `DURATION` seconds (default 300) with `SEED` (random by default).
@@ -32,7 +34,7 @@ async fn run(seed: u64, duration: Duration) {
     goulette_client::Admin::new(client.clone()).create_topic(config).await.unwrap();
     let before = cluster.wait_healthy(TOPIC, Duration::from_secs(30)).await;
 
-    let workload = workload::Workload::start(&client, TOPIC, PARTITIONS, 3, 2, 150);
+    let workload = workload::Workload::start(&client, TOPIC, PARTITIONS, 3, 2, 2, 150);
     let until = std::time::Instant::now() + duration;
     let runtime = tokio::runtime::Handle::current();
     let (cluster_back, journal) = tokio::task::spawn_blocking(move || {

@@ -1,6 +1,8 @@
 //! The workload: producers sending sequence-numbered keyed messages with
-//! `acks=all` at a steady rate, and consumers following every partition,
-//! each recording what it was told.
+//! `acks=all` at a steady rate, consumers following every partition, each
+//! recording what it was told, and the members of a consumer group, which
+//! every 5-15 s leave (cleanly, or as a crash: dropped without a word) and
+//! join again, so partitions keep moving between them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use goulette_client::{
-    Cluster, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord, StartAt,
+    Cluster, Consumer, ConsumerConfig, GroupOptions, Partitioner, Producer, ProducerConfig, ProducerRecord, StartAt,
 };
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -23,7 +25,12 @@ struct Records {
     /// Per partition, when each acknowledgement arrived.
     ack_times: HashMap<u32, Vec<Instant>>,
     observed: BTreeMap<u32, Vec<(u64, String)>>,
+    /// Values the group's members received.
+    group_seen: std::collections::HashSet<String>,
 }
+
+/// The consumer group of the workload.
+const GROUP: &str = "chaos-group";
 
 pub struct Workload {
     stop: Arc<AtomicBool>,
@@ -32,18 +39,24 @@ pub struct Workload {
     records: Arc<Mutex<Records>>,
     producers: JoinSet<()>,
     consumers: JoinSet<()>,
+    /// Stops the group members once they have caught up.
+    stop_group: Arc<AtomicBool>,
+    members: JoinSet<()>,
+    members_started: bool,
     started: Instant,
 }
 
 impl Workload {
-    /// Starts `producers` producers sending `rate` messages/s each, and
-    /// `consumers` consumers of every one of the `partitions` partitions.
+    /// Starts `producers` producers sending `rate` messages/s each,
+    /// `consumers` consumers of every one of the `partitions` partitions, and
+    /// `members` members of a consumer group.
     pub fn start(
         cluster: &Arc<Cluster>,
         topic: &str,
         partitions: u32,
         producers: u32,
         consumers: u32,
+        members: u32,
         rate: u32,
     ) -> Workload {
         let mut w = Workload {
@@ -53,8 +66,14 @@ impl Workload {
             records: Arc::new(Mutex::new(Records::default())),
             producers: JoinSet::new(),
             consumers: JoinSet::new(),
+            stop_group: Arc::new(AtomicBool::new(false)),
+            members: JoinSet::new(),
+            members_started: members > 0,
             started: Instant::now(),
         };
+        for m in 0..members {
+            w.members.spawn(w.member(cluster.clone(), topic.to_owned(), m));
+        }
         for id in 0..producers {
             w.producers.spawn(w.produce(cluster.clone(), topic.to_owned(), id, rate));
         }
@@ -145,8 +164,45 @@ impl Workload {
         }
     }
 
-    /// Stops sending, waits for every outstanding acknowledgement, stops
-    /// the consumers and returns what was recorded.
+    /// A group member that consumes for 5-15 s, then leaves (cleanly on
+    /// even rounds, as a crash on odd ones) and joins again.
+    fn member(&self, cluster: Arc<Cluster>, topic: String, id: u32) -> impl Future<Output = ()> + use<> {
+        let (stop, records) = (self.stop_group.clone(), self.records.clone());
+        async move {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let config = ConsumerConfig {
+                    start: StartAt::Beginning,
+                    group: Some(GROUP.into()),
+                    auto_commit: Some(Duration::from_millis(500)),
+                    membership: Some(GroupOptions {
+                        session_timeout: Duration::from_secs(3),
+                        client_id: format!("chaos-{id}"),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                let mut consumer = Consumer::subscribe(cluster.clone(), &topic, config).await.expect("subscribe");
+                let lifetime = Duration::from_secs(5 + (u64::from(id) * 7 + round * 3) % 11);
+                let until = Instant::now() + lifetime;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    if let Ok(Some(Ok(r))) = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await {
+                        records.lock().unwrap().group_seen.insert(String::from_utf8_lossy(&r.value).into_owned());
+                    }
+                }
+                if round.is_multiple_of(2) || stop.load(Ordering::Relaxed) {
+                    let _ = consumer.close().await;
+                } else {
+                    drop(consumer); // a crash: its partitions move after the session timeout
+                }
+                round += 1;
+            }
+        }
+    }
+
+    /// Stops sending, waits for every outstanding acknowledgement and for
+    /// the group to have received every acknowledged message (up to a
+    /// deadline), stops the consumers and returns what was recorded.
     pub async fn finish(mut self) -> History {
         self.stop.store(true, Ordering::Relaxed);
         let stopped = Instant::now();
@@ -157,6 +213,24 @@ impl Workload {
         while let Some(done) = self.consumers.join_next().await {
             done.expect("a consumer task failed");
         }
+        if !self.members.is_empty() {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while Instant::now() < deadline {
+                let caught_up = {
+                    let r = self.records.lock().unwrap();
+                    r.acks.iter().all(|a| r.group_seen.contains(&format!("p{}-{}", a.producer, a.seq)))
+                };
+                if caught_up {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            self.stop_group.store(true, Ordering::Relaxed);
+            while let Some(done) = self.members.join_next().await {
+                done.expect("a group member task failed");
+            }
+        }
+        let grouped = self.members_started;
         let mut records = std::mem::take(&mut *self.records.lock().unwrap());
         let unavailable = records
             .ack_times
@@ -177,6 +251,7 @@ impl Workload {
             observed: records.observed,
             unavailable,
             idempotent: ProducerConfig::default().idempotent,
+            group_seen: grouped.then_some(records.group_seen),
             ..Default::default()
         }
     }
