@@ -226,10 +226,13 @@ impl SentinelClient {
     }
 
     /// A consumer group's generation and members, as a sentinel that has
-    /// seen `min_generation` (if it exists) knows them.
+    /// seen `min_generation` knows them: a sentinel whose view lags
+    /// (`UNAVAILABLE`) is passed over for the next one.
     pub async fn describe_group(&self, group: &str, min_generation: i64) -> anyhow::Result<pb::DescribeGroupResponse> {
         let req = pb::DescribeGroupRequest { group: group.to_owned(), min_generation };
-        self.call(|channel| {
+        let lagging =
+            |r: &pb::DescribeGroupResponse| r.error.as_ref().is_some_and(|e| e.code == ErrorCode::Unavailable as i32);
+        self.call_until(lagging, |channel| {
             let req = req.clone();
             async move { SentinelServiceClient::new(channel).describe_group(req).await }
         })
@@ -237,25 +240,43 @@ impl SentinelClient {
     }
 
     /// Tries each sentinel in turn, from the one that answered last.
-    async fn call<T, F, Fut>(&self, mut call: F) -> anyhow::Result<T>
+    async fn call<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.call_until(|_| false, call).await
+    }
+
+    /// Like `call`, also moving on from a sentinel whose answer `next` rejects
+    /// (the last answer is returned if every one does).
+    async fn call_until<T, F, Fut>(&self, next: impl Fn(&T) -> bool, mut call: F) -> anyhow::Result<T>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         use std::sync::atomic::Ordering;
         let start = self.preferred.load(Ordering::Relaxed);
-        let mut last = None;
+        let mut last = Err(anyhow::anyhow!("no sentinel configured"));
         for k in 0..self.sentinels.len() {
             let i = (start + k) % self.sentinels.len();
             let (address, channel) = &self.sentinels[i];
             match call(channel.clone()).await {
                 Ok(r) => {
-                    self.preferred.store(i, Ordering::Relaxed);
-                    return Ok(r.into_inner());
+                    let r = r.into_inner();
+                    if !next(&r) {
+                        self.preferred.store(i, Ordering::Relaxed);
+                        return Ok(r);
+                    }
+                    last = Ok(r);
                 }
-                Err(status) => last = Some(anyhow::anyhow!("sentinel {address}: {status}")),
+                Err(status) => {
+                    if last.is_err() {
+                        last = Err(anyhow::anyhow!("sentinel {address}: {status}"));
+                    }
+                }
             }
         }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("no sentinel configured")))
+        last
     }
 }

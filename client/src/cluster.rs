@@ -77,8 +77,17 @@ impl Cluster {
     }
 
     /// Runs `call` against the sentinels, moving to the next one on a
-    /// transport failure.
-    pub async fn with_sentinel<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    /// transport failure or after 10 s.
+    pub async fn with_sentinel<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
+    where
+        F: FnMut(SentinelServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.with_sentinel_within(what, Duration::from_secs(10), call).await
+    }
+
+    /// Like `with_sentinel`, giving each sentinel `timeout`.
+    pub async fn with_sentinel_within<T, F, Fut>(&self, what: &str, timeout: Duration, mut call: F) -> Result<T>
     where
         F: FnMut(SentinelServiceClient<Channel>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
@@ -89,7 +98,7 @@ impl Cluster {
             let index = (start + i) % self.sentinels.len();
             let address = &self.sentinels[index];
             let client = SentinelServiceClient::new(self.channel(address)?);
-            match tokio::time::timeout(Duration::from_secs(10), call(client)).await {
+            match tokio::time::timeout(timeout, call(client)).await {
                 Ok(Ok(response)) => {
                     *self.preferred.lock().unwrap_or_else(|p| p.into_inner()) = index;
                     return Ok(response.into_inner());

@@ -90,8 +90,16 @@ pub struct ConsumedRecord {
 
 /// What fetch tasks send: the partition, the run of its fetcher the item
 /// comes from (records of a partition given up and taken back later are
-/// told apart by it), and the record.
-type Item = (u32, u64, Result<ConsumedRecord>);
+/// told apart by it), and the event.
+type Item = (u32, u64, Event);
+
+#[derive(Debug)]
+enum Event {
+    /// The fetcher starts at this offset (before any record): the position
+    /// to commit if the partition is given up before a record arrives.
+    Started(u64),
+    Record(Result<ConsumedRecord>),
+}
 
 /// A partition being read.
 #[derive(Debug)]
@@ -116,7 +124,10 @@ pub struct Consumer {
     assignment: Option<watch::Receiver<Assignment>>,
     /// The assignment the fetchers follow.
     applied: Option<Assignment>,
-    /// When to try again to follow an assignment that failed to start.
+    /// Partitions given up whose position is not committed yet: still
+    /// reported fetched (so nobody else is granted them) until it is.
+    releasing: BTreeMap<u32, u64>,
+    /// When to try again to commit `releasing` or start gained partitions.
     retry_at: Option<tokio::time::Instant>,
     /// The generation this consumer acts in (-1: none).
     generation: i64,
@@ -152,6 +163,7 @@ impl Consumer {
             membership: None,
             assignment: None,
             applied: None,
+            releasing: BTreeMap::new(),
             retry_at: None,
             generation: crate::offsets::NO_GENERATION,
             member_id: String::new(),
@@ -223,57 +235,102 @@ impl Consumer {
         Ok(())
     }
 
-    /// Follows a new assignment: commits (with auto-commit) and stops the
-    /// partitions lost, then starts the partitions gained, and reports.
-    async fn rebalance(&mut self) {
-        let Some(assignment) = self.assignment.as_ref().map(|a| a.borrow().clone()) else { return };
-        let lost: Vec<u32> = self.fetchers.keys().filter(|p| !assignment.partitions.contains(p)).copied().collect();
-        // The new generation is what commits carry from now on (the lost
-        // partitions stay this member's until it reports them released).
+    /// Follows the group's assignment, in steps that each leave a
+    /// consistent state (a `recv` cancelled half-way resumes on the next
+    /// call): stop the partitions lost, commit their positions (with
+    /// auto-commit; until that succeeds they stay reported as fetched, so the
+    /// next owner starts where this one stopped), start the partitions
+    /// gained, and report what is fetched.
+    async fn follow(&mut self) {
+        let Some(membership) = &self.membership else { return };
+        let assignment = membership.claim();
+        if !self.member_id.is_empty() && assignment.member_id != self.member_id {
+            // A new session (the old one lapsed): whatever the old member
+            // held is someone else's now; nothing of it may be committed.
+            for (_, r) in std::mem::take(&mut self.fetchers) {
+                r.task.abort();
+            }
+            self.releasing.clear();
+            self.positions.clear();
+            self.committed.clear();
+        }
+        // The new generation is what commits carry from now on.
         self.generation = assignment.generation;
         self.member_id = assignment.member_id.clone();
-        if !lost.is_empty() {
-            if self.config.auto_commit.is_some()
-                && self.generation >= 0
-                && let Err(e) = self.commit_partitions(&lost).await
+        let lost: Vec<u32> = self.fetchers.keys().filter(|p| !assignment.partitions.contains(p)).copied().collect();
+        for p in &lost {
+            if let Some(r) = self.fetchers.remove(p) {
+                r.task.abort();
+            }
+            let position = self.positions.remove(p);
+            let committed = self.committed.remove(p);
+            if let Some(position) = position
+                && committed != Some(position)
+                && self.config.auto_commit.is_some()
             {
-                tracing::warn!(topic = %self.topic, error = %e, "commit before giving up partitions failed");
+                self.releasing.insert(*p, position);
             }
-            for p in &lost {
-                if let Some(r) = self.fetchers.remove(p) {
-                    r.task.abort();
-                }
-                self.positions.remove(p);
-                self.committed.remove(p);
-            }
+        }
+        if !lost.is_empty() {
             tracing::info!(topic = %self.topic, partitions = ?lost, generation = self.generation, "gave up partitions");
         }
-        let gained: Vec<u32> =
-            assignment.partitions.iter().filter(|p| !self.fetchers.contains_key(p)).copied().collect();
-        let started = if gained.is_empty() { Ok(()) } else { self.start(gained.clone()).await };
-        if let Some(m) = &self.membership {
-            m.fetching_changed(self.fetchers.keys().copied().collect());
+        if self.generation < 0 {
+            self.releasing.clear(); // no session: the commit would be refused
         }
-        match started {
-            Ok(()) => {
-                if !gained.is_empty() {
-                    tracing::info!(topic = %self.topic, partitions = ?gained, generation = self.generation, "took partitions");
+        let mut retry = false;
+        if !self.releasing.is_empty() {
+            match self.commit_releasing().await {
+                Ok(()) => self.releasing.clear(),
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "commit before giving up partitions failed; will retry");
+                    retry = true;
                 }
-                self.applied = Some(assignment);
-                self.retry_at = None;
-            }
-            Err(e) => {
-                tracing::warn!(topic = %self.topic, error = %e, "starting assigned partitions failed; will retry");
-                self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
             }
         }
+        // A partition given back before its release was committed waits for it.
+        let gained: Vec<u32> = assignment
+            .partitions
+            .iter()
+            .filter(|p| !self.fetchers.contains_key(p) && !self.releasing.contains_key(p))
+            .copied()
+            .collect();
+        if !gained.is_empty() {
+            match self.start(gained.clone()).await {
+                Ok(()) => {
+                    tracing::info!(topic = %self.topic, partitions = ?gained, generation = self.generation, "took partitions")
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic, error = %e, "starting assigned partitions failed; will retry");
+                    retry = true;
+                }
+            }
+        }
+        if let Some(m) = &self.membership {
+            m.fetching_changed(self.fetchers.keys().chain(self.releasing.keys()).copied().collect());
+        }
+        self.applied = Some(assignment);
+        self.retry_at = retry.then(|| tokio::time::Instant::now() + Duration::from_millis(500));
     }
 
-    /// True when the published assignment is not the one followed (and a
-    /// failed attempt to follow it is not waiting for its retry).
+    /// Commits the positions of the partitions being released.
+    async fn commit_releasing(&mut self) -> Result<()> {
+        let Some(group) = &self.config.group else { return Ok(()) };
+        let member = Some((self.member_id.as_str(), self.generation));
+        let done = crate::offsets::commit(&self.cluster, group, &self.topic, &self.releasing, member).await;
+        if let (Err(ClientError::Server { code: ErrorCode::Fenced, .. }), Some(m)) = (&done, &self.membership) {
+            m.refresh(); // learn the new generation, then try again
+        }
+        done
+    }
+
+    /// True when the fetchers do not follow the published assignment yet,
+    /// or a step failed and its retry is due.
     fn assignment_moved(&self) -> bool {
         let Some(a) = &self.assignment else { return false };
-        self.retry_at.is_none_or(|t| t <= tokio::time::Instant::now()) && self.applied.as_ref() != Some(&*a.borrow())
+        match self.retry_at {
+            Some(t) => t <= tokio::time::Instant::now(),
+            None => self.applied.as_ref() != Some(&*a.borrow()),
+        }
     }
 
     /// The next record (from any partition; each partition in order), or an
@@ -290,10 +347,12 @@ impl Consumer {
             tracing::warn!(topic = %self.topic, error = %e, "auto-commit failed; will retry");
         }
         loop {
-            // Followed here, and only once complete (`applied`), so a recv
-            // cancelled half-way (a timeout) leaves it to the next call.
+            // The group refused this member for good (a mismatched strategy).
+            if let Some(failure) = self.membership.as_ref().and_then(Membership::failure) {
+                return Some(Err(failure));
+            }
             if self.assignment_moved() {
-                self.rebalance().await;
+                self.follow().await;
             }
             let retry = self.retry_at;
             let item = match self.assignment.as_mut() {
@@ -301,25 +360,28 @@ impl Consumer {
                     item = self.records.recv() => Some(item),
                     changed = assignment.changed() => match changed {
                         Ok(()) => None,
-                        // The membership ended: the group refused this member.
-                        Err(_) => {
-                            let failure = self.membership.as_ref().and_then(Membership::failure);
-                            return Some(Err(failure.unwrap_or(ClientError::Closed)));
-                        }
+                        Err(_) => return Some(Err(ClientError::Closed)),
                     },
                     _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => None,
                 },
                 None => Some(self.records.recv().await),
             };
             let Some(item) = item else { continue };
-            let (partition, run, record) = item?;
+            let (partition, run, event) = item?;
             if self.fetchers.get(&partition).map(|r| r.run) != Some(run) {
                 continue; // from a partition given up since
             }
-            if let Ok(r) = &record {
-                self.positions.insert(r.partition, r.offset + 1);
+            match event {
+                Event::Started(offset) => {
+                    self.positions.insert(partition, offset);
+                }
+                Event::Record(record) => {
+                    if let Ok(r) = &record {
+                        self.positions.insert(r.partition, r.offset + 1);
+                    }
+                    return Some(record);
+                }
             }
-            return Some(record);
         }
     }
 
@@ -328,24 +390,22 @@ impl Consumer {
     /// (at-least-once). An error without a group, and `FENCED` for a member
     /// whose generation is stale (it catches up on its next heartbeat).
     pub async fn commit(&mut self) -> Result<()> {
-        let all: Vec<u32> = self.positions.keys().copied().collect();
-        self.commit_partitions(&all).await
-    }
-
-    async fn commit_partitions(&mut self, partitions: &[u32]) -> Result<()> {
         let Some(group) = &self.config.group else {
             return Err(ClientError::InvalidArgument("commit needs a consumer group".into()));
         };
         self.last_commit = tokio::time::Instant::now();
-        let changed: BTreeMap<u32, u64> = partitions
-            .iter()
-            .filter_map(|p| self.positions.get(p).map(|o| (*p, *o)))
-            .filter(|(p, o)| self.committed.get(p) != Some(o))
-            .collect();
+        let changed: BTreeMap<u32, u64> =
+            self.positions.iter().filter(|(p, o)| self.committed.get(p) != Some(o)).map(|(p, o)| (*p, *o)).collect();
         if changed.is_empty() {
             return Ok(());
         }
         let member = self.membership.as_ref().map(|_| (self.member_id.as_str(), self.generation));
+        if member.is_some_and(|(_, generation)| generation < 0) {
+            return Err(ClientError::Server {
+                code: ErrorCode::Fenced,
+                message: "not a member of the group's current generation yet".into(),
+            });
+        }
         let done = crate::offsets::commit(&self.cluster, group, &self.topic, &changed, member).await;
         if let (Err(ClientError::Server { code: ErrorCode::Fenced, .. }), Some(m)) = (&done, &self.membership) {
             m.refresh();
@@ -373,11 +433,25 @@ impl Consumer {
     /// Stops reading; a group member commits (with auto-commit) and leaves
     /// its group, so the others take its partitions over at once.
     pub async fn close(mut self) -> Result<()> {
-        let committed = if self.config.group.is_some() && self.config.auto_commit.is_some() && self.generation >= 0 {
-            self.commit().await
-        } else {
-            Ok(())
-        };
+        let mut committed = Ok(());
+        for _ in 0..3 {
+            let member_now = self.membership.is_none() || self.generation >= 0;
+            if self.config.group.is_none() || self.config.auto_commit.is_none() || !member_now {
+                break;
+            }
+            committed = match self.commit().await {
+                Ok(()) if !self.releasing.is_empty() => self.commit_releasing().await,
+                other => other,
+            };
+            // A rebalance this member has not followed yet: catch up, retry.
+            match (&committed, self.assignment.as_mut()) {
+                (Err(ClientError::Server { code: ErrorCode::Fenced, .. }), Some(assignment)) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), assignment.changed()).await;
+                    self.follow().await;
+                }
+                _ => break,
+            }
+        }
         for r in self.fetchers.values() {
             r.task.abort();
         }
@@ -453,7 +527,7 @@ enum Outcome {
 
 impl Fetcher {
     async fn send(&self, record: Result<ConsumedRecord>) -> std::result::Result<(), ()> {
-        self.out.send((self.partition, self.run, record)).await.map_err(drop)
+        self.out.send((self.partition, self.run, Event::Record(record))).await.map_err(drop)
     }
 
     async fn start_offset(&self) -> Result<u64> {
@@ -489,6 +563,9 @@ impl Fetcher {
                 }
             }
         };
+        if self.out.send((self.partition, self.run, Event::Started(next))).await.is_err() {
+            return;
+        }
         attempt = 0;
         let mut unreachable = None;
         loop {

@@ -6,6 +6,16 @@
 //! the partitions it lost, then starting those it gained; it reports the
 //! change with [`Membership::fetching_changed`] so the sentinel can hand the
 //! released partitions on without waiting for the next beat.
+//!
+//! What a heartbeat reports as fetched is never less than what the member
+//! may be fetching: the partitions the consumer reported, plus those of the
+//! latest published assignment (which the consumer may be starting). The
+//! consumer takes an assignment with [`Membership::claim`], which marks its
+//! partitions fetched under the same lock the heartbeat snapshots and
+//! publishes under, so no partition is reported released while a fetcher
+//! for it may still start. A member that has had no heartbeat answered for
+//! its session timeout stops fetching (publishes an empty assignment): by
+//! then the group may have handed its partitions on.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -16,6 +26,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::cluster::{Cluster, backoff};
 use crate::error::{ClientError, Result};
+
+/// Once fenced, how long before the fence is published again (harmless:
+/// an unchanged assignment is not republished).
+const FENCED_RECHECK: Duration = Duration::from_secs(3600);
 
 /// How a consumer takes part in its group.
 #[derive(Debug, Clone)]
@@ -53,12 +67,21 @@ pub struct Assignment {
 #[derive(Debug)]
 pub struct Membership {
     assignment: watch::Receiver<Assignment>,
+    /// Guards `fetching` together with publishing to `assignment`.
+    shared: Arc<Mutex<Shared>>,
     /// Why the membership ended, when the group refused it for good.
     failure: Arc<Mutex<Option<ClientError>>>,
-    fetching: Arc<Mutex<BTreeSet<u32>>>,
     poke: Arc<Notify>,
     stop: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What the consumer fetches (or may be starting), with the publisher of
+/// assignments, under one lock.
+#[derive(Debug)]
+struct Shared {
+    fetching: BTreeSet<u32>,
+    publish: watch::Sender<Assignment>,
 }
 
 impl Drop for Membership {
@@ -74,8 +97,7 @@ struct Member {
     group: String,
     topic: String,
     options: GroupOptions,
-    assignment: watch::Sender<Assignment>,
-    fetching: Arc<Mutex<BTreeSet<u32>>>,
+    shared: Arc<Mutex<Shared>>,
     poke: Arc<Notify>,
     stop: Arc<Notify>,
 }
@@ -85,13 +107,14 @@ struct Session {
     member_id: String,
     id: i64,
     interval: Duration,
+    timeout: Duration,
 }
 
 impl Membership {
     /// Joins `group` for `topic` and keeps the membership alive in the background.
     pub fn start(cluster: Arc<Cluster>, group: &str, topic: &str, options: GroupOptions) -> Membership {
-        let (tx, assignment) = watch::channel(Assignment { generation: -1, ..Assignment::default() });
-        let fetching = Arc::new(Mutex::new(BTreeSet::new()));
+        let (publish, assignment) = watch::channel(Assignment { generation: -1, ..Assignment::default() });
+        let shared = Arc::new(Mutex::new(Shared { fetching: BTreeSet::new(), publish }));
         let (poke, stop) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         let failure = Arc::new(Mutex::new(None));
         let member = Member {
@@ -100,13 +123,12 @@ impl Membership {
             group: group.to_owned(),
             topic: topic.to_owned(),
             options,
-            assignment: tx,
-            fetching: fetching.clone(),
+            shared: shared.clone(),
             poke: poke.clone(),
             stop: stop.clone(),
         };
         let task = tokio::spawn(member.run());
-        Membership { assignment, failure, fetching, poke, stop, task }
+        Membership { assignment, shared, failure, poke, stop, task }
     }
 
     /// Follows the published assignment.
@@ -114,20 +136,24 @@ impl Membership {
         self.assignment.clone()
     }
 
-    /// Why the membership ended (the assignment stops changing): a join
-    /// the group refused for good, such as a mismatched strategy.
+    /// Why the membership ended: a join the group refused for good, such
+    /// as a mismatched strategy (the assignment is then empty for good).
     pub fn failure(&self) -> Option<ClientError> {
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The assignment now.
-    pub fn current(&self) -> Assignment {
-        self.assignment.borrow().clone()
+    /// The latest assignment, its partitions marked fetched at once (the
+    /// consumer is about to start them).
+    pub fn claim(&self) -> Assignment {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let latest = shared.publish.borrow().clone();
+        shared.fetching.extend(latest.partitions.iter().copied());
+        latest
     }
 
     /// Tells the sentinel at once what the consumer fetches now.
     pub fn fetching_changed(&self, fetching: BTreeSet<u32>) {
-        *self.fetching.lock().unwrap_or_else(|p| p.into_inner()) = fetching;
+        self.shared.lock().unwrap_or_else(|p| p.into_inner()).fetching = fetching;
         self.poke.notify_one();
     }
 
@@ -160,6 +186,9 @@ impl Member {
                 Err(e) if !e.is_retriable() => {
                     tracing::error!(group = %self.group, error = %e, "the group refused this member");
                     *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    // Wake the consumer (always a change), which then reads the failure.
+                    let shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+                    shared.publish.send_modify(|a| *a = Assignment { generation: -1, ..Assignment::default() });
                     return;
                 }
                 Err(e) => {
@@ -178,7 +207,7 @@ impl Member {
                 return;
             }
             // The session lapsed: everything it held is someone else's now.
-            self.assignment.send_replace(Assignment { generation: -1, ..Assignment::default() });
+            self.publish(Assignment { generation: -1, ..Assignment::default() });
         }
     }
 
@@ -202,18 +231,40 @@ impl Member {
             member_id: resp.member_id,
             id: resp.session_id,
             interval: Duration::from_millis(u64::from(resp.heartbeat_interval_ms.max(50))),
+            timeout: Duration::from_millis(u64::from(resp.session_timeout_ms)),
         })
+    }
+
+    fn publish(&self, next: Assignment) {
+        let shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared.publish.send_if_modified(|a| {
+            let changed = *a != next;
+            *a = next;
+            changed
+        });
+    }
+
+    /// What the member may be fetching: what the consumer reported, and
+    /// the latest assignment it was given.
+    fn may_fetch(&self) -> BTreeSet<u32> {
+        let shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let published = shared.publish.borrow().partitions.clone();
+        shared.fetching.union(&published).copied().collect()
     }
 
     /// Heartbeats until stopped (true) or the session is gone (false).
     async fn beat(&self, session: &Session) -> bool {
+        // When this member stops fetching unless a heartbeat is answered
+        // first: a beat before its session lease can have expired (the lease
+        // was last refreshed after the answered request was sent).
+        let fence_after = session.timeout.saturating_sub(session.interval);
+        let mut fence_at = tokio::time::Instant::now() + fence_after;
         loop {
+            let sent = tokio::time::Instant::now();
             let fetching: Vec<pb::TopicPartition> = self
-                .fetching
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|p| pb::TopicPartition { topic: self.topic.clone(), partition: *p })
+                .may_fetch()
+                .into_iter()
+                .map(|p| pb::TopicPartition { topic: self.topic.clone(), partition: p })
                 .collect();
             let req = pb::GroupHeartbeatRequest {
                 group: self.group.clone(),
@@ -221,25 +272,35 @@ impl Member {
                 session_id: session.id,
                 fetching,
             };
-            let answer = self
-                .cluster
-                .with_sentinel("group heartbeat", |mut c| {
+            // A sentinel that does not answer within a beat or two is skipped.
+            let request = self.cluster.with_sentinel_within(
+                "group heartbeat",
+                (session.interval * 2).max(Duration::from_millis(500)),
+                |mut c| {
                     let req = req.clone();
                     async move { c.group_heartbeat(req).await }
-                })
-                .await
-                .and_then(|r| server_error(r.error.clone()).map(|()| r));
+                },
+            );
+            let mut request = std::pin::pin!(request);
+            let answer = loop {
+                tokio::select! {
+                    answer = &mut request => break answer.and_then(|r| server_error(r.error.clone()).map(|()| r)),
+                    _ = tokio::time::sleep_until(fence_at) => {
+                        self.fence(session);
+                        fence_at = tokio::time::Instant::now() + FENCED_RECHECK;
+                    }
+                }
+            };
             let mut wait = session.interval;
             match answer {
                 Ok(r) => {
+                    fence_at = sent + fence_after;
                     let partitions =
                         r.assignment.iter().filter(|tp| tp.topic == self.topic).map(|tp| tp.partition).collect();
-                    let next =
-                        Assignment { member_id: session.member_id.clone(), generation: r.generation, partitions };
-                    self.assignment.send_if_modified(|a| {
-                        let changed = *a != next;
-                        *a = next;
-                        changed
+                    self.publish(Assignment {
+                        member_id: session.member_id.clone(),
+                        generation: r.generation,
+                        partitions,
                     });
                     if r.pending > 0 {
                         // A partition is on its way: ask again soon.
@@ -252,12 +313,30 @@ impl Member {
                 }
                 Err(e) => tracing::warn!(group = %self.group, error = %e, "group heartbeat failed; will retry"),
             }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.poke.notified() => {}
-                _ = self.stop.notified() => return true,
+            let until = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    _ = self.poke.notified() => break,
+                    _ = self.stop.notified() => return true,
+                    _ = tokio::time::sleep_until(fence_at) => {
+                        self.fence(session);
+                        fence_at = tokio::time::Instant::now() + FENCED_RECHECK;
+                    }
+                }
             }
         }
+    }
+
+    /// No heartbeat answered for nearly a session timeout: the group may
+    /// hand our partitions on at any moment, so stop fetching them until a
+    /// heartbeat is answered again.
+    fn fence(&self, session: &Session) {
+        let fenced = Assignment { member_id: session.member_id.clone(), generation: -1, ..Default::default() };
+        if *self.shared.lock().unwrap_or_else(|p| p.into_inner()).publish.borrow() != fenced {
+            tracing::warn!(group = %self.group, member = %session.member_id, "no heartbeat answered: stopped fetching");
+        }
+        self.publish(fenced);
     }
 
     async fn leave(&self, session: &Session) {

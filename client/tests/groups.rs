@@ -326,3 +326,31 @@ async fn given_a_stale_or_lapsed_member_its_commits_should_be_refused() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(admin.member_groups().await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_no_heartbeat_answered_a_member_should_stop_fetching_before_its_session_can_lapse() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic(TOPIC, 2, 1).await;
+    env.wait_serving(TOPIC).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let member = spawn_member(env.cluster(), "m", seen);
+    wait_split(&[&member], &[2]).await;
+
+    // The only sentinel stops answering: within the 3 s session the member
+    // gives up its partitions (its lease could expire any time after).
+    env.sentinel.pause();
+    let paused = tokio::time::Instant::now();
+    let mut partitions = member.partitions.clone();
+    tokio::time::timeout(Duration::from_secs(3), partitions.wait_for(Vec::is_empty))
+        .await
+        .expect("the member kept fetching without a heartbeat answered")
+        .unwrap();
+    assert!(paused.elapsed() >= Duration::from_secs(1), "stopped too early: {:?}", paused.elapsed());
+
+    // Back: the member (its session lapsed) joins again and reads everything.
+    env.sentinel.resume();
+    wait_split(&[&member], &[2]).await;
+    env.wait_brokers_up().await; // the close commits through the (recovering) cluster
+    member.stop.cancel();
+    member.task.await.unwrap();
+}

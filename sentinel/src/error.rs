@@ -56,6 +56,10 @@ pub enum SentinelError {
         /// The member id.
         member: String,
     },
+    /// This sentinel's view has not caught up with what the request needs
+    /// (just started, or lagging): ask again, or ask another sentinel.
+    #[error("this sentinel's view is behind: {0}")]
+    Lagging(String),
     /// The group has members; the operation needs an empty group.
     #[error("group {0:?} has members; stop its consumers first")]
     GroupNotEmpty(String),
@@ -101,6 +105,7 @@ impl SentinelError {
             SentinelError::Fenced(_) => ErrorCode::Fenced,
             SentinelError::UnknownMember { .. } => ErrorCode::UnknownMember,
             SentinelError::GroupNotEmpty(_) => ErrorCode::GroupNotEmpty,
+            SentinelError::Lagging(_) => ErrorCode::Unavailable,
             SentinelError::Conflict(_) => ErrorCode::Unavailable,
             SentinelError::CorruptValue { .. } => ErrorCode::Internal,
         }

@@ -129,6 +129,12 @@ impl Groups {
             return Err(SentinelError::etcd("add a group member", e));
         }
         tracing::info!(group = %req.group, member = %member.member_id, topics = ?member.topics, "member joined");
+        // Answer once this sentinel's view shows the member, so that its
+        // first heartbeat here finds it.
+        let mut views = self.views.clone();
+        let shown =
+            |v: &Arc<ClusterView>| v.groups.get(&req.group).is_some_and(|g| g.members.contains_key(&member.member_id));
+        let _ = tokio::time::timeout(Duration::from_secs(2), views.wait_for(shown)).await;
         Ok(pb::JoinGroupResponse {
             error: None,
             member_id: member.member_id,
@@ -144,21 +150,34 @@ impl Groups {
     /// it may take over, and answers its assignment.
     pub async fn heartbeat(&self, req: pb::GroupHeartbeatRequest) -> Result<pb::GroupHeartbeatResponse> {
         check_group(&req.group)?;
+        // The member must be in the view, with this session, before its
+        // lease is touched: a stray session id refreshes nothing.
+        let missing =
+            || SentinelError::Lagging(format!("member {} of group {} is not in this view", req.member_id, req.group));
+        {
+            let view = self.view();
+            let me = view.groups.get(&req.group).and_then(|g| g.members.get(&req.member_id));
+            match me {
+                _ if view.revision == 0 => return Err(SentinelError::Lagging("the view is not loaded yet".into())),
+                // Its session lapsed (the key went with the lease), or this
+                // view lags behind its join: the keep-alive tells which.
+                None => {
+                    self.leases.keep_alive(req.session_id, || unknown(&req.group, &req.member_id)).await?;
+                    return Err(missing());
+                }
+                Some(m) if m.session != req.session_id => return Err(unknown(&req.group, &req.member_id)),
+                Some(_) => {}
+            }
+        }
         self.leases.keep_alive(req.session_id, || unknown(&req.group, &req.member_id)).await?;
         let fetching: BTreeSet<Tp> = req.fetching.iter().map(tp_of).collect();
         let mut views = self.views.clone();
         for _ in 0..GRANT_ATTEMPTS {
             let view = views.borrow_and_update().clone();
-            let Some(group) = view.groups.get(&req.group) else {
-                // Just joined, and this view does not show it yet.
-                return Ok(pb::GroupHeartbeatResponse { error: None, generation: 0, assignment: vec![], pending: 1 });
+            let Some(me) = view.groups.get(&req.group).and_then(|g| g.members.get(&req.member_id)) else {
+                return Err(missing());
             };
-            let Some(me) = group.members.get(&req.member_id) else {
-                return Ok(pb::GroupHeartbeatResponse { error: None, generation: 0, assignment: vec![], pending: 1 });
-            };
-            if me.session != req.session_id {
-                return Err(unknown(&req.group, &req.member_id));
-            }
+            let group = &view.groups[&req.group];
             let (generation, target): (i64, BTreeSet<Tp>) = match &group.state {
                 Some((state, _)) => {
                     (state.generation, state.assignment.get(&req.member_id).into_iter().flatten().cloned().collect())
@@ -231,10 +250,10 @@ impl Groups {
     pub async fn leave(&self, req: pb::LeaveGroupRequest) -> Result<()> {
         check_group(&req.group)?;
         let view = self.view();
-        if let Some(m) = view.groups.get(&req.group).and_then(|g| g.members.get(&req.member_id))
-            && m.session != req.session_id
-        {
-            return Err(unknown(&req.group, &req.member_id));
+        match view.groups.get(&req.group).and_then(|g| g.members.get(&req.member_id)) {
+            Some(m) if m.session == req.session_id => {}
+            // Only a member's own session is revoked, never a stray id.
+            _ => return Err(unknown(&req.group, &req.member_id)),
         }
         self.leases.revoke(req.session_id).await?;
         // Answer once this sentinel's view has dropped the member, so that
@@ -258,6 +277,11 @@ impl Groups {
         let _ =
             tokio::time::timeout(Duration::from_secs(1), views.wait_for(|v| generation_of(v) >= min_generation)).await;
         let view = self.view();
+        if generation_of(&view) < min_generation {
+            // Never answer an old generation to a fencing check: it would
+            // refuse a current member's commit.
+            return Err(SentinelError::Lagging(format!("group {group} generation {min_generation} not seen yet")));
+        }
         let Some(g) = view.groups.get(group) else {
             return Ok(pb::DescribeGroupResponse { group: group.to_owned(), ..Default::default() });
         };

@@ -91,7 +91,7 @@ pub struct MemberRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
     pub group: String,
-    /// Bumped by every rebalance; never reused for the group.
+    /// Bumped by every rebalance (starts over only after `group delete`).
     pub generation: i64,
     pub strategy: String,
     /// The members' subscriptions this generation was computed from.

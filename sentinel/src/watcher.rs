@@ -54,10 +54,10 @@ async fn follow(store: &Store, views: &watch::Sender<Arc<ClusterView>>) -> anyho
                 EventType::Put => view.put(&keys, &key, kv.value(), kv.create_revision(), kv.mod_revision())?,
                 EventType::Delete => view.delete(&keys, &key),
             }
+            // Only events advance the view's revision: a response's header
+            // may be ahead of events still to come (a catching-up watch),
+            // and compare-and-swap writes trust this revision.
             view.revision = view.revision.max(kv.mod_revision());
-        }
-        if let Some(h) = resp.header() {
-            view.revision = view.revision.max(h.revision());
         }
         views.send_replace(Arc::new(view.clone()));
     }
