@@ -43,6 +43,42 @@ pub fn parse_acks(s: &str) -> Result<Acks, String> {
     }
 }
 
+/// Parses a compression codec name.
+pub fn parse_compression(s: &str) -> Result<goulette_storage::Compression, String> {
+    use goulette_storage::Compression;
+    Ok(match s {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => return Err(format!("{s:?}: expected none, gzip, snappy, lz4 or zstd")),
+    })
+}
+
+/// The human summary of a `goulette bench` run.
+pub fn bench_summary(r: &crate::bench::BenchResult) -> String {
+    let l = &r.latency_us;
+    let mut out = format!(
+        "{:?} {}: {} messages, {:.1} MB in {:.2} s = {:.0} msg/s, {:.1} MB/s ({} errors)\n",
+        r.mode,
+        r.topic,
+        r.messages,
+        r.bytes as f64 / 1e6,
+        r.seconds,
+        r.messages_per_sec,
+        r.mb_per_sec,
+        r.errors
+    );
+    if l.max > 0 {
+        out.push_str(&format!(
+            "latency (µs; {}): p50 {} p90 {} p99 {} p99.9 {} max {}\n",
+            r.latency_of, l.p50, l.p90, l.p99, l.p999, l.max
+        ));
+    }
+    out
+}
+
 fn leader(l: Option<u32>) -> String {
     l.map_or_else(|| "none".to_owned(), |l| l.to_string())
 }

@@ -11,12 +11,14 @@
 //! - [`membership`]: consumer-group membership (join, heartbeat, leave).
 //! - [`offsets`]: committed consumer offsets (the `__offsets` coordinator).
 //! - [`admin`]: topics and cluster status.
+//! - [`bench`]: `goulette bench`, the load generator.
 //! - [`cluster`]: sentinels (with failover), metadata cache, broker channels.
 //! - [`partitioner`]: key-hash and round-robin partition choice.
 //! - [`cli`]: the `goulette` commands that talk to the cluster.
 //! - [`error`]: the client's error type.
 
 pub mod admin;
+pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod consumer;

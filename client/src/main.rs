@@ -127,6 +127,65 @@ enum Command {
     },
     /// Read and administer Goulette's metadata directly in etcd (no sentinel needed).
     Etcd(EtcdArgs),
+    /// Load generator: throughput and latency percentiles (produce, consume, e2e).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// `produce`; `consume` (catch-up read of the existing backlog); `e2e`
+    /// (publish-to-delivery latency).
+    #[arg(value_enum)]
+    mode: goulette_client::bench::Mode,
+    #[arg(long, default_value = "bench")]
+    topic: String,
+    /// Partitions when the run creates the topic.
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
+    /// Replicas per partition when the run creates the topic.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: u32,
+    /// Producers, each with its own connections.
+    #[arg(long, default_value_t = 1)]
+    producers: u32,
+    /// Consumers, each with its own connections (the partitions are split among them).
+    #[arg(long, default_value_t = 1)]
+    consumers: u32,
+    /// Bytes per message (random, incompressible).
+    #[arg(long, default_value_t = 1024)]
+    message_size: usize,
+    /// Bytes per batch.
+    #[arg(long, default_value_t = 256 << 10)]
+    batch_size: usize,
+    /// How long a batch waits to fill (e.g. 5ms).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5ms")]
+    linger: Duration,
+    /// Batches in flight per partition.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    #[arg(long, default_value = "all", value_parser = cli::parse_acks)]
+    acks: Acks,
+    /// none, gzip, snappy, lz4 or zstd.
+    #[arg(long, default_value = "none", value_parser = cli::parse_compression)]
+    compression: goulette_storage::Compression,
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    idempotent: bool,
+    /// Messages to send (or, consuming, to read at most).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Run this long (e.g. 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Messages per second over all producers (open loop: latency from each
+    /// message's intended send time).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +373,7 @@ fn main() -> ExitCode {
             goulette_client::inspect::inspect(&dir, records, from, limit).map(|report| print!("{report}"))
         }
         Command::Etcd(args) => etcd(args),
+        Command::Bench(args) => bench(&sentinels, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -323,6 +383,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `goulette bench`: runs, prints the summary, writes `--json`.
+fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
+    let options = goulette_client::bench::BenchOptions {
+        mode: args.mode,
+        topic: args.topic,
+        partitions: args.partitions,
+        replication_factor: args.replication_factor,
+        producers: args.producers,
+        consumers: args.consumers,
+        message_size: args.message_size,
+        batch_bytes: args.batch_size,
+        linger: args.linger,
+        window: args.window,
+        acks: args.acks,
+        compression: args.compression,
+        idempotent: args.idempotent,
+        count: args.count,
+        duration: args.duration,
+        rate: args.rate,
+        progress: !args.quiet,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(goulette_client::bench::run(sentinels, &options))?;
+    print!("{}", cli::bench_summary(&result));
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&result)?)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    anyhow::ensure!(result.errors == 0, "{} sends or reads failed", result.errors);
+    Ok(())
 }
 
 /// Runs a command that talks to the cluster; `Ok(false)` = partial failure.
@@ -414,7 +506,7 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
             Command::Broker { command: BrokerCommand::Recommission { id } } => {
                 cli::broker_decommission(cluster, id, true).await
             }
-            Command::Storage { .. } | Command::Etcd(_) => unreachable!("handled by main"),
+            Command::Storage { .. } | Command::Etcd(_) | Command::Bench(_) => unreachable!("handled by main"),
         }
     })
 }

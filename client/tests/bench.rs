@@ -1,0 +1,212 @@
+//! `goulette bench` against a real cluster: the quick check (in `make
+//! test`) that each mode runs, counts what it sent or read and writes its
+//! JSON, and the fixed suite `make bench` runs on release builds, whose
+//! results are appended to `docs/benchmarks.md`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Env;
+use goulette_sentinel::testkit::bin_dir;
+
+/// Runs `goulette bench ARGS --json FILE --quiet`; returns the JSON.
+fn bench(env: &Env, args: &[&str], dir: &Path, name: &str) -> serde_json::Value {
+    let json = dir.join(format!("{name}.json"));
+    let out = Command::new(bin_dir().join("goulette"))
+        .arg("bench")
+        .args(args)
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "bench {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_each_mode_bench_should_count_what_it_moved_and_write_its_json() {
+    let env = Env::start(1, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let produced = bench(&env, &["produce", "--topic", "b", "--partitions", "2", "--count", "3000"], dir.path(), "p");
+    assert_eq!(produced["messages"], 3000);
+    assert_eq!(produced["bytes"], 3000 * 1024);
+    assert!(produced["messages_per_sec"].as_f64().unwrap() > 0.0);
+    let latency = &produced["latency_us"];
+    for p in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(latency[p].as_u64().unwrap() > 0, "{p}: {latency}");
+    }
+    assert!(latency["p50"].as_u64() <= latency["p99"].as_u64() && latency["p99"].as_u64() <= latency["max"].as_u64());
+
+    // A catch-up read of what is there.
+    let consumed = bench(&env, &["consume", "--topic", "b", "--consumers", "2", "--count", "100000"], dir.path(), "c");
+    assert_eq!(consumed["messages"], 3000);
+    assert!(consumed["mb_per_sec"].as_f64().unwrap() > 0.0);
+
+    // Open loop, publish to delivery.
+    let e2e = bench(
+        &env,
+        &["e2e", "--topic", "b", "--count", "500", "--rate", "1000", "--message-size", "64"],
+        dir.path(),
+        "e",
+    );
+    assert_eq!(e2e["messages"], 500);
+    assert!(e2e["latency_us"]["p50"].as_u64().unwrap() > 0);
+    assert!(e2e["seconds"].as_f64().unwrap() >= 0.45, "the rate paces the run: {e2e}");
+}
+
+/// One line of the suite: what it runs, against which target.
+struct Case {
+    name: &'static str,
+    target: &'static str,
+    args: Vec<&'static str>,
+    /// Whether the figure meets the target.
+    met: fn(&serde_json::Value) -> bool,
+}
+
+fn f(v: &serde_json::Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or(0.0)
+}
+
+fn us(v: &serde_json::Value, key: &str) -> u64 {
+    v["latency_us"][key].as_u64().unwrap_or(0)
+}
+
+/// Runs `cases` against a fresh cluster of `brokers` brokers started with
+/// `broker_args`; returns the table rows.
+async fn run_cases(brokers: u32, broker_args: &[&str], cases: Vec<Case>, dir: &Path) -> Vec<String> {
+    let env = Env::start(brokers, broker_args).await;
+    let mut rows = Vec::new();
+    for (i, case) in cases.into_iter().enumerate() {
+        let r = bench(&env, &case.args, dir, &format!("{brokers}-{i}"));
+        let latency = if us(&r, "max") > 0 {
+            format!("{} / {} / {} / {}", us(&r, "p50"), us(&r, "p99"), us(&r, "p999"), us(&r, "max"))
+        } else {
+            "–".into()
+        };
+        rows.push(format!(
+            "| {} | `{}` | {:.0} | {:.1} | {latency} | {} | {} |",
+            case.name,
+            case.args.join(" "),
+            f(&r, "messages_per_sec"),
+            f(&r, "mb_per_sec"),
+            case.target,
+            if (case.met)(&r) { "yes" } else { "**no**" }
+        ));
+    }
+    rows
+}
+
+fn case(name: &'static str, target: &'static str, args: &[&'static str], met: fn(&serde_json::Value) -> bool) -> Case {
+    Case { name, target, args: args.to_vec(), met }
+}
+
+/// `make bench`: the fixed suite of issue 6 on release builds, appended to
+/// `docs/benchmarks.md` with the commit and the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with `make bench`"]
+async fn bench_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    // One broker, flush=always (group commit).
+    let durable = vec![
+        case(
+            "1 KiB, 1 producer, durable",
+            "≥ 400k msg/s",
+            &["produce", "--topic", "kib", "--message-size", "1024", "--duration", "15s"],
+            |r| f(r, "messages_per_sec") >= 400_000.0,
+        ),
+        case(
+            "100 B, 1 producer, durable",
+            "≥ 1M msg/s",
+            &["produce", "--topic", "small", "--message-size", "100", "--duration", "10s"],
+            |r| f(r, "messages_per_sec") >= 1_000_000.0,
+        ),
+        case(
+            "catch-up read of the 1 KiB backlog",
+            "≥ 800 MB/s (of 2 GB)",
+            &["consume", "--topic", "kib", "--count", "2000000"],
+            |r| f(r, "mb_per_sec") >= 800.0,
+        ),
+        case(
+            "1 KiB open loop 20k msg/s, e2e, durable",
+            "p50 ≤ 1 ms, p99 ≤ 5 ms",
+            &["e2e", "--topic", "lat", "--rate", "20000", "--duration", "10s"],
+            |r| us(r, "p50") <= 1000 && us(r, "p99") <= 5000,
+        ),
+    ];
+    rows.extend(run_cases(1, &[], durable, dir.path()).await);
+    // One broker, flush=never.
+    let memory = vec![
+        case(
+            "1 KiB open loop 20k msg/s, e2e, flush=never",
+            "p99 ≤ 0.5 ms",
+            &["e2e", "--topic", "lat", "--rate", "20000", "--duration", "10s"],
+            |r| us(r, "p99") <= 500,
+        ),
+        case(
+            "one message in flight, flush=never",
+            "≥ 10k round trips/s",
+            &[
+                "produce",
+                "--topic",
+                "rtt",
+                "--window",
+                "1",
+                "--linger",
+                "0ms",
+                "--batch-size",
+                "1",
+                "--message-size",
+                "100",
+                "--duration",
+                "10s",
+            ],
+            |r| f(r, "messages_per_sec") >= 10_000.0,
+        ),
+    ];
+    rows.extend(run_cases(1, &["--flush", "never"], memory, dir.path()).await);
+    // Three brokers, RF=3, acks=all.
+    let replicated = vec![case(
+        "RF=3, acks=all, 1 KiB, 3 partitions",
+        "≥ 150 MB/s",
+        &["produce", "--topic", "rf3", "--partitions", "3", "--replication-factor", "3", "--duration", "15s"],
+        |r| f(r, "mb_per_sec") >= 150.0,
+    )];
+    rows.extend(run_cases(3, &[], replicated, dir.path()).await);
+
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map_or_else(|_| "unknown".into(), |o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map_or_else(|_| String::new(), |o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let mut section = format!(
+        "\n### `make bench` at {commit}, {date}, {cpus} CPUs ({cpu}), release build, loopback\n\n\
+         | Benchmark | Command (`goulette bench …`) | msg/s | MB/s | latency µs p50 / p99 / p99.9 / max | Target | Met |\n\
+         |---|---|---|---|---|---|---|\n"
+    );
+    for row in &rows {
+        section.push_str(row);
+        section.push('\n');
+    }
+    print!("{section}");
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+    let mut text = std::fs::read_to_string(&doc).unwrap();
+    text.push_str(&section);
+    std::fs::write(&doc, text).unwrap();
+}
