@@ -57,7 +57,8 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     tracing::info!(id = config.id, address = %config.address, data = %config.data_dir.display(), "broker serving");
     let served = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .http2_adaptive_window(Some(true))
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(32 << 20))
         .max_frame_size(Some(256 << 10))
         .add_service(
             BrokerServiceServer::new(grpc)

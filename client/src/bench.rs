@@ -15,7 +15,10 @@
 //! message has an intended send time on a fixed schedule and its latency is
 //! measured from that time, so a stall counts against every message it
 //! delays (no coordinated omission). Without it, producers send as fast as
-//! their window allows and the latency is from the `send` call.
+//! their window allows and the latency is from the `send` call; at most
+//! `window × (batch size / message size) × partitions` messages are
+//! outstanding per producer, so a closed-loop latency is a message's time
+//! through the system, not its time queued behind earlier ones.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -287,19 +290,29 @@ async fn produce_one(
         idempotent: options.idempotent,
         ..ProducerConfig::default()
     };
+    let partitions = cluster.topic(&options.topic, false).await?.partitions.len().max(1);
     let producer = Producer::new(cluster, config, Partitioner::RoundRobin);
     let payloads = payloads(options.message_size);
+    // At most what the windows hold is outstanding (sent, not acknowledged):
+    // a closed-loop run then measures the time a message takes, not how long
+    // it queued behind everything sent before it.
+    let per_batch = (options.batch_bytes / options.message_size.max(1)).max(1);
+    let outstanding =
+        Arc::new(tokio::sync::Semaphore::new((options.window.max(1) * per_batch * partitions).min(1 << 20)));
     // Acknowledgements are awaited by a task of their own, in send order:
     // one that arrives before an earlier message's (another partition) is
     // counted when that earlier one is, which can only overstate latency.
-    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::channel::<(Instant, crate::producer::Delivery)>(1 << 16);
+    type Outstanding = (Instant, crate::producer::Delivery, tokio::sync::OwnedSemaphorePermit);
+    let (acks_tx, mut acks_rx) = tokio::sync::mpsc::channel::<Outstanding>(1 << 16);
     let size = options.message_size as u64;
     let waiter = {
         let counters = counters.clone();
         tokio::spawn(async move {
             let mut h = histogram();
-            while let Some((intended, delivery)) = acks_rx.recv().await {
-                match delivery.wait().await {
+            while let Some((intended, delivery, permit)) = acks_rx.recv().await {
+                let outcome = delivery.wait().await;
+                drop(permit);
+                match outcome {
                     Ok(_) => {
                         let _ = h.record((intended.elapsed().as_micros() as u64).max(1));
                         counters.messages.fetch_add(1, Ordering::Relaxed);
@@ -336,9 +349,10 @@ async fn produce_one(
             None => payloads[(sent as usize) % PAYLOADS].clone(),
         };
         let record = ProducerRecord { topic: options.topic.clone(), value, ..Default::default() };
+        let Ok(permit) = outstanding.clone().acquire_owned().await else { break };
         match producer.send(record).await {
             Ok(delivery) => {
-                if acks_tx.send((intended, delivery)).await.is_err() {
+                if acks_tx.send((intended, delivery, permit)).await.is_err() {
                     break;
                 }
             }

@@ -408,6 +408,10 @@ impl PartitionSender {
                 continue;
             }
             self.send_window().await;
+            // Closed and everything sent: with acks=0 no answer would wake us.
+            if !open && self.queue.is_empty() && self.inflight.is_empty() {
+                return;
+            }
             let linger_deadline = self.builder.as_ref().map(|(_, _, first)| *first + self.config.linger);
             // With acks=0 nothing is in flight, but the broker still answers
             // errors: read them, or the stream would fill and stall.

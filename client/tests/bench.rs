@@ -16,7 +16,10 @@ use goulette_sentinel::testkit::bin_dir;
 /// Runs `goulette bench ARGS --json FILE --quiet`; returns the JSON.
 fn bench(env: &Env, args: &[&str], dir: &Path, name: &str) -> serde_json::Value {
     let json = dir.join(format!("{name}.json"));
-    let out = Command::new(bin_dir().join("goulette"))
+    // Bounded: a run that hangs (it once did at close with acks=0) fails.
+    let out = Command::new("timeout")
+        .arg("300")
+        .arg(bin_dir().join("goulette"))
         .arg("bench")
         .args(args)
         .args(["--quiet", "--json"])
@@ -42,6 +45,10 @@ async fn given_each_mode_bench_should_count_what_it_moved_and_write_its_json() {
         assert!(latency[p].as_u64().unwrap() > 0, "{p}: {latency}");
     }
     assert!(latency["p50"].as_u64() <= latency["p99"].as_u64() && latency["p99"].as_u64() <= latency["max"].as_u64());
+
+    // acks=0 waits for nothing, and the producer still closes.
+    let fire = bench(&env, &["produce", "--topic", "z", "--acks", "0", "--count", "500"], dir.path(), "z");
+    assert_eq!(fire["messages"], 500);
 
     // A catch-up read of what is there.
     let consumed = bench(&env, &["consume", "--topic", "b", "--consumers", "2", "--count", "100000"], dir.path(), "c");
@@ -184,6 +191,11 @@ async fn bench_suite() {
         .args(["rev-parse", "--short", "HEAD"])
         .output()
         .map_or_else(|_| "unknown".into(), |o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty());
+    let commit = if dirty { format!("{commit} + uncommitted changes") } else { commit };
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
