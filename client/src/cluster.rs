@@ -189,6 +189,11 @@ impl Cluster {
         }
     }
 
+    /// A cached topic's partition count, without copying its metadata.
+    pub fn cached_partition_count(&self, name: &str) -> Option<u32> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).map(|t| t.partitions.len() as u32)
+    }
+
     async fn lookup_topic(&self, name: &str, auto_create: bool) -> Result<TopicInfo> {
         if let Some(t) = self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name) {
             return Ok(t.clone());

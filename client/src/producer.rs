@@ -2,8 +2,11 @@
 //! requests in flight to each partition's leader.
 //!
 //! Each partition has one sender task and one produce stream to its leader.
-//! Records are batched by size (`batch_bytes`) and time (`linger`); up to
-//! `window` batches are in flight. Responses arrive in request order. On a
+//! `send` encodes a record straight into the partition's accumulator (the
+//! batch being filled, under a lock), so the sender task is woken once per
+//! batch, not once per record. Records are batched by size (`batch_bytes`)
+//! and time (`linger`); up to `window` batches are in flight, and `send`
+//! waits (backpressure) while `window` sealed batches wait for the sender. Responses arrive in request order. On a
 //! retriable error (NOT_LEADER, an unreachable broker, …) the sender
 //! refreshes metadata (reporting an unreachable broker to the sentinels),
 //! reconnects to the leader and re-sends every unacknowledged batch in the
@@ -112,9 +115,41 @@ type Waiter = oneshot::Sender<Result<RecordMetadata>>;
 /// The batch being filled: its builder, its records' waiters, when it began.
 type Filling = (BatchBuilder, Vec<Waiter>, Instant);
 
-struct Pending {
-    record: Record,
-    done: oneshot::Sender<Result<RecordMetadata>>,
+/// One partition's records not yet taken by its sender: the batch being
+/// filled and the batches sealed since.
+#[derive(Default)]
+struct Accumulator {
+    state: std::sync::Mutex<Accumulated>,
+    /// Wakes the sender: a batch was sealed, a new one began (its linger
+    /// starts), or the producer closed.
+    wake: tokio::sync::Notify,
+    /// Wakes `send` calls waiting for room.
+    room: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Accumulated {
+    filling: Option<Filling>,
+    sealed: VecDeque<Filling>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Accumulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accumulator").finish_non_exhaustive()
+    }
+}
+
+impl Accumulator {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Accumulated> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+        self.room.notify_waiters();
+    }
 }
 
 /// Sends records to a Goulette cluster.
@@ -123,8 +158,20 @@ pub struct Producer {
     cluster: Arc<Cluster>,
     config: ProducerConfig,
     picker: Picker,
-    senders: std::sync::Mutex<HashMap<(String, u32), mpsc::Sender<Pending>>>,
+    /// Topic → partition → its accumulator (its sender task runs once created).
+    accumulators: std::sync::Mutex<HashMap<String, HashMap<u32, Arc<Accumulator>>>>,
     tasks: tokio_util::task::TaskTracker,
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        // Dropped without `close`: the senders still send what was queued.
+        for partitions in self.accumulators.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            for acc in partitions.values() {
+                acc.close();
+            }
+        }
+    }
 }
 
 impl Producer {
@@ -134,7 +181,7 @@ impl Producer {
             cluster,
             config,
             picker: Picker::new(partitioner),
-            senders: std::sync::Mutex::new(HashMap::new()),
+            accumulators: std::sync::Mutex::new(HashMap::new()),
             tasks: tokio_util::task::TaskTracker::new(),
         }
     }
@@ -143,8 +190,10 @@ impl Producer {
     /// Waits (backpressure) when the partition's queue is full.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery> {
         goulette_proto::validate_topic_name(&record.topic).map_err(ClientError::InvalidArgument)?;
-        let topic = self.cluster.topic(&record.topic, self.config.auto_create_topics).await?;
-        let count = topic.partitions.len() as u32;
+        let count = match self.cluster.cached_partition_count(&record.topic) {
+            Some(n) => n,
+            None => self.cluster.topic(&record.topic, self.config.auto_create_topics).await?.partitions.len() as u32,
+        };
         if count == 0 {
             return Err(ClientError::Server {
                 code: ErrorCode::UnknownTopic,
@@ -158,7 +207,7 @@ impl Producer {
             }
             None => self.picker.pick(record.key.as_deref(), count),
         };
-        let sender = self.sender(&record.topic, partition);
+        let acc = self.accumulator(&record.topic, partition);
         let (done, delivery) = oneshot::channel();
         let record = Record {
             timestamp: record.timestamp.unwrap_or_else(goulette_storage::now_ms),
@@ -166,27 +215,59 @@ impl Producer {
             value: record.value,
             headers: record.headers,
         };
-        sender.send(Pending { record, done }).await.map_err(|_| ClientError::Closed)?;
-        Ok(Delivery(delivery))
+        let mut done = Some(done);
+        loop {
+            let room = acc.room.notified();
+            let mut room = std::pin::pin!(room);
+            // Registered before the check, so a wake-up in between is not lost.
+            room.as_mut().enable();
+            {
+                let mut state = acc.lock();
+                if state.closed {
+                    return Err(ClientError::Closed);
+                }
+                if state.sealed.len() < self.config.window.max(1) {
+                    let began = state.filling.is_none();
+                    let compression = self.config.compression;
+                    let filling =
+                        state.filling.get_or_insert_with(|| (BatchBuilder::new(compression), Vec::new(), Instant::now()));
+                    filling.0.push(&record);
+                    filling.1.extend(done.take());
+                    let full = filling.0.records_len() >= self.config.batch_bytes;
+                    if full && let Some(f) = state.filling.take() {
+                        state.sealed.push_back(f);
+                    }
+                    drop(state);
+                    if full || began {
+                        acc.wake.notify_one();
+                    }
+                    return Ok(Delivery(delivery));
+                }
+            }
+            room.await;
+        }
     }
 
-    fn sender(&self, topic: &str, partition: u32) -> mpsc::Sender<Pending> {
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
-        senders
-            .entry((topic.to_owned(), partition))
-            .or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(4096);
-                let sender =
-                    PartitionSender::new(self.cluster.clone(), self.config.clone(), topic.to_owned(), partition);
-                self.tasks.spawn(sender.run(rx));
-                tx
-            })
-            .clone()
+    /// The accumulator of a partition, starting its sender on first use.
+    fn accumulator(&self, topic: &str, partition: u32) -> Arc<Accumulator> {
+        let mut all = self.accumulators.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(acc) = all.get(topic).and_then(|t| t.get(&partition)) {
+            return acc.clone();
+        }
+        let acc = Arc::new(Accumulator::default());
+        let sender = PartitionSender::new(self.cluster.clone(), self.config.clone(), topic.to_owned(), partition);
+        self.tasks.spawn(sender.run(acc.clone()));
+        all.entry(topic.to_owned()).or_default().insert(partition, acc.clone());
+        acc
     }
 
     /// Sends everything queued and waits until every record is resolved.
     pub async fn close(self) {
-        self.senders.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        for partitions in self.accumulators.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            for acc in partitions.values() {
+                acc.close();
+            }
+        }
         self.tasks.close();
         self.tasks.wait().await;
     }
@@ -216,7 +297,6 @@ struct PartitionSender {
     config: ProducerConfig,
     topic: String,
     partition: u32,
-    builder: Option<Filling>,
     queue: VecDeque<Ready>,
     inflight: VecDeque<InFlight>,
     connection: Option<Connection>,
@@ -243,7 +323,6 @@ impl PartitionSender {
             config,
             topic,
             partition,
-            builder: None,
             queue: VecDeque::new(),
             inflight: VecDeque::new(),
             connection: None,
@@ -255,8 +334,8 @@ impl PartitionSender {
         }
     }
 
-    fn seal_batch(&mut self) {
-        let Some((builder, waiters, _)) = self.builder.take() else { return };
+    /// Builds a sealed batch and queues it for sending.
+    fn seal(&mut self, (builder, waiters, _): Filling) {
         match builder.build() {
             Ok(bytes) => self.queue.push_back(Ready { bytes, waiters, sequenced: false }),
             Err(e) => {
@@ -268,15 +347,34 @@ impl PartitionSender {
         }
     }
 
-    fn add(&mut self, pending: Pending) {
-        let (builder, waiters, _) = self
-            .builder
-            .get_or_insert_with(|| (BatchBuilder::new(self.config.compression), Vec::new(), Instant::now()));
-        builder.push(&pending.record);
-        waiters.push(pending.done);
-        if builder.records_len() >= self.config.batch_bytes {
-            self.seal_batch();
+    /// Takes the sealed batches (and, when `all` — linger passed, or
+    /// closing — the one being filled) while fewer than `window` wait here.
+    /// Returns whether the producer is closed with nothing left behind, and
+    /// when the batch being filled must be sent.
+    fn take_batches(&mut self, acc: &Accumulator, all: bool) -> (bool, Option<Instant>) {
+        let (taken, closed, drained, linger) = {
+            let mut state = acc.lock();
+            let room = self.config.window.max(1).saturating_sub(self.queue.len());
+            let limit = if state.closed { usize::MAX } else { room };
+            let mut taken: Vec<Filling> = Vec::new();
+            while taken.len() < limit {
+                let Some(f) = state.sealed.pop_front() else { break };
+                taken.push(f);
+            }
+            let linger_passed = state.filling.as_ref().is_some_and(|(_, _, first)| first.elapsed() >= self.config.linger);
+            if (all || state.closed || linger_passed) && state.sealed.is_empty() {
+                taken.extend(state.filling.take());
+            }
+            let linger = state.filling.as_ref().map(|(_, _, first)| *first + self.config.linger);
+            (taken, state.closed, state.sealed.is_empty() && state.filling.is_none(), linger)
+        };
+        if !taken.is_empty() {
+            acc.room.notify_waiters();
         }
+        for f in taken {
+            self.seal(f);
+        }
+        (closed && drained, linger)
     }
 
     fn resolve(&self, ready: Ready, result: std::result::Result<Option<u64>, ClientError>) {
@@ -384,13 +482,12 @@ impl PartitionSender {
         }
     }
 
-    async fn run(mut self, mut records: mpsc::Receiver<Pending>) {
-        let mut open = true;
+    async fn run(mut self, acc: Arc<Accumulator>) {
+        let mut linger_due = false;
         loop {
-            if !open {
-                self.seal_batch();
-            }
-            if !open && self.queue.is_empty() && self.inflight.is_empty() {
+            let (finished, linger_deadline) = self.take_batches(&acc, linger_due);
+            linger_due = false;
+            if finished && self.queue.is_empty() && self.inflight.is_empty() {
                 return;
             }
             if self.connection.is_none()
@@ -409,20 +506,18 @@ impl PartitionSender {
             }
             self.send_window().await;
             // Closed and everything sent: with acks=0 no answer would wake us.
-            if !open && self.queue.is_empty() && self.inflight.is_empty() {
+            if finished && self.queue.is_empty() && self.inflight.is_empty() {
                 return;
             }
-            let linger_deadline = self.builder.as_ref().map(|(_, _, first)| *first + self.config.linger);
             // With acks=0 nothing is in flight, but the broker still answers
             // errors: read them, or the stream would fill and stall.
             let awaiting = !self.inflight.is_empty() || (self.config.acks == Acks::None && self.connection.is_some());
+            // Batches are taken only while fewer than `window` wait here.
+            let room = self.queue.len() < self.config.window.max(1);
             tokio::select! {
-                pending = records.recv(), if open => match pending {
-                    Some(p) => self.add(p),
-                    None => open = false,
-                },
-                _ = tokio::time::sleep_until(linger_deadline.unwrap_or_else(Instant::now)), if linger_deadline.is_some() => {
-                    self.seal_batch();
+                _ = acc.wake.notified(), if room && !finished => {}
+                _ = tokio::time::sleep_until(linger_deadline.unwrap_or_else(Instant::now)), if room && linger_deadline.is_some() => {
+                    linger_due = true;
                 }
                 response = next_response(&mut self.connection), if awaiting => self.on_response(response).await,
             }
