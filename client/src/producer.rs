@@ -229,8 +229,9 @@ impl Producer {
                 if state.sealed.len() < self.config.window.max(1) {
                     let began = state.filling.is_none();
                     let compression = self.config.compression;
-                    let filling =
-                        state.filling.get_or_insert_with(|| (BatchBuilder::new(compression), Vec::new(), Instant::now()));
+                    let filling = state
+                        .filling
+                        .get_or_insert_with(|| (BatchBuilder::new(compression), Vec::new(), Instant::now()));
                     filling.0.push(&record);
                     filling.1.extend(done.take());
                     let full = filling.0.records_len() >= self.config.batch_bytes;
@@ -361,7 +362,8 @@ impl PartitionSender {
                 let Some(f) = state.sealed.pop_front() else { break };
                 taken.push(f);
             }
-            let linger_passed = state.filling.as_ref().is_some_and(|(_, _, first)| first.elapsed() >= self.config.linger);
+            let linger_passed =
+                state.filling.as_ref().is_some_and(|(_, _, first)| first.elapsed() >= self.config.linger);
             if (all || state.closed || linger_passed) && state.sealed.is_empty() {
                 taken.extend(state.filling.take());
             }
@@ -512,6 +514,12 @@ impl PartitionSender {
             // With acks=0 nothing is in flight, but the broker still answers
             // errors: read them, or the stream would fill and stall.
             let awaiting = !self.inflight.is_empty() || (self.config.acks == Acks::None && self.connection.is_some());
+            // Batches wait, none could be sent (no connection: a retry has
+            // just backed off) and no answer will come: go round and
+            // reconnect, rather than wait on branches that may all be off.
+            if !self.queue.is_empty() && self.inflight.len() < self.send_cap() && !awaiting {
+                continue;
+            }
             // Batches are taken only while fewer than `window` wait here.
             let room = self.queue.len() < self.config.window.max(1);
             tokio::select! {
@@ -524,11 +532,16 @@ impl PartitionSender {
         }
     }
 
+    /// Batches in flight at most: the window, capped (with idempotence) to
+    /// what a partition remembers per producer, or a retried one might not
+    /// be recognised.
+    fn send_cap(&self) -> usize {
+        let window = self.config.window.max(1);
+        if self.config.idempotent { window.min(CACHED_BATCHES) } else { window }
+    }
+
     async fn send_window(&mut self) {
-        // A partition remembers this many batches per producer: more in
-        // flight and a retried one might not be recognised.
-        let window = if self.config.idempotent { self.config.window.min(CACHED_BATCHES) } else { self.config.window };
-        while self.inflight.len() < window {
+        while self.inflight.len() < self.send_cap() {
             if self.connection.is_none() {
                 return;
             }
