@@ -459,7 +459,7 @@ async fn e2e(
                 };
                 readers.push(Consumer::subscribe(cluster.clone(), &topic, config).await?);
             }
-            let mut merged = futures_merge(readers);
+            let mut merged = merge(readers);
             loop {
                 let done = counters.messages.load(Ordering::Relaxed) >= expected.load(Ordering::Relaxed);
                 if done || (stop.load(Ordering::Relaxed) && expected.load(Ordering::Relaxed) == u64::MAX) {
@@ -498,9 +498,7 @@ async fn e2e(
 }
 
 /// One receiver over several single-partition consumers.
-fn futures_merge(
-    readers: Vec<Consumer>,
-) -> tokio::sync::mpsc::Receiver<crate::error::Result<crate::consumer::ConsumedRecord>> {
+fn merge(readers: Vec<Consumer>) -> tokio::sync::mpsc::Receiver<crate::error::Result<crate::consumer::ConsumedRecord>> {
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     for mut reader in readers {
         let tx = tx.clone();

@@ -279,7 +279,7 @@ impl Consumer {
         }
         let mut retry = false;
         if !self.releasing.is_empty() {
-            match self.commit_releasing().await {
+            match self.commit_offsets(&self.releasing).await {
                 Ok(()) => self.releasing.clear(),
                 Err(e) => {
                     tracing::warn!(topic = %self.topic, error = %e, "commit before giving up partitions failed; will retry");
@@ -313,12 +313,17 @@ impl Consumer {
     }
 
     /// Commits the positions of the partitions being released.
-    async fn commit_releasing(&mut self) -> Result<()> {
-        let Some(group) = &self.config.group else { return Ok(()) };
-        let member = Some((self.member_id.as_str(), self.generation));
-        let done = crate::offsets::commit(&self.cluster, group, &self.topic, &self.releasing, member).await;
+    /// Commits `offsets` for the group, as this member (with its
+    /// generation) or outside membership; a `FENCED` answer makes the
+    /// member heartbeat at once to learn the new generation.
+    async fn commit_offsets(&self, offsets: &BTreeMap<u32, u64>) -> Result<()> {
+        let Some(group) = &self.config.group else {
+            return Err(ClientError::InvalidArgument("commit needs a consumer group".into()));
+        };
+        let member = self.membership.as_ref().map(|_| (self.member_id.as_str(), self.generation));
+        let done = crate::offsets::commit(&self.cluster, group, &self.topic, offsets, member).await;
         if let (Err(ClientError::Server { code: ErrorCode::Fenced, .. }), Some(m)) = (&done, &self.membership) {
-            m.refresh(); // learn the new generation, then try again
+            m.refresh();
         }
         done
     }
@@ -390,27 +395,22 @@ impl Consumer {
     /// (at-least-once). An error without a group, and `FENCED` for a member
     /// whose generation is stale (it catches up on its next heartbeat).
     pub async fn commit(&mut self) -> Result<()> {
-        let Some(group) = &self.config.group else {
+        if self.config.group.is_none() {
             return Err(ClientError::InvalidArgument("commit needs a consumer group".into()));
-        };
+        }
         self.last_commit = tokio::time::Instant::now();
         let changed: BTreeMap<u32, u64> =
             self.positions.iter().filter(|(p, o)| self.committed.get(p) != Some(o)).map(|(p, o)| (*p, *o)).collect();
         if changed.is_empty() {
             return Ok(());
         }
-        let member = self.membership.as_ref().map(|_| (self.member_id.as_str(), self.generation));
-        if member.is_some_and(|(_, generation)| generation < 0) {
+        if self.membership.is_some() && self.generation < 0 {
             return Err(ClientError::Server {
                 code: ErrorCode::Fenced,
                 message: "not a member of the group's current generation yet".into(),
             });
         }
-        let done = crate::offsets::commit(&self.cluster, group, &self.topic, &changed, member).await;
-        if let (Err(ClientError::Server { code: ErrorCode::Fenced, .. }), Some(m)) = (&done, &self.membership) {
-            m.refresh();
-        }
-        done?;
+        self.commit_offsets(&changed).await?;
         self.committed.extend(changed);
         Ok(())
     }
@@ -440,7 +440,7 @@ impl Consumer {
                 break;
             }
             committed = match self.commit().await {
-                Ok(()) if !self.releasing.is_empty() => self.commit_releasing().await,
+                Ok(()) if !self.releasing.is_empty() => self.commit_offsets(&self.releasing).await,
                 other => other,
             };
             // A rebalance this member has not followed yet: catch up, retry.

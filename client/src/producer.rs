@@ -166,11 +166,7 @@ pub struct Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         // Dropped without `close`: the senders still send what was queued.
-        for partitions in self.accumulators.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            for acc in partitions.values() {
-                acc.close();
-            }
-        }
+        self.close_accumulators();
     }
 }
 
@@ -249,6 +245,15 @@ impl Producer {
         }
     }
 
+    /// Closes every partition's accumulator: its sender sends what it holds, then ends.
+    fn close_accumulators(&self) {
+        for partitions in self.accumulators.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            for acc in partitions.values() {
+                acc.close();
+            }
+        }
+    }
+
     /// The accumulator of a partition, starting its sender on first use.
     fn accumulator(&self, topic: &str, partition: u32) -> Arc<Accumulator> {
         let mut all = self.accumulators.lock().unwrap_or_else(|p| p.into_inner());
@@ -264,11 +269,7 @@ impl Producer {
 
     /// Sends everything queued and waits until every record is resolved.
     pub async fn close(self) {
-        for partitions in self.accumulators.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            for acc in partitions.values() {
-                acc.close();
-            }
-        }
+        self.close_accumulators();
         self.tasks.close();
         self.tasks.wait().await;
     }

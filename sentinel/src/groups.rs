@@ -178,12 +178,7 @@ impl Groups {
                 return Err(missing());
             };
             let group = &view.groups[&req.group];
-            let (generation, target): (i64, BTreeSet<Tp>) = match &group.state {
-                Some((state, _)) => {
-                    (state.generation, state.assignment.get(&req.member_id).into_iter().flatten().cloned().collect())
-                }
-                None => (0, BTreeSet::new()),
-            };
+            let (generation, target) = group.assigned(&req.member_id);
             let others: BTreeSet<&Tp> =
                 group.members.iter().filter(|(id, _)| **id != req.member_id).flat_map(|(_, m)| &m.owned).collect();
             let owned_before: BTreeSet<Tp> = me.owned.iter().cloned().collect();
@@ -226,18 +221,11 @@ impl Groups {
         // Still racing: answer without new grants (a subset of what it owns).
         let view = self.view();
         let group = view.groups.get(&req.group);
-        let generation = group.and_then(|g| g.state.as_ref()).map_or(0, |(s, _)| s.generation);
+        let (generation, target) = group.map(|g| g.assigned(&req.member_id)).unwrap_or_default();
         let owned: BTreeSet<Tp> = group
             .and_then(|g| g.members.get(&req.member_id))
             .map(|m| m.owned.iter().filter(|tp| fetching.contains(*tp)).cloned().collect())
             .unwrap_or_default();
-        let target: BTreeSet<Tp> = group
-            .and_then(|g| g.state.as_ref())
-            .and_then(|(s, _)| s.assignment.get(&req.member_id))
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
         Ok(pb::GroupHeartbeatResponse {
             error: None,
             generation,

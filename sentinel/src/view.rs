@@ -26,6 +26,18 @@ pub struct GroupView {
     pub members: BTreeMap<String, MemberRecord>,
 }
 
+impl GroupView {
+    /// The current generation (0 before the first) and `member`'s share of it.
+    pub fn assigned(&self, member: &str) -> (i64, std::collections::BTreeSet<crate::model::Tp>) {
+        match &self.state {
+            Some((state, _)) => {
+                (state.generation, state.assignment.get(member).into_iter().flatten().cloned().collect())
+            }
+            None => (0, std::collections::BTreeSet::new()),
+        }
+    }
+}
+
 /// Everything a sentinel knows about the cluster, as of `revision`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterView {
