@@ -5,6 +5,10 @@ set -euo pipefail
 
 need=()
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)   # etcd-client's build script runs protoc
+# ... and imports Google's well-known types, which Debian ships in
+# libprotobuf-dev (only recommended by protobuf-compiler, and recommends
+# are not installed below).
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)           # integration tests start a real etcd
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)        # make etcd-* targets
 command -v cc >/dev/null 2>&1 || need+=(gcc)                     # zstd's C sources
