@@ -31,6 +31,9 @@ ETCD_CLIENT_URL=http://127.0.0.1:2379
 EMBEDDED_INITIAL_CLUSTER=sentinel-1=http://127.0.0.1:2380,sentinel-2=http://127.0.0.1:2382,sentinel-3=http://127.0.0.1:2384
 sentinel_address() { echo "127.0.0.1:$((50051 + $1))"; }  # sentinel-1 -> 50052, -2 -> 50053, -3 -> 50054
 broker_address() { echo "127.0.0.1:$((50060 + $1))"; }    # broker-1 -> 50061, ...
+# /health, /ready and /metrics of each server.
+sentinel_http_address() { echo "127.0.0.1:$((9651 + $1))"; }  # sentinel-1 -> 9652, -2 -> 9653, -3 -> 9654
+broker_http_address() { echo "127.0.0.1:$((9660 + $1))"; }    # broker-1 -> 9661, ...
 
 # make_target_of LAYOUT: the make target that starts LAYOUT.
 make_target_of() {
@@ -262,6 +265,26 @@ port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# http_request HOST:PORT PATH: the raw HTTP/1.0 response to GET PATH (bash's
+# /dev/tcp: no curl needed on a fresh machine).
+http_request() {
+  local host=${1%:*} port=${1##*:}
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$0" >&3 && cat <&3' \
+    "$host" "$port" "$2"
+}
+
+# http_status HOST:PORT PATH: the status code of GET PATH.
+http_status() {
+  local response
+  response=$(http_request "$1" "$2") || return 1
+  awk 'NR == 1 { print $2 }' <<<"$response"
+}
+
+# http_body HOST:PORT PATH: the body of GET PATH.
+http_body() {
+  http_request "$1" "$2" | sed '1,/^\r\{0,1\}$/d'
+}
+
 # require_free_ports PORT...: fails, naming the ports, if any is taken.
 require_free_ports() {
   local port busy=()
@@ -473,7 +496,8 @@ start_etcd() {
 #                     in data/sentinel-cluster/etcd-sentinel-N
 start_sentinel() {
   local n=$1 mode=$2 name="sentinel-$1" client
-  local args=(--id "$name" --address "$(sentinel_address "$n")" --log-file "$LOG_DIR/$name.log")
+  local args=(--id "$name" --address "$(sentinel_address "$n")" --http-address "$(sentinel_http_address "$n")"
+    --log-file "$LOG_DIR/$name.log")
   case $mode in
     external) args+=(--etcd-endpoints "$ETCD_CLIENT_URL") ;;
     embedded)
@@ -494,31 +518,37 @@ start_broker() {
   local n=$1 root=$2 sentinels=$3 name="broker-$1"
   mkdir -p "$root"
   start_bg "$name" "$BIN/goulette-broker" --id "$n" --address "$(broker_address "$n")" \
-    --data "$root/$name" --sentinels "$sentinels" --log-file "$LOG_DIR/$name.log"
+    --http-address "$(broker_http_address "$n")" --data "$root/$name" --sentinels "$sentinels" --log-file "$LOG_DIR/$name.log"
 }
 
 # print_cluster LAYOUT SENTINELS: what runs (from the pid files), and the
 # commands to use and stop it.
 print_cluster() {
-  local layout=$1 sentinels=$2 name n addr extra flag="" goulette="target/release/goulette"
+  local layout=$1 sentinels=$2 name n addr http extra flag="" goulette="target/release/goulette"
   echo
   echo "Goulette is running (layout: ${layout:-started piece by piece}):"
   # etcd first, then sentinels, then brokers: the order they start in.
   for name in $(running_names | awk '{ print (/^etcd/ ? 0 : /^sentinel-/ ? 1 : 2), $0 }' | sort -k1,1n -k2,2V | cut -d' ' -f2); do
     n=${name##*-}
     extra=""
+    http="-"
     case $name in
       etcd) addr="$ETCD_CLIENT_URL"; extra="  data $DATA_DIR/etcd" ;;
       sentinel-*)
         addr=$(sentinel_address "$n")
+        http="http://$(sentinel_http_address "$n")"
         case $layout in
           embedded) extra="  embedded etcd $ETCD_CLIENT_URL (data $DATA_DIR/etcd-$name)" ;;
           sentinel-cluster) extra="  embedded etcd http://127.0.0.1:$((2377 + 2 * n)) (data $(layout_dir sentinel-cluster)/etcd-$name)" ;;
         esac ;;
-      broker-*) addr=$(broker_address "$n"); extra="  data $(layout_dir "$layout")/$name" ;;
+      broker-*)
+        addr=$(broker_address "$n")
+        http="http://$(broker_http_address "$n")"
+        extra="  data $(layout_dir "$layout")/$name" ;;
       *) addr="?" ;;
     esac
-    printf '  %-11s %-22s pid %-7s log %s%s\n' "$name" "$addr" "$(pid_of "$name")" "$LOG_DIR/$name.log" "$extra"
+    printf '  %-11s %-22s http %-23s pid %-7s log %s%s\n' "$name" "$addr" "$http" "$(pid_of "$name")" \
+      "$LOG_DIR/$name.log" "$extra"
   done
   if [ "$sentinels" != 127.0.0.1:50052 ]; then flag=" --sentinels $sentinels"; fi
   cat <<USAGE
@@ -528,6 +558,7 @@ Produce and consume:
   $goulette consume$flag --topic demo --from-beginning --max-messages 1
   $goulette cluster status$flag
   or: make run-producer TOPIC=demo${flag:+ SENTINELS=$sentinels}   and   make run-consumer TOPIC=demo${flag:+ SENTINELS=$sentinels}
+Health and metrics: curl http://HTTP/ready, curl http://HTTP/metrics (HTTP: the addresses above)
 Metadata in etcd: make etcd-status, make etcd-topics, make etcd-operations
 Stop everything:  make stop-all
 USAGE

@@ -28,12 +28,12 @@ case $layout in
   embedded | with-etcd)
     sentinel_ids=(1)
     sentinels=$(sentinel_address 1)
-    ports=(2379 2380 50052 50061 50062 50063)
+    ports=(2379 2380 50052 50061 50062 50063 9652 9661 9662 9663)
     ;;
   sentinel-cluster)
     sentinel_ids=(1 2 3)
     sentinels="$(sentinel_address 1),$(sentinel_address 2),$(sentinel_address 3)"
-    ports=(2379 2380 2381 2382 2383 2384 50052 50053 50054 50061 50062 50063)
+    ports=(2379 2380 2381 2382 2383 2384 50052 50053 50054 50061 50062 50063 9652 9653 9654 9661 9662 9663)
     ;;
   *) die "unknown layout '$layout' (embedded, with-etcd or sentinel-cluster)" ;;
 esac

@@ -61,12 +61,12 @@ case $what in
   sentinel)
     if etcd_ready; then
       log "an etcd answers on $ETCD_CLIENT_URL: the sentinel uses it"
-      require_free_ports 50052
+      require_free_ports 50052 9652
       set_layout with-etcd
       start_sentinel 1 external
     else
       log "no etcd on $ETCD_CLIENT_URL: the sentinel starts an embedded one"
-      require_free_ports 2379 2380 50052
+      require_free_ports 2379 2380 50052 9652
       set_layout embedded
       start_sentinel 1 embedded
     fi
@@ -75,7 +75,7 @@ case $what in
     log "next: make run-broker BROKER_ID=1 (2, 3)"
     ;;
   broker)
-    require_free_ports "$(broker_address "$n" | cut -d: -f2)"
+    require_free_ports "$(broker_address "$n" | cut -d: -f2)" "$(broker_http_address "$n" | cut -d: -f2)"
     export GOULETTE_SENTINELS=$sentinels
     since=$(now_utc)
     start_broker "$n" "$(layout_dir "$layout")" "$sentinels"

@@ -64,6 +64,15 @@ got=$(timeout 40 "$GOULETTE" consume --topic "$topic" --from-beginning --max-mes
 [ "$got" = hello ] || fail "consumed '$got' from $topic, expected 'hello'"
 log "consumed '$got' from topic $topic"
 
+step "every server is ready and serves metrics on its HTTP address"
+for addr in "$(sentinel_http_address 1)" "$(broker_http_address 1)" "$(broker_http_address 2)" "$(broker_http_address 3)"; do
+  status=$(http_status "$addr" /ready) || fail "nothing answers on http://$addr/ready"
+  [ "$status" = 200 ] || fail "http://$addr/ready answered $status"
+  http_body "$addr" /metrics | grep -q '^goulette_process_resident_memory_bytes ' ||
+    fail "http://$addr/metrics lacks goulette_process_resident_memory_bytes"
+done
+log "/ready 200 and /metrics on the sentinel and the 3 brokers"
+
 step "make run-all again must report the running cluster"
 out=$(timeout 300 "$MAKE" --no-print-directory -C "$ROOT" run-all 2>&1) || { echo "$out"; fail "second make run-all failed"; }
 echo "$out"
@@ -82,7 +91,7 @@ done
 ! is_ours "$etcd_pid" etcd || fail "the embedded etcd (pid $etcd_pid) still runs after stop-all"
 leftover=$(pid_file_names)
 [ -z "$leftover" ] || fail "pid files left in $RUN_DIR/: $leftover"
-for port in 2379 2380 50052 50061 50062 50063; do
+for port in 2379 2380 50052 50061 50062 50063 9652 9661 9662 9663; do
   ! port_in_use "$port" || fail "port $port still in use after stop-all"
 done
 log "every started process is gone, no pid file left, ports free"

@@ -12,6 +12,9 @@ pub struct BrokerConfig {
     pub id: u32,
     /// gRPC listen address, registered with the sentinels for clients.
     pub address: SocketAddr,
+    /// `/health`, `/ready` and `/metrics` listen here (also registered, for
+    /// `cluster status`); none when unset.
+    pub http_address: Option<SocketAddr>,
     /// One sub-directory per partition: `<data>/<topic>-<partition>/`.
     pub data_dir: PathBuf,
     /// Sentinel addresses (`host:port`), tried in turn.
@@ -38,6 +41,7 @@ impl BrokerConfig {
         BrokerConfig {
             id,
             address,
+            http_address: None,
             data_dir,
             sentinels,
             log: LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() },
@@ -53,6 +57,9 @@ impl BrokerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.sentinels.is_empty() {
             return Err("--sentinels needs at least one address".into());
+        }
+        if self.http_address == Some(self.address) {
+            return Err("--http-address must differ from --address".into());
         }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());

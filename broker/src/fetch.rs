@@ -80,6 +80,9 @@ pub async fn serve(
         let code = if wanted > term { ErrorCode::Fenced } else { ErrorCode::NotLeader };
         return send_error(&out, pb::Error::new(code, message)).await;
     }
+    let metrics = partitions.metrics().clone();
+    let _open = metrics.stream_opened(if follower.is_some() { "replica-fetch" } else { "fetch" });
+    let topic_label = crate::metrics::TopicLabel { topic: replica.topic.clone() };
     // However the stream ends, the leader learns the follower stopped fetching.
     let _closed = follower.map(|f| StreamGuard { replica: replica.clone(), follower: f, stream: stream_id });
     let mut registered = false;
@@ -122,6 +125,7 @@ pub async fn serve(
             replica.follower_stream(f, stream_id, true);
         }
         if credit > 0 && offset < upper {
+            let reading_started = std::time::Instant::now();
             let log = replica.log.clone();
             let want = max_bytes.min(usize::try_from(credit).unwrap_or(usize::MAX));
             let read = tokio::task::spawn_blocking(move || log.read_bounded(offset, want, upper)).await;
@@ -141,6 +145,7 @@ pub async fn serve(
             };
             if let Some(next) = batches.last().and_then(|b| next_offset(b)) {
                 let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                let records = next.saturating_sub(offset);
                 credit = credit.saturating_sub(bytes);
                 offset = next;
                 if offset >= upper {
@@ -154,6 +159,13 @@ pub async fn serve(
                 };
                 if out.send(Ok(response)).await.is_err() {
                     return;
+                }
+                metrics.fetch_latency.observe(reading_started.elapsed().as_secs_f64());
+                if follower.is_some() {
+                    metrics.replication_bytes_out.get_or_create(&topic_label).inc_by(bytes);
+                } else {
+                    metrics.bytes_out.get_or_create(&topic_label).inc_by(bytes);
+                    metrics.messages_out.get_or_create(&topic_label).inc_by(records);
                 }
                 continue;
             }

@@ -8,6 +8,7 @@
 //! - [`replication`]: followers copying from leaders; leaders managing the ISR.
 //! - [`server`]: `run`, wiring it all together.
 //! - [`config`], [`error`]: settings and protocol error mapping.
+//! - [`metrics`]: the Prometheus metrics served on `--http-address`.
 //! - [`failpoint`]: faults tests inject through the environment.
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fetch;
 pub mod link;
+pub mod metrics;
 pub mod offsets;
 pub mod partition;
 pub mod produce;

@@ -70,6 +70,7 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
             let req = pb::RegisterBrokerRequest {
                 broker_id: config.id,
                 address: config.address.to_string(),
+                http_address: config.http_address.map(|a| a.to_string()).unwrap_or_default(),
                 ..Default::default()
             };
             let sent = std::time::Instant::now();

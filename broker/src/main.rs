@@ -19,6 +19,9 @@ struct Args {
     /// gRPC listen address, registered for clients.
     #[arg(long, env = "GOULETTE_BROKER_ADDRESS", default_value = "127.0.0.1:50051")]
     address: SocketAddr,
+    /// Address of the `/health`, `/ready` and `/metrics` endpoints (none when unset).
+    #[arg(long, env = "GOULETTE_BROKER_HTTP_ADDRESS")]
+    http_address: Option<SocketAddr>,
     /// Data directory holding one sub-directory per partition.
     #[arg(long, env = "GOULETTE_BROKER_DATA", default_value = "data/broker")]
     data: PathBuf,
@@ -46,24 +49,11 @@ struct Args {
     log_file: Option<PathBuf>,
 }
 
-fn init_logging(level: &str, file: Option<&PathBuf>) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
-        }
-        None => builder.with_writer(std::io::stderr).init(),
-    }
-    Ok(())
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(&args.log_level, args.log_file.as_ref())?;
+    goulette_proto::ops::logging::init(&args.log_level, args.log_file.as_deref())?;
     let mut config = BrokerConfig::new(args.id, args.address, args.data, args.sentinels);
+    config.http_address = args.http_address;
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;

@@ -37,6 +37,7 @@ pub struct Replica {
     /// the high watermark counts them already, so that nothing is
     /// acknowledged without them if etcd applied the change.
     pending_isr: Mutex<Vec<u32>>,
+    pub(crate) metrics: Arc<crate::metrics::BrokerMetrics>,
 }
 
 /// A follower's progress as its leader sees it.
@@ -223,6 +224,9 @@ impl Replica {
             self.pending_isr.lock().unwrap_or_else(|p| p.into_inner()).clear();
             let leading = state.leader == Some(self.broker_id);
             let mut term = self.term.lock().unwrap_or_else(|p| p.into_inner());
+            if term.is_some() != leading {
+                self.metrics.leader_changes.inc();
+            }
             match (*term, leading) {
                 (Some(t), true) if t.epoch == state.leader_epoch => {}
                 (_, true) => {
@@ -259,6 +263,10 @@ pub struct Partitions {
     shutdown: CancellationToken,
     /// Itself, for the replication tasks it spawns.
     me: std::sync::Weak<Partitions>,
+    metrics: Arc<crate::metrics::BrokerMetrics>,
+    /// Set once the first assignment snapshot is applied (its logs opened
+    /// and recovered): until then the broker is not ready.
+    assigned: std::sync::atomic::AtomicBool,
 }
 
 impl Partitions {
@@ -275,7 +283,41 @@ impl Partitions {
             contact: Mutex::new(None),
             shutdown,
             me: me.clone(),
+            metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
+            assigned: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// This broker's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::BrokerMetrics> {
+        &self.metrics
+    }
+
+    /// `Ok` once registered (a sentinel confirmed the session recently) and
+    /// the first assignment snapshot is applied, its logs recovered.
+    pub fn ready(&self) -> Result<(), String> {
+        if !self.assigned.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("no assignment snapshot applied yet (registering, or recovering partition logs)".into());
+        }
+        if !self.in_contact() {
+            return Err("no sentinel has confirmed this broker's session for a session timeout".into());
+        }
+        Ok(())
+    }
+
+    /// Brings the partition gauges up to date (before a scrape).
+    pub fn update_gauges(&self) {
+        let replicas = self.all();
+        let (mut led, mut under, mut below_min) = (0, 0, 0);
+        for r in &replicas {
+            let state = r.state();
+            if state.leader == Some(self.broker_id) {
+                led += 1;
+                under += usize::from(state.isr.len() < state.replicas.len());
+                below_min += usize::from(state.isr.len() < r.min_insync());
+            }
+        }
+        self.metrics.set_partition_gauges(replicas.len(), led, under, below_min);
     }
 
     /// This broker's id.
@@ -377,6 +419,9 @@ impl Partitions {
         for state in &update.removed {
             self.remove(&state.topic, state.partition, true).await;
         }
+        if update.snapshot {
+            self.assigned.store(true, std::sync::atomic::Ordering::Release);
+        }
     }
 
     /// Starts (or stops) replicating `replica` from its leader, as its state says.
@@ -447,6 +492,7 @@ impl Partitions {
                     term: Mutex::new(None),
                     min_insync: std::sync::atomic::AtomicUsize::new(1),
                     pending_isr: Mutex::new(Vec::new()),
+                    metrics: self.metrics.clone(),
                 });
                 replica.set_min_insync(topic);
                 replica.set_state(state);

@@ -44,6 +44,8 @@ pub async fn serve(
     max_batch_bytes: usize,
     shutdown: CancellationToken,
 ) {
+    let metrics = partitions.metrics().clone();
+    let _open = metrics.stream_opened("produce");
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     let mut refused: HashSet<(String, u32)> = HashSet::new();
     let mut reading = true;
@@ -51,6 +53,7 @@ pub async fn serve(
         tokio::select! {
             request = requests.next(), if reading && pending.len() < max_in_flight => match request {
                 Some(Ok(request)) => {
+                    let arrived = std::time::Instant::now();
                     let key = (request.topic.clone(), request.partition);
                     let response = if key.0.starts_with("__") {
                         // Internal topics (`__offsets`) are written by the broker itself.
@@ -67,7 +70,12 @@ pub async fn serve(
                         }
                         response
                     };
-                    pending.push_back(response);
+                    let latency = metrics.produce_latency.clone();
+                    pending.push_back(Box::pin(async move {
+                        let response = response.await;
+                        latency.observe(arrived.elapsed().as_secs_f64());
+                        response
+                    }));
                 }
                 Some(Err(status)) => {
                     tracing::debug!(%status, "produce stream broke");
@@ -165,6 +173,7 @@ async fn append(
     // Epochs start at 1 and grow by one per leadership change.
     let epoch = state.leader_epoch as u32;
     // The append itself (a write into the page cache) happens now, in order.
+    let (records, bytes) = (batch.record_count(), batch.len());
     let log = replica.log.clone();
     let appended = tokio::task::spawn_blocking(move || log.append_deferred(&batch, epoch)).await;
     let pending = match appended {
@@ -174,6 +183,7 @@ async fn append(
     };
     if !pending.duplicate {
         replica.appended();
+        replica.metrics.appended(&replica.topic, records, bytes);
     }
     // Its durability wait runs concurrently with later appends. A producer's
     // retry of a stored batch waits the same way for the original, and is

@@ -238,6 +238,9 @@ pub async fn manage_isr(
             match sentinels.alter_isr(req).await {
                 Ok(pb::AlterIsrResponse { error: None, state: Some(new) }) => {
                     tracing::info!(topic = %replica.topic, partition = replica.partition, from = ?state.isr, to = ?new.isr, "ISR changed");
+                    let metrics = partitions.metrics();
+                    metrics.isr_shrinks.inc_by(state.isr.iter().filter(|r| !new.isr.contains(r)).count() as u64);
+                    metrics.isr_expands.inc_by(new.isr.iter().filter(|r| !state.isr.contains(r)).count() as u64);
                     replica.set_state(new);
                 }
                 Ok(r) => {

@@ -19,9 +19,28 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     config.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)?;
     let listener = tokio::net::TcpListener::bind(config.address).await?;
+    let http = match config.http_address {
+        Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
+        None => None,
+    };
     let config = Arc::new(config);
     let partitions = Partitions::new(config.id, config.data_dir.clone(), config.log.clone(), shutdown.clone());
     let tracker = TaskTracker::new();
+    let metrics = partitions.metrics();
+    // One broker per process: the first one's metrics receive the fdatasyncs.
+    goulette_storage::observe::set_observer(crate::metrics::StorageObserver {
+        latency: metrics.fsync_latency.clone(),
+        batches: metrics.fsync_batches.clone(),
+    });
+    if let Some(listener) = http {
+        let probe = Arc::new(Probe(partitions.clone()));
+        let token = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(e) = goulette_proto::ops::http::serve(listener, probe, token).await {
+                tracing::error!(error = %e, "HTTP endpoints failed");
+            }
+        });
+    }
 
     tracker.spawn(link::run_session(config.clone(), partitions.clone(), shutdown.clone()));
     tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), shutdown.clone()));
@@ -54,7 +73,13 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: shutdown.clone(), offsets };
     // Room for the largest batch plus the request's other fields.
     let max_message = MAX_BATCH_LEN + (1 << 20);
-    tracing::info!(id = config.id, address = %config.address, data = %config.data_dir.display(), "broker serving");
+    tracing::info!(
+        id = config.id,
+        address = %config.address,
+        http_address = ?config.http_address,
+        data = %config.data_dir.display(),
+        "broker serving"
+    );
     let served = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(8 << 20))
@@ -73,4 +98,19 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     tokio::task::spawn_blocking(move || closing.close_all()).await?;
     tracing::info!(id = config.id, "broker stopped");
     served.map_err(Into::into)
+}
+
+/// What the broker's HTTP endpoints report.
+#[derive(Debug)]
+struct Probe(Arc<Partitions>);
+
+impl goulette_proto::ops::http::Probe for Probe {
+    fn ready(&self) -> Result<(), String> {
+        self.0.ready()
+    }
+
+    fn metrics(&self) -> String {
+        self.0.update_gauges();
+        self.0.metrics().encode()
+    }
 }

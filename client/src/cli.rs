@@ -533,6 +533,10 @@ pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: Re
     Ok(true)
 }
 
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
+
 /// `cluster status`: succeeds only when a sentinel leader is known and
 /// every registered broker is up.
 pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Result<bool> {
@@ -543,8 +547,8 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
     match format {
         Format::Json => {
             let json = serde_json::json!({
-                "sentinels": status.sentinels.iter().map(|s| serde_json::json!({"id": s.id, "address": s.address, "leader": s.leader})).collect::<Vec<_>>(),
-                "brokers": status.brokers.iter().map(|b| serde_json::json!({"id": b.id, "address": b.address, "state": state(b), "replicas": b.replicas, "decommissioned": b.decommissioned})).collect::<Vec<_>>(),
+                "sentinels": status.sentinels.iter().map(|s| serde_json::json!({"id": s.id, "address": s.address, "http_address": s.http_address, "leader": s.leader})).collect::<Vec<_>>(),
+                "brokers": status.brokers.iter().map(|b| serde_json::json!({"id": b.id, "address": b.address, "http_address": b.http_address, "state": state(b), "replicas": b.replicas, "decommissioned": b.decommissioned})).collect::<Vec<_>>(),
                 "offline_partitions": status.offline_partitions.iter().map(|p| serde_json::json!({"topic": p.topic, "partition": p.partition, "isr": p.isr})).collect::<Vec<_>>(),
                 "metadata_version": status.metadata_version,
                 "healthy": leader_known && brokers_up,
@@ -554,7 +558,8 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
         Format::Text => {
             println!("sentinels:");
             for s in &status.sentinels {
-                println!("  {:<16} {:<22} {}", s.id, s.address, if s.leader { "leader" } else { "follower" });
+                let role = if s.leader { "leader" } else { "follower" };
+                println!("  {:<16} {:<22} http {:<22} {role}", s.id, s.address, or_dash(&s.http_address));
             }
             if !leader_known {
                 println!("  (no sentinel leader known)");
@@ -562,7 +567,14 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
             println!("brokers:");
             for b in &status.brokers {
                 let decommissioned = if b.decommissioned { "  decommissioned" } else { "" };
-                println!("  {:<6} {:<22} {:<5} {:>5} replicas{decommissioned}", b.id, b.address, state(b), b.replicas);
+                println!(
+                    "  {:<6} {:<22} http {:<22} {:<5} {:>5} replicas{decommissioned}",
+                    b.id,
+                    b.address,
+                    or_dash(&b.http_address),
+                    state(b),
+                    b.replicas
+                );
             }
             if status.offline_partitions.is_empty() {
                 println!("partitions without a leader: none");

@@ -82,7 +82,11 @@ async fn populate(store: &Store, fence: &Fence, lease: i64) {
     let change =
         Change::new("register-broker", "broker 1 at 127.0.0.1:50051").put_json(keys.broker(1), &broker, Some(lease));
     store.commit(fence, change).await.unwrap();
-    let sentinel = serde_json::to_string(&SentinelRecord { id: "s1".into(), address: "127.0.0.1:50052".into() });
+    let sentinel = serde_json::to_string(&SentinelRecord {
+        id: "s1".into(),
+        address: "127.0.0.1:50052".into(),
+        http_address: String::new(),
+    });
     let options = PutOptions::new().with_lease(lease);
     store.client().put(keys.sentinel("s1"), sentinel.unwrap(), Some(options)).await.unwrap();
 

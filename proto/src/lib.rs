@@ -10,6 +10,9 @@
 //! All four share the package `goulette.v1`; the client-facing and internal
 //! services live in separate files.
 
+#[cfg(feature = "ops")]
+pub mod ops;
+
 /// Version 1 of the protocol (generated code).
 #[allow(missing_debug_implementations, clippy::all)]
 pub mod v1 {

@@ -34,6 +34,8 @@ pub struct SentinelConfig {
     pub id: String,
     /// gRPC listen address (also published as this sentinel's address).
     pub address: SocketAddr,
+    /// `/health`, `/ready` and `/metrics` listen here; none when unset.
+    pub http_address: Option<SocketAddr>,
     pub etcd: EtcdMode,
     /// Key prefix in etcd.
     pub prefix: String,
@@ -63,6 +65,7 @@ impl SentinelConfig {
         SentinelConfig {
             id: id.into(),
             address,
+            http_address: None,
             etcd,
             prefix: crate::keys::DEFAULT_PREFIX.to_owned(),
             lease_ttl: Duration::from_secs(3),
@@ -80,6 +83,9 @@ impl SentinelConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.id.is_empty() || self.id.contains('/') {
             return Err(format!("--id {:?} must be non-empty and contain no '/'", self.id));
+        }
+        if self.http_address == Some(self.address) {
+            return Err("--http-address must differ from --address".into());
         }
         if self.session_timeout < Duration::from_secs(1) {
             return Err("--session-timeout must be at least 1s (etcd leases count whole seconds)".into());

@@ -43,6 +43,8 @@ impl Role {
 pub struct Candidate {
     pub id: String,
     pub address: String,
+    /// Published with the address, for `cluster status`.
+    pub http_address: Option<std::net::SocketAddr>,
     pub ttl: Duration,
 }
 
@@ -75,7 +77,11 @@ async fn term(
 ) -> Result<(), etcd_client::Error> {
     let ttl_secs = me.ttl.as_secs().max(2) as i64;
     let lease = client.lease_grant(ttl_secs, None).await?.id();
-    let record = SentinelRecord { id: me.id.clone(), address: me.address.clone() };
+    let record = SentinelRecord {
+        id: me.id.clone(),
+        address: me.address.clone(),
+        http_address: me.http_address.map(|a| a.to_string()).unwrap_or_default(),
+    };
     client
         .put(
             keys.sentinel(&me.id),

@@ -89,6 +89,7 @@ pub type Result<T, E = SentinelError> = std::result::Result<T, E>;
 
 impl SentinelError {
     pub(crate) fn etcd(context: impl Into<String>, source: etcd_client::Error) -> Self {
+        crate::metrics::ETCD.errors.inc();
         SentinelError::Etcd { context: context.into(), source }
     }
 

@@ -10,6 +10,7 @@
 //! - [`controller`]: the leader's writes (topics, broker sessions, leaders).
 //! - [`groups`], [`assignor`]: consumer-group membership and assignment.
 //! - [`leases`]: keeping broker and member session leases alive.
+//! - [`metrics`]: Prometheus metrics and readiness on `--http-address`.
 //! - [`service`]: the gRPC services, with forwarding of writes to the leader.
 //! - [`embedded`]: the supervised `etcd` child of `--embedded-etcd`.
 //! - [`server`]: `run`, which wires all of the above together.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod groups;
 pub mod keys;
 pub mod leases;
+pub mod metrics;
 pub mod model;
 pub mod placement;
 pub mod ring;

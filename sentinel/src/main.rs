@@ -19,6 +19,9 @@ struct Args {
     /// gRPC listen address, also published to the cluster.
     #[arg(long, env = "GOULETTE_SENTINEL_ADDRESS", default_value = "127.0.0.1:50052")]
     address: SocketAddr,
+    /// Address of the `/health`, `/ready` and `/metrics` endpoints (none when unset).
+    #[arg(long, env = "GOULETTE_SENTINEL_HTTP_ADDRESS")]
+    http_address: Option<SocketAddr>,
     /// Comma-separated etcd client endpoints of an external cluster.
     #[arg(long, env = "GOULETTE_ETCD_ENDPOINTS", value_delimiter = ',', conflicts_with = "embedded_etcd")]
     etcd_endpoints: Vec<String>,
@@ -91,6 +94,7 @@ impl Args {
         };
         let mut config = SentinelConfig::new(self.id, self.address, etcd);
         config.prefix = self.etcd_prefix;
+        config.http_address = self.http_address;
         if let Some(n) = self.max_txn_ops {
             config.max_txn_ops = n;
         }
@@ -106,23 +110,9 @@ impl Args {
     }
 }
 
-fn init_logging(level: &str, file: Option<&PathBuf>) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
-        }
-        None => builder.with_writer(std::io::stderr).init(),
-    }
-    Ok(())
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_logging(&args.log_level, args.log_file.as_ref())?;
+    goulette_proto::ops::logging::init(&args.log_level, args.log_file.as_deref())?;
     let config = args.into_config()?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let shutdown = CancellationToken::new();

@@ -29,6 +29,9 @@ pub struct DecommissionRecord {
 pub struct SentinelRecord {
     pub id: String,
     pub address: String,
+    /// Its `/health`, `/ready` and `/metrics` address; empty when it has none.
+    #[serde(default)]
+    pub http_address: String,
 }
 
 /// A topic's configuration (`topics/{name}`).

@@ -37,20 +37,51 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
     };
     // Bind first, so the port is ours before anything announces it.
     let listener = tokio::net::TcpListener::bind(config.address).await?;
+    // The HTTP endpoints answer from the start: /health while etcd is still
+    // out of reach, /ready saying why not.
+    let (views_tx, views) = watch::channel(Arc::new(ClusterView::default()));
+    let (role_tx, role) = watch::channel(Role::Follower);
+    let http_tracker = TaskTracker::new();
+    let http_token = shutdown.child_token();
+    if let Some(address) = config.http_address {
+        let http = tokio::net::TcpListener::bind(address).await?;
+        let probe = Arc::new(crate::metrics::SentinelProbe::new(views.clone(), role.clone()));
+        let token = http_token.clone();
+        http_tracker.spawn(async move {
+            if let Err(e) = goulette_proto::ops::http::serve(http, probe, token).await {
+                tracing::error!(error = %e, "HTTP endpoints failed");
+            }
+        });
+    }
 
-    let result = serve(config, endpoints, listener, shutdown).await;
+    let channels = Channels { views_tx, views, role_tx, role };
+    let result = serve(config, endpoints, listener, channels, shutdown).await;
+    http_token.cancel();
+    http_tracker.close();
+    http_tracker.wait().await;
     etcd_token.cancel();
     etcd_tracker.close();
     etcd_tracker.wait().await;
     result
 }
 
+/// The view and role, published by the watcher and the election, read by
+/// the services and the HTTP endpoints.
+struct Channels {
+    views_tx: watch::Sender<Arc<ClusterView>>,
+    views: watch::Receiver<Arc<ClusterView>>,
+    role_tx: watch::Sender<Role>,
+    role: watch::Receiver<Role>,
+}
+
 async fn serve(
     config: SentinelConfig,
     endpoints: Vec<String>,
     listener: tokio::net::TcpListener,
+    channels: Channels,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Channels { views_tx, views, role_tx, role } = channels;
     let Some(client) = connect_until(&endpoints, Some(store::ETCD_REQUEST_TIMEOUT), &shutdown).await else {
         return Ok(());
     };
@@ -62,11 +93,15 @@ async fn serve(
     let store = Store::new(client.clone(), keys.clone(), config.id.clone());
     let tracker = TaskTracker::new();
 
-    let (views_tx, views) = watch::channel(Arc::new(ClusterView::default()));
     tracker.spawn(watcher::run(store.clone(), views_tx, shutdown.clone()));
 
-    let (role_tx, role) = watch::channel(Role::Follower);
-    let me = election::Candidate { id: config.id.clone(), address: config.address.to_string(), ttl: config.lease_ttl };
+    let me = election::Candidate {
+        id: config.id.clone(),
+        address: config.address.to_string(),
+        http_address: config.http_address,
+        ttl: config.lease_ttl,
+    };
+    tracker.spawn(crate::metrics::probe_etcd(client.clone(), keys.ops_counter(), shutdown.clone()));
     tracker.spawn(election::run(election_client, keys, me, role_tx, shutdown.clone()));
 
     let leases = Arc::new(Leases::new(

@@ -496,6 +496,7 @@ impl SentinelService for SentinelGrpc {
                 id: s.id.clone(),
                 address: s.address.clone(),
                 leader: leader.as_deref() == Some(&s.address),
+                http_address: s.http_address.clone(),
             })
             .collect();
         let offline = view

@@ -124,6 +124,7 @@ impl Store {
 
     /// Reads every section of the prefix at one revision.
     pub async fn load(&self) -> Result<ClusterView> {
+        let started = std::time::Instant::now();
         let mut client = self.client.clone();
         let mut view = ClusterView::default();
         let sections = [
@@ -153,6 +154,7 @@ impl Store {
             }
         }
         view.revision = revision;
+        crate::metrics::ETCD.observe("load", started.elapsed());
         Ok(view)
     }
 
@@ -215,7 +217,9 @@ impl Store {
 
             let failure = vec![TxnOp::get(counter.as_str(), None), TxnOp::get(fence.key.clone(), None)];
             let txn = Txn::new().when(compares).and_then(ops).or_else(failure);
+            let started = std::time::Instant::now();
             let resp = client.txn(txn).await.map_err(|e| SentinelError::etcd(format!("commit {}", change.kind), e))?;
+            crate::metrics::ETCD.observe("commit", started.elapsed());
             if resp.succeeded() {
                 tracing::info!(seq, kind = %change.kind, detail = %change.detail, "committed metadata change");
                 if seq % TRIM_EVERY == 0 && seq > MAX_OPS {

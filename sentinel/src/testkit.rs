@@ -41,6 +41,18 @@ pub fn http_ok(addr: SocketAddr, path: &str) -> bool {
     buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200")
 }
 
+/// `GET path` on `addr`: the status code and the body (`None` when nothing answered).
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned());
+    Some((status, body))
+}
+
 /// A child process the harness owns: started from a fixed command line,
 /// logging to a file in its own temporary directory, killed by pid.
 #[derive(Debug)]
@@ -103,6 +115,20 @@ impl Managed {
         self.child = Some(child);
         let (address, ready) = (self.address, self.ready);
         wait_for(&format!("{} to be ready", self.name), Duration::from_secs(20), || ready(address));
+    }
+
+    /// Its pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A field of `/proc/<pid>/status` in bytes (`VmRSS`, `VmHWM`: the
+    /// resident set now and at its peak); `None` when it is not running.
+    pub fn memory(&self, field: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+        let kib: u64 = line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib * 1024)
     }
 
     /// Its working directory.
@@ -214,6 +240,8 @@ impl EtcdProcess {
 #[derive(Debug)]
 pub struct SentinelProcess {
     pub id: String,
+    /// Its `/health`, `/ready` and `/metrics` address.
+    pub http_address: SocketAddr,
     process: Managed,
 }
 
@@ -232,12 +260,14 @@ impl SentinelProcess {
     /// Starts a sentinel with exactly these arguments besides id and address.
     pub fn start_with(id: &str, extra: Vec<String>) -> SentinelProcess {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let http_address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut args = vec!["--id".to_owned(), id.to_owned(), "--address".to_owned(), address.to_string()];
+        args.extend(["--http-address".to_owned(), http_address.to_string()]);
         args.extend(extra);
         let envs = vec![("RUST_LOG".to_owned(), "info,goulette_sentinel=debug".to_owned())];
         let process =
             Managed::start("sentinel", bin_dir().join("goulette-sentinel"), args, envs, address, listening, temp_dir());
-        SentinelProcess { id: id.to_owned(), process }
+        SentinelProcess { id: id.to_owned(), http_address, process }
     }
 
     /// The gRPC endpoint URL.
@@ -250,6 +280,8 @@ impl SentinelProcess {
 #[derive(Debug)]
 pub struct BrokerProcess {
     pub id: u32,
+    /// Its `/health`, `/ready` and `/metrics` address.
+    pub http_address: SocketAddr,
     process: Managed,
 }
 
@@ -263,16 +295,27 @@ impl BrokerProcess {
     /// Like `start`, with extra environment variables (failpoints).
     pub fn start_with_env(id: u32, sentinels: &str, extra: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let mut args: Vec<String> =
-            ["--id", &id.to_string(), "--address", &address.to_string(), "--data", "data", "--sentinels", sentinels]
-                .map(String::from)
-                .to_vec();
+        let http_address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut args: Vec<String> = [
+            "--id",
+            &id.to_string(),
+            "--address",
+            &address.to_string(),
+            "--http-address",
+            &http_address.to_string(),
+            "--data",
+            "data",
+            "--sentinels",
+            sentinels,
+        ]
+        .map(String::from)
+        .to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut envs = vec![("RUST_LOG".to_owned(), "info,goulette_broker=debug".to_owned())];
         envs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let process =
             Managed::start("broker", bin_dir().join("goulette-broker"), args, envs, address, listening, temp_dir());
-        BrokerProcess { id, process }
+        BrokerProcess { id, http_address, process }
     }
 
     /// The data directory.

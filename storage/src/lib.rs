@@ -10,6 +10,7 @@
 //! - [`epochs`]: the leader-epoch history replication truncates by.
 //! - [`producers`]: idempotent producers' recent batches (retries answered, not re-appended).
 //! - [`config`], [`error`]: settings and the one error type.
+//! - [`observe`]: the hook through which the broker measures fdatasyncs.
 //!
 //! No networking lives here. The formats are documented in each module and in
 //! `docs/storage.md`.
@@ -24,6 +25,7 @@ mod fragment;
 pub mod frame;
 pub mod index;
 pub mod log;
+pub mod observe;
 pub mod producers;
 mod read;
 mod recovery;

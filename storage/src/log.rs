@@ -97,6 +97,8 @@ struct Inner {
     snapshots: BTreeSet<u64>,
     /// The CRC of the last batch in the log (named by snapshots).
     last_crc: u32,
+    /// Batches appended since the log was opened (fdatasync statistics).
+    appended_batches: u64,
 }
 
 #[derive(Debug)]
@@ -110,6 +112,8 @@ struct SyncState {
     /// have been rewritten), and an appender whose batch was truncated away
     /// must not be told it is durable.
     generation: u64,
+    /// `appended_batches` when the last fdatasync started.
+    synced_batches: u64,
 }
 
 /// A duration in milliseconds, saturating instead of wrapping (a "forever"
@@ -259,8 +263,9 @@ impl PartitionLog {
                 producers: ProducerStates::default(),
                 snapshots,
                 last_crc: 0,
+                appended_batches: 0,
             }),
-            sync: Mutex::new(SyncState { durable, syncing: false, generation: 0 }),
+            sync: Mutex::new(SyncState { durable, syncing: false, generation: 0, synced_batches: 0 }),
             synced: Condvar::new(),
             epoch,
         };
@@ -563,6 +568,7 @@ impl PartitionLog {
                 inner.producers.record(p, batch.record_count(), base, info.next_offset);
             }
             inner.last_crc = batch.crc();
+            inner.appended_batches += 1;
             if self.seal_due(&inner, now) {
                 self.seal(&mut inner)?;
             }
@@ -611,14 +617,18 @@ impl PartitionLog {
     /// One fdatasync of the WAL, covering everything written before it
     /// started; records the new durable offset, or fails the log.
     fn sync_wal(&self) -> Result<()> {
-        let (file, upto, path, generation) = {
+        let (file, upto, path, generation, batches) = {
             let inner = self.lock();
             self.check_open(&inner)?;
-            let generation = self.lock_sync().generation;
-            (inner.wal.file.clone(), inner.wal.index.next_offset, inner.wal.path.clone(), generation)
+            let mut state = self.lock_sync();
+            let batches = inner.appended_batches.saturating_sub(state.synced_batches);
+            state.synced_batches = inner.appended_batches;
+            (inner.wal.file.clone(), inner.wal.index.next_offset, inner.wal.path.clone(), state.generation, batches)
         };
+        let started = Instant::now();
         match file.sync_data() {
             Ok(()) => {
+                crate::observe::fdatasync(started.elapsed(), batches);
                 let mut state = self.lock_sync();
                 if state.generation == generation {
                     state.durable = state.durable.max(upto);

@@ -1,0 +1,209 @@
+//! The broker's Prometheus metrics, `goulette_broker_*` (and the process's
+//! `goulette_process_*`), served on `--http-address` `/metrics`.
+//!
+//! Counters and histograms are updated where the work happens (produce,
+//! fetch, replication, the storage engine's fdatasync hook); gauges that
+//! describe state (partitions led, under-replicated) are computed from the
+//! partitions at each scrape, so they cannot drift.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// A per-topic series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
+
+/// A per-kind series (`produce`, `fetch`, `replica-fetch`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+/// Every metric of one broker.
+#[derive(Debug)]
+pub struct BrokerMetrics {
+    registry: Registry,
+    process: goulette_proto::ops::process::ProcessMetrics,
+    /// Records and bytes appended as leader (producers and `__offsets` commits; retried duplicates not counted).
+    pub messages_in: Family<TopicLabel, Counter>,
+    pub bytes_in: Family<TopicLabel, Counter>,
+    /// Records and bytes sent to consumers.
+    pub messages_out: Family<TopicLabel, Counter>,
+    pub bytes_out: Family<TopicLabel, Counter>,
+    /// Bytes sent to followers.
+    pub replication_bytes_out: Family<TopicLabel, Counter>,
+    /// From a produce request's arrival to its response (durable, replicated per `acks`).
+    pub produce_latency: Histogram,
+    /// From a fetch response's read to its hand-off to the stream.
+    pub fetch_latency: Histogram,
+    pub fsync_latency: Histogram,
+    pub fsync_batches: Histogram,
+    pub isr_shrinks: Counter,
+    pub isr_expands: Counter,
+    /// Partitions this broker began or stopped leading.
+    pub leader_changes: Counter,
+    /// Open produce, fetch and replica-fetch streams.
+    pub open_streams: Family<KindLabel, Gauge>,
+    partitions: Gauge,
+    leader_partitions: Gauge,
+    under_replicated: Gauge,
+    under_min_isr: Gauge,
+}
+
+/// Latency buckets from 50 µs to ~13 s, in seconds.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.000_05, 2.0, 19)
+}
+
+impl Default for BrokerMetrics {
+    fn default() -> Self {
+        BrokerMetrics::new()
+    }
+}
+
+impl BrokerMetrics {
+    /// A registry with every broker metric registered.
+    pub fn new() -> BrokerMetrics {
+        let mut registry = Registry::default();
+        let process = goulette_proto::ops::process::ProcessMetrics::register(&mut registry);
+        let m = BrokerMetrics {
+            registry: Registry::default(),
+            process,
+            messages_in: Family::default(),
+            bytes_in: Family::default(),
+            messages_out: Family::default(),
+            bytes_out: Family::default(),
+            replication_bytes_out: Family::default(),
+            produce_latency: Histogram::new(latency_buckets()),
+            fetch_latency: Histogram::new(latency_buckets()),
+            fsync_latency: Histogram::new(latency_buckets()),
+            fsync_batches: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            isr_shrinks: Counter::default(),
+            isr_expands: Counter::default(),
+            leader_changes: Counter::default(),
+            open_streams: Family::default(),
+            partitions: Gauge::default(),
+            leader_partitions: Gauge::default(),
+            under_replicated: Gauge::default(),
+            under_min_isr: Gauge::default(),
+        };
+        let r = registry.sub_registry_with_prefix("goulette_broker");
+        r.register("messages_in", "Records appended as partition leader", m.messages_in.clone());
+        r.register("bytes_in", "Batch bytes appended as partition leader", m.bytes_in.clone());
+        r.register("messages_out", "Records sent to consumers", m.messages_out.clone());
+        r.register("bytes_out", "Batch bytes sent to consumers", m.bytes_out.clone());
+        r.register("replication_bytes_out", "Batch bytes sent to followers", m.replication_bytes_out.clone());
+        r.register(
+            "produce_latency_seconds",
+            "Produce request arrival to response (durability and acks included)",
+            m.produce_latency.clone(),
+        );
+        r.register("fetch_latency_seconds", "Fetch response read to hand-off", m.fetch_latency.clone());
+        r.register("fsync_latency_seconds", "fdatasync of a partition WAL", m.fsync_latency.clone());
+        r.register("fsync_batches", "Batches made durable by one fdatasync (group commit)", m.fsync_batches.clone());
+        r.register("isr_shrinks", "Followers this leader removed from an ISR", m.isr_shrinks.clone());
+        r.register("isr_expands", "Followers this leader added back to an ISR", m.isr_expands.clone());
+        r.register("leader_changes", "Partitions this broker started or stopped leading", m.leader_changes.clone());
+        r.register("open_streams", "Open produce and fetch streams", m.open_streams.clone());
+        r.register("partitions", "Partition replicas held", m.partitions.clone());
+        r.register("leader_partitions", "Partitions led", m.leader_partitions.clone());
+        r.register(
+            "under_replicated_partitions",
+            "Partitions led whose ISR is smaller than their replica set",
+            m.under_replicated.clone(),
+        );
+        r.register(
+            "under_min_isr_partitions",
+            "Partitions led whose ISR is below min_insync_replicas (acks=all refused)",
+            m.under_min_isr.clone(),
+        );
+        BrokerMetrics { registry, ..m }
+    }
+
+    /// Sets the state gauges (called before each scrape).
+    pub fn set_partition_gauges(&self, held: usize, led: usize, under_replicated: usize, under_min_isr: usize) {
+        self.partitions.set(held as i64);
+        self.leader_partitions.set(led as i64);
+        self.under_replicated.set(under_replicated as i64);
+        self.under_min_isr.set(under_min_isr as i64);
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        self.process.refresh();
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        text
+    }
+
+    /// Counts a record batch appended to `topic` as leader.
+    pub fn appended(&self, topic: &str, records: u32, bytes: usize) {
+        let label = TopicLabel { topic: topic.to_owned() };
+        self.messages_in.get_or_create(&label).inc_by(u64::from(records));
+        self.bytes_in.get_or_create(&label).inc_by(bytes as u64);
+    }
+
+    /// A gauge of open streams of `kind` that goes down when the guard drops.
+    pub fn stream_opened(&self, kind: &'static str) -> StreamGauge {
+        let gauge = self.open_streams.get_or_create(&KindLabel { kind }).clone();
+        gauge.inc();
+        StreamGauge(gauge)
+    }
+}
+
+/// Decrements an open-stream gauge when dropped.
+#[derive(Debug)]
+pub struct StreamGauge(Gauge);
+
+impl Drop for StreamGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Feeds the storage engine's fdatasyncs into the histograms.
+#[derive(Debug)]
+pub struct StorageObserver {
+    pub latency: Histogram,
+    pub batches: Histogram,
+}
+
+impl goulette_storage::observe::Observer for StorageObserver {
+    fn fdatasync(&self, took: Duration, batches: u64) {
+        self.latency.observe(took.as_secs_f64());
+        self.batches.observe(batches as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_names_every_series_and_counts_what_was_recorded() {
+        let m = BrokerMetrics::new();
+        m.appended("orders", 10, 1000);
+        m.produce_latency.observe(0.001);
+        let streams = m.stream_opened("produce");
+        m.set_partition_gauges(3, 2, 1, 0);
+        let text = m.encode();
+        assert!(text.contains("goulette_broker_messages_in_total{topic=\"orders\"} 10"), "{text}");
+        assert!(text.contains("goulette_broker_bytes_in_total{topic=\"orders\"} 1000"), "{text}");
+        assert!(text.contains("goulette_broker_produce_latency_seconds_count 1"), "{text}");
+        assert!(text.contains("goulette_broker_open_streams{kind=\"produce\"} 1"), "{text}");
+        assert!(text.contains("goulette_broker_under_replicated_partitions 1"), "{text}");
+        assert!(text.contains("goulette_process_resident_memory_bytes "), "{text}");
+        drop(streams);
+        assert!(m.encode().contains("goulette_broker_open_streams{kind=\"produce\"} 0"));
+    }
+}

@@ -1,0 +1,207 @@
+//! The sentinel's Prometheus metrics, `goulette_sentinel_*` (and the
+//! process's `goulette_process_*`), and its readiness, served on
+//! `--http-address`.
+//!
+//! Cluster gauges (brokers, partitions offline or under-replicated, groups)
+//! are computed from this sentinel's view at each scrape. etcd request
+//! latency and errors are process-wide ([`ETCD`]): every etcd error passes
+//! through `SentinelError::etcd`, which counts it, and the health probe
+//! ([`probe_etcd`]) times a read every second, so the latency series and
+//! readiness move even when nothing is written.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::election::Role;
+use crate::view::ClusterView;
+
+/// A series per etcd request kind (`probe`, `commit`, `load`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabel {
+    pub request: &'static str,
+}
+
+/// etcd request metrics of this process.
+#[derive(Debug)]
+pub struct EtcdMetrics {
+    pub latency: Family<RequestLabel, Histogram>,
+    pub errors: Counter,
+    /// Milliseconds since `START` of the last successful probe; -1 before one.
+    last_ok_ms: AtomicI64,
+}
+
+static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// The process's etcd metrics.
+pub static ETCD: LazyLock<EtcdMetrics> = LazyLock::new(|| EtcdMetrics {
+    latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_1, 2.0, 16))),
+    errors: Counter::default(),
+    last_ok_ms: AtomicI64::new(-1),
+});
+
+impl EtcdMetrics {
+    /// Records how long one etcd request of kind `request` took.
+    pub fn observe(&self, request: &'static str, took: Duration) {
+        self.latency.get_or_create(&RequestLabel { request }).observe(took.as_secs_f64());
+    }
+
+    /// How long since the health probe last reached etcd (`None`: never).
+    fn since_ok(&self) -> Option<Duration> {
+        let ms = self.last_ok_ms.load(Ordering::Relaxed);
+        (ms >= 0).then(|| START.elapsed().saturating_sub(Duration::from_millis(ms as u64)))
+    }
+}
+
+/// etcd counts as unreachable when the probe has not reached it for this long.
+const ETCD_STALE: Duration = Duration::from_secs(3);
+
+/// Reads one key every second (answers come from the etcd cluster's
+/// leader-confirmed state only if etcd is healthy) until `shutdown`.
+pub async fn probe_etcd(client: etcd_client::Client, key: String, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let started = Instant::now();
+        let mut kv = client.kv_client();
+        let read = tokio::time::timeout(ETCD_STALE, kv.get(key.as_str(), None)).await;
+        match read {
+            Ok(Ok(_)) => {
+                ETCD.observe("probe", started.elapsed());
+                ETCD.last_ok_ms.store(START.elapsed().as_millis() as i64, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => {
+                ETCD.errors.inc();
+                tracing::debug!(error = %e, "etcd probe failed");
+            }
+            Err(_) => {
+                ETCD.errors.inc();
+            }
+        }
+    }
+}
+
+/// What the sentinel's HTTP endpoints report.
+#[derive(Debug)]
+pub struct SentinelProbe {
+    registry: Registry,
+    process: goulette_proto::ops::process::ProcessMetrics,
+    views: watch::Receiver<Arc<ClusterView>>,
+    role: watch::Receiver<Role>,
+    leader: Gauge,
+    leader_known: Gauge,
+    etcd_reachable: Gauge,
+    brokers: Gauge,
+    decommissioned: Gauge,
+    topics: Gauge,
+    partitions: Gauge,
+    offline: Gauge,
+    under_replicated: Gauge,
+    groups: Gauge,
+    group_members: Gauge,
+    metadata_revision: Gauge,
+}
+
+impl SentinelProbe {
+    /// Registers every sentinel metric over this sentinel's view and role.
+    pub fn new(views: watch::Receiver<Arc<ClusterView>>, role: watch::Receiver<Role>) -> SentinelProbe {
+        let mut registry = Registry::default();
+        let process = goulette_proto::ops::process::ProcessMetrics::register(&mut registry);
+        let p = SentinelProbe {
+            registry: Registry::default(),
+            process,
+            views,
+            role,
+            leader: Gauge::default(),
+            leader_known: Gauge::default(),
+            etcd_reachable: Gauge::default(),
+            brokers: Gauge::default(),
+            decommissioned: Gauge::default(),
+            topics: Gauge::default(),
+            partitions: Gauge::default(),
+            offline: Gauge::default(),
+            under_replicated: Gauge::default(),
+            groups: Gauge::default(),
+            group_members: Gauge::default(),
+            metadata_revision: Gauge::default(),
+        };
+        let r = registry.sub_registry_with_prefix("goulette_sentinel");
+        r.register("leader", "1 when this sentinel leads the sentinels", p.leader.clone());
+        r.register("leader_known", "1 when some sentinel leads (as this one sees it)", p.leader_known.clone());
+        r.register("etcd_reachable", "1 when etcd answered within the last 3 s", p.etcd_reachable.clone());
+        r.register("etcd_request_duration_seconds", "etcd request latency", ETCD.latency.clone());
+        r.register("etcd_errors", "etcd requests that failed", ETCD.errors.clone());
+        r.register("brokers_up", "Brokers with a live session", p.brokers.clone());
+        r.register("brokers_decommissioned", "Brokers being decommissioned", p.decommissioned.clone());
+        r.register("topics", "Topics", p.topics.clone());
+        r.register("partitions", "Partitions", p.partitions.clone());
+        r.register("offline_partitions", "Partitions without a live leader", p.offline.clone());
+        r.register(
+            "under_replicated_partitions",
+            "Partitions whose ISR is smaller than their replica set",
+            p.under_replicated.clone(),
+        );
+        r.register("groups", "Consumer groups with membership state", p.groups.clone());
+        r.register("group_members", "Live consumer-group members", p.group_members.clone());
+        r.register("metadata_revision", "etcd revision of this sentinel's view", p.metadata_revision.clone());
+        SentinelProbe { registry, ..p }
+    }
+
+    fn refresh(&self) {
+        self.process.refresh();
+        let view = self.views.borrow().clone();
+        self.leader.set(i64::from(matches!(*self.role.borrow(), Role::Leader(_))));
+        self.leader_known.set(i64::from(view.leader_address().is_some()));
+        self.etcd_reachable.set(i64::from(ETCD.since_ok().is_some_and(|d| d < ETCD_STALE)));
+        self.brokers.set(view.brokers.len() as i64);
+        self.decommissioned.set(view.decommissioned.len() as i64);
+        self.topics.set(view.topics.len() as i64);
+        self.partitions.set(view.partitions.len() as i64);
+        let offline = view.partitions.values().filter(|p| !p.leader.is_some_and(|l| view.brokers.contains_key(&l)));
+        self.offline.set(offline.count() as i64);
+        let under = view.partitions.values().filter(|p| p.isr.len() < p.replicas.len());
+        self.under_replicated.set(under.count() as i64);
+        self.groups.set(view.groups.len() as i64);
+        self.group_members.set(view.groups.values().map(|g| g.members.len()).sum::<usize>() as i64);
+        self.metadata_revision.set(view.revision);
+    }
+}
+
+impl goulette_proto::ops::http::Probe for SentinelProbe {
+    fn ready(&self) -> Result<(), String> {
+        match ETCD.since_ok() {
+            None => return Err("etcd has not answered yet".into()),
+            Some(d) if d >= ETCD_STALE => return Err(format!("etcd has not answered for {d:?}")),
+            Some(_) => {}
+        }
+        let view = self.views.borrow().clone();
+        if view.revision == 0 {
+            return Err("the cluster view is not loaded yet".into());
+        }
+        if view.leader_address().is_none() {
+            return Err("no sentinel leads".into());
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> String {
+        self.refresh();
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        text
+    }
+}
