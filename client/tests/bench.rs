@@ -84,13 +84,11 @@ fn us(v: &serde_json::Value, key: &str) -> u64 {
     v["latency_us"][key].as_u64().unwrap_or(0)
 }
 
-/// Runs `cases` against a fresh cluster of `brokers` brokers started with
-/// `broker_args`; returns the table rows.
-async fn run_cases(brokers: u32, broker_args: &[&str], cases: Vec<Case>, dir: &Path) -> Vec<String> {
-    let env = Env::start(brokers, broker_args).await;
+/// Runs `cases` against `env`; returns the table rows.
+fn run_cases(env: &Env, cases: Vec<Case>, dir: &Path, tag: &str) -> Vec<String> {
     let mut rows = Vec::new();
     for (i, case) in cases.into_iter().enumerate() {
-        let r = bench(&env, &case.args, dir, &format!("{brokers}-{i}"));
+        let r = bench(env, &case.args, dir, &format!("{tag}-{i}"));
         let latency = if us(&r, "max") > 0 {
             format!("{} / {} / {} / {}", us(&r, "p50"), us(&r, "p99"), us(&r, "p999"), us(&r, "max"))
         } else {
@@ -109,6 +107,56 @@ async fn run_cases(brokers: u32, broker_args: &[&str], cases: Vec<Case>, dir: &P
     rows
 }
 
+/// A row for a figure that is not a `goulette bench` run.
+fn row(name: &str, how: &str, figure: String, target: &str, met: bool) -> String {
+    format!("| {name} | {how} | {figure} | | | {target} | {} |", if met { "yes" } else { "**no**" })
+}
+
+const MIB: f64 = (1 << 20) as f64;
+
+/// Creates a 1,000-partition RF=3 topic; rows for the time until every
+/// partition has a leader that serves it, and for the brokers' resident
+/// memory before and after (idle partitions: open logs, replication
+/// sessions, indexes).
+async fn thousand_partitions(env: &Env) -> Vec<String> {
+    use goulette_proto::v1 as pb;
+    let rss = |env: &Env| env.brokers.iter().map(|b| b.memory("VmRSS").unwrap_or(0)).max().unwrap_or(0);
+    let before = rss(env);
+    let cluster = env.cluster();
+    let admin = goulette_client::Admin::new(cluster.clone());
+    let started = std::time::Instant::now();
+    let config = pb::TopicConfig { name: "many".into(), partitions: 1000, replication_factor: 3, ..Default::default() };
+    admin.create_topic(config).await.unwrap();
+    // Every partition answers ListOffsets from its leader (opened, leading).
+    let mut serving = 0;
+    while serving < 1000 {
+        match goulette_client::consumer::list_offsets(&cluster, "many", serving, None).await {
+            Ok(_) => serving += 1,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "1,000 partitions not served in 2 min");
+    }
+    let took = started.elapsed().as_secs_f64();
+    // Followers need a moment to open their copies and start fetching.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let grown = rss(env).saturating_sub(before) as f64 / MIB;
+    vec![
+        row(
+            "1,000 partitions, RF=3, 3 brokers: created until all served by a leader",
+            "`Admin::create_topic`, then `ListOffsets` on each",
+            format!("{took:.1} s"),
+            "≤ 10 s",
+            took <= 10.0,
+        ),
+        row(
+            "broker RSS growth with 1,000 idle partitions (largest of 3)",
+            "`VmRSS` before and 5 s after",
+            format!("+{grown:.0} MiB"),
+            "≤ 64 MiB",
+            grown <= 64.0,
+        ),
+    ]
+}
 fn case(name: &'static str, target: &'static str, args: &[&'static str], met: fn(&serde_json::Value) -> bool) -> Case {
     Case { name, target, args: args.to_vec(), met }
 }
@@ -147,7 +195,21 @@ async fn bench_suite() {
             |r| us(r, "p50") <= 1000 && us(r, "p99") <= 5000,
         ),
     ];
-    rows.extend(run_cases(1, &[], durable, dir.path()).await);
+    {
+        let env = Env::start(1, &[]).await;
+        let mut durable = durable.into_iter();
+        // The first case alone, so that the broker's peak RSS is that run's.
+        rows.extend(run_cases(&env, durable.by_ref().take(1).collect(), dir.path(), "durable"));
+        let peak = env.brokers[0].memory("VmHWM").unwrap_or(0) as f64 / MIB;
+        rows.push(row(
+            "broker peak RSS during the 1 KiB durable run",
+            "`VmHWM` of the broker",
+            format!("{peak:.0} MiB"),
+            "≤ 256 MiB",
+            peak <= 256.0,
+        ));
+        rows.extend(run_cases(&env, durable.collect(), dir.path(), "durable-rest"));
+    }
     // One broker, flush=never.
     let memory = vec![
         case(
@@ -177,7 +239,7 @@ async fn bench_suite() {
             |r| f(r, "messages_per_sec") >= 10_000.0,
         ),
     ];
-    rows.extend(run_cases(1, &["--flush", "never"], memory, dir.path()).await);
+    rows.extend(run_cases(&Env::start(1, &["--flush", "never"]).await, memory, dir.path(), "memory"));
     // Three brokers, RF=3, acks=all.
     let replicated = vec![case(
         "RF=3, acks=all, 1 KiB, 3 partitions",
@@ -185,7 +247,11 @@ async fn bench_suite() {
         &["produce", "--topic", "rf3", "--partitions", "3", "--replication-factor", "3", "--duration", "15s"],
         |r| f(r, "mb_per_sec") >= 150.0,
     )];
-    rows.extend(run_cases(3, &[], replicated, dir.path()).await);
+    {
+        let env = Env::start(3, &[]).await;
+        rows.extend(run_cases(&env, replicated, dir.path(), "replicated"));
+        rows.extend(thousand_partitions(&env).await);
+    }
 
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
