@@ -497,7 +497,7 @@ start_etcd() {
 start_sentinel() {
   local n=$1 mode=$2 name="sentinel-$1" client
   local args=(--id "$name" --address "$(sentinel_address "$n")" --http-address "$(sentinel_http_address "$n")"
-    --log-file "$LOG_DIR/$name.log")
+    --log-file "$LOG_DIR/$name.log" --log-console=false)
   case $mode in
     external) args+=(--etcd-endpoints "$ETCD_CLIENT_URL") ;;
     embedded)
@@ -518,7 +518,8 @@ start_broker() {
   local n=$1 root=$2 sentinels=$3 name="broker-$1"
   mkdir -p "$root"
   start_bg "$name" "$BIN/goulette-broker" --id "$n" --address "$(broker_address "$n")" \
-    --http-address "$(broker_http_address "$n")" --data "$root/$name" --sentinels "$sentinels" --log-file "$LOG_DIR/$name.log"
+    --http-address "$(broker_http_address "$n")" --data "$root/$name" --sentinels "$sentinels" \
+    --log-file "$LOG_DIR/$name.log" --log-console=false
 }
 
 # print_cluster LAYOUT SENTINELS: what runs (from the pid files), and the

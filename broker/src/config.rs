@@ -33,6 +33,9 @@ pub struct BrokerConfig {
     pub replica_lag_max: Duration,
     /// How often a leader reviews its partitions' ISR.
     pub isr_check_interval: Duration,
+    /// On shutdown, how long to wait for partition leaderships to move to
+    /// in-sync followers before stopping anyway.
+    pub controlled_shutdown_timeout: Duration,
 }
 
 impl BrokerConfig {
@@ -50,6 +53,7 @@ impl BrokerConfig {
             maintenance_interval: Duration::from_millis(100),
             replica_lag_max: Duration::from_secs(10),
             isr_check_interval: Duration::from_millis(250),
+            controlled_shutdown_timeout: Duration::from_secs(10),
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`link`]: registration, heartbeats and assignments from the sentinels.
 //! - [`replication`]: followers copying from leaders; leaders managing the ISR.
 //! - [`server`]: `run`, wiring it all together.
+//! - [`shutdown`]: controlled shutdown (leaderships handed over before stopping).
 //! - [`config`], [`error`]: settings and protocol error mapping.
 //! - [`metrics`]: the Prometheus metrics served on `--http-address`.
 //! - [`failpoint`]: faults tests inject through the environment.
@@ -23,3 +24,4 @@ pub mod produce;
 pub mod replication;
 pub mod server;
 pub mod service;
+pub mod shutdown;

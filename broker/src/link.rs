@@ -85,6 +85,7 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                     let interval = Duration::from_millis(heartbeat_interval_ms.max(50));
                     let timeout = Duration::from_millis(session_timeout_ms.max(1000));
                     session = Some((session_id, interval, timeout));
+                    partitions.set_session(session_id);
                     last_ok = tokio::time::Instant::now();
                     partitions.sentinel_contact(sent, timeout);
                 }
@@ -224,6 +225,14 @@ impl SentinelClient {
             async move { SentinelInternalClient::new(channel).alter_isr(req).await }
         })
         .await
+    }
+
+    /// Tells the sentinel leader this broker is stopping (see `shutdown`).
+    pub async fn controlled_shutdown(
+        &self,
+        req: pb::ControlledShutdownRequest,
+    ) -> anyhow::Result<pb::ControlledShutdownResponse> {
+        self.call(|channel| async move { SentinelInternalClient::new(channel).controlled_shutdown(req).await }).await
     }
 
     /// A consumer group's generation and members, as a sentinel that has

@@ -41,23 +41,28 @@ struct Args {
     /// A follower that has not caught up with its leader for this long leaves the ISR.
     #[arg(long, env = "GOULETTE_REPLICA_LAG_MAX", default_value = "10s", value_parser = humantime::parse_duration)]
     replica_lag_max: std::time::Duration,
-    /// Log filter (`info`, `debug`, `goulette_broker=debug`, …); RUST_LOG overrides.
-    #[arg(long, env = "GOULETTE_LOG_LEVEL", default_value = "info")]
-    log_level: String,
-    /// Append logs to this file instead of stderr.
-    #[arg(long, env = "GOULETTE_LOG_FILE")]
-    log_file: Option<PathBuf>,
+    /// TOML file of settings, keyed by these flags' long names
+    /// (`config.example.toml`); environment variables and flags override it.
+    #[arg(long, env = "GOULETTE_CONFIG")]
+    config: Option<PathBuf>,
+    /// On SIGTERM, how long to wait for partition leaderships to move to
+    /// in-sync followers before stopping anyway (0s: stop at once).
+    #[arg(long, env = "GOULETTE_CONTROLLED_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    controlled_shutdown_timeout: std::time::Duration,
+    #[command(flatten)]
+    log: goulette_proto::ops::logging::LogArgs,
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    goulette_proto::ops::logging::init(&args.log_level, args.log_file.as_deref())?;
+    let args: Args = goulette_proto::ops::config::parse();
+    goulette_proto::ops::logging::init(&args.log)?;
     let mut config = BrokerConfig::new(args.id, args.address, args.data, args.sentinels);
     config.http_address = args.http_address;
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;
     config.replica_lag_max = args.replica_lag_max;
+    config.controlled_shutdown_timeout = args.controlled_shutdown_timeout;
     config.validate().map_err(anyhow::Error::msg)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let shutdown = CancellationToken::new();

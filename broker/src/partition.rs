@@ -267,6 +267,10 @@ pub struct Partitions {
     /// Set once the first assignment snapshot is applied (its logs opened
     /// and recovered): until then the broker is not ready.
     assigned: std::sync::atomic::AtomicBool,
+    /// The current sentinel session (etcd lease id; 0 before registering).
+    session: std::sync::atomic::AtomicI64,
+    /// Stopping: no replica is followed any more (see `stop_following`).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Partitions {
@@ -285,7 +289,34 @@ impl Partitions {
             me: me.clone(),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             assigned: std::sync::atomic::AtomicBool::new(false),
+            session: std::sync::atomic::AtomicI64::new(0),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Records the sentinel session this broker holds.
+    pub fn set_session(&self, id: i64) {
+        self.session.store(id, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The sentinel session this broker holds (0 before registering).
+    pub fn session(&self) -> i64 {
+        self.session.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops every replication task and starts none again: a stopping
+    /// broker's leaders must not count it back into their ISRs (a follower
+    /// with no open fetch stream never rejoins).
+    pub fn stop_following(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Release);
+        for (_, task) in self.followers.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            task.cancel();
+        }
+    }
+
+    /// The partitions this broker leads, as the sentinels last said.
+    pub fn led(&self) -> Vec<Arc<Replica>> {
+        self.all().into_iter().filter(|r| r.is_leader()).collect()
     }
 
     /// This broker's metrics.
@@ -296,6 +327,9 @@ impl Partitions {
     /// `Ok` once registered (a sentinel confirmed the session recently) and
     /// the first assignment snapshot is applied, its logs recovered.
     pub fn ready(&self) -> Result<(), String> {
+        if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("stopping: handing partitions over".into());
+        }
         if !self.assigned.load(std::sync::atomic::Ordering::Acquire) {
             return Err("no assignment snapshot applied yet (registering, or recovering partition logs)".into());
         }
@@ -428,7 +462,8 @@ impl Partitions {
     fn follow(&self, replica: &Arc<Replica>) {
         let key = (replica.topic.clone(), replica.partition);
         let mut tasks = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        let following = replica.state().leader.is_some_and(|l| l != self.broker_id);
+        let following = replica.state().leader.is_some_and(|l| l != self.broker_id)
+            && !self.draining.load(std::sync::atomic::Ordering::Acquire);
         match (following, tasks.get(&key)) {
             (true, Some(running)) if !running.is_cancelled() => {}
             (true, _) => {

@@ -100,9 +100,10 @@ pub async fn serve(
                     return; // the client is gone
                 }
             }
-            // In-flight appends finish (their futures are dropped, not the
-            // appends); the client sees the stream end and retries.
-            _ = shutdown.cancelled() => return,
+            // Stopping: read no more requests, but answer those in flight
+            // (their appends are done; durability and replication are
+            // awaited, or refused NOT_LEADER once the leadership moved).
+            _ = shutdown.cancelled(), if reading => reading = false,
         }
     }
 }

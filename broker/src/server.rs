@@ -14,17 +14,23 @@ use crate::link;
 use crate::partition::Partitions;
 use crate::service::BrokerGrpc;
 
-/// Runs a broker until `shutdown` is cancelled, then flushes and closes its logs.
+/// Runs a broker until `shutdown` is cancelled; then hands its partition
+/// leaderships over (`shutdown::hand_over`), stops serving, answers what is
+/// in flight, closes its logs and deregisters.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("create data directory {}: {e}", config.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(config.address).await?;
     let http = match config.http_address {
         Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
         None => None,
     };
     let config = Arc::new(config);
-    let partitions = Partitions::new(config.id, config.data_dir.clone(), config.log.clone(), shutdown.clone());
+    // `shutdown` asks the broker to stop; `stop` ends the serving, once
+    // its partitions are handed over.
+    let stop = CancellationToken::new();
+    let partitions = Partitions::new(config.id, config.data_dir.clone(), config.log.clone(), stop.clone());
     let tracker = TaskTracker::new();
     let metrics = partitions.metrics();
     // One broker per process: the first one's metrics receive the fdatasyncs.
@@ -34,7 +40,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     });
     if let Some(listener) = http {
         let probe = Arc::new(Probe(partitions.clone()));
-        let token = shutdown.clone();
+        let token = stop.clone();
         tracker.spawn(async move {
             if let Err(e) = goulette_proto::ops::http::serve(listener, probe, token).await {
                 tracing::error!(error = %e, "HTTP endpoints failed");
@@ -42,19 +48,34 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         });
     }
 
-    tracker.spawn(link::run_session(config.clone(), partitions.clone(), shutdown.clone()));
-    tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), shutdown.clone()));
+    tracker.spawn(link::run_session(config.clone(), partitions.clone(), stop.clone()));
+    tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), stop.clone()));
     let sentinels = Arc::new(link::SentinelClient::new(&config.sentinels)?);
+    {
+        let (partitions, sentinels, stop, timeout) =
+            (partitions.clone(), sentinels.clone(), stop.clone(), config.controlled_shutdown_timeout);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = stop.cancelled() => return,
+            }
+            if partitions.session() != 0 {
+                crate::shutdown::hand_over(&partitions, &sentinels, timeout).await;
+            }
+            stop.cancel();
+        });
+    }
     tracker.spawn(crate::replication::manage_isr(
         partitions.clone(),
         sentinels.clone(),
         config.replica_lag_max,
         config.isr_check_interval,
-        shutdown.clone(),
+        stop.clone(),
     ));
     let maintained = partitions.clone();
     let every = config.maintenance_interval;
-    let token = shutdown.clone();
+    let token = stop.clone();
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -68,9 +89,9 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         }
     });
 
-    let offsets = Arc::new(crate::offsets::Coordinator::new(partitions.clone(), sentinels, config.log.max_batch_bytes));
-    let grpc =
-        BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: shutdown.clone(), offsets };
+    let offsets =
+        Arc::new(crate::offsets::Coordinator::new(partitions.clone(), sentinels.clone(), config.log.max_batch_bytes));
+    let grpc = BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: stop.clone(), offsets };
     // Room for the largest batch plus the request's other fields.
     let max_message = MAX_BATCH_LEN + (1 << 20);
     tracing::info!(
@@ -90,12 +111,13 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().cancelled_owned())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.clone().cancelled_owned())
         .await;
     tracker.close();
     tracker.wait().await;
     let closing = partitions.clone();
     tokio::task::spawn_blocking(move || closing.close_all()).await?;
+    crate::shutdown::deregister(&partitions, &sentinels).await;
     tracing::info!(id = config.id, "broker stopped");
     served.map_err(Into::into)
 }

@@ -213,7 +213,16 @@ impl Controller {
         if reachable {
             return Ok(false);
         }
-        let key = self.store.keys().broker(broker_id);
+        let detail = format!("broker {broker_id} at {} failed a probe", broker.address);
+        self.end_session(fence, broker_id, None, Change::new("broker-unreachable", detail)).await?;
+        Ok(true)
+    }
+
+    /// Ends broker `id`'s session now: `change` (its op) deletes the
+    /// broker's key, and its lease is revoked. With `session`, only that
+    /// session is ended (a broker that registered again keeps its new one).
+    async fn end_session(&self, fence: &Fence, id: u32, session: Option<i64>, mut change: Change) -> Result<()> {
+        let key = self.store.keys().broker(id);
         let mut client = self.store.client();
         let lease = client
             .get(key.as_str(), None)
@@ -222,14 +231,53 @@ impl Controller {
             .kvs()
             .first()
             .map(|kv| kv.lease());
-        let mut change =
-            Change::new("broker-unreachable", format!("broker {broker_id} at {} failed a probe", broker.address));
+        if session.is_some() && lease != session {
+            return Ok(());
+        }
         change.deletes.push((key, false));
         self.store.commit(fence, change).await?;
         if let Some(lease) = lease.filter(|l| *l != 0) {
             let _ = client.lease_revoke(lease).await;
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Broker `id` is stopping: moves the leadership of every partition it
+    /// leads to another live in-sync replica (epoch + 1) and takes it out of
+    /// every ISR (op `controlled-shutdown`), so that clients switch leaders
+    /// before it goes and `acks=all` stops waiting for it. Returns the
+    /// partitions it still leads: no other live in-sync replica (RF=1, or
+    /// its followers behind), or changed since `view` (asked again).
+    pub async fn controlled_shutdown(
+        &self,
+        fence: &Fence,
+        view: &ClusterView,
+        id: u32,
+    ) -> Result<Vec<PartitionRecord>> {
+        let mut remaining = Vec::new();
+        for p in view.partitions.values().filter(|p| p.replicas.contains(&id)) {
+            let led = p.leader == Some(id);
+            let Some(next) = without(p, id, view) else {
+                if led {
+                    remaining.push(p.clone());
+                }
+                continue;
+            };
+            let detail = format!(
+                "{}/{} broker {id} stopping: leader {:?} -> {:?} epoch {}, isr {:?} -> {:?}",
+                p.topic, p.partition, p.leader, next.leader, next.leader_epoch, p.isr, next.isr
+            );
+            if !self.commit_partition(fence, view, &next, "controlled-shutdown", detail).await? && led {
+                remaining.push(p.clone());
+            }
+        }
+        Ok(remaining)
+    }
+
+    /// A stopped broker's session ends now instead of at its timeout.
+    pub async fn deregister(&self, fence: &Fence, id: u32, session: i64) -> Result<()> {
+        let change = Change::new("deregister-broker", format!("broker {id} stopped (session {session:x})"));
+        self.end_session(fence, id, Some(session), change).await
     }
 
     /// Changes a partition's ISR at the request of its leader. Refused
@@ -491,6 +539,23 @@ fn elect(p: &PartitionRecord, view: &ClusterView) -> Option<PartitionRecord> {
     }
 }
 
+/// `p` without broker `id` as leader or ISR member, if that leaves it a
+/// leader: a new one from the other live in-sync replicas when `id` leads.
+/// `None` when there is nothing to change or no one to take over.
+fn without(p: &PartitionRecord, id: u32, view: &ClusterView) -> Option<PartitionRecord> {
+    if p.leader != Some(id) && !p.isr.contains(&id) {
+        return None;
+    }
+    let isr: Vec<u32> = p.isr.iter().copied().filter(|b| *b != id).collect();
+    if p.leader != Some(id) {
+        return (!isr.is_empty()).then(|| PartitionRecord { isr, ..p.clone() });
+    }
+    let live = |b: &u32| view.brokers.contains_key(b);
+    let leader = p.replicas.iter().copied().find(|b| *b != id && live(b) && isr.contains(b))?;
+    let isr = isr.into_iter().filter(live).collect();
+    Some(PartitionRecord { leader: Some(leader), leader_epoch: p.leader_epoch + 1, isr, ..p.clone() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +585,20 @@ mod tests {
             leader_epoch: 4,
             isr: isr.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_stopping_leader_hands_over_to_a_live_in_sync_replica_and_leaves_the_isr() {
+        let v = view(&[1, 2, 3]);
+        let next = without(&partition(Some(1), &[1, 2, 3]), 1, &v).unwrap();
+        assert_eq!((next.leader, next.leader_epoch, next.isr), (Some(2), 5, vec![2, 3]));
+        // A follower only leaves the ISR; the epoch stays.
+        let next = without(&partition(Some(2), &[1, 2, 3]), 1, &v).unwrap();
+        assert_eq!((next.leader, next.leader_epoch, next.isr), (Some(2), 4, vec![2, 3]));
+        // Nobody in sync to take over, or nothing to change.
+        assert_eq!(without(&partition(Some(1), &[1]), 1, &v), None);
+        assert_eq!(without(&partition(Some(1), &[1, 2]), 1, &view(&[1, 3])), None, "2 is not live");
+        assert_eq!(without(&partition(Some(2), &[2, 3]), 1, &v), None);
     }
 
     #[test]

@@ -70,12 +70,12 @@ struct Args {
     /// Replication factor of auto-created topics.
     #[arg(long, env = "GOULETTE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
     default_replication_factor: u32,
-    /// Log filter (`info`, `debug`, `goulette_sentinel=debug`, …); RUST_LOG overrides.
-    #[arg(long, env = "GOULETTE_LOG_LEVEL", default_value = "info")]
-    log_level: String,
-    /// Append logs to this file instead of stderr.
-    #[arg(long, env = "GOULETTE_LOG_FILE")]
-    log_file: Option<PathBuf>,
+    /// TOML file of settings, keyed by these flags' long names
+    /// (`config.example.toml`); environment variables and flags override it.
+    #[arg(long, env = "GOULETTE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    log: goulette_proto::ops::logging::LogArgs,
 }
 
 impl Args {
@@ -111,8 +111,8 @@ impl Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    goulette_proto::ops::logging::init(&args.log_level, args.log_file.as_deref())?;
+    let args: Args = goulette_proto::ops::config::parse();
+    goulette_proto::ops::logging::init(&args.log)?;
     let config = args.into_config()?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let shutdown = CancellationToken::new();

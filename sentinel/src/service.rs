@@ -573,6 +573,33 @@ impl SentinelInternal for SentinelGrpc {
         ))
     }
 
+    async fn controlled_shutdown(
+        &self,
+        req: Request<pb::ControlledShutdownRequest>,
+    ) -> std::result::Result<Response<pb::ControlledShutdownResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    if req.finished {
+                        s.controller.deregister(&fence, req.broker_id, req.session_id).await?;
+                        return Ok(pb::ControlledShutdownResponse::default());
+                    }
+                    let view = s.view();
+                    let remaining = s.controller.controlled_shutdown(&fence, &view, req.broker_id).await?;
+                    let remaining = remaining.iter().map(|p| state_of(&view, p)).collect();
+                    Ok(pb::ControlledShutdownResponse { error: None, remaining })
+                },
+                |channel, req| async move { SentinelInternalClient::new(channel).controlled_shutdown(req).await },
+            )
+            .await;
+        Ok(Response::new(
+            result
+                .unwrap_or_else(|e| pb::ControlledShutdownResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
     /// Any sentinel refreshes the session lease itself (leases are etcd's,
     /// not the leader's), so a broker's session survives a sentinel failover.
     async fn broker_heartbeat(

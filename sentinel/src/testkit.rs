@@ -157,6 +157,18 @@ impl Managed {
         child.wait().ok()
     }
 
+    /// Sends SIGTERM (a graceful stop) without waiting; see [`Managed::wait`].
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            signal(child, libc::SIGTERM);
+        }
+    }
+
+    /// Waits for the process to exit (after [`Managed::terminate`]).
+    pub fn wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take()?.wait().ok()
+    }
+
     /// Restarts it with the same command line, directory and address.
     pub fn restart(&mut self) {
         self.kill();
@@ -223,6 +235,10 @@ impl EtcdProcess {
             &format!("test={peer}"),
             "--initial-cluster-state",
             "new",
+            // As the embedded etcd: room for large topics (a sentinel given
+            // `--max-txn-ops 4096` may then create 1,000 partitions at once).
+            "--max-txn-ops",
+            "4096",
         ]
         .map(String::from)
         .to_vec();

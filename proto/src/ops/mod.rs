@@ -2,10 +2,13 @@
 //! because `goulette-proto` is the one crate they both build on (the
 //! `ops` feature keeps it out of the client library):
 //!
+//! - [`config`]: settings from a TOML file, `GOULETTE_*` variables and flags.
 //! - [`http`]: the `/health`, `/ready` and `/metrics` endpoints on `--http-address`.
 //! - [`process`]: process-level metrics (resident memory).
-//! - [`logging`]: `tracing` set-up from `--log-level` and `--log-file`.
+//! - [`logging`], [`rotate`]: `tracing` to the console and/or a rotating file, as text or JSON.
 
+pub mod config;
 pub mod http;
 pub mod logging;
 pub mod process;
+pub mod rotate;
