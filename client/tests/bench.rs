@@ -248,7 +248,8 @@ async fn bench_suite() {
         |r| f(r, "mb_per_sec") >= 150.0,
     )];
     {
-        let env = Env::start(3, &[]).await;
+        // One transaction writes all 1,000 partitions (see --max-txn-ops).
+        let env = Env::start_with(3, &["--max-txn-ops", "4096"], &[]).await;
         rows.extend(run_cases(&env, replicated, dir.path(), "replicated"));
         rows.extend(thousand_partitions(&env).await);
     }
