@@ -21,6 +21,21 @@ pub struct TopicLabel {
     pub topic: String,
 }
 
+/// A per-partition series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub topic: String,
+    pub partition: u32,
+}
+
+/// A consumer group's series for one partition.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupPartitionLabel {
+    pub group: String,
+    pub topic: String,
+    pub partition: u32,
+}
+
 /// A per-kind series (`produce`, `fetch`, `replica-fetch`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -52,6 +67,10 @@ pub struct BrokerMetrics {
     pub leader_changes: Counter,
     /// Open produce, fetch and replica-fetch streams.
     pub open_streams: Family<KindLabel, Gauge>,
+    /// Per partition led: its high watermark (the end consumers can read to).
+    high_watermark: Family<PartitionLabel, Gauge>,
+    /// Per group and partition, for the groups coordinated here.
+    committed_offset: Family<GroupPartitionLabel, Gauge>,
     partitions: Gauge,
     leader_partitions: Gauge,
     under_replicated: Gauge,
@@ -90,6 +109,8 @@ impl BrokerMetrics {
             isr_expands: Counter::default(),
             leader_changes: Counter::default(),
             open_streams: Family::default(),
+            high_watermark: Family::default(),
+            committed_offset: Family::default(),
             partitions: Gauge::default(),
             leader_partitions: Gauge::default(),
             under_replicated: Gauge::default(),
@@ -113,6 +134,17 @@ impl BrokerMetrics {
         r.register("isr_expands", "Followers this leader added back to an ISR", m.isr_expands.clone());
         r.register("leader_changes", "Partitions this broker started or stopped leading", m.leader_changes.clone());
         r.register("open_streams", "Open produce and fetch streams", m.open_streams.clone());
+        r.register(
+            "partition_high_watermark",
+            "High watermark of each partition led (the offset consumers can read up to)",
+            m.high_watermark.clone(),
+        );
+        r.register(
+            "group_committed_offset",
+            "Committed offset of each group and partition, for the groups this broker coordinates \
+             (lag: the partition's high watermark minus this)",
+            m.committed_offset.clone(),
+        );
         r.register("partitions", "Partition replicas held", m.partitions.clone());
         r.register("leader_partitions", "Partitions led", m.leader_partitions.clone());
         r.register(
@@ -126,6 +158,22 @@ impl BrokerMetrics {
             m.under_min_isr.clone(),
         );
         BrokerMetrics { registry, ..m }
+    }
+
+    /// Replaces the per-partition high watermarks (called before each scrape).
+    pub fn set_high_watermarks(&self, led: impl IntoIterator<Item = (String, u32, u64)>) {
+        self.high_watermark.clear();
+        for (topic, partition, hw) in led {
+            self.high_watermark.get_or_create(&PartitionLabel { topic, partition }).set(hw as i64);
+        }
+    }
+
+    /// Replaces the committed offsets (called before each scrape).
+    pub fn set_committed(&self, committed: impl IntoIterator<Item = (String, String, u32, u64)>) {
+        self.committed_offset.clear();
+        for (group, topic, partition, offset) in committed {
+            self.committed_offset.get_or_create(&GroupPartitionLabel { group, topic, partition }).set(offset as i64);
+        }
     }
 
     /// Sets the state gauges (called before each scrape).
@@ -196,6 +244,8 @@ mod tests {
         m.produce_latency.observe(0.001);
         let streams = m.stream_opened("produce");
         m.set_partition_gauges(3, 2, 1, 0);
+        m.set_high_watermarks([("orders".to_owned(), 0, 42)]);
+        m.set_committed([("billing".to_owned(), "orders".to_owned(), 0, 40)]);
         let text = m.encode();
         assert!(text.contains("goulette_broker_messages_in_total{topic=\"orders\"} 10"), "{text}");
         assert!(text.contains("goulette_broker_bytes_in_total{topic=\"orders\"} 1000"), "{text}");
@@ -203,6 +253,19 @@ mod tests {
         assert!(text.contains("goulette_broker_open_streams{kind=\"produce\"} 1"), "{text}");
         assert!(text.contains("goulette_broker_under_replicated_partitions 1"), "{text}");
         assert!(text.contains("goulette_process_resident_memory_bytes "), "{text}");
+        assert!(
+            text.contains("goulette_broker_partition_high_watermark{topic=\"orders\",partition=\"0\"} 42"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "goulette_broker_group_committed_offset{group=\"billing\",topic=\"orders\",partition=\"0\"} 40"
+            ),
+            "{text}"
+        );
+        // Replaced, not accumulated: a group no longer coordinated here goes.
+        m.set_committed([]);
+        assert!(!m.encode().contains("billing"));
         drop(streams);
         assert!(m.encode().contains("goulette_broker_open_streams{kind=\"produce\"} 0"));
     }

@@ -141,6 +141,27 @@ impl Coordinator {
         }
     }
 
+    /// The offsets committed by the groups this broker coordinates now
+    /// (`__offsets` partitions it leads, loaded this term), for the metrics.
+    /// A partition being loaded or written right now is left out of this
+    /// scrape rather than waited for.
+    pub fn committed_now(&self) -> Vec<(String, String, u32, u64)> {
+        let states: Vec<(u32, Arc<Mutex<PartitionOffsets>>)> =
+            self.states.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(p, s)| (*p, s.clone())).collect();
+        let mut out = Vec::new();
+        for (partition, state) in states {
+            let Some(replica) = self.partitions.get(OFFSETS_TOPIC, partition) else { continue };
+            let epoch = replica.state().leader_epoch;
+            let Ok(guard) = state.try_lock() else { continue };
+            if !replica.is_leader() || guard.loaded_epoch != Some(epoch) {
+                continue;
+            }
+            let live = guard.committed.iter().filter(|(_, c)| !c.deleted);
+            out.extend(live.map(|((g, t, p), c)| (g.clone(), t.clone(), *p, c.offset)));
+        }
+        out
+    }
+
     /// The `__offsets` partition this broker leads, with its offsets loaded.
     async fn led_loaded(&self, partition: u32) -> Result<(Arc<Replica>, Arc<Mutex<PartitionOffsets>>), pb::Error> {
         let replica = self.led(partition)?;

@@ -343,15 +343,18 @@ impl Partitions {
     pub fn update_gauges(&self) {
         let replicas = self.all();
         let (mut led, mut under, mut below_min) = (0, 0, 0);
+        let mut high_watermarks = Vec::new();
         for r in &replicas {
             let state = r.state();
             if state.leader == Some(self.broker_id) {
                 led += 1;
+                high_watermarks.push((r.topic.clone(), r.partition, r.high_watermark()));
                 under += usize::from(state.isr.len() < state.replicas.len());
                 below_min += usize::from(state.isr.len() < r.min_insync());
             }
         }
         self.metrics.set_partition_gauges(replicas.len(), led, under, below_min);
+        self.metrics.set_high_watermarks(high_watermarks);
     }
 
     /// This broker's id.

@@ -38,8 +38,11 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         latency: metrics.fsync_latency.clone(),
         batches: metrics.fsync_batches.clone(),
     });
+    let sentinels = Arc::new(link::SentinelClient::new(&config.sentinels)?);
+    let offsets =
+        Arc::new(crate::offsets::Coordinator::new(partitions.clone(), sentinels.clone(), config.log.max_batch_bytes));
     if let Some(listener) = http {
-        let probe = Arc::new(Probe(partitions.clone()));
+        let probe = Arc::new(Probe { partitions: partitions.clone(), offsets: offsets.clone() });
         let token = stop.clone();
         tracker.spawn(async move {
             if let Err(e) = goulette_proto::ops::http::serve(listener, probe, token).await {
@@ -50,7 +53,6 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
 
     tracker.spawn(link::run_session(config.clone(), partitions.clone(), stop.clone()));
     tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), stop.clone()));
-    let sentinels = Arc::new(link::SentinelClient::new(&config.sentinels)?);
     {
         let (partitions, sentinels, stop, timeout) =
             (partitions.clone(), sentinels.clone(), stop.clone(), config.controlled_shutdown_timeout);
@@ -89,8 +91,6 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         }
     });
 
-    let offsets =
-        Arc::new(crate::offsets::Coordinator::new(partitions.clone(), sentinels.clone(), config.log.max_batch_bytes));
     let grpc = BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: stop.clone(), offsets };
     // Room for the largest batch plus the request's other fields.
     let max_message = MAX_BATCH_LEN + (1 << 20);
@@ -124,15 +124,19 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
 
 /// What the broker's HTTP endpoints report.
 #[derive(Debug)]
-struct Probe(Arc<Partitions>);
+struct Probe {
+    partitions: Arc<Partitions>,
+    offsets: Arc<crate::offsets::Coordinator>,
+}
 
 impl goulette_proto::ops::http::Probe for Probe {
     fn ready(&self) -> Result<(), String> {
-        self.0.ready()
+        self.partitions.ready()
     }
 
     fn metrics(&self) -> String {
-        self.0.update_gauges();
-        self.0.metrics().encode()
+        self.partitions.update_gauges();
+        self.partitions.metrics().set_committed(self.offsets.committed_now());
+        self.partitions.metrics().encode()
     }
 }

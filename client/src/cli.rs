@@ -537,19 +537,50 @@ fn or_dash(s: &str) -> &str {
     if s.is_empty() { "-" } else { s }
 }
 
+/// Each sentinel's own report of whether it reaches etcd: `None` when it
+/// did not answer within 2 s.
+async fn sentinels_etcd(cluster: &Cluster, sentinels: &[pb::SentinelInfo]) -> Vec<Option<bool>> {
+    let ask = |address: String| async move {
+        let channel = cluster.channel(&address).ok()?;
+        let mut client = pb::sentinel_service_client::SentinelServiceClient::new(channel);
+        let call = client.cluster_status(pb::ClusterStatusRequest {});
+        let status = tokio::time::timeout(Duration::from_secs(2), call).await.ok()?.ok()?;
+        Some(status.into_inner().etcd_reachable)
+    };
+    let mut out = Vec::new();
+    for s in sentinels {
+        out.push(ask(s.address.clone()).await);
+    }
+    out
+}
+
 /// `cluster status`: succeeds only when a sentinel leader is known and
 /// every registered broker is up.
 pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Result<bool> {
-    let status = Admin::new(cluster).cluster_status().await?;
+    let status = Admin::new(cluster.clone()).cluster_status().await?;
+    let etcd = sentinels_etcd(&cluster, &status.sentinels).await;
     let leader_known = status.sentinels.iter().any(|s| s.leader);
     let brokers_up = status.brokers.iter().all(|b| b.state == pb::BrokerState::Up as i32);
     let state = |b: &pb::BrokerInfo| if b.state == pb::BrokerState::Up as i32 { "up" } else { "down" };
+    let etcd_word = |e: &Option<bool>| match e {
+        Some(true) => "ok",
+        Some(false) => "unreachable",
+        None => "no answer",
+    };
+    let partition_json = |p: &pb::PartitionState| serde_json::json!({"topic": p.topic, "partition": p.partition, "leader": p.leader, "replicas": p.replicas, "isr": p.isr});
     match format {
         Format::Json => {
             let json = serde_json::json!({
-                "sentinels": status.sentinels.iter().map(|s| serde_json::json!({"id": s.id, "address": s.address, "http_address": s.http_address, "leader": s.leader})).collect::<Vec<_>>(),
-                "brokers": status.brokers.iter().map(|b| serde_json::json!({"id": b.id, "address": b.address, "http_address": b.http_address, "state": state(b), "replicas": b.replicas, "decommissioned": b.decommissioned})).collect::<Vec<_>>(),
-                "offline_partitions": status.offline_partitions.iter().map(|p| serde_json::json!({"topic": p.topic, "partition": p.partition, "isr": p.isr})).collect::<Vec<_>>(),
+                "sentinels": status.sentinels.iter().zip(&etcd).map(|(s, e)| serde_json::json!({
+                    "id": s.id, "address": s.address, "http_address": s.http_address, "leader": s.leader, "etcd": etcd_word(e),
+                })).collect::<Vec<_>>(),
+                "brokers": status.brokers.iter().map(|b| serde_json::json!({
+                    "id": b.id, "address": b.address, "http_address": b.http_address, "state": state(b),
+                    "replicas": b.replicas, "leader_partitions": b.leader_partitions,
+                    "under_replicated": b.under_replicated, "decommissioned": b.decommissioned,
+                })).collect::<Vec<_>>(),
+                "offline_partitions": status.offline_partitions.iter().map(partition_json).collect::<Vec<_>>(),
+                "under_replicated_partitions": status.under_replicated_partitions.iter().map(partition_json).collect::<Vec<_>>(),
                 "metadata_version": status.metadata_version,
                 "healthy": leader_known && brokers_up,
             });
@@ -557,9 +588,15 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
         }
         Format::Text => {
             println!("sentinels:");
-            for s in &status.sentinels {
+            for (s, e) in status.sentinels.iter().zip(&etcd) {
                 let role = if s.leader { "leader" } else { "follower" };
-                println!("  {:<16} {:<22} http {:<22} {role}", s.id, s.address, or_dash(&s.http_address));
+                println!(
+                    "  {:<16} {:<22} http {:<22} {role:<8} etcd {}",
+                    s.id,
+                    s.address,
+                    or_dash(&s.http_address),
+                    etcd_word(e)
+                );
             }
             if !leader_known {
                 println!("  (no sentinel leader known)");
@@ -568,20 +605,27 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
             for b in &status.brokers {
                 let decommissioned = if b.decommissioned { "  decommissioned" } else { "" };
                 println!(
-                    "  {:<6} {:<22} http {:<22} {:<5} {:>5} replicas{decommissioned}",
+                    "  {:<6} {:<22} http {:<22} {:<5} {:>5} replicas {:>5} led {:>5} under-replicated{decommissioned}",
                     b.id,
                     b.address,
                     or_dash(&b.http_address),
                     state(b),
-                    b.replicas
+                    b.replicas,
+                    b.leader_partitions,
+                    b.under_replicated,
                 );
             }
-            if status.offline_partitions.is_empty() {
-                println!("partitions without a leader: none");
-            } else {
-                println!("partitions without a leader:");
-                for p in &status.offline_partitions {
-                    println!("  {}/{} (isr {})", p.topic, p.partition, ids(&p.isr));
+            for (title, list) in [
+                ("partitions without a leader", &status.offline_partitions),
+                ("under-replicated partitions", &status.under_replicated_partitions),
+            ] {
+                if list.is_empty() {
+                    println!("{title}: none");
+                } else {
+                    println!("{title}:");
+                    for p in list {
+                        println!("  {}/{} (replicas {}, isr {})", p.topic, p.partition, ids(&p.replicas), ids(&p.isr));
+                    }
                 }
             }
         }

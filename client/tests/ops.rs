@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{Env, consume_all, produce_values};
-use goulette_sentinel::testkit::{BrokerProcess, http_get, wait_for};
+use goulette_sentinel::testkit::{BrokerProcess, bin_dir, http_get, wait_for};
 
 /// The value of the series whose line starts with `series ` (0 when absent).
 fn value(text: &str, series: &str) -> f64 {
@@ -69,13 +69,44 @@ async fn given_traffic_metrics_should_name_their_series_and_count_it() {
     assert_eq!(value(&after, "goulette_broker_leader_partitions"), 1.0, "{after}");
     assert!(value(&after, "goulette_broker_leader_changes_total") >= 1.0, "{after}");
 
+    // A group's committed offset (from its coordinator) beside the
+    // partition's high watermark (from its leader): their difference is the lag.
+    let out = std::process::Command::new(bin_dir().join("goulette"))
+        .args(["consume", "--topic", "m", "--group", "g", "--from-beginning", "--max-messages", "6"])
+        .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = metrics(broker);
+    assert_eq!(value(&m, "goulette_broker_partition_high_watermark{topic=\"m\",partition=\"0\"}"), 10.0, "{m}");
+    assert_eq!(
+        value(&m, "goulette_broker_group_committed_offset{group=\"g\",topic=\"m\",partition=\"0\"}"),
+        6.0,
+        "{m}"
+    );
+
     let s = metrics(sentinel);
     assert_eq!(value(&s, "goulette_sentinel_leader"), 1.0, "{s}");
     assert_eq!(value(&s, "goulette_sentinel_etcd_reachable"), 1.0, "{s}");
     assert_eq!(value(&s, "goulette_sentinel_brokers_up"), 1.0, "{s}");
-    assert_eq!(value(&s, "goulette_sentinel_topics"), 1.0, "{s}");
+    assert_eq!(value(&s, "goulette_sentinel_topics"), 2.0, "m and __offsets: {s}");
     assert_eq!(value(&s, "goulette_sentinel_offline_partitions"), 0.0, "{s}");
     assert!(value(&s, "goulette_sentinel_etcd_request_duration_seconds_count{request=\"commit\"}") >= 1.0, "{s}");
+
+    // `cluster status` shows each server's HTTP address, the sentinel's etcd
+    // health and what each broker leads.
+    let out = std::process::Command::new(bin_dir().join("goulette"))
+        .args(["cluster", "status", "--format", "json"])
+        .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["sentinels"][0]["http_address"], sentinel.to_string(), "{status}");
+    assert_eq!(status["sentinels"][0]["etcd"], "ok", "{status}");
+    assert_eq!(status["brokers"][0]["http_address"], broker.to_string(), "{status}");
+    assert_eq!(status["brokers"][0]["leader_partitions"], 17, "m and the 16 of __offsets: {status}");
+    assert_eq!(status["under_replicated_partitions"], serde_json::json!([]), "{status}");
 
     // A broker that cannot register is alive but not ready; it becomes
     // ready once the sentinel answers and its assignment is applied.

@@ -65,6 +65,11 @@ impl EtcdMetrics {
 /// etcd counts as unreachable when the probe has not reached it for this long.
 const ETCD_STALE: Duration = Duration::from_secs(3);
 
+/// Whether the health probe reached etcd within the last 3 s.
+pub fn etcd_reachable() -> bool {
+    ETCD.since_ok().is_some_and(|d| d < ETCD_STALE)
+}
+
 /// Reads one key every second (answers come from the etcd cluster's
 /// leader-confirmed state only if etcd is healthy) until `shutdown`.
 pub async fn probe_etcd(client: etcd_client::Client, key: String, shutdown: CancellationToken) {
@@ -164,7 +169,7 @@ impl SentinelProbe {
         let view = self.views.borrow().clone();
         self.leader.set(i64::from(matches!(*self.role.borrow(), Role::Leader(_))));
         self.leader_known.set(i64::from(view.leader_address().is_some()));
-        self.etcd_reachable.set(i64::from(ETCD.since_ok().is_some_and(|d| d < ETCD_STALE)));
+        self.etcd_reachable.set(i64::from(etcd_reachable()));
         self.brokers.set(view.brokers.len() as i64);
         self.decommissioned.set(view.decommissioned.len() as i64);
         self.topics.set(view.topics.len() as i64);

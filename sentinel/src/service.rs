@@ -157,21 +157,24 @@ impl Sentinel {
                         rack: b.rack.clone(),
                         state: pb::BrokerState::Up as i32,
                         decommissioned: view.decommissioned.contains(&b.id),
-                        replicas: 0,
+                        ..Default::default()
                     },
                 )
             })
             .collect();
         for p in view.partitions.values() {
             for &id in &p.replicas {
-                out.entry(id)
-                    .or_insert_with(|| pb::BrokerInfo {
-                        id,
-                        state: pb::BrokerState::Down as i32,
-                        decommissioned: view.decommissioned.contains(&id),
-                        ..Default::default()
-                    })
-                    .replicas += 1;
+                let broker = out.entry(id).or_insert_with(|| pb::BrokerInfo {
+                    id,
+                    state: pb::BrokerState::Down as i32,
+                    decommissioned: view.decommissioned.contains(&id),
+                    ..Default::default()
+                });
+                broker.replicas += 1;
+                if p.leader == Some(id) {
+                    broker.leader_partitions += 1;
+                    broker.under_replicated += u32::from(p.isr.len() < p.replicas.len());
+                }
             }
         }
         out.into_values().collect()
@@ -505,6 +508,12 @@ impl SentinelService for SentinelGrpc {
             .filter(|p| !p.leader.is_some_and(|l| view.brokers.contains_key(&l)))
             .map(pb::PartitionState::from)
             .collect();
+        let under_replicated = view
+            .partitions
+            .values()
+            .filter(|p| p.leader.is_some_and(|l| view.brokers.contains_key(&l)) && p.isr.len() < p.replicas.len())
+            .map(pb::PartitionState::from)
+            .collect();
         let error = leader.is_none().then(|| SentinelError::NoLeader.to_proto());
         Ok(Response::new(pb::ClusterStatusResponse {
             error,
@@ -512,6 +521,9 @@ impl SentinelService for SentinelGrpc {
             brokers: Sentinel::brokers(&view),
             offline_partitions: offline,
             metadata_version: view.revision as u64,
+            under_replicated_partitions: under_replicated,
+            answered_by: self.0.config.id.clone(),
+            etcd_reachable: crate::metrics::etcd_reachable(),
         }))
     }
 }
