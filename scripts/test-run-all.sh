@@ -68,7 +68,10 @@ step "every server is ready and serves metrics on its HTTP address"
 for addr in "$(sentinel_http_address 1)" "$(broker_http_address 1)" "$(broker_http_address 2)" "$(broker_http_address 3)"; do
   status=$(http_status "$addr" /ready) || fail "nothing answers on http://$addr/ready"
   [ "$status" = 200 ] || fail "http://$addr/ready answered $status"
-  http_body "$addr" /metrics | grep -q '^goulette_process_resident_memory_bytes ' ||
+  # Into a variable first: `grep -q` would close the pipe early, and under
+  # pipefail the writer's SIGPIPE would count as a failure.
+  body=$(http_body "$addr" /metrics) || fail "nothing answers on http://$addr/metrics"
+  grep -q '^goulette_process_resident_memory_bytes ' <<<"$body" ||
     fail "http://$addr/metrics lacks goulette_process_resident_memory_bytes"
 done
 log "/ready 200 and /metrics on the sentinel and the 3 brokers"

@@ -36,8 +36,8 @@ pub async fn hand_over(partitions: &Partitions, sentinels: &SentinelClient, time
         finished: false,
     };
     while tokio::time::Instant::now() < deadline {
-        let remaining = match sentinels.controlled_shutdown(req).await {
-            Ok(pb::ControlledShutdownResponse { error: None, remaining }) => remaining,
+        let (remaining, stranded) = match sentinels.controlled_shutdown(req).await {
+            Ok(pb::ControlledShutdownResponse { error: None, remaining, stranded }) => (remaining, stranded),
             Ok(r) => {
                 tracing::warn!(error = ?r.error, "controlled shutdown refused; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -49,24 +49,21 @@ pub async fn hand_over(partitions: &Partitions, sentinels: &SentinelClient, time
                 continue;
             }
         };
-        // The moves reach this broker through its assignment stream.
-        let kept =
-            |r: &crate::partition::Replica| remaining.iter().any(|s| s.topic == r.topic && s.partition == r.partition);
-        while partitions.led().iter().any(|r| !kept(r)) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // A partition with other replicas may get one back in sync: ask
-        // again. One without (RF=1) goes offline with this broker.
-        if remaining.iter().all(|s| s.replicas.len() <= 1) {
-            let unmovable: Vec<String> = remaining.iter().map(|s| format!("{}/{}", s.topic, s.partition)).collect();
-            if unmovable.is_empty() {
+        // Done when nothing is left to move and this broker's own state
+        // agrees (the moves reach it through its assignment stream; a
+        // broker stopping at the same time may just have handed it more).
+        let stranded_here =
+            |r: &crate::partition::Replica| stranded.iter().any(|s| s.topic == r.topic && s.partition == r.partition);
+        if remaining.is_empty() && partitions.led().iter().all(|r| stranded_here(r)) {
+            if stranded.is_empty() {
                 tracing::info!(partitions_led = led, "controlled shutdown: every partition handed over");
             } else {
-                tracing::warn!(?unmovable, "controlled shutdown: single-replica partitions go offline until restart");
+                let names: Vec<String> = stranded.iter().map(|s| format!("{}/{}", s.topic, s.partition)).collect();
+                tracing::warn!(partitions = ?names, "controlled shutdown: no other live replica; offline until restart");
             }
             return;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let still: Vec<String> = partitions.led().iter().map(|r| format!("{}/{}", r.topic, r.partition)).collect();
     tracing::warn!(?still, "controlled shutdown timed out; these go offline until another replica is in sync");

@@ -84,3 +84,39 @@ async fn given_sigterm_on_a_leader_it_should_hand_over_first_and_no_acks_all_wri
     assert!(ops.contains("controlled-shutdown") && ops.contains("deregister-broker"), "{ops}");
     assert!(!ops.contains("broker-unreachable") && !ops.contains("elect-leader"), "no failover: {ops}");
 }
+
+/// Brokers stopping together must not wait on each other (each would hand
+/// its partitions to another that is leaving too): they pass each other
+/// over, and what no one can take is left offline at once, not after the
+/// controlled-shutdown timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_every_broker_stopping_at_once_none_should_wait_for_the_others() {
+    let mut env = Env::start(3, &["--controlled-shutdown-timeout", "20s"]).await;
+    env.create_topic("together", 6, 3).await;
+    env.wait_serving("together").await;
+    common::produce_values(env.cluster(), "together", &["a", "b", "c"]).await;
+    let started = std::time::Instant::now();
+    for b in &env.brokers {
+        b.terminate();
+    }
+    for b in &mut env.brokers {
+        let status = tokio::task::block_in_place(|| b.wait()).unwrap();
+        assert!(status.success(), "broker {} exits cleanly: {status}", b.id);
+    }
+    let took = started.elapsed();
+    let logs: Vec<String> = env
+        .brokers
+        .iter()
+        .map(|b| {
+            let log = b.log();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains("shutdown") || l.contains("WARN")).collect();
+            format!("--- broker {}:\n{}", b.id, lines[lines.len().saturating_sub(12)..].join("\n"))
+        })
+        .collect();
+    let ops = std::process::Command::new(bin_dir().join("goulette"))
+        .args(["etcd", "ops", "--etcd-endpoints", &env.etcd.endpoint()])
+        .output()
+        .unwrap();
+    let ops = String::from_utf8_lossy(&ops.stdout);
+    assert!(took < Duration::from_secs(15), "stopping together took {took:?}\n{}\n{ops}", logs.join("\n"));
+}

@@ -51,6 +51,11 @@ pub struct Controller {
     /// Producer ids this sentinel reserved and has not handed out yet:
     /// `[next, end)`.
     producer_ids: Mutex<(i64, i64)>,
+    /// Brokers in a controlled shutdown: never handed a leadership, and
+    /// not waited for (brokers stopping together would wait on each other).
+    /// Held by this leader only; one that takes over learns them again from
+    /// the brokers' repeated requests.
+    stopping: std::sync::Mutex<std::collections::BTreeSet<u32>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -69,6 +74,7 @@ impl Controller {
             membership: std::sync::Mutex::new((0, Membership::default())),
             decommissions: Mutex::new(()),
             producer_ids: Mutex::new((0, 0)),
+            stopping: std::sync::Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -179,6 +185,8 @@ impl Controller {
                 broker.address
             )));
         }
+        // A broker starting again is no longer stopping.
+        self.stopping.lock().unwrap_or_else(|p| p.into_inner()).remove(&broker.id);
         // Rounded up: the lease must outlive what the broker believes.
         let ttl = self.config.session_timeout.as_millis().div_ceil(1000).max(1) as i64;
         let mut client = self.store.client();
@@ -245,21 +253,24 @@ impl Controller {
     /// Broker `id` is stopping: moves the leadership of every partition it
     /// leads to another live in-sync replica (epoch + 1) and takes it out of
     /// every ISR (op `controlled-shutdown`), so that clients switch leaders
-    /// before it goes and `acks=all` stops waiting for it. Returns the
-    /// partitions it still leads: no other live in-sync replica (RF=1, or
-    /// its followers behind), or changed since `view` (asked again).
-    pub async fn controlled_shutdown(
-        &self,
-        fence: &Fence,
-        view: &ClusterView,
-        id: u32,
-    ) -> Result<Vec<PartitionRecord>> {
-        let mut remaining = Vec::new();
+    /// before it goes and `acks=all` stops waiting for it. Returns what it
+    /// still leads: with another live replica (behind, or the partition
+    /// changed since `view`: worth asking again), or without (stranded).
+    pub async fn controlled_shutdown(&self, fence: &Fence, view: &ClusterView, id: u32) -> Result<Handover> {
+        let stopping = {
+            let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+            stopping.insert(id);
+            stopping.clone()
+        };
+        // Who may take over: live, and not stopping too.
+        let able = |b: &u32| view.brokers.contains_key(b) && !stopping.contains(b);
+        let mut handover = Handover::default();
         for p in view.partitions.values().filter(|p| p.replicas.contains(&id)) {
             let led = p.leader == Some(id);
-            let Some(next) = without(p, id, view) else {
+            let Some(next) = without(p, id, able) else {
                 if led {
-                    remaining.push(p.clone());
+                    let others_live = p.replicas.iter().any(able);
+                    if others_live { &mut handover.remaining } else { &mut handover.stranded }.push(p.clone());
                 }
                 continue;
             };
@@ -268,14 +279,15 @@ impl Controller {
                 p.topic, p.partition, p.leader, next.leader, next.leader_epoch, p.isr, next.isr
             );
             if !self.commit_partition(fence, view, &next, "controlled-shutdown", detail).await? && led {
-                remaining.push(p.clone());
+                handover.remaining.push(p.clone());
             }
         }
-        Ok(remaining)
+        Ok(handover)
     }
 
     /// A stopped broker's session ends now instead of at its timeout.
     pub async fn deregister(&self, fence: &Fence, id: u32, session: i64) -> Result<()> {
+        self.stopping.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         let change = Change::new("deregister-broker", format!("broker {id} stopped (session {session:x})"));
         self.end_session(fence, id, Some(session), change).await
     }
@@ -539,10 +551,20 @@ fn elect(p: &PartitionRecord, view: &ClusterView) -> Option<PartitionRecord> {
     }
 }
 
+/// What a stopping broker still leads after `Controller::controlled_shutdown`.
+#[derive(Debug, Default)]
+pub struct Handover {
+    /// Another replica is live: it may catch up and take over.
+    pub remaining: Vec<PartitionRecord>,
+    /// No other replica is live: offline once the broker stops.
+    pub stranded: Vec<PartitionRecord>,
+}
+
 /// `p` without broker `id` as leader or ISR member, if that leaves it a
-/// leader: a new one from the other live in-sync replicas when `id` leads.
-/// `None` when there is nothing to change or no one to take over.
-fn without(p: &PartitionRecord, id: u32, view: &ClusterView) -> Option<PartitionRecord> {
+/// leader: a new one from the other in-sync replicas that are `able` (live,
+/// not stopping) when `id` leads. `None` when there is nothing to change or
+/// no one to take over.
+fn without(p: &PartitionRecord, id: u32, able: impl Fn(&u32) -> bool) -> Option<PartitionRecord> {
     if p.leader != Some(id) && !p.isr.contains(&id) {
         return None;
     }
@@ -550,9 +572,8 @@ fn without(p: &PartitionRecord, id: u32, view: &ClusterView) -> Option<Partition
     if p.leader != Some(id) {
         return (!isr.is_empty()).then(|| PartitionRecord { isr, ..p.clone() });
     }
-    let live = |b: &u32| view.brokers.contains_key(b);
-    let leader = p.replicas.iter().copied().find(|b| *b != id && live(b) && isr.contains(b))?;
-    let isr = isr.into_iter().filter(live).collect();
+    let leader = p.replicas.iter().copied().find(|b| *b != id && able(b) && isr.contains(b))?;
+    let isr = isr.into_iter().filter(&able).collect();
     Some(PartitionRecord { leader: Some(leader), leader_epoch: p.leader_epoch + 1, isr, ..p.clone() })
 }
 
@@ -590,15 +611,20 @@ mod tests {
     #[test]
     fn a_stopping_leader_hands_over_to_a_live_in_sync_replica_and_leaves_the_isr() {
         let v = view(&[1, 2, 3]);
-        let next = without(&partition(Some(1), &[1, 2, 3]), 1, &v).unwrap();
+        let live = |b: &u32| v.brokers.contains_key(b);
+        let next = without(&partition(Some(1), &[1, 2, 3]), 1, live).unwrap();
         assert_eq!((next.leader, next.leader_epoch, next.isr), (Some(2), 5, vec![2, 3]));
         // A follower only leaves the ISR; the epoch stays.
-        let next = without(&partition(Some(2), &[1, 2, 3]), 1, &v).unwrap();
+        let next = without(&partition(Some(2), &[1, 2, 3]), 1, live).unwrap();
         assert_eq!((next.leader, next.leader_epoch, next.isr), (Some(2), 4, vec![2, 3]));
+        // Another stopping broker is passed over.
+        let not_2 = |b: &u32| live(b) && *b != 2;
+        let next = without(&partition(Some(1), &[1, 2, 3]), 1, not_2).unwrap();
+        assert_eq!((next.leader, next.isr), (Some(3), vec![3]));
         // Nobody in sync to take over, or nothing to change.
-        assert_eq!(without(&partition(Some(1), &[1]), 1, &v), None);
-        assert_eq!(without(&partition(Some(1), &[1, 2]), 1, &view(&[1, 3])), None, "2 is not live");
-        assert_eq!(without(&partition(Some(2), &[2, 3]), 1, &v), None);
+        assert_eq!(without(&partition(Some(1), &[1]), 1, live), None);
+        assert_eq!(without(&partition(Some(1), &[1, 2]), 1, |b: &u32| *b == 3), None, "2 is not able");
+        assert_eq!(without(&partition(Some(2), &[2, 3]), 1, live), None);
     }
 
     #[test]

@@ -599,9 +599,13 @@ impl SentinelInternal for SentinelGrpc {
                         return Ok(pb::ControlledShutdownResponse::default());
                     }
                     let view = s.view();
-                    let remaining = s.controller.controlled_shutdown(&fence, &view, req.broker_id).await?;
-                    let remaining = remaining.iter().map(|p| state_of(&view, p)).collect();
-                    Ok(pb::ControlledShutdownResponse { error: None, remaining })
+                    let handover = s.controller.controlled_shutdown(&fence, &view, req.broker_id).await?;
+                    let states = |list: &[PartitionRecord]| list.iter().map(|p| state_of(&view, p)).collect();
+                    Ok(pb::ControlledShutdownResponse {
+                        error: None,
+                        remaining: states(&handover.remaining),
+                        stranded: states(&handover.stranded),
+                    })
                 },
                 |channel, req| async move { SentinelInternalClient::new(channel).controlled_shutdown(req).await },
             )
