@@ -187,11 +187,7 @@ impl BrokerMetrics {
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         self.process.refresh();
-        let mut text = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
-            tracing::warn!(error = %e, "encoding metrics failed");
-        }
-        text
+        goulette_proto::ops::http::encode(&self.registry)
     }
 
     /// Counts a record batch appended to `topic` as leader.

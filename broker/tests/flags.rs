@@ -5,6 +5,8 @@
 
 use std::process::Command;
 
+use goulette_sentinel::testkit::{example_settings, help_flags};
+
 fn broker(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_goulette-broker")).args(args).output().expect("run goulette-broker")
 }
@@ -29,38 +31,19 @@ fn given_bad_flags_the_broker_should_refuse_to_start_and_name_them() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("--sentinels"));
 }
 
-/// Every setting of `config.example.toml`, uncommented, in a temporary file.
-fn example_uncommented() -> tempfile::NamedTempFile {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
-    let text: String = example
-        .lines()
-        .filter_map(|l| l.strip_prefix("# ").filter(|kv| kv.contains(" = ")))
-        .map(|kv| format!("{kv}\n"))
-        .collect();
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    file
-}
-
 #[test]
 fn given_the_example_config_every_flag_should_be_in_it_and_every_value_accepted() {
     let help = String::from_utf8_lossy(&broker(&["--help"]).stdout).to_string();
     let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
-    // Option lines start with the flag (`  -V, --version`, `      --id <ID>`).
-    let flags: Vec<&str> = help
-        .lines()
-        .filter(|l| l.trim_start().starts_with('-'))
-        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("--")))
-        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
-        .filter(|f| !["help", "version", "config"].contains(f))
-        .collect();
+    let flags = help_flags(&help);
     assert!(flags.len() >= 10, "{help}");
     for flag in flags {
         assert!(example.contains(&format!("# {flag} = ")), "config.example.toml lacks `{flag}`");
     }
     // With all of them set, the broker gets past its settings: it stops only
     // at the data directory the flag points into /proc.
-    let file = example_uncommented();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), example_settings(&example)).unwrap();
     // Relative paths (`log-file`) from a directory of its own.
     let cwd = tempfile::tempdir().unwrap();
     std::fs::create_dir(cwd.path().join("logs")).unwrap();

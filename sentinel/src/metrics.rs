@@ -203,10 +203,6 @@ impl goulette_proto::ops::http::Probe for SentinelProbe {
 
     fn metrics(&self) -> String {
         self.refresh();
-        let mut text = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
-            tracing::warn!(error = %e, "encoding metrics failed");
-        }
-        text
+        goulette_proto::ops::http::encode(&self.registry)
     }
 }

@@ -53,6 +53,26 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// The long flags a server's `--help` lists (option lines start with the
+/// flag: `  -V, --version`, `      --id <ID>`), but `help`, `version` and `config`.
+pub fn help_flags(help: &str) -> Vec<String> {
+    help.lines()
+        .filter(|l| l.trim_start().starts_with('-'))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("--")))
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned())
+        .filter(|f| !["help", "version", "config"].contains(&f.as_str()))
+        .collect()
+}
+
+/// A `config.example.toml` with every commented-out setting (`# key = value`) set.
+pub fn example_settings(example: &str) -> String {
+    example
+        .lines()
+        .filter_map(|l| l.strip_prefix("# ").filter(|kv| kv.contains(" = ")))
+        .map(|kv| format!("{kv}\n"))
+        .collect()
+}
+
 /// A child process the harness owns: started from a fixed command line,
 /// logging to a file in its own temporary directory, killed by pid.
 #[derive(Debug)]

@@ -6,6 +6,8 @@
 
 use std::process::Command;
 
+use goulette_sentinel::testkit::{example_settings, help_flags};
+
 fn sentinel(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_goulette-sentinel")).args(args).output().expect("run goulette-sentinel")
 }
@@ -15,25 +17,13 @@ const EXAMPLE: &str = include_str!("../config.example.toml");
 #[test]
 fn given_the_example_config_every_flag_should_be_in_it_and_every_value_accepted() {
     let help = String::from_utf8_lossy(&sentinel(&["--help"]).stdout).to_string();
-    // Option lines start with the flag (`  -V, --version`, `      --id <ID>`).
-    let flags: Vec<&str> = help
-        .lines()
-        .filter(|l| l.trim_start().starts_with('-'))
-        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("--")))
-        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
-        .filter(|f| !["help", "version", "config"].contains(f))
-        .collect();
+    let flags = help_flags(&help);
     assert!(flags.len() >= 15, "{help}");
     for flag in flags {
         assert!(EXAMPLE.contains(&format!("# {flag} = ")), "config.example.toml lacks `{flag}`");
     }
-    let text: String = EXAMPLE
-        .lines()
-        .filter_map(|l| l.strip_prefix("# ").filter(|kv| kv.contains(" = ")))
-        .map(|kv| format!("{kv}\n"))
-        .collect();
     let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
+    std::fs::write(file.path(), example_settings(EXAMPLE)).unwrap();
     // Every value parses; the sentinel stops only at the flag's bad timeout.
     // Relative paths (`log-file`) from a directory of its own.
     let cwd = tempfile::tempdir().unwrap();

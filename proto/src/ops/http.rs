@@ -26,6 +26,16 @@ pub trait Probe: Send + Sync + 'static {
     fn metrics(&self) -> String;
 }
 
+/// `registry` in the OpenMetrics text format.
+pub fn encode(registry: &prometheus_client::registry::Registry) -> String {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        // Only a failing fmt::Write can fail it; a String never does.
+        text.push_str(&format!("# encoding failed: {e}\n"));
+    }
+    text
+}
+
 /// Content type of the OpenMetrics text format (Prometheus reads it).
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
