@@ -82,7 +82,6 @@ pub async fn serve(
     }
     let metrics = partitions.metrics().clone();
     let _open = metrics.stream_opened(if follower.is_some() { "replica-fetch" } else { "fetch" });
-    let topic_label = crate::metrics::TopicLabel { topic: replica.topic.clone() };
     // However the stream ends, the leader learns the follower stopped fetching.
     let _closed = follower.map(|f| StreamGuard { replica: replica.clone(), follower: f, stream: stream_id });
     let mut registered = false;
@@ -161,12 +160,7 @@ pub async fn serve(
                     return;
                 }
                 metrics.fetch_latency.observe(reading_started.elapsed().as_secs_f64());
-                if follower.is_some() {
-                    metrics.replication_bytes_out.get_or_create(&topic_label).inc_by(bytes);
-                } else {
-                    metrics.bytes_out.get_or_create(&topic_label).inc_by(bytes);
-                    metrics.messages_out.get_or_create(&topic_label).inc_by(records);
-                }
+                replica.counters.sent(follower.is_some(), records, bytes);
                 continue;
             }
         }

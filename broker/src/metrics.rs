@@ -48,13 +48,13 @@ pub struct BrokerMetrics {
     registry: Registry,
     process: goulette_proto::ops::process::ProcessMetrics,
     /// Records and bytes appended as leader (producers and `__offsets` commits; retried duplicates not counted).
-    pub messages_in: Family<TopicLabel, Counter>,
-    pub bytes_in: Family<TopicLabel, Counter>,
+    messages_in: Family<TopicLabel, Counter>,
+    bytes_in: Family<TopicLabel, Counter>,
     /// Records and bytes sent to consumers.
-    pub messages_out: Family<TopicLabel, Counter>,
-    pub bytes_out: Family<TopicLabel, Counter>,
+    messages_out: Family<TopicLabel, Counter>,
+    bytes_out: Family<TopicLabel, Counter>,
     /// Bytes sent to followers.
-    pub replication_bytes_out: Family<TopicLabel, Counter>,
+    replication_bytes_out: Family<TopicLabel, Counter>,
     /// From a produce request's arrival to its response (durable, replicated per `acks`).
     pub produce_latency: Histogram,
     /// From a fetch response's read to its hand-off to the stream.
@@ -190,11 +190,17 @@ impl BrokerMetrics {
         goulette_proto::ops::http::encode(&self.registry)
     }
 
-    /// Counts a record batch appended to `topic` as leader.
-    pub fn appended(&self, topic: &str, records: u32, bytes: usize) {
+    /// The per-topic counters of `topic`, looked up once (a replica keeps
+    /// them, so the hot paths only add to atomics).
+    pub fn topic(&self, topic: &str) -> TopicCounters {
         let label = TopicLabel { topic: topic.to_owned() };
-        self.messages_in.get_or_create(&label).inc_by(u64::from(records));
-        self.bytes_in.get_or_create(&label).inc_by(bytes as u64);
+        TopicCounters {
+            messages_in: self.messages_in.get_or_create(&label).clone(),
+            bytes_in: self.bytes_in.get_or_create(&label).clone(),
+            messages_out: self.messages_out.get_or_create(&label).clone(),
+            bytes_out: self.bytes_out.get_or_create(&label).clone(),
+            replication_bytes_out: self.replication_bytes_out.get_or_create(&label).clone(),
+        }
     }
 
     /// A gauge of open streams of `kind` that goes down when the guard drops.
@@ -202,6 +208,34 @@ impl BrokerMetrics {
         let gauge = self.open_streams.get_or_create(&KindLabel { kind }).clone();
         gauge.inc();
         StreamGauge(gauge)
+    }
+}
+
+/// One topic's traffic counters (handles onto the registered series).
+#[derive(Debug, Clone)]
+pub struct TopicCounters {
+    messages_in: Counter,
+    bytes_in: Counter,
+    messages_out: Counter,
+    bytes_out: Counter,
+    replication_bytes_out: Counter,
+}
+
+impl TopicCounters {
+    /// A record batch appended as leader.
+    pub fn appended(&self, records: u32, bytes: usize) {
+        self.messages_in.inc_by(u64::from(records));
+        self.bytes_in.inc_by(bytes as u64);
+    }
+
+    /// Records and bytes sent to a consumer, or bytes to a follower.
+    pub fn sent(&self, follower: bool, records: u64, bytes: u64) {
+        if follower {
+            self.replication_bytes_out.inc_by(bytes);
+        } else {
+            self.messages_out.inc_by(records);
+            self.bytes_out.inc_by(bytes);
+        }
     }
 }
 
@@ -236,7 +270,7 @@ mod tests {
     #[test]
     fn encoding_names_every_series_and_counts_what_was_recorded() {
         let m = BrokerMetrics::new();
-        m.appended("orders", 10, 1000);
+        m.topic("orders").appended(10, 1000);
         m.produce_latency.observe(0.001);
         let streams = m.stream_opened("produce");
         m.set_partition_gauges(3, 2, 1, 0);

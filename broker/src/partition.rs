@@ -38,6 +38,8 @@ pub struct Replica {
     /// acknowledged without them if etcd applied the change.
     pending_isr: Mutex<Vec<u32>>,
     pub(crate) metrics: Arc<crate::metrics::BrokerMetrics>,
+    /// This topic's traffic counters.
+    pub(crate) counters: crate::metrics::TopicCounters,
 }
 
 /// A follower's progress as its leader sees it.
@@ -531,6 +533,7 @@ impl Partitions {
                     min_insync: std::sync::atomic::AtomicUsize::new(1),
                     pending_isr: Mutex::new(Vec::new()),
                     metrics: self.metrics.clone(),
+                    counters: self.metrics.topic(&state.topic),
                 });
                 replica.set_min_insync(topic);
                 replica.set_state(state);

@@ -47,6 +47,8 @@ pub async fn serve(
     let metrics = partitions.metrics().clone();
     let _open = metrics.stream_opened("produce");
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    // When each pending request arrived (for the latency histogram).
+    let mut arrivals = std::collections::VecDeque::new();
     let mut refused: HashSet<(String, u32)> = HashSet::new();
     let mut reading = true;
     while reading || !pending.is_empty() {
@@ -70,12 +72,8 @@ pub async fn serve(
                         }
                         response
                     };
-                    let latency = metrics.produce_latency.clone();
-                    pending.push_back(Box::pin(async move {
-                        let response = response.await;
-                        latency.observe(arrived.elapsed().as_secs_f64());
-                        response
-                    }));
+                    pending.push_back(response);
+                    arrivals.push_back(arrived);
                 }
                 Some(Err(status)) => {
                     tracing::debug!(%status, "produce stream broke");
@@ -84,6 +82,10 @@ pub async fn serve(
                 None => reading = false,
             },
             Some(response) = pending.next(), if !pending.is_empty() => {
+                // Responses come in request order, as the arrivals were queued.
+                if let Some(arrived) = arrivals.pop_front() {
+                    metrics.produce_latency.observe(arrived.elapsed().as_secs_f64());
+                }
                 let Some(response) = response else { continue };
                 match crate::failpoint::produce_response() {
                     crate::failpoint::ProduceResponse::Send => {}
@@ -184,7 +186,7 @@ async fn append(
     };
     if !pending.duplicate {
         replica.appended();
-        replica.metrics.appended(&replica.topic, records, bytes);
+        replica.counters.appended(records, bytes);
     }
     // Its durability wait runs concurrently with later appends. A producer's
     // retry of a stored batch waits the same way for the original, and is
