@@ -356,6 +356,13 @@ enum EtcdCommand {
 }
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of our
+    // output goes away (`goulette consume … | head`): Rust ignores SIGPIPE,
+    // which turns that into a panic on the next print.
+    // SAFETY: restoring a signal's default disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let sentinels = cli.sentinels.clone();
     let result = match cli.command {
