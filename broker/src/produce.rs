@@ -29,6 +29,9 @@ use tonic::{Status, Streaming};
 use crate::error::{not_leader, storage_error};
 use crate::partition::Partitions;
 
+/// How long a stopping broker keeps answering the requests in flight.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(crate) type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Option<pb::ProduceResponse>> + Send>>;
 
 fn answer(correlation_id: u64, error: pb::Error) -> Pending {
@@ -51,6 +54,7 @@ pub async fn serve(
     let mut arrivals = std::collections::VecDeque::new();
     let mut refused: HashSet<(String, u32)> = HashSet::new();
     let mut reading = true;
+    let mut drain_until = None;
     while reading || !pending.is_empty() {
         tokio::select! {
             request = requests.next(), if reading && pending.len() < max_in_flight => match request {
@@ -104,8 +108,15 @@ pub async fn serve(
             }
             // Stopping: read no more requests, but answer those in flight
             // (their appends are done; durability and replication are
-            // awaited, or refused NOT_LEADER once the leadership moved).
-            _ = shutdown.cancelled(), if reading => reading = false,
+            // awaited, or refused NOT_LEADER once the leadership moved) for
+            // at most DRAIN: a partition that kept its leadership has no
+            // followers fetching any more, and its acks=all waits would last
+            // the replication timeout. The client retries what is cut off.
+            _ = shutdown.cancelled(), if reading => {
+                reading = false;
+                drain_until = Some(tokio::time::Instant::now() + DRAIN);
+            }
+            _ = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => return,
         }
     }
 }

@@ -36,7 +36,9 @@ pub async fn hand_over(partitions: &Partitions, sentinels: &SentinelClient, time
         finished: false,
     };
     while tokio::time::Instant::now() < deadline {
-        let (remaining, stranded) = match sentinels.controlled_shutdown(req).await {
+        let answer = tokio::time::timeout_at(deadline, sentinels.controlled_shutdown(req)).await;
+        let Ok(answer) = answer else { break };
+        let (remaining, stranded) = match answer {
             Ok(pb::ControlledShutdownResponse { error: None, remaining, stranded }) => (remaining, stranded),
             Ok(r) => {
                 tracing::warn!(error = ?r.error, "controlled shutdown refused; retrying");

@@ -55,7 +55,8 @@ pub struct Controller {
     /// not waited for (brokers stopping together would wait on each other).
     /// Held by this leader only; one that takes over learns them again from
     /// the brokers' repeated requests.
-    stopping: std::sync::Mutex<std::collections::BTreeSet<u32>>,
+    /// Keyed by the leadership term (the fence's revision) it was learnt in.
+    stopping: std::sync::Mutex<(i64, std::collections::BTreeSet<u32>)>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -74,7 +75,7 @@ impl Controller {
             membership: std::sync::Mutex::new((0, Membership::default())),
             decommissions: Mutex::new(()),
             producer_ids: Mutex::new((0, 0)),
-            stopping: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            stopping: std::sync::Mutex::new((0, std::collections::BTreeSet::new())),
         }
     }
 
@@ -186,7 +187,7 @@ impl Controller {
             )));
         }
         // A broker starting again is no longer stopping.
-        self.stopping.lock().unwrap_or_else(|p| p.into_inner()).remove(&broker.id);
+        self.stopping.lock().unwrap_or_else(|p| p.into_inner()).1.remove(&broker.id);
         // Rounded up: the lease must outlive what the broker believes.
         let ttl = self.config.session_timeout.as_millis().div_ceil(1000).max(1) as i64;
         let mut client = self.store.client();
@@ -232,15 +233,21 @@ impl Controller {
     async fn end_session(&self, fence: &Fence, id: u32, session: Option<i64>, mut change: Change) -> Result<()> {
         let key = self.store.keys().broker(id);
         let mut client = self.store.client();
-        let lease = client
+        let found = client
             .get(key.as_str(), None)
             .await
             .map_err(|e| SentinelError::etcd("read a broker session", e))?
             .kvs()
             .first()
-            .map(|kv| kv.lease());
+            .map(|kv| (kv.lease(), kv.mod_revision()));
+        let lease = found.map(|(lease, _)| lease);
         if session.is_some() && lease != session {
             return Ok(());
+        }
+        // Only the session read here: a broker that registered again since
+        // keeps its new key.
+        if let Some((_, revision)) = found {
+            change.require_mod_revision.push((key.clone(), revision));
         }
         change.deletes.push((key, false));
         self.store.commit(fence, change).await?;
@@ -258,7 +265,12 @@ impl Controller {
     /// changed since `view`: worth asking again), or without (stranded).
     pub async fn controlled_shutdown(&self, fence: &Fence, view: &ClusterView, id: u32) -> Result<Handover> {
         let stopping = {
-            let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+            let (term, stopping) = &mut *guard;
+            if *term != fence.revision {
+                *term = fence.revision;
+                stopping.clear();
+            }
             stopping.insert(id);
             stopping.clone()
         };
@@ -278,7 +290,9 @@ impl Controller {
                 "{}/{} broker {id} stopping: leader {:?} -> {:?} epoch {}, isr {:?} -> {:?}",
                 p.topic, p.partition, p.leader, next.leader, next.leader_epoch, p.isr, next.isr
             );
-            if !self.commit_partition(fence, view, &next, "controlled-shutdown", detail).await? && led {
+            // Changed since `view` (another broker's hand-over, an ISR
+            // change): ask again, whether or not it leads this one.
+            if !self.commit_partition(fence, view, &next, "controlled-shutdown", detail).await? {
                 handover.remaining.push(p.clone());
             }
         }
@@ -287,7 +301,7 @@ impl Controller {
 
     /// A stopped broker's session ends now instead of at its timeout.
     pub async fn deregister(&self, fence: &Fence, id: u32, session: i64) -> Result<()> {
-        self.stopping.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.stopping.lock().unwrap_or_else(|p| p.into_inner()).1.remove(&id);
         let change = Change::new("deregister-broker", format!("broker {id} stopped (session {session:x})"));
         self.end_session(fence, id, Some(session), change).await
     }

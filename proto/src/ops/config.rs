@@ -49,14 +49,14 @@ pub fn try_parse_from<T: clap::Parser>(argv: Vec<OsString>, env: impl Fn(&str) -
     let cmd = T::command().args_override_self(true);
     let mut full: Vec<OsString> = argv.iter().take(1).cloned().collect();
     let path = config_path(&argv, &env);
+    let given: Vec<String> = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     // (long flag, key as written) of each setting taken from the file.
     let mut keys = Vec::new();
     if let Some(path) = &path {
-        let (flags, taken) = file_flags(&cmd, path, &env)?;
+        let (flags, taken) = file_flags(&cmd, path, &env, &given)?;
         full.extend(flags);
         keys = taken;
     }
-    let given: Vec<String> = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     full.extend(argv.into_iter().skip(1));
     let matches = cmd.try_get_matches_from(full).map_err(|e| blame_file(e, path.as_deref(), &keys, &given))?;
     Ok(T::from_arg_matches(&matches)?)
@@ -105,6 +105,7 @@ fn file_flags(
     cmd: &clap::Command,
     path: &Path,
     env: &impl Fn(&str) -> Option<String>,
+    given: &[String],
 ) -> Result<(Vec<OsString>, Vec<Taken>), Error> {
     let unreadable = |reason: String| Error::Unreadable { path: path.to_owned(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
@@ -118,7 +119,11 @@ fn file_flags(
             .get_arguments()
             .find(|a| a.get_long() == Some(long.as_str()) && long != CONFIG_FLAG)
             .ok_or_else(|| Error::UnknownKey { path: path.to_owned(), key: key.clone() })?;
-        if arg.get_env().and_then(|e| env(&e.to_string_lossy())).is_some() {
+        // Set by a variable or a flag: the file's value is not used at all
+        // (a list flag would otherwise add to the file's list).
+        let flag = format!("--{long}");
+        let on_command_line = given.iter().any(|g| *g == flag || g.starts_with(&format!("{flag}=")));
+        if on_command_line || arg.get_env().and_then(|e| env(&e.to_string_lossy())).is_some() {
             continue;
         }
         let text = match &value {
@@ -146,7 +151,7 @@ fn file_flags(
             }
             continue;
         }
-        let flag = format!("--{long}={text}");
+        let flag = format!("{flag}={text}");
         flags.push(OsString::from(flag));
         keys.push((long, key));
     }
@@ -209,6 +214,8 @@ mod tests {
         assert_eq!(env.address.port(), 1, "the file gives way to the environment");
         let flag = parse(&["--config", path, "--address", "127.0.0.1:9"], &[]);
         assert_eq!(flag.unwrap().address.port(), 9, "a flag overrides the file");
+        let list = parse(&["--config", path, "--peers", "c:3"], &[]).unwrap();
+        assert_eq!(list.peers, vec!["c:3"], "a list flag replaces the file's list");
         let via_env = parse(&[], &[(CONFIG_ENV, path)]).unwrap();
         assert_eq!(via_env.id, 1, "GOULETTE_CONFIG names the file too");
         assert_eq!(parse(&["--id", "3"], &[]).unwrap().address.port(), 1, "no file: defaults");

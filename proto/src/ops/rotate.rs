@@ -56,6 +56,9 @@ pub struct RotatingFile {
     file: File,
     len: u64,
     day: u64,
+    /// When a rotation last failed: the next try waits a minute (each try
+    /// moves archives, so retrying at every line would eat them).
+    failed_at: Option<std::time::Instant>,
 }
 
 fn utc_day() -> u64 {
@@ -79,10 +82,13 @@ impl RotatingFile {
             .ok()
             .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
             .map_or(utc_day(), |d| d.as_secs() / 86_400);
-        Ok(RotatingFile { path, rotation, keep, len: meta.len(), file, day })
+        Ok(RotatingFile { path, rotation, keep, len: meta.len(), file, day, failed_at: None })
     }
 
     fn due(&self, incoming: usize) -> bool {
+        if self.failed_at.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60)) {
+            return false;
+        }
         match self.rotation {
             Rotation::Never => false,
             Rotation::Size(max) => self.len > 0 && self.len + incoming as u64 > max,
@@ -115,9 +121,16 @@ impl RotatingFile {
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if self.due(buf.len()) {
-            // A failed rotation must not lose the line: keep writing the live file.
+            // A failed rotation must not lose lines: write to a live file
+            // at `path` again (reopened, or created if it was renamed away)
+            // and try rotating once that one is due.
             if let Err(e) = self.rotate() {
                 eprintln!("log rotation of {} failed: {e}", self.path.display());
+                if let Ok(file) = OpenOptions::new().create(true).append(true).open(&self.path) {
+                    self.len = file.metadata().map_or(0, |m| m.len());
+                    self.file = file;
+                }
+                self.failed_at = Some(std::time::Instant::now());
             }
         }
         let n = self.file.write(buf)?;
