@@ -155,7 +155,7 @@ impl SentinelProbe {
         r.register("offline_partitions", "Partitions without a live leader", p.offline.clone());
         r.register(
             "under_replicated_partitions",
-            "Partitions whose ISR is smaller than their replica set",
+            "Partitions with a live leader whose ISR is smaller than their replica set (offline ones count as offline)",
             p.under_replicated.clone(),
         );
         r.register("groups", "Consumer groups with membership state", p.groups.clone());
@@ -174,10 +174,8 @@ impl SentinelProbe {
         self.decommissioned.set(view.decommissioned.len() as i64);
         self.topics.set(view.topics.len() as i64);
         self.partitions.set(view.partitions.len() as i64);
-        let offline = view.partitions.values().filter(|p| !p.leader.is_some_and(|l| view.brokers.contains_key(&l)));
-        self.offline.set(offline.count() as i64);
-        let under = view.partitions.values().filter(|p| p.isr.len() < p.replicas.len());
-        self.under_replicated.set(under.count() as i64);
+        self.offline.set(view.offline().count() as i64);
+        self.under_replicated.set(view.under_replicated().count() as i64);
         self.groups.set(view.groups.len() as i64);
         self.group_members.set(view.groups.values().map(|g| g.members.len()).sum::<usize>() as i64);
         self.metadata_revision.set(view.revision);

@@ -502,18 +502,8 @@ impl SentinelService for SentinelGrpc {
                 http_address: s.http_address.clone(),
             })
             .collect();
-        let offline = view
-            .partitions
-            .values()
-            .filter(|p| !p.leader.is_some_and(|l| view.brokers.contains_key(&l)))
-            .map(pb::PartitionState::from)
-            .collect();
-        let under_replicated = view
-            .partitions
-            .values()
-            .filter(|p| p.leader.is_some_and(|l| view.brokers.contains_key(&l)) && p.isr.len() < p.replicas.len())
-            .map(pb::PartitionState::from)
-            .collect();
+        let offline = view.offline().map(pb::PartitionState::from).collect();
+        let under_replicated = view.under_replicated().map(pb::PartitionState::from).collect();
         let error = leader.is_none().then(|| SentinelError::NoLeader.to_proto());
         Ok(Response::new(pb::ClusterStatusResponse {
             error,

@@ -146,6 +146,18 @@ impl ClusterView {
         }
     }
 
+    /// Partitions without a live leader (unavailable).
+    pub fn offline(&self) -> impl Iterator<Item = &PartitionRecord> + '_ {
+        self.partitions.values().filter(|p| !p.leader.is_some_and(|l| self.brokers.contains_key(&l)))
+    }
+
+    /// Partitions with a live leader whose ISR is smaller than their replica set.
+    pub fn under_replicated(&self) -> impl Iterator<Item = &PartitionRecord> + '_ {
+        self.partitions
+            .values()
+            .filter(|p| p.leader.is_some_and(|l| self.brokers.contains_key(&l)) && p.isr.len() < p.replicas.len())
+    }
+
     /// The elected sentinel's address: the candidate with the lowest create revision.
     pub fn leader_address(&self) -> Option<&str> {
         self.candidates.values().min_by_key(|c| c.create_revision).map(|c| c.address.as_str())
