@@ -213,8 +213,16 @@ impl Controller {
 
     /// Ends the session of a broker that clients report unreachable, if a
     /// TCP connection to it fails too. Its partitions then fail over.
+    /// A broker in a controlled shutdown is not probed: it has handed its
+    /// leadership over and stops listening before it deregisters, so
+    /// clients with old metadata report it; its own deregistration (or its
+    /// session's timeout) ends its session.
     pub async fn probe_broker(&self, fence: &Fence, view: &ClusterView, broker_id: u32) -> Result<bool> {
         let Some(broker) = view.brokers.get(&broker_id) else { return Ok(false) };
+        if self.is_stopping(fence, broker_id) {
+            tracing::debug!(broker = broker_id, "reported unreachable while stopping; not probed");
+            return Ok(false);
+        }
         let reachable =
             tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(&broker.address))
                 .await
@@ -297,6 +305,13 @@ impl Controller {
             }
         }
         Ok(handover)
+    }
+
+    /// Whether broker `id` asked for a controlled shutdown in this
+    /// leadership term (and has not registered again since).
+    fn is_stopping(&self, fence: &Fence, id: u32) -> bool {
+        let guard = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0 == fence.revision && guard.1.contains(&id)
     }
 
     /// A stopped broker's session ends now instead of at its timeout.
