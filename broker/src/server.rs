@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use goulette_proto::v1::broker_service_server::BrokerServiceServer;
 use goulette_storage::batch::MAX_BATCH_LEN;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -102,7 +101,6 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         "broker serving"
     );
     let served = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
         .max_frame_size(Some(256 << 10))
@@ -111,7 +109,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.clone().cancelled_owned())
+        .serve_with_incoming_shutdown(incoming(listener), stop.clone().cancelled_owned())
         .await;
     tracker.close();
     tracker.wait().await;
@@ -139,4 +137,12 @@ impl goulette_proto::ops::http::Probe for Probe {
         self.partitions.metrics().set_committed(self.offsets.committed_now());
         self.partitions.metrics().encode()
     }
+}
+
+/// The accepted connections, with Nagle's algorithm off. `Server::tcp_nodelay`
+/// only applies to listeners tonic binds itself; on ours every small
+/// response after another waited for the client's delayed ACK (up to 40 ms
+/// on Linux), which capped a produce stream's throughput and latency.
+fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
