@@ -2,6 +2,7 @@
 //!
 //! - [`partition`]: the replicas held here, their logs, states and high watermarks.
 //! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
+//! - [`group_commit`]: produce requests waiting for their fdatasync as tasks.
 //! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
 //! - [`link`]: registration, heartbeats and assignments from the sentinels.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod failpoint;
 pub mod fetch;
+pub mod group_commit;
 pub mod link;
 pub mod metrics;
 pub mod offsets;

@@ -188,25 +188,28 @@ async fn append(
     let epoch = state.leader_epoch as u32;
     // The append itself (a write into the page cache) happens now, in order.
     let (records, bytes) = (batch.record_count(), batch.len());
-    let log = replica.log.clone();
-    let appended = tokio::task::spawn_blocking(move || log.append_deferred(&batch, epoch)).await;
-    let pending = match appended {
-        Ok(Ok(pending)) => pending,
-        Ok(Err(e)) => return refuse(storage_error(&e)),
-        Err(e) => return refuse(pb::Error::new(ErrorCode::Internal, format!("append task failed: {e}"))),
+    let pending = match append_now(&replica.log, batch, epoch).await {
+        Ok(pending) => pending,
+        Err(error) => return refuse(error),
     };
     if !pending.duplicate {
         replica.appended();
         replica.counters.appended(records, bytes);
     }
+    if pending.presync_due {
+        let log = replica.log.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = log.presync() {
+                tracing::warn!(error = %e, "presync before a seal failed");
+            }
+        });
+    }
     // Its durability wait runs concurrently with later appends. A producer's
     // retry of a stored batch waits the same way for the original, and is
     // answered with its offsets.
     let response = Box::pin(async move {
-        let log = replica.log.clone();
-        let durable = tokio::task::spawn_blocking(move || log.wait_durable_for(&pending)).await;
-        let error = match durable {
-            Ok(Ok(())) => {
+        let error = match replica.group_commit.wait(&replica.log, &pending).await {
+            Ok(()) => {
                 replica.advance_high_watermark();
                 if acks == Acks::All {
                     wait_replicated(&replica, state.leader_epoch, pending.info.next_offset).await
@@ -218,14 +221,13 @@ async fn append(
             // closed or failed) is retriable: the batch may be stored, and an
             // idempotent producer's retry will find it, where giving up would
             // make it number its next batches afresh and store them twice.
-            Ok(Err(e)) => {
+            Err(e) => {
                 let mut error = storage_error(&e);
                 if error.error_code() != ErrorCode::NotLeader {
                     error.code = ErrorCode::Unavailable as i32;
                 }
                 Some(error)
             }
-            Err(e) => Some(pb::Error::new(ErrorCode::Unavailable, format!("fsync task failed: {e}"))),
         };
         if error.is_none() && acks == Acks::None {
             return None;
@@ -238,6 +240,33 @@ async fn append(
         })
     });
     (response, false)
+}
+
+/// Batches up to this size are appended on the executor when the log can
+/// take them at once (`PartitionLog::try_append_deferred`): handing a small
+/// write to a blocking thread and back costs more than the write (two
+/// thread wake-ups, measured at ~15–45 % of a one-message round trip).
+/// Larger batches, and appends that must seal or record a new epoch, go to a
+/// blocking thread.
+const INLINE_APPEND_BYTES: usize = 64 << 10;
+
+/// Appends `batch` as leader at `epoch`, inline when it is small and the log
+/// needs nothing else, else on a blocking thread.
+async fn append_now(
+    log: &Arc<goulette_storage::PartitionLog>,
+    batch: Batch,
+    epoch: u32,
+) -> Result<goulette_storage::PendingAppend, pb::Error> {
+    if batch.len() <= INLINE_APPEND_BYTES
+        && let Some(appended) = log.try_append_deferred(&batch, epoch)
+    {
+        return appended.map_err(|e| storage_error(&e));
+    }
+    let log = log.clone();
+    match tokio::task::spawn_blocking(move || log.append_deferred(&batch, epoch)).await {
+        Ok(appended) => appended.map_err(|e| storage_error(&e)),
+        Err(e) => Err(pb::Error::new(ErrorCode::Internal, format!("append task failed: {e}"))),
+    }
 }
 
 /// How long `acks=all` waits for the in-sync replicas.

@@ -489,6 +489,68 @@ fn given_deferred_appends_should_be_durable_only_after_the_wait() {
 }
 
 #[test]
+fn given_try_append_it_should_append_inline_only_when_nothing_but_the_write_is_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    // A new leader epoch is recorded (fsynced) first: not inline.
+    assert!(log.try_append_deferred(&batch("a", 1, 0), 3).is_none());
+    assert_eq!(log.log_end_offset(), 0, "a refused try appends nothing");
+    log.append(&batch("a", 1, 0), 3).unwrap();
+    // Same epoch, small WAL: inline, with the offsets a blocking append gives.
+    let pending = log.try_append_deferred(&batch("b", 2, 0), 3).unwrap().unwrap();
+    assert_eq!((pending.info.base_offset, pending.info.next_offset), (1, 3));
+    // Inline appends never seal; the one that makes the WAL due leaves the
+    // seal to the next blocking append, and tries are refused until then.
+    let fragments = log.fragment_count();
+    let mut refused = false;
+    for i in 0..200 {
+        match log.try_append_deferred(&batch(&format!("c{i}"), 1, 0), 3) {
+            Some(r) => {
+                let _ = r.unwrap();
+            }
+            None => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "a WAL due for sealing refuses inline appends");
+    assert_eq!(log.fragment_count(), fragments, "inline appends never seal");
+    log.append(&batch("d", 1, 0), 3).unwrap();
+    assert_eq!(log.fragment_count(), fragments + 1, "the blocking append sealed");
+    let values = all_values(&log, 0);
+    assert_eq!(values.len() as u64, log.log_end_offset());
+    assert_eq!(values.iter().map(|(o, _)| *o).collect::<Vec<_>>(), (0..log.log_end_offset()).collect::<Vec<_>>());
+}
+
+#[test]
+fn given_flush_never_a_wal_near_its_seal_should_ask_once_for_a_presync_that_makes_it_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { fragment_bytes: 64 << 10, max_batch_bytes: 16 << 10, ..small_config() };
+    let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    let mut asked = Vec::new();
+    for i in 0..200 {
+        let pending = log.append_deferred(&sized_batch(1000, 0), 0).unwrap();
+        if pending.presync_due {
+            asked.push((i, log.fragment_count()));
+            log.presync().unwrap();
+            assert!(log.durable_offset() >= pending.info.next_offset, "a presync covers what was written");
+        }
+    }
+    assert!(log.fragment_count() >= 2, "the WAL sealed");
+    // Once per WAL, before its seal (a quarter of 64 KiB ahead).
+    let per_wal: std::collections::BTreeSet<usize> = asked.iter().map(|(_, f)| *f).collect();
+    assert_eq!(per_wal.len(), asked.len(), "asked once per WAL: {asked:?}");
+    assert!(asked.len() >= 2, "{asked:?}");
+    // Flush=always keeps the WAL synced: never asked.
+    let config = LogConfig { flush: FlushPolicy::Always, ..config };
+    let always = PartitionLog::open(dir.path().join("always"), config).unwrap();
+    for _ in 0..100 {
+        assert!(!always.append_deferred(&sized_batch(1000, 0), 0).unwrap().presync_due);
+    }
+}
+
+#[test]
 fn given_closed_log_should_refuse_appends() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
