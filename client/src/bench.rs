@@ -256,7 +256,16 @@ async fn produce_all(
         let count =
             options.count.map(|c| c / u64::from(producers) + u64::from(u64::from(i) < c % u64::from(producers)));
         let rate = options.rate.map(|r| (r as f64 / f64::from(producers)).max(1.0));
-        tasks.spawn(produce_one(cluster, options.clone(), count, rate, counters.clone(), stop.clone(), clock));
+        let run = produce_one(cluster, options.clone(), count, rate, counters.clone(), stop.clone(), clock);
+        if rate.is_some() {
+            // Paced on a thread of its own: tokio's timer rounds every sleep
+            // up to the next millisecond, which would send a burst per
+            // millisecond and add up to 1 ms to every measured latency.
+            let handle = tokio::runtime::Handle::current();
+            tasks.spawn_blocking(move || handle.block_on(run));
+        } else {
+            tasks.spawn(run);
+        }
     }
     if let Some(d) = options.duration {
         let stop = stop.clone();
@@ -332,8 +341,10 @@ async fn produce_one(
         let intended = match rate {
             Some(r) => {
                 let at = started + Duration::from_secs_f64(sent as f64 / r);
-                if at > Instant::now() {
-                    tokio::time::sleep_until(at).await;
+                let now = Instant::now();
+                if at > now {
+                    // On the pacing thread (`produce_all`): microsecond sleeps.
+                    std::thread::sleep(at - now);
                 }
                 at
             }
