@@ -145,27 +145,49 @@ async fn replicate(
             }
             anyhow::bail!("leader answered {:?}: {}", e.error_code(), e.message);
         }
-        let mut bytes = 0u64;
-        for raw in response.batches {
-            // Stop at once if this broker was made leader (or the term ended):
-            // nothing from the old term may be appended after that.
-            let state = replica.state();
-            if token.is_cancelled() || state.leader_epoch != epoch || state.leader == Some(me) {
-                return Ok(());
-            }
-            bytes += raw.len() as u64;
-            let batch = Batch::parse(raw)?;
-            if batch.next_offset() <= replica.log.log_end_offset() {
-                continue; // already held (a resent batch)
-            }
-            let log = replica.log.clone();
-            tokio::task::spawn_blocking(move || log.append_replicated(&batch)).await??;
-        }
+        let (follower, token) = (replica.clone(), token.clone());
+        let batches = response.batches;
+        let appended = tokio::task::spawn_blocking(move || append_response(&follower, batches, epoch, me, &token));
+        let Some(bytes) = appended.await?? else { return Ok(()) };
         replica.appended();
         replica.follow_high_watermark(response.high_watermark);
         let credit = pb::FetchCredit { bytes, replica_log_end: Some(replica.log.log_end_offset()) };
         requests.send(pb::FetchRequest { kind: Some(Kind::Credit(credit)) }).await?;
     }
+}
+
+/// Appends the batches of one fetch response (on a blocking thread), then
+/// waits once for them to be durable (one fdatasync for the response, not
+/// one per batch). Returns their bytes, or `None` when it stopped because
+/// this broker was made leader or the term ended: nothing from the old term
+/// may be appended after that (what was appended before is still waited for).
+fn append_response(
+    replica: &Replica,
+    batches: Vec<bytes::Bytes>,
+    epoch: u64,
+    me: u32,
+    token: &CancellationToken,
+) -> anyhow::Result<Option<u64>> {
+    let mut bytes = 0u64;
+    let mut last = None;
+    let mut stopped = false;
+    for raw in batches {
+        let state = replica.state();
+        if token.is_cancelled() || state.leader_epoch != epoch || state.leader == Some(me) {
+            stopped = true;
+            break;
+        }
+        bytes += raw.len() as u64;
+        let batch = Batch::parse(raw)?;
+        if batch.next_offset() <= replica.log.log_end_offset() {
+            continue; // already held (a resent batch)
+        }
+        last = Some(replica.log.append_replicated_deferred(&batch)?);
+    }
+    if let Some(pending) = last {
+        replica.log.wait_durable_for(&pending)?;
+    }
+    Ok(if stopped { None } else { Some(bytes) })
 }
 
 /// Truncates the suffix this replica holds beyond where its latest epoch

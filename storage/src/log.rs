@@ -491,6 +491,9 @@ impl PartitionLog {
     /// (where a seal may wait on the disk). A seal that this append makes due
     /// happens at the next blocking append or [`PartitionLog::maintain`].
     pub fn try_append_deferred(&self, batch: &Batch, leader_epoch: u32) -> Option<Result<PendingAppend>> {
+        if batch.len() > self.config.max_batch_bytes {
+            return Some(Err(StorageError::BatchTooLarge { size: batch.len(), max: self.config.max_batch_bytes }));
+        }
         let mut inner = match self.inner.try_lock() {
             Ok(inner) => inner,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
@@ -515,9 +518,16 @@ impl PartitionLog {
     /// Appends a batch copied from the partition leader, keeping its offsets
     /// and leader epoch. Its base offset must be the log end offset.
     pub fn append_replicated(&self, batch: &Batch) -> Result<AppendInfo> {
-        let pending = self.append_at(batch, Some(batch.base_offset()), batch.partition_leader_epoch())?;
+        let pending = self.append_replicated_deferred(batch)?;
         self.wait_durable_for(&pending)?;
         Ok(pending.info)
+    }
+
+    /// [`PartitionLog::append_replicated`] without waiting for durability: a
+    /// follower appends a whole fetch response and waits once, for its last
+    /// batch, with [`PartitionLog::wait_durable_for`].
+    pub fn append_replicated_deferred(&self, batch: &Batch) -> Result<PendingAppend> {
+        self.append_at(batch, Some(batch.base_offset()), batch.partition_leader_epoch())
     }
 
     /// Blocks until a deferred append is durable under the flush policy
