@@ -191,7 +191,7 @@ async fn bench_suite() {
         case(
             "1 KiB open loop 20k msg/s, e2e, durable",
             "p50 ≤ 1 ms, p99 ≤ 5 ms",
-            &["e2e", "--topic", "lat", "--rate", "20000", "--duration", "10s"],
+            &["e2e", "--topic", "lat", "--rate", "20000", "--linger", "0ms", "--duration", "10s"],
             |r| us(r, "p50") <= 1000 && us(r, "p99") <= 5000,
         ),
     ];
@@ -215,7 +215,7 @@ async fn bench_suite() {
         case(
             "1 KiB open loop 20k msg/s, e2e, flush=never",
             "p99 ≤ 0.5 ms",
-            &["e2e", "--topic", "lat", "--rate", "20000", "--duration", "10s"],
+            &["e2e", "--topic", "lat", "--rate", "20000", "--linger", "0ms", "--duration", "10s"],
             |r| us(r, "p99") <= 500,
         ),
         case(
