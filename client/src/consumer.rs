@@ -79,7 +79,8 @@ impl Default for ConsumerConfig {
 /// A record as delivered to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
-    pub topic: String,
+    /// Shared by the records of a consumer (no allocation per record).
+    pub topic: Arc<str>,
     pub partition: u32,
     pub offset: u64,
     pub timestamp: i64,
@@ -98,7 +99,12 @@ enum Event {
     /// The fetcher starts at this offset (before any record): the position
     /// to commit if the partition is given up before a record arrives.
     Started(u64),
-    Record(Result<ConsumedRecord>),
+    /// The records of one batch, in offset order: one channel send per
+    /// batch, not per record (a send per record cost more than the rest of
+    /// the delivery at 600k records/s).
+    Records(std::vec::IntoIter<ConsumedRecord>),
+    /// An error that stopped the partition.
+    Failed(ClientError),
 }
 
 /// A partition being read.
@@ -112,6 +118,8 @@ struct Running {
 #[derive(Debug)]
 pub struct Consumer {
     records: mpsc::Receiver<Item>,
+    /// The rest of the batch being delivered: partition, run, records.
+    delivering: Option<(u32, u64, std::vec::IntoIter<ConsumedRecord>)>,
     /// Kept only with membership, to start fetchers for gained partitions
     /// (without it, the channel closes once every partition stopped).
     sender: Option<mpsc::Sender<Item>>,
@@ -151,9 +159,11 @@ impl Consumer {
     /// Starts reading `topic` through `cluster`.
     pub async fn subscribe(cluster: Arc<Cluster>, topic: &str, config: ConsumerConfig) -> Result<Consumer> {
         goulette_proto::validate_topic_name(topic).map_err(ClientError::InvalidArgument)?;
-        let (tx, records) = mpsc::channel(1024);
+        // Batches: at most this many buffered (with 256 KiB batches, 8 MiB).
+        let (tx, records) = mpsc::channel(32);
         let mut consumer = Consumer {
             records,
+            delivering: None,
             sender: Some(tx),
             fetchers: BTreeMap::new(),
             runs: 0,
@@ -214,6 +224,7 @@ impl Consumer {
             let fetcher = Fetcher {
                 cluster: self.cluster.clone(),
                 topic: self.topic.clone(),
+                shared_topic: Arc::from(self.topic.as_str()),
                 partition: p,
                 run: self.runs,
                 config: self.config.clone(),
@@ -352,6 +363,9 @@ impl Consumer {
             tracing::warn!(topic = %self.topic, error = %e, "auto-commit failed; will retry");
         }
         loop {
+            if let Some(record) = self.next_delivering() {
+                return Some(Ok(record));
+            }
             // The group refused this member for good (a mismatched strategy).
             if let Some(failure) = self.membership.as_ref().and_then(Membership::failure) {
                 return Some(Err(failure));
@@ -380,14 +394,24 @@ impl Consumer {
                 Event::Started(offset) => {
                     self.positions.insert(partition, offset);
                 }
-                Event::Record(record) => {
-                    if let Ok(r) = &record {
-                        self.positions.insert(r.partition, r.offset + 1);
-                    }
-                    return Some(record);
-                }
+                Event::Records(records) => self.delivering = Some((partition, run, records)),
+                Event::Failed(error) => return Some(Err(error)),
             }
         }
+    }
+
+    /// The next record of the batch being delivered, unless its partition
+    /// was given up since (its fetcher's run ended): then the rest is dropped.
+    fn next_delivering(&mut self) -> Option<ConsumedRecord> {
+        let (partition, run, records) = self.delivering.as_mut()?;
+        let record = if self.fetchers.get(partition).map(|r| r.run) == Some(*run) { records.next() } else { None };
+        match &record {
+            Some(r) => {
+                self.positions.insert(r.partition, r.offset + 1);
+            }
+            None => self.delivering = None,
+        }
+        record
     }
 
     /// Commits, for this consumer's group, the offset after the last record
@@ -510,6 +534,8 @@ pub async fn list_offsets(
 struct Fetcher {
     cluster: Arc<Cluster>,
     topic: String,
+    /// `topic`, shared by the records delivered.
+    shared_topic: Arc<str>,
     partition: u32,
     run: u64,
     config: ConsumerConfig,
@@ -526,8 +552,8 @@ enum Outcome {
 }
 
 impl Fetcher {
-    async fn send(&self, record: Result<ConsumedRecord>) -> std::result::Result<(), ()> {
-        self.out.send((self.partition, self.run, Event::Record(record))).await.map_err(drop)
+    async fn fail(&self, error: ClientError) {
+        let _ = self.out.send((self.partition, self.run, Event::Failed(error))).await;
     }
 
     async fn start_offset(&self) -> Result<u64> {
@@ -558,7 +584,7 @@ impl Fetcher {
                         .await;
                 }
                 Err(e) => {
-                    let _ = self.send(Err(e)).await;
+                    self.fail(e).await;
                     return;
                 }
             }
@@ -588,14 +614,14 @@ impl Fetcher {
             Ok(l) => l,
             Err(e) if e.is_retriable() => return Outcome::Reconnect(None),
             Err(e) => {
-                let _ = self.send(Err(e)).await;
+                self.fail(e).await;
                 return Outcome::Stop;
             }
         };
         let channel = match self.cluster.channel(&address) {
             Ok(c) => c,
             Err(e) => {
-                let _ = self.send(Err(e)).await;
+                self.fail(e).await;
                 return Outcome::Stop;
             }
         };
@@ -633,7 +659,7 @@ impl Fetcher {
                 if error.is_retriable() {
                     return Outcome::Reconnect(None);
                 }
-                let _ = self.send(Err(error)).await;
+                self.fail(error).await;
                 return Outcome::Stop;
             }
             let mut bytes = 0u64;
@@ -647,28 +673,28 @@ impl Fetcher {
                             partition: self.partition,
                             reason: e.to_string(),
                         };
-                        let _ = self.send(Err(error)).await;
+                        self.fail(error).await;
                         return Outcome::Stop;
                     }
                 };
-                for r in batch {
-                    if r.offset < *next {
-                        continue;
-                    }
-                    let record = ConsumedRecord {
-                        topic: self.topic.clone(),
+                let records: Vec<ConsumedRecord> = batch
+                    .into_iter()
+                    .filter(|r| r.offset >= *next)
+                    .map(|r| ConsumedRecord {
+                        topic: self.shared_topic.clone(),
                         partition: self.partition,
                         offset: r.offset,
                         timestamp: r.record.timestamp,
                         key: r.record.key,
                         value: r.record.value,
                         headers: r.record.headers,
-                    };
-                    if self.send(Ok(record)).await.is_err() {
-                        return Outcome::Stop;
-                    }
-                    *next = r.offset + 1;
+                    })
+                    .collect();
+                let Some(last) = records.last().map(|r| r.offset) else { continue };
+                if self.out.send((self.partition, self.run, Event::Records(records.into_iter()))).await.is_err() {
+                    return Outcome::Stop;
                 }
+                *next = last + 1;
             }
             // The records were handed on: the broker may send that much again.
             if bytes > 0

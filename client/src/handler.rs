@@ -109,7 +109,7 @@ where
     }
     let Some(dead_letter) = dead_letter else {
         return Err(ClientError::Handler {
-            topic: record.topic.clone(),
+            topic: record.topic.to_string(),
             partition: record.partition,
             offset: record.offset,
             attempts,
@@ -118,7 +118,7 @@ where
     };
     let mut headers = record.headers.clone();
     headers.extend([
-        (HEADER_SOURCE_TOPIC.to_owned(), Bytes::from(record.topic.clone())),
+        (HEADER_SOURCE_TOPIC.to_owned(), Bytes::from(record.topic.to_string())),
         (HEADER_SOURCE_PARTITION.to_owned(), Bytes::from(record.partition.to_string())),
         (HEADER_SOURCE_OFFSET.to_owned(), Bytes::from(record.offset.to_string())),
         (HEADER_ERROR.to_owned(), Bytes::from(last_error.clone())),
