@@ -186,6 +186,11 @@ struct BenchArgs {
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Worker threads of the client's runtime (default: one per core). With
+    /// one message in flight, one thread saves the wake-ups between threads
+    /// that each hop (send, connection, acknowledgement) otherwise costs.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -413,7 +418,11 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
         rate: args.rate,
         progress: !args.quiet,
     };
-    let runtime = tokio::runtime::Runtime::new()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = runtime.enable_all().build()?;
     let result = runtime.block_on(goulette_client::bench::run(sentinels, &options))?;
     print!("{}", cli::bench_summary(&result));
     if let Some(path) = args.json {

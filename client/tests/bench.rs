@@ -47,7 +47,8 @@ async fn given_each_mode_bench_should_count_what_it_moved_and_write_its_json() {
     assert!(latency["p50"].as_u64() <= latency["p99"].as_u64() && latency["p99"].as_u64() <= latency["max"].as_u64());
 
     // acks=0 waits for nothing, and the producer still closes.
-    let fire = bench(&env, &["produce", "--topic", "z", "--acks", "0", "--count", "500"], dir.path(), "z");
+    let fire =
+        bench(&env, &["produce", "--topic", "z", "--acks", "0", "--count", "500", "--threads", "1"], dir.path(), "z");
     assert_eq!(fire["messages"], 500);
 
     // A catch-up read of what is there.
@@ -233,6 +234,8 @@ async fn bench_suite() {
                 "1",
                 "--message-size",
                 "100",
+                "--threads",
+                "1",
                 "--duration",
                 "10s",
             ],
