@@ -247,7 +247,12 @@ async fn append(
 /// write to a blocking thread and back costs more than the write (two
 /// thread wake-ups, measured at ~15–45 % of a one-message round trip).
 /// Larger batches, and appends that must seal or record a new epoch, go to a
-/// blocking thread.
+/// blocking thread. The cost: on ext4 a `writev` that grows the WAL can wait
+/// 10–16 ms for a running fdatasync of it (`flush=always`), and it then
+/// holds an executor thread. Measured against appending on a blocking
+/// thread under `flush=always` at 20k msg/s, inline still wins (p50 1.0–1.2
+/// against 1.7–3.0 ms, p99 18 against 19–45 ms); a WAL preallocated ahead
+/// (no growth, no journal commit per fdatasync) would remove the wait.
 const INLINE_APPEND_BYTES: usize = 64 << 10;
 
 /// Appends `batch` as leader at `epoch`, inline when it is small and the log
