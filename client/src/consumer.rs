@@ -363,15 +363,18 @@ impl Consumer {
             tracing::warn!(topic = %self.topic, error = %e, "auto-commit failed; will retry");
         }
         loop {
-            if let Some(record) = self.next_delivering() {
-                return Some(Ok(record));
-            }
             // The group refused this member for good (a mismatched strategy).
             if let Some(failure) = self.membership.as_ref().and_then(Membership::failure) {
                 return Some(Err(failure));
             }
+            // Before each record, as before batches were handed over whole:
+            // a revocation is answered at once, and the rest of a revoked
+            // partition's batch is dropped.
             if self.assignment_moved() {
                 self.follow().await;
+            }
+            if let Some(record) = self.next_delivering() {
+                return Some(Ok(record));
             }
             let retry = self.retry_at;
             let item = match self.assignment.as_mut() {
