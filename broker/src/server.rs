@@ -109,7 +109,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
         )
-        .serve_with_incoming_shutdown(incoming(listener), stop.clone().cancelled_owned())
+        .serve_with_incoming_shutdown(goulette_proto::ops::serve::incoming(listener), stop.clone().cancelled_owned())
         .await;
     tracker.close();
     tracker.wait().await;
@@ -137,12 +137,4 @@ impl goulette_proto::ops::http::Probe for Probe {
         self.partitions.metrics().set_committed(self.offsets.committed_now());
         self.partitions.metrics().encode()
     }
-}
-
-/// The accepted connections, with Nagle's algorithm off. `Server::tcp_nodelay`
-/// only applies to listeners tonic binds itself; on ours every small
-/// response after another waited for the client's delayed ACK (up to 40 ms
-/// on Linux), which capped a produce stream's throughput and latency.
-fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -118,7 +118,10 @@ async fn serve(
     let server = tonic::transport::Server::builder()
         .add_service(SentinelServiceServer::new(grpc.clone()))
         .add_service(SentinelInternalServer::new(grpc))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown.clone().cancelled_owned());
+        .serve_with_incoming_shutdown(
+            goulette_proto::ops::serve::incoming(listener),
+            shutdown.clone().cancelled_owned(),
+        );
     let served = server.await;
     tracker.close();
     tracker.wait().await;
@@ -144,12 +147,4 @@ async fn connect_until(
             }
         }
     }
-}
-
-/// The accepted connections, with Nagle's algorithm off. `Server::tcp_nodelay`
-/// only applies to listeners tonic binds itself; on ours every small
-/// response after another waited for the client's delayed ACK (up to 40 ms
-/// on Linux), which capped a produce stream's throughput and latency.
-fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -6,9 +6,11 @@
 //! - [`http`]: the `/health`, `/ready` and `/metrics` endpoints on `--http-address`.
 //! - [`process`]: process-level metrics (resident memory).
 //! - [`logging`], [`rotate`]: `tracing` to the console and/or a rotating file, as text or JSON.
+//! - [`serve`]: the gRPC listener's accepted connections (`TCP_NODELAY`).
 
 pub mod config;
 pub mod http;
 pub mod logging;
 pub mod process;
 pub mod rotate;
+pub mod serve;
