@@ -127,6 +127,19 @@ struct SyncState {
 /// any rate below ~0.5 GB/s.
 const PRESYNC_MARGIN: u64 = 16 << 20;
 
+/// Whether `batch` would overflow the WAL's offsets: index entries hold
+/// offsets relative to the file's base as u32 (the WAL is sealed first).
+fn offsets_full(inner: &Inner, batch: &Batch) -> bool {
+    let wal = &inner.wal.index;
+    wal.next_offset - wal.base_offset + u64::from(batch.record_count()) > u64::from(u32::MAX)
+}
+
+/// Whether `leader_epoch` is new to the log: its history records it (and
+/// fsyncs) before the epoch's first batch.
+fn starts_epoch(inner: &Inner, leader_epoch: u32) -> bool {
+    inner.epochs.latest().is_none_or(|latest| leader_epoch > latest)
+}
+
 /// A duration in milliseconds, saturating instead of wrapping (a "forever"
 /// retention must not turn negative and delete everything).
 fn millis(d: Duration) -> i64 {
@@ -491,8 +504,8 @@ impl PartitionLog {
     /// (where a seal may wait on the disk). A seal that this append makes due
     /// happens at the next blocking append or [`PartitionLog::maintain`].
     pub fn try_append_deferred(&self, batch: &Batch, leader_epoch: u32) -> Option<Result<PendingAppend>> {
-        if batch.len() > self.config.max_batch_bytes {
-            return Some(Err(StorageError::BatchTooLarge { size: batch.len(), max: self.config.max_batch_bytes }));
+        if let Err(e) = self.check_size(batch) {
+            return Some(Err(e));
         }
         let mut inner = match self.inner.try_lock() {
             Ok(inner) => inner,
@@ -500,10 +513,7 @@ impl PartitionLog {
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
         let now = now_ms();
-        let wal = &inner.wal.index;
-        let offsets_full = wal.next_offset - wal.base_offset + u64::from(batch.record_count()) > u64::from(u32::MAX);
-        let new_epoch = inner.epochs.latest().is_none_or(|latest| leader_epoch > latest);
-        if offsets_full || new_epoch || self.seal_due(&inner, now) {
+        if offsets_full(&inner, batch) || starts_epoch(&inner, leader_epoch) || self.seal_due(&inner, now) {
             return None;
         }
         Some(self.append_locked(&mut inner, batch, None, leader_epoch, now, false))
@@ -547,14 +557,9 @@ impl PartitionLog {
         if self.config.flush != FlushPolicy::Always {
             return Ok(true);
         }
-        {
-            let state = self.lock_sync();
-            if state.generation != pending.generation {
-                return Err(StorageError::Truncated { base_offset: pending.info.base_offset });
-            }
-            if state.durable >= pending.info.next_offset {
-                return Ok(true);
-            }
+        let PendingAppend { info, generation, .. } = pending;
+        if self.durable_past(info.base_offset, info.next_offset, *generation)? {
+            return Ok(true);
         }
         self.check_open(&self.lock())?;
         Ok(false)
@@ -579,10 +584,15 @@ impl PartitionLog {
         result
     }
 
-    fn append_at(&self, batch: &Batch, expected_base: Option<u64>, leader_epoch: u32) -> Result<PendingAppend> {
+    fn check_size(&self, batch: &Batch) -> Result<()> {
         if batch.len() > self.config.max_batch_bytes {
             return Err(StorageError::BatchTooLarge { size: batch.len(), max: self.config.max_batch_bytes });
         }
+        Ok(())
+    }
+
+    fn append_at(&self, batch: &Batch, expected_base: Option<u64>, leader_epoch: u32) -> Result<PendingAppend> {
+        self.check_size(batch)?;
         let now = now_ms();
         let mut inner = self.lock();
         self.append_locked(&mut inner, batch, expected_base, leader_epoch, now, true)
@@ -641,9 +651,7 @@ impl PartitionLog {
                     }
                 }
             }
-            // Index entries hold offsets relative to the file's base as u32.
-            let wal = &inner.wal.index;
-            if wal.next_offset - wal.base_offset + u64::from(batch.record_count()) > u64::from(u32::MAX) {
+            if offsets_full(inner, batch) {
                 self.seal(inner)?;
             }
             let base = inner.wal.index.next_offset;
@@ -656,7 +664,7 @@ impl PartitionLog {
             }
             // Write-ahead: the history learns of a new epoch before its
             // first batch is in the log.
-            if inner.epochs.latest().is_none_or(|latest| leader_epoch > latest) {
+            if starts_epoch(inner, leader_epoch) {
                 let mut epochs = inner.epochs.clone();
                 epochs.assign(leader_epoch, base);
                 epochs.store(&self.dir)?;
@@ -712,26 +720,20 @@ impl PartitionLog {
     /// fdatasync itself when no other waiter is. Fails with `Truncated` when a
     /// truncation (generation change) overtook the wait for the batch at `base`.
     fn wait_durable(&self, base: u64, target: u64, generation: u64) -> Result<()> {
-        let mut state = self.lock_sync();
-        loop {
-            if state.generation != generation {
-                return Err(StorageError::Truncated { base_offset: base });
-            }
-            if state.durable >= target {
-                return Ok(());
-            }
-            if state.syncing {
-                state = self.synced.wait(state).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            state.syncing = true;
-            drop(state);
-            let result = self.sync_wal();
-            state = self.lock_sync();
-            state.syncing = false;
-            self.synced.notify_all();
-            result?;
+        while !self.durable_past(base, target, generation)? {
+            self.sync_round()?;
         }
+        Ok(())
+    }
+
+    /// Whether every offset below `target` is durable; `Truncated` when a
+    /// truncation (generation change) overtook the batch at `base`.
+    fn durable_past(&self, base: u64, target: u64, generation: u64) -> Result<bool> {
+        let state = self.lock_sync();
+        if state.generation != generation {
+            return Err(StorageError::Truncated { base_offset: base });
+        }
+        Ok(state.durable >= target)
     }
 
     /// One fdatasync of the WAL, covering everything written before it
