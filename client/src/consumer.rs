@@ -223,8 +223,7 @@ impl Consumer {
             self.runs += 1;
             let fetcher = Fetcher {
                 cluster: self.cluster.clone(),
-                topic: self.topic.clone(),
-                shared_topic: Arc::from(self.topic.as_str()),
+                topic: Arc::from(self.topic.as_str()),
                 partition: p,
                 run: self.runs,
                 config: self.config.clone(),
@@ -536,9 +535,8 @@ pub async fn list_offsets(
 
 struct Fetcher {
     cluster: Arc<Cluster>,
-    topic: String,
-    /// `topic`, shared by the records delivered.
-    shared_topic: Arc<str>,
+    /// Shared by the records delivered.
+    topic: Arc<str>,
     partition: u32,
     run: u64,
     config: ConsumerConfig,
@@ -633,7 +631,7 @@ impl Fetcher {
             .max_encoding_message_size(MAX_MESSAGE);
         let (requests, rx) = mpsc::channel(16);
         let start = pb::FetchStart {
-            topic: self.topic.clone(),
+            topic: self.topic.to_string(),
             partition: self.partition,
             offset: *next,
             max_bytes: self.config.max_bytes,
@@ -672,7 +670,7 @@ impl Fetcher {
                     Ok((_, records)) => records,
                     Err(e) => {
                         let error = ClientError::CorruptBatch {
-                            topic: self.topic.clone(),
+                            topic: self.topic.to_string(),
                             partition: self.partition,
                             reason: e.to_string(),
                         };
@@ -684,7 +682,7 @@ impl Fetcher {
                     .into_iter()
                     .filter(|r| r.offset >= *next)
                     .map(|r| ConsumedRecord {
-                        topic: self.shared_topic.clone(),
+                        topic: self.topic.clone(),
                         partition: self.partition,
                         offset: r.offset,
                         timestamp: r.record.timestamp,
