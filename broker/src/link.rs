@@ -168,7 +168,7 @@ pub async fn run_assignments(config: Arc<BrokerConfig>, partitions: Arc<Partitio
         let Ok((address, mut client)) = sentinels.client() else { return };
         // The stream is long-lived: no per-request timeout on it.
         let opened = tokio::select! {
-            r = client.watch_assignments(pb::WatchAssignmentsRequest { broker_id: config.id }) => r,
+            r = client.watch_assignments(pb::WatchAssignmentsRequest { broker_id: config.id, held: partitions.held() }) => r,
             _ = token.cancelled() => return,
         };
         match opened {

@@ -75,6 +75,9 @@ pub struct BrokerMetrics {
     leader_partitions: Gauge,
     under_replicated: Gauge,
     under_min_isr: Gauge,
+    /// Partition directories held but not served, for lack of evidence
+    /// that their data may go (see `Partitions::kept`).
+    kept: Gauge,
 }
 
 /// Latency buckets from 50 µs to ~13 s, in seconds.
@@ -115,6 +118,7 @@ impl BrokerMetrics {
             leader_partitions: Gauge::default(),
             under_replicated: Gauge::default(),
             under_min_isr: Gauge::default(),
+            kept: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("goulette_broker");
         r.register("messages_in", "Records appended as partition leader", m.messages_in.clone());
@@ -157,6 +161,12 @@ impl BrokerMetrics {
             "Partitions led whose ISR is below min_insync_replicas (acks=all refused)",
             m.under_min_isr.clone(),
         );
+        r.register(
+            "partitions_kept_unassigned",
+            "Partition directories whose data is kept but not served: the metadata does not assign them here \
+             and holds no evidence (a deletion or a completed move of their topic incarnation) that they may go",
+            m.kept.clone(),
+        );
         BrokerMetrics { registry, ..m }
     }
 
@@ -177,7 +187,15 @@ impl BrokerMetrics {
     }
 
     /// Sets the state gauges (called before each scrape).
-    pub fn set_partition_gauges(&self, held: usize, led: usize, under_replicated: usize, under_min_isr: usize) {
+    pub fn set_partition_gauges(
+        &self,
+        held: usize,
+        led: usize,
+        under_replicated: usize,
+        under_min_isr: usize,
+        kept: usize,
+    ) {
+        self.kept.set(kept as i64);
         self.partitions.set(held as i64);
         self.leader_partitions.set(led as i64);
         self.under_replicated.set(under_replicated as i64);
@@ -273,7 +291,7 @@ mod tests {
         m.topic("orders").appended(10, 1000);
         m.produce_latency.observe(0.001);
         let streams = m.stream_opened("produce");
-        m.set_partition_gauges(3, 2, 1, 0);
+        m.set_partition_gauges(3, 2, 1, 0, 4);
         m.set_high_watermarks([("orders".to_owned(), 0, 42)]);
         m.set_committed([("billing".to_owned(), "orders".to_owned(), 0, 40)]);
         let text = m.encode();
@@ -282,6 +300,7 @@ mod tests {
         assert!(text.contains("goulette_broker_produce_latency_seconds_count 1"), "{text}");
         assert!(text.contains("goulette_broker_open_streams{kind=\"produce\"} 1"), "{text}");
         assert!(text.contains("goulette_broker_under_replicated_partitions 1"), "{text}");
+        assert!(text.contains("goulette_broker_partitions_kept_unassigned 4"), "{text}");
         assert!(text.contains("goulette_process_resident_memory_bytes "), "{text}");
         assert!(
             text.contains("goulette_broker_partition_high_watermark{topic=\"orders\",partition=\"0\"} 42"),

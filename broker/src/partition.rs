@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use goulette_proto::v1 as pb;
-use goulette_storage::{FlushPolicy, LogConfig, PartitionLog};
+use goulette_storage::{FlushPolicy, LogConfig, PartitionLog, identity};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -275,6 +275,13 @@ pub struct Partitions {
     session: std::sync::atomic::AtomicI64,
     /// Stopping: no replica is followed any more (see `stop_following`).
     draining: std::sync::atomic::AtomicBool,
+    /// Partition directories whose data is kept but not served, with why:
+    /// the metadata stopped assigning them here (or assigns another
+    /// incarnation of their topic) without evidence that the data may go.
+    /// Each is an alarm (ERROR log on entry, the `partitions_kept_unassigned`
+    /// gauge) until the metadata assigns the same incarnation again, or
+    /// gives evidence of its deletion or move.
+    kept: Mutex<std::collections::BTreeMap<(String, u32), String>>,
 }
 
 impl Partitions {
@@ -295,6 +302,7 @@ impl Partitions {
             assigned: std::sync::atomic::AtomicBool::new(false),
             session: std::sync::atomic::AtomicI64::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
+            kept: Mutex::new(Default::default()),
         })
     }
 
@@ -357,7 +365,8 @@ impl Partitions {
                 below_min += usize::from(state.isr.len() < r.min_insync());
             }
         }
-        self.metrics.set_partition_gauges(replicas.len(), led, under, below_min);
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner()).len();
+        self.metrics.set_partition_gauges(replicas.len(), led, under, below_min, kept);
         self.metrics.set_high_watermarks(high_watermarks);
     }
 
@@ -398,10 +407,68 @@ impl Partitions {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    /// `<data>/<topic>-<partition>.incarnation`: which incarnation of the
-    /// topic the partition directory holds.
-    fn marker_of(&self, topic: &str, partition: u32) -> PathBuf {
+    /// `<data>/<topic>-<partition>.incarnation`: where brokers before topic
+    /// ids recorded a directory's incarnation (now `topic.id` inside it).
+    fn legacy_marker_of(&self, topic: &str, partition: u32) -> PathBuf {
         self.data_dir.join(format!("{topic}-{partition}.incarnation"))
+    }
+
+    /// Every partition directory under the data directory with the topic
+    /// incarnation its data belongs to (open or not): what the assignment
+    /// stream reports, so that the sentinels answer for each. Moves legacy
+    /// markers into their directories on the way.
+    pub fn held(&self) -> Vec<pb::HeldReplica> {
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else { return Vec::new() };
+        let mut held = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some((topic, partition)) = name.rsplit_once('-') else { continue };
+            let Ok(partition) = partition.parse::<u32>() else { continue };
+            if goulette_proto::validate_topic_name(topic).is_err() || !entry.path().is_dir() {
+                continue;
+            }
+            match self.identity(topic, partition) {
+                Ok(Some(incarnation)) => {
+                    held.push(pb::HeldReplica { topic: topic.to_owned(), partition, topic_incarnation: incarnation })
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(dir = name, error = %e, "cannot tell which topic incarnation a partition directory holds")
+                }
+            }
+        }
+        held
+    }
+
+    /// The incarnation `<topic>-<partition>` holds data of (`None`: no
+    /// data), moving a legacy marker into the directory first.
+    fn identity(&self, topic: &str, partition: u32) -> anyhow::Result<Option<u64>> {
+        let dir = self.dir_of(topic, partition);
+        let legacy = self.legacy_marker_of(topic, partition);
+        if let Ok(text) = std::fs::read_to_string(&legacy) {
+            if dir.exists() && identity::read(&dir)?.is_none() {
+                let incarnation: u64 = text.trim().parse()?;
+                identity::write(&dir, incarnation)?;
+            }
+            std::fs::remove_file(&legacy)?;
+        }
+        Ok(identity::read(&dir)?)
+    }
+
+    /// Raises the alarm for a replica whose data is kept but not served
+    /// (logged once per reason).
+    fn keep(&self, topic: &str, partition: u32, reason: String) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.get(&(topic.to_owned(), partition)) != Some(&reason) {
+            tracing::error!(topic, partition, reason = %reason, "partition data kept but not served; an operator must restore the metadata, or delete the topic");
+            kept.insert((topic.to_owned(), partition), reason);
+        }
+    }
+
+    /// The replicas whose data is kept but not served, with why.
+    pub fn kept(&self) -> Vec<((String, u32), String)> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     fn log_config(&self, topic: Option<&pb::TopicConfig>) -> LogConfig {
@@ -417,15 +484,21 @@ impl Partitions {
         config
     }
 
-    /// Applies an update from the sentinels: opens (recovering) the logs of
-    /// new assignments, updates states, and closes and deletes replicas no
-    /// longer assigned here. A log that fails to open is skipped and logged:
-    /// the partition stays unavailable on this broker.
+    /// Applies an update from the sentinels: stops serving the removed
+    /// replicas (deleting data only on evidence about its incarnation),
+    /// opens (recovering) the logs of new assignments and updates states.
+    /// A log that fails to open is skipped and logged: the partition stays
+    /// unavailable on this broker.
     pub async fn apply(&self, update: pb::AssignmentUpdate) {
         {
             let mut brokers = self.brokers.write().unwrap_or_else(|p| p.into_inner());
             brokers.clear();
             brokers.extend(update.brokers.iter().filter(|b| !b.address.is_empty()).map(|b| (b.id, b.address.clone())));
+        }
+        // Removals first: a topic deleted and created again comes as the old
+        // incarnation's removal and the new one's assignment.
+        for removal in &update.removals {
+            self.remove(removal).await;
         }
         let mut keep = Vec::new();
         for assignment in update.assignments {
@@ -433,34 +506,35 @@ impl Partitions {
             let key = (state.topic.clone(), state.partition);
             keep.push(key.clone());
             let incarnation = assignment.topic_incarnation;
-            if let Some(replica) = self.get(&state.topic, state.partition) {
-                if replica.incarnation == incarnation {
+            match self.get(&state.topic, state.partition) {
+                Some(replica) if replica.incarnation == incarnation => {
                     replica.set_min_insync(assignment.topic.as_ref());
                     replica.set_state(state);
                     self.follow(&replica);
-                    continue;
                 }
-                // The topic was deleted and created again: the old data goes.
-                self.remove(&state.topic, state.partition, true).await;
+                Some(replica) => {
+                    // Another incarnation, and no evidence came that ours may go.
+                    self.close(&state.topic, state.partition).await;
+                    let reason = format!(
+                        "assigned as topic id {incarnation:016x}, but holds data of topic id {:016x}, whose deletion is not recorded",
+                        replica.incarnation
+                    );
+                    self.keep(&state.topic, state.partition, reason);
+                }
+                None => self.open(state, assignment.topic.as_ref(), incarnation, key).await,
             }
-            self.open(state, assignment.topic.as_ref(), incarnation, key).await;
         }
-        // A snapshot that omits an open replica closes it but keeps its data:
-        // only an explicit removal deletes data, so a sentinel with an empty
-        // or wrong view can never wipe a broker.
+        // A snapshot that omits an open replica closes it but keeps its
+        // data (the sentinel also sends a removal for each such replica).
         if update.snapshot {
             let stale: Vec<(String, u32)> = {
                 let replicas = self.replicas.read().unwrap_or_else(|p| p.into_inner());
                 replicas.keys().filter(|k| !keep.contains(k)).cloned().collect()
             };
             for (topic, partition) in stale {
-                self.remove(&topic, partition, false).await;
+                self.close(&topic, partition).await;
+                self.keep(&topic, partition, "missing from the assignment snapshot".into());
             }
-        }
-        for state in &update.removed {
-            self.remove(&state.topic, state.partition, true).await;
-        }
-        if update.snapshot {
             self.assigned.store(true, std::sync::atomic::Ordering::Release);
         }
     }
@@ -488,8 +562,8 @@ impl Partitions {
         }
     }
 
-    /// Opens (recovering) a newly assigned replica. Data left by an earlier
-    /// incarnation of the topic is deleted first.
+    /// Opens (recovering) a newly assigned replica. A directory holding
+    /// another incarnation's data is left alone and not served.
     async fn open(
         &self,
         state: pb::PartitionState,
@@ -498,22 +572,31 @@ impl Partitions {
         key: (String, u32),
     ) {
         let dir = self.dir_of(&state.topic, state.partition);
-        let marker = self.marker_of(&state.topic, state.partition);
+        let recorded = match self.identity(&state.topic, state.partition) {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                self.keep(&state.topic, state.partition, format!("its topic id cannot be read: {e:#}"));
+                return;
+            }
+        };
+        if let Some(recorded) = recorded.filter(|r| *r != incarnation) {
+            let reason = format!(
+                "assigned as topic id {incarnation:016x}, but holds data of topic id {recorded:016x}, whose deletion is not recorded"
+            );
+            self.keep(&state.topic, state.partition, reason);
+            return;
+        }
         let config = self.log_config(topic);
         let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<PartitionLog> {
-            let recorded = std::fs::read_to_string(&marker).ok().and_then(|s| s.trim().parse::<u64>().ok());
-            if recorded.is_some_and(|r| r != incarnation) && dir.exists() {
-                tracing::warn!(dir = %dir.display(), "deleting data of an earlier incarnation of the topic");
-                std::fs::remove_dir_all(&dir)?;
-            }
-            if recorded != Some(incarnation) {
-                write_durably(&marker, incarnation.to_string().as_bytes())?;
+            if recorded.is_none() {
+                identity::write(&dir, incarnation)?;
             }
             Ok(PartitionLog::open(dir, config)?)
         })
         .await;
         match opened {
             Ok(Ok(log)) => {
+                self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
                 let end = log.log_end_offset();
                 tracing::info!(topic = %state.topic, partition = state.partition, log_end = end, leader = ?state.leader, "opened partition");
                 // Recovery fsyncs the WAL, so a single replica's log is all
@@ -550,40 +633,70 @@ impl Partitions {
         }
     }
 
-    /// Closes a replica that is no longer assigned here, deleting its data
-    /// when `delete_data`.
-    async fn remove(&self, topic: &str, partition: u32, delete_data: bool) {
-        let Some(replica) =
-            self.replicas.write().unwrap_or_else(|p| p.into_inner()).remove(&(topic.to_owned(), partition))
-        else {
-            return;
-        };
-        if let Some(task) =
-            self.followers.lock().unwrap_or_else(|p| p.into_inner()).remove(&(topic.to_owned(), partition))
-        {
+    /// Closes the open replica of `topic/partition`, if any (its data stays).
+    async fn close(&self, topic: &str, partition: u32) {
+        let key = (topic.to_owned(), partition);
+        let Some(replica) = self.replicas.write().unwrap_or_else(|p| p.into_inner()).remove(&key) else { return };
+        if let Some(task) = self.followers.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) {
             task.cancel();
         }
         replica.notify();
-        let dir = replica.log.dir().to_path_buf();
-        let marker = self.marker_of(topic, partition);
-        let result = tokio::task::spawn_blocking(move || {
-            let _ = replica.log.close();
-            if delete_data {
-                std::fs::remove_dir_all(&dir)?;
-                let _ = std::fs::remove_file(&marker);
+        let closed = tokio::task::spawn_blocking(move || replica.log.close()).await;
+        if let Ok(Err(e)) = closed {
+            tracing::warn!(topic, partition, error = %e, "closing partition log failed");
+        }
+    }
+
+    /// Stops serving a removed replica. Its data is deleted only when the
+    /// removal is evidence (a recorded deletion or a completed move) about
+    /// the very incarnation the directory holds; otherwise it is kept, and
+    /// the alarm raised.
+    async fn remove(&self, removal: &pb::Removal) {
+        let (topic, partition) = (removal.topic.as_str(), removal.partition);
+        self.close(topic, partition).await;
+        let reason = pb::RemovalReason::try_from(removal.reason).unwrap_or(pb::RemovalReason::Unknown);
+        let recorded = match self.identity(topic, partition) {
+            Ok(None) => {
+                // Nothing on disk (deleted already): nothing to keep.
+                self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(&(topic.to_owned(), partition));
+                return;
             }
-            Ok::<(), std::io::Error>(())
-        })
-        .await;
-        match result {
-            Ok(Ok(())) if delete_data => tracing::info!(topic, partition, "partition unassigned; data deleted"),
+            Ok(Some(recorded)) => recorded,
+            Err(e) => {
+                self.keep(topic, partition, format!("its topic id cannot be read: {e:#}"));
+                return;
+            }
+        };
+        let evidence = match reason {
+            pb::RemovalReason::Deleted => "the topic incarnation was deleted",
+            pb::RemovalReason::Moved => "the partition moved to other brokers",
+            pb::RemovalReason::Unknown => {
+                self.keep(topic, partition, "the metadata no longer knows this replica".into());
+                return;
+            }
+        };
+        if recorded != removal.topic_incarnation {
+            let reason = format!(
+                "{evidence} for topic id {:016x}, but the directory holds topic id {recorded:016x}",
+                removal.topic_incarnation
+            );
+            self.keep(topic, partition, reason);
+            return;
+        }
+        let dir = self.dir_of(topic, partition);
+        match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await {
             Ok(Ok(())) => {
-                tracing::warn!(topic, partition, "partition missing from the assignment snapshot; closed, data kept")
+                self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(&(topic.to_owned(), partition));
+                tracing::info!(
+                    topic,
+                    partition,
+                    topic_id = format!("{recorded:016x}"),
+                    evidence,
+                    "replica data deleted"
+                );
             }
-            Ok(Err(e)) => {
-                tracing::warn!(topic, partition, error = %e, "partition unassigned; deleting its data failed")
-            }
-            Err(e) => tracing::warn!(error = %e, "partition removal task failed"),
+            Ok(Err(e)) => tracing::warn!(topic, partition, error = %e, "deleting replica data failed"),
+            Err(e) => tracing::warn!(error = %e, "replica removal task failed"),
         }
     }
 
@@ -607,18 +720,4 @@ impl Partitions {
             }
         }
     }
-}
-
-/// Writes a small file atomically and durably (tmp, fsync, rename, fsync dir).
-fn write_durably(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }

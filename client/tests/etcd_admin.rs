@@ -38,6 +38,7 @@ async fn store_and_fence(etcd: &EtcdProcess, prefix: &str) -> (Store, Fence, i64
 
 fn topic(name: &str, partitions: u32, replication_factor: u32) -> TopicRecord {
     TopicRecord {
+        id: 0,
         name: name.into(),
         partitions,
         replication_factor,

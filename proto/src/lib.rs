@@ -52,6 +52,22 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The internal topics Goulette creates for itself. Every other name that
+/// begins with `__` is reserved for future internal topics and refused at
+/// creation.
+pub const INTERNAL_TOPICS: &[&str] = &["__offsets"];
+
+/// Checks a name for a new topic: a valid name (see
+/// [`validate_topic_name`]) that is not reserved (`__` names other than the
+/// internal topics).
+pub fn validate_new_topic_name(name: &str) -> Result<(), String> {
+    validate_topic_name(name)?;
+    if name.starts_with("__") && !INTERNAL_TOPICS.contains(&name) {
+        return Err(format!("topic names beginning with \"__\" are reserved for internal topics: {name:?}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +80,8 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "é", &"x".repeat(250), "a\0"] {
             assert!(validate_topic_name(bad).is_err(), "{bad:?}");
         }
+        assert!(validate_new_topic_name("__foo").is_err());
+        assert!(validate_new_topic_name("__offsets").is_ok());
+        assert!(validate_new_topic_name("_one").is_ok());
     }
 }

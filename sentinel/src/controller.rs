@@ -81,7 +81,7 @@ impl Controller {
 
     /// Validates a topic request and fills in defaults (0 = default).
     pub fn topic_with_defaults(&self, mut topic: TopicRecord) -> Result<TopicRecord> {
-        model::validate_topic_name(&topic.name).map_err(SentinelError::InvalidArgument)?;
+        goulette_proto::validate_new_topic_name(&topic.name).map_err(SentinelError::InvalidArgument)?;
         if topic.partitions == 0 {
             topic.partitions = self.config.default_partitions;
         }
@@ -123,7 +123,8 @@ impl Controller {
         view: &ClusterView,
         topic: TopicRecord,
     ) -> Result<Vec<PartitionRecord>> {
-        let topic = self.topic_with_defaults(topic)?;
+        let mut topic = self.topic_with_defaults(topic)?;
+        topic.id = model::new_topic_id();
         if view.topics.contains_key(&topic.name) {
             return Err(SentinelError::TopicExists(topic.name));
         }
@@ -148,8 +149,8 @@ impl Controller {
             })
             .collect();
         let detail = format!(
-            "topic {} partitions={} replication_factor={}",
-            topic.name, topic.partitions, topic.replication_factor
+            "topic {} id {:016x} partitions={} replication_factor={}",
+            topic.name, topic.id, topic.partitions, topic.replication_factor
         );
         let mut change = Change::new("create-topic", detail).put_json(keys.topic(&topic.name), &topic, None);
         change.require_absent.push(keys.topic(&topic.name));
@@ -171,7 +172,16 @@ impl Controller {
             return Err(SentinelError::UnknownTopic(name.to_owned()));
         }
         let keys = self.store.keys();
-        let mut change = Change::new("delete-topic", format!("topic {name}"));
+        // The tombstone of this incarnation is the evidence on which brokers
+        // delete its data (see `assignments`); it lands in the deletion's
+        // transaction, so the topic cannot vanish without it.
+        let id = view.topic_incarnations.get(name).copied().unwrap_or(0);
+        let tombstone = model::TopicTombstone { name: name.to_owned(), id, at_ms: model::now_ms() };
+        let mut change = Change::new("delete-topic", format!("topic {name} id {id:016x}")).put_json(
+            keys.tombstone(name, id),
+            &tombstone,
+            None,
+        );
         change.deletes.push((keys.topic(name), false));
         change.deletes.push((keys.partitions(name), true));
         self.store.commit(fence, change).await.map(drop)
@@ -683,6 +693,7 @@ mod tests {
         v.topics.insert(
             "t".into(),
             TopicRecord {
+                id: 0,
                 name: "t".into(),
                 partitions: 1,
                 replication_factor: 3,

@@ -66,6 +66,11 @@ pub enum SentinelError {
     /// A compare in the write transaction failed: the state changed under us.
     #[error("concurrent change: {0}")]
     Conflict(String),
+    /// Other writers kept committing between this write's read of the op
+    /// counter and its transaction (a leadership change in progress): nothing
+    /// was written; retry.
+    #[error("metadata write contended: {0}; retry")]
+    Contended(String),
     /// Stored data could not be decoded.
     #[error("corrupt value at {key}: {reason}")]
     CorruptValue {
@@ -107,7 +112,7 @@ impl SentinelError {
             SentinelError::UnknownMember { .. } => ErrorCode::UnknownMember,
             SentinelError::GroupNotEmpty(_) => ErrorCode::GroupNotEmpty,
             SentinelError::Lagging(_) => ErrorCode::Unavailable,
-            SentinelError::Conflict(_) => ErrorCode::Unavailable,
+            SentinelError::Conflict(_) | SentinelError::Contended(_) => ErrorCode::Unavailable,
             SentinelError::CorruptValue { .. } => ErrorCode::Internal,
         }
     }

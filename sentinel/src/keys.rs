@@ -6,6 +6,7 @@
 //! {prefix}/decommissioned/{id:010}     DecommissionRecord: the broker's replicas move away
 //! {prefix}/sentinels/{id}              SentinelRecord, under the sentinel's lease
 //! {prefix}/topics/{name}               TopicRecord
+//! {prefix}/deleted-topics/{name}/{id:020}  TopicTombstone: that incarnation was deleted
 //! {prefix}/partitions/{topic}/{p:05}   PartitionRecord (replicas, leader, epoch, isr)
 //! {prefix}/ops/{seq:020}               OpRecord, the operation log
 //! {prefix}/groups/{group}/state        GroupRecord: generation and assignment
@@ -73,6 +74,16 @@ impl Keys {
     /// A topic's key.
     pub fn topic(&self, name: &str) -> String {
         format!("{}/topics/{name}", self.prefix)
+    }
+
+    /// Prefix of every topic tombstone.
+    pub fn tombstones(&self) -> String {
+        format!("{}/deleted-topics/", self.prefix)
+    }
+
+    /// The tombstone of incarnation `id` of topic `name`.
+    pub fn tombstone(&self, name: &str, id: u64) -> String {
+        format!("{}/deleted-topics/{name}/{id:020}", self.prefix)
     }
 
     /// Prefix of every partition key.
@@ -144,6 +155,10 @@ impl Keys {
             "decommissioned" => KeyKind::Decommissioned(tail.parse().ok()?),
             "sentinels" if !tail.is_empty() => KeyKind::Sentinel(tail),
             "topics" if !tail.is_empty() => KeyKind::Topic(tail),
+            "deleted-topics" => {
+                let (name, id) = tail.rsplit_once('/')?;
+                KeyKind::Tombstone(name, id.parse().ok()?)
+            }
             "partitions" => {
                 let (topic, p) = tail.rsplit_once('/')?;
                 KeyKind::Partition(topic, p.parse().ok()?)
@@ -171,6 +186,8 @@ pub enum KeyKind<'a> {
     Sentinel(&'a str),
     /// `topics/{name}`
     Topic(&'a str),
+    /// `deleted-topics/{name}/{id}`
+    Tombstone(&'a str, u64),
     /// `partitions/{topic}/{p}`
     Partition(&'a str, u32),
     /// `groups/{group}/state`
@@ -196,6 +213,7 @@ mod tests {
         assert_eq!(k.parse(&k.topic("a.b")), Some(KeyKind::Topic("a.b")));
         assert_eq!(k.parse(&k.partition("a.b", 12)), Some(KeyKind::Partition("a.b", 12)));
         assert_eq!(k.parse(&k.op(99)), Some(KeyKind::Op(99)));
+        assert_eq!(k.parse(&k.tombstone("a.b", u64::MAX)), Some(KeyKind::Tombstone("a.b", u64::MAX)));
         assert_eq!(k.parse(&k.sentinel("s1")), Some(KeyKind::Sentinel("s1")));
         assert_eq!(k.parse(&format!("{}/694d9a", k.election())), Some(KeyKind::Election));
         assert_eq!(k.parse(&k.group_state("g")), Some(KeyKind::GroupState("g")));

@@ -17,6 +17,7 @@
 //! - [`config`]: the validated settings.
 //! - [`error`]: the crate's error type and its protocol codes.
 
+pub mod assignments;
 pub mod assignor;
 pub mod config;
 pub mod controller;

@@ -49,6 +49,36 @@ pub struct TopicRecord {
     /// 0 = the default (2 when the replication factor is ≥ 3, else 1).
     #[serde(default)]
     pub min_insync_replicas: u32,
+    /// The topic's identity (its incarnation): random and non-zero, chosen
+    /// at creation and stored as data, so that a backup restored into a new
+    /// etcd keeps it. 0 in records written before ids existed; those topics
+    /// are identified by their key's create revision instead (see
+    /// `ClusterView::topic_incarnations`).
+    #[serde(default)]
+    pub id: u64,
+}
+
+/// The record that a topic incarnation was deleted
+/// (`deleted-topics/{name}/{id}`), written in the deletion's transaction: the
+/// positive evidence on which brokers delete that incarnation's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicTombstone {
+    pub name: String,
+    pub id: u64,
+    /// Wall-clock ms of the deletion.
+    pub at_ms: i64,
+}
+
+/// A new topic id: 64 random bits (never 0). Random rather than counted, so
+/// that a topic created in an etcd that lost its data can never take the id
+/// of an earlier incarnation whose data brokers still hold.
+pub fn new_topic_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // std's RandomState is seeded from the OS's random source.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u32(std::process::id());
+    h.finish().max(1)
 }
 
 /// Where a partition lives and who leads it (`partitions/{topic}/{p}`).

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use crate::assignments::{self, Assignments, assignments_of, state_of};
 use crate::config::SentinelConfig;
 use crate::controller::{Controller, IsrChange};
 use crate::election::Role;
@@ -204,6 +205,7 @@ impl Sentinel {
     ) -> Result<pb::CreateTopicResponse> {
         let config = req.config.ok_or_else(|| SentinelError::InvalidArgument("config is required".into()))?;
         let topic = TopicRecord {
+            id: 0,
             name: config.name,
             partitions: config.partitions,
             replication_factor: config.replication_factor,
@@ -518,30 +520,6 @@ impl SentinelService for SentinelGrpc {
     }
 }
 
-/// A partition's state as sent to brokers, with the revision that orders it.
-fn state_of(view: &ClusterView, p: &PartitionRecord) -> pb::PartitionState {
-    let revision = view.partition_revisions.get(&(p.topic.clone(), p.partition)).copied().unwrap_or(0);
-    pb::PartitionState { revision: revision as u64, ..p.into() }
-}
-
-/// What a broker holds: (topic, partition) → assignment.
-fn assignments_of(view: &ClusterView, broker: u32) -> BTreeMap<(String, u32), pb::PartitionAssignment> {
-    view.partitions
-        .values()
-        .filter(|p| p.replicas.contains(&broker))
-        .filter_map(|p: &PartitionRecord| {
-            let topic = view.topics.get(&p.topic)?;
-            let incarnation = view.topic_incarnations.get(&p.topic).copied().unwrap_or(0) as u64;
-            let assignment = pb::PartitionAssignment {
-                topic: Some(topic.into()),
-                state: Some(state_of(view, p)),
-                topic_incarnation: incarnation,
-            };
-            Some(((p.topic.clone(), p.partition), assignment))
-        })
-        .collect()
-}
-
 #[tonic::async_trait]
 impl SentinelInternal for SentinelGrpc {
     async fn register_broker(
@@ -666,7 +644,9 @@ impl SentinelInternal for SentinelGrpc {
         &self,
         req: Request<pb::WatchAssignmentsRequest>,
     ) -> std::result::Result<Response<Self::WatchAssignmentsStream>, Status> {
-        let broker = req.into_inner().broker_id;
+        let req = req.into_inner();
+        let broker = req.broker_id;
+        let held = req.held;
         let (tx, rx) = mpsc::channel(16);
         let mut views = self.0.views.clone();
         let shutdown = self.0.shutdown.clone();
@@ -678,37 +658,16 @@ impl SentinelInternal for SentinelGrpc {
                 _ = tx.closed() => return,
                 _ = shutdown.cancelled() => return,
             }
-            let mut sent: Option<BTreeMap<(String, u32), pb::PartitionAssignment>> = None;
+            let mut sent: Option<Assignments> = None;
             let mut sent_brokers = Vec::new();
             loop {
                 let view = views.borrow_and_update().clone();
                 let now = assignments_of(&view, broker);
                 let brokers = Sentinel::brokers(&view);
                 let update = match &sent {
-                    None => Some(pb::AssignmentUpdate {
-                        metadata_version: view.revision as u64,
-                        snapshot: true,
-                        assignments: now.values().cloned().collect(),
-                        removed: Vec::new(),
-                        brokers: brokers.clone(),
-                    }),
+                    None => Some(assignments::snapshot(&view, broker, &held, brokers.clone())),
                     Some(before) => {
-                        let changed: Vec<_> =
-                            now.iter().filter(|(k, v)| before.get(*k) != Some(*v)).map(|(_, v)| v.clone()).collect();
-                        let removed: Vec<_> = before
-                            .iter()
-                            .filter(|(k, _)| !now.contains_key(*k))
-                            .filter_map(|(_, v)| v.state.clone())
-                            .collect();
-                        (!changed.is_empty() || !removed.is_empty() || brokers != sent_brokers).then(|| {
-                            pb::AssignmentUpdate {
-                                metadata_version: view.revision as u64,
-                                snapshot: false,
-                                assignments: changed,
-                                removed,
-                                brokers: brokers.clone(),
-                            }
-                        })
+                        assignments::delta(&view, broker, before, &now, brokers != sent_brokers, brokers.clone())
                     }
                 };
                 if let Some(update) = update

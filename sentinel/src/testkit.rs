@@ -270,6 +270,17 @@ impl EtcdProcess {
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.0.address)
     }
+
+    /// SIGKILLs etcd, deletes its data directory and starts it again on the
+    /// same ports: every key is gone (a lost or replaced etcd volume).
+    pub fn restart_empty(&mut self) {
+        self.0.kill();
+        let data = self.0.dir().join("data");
+        if data.exists() {
+            std::fs::remove_dir_all(&data).expect("remove etcd's data directory");
+        }
+        self.0.spawn();
+    }
 }
 
 /// A `goulette-sentinel` process.

@@ -44,8 +44,12 @@ pub struct ClusterView {
     /// The etcd revision this view reflects.
     pub revision: i64,
     pub topics: BTreeMap<String, TopicRecord>,
-    /// Create revision of each topic's key: its incarnation.
-    pub topic_incarnations: BTreeMap<String, i64>,
+    /// Each topic's incarnation: its id, or for a topic created before ids
+    /// existed, its key's create revision.
+    pub topic_incarnations: BTreeMap<String, u64>,
+    /// Deleted topic incarnations (name, id): evidence for brokers to
+    /// delete their data.
+    pub tombstones: BTreeSet<(String, u64)>,
     pub partitions: BTreeMap<(String, u32), PartitionRecord>,
     /// Mod revision of each partition's key, for compare-and-swap writes.
     pub partition_revisions: BTreeMap<(String, u32), i64>,
@@ -79,8 +83,13 @@ impl ClusterView {
                 self.sentinels.insert(id.to_owned(), decode(key, value)?);
             }
             Some(KeyKind::Topic(name)) => {
-                self.topics.insert(name.to_owned(), decode(key, value)?);
-                self.topic_incarnations.insert(name.to_owned(), create_revision);
+                let topic: TopicRecord = decode(key, value)?;
+                let incarnation = if topic.id != 0 { topic.id } else { create_revision as u64 };
+                self.topic_incarnations.insert(name.to_owned(), incarnation);
+                self.topics.insert(name.to_owned(), topic);
+            }
+            Some(KeyKind::Tombstone(name, id)) => {
+                self.tombstones.insert((name.to_owned(), id));
             }
             Some(KeyKind::Partition(topic, p)) => {
                 self.partitions.insert((topic.to_owned(), p), decode(key, value)?);
@@ -116,6 +125,9 @@ impl ClusterView {
             Some(KeyKind::Topic(name)) => {
                 self.topics.remove(name);
                 self.topic_incarnations.remove(name);
+            }
+            Some(KeyKind::Tombstone(name, id)) => {
+                self.tombstones.remove(&(name.to_owned(), id));
             }
             Some(KeyKind::Partition(topic, p)) => {
                 self.partitions.remove(&(topic.to_owned(), p));

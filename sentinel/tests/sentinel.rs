@@ -162,7 +162,7 @@ async fn given_a_broker_that_stops_heartbeating_should_take_its_partitions_offli
     let mut assignments = SentinelInternalClient::connect(s.url())
         .await
         .unwrap()
-        .watch_assignments(pb::WatchAssignmentsRequest { broker_id: 1 })
+        .watch_assignments(pb::WatchAssignmentsRequest { broker_id: 1, held: vec![] })
         .await
         .unwrap()
         .into_inner();

@@ -22,6 +22,7 @@ async fn store_and_fence(etcd: &EtcdProcess) -> (Store, Fence) {
 
 fn topic(name: &str) -> TopicRecord {
     TopicRecord {
+        id: 0,
         name: name.into(),
         partitions: 1,
         replication_factor: 1,

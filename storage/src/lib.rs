@@ -7,6 +7,7 @@
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
+//! - [`identity`]: which topic incarnation a partition directory belongs to.
 //! - [`epochs`]: the leader-epoch history replication truncates by.
 //! - [`producers`]: idempotent producers' recent batches (retries answered, not re-appended).
 //! - [`config`], [`error`]: settings and the one error type.
@@ -23,6 +24,7 @@ pub mod epochs;
 pub mod error;
 mod fragment;
 pub mod frame;
+pub mod identity;
 pub mod index;
 pub mod log;
 pub mod observe;

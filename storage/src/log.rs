@@ -189,7 +189,7 @@ impl PartitionLog {
                 crashsafe::remove_if_exists(&entry.path())?;
                 continue;
             }
-            if name == EPOCHS_FILE {
+            if name == EPOCHS_FILE || name == crate::identity::IDENTITY_FILE {
                 continue;
             }
             match parse_name(name) {

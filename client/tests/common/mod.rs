@@ -117,3 +117,26 @@ pub async fn produce_values(cluster: Arc<Cluster>, topic: &str, values: &[&str])
     }
     producer.close().await;
 }
+
+/// Sends `values` with a window of requests in flight and waits for every
+/// acknowledgement; returns the offsets.
+pub async fn produce_acked(cluster: Arc<Cluster>, topic: &str, values: impl IntoIterator<Item = String>) -> Vec<u64> {
+    let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::RoundRobin);
+    let mut deliveries = Vec::new();
+    for v in values {
+        let r = ProducerRecord { topic: topic.into(), value: Bytes::from(v), ..Default::default() };
+        deliveries.push(producer.send(r).await.unwrap());
+    }
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.wait().await.unwrap().offset.unwrap());
+    }
+    producer.close().await;
+    offsets
+}
+
+/// A metric's value in a Prometheus text page (the first series named
+/// `name`, labels included in `name` when given).
+pub fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
