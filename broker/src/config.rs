@@ -36,6 +36,17 @@ pub struct BrokerConfig {
     /// On shutdown, how long to wait for partition leaderships to move to
     /// in-sync followers before stopping anyway.
     pub controlled_shutdown_timeout: Duration,
+    /// How far producer timestamps may stray from the broker's clock.
+    pub timestamp_bounds: crate::timestamps::TimestampBounds,
+}
+
+/// What a produce request may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceLimits {
+    /// Largest record batch, in bytes.
+    pub max_batch_bytes: usize,
+    /// How far producer timestamps may stray from the broker's clock.
+    pub timestamps: crate::timestamps::TimestampBounds,
 }
 
 impl BrokerConfig {
@@ -54,7 +65,13 @@ impl BrokerConfig {
             replica_lag_max: Duration::from_secs(10),
             isr_check_interval: Duration::from_millis(250),
             controlled_shutdown_timeout: Duration::from_secs(10),
+            timestamp_bounds: Default::default(),
         }
+    }
+
+    /// What a produce request may carry.
+    pub fn produce_limits(&self) -> ProduceLimits {
+        ProduceLimits { max_batch_bytes: self.log.max_batch_bytes, timestamps: self.timestamp_bounds }
     }
 
     /// Checks every value, naming the flag of the first bad one.

@@ -27,3 +27,4 @@ pub mod replication;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod timestamps;

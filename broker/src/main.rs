@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use goulette_broker::config::{BrokerConfig, parse_flush};
+use goulette_broker::timestamps::{TimestampBounds, bound, parse_bound};
 use goulette_storage::FlushPolicy;
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +50,14 @@ struct Args {
     /// in-sync followers before stopping anyway (0s: stop at once).
     #[arg(long, env = "GOULETTE_CONTROLLED_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     controlled_shutdown_timeout: std::time::Duration,
+    /// Refuse batches stamped by their producer further ahead of this
+    /// broker's clock than this (`off`: no limit).
+    #[arg(long, env = "GOULETTE_MAX_TIMESTAMP_AHEAD", default_value = "1h", value_parser = parse_bound)]
+    max_timestamp_ahead: std::time::Duration,
+    /// Refuse batches stamped by their producer further behind this
+    /// broker's clock than this (`off`: no limit).
+    #[arg(long, env = "GOULETTE_MAX_TIMESTAMP_BEHIND", default_value = "off", value_parser = parse_bound)]
+    max_timestamp_behind: std::time::Duration,
     #[command(flatten)]
     log: goulette_proto::ops::logging::LogArgs,
 }
@@ -61,6 +70,8 @@ fn main() -> anyhow::Result<()> {
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;
+    config.timestamp_bounds =
+        TimestampBounds { max_ahead: bound(args.max_timestamp_ahead), max_behind: bound(args.max_timestamp_behind) };
     config.replica_lag_max = args.replica_lag_max;
     config.controlled_shutdown_timeout = args.controlled_shutdown_timeout;
     config.validate().map_err(anyhow::Error::msg)?;

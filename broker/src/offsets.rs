@@ -77,7 +77,7 @@ pub struct Coordinator {
     partitions: Arc<Partitions>,
     /// Asked whether a committing member belongs to the current generation.
     sentinels: Arc<SentinelClient>,
-    max_batch_bytes: usize,
+    limits: crate::config::ProduceLimits,
     states: std::sync::Mutex<HashMap<u32, Arc<Mutex<PartitionOffsets>>>>,
 }
 
@@ -117,8 +117,12 @@ fn decode_value(value: &[u8]) -> Option<(u64, String)> {
 }
 
 impl Coordinator {
-    pub fn new(partitions: Arc<Partitions>, sentinels: Arc<SentinelClient>, max_batch_bytes: usize) -> Coordinator {
-        Coordinator { partitions, sentinels, max_batch_bytes, states: std::sync::Mutex::new(HashMap::new()) }
+    pub fn new(
+        partitions: Arc<Partitions>,
+        sentinels: Arc<SentinelClient>,
+        limits: crate::config::ProduceLimits,
+    ) -> Coordinator {
+        Coordinator { partitions, sentinels, limits, states: std::sync::Mutex::new(HashMap::new()) }
     }
 
     /// The `__offsets` partition this broker leads, or the error to answer.
@@ -311,7 +315,7 @@ impl Coordinator {
             acks: Acks::All as i32,
             batch,
         };
-        let (pending, _) = crate::produce::handle(&self.partitions, produce, self.max_batch_bytes).await;
+        let (pending, _) = crate::produce::handle(&self.partitions, produce, self.limits).await;
         let base = match pending.await {
             Some(pb::ProduceResponse { error: Some(e), .. }) => return Err(e),
             Some(r) => r.base_offset,

@@ -703,7 +703,8 @@ impl Partitions {
     /// Periodic log housekeeping (see `PartitionLog::maintain`), then moves
     /// high watermarks (an interval flush may have made more data durable).
     pub fn maintain(&self) {
-        let now = goulette_storage::now_ms();
+        // Retention's clock: wall-clock steps forward are ignored (see `clock`).
+        let now = goulette_storage::clock::retention_now_ms();
         for replica in self.all() {
             if let Err(e) = replica.log.maintain(now, Duration::from_secs(60)) {
                 tracing::warn!(topic = %replica.topic, partition = replica.partition, error = %e, "log maintenance failed");

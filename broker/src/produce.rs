@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
+use crate::config::ProduceLimits;
 use crate::error::{not_leader, storage_error};
 use crate::partition::Partitions;
 
@@ -44,7 +45,7 @@ pub async fn serve(
     mut requests: Streaming<pb::ProduceRequest>,
     responses: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
     max_in_flight: usize,
-    max_batch_bytes: usize,
+    limits: ProduceLimits,
     shutdown: CancellationToken,
 ) {
     let metrics = partitions.metrics().clone();
@@ -70,7 +71,7 @@ pub async fn serve(
                         e.message = format!("{}; an earlier request on this stream was refused: reconnect", e.message);
                         answer(request.correlation_id, e)
                     } else {
-                        let (response, refused_now) = handle(&partitions, request, max_batch_bytes).await;
+                        let (response, refused_now) = handle(&partitions, request, limits).await;
                         if refused_now {
                             refused.insert(key);
                         }
@@ -126,7 +127,7 @@ pub async fn serve(
 pub(crate) async fn handle(
     partitions: &Arc<Partitions>,
     req: pb::ProduceRequest,
-    max_batch_bytes: usize,
+    limits: ProduceLimits,
 ) -> (Pending, bool) {
     let id = req.correlation_id;
     if let Err(reason) = goulette_proto::validate_topic_name(&req.topic) {
@@ -147,7 +148,7 @@ pub(crate) async fn handle(
         e.message = format!("{}: no sentinel has confirmed this broker's session for a session timeout", e.message);
         return (answer(id, e), true);
     }
-    append(replica, state, req, max_batch_bytes).await
+    append(replica, state, req, limits).await
 }
 
 /// Appends a request's batch to a partition this broker leads; also says
@@ -156,9 +157,10 @@ async fn append(
     replica: Arc<crate::partition::Replica>,
     state: pb::PartitionState,
     req: pb::ProduceRequest,
-    max_batch_bytes: usize,
+    limits: ProduceLimits,
 ) -> (Pending, bool) {
     let id = req.correlation_id;
+    let max_batch_bytes = limits.max_batch_bytes;
     let refuse = |error: pb::Error| (answer(id, error), true);
     if req.batch.len() > max_batch_bytes {
         let message = format!("batch of {} bytes exceeds the maximum of {max_batch_bytes}", req.batch.len());
@@ -168,6 +170,9 @@ async fn append(
         Ok(batch) => batch,
         Err(e) => return refuse(storage_error(&e)),
     };
+    if let Err(reason) = limits.timestamps.check(&batch, goulette_storage::now_ms()) {
+        return refuse(pb::Error::new(ErrorCode::InvalidTimestamp, reason));
+    }
     // Unspecified means all.
     let acks = match Acks::try_from(req.acks) {
         Ok(Acks::None) => Acks::None,

@@ -39,7 +39,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     });
     let sentinels = Arc::new(link::SentinelClient::new(&config.sentinels)?);
     let offsets =
-        Arc::new(crate::offsets::Coordinator::new(partitions.clone(), sentinels.clone(), config.log.max_batch_bytes));
+        Arc::new(crate::offsets::Coordinator::new(partitions.clone(), sentinels.clone(), config.produce_limits()));
     if let Some(listener) = http {
         let probe = Arc::new(Probe { partitions: partitions.clone(), offsets: offsets.clone() });
         let token = stop.clone();

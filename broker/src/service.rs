@@ -54,7 +54,7 @@ impl BrokerService for BrokerGrpc {
             req.into_inner(),
             tx,
             config.max_in_flight,
-            config.log.max_batch_bytes,
+            config.produce_limits(),
             self.shutdown.clone(),
         ));
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -42,6 +42,9 @@ pub(crate) struct Fragment {
     pub next_offset: u64,
     pub len: u64,
     pub max_timestamp: i64,
+    /// When its last record was appended, by this broker's wall clock (the
+    /// file's mtime): what time retention judges it by (see `clock`).
+    pub appended_ms: i64,
     pub path: PathBuf,
     pub index_path: PathBuf,
     interval: u32,
@@ -59,12 +62,15 @@ pub(crate) struct Fragment {
 impl Fragment {
     /// A fragment just sealed from a WAL whose index is known.
     pub fn sealed(dir: &Path, index: &SparseIndex, interval: u32, epoch: Instant) -> Fragment {
+        let path = dir.join(file_name(index.base_offset, FRAGMENT_SUFFIX));
         Fragment {
             base_offset: index.base_offset,
             next_offset: index.next_offset,
             len: index.file_len,
             max_timestamp: index.max_timestamp,
-            path: dir.join(file_name(index.base_offset, FRAGMENT_SUFFIX)),
+            // Unknown: counted as appended now, so retention waits a full period.
+            appended_ms: crate::clock::modified_ms(&path).unwrap_or_else(crate::log::now_ms),
+            path,
             index_path: dir.join(file_name(index.base_offset, INDEX_SUFFIX)),
             interval,
             loaded: Mutex::new(None),

@@ -7,6 +7,7 @@
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
+//! - [`clock`]: the clock time retention is judged by (immune to wall-clock steps).
 //! - [`identity`]: which topic incarnation a partition directory belongs to.
 //! - [`epochs`]: the leader-epoch history replication truncates by.
 //! - [`producers`]: idempotent producers' recent batches (retries answered, not re-appended).
@@ -17,6 +18,7 @@
 //! `docs/storage.md`.
 
 pub mod batch;
+pub mod clock;
 pub mod compression;
 pub mod config;
 mod crashsafe;

@@ -1067,9 +1067,12 @@ impl PartitionLog {
     }
 
     /// Deletes whole fragments from the start of the log that are past the
-    /// retention limits (age of their newest record against `now_ms`, total
-    /// size). Never touches the WAL and never moves an offset: the log start
-    /// becomes the first remaining file's base. Returns the base offsets deleted.
+    /// retention limits (time since this broker appended their last record,
+    /// against `now_ms`, normally [`crate::clock::retention_now_ms`]; total
+    /// size). Record timestamps play no part: a producer's clock, behind or
+    /// far ahead, can neither age data nor pin the log. Never touches the WAL
+    /// and never moves an offset: the log start becomes the first remaining
+    /// file's base. Returns the base offsets deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<Vec<u64>> {
         let victims: Vec<Arc<Fragment>> = {
             let mut inner = self.lock();
@@ -1077,7 +1080,7 @@ impl PartitionLog {
             let mut count = 0;
             for f in &inner.fragments {
                 let too_old =
-                    self.config.retention_age.is_some_and(|age| f.max_timestamp < now_ms.saturating_sub(millis(age)));
+                    self.config.retention_age.is_some_and(|age| f.appended_ms < now_ms.saturating_sub(millis(age)));
                 let too_big = self.config.retention_bytes.is_some_and(|max| total.saturating_sub(f.len) >= max);
                 if !(too_old || too_big) {
                     break;

@@ -280,28 +280,66 @@ fn given_retention_by_size_should_delete_whole_fragments_from_the_start_and_keep
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, 400));
 }
 
+/// Sets the mtime of every sealed fragment of `dir` that ends at or before
+/// offset `end` to `at_ms`: as if this broker had appended them then.
+fn age_fragments(dir: &std::path::Path, end: u64, at_ms: i64) {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().unwrap().strip_suffix(".frag").map(|b| b.parse().unwrap()))
+        .collect();
+    bases.sort();
+    // A fragment ends where the next one (or the WAL) begins.
+    for pair in bases.windows(2).filter(|w| w[1] <= end) {
+        let path = dir.join(format!("{:020}.frag", pair[0]));
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(at_ms as u64);
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(at).unwrap();
+    }
+}
+
 #[test]
-fn given_retention_by_age_should_delete_old_fragments_but_never_the_wal() {
+fn given_retention_by_age_should_delete_fragments_appended_long_ago_but_never_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { retention_age: Some(Duration::from_secs(60)), ..small_config() };
+    let now = goulette_storage::now_ms();
+    {
+        let log = PartitionLog::open(dir.path(), config.clone()).unwrap();
+        for i in 0..60 {
+            log.append(&batch(&format!("old{i}"), 2, now), 0).unwrap();
+        }
+        // Records stamped an hour ago (a producer's clock behind) or ten
+        // years ahead: appended now, so young whatever they say.
+        for i in 0..60 {
+            log.append(&batch(&format!("new{i}"), 2, now - 3_600_000), 0).unwrap();
+        }
+        log.append(&batch("future", 2, now + 10 * 365 * 86_400_000), 0).unwrap();
+        log.close().unwrap();
+    }
+    // The fragments of the first 120 records were appended an hour ago.
+    age_fragments(dir.path(), 120, now - 3_600_000);
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    log.enforce_retention(now).unwrap();
+    let values = all_values(&log, log.log_start_offset());
+    assert!(values.iter().any(|(_, v)| v.starts_with("new0-")), "recent data is kept");
+    assert!(values.iter().filter(|(_, v)| v.starts_with("old")).count() < 20, "old fragments are gone");
+    // Far in the future everything sealed is old (the future-stamped record
+    // does not pin it), but the WAL stays.
+    log.enforce_retention(now + 86_400_000).unwrap();
+    assert_eq!(log.fragment_count(), 0);
+    assert_eq!(log.log_end_offset(), 242);
+    assert_eq!(log.log_start_offset(), log.log_end_offset() - all_values(&log, log.log_start_offset()).len() as u64);
+}
+
+#[test]
+fn given_records_stamped_long_ago_and_just_appended_retention_should_keep_them() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { retention_age: Some(Duration::from_secs(60)), ..small_config() };
     let log = PartitionLog::open(dir.path(), config).unwrap();
-    let now = 1_000_000_000;
     for i in 0..60 {
-        log.append(&batch(&format!("old{i}"), 2, now - 3_600_000), 0).unwrap();
+        log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
     }
-    for i in 0..60 {
-        log.append(&batch(&format!("new{i}"), 2, now), 0).unwrap();
-    }
-    log.enforce_retention(now).unwrap();
-    let values = all_values(&log, log.log_start_offset());
-    assert!(values.iter().all(|(_, v)| v.starts_with("new") || v.starts_with("old")));
-    assert!(values.iter().any(|(_, v)| v.starts_with("new0-")), "recent data is kept");
-    assert!(values.iter().filter(|(_, v)| v.starts_with("old")).count() < 20, "old fragments are gone");
-    // Far in the future everything sealed is old, but the WAL stays.
-    log.enforce_retention(now + 86_400_000).unwrap();
-    assert_eq!(log.fragment_count(), 0);
-    assert_eq!(log.log_end_offset(), 240);
-    assert_eq!(log.log_start_offset(), log.log_end_offset() - all_values(&log, log.log_start_offset()).len() as u64);
+    assert!(log.fragment_count() > 0);
+    assert_eq!(log.enforce_retention(goulette_storage::clock::retention_now_ms()).unwrap(), Vec::<u64>::new());
+    assert_eq!(log.log_start_offset(), 0);
 }
 
 #[test]
