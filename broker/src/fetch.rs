@@ -91,6 +91,13 @@ pub async fn serve(
     let mut credit = start.credit_bytes;
     let mut offset = start.offset;
     let mut hw_changes = if follower.is_some() { replica.watch_log_end() } else { replica.watch_high_watermark() };
+    // A follower also learns every move of the high watermark, data or not:
+    // one that is caught up on an idle partition would otherwise keep the
+    // high watermark it restarted with (its log start) and, made leader,
+    // hide everything acknowledged before (consumers would see offsets go
+    // back). `sent_hw` is the high watermark the last response carried.
+    let mut hw_moves = replica.watch_high_watermark();
+    let mut sent_hw: Option<u64> = None;
     let mut reading = true;
     loop {
         // The replica may have been closed or replaced (moved, topic
@@ -159,10 +166,24 @@ pub async fn serve(
                 if out.send(Ok(response)).await.is_err() {
                     return;
                 }
+                sent_hw = Some(hw);
                 metrics.fetch_latency.observe(reading_started.elapsed().as_secs_f64());
                 replica.counters.sent(follower.is_some(), records, bytes);
                 continue;
             }
+        }
+        if follower.is_some() && sent_hw.is_none_or(|sent| sent < hw) {
+            let response = pb::FetchResponse {
+                error: None,
+                batches: Vec::new(),
+                high_watermark: hw,
+                log_start_offset: replica.log.log_start_offset(),
+            };
+            if out.send(Ok(response)).await.is_err() {
+                return;
+            }
+            sent_hw = Some(hw);
+            continue;
         }
         if !reading && credit == 0 {
             return;
@@ -170,6 +191,7 @@ pub async fn serve(
         // Caught up or out of credit: wait for data, credit, or the end.
         tokio::select! {
             changed = hw_changes.changed() => if changed.is_err() { return },
+            changed = hw_moves.changed(), if follower.is_some() => if changed.is_err() { return },
             message = requests.next(), if reading => match message {
                 Some(Ok(pb::FetchRequest { kind: Some(Kind::Credit(c)) })) => {
                     credit = credit.saturating_add(c.bytes);

@@ -294,3 +294,44 @@ async fn given_a_follower_whose_log_ends_before_the_leaders_log_start_it_should_
     let log = env.brokers[index(follower)].log();
     assert!(log.contains("emptying ours"), "{}", tail(&log, 30));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_follower_restarted_while_idle_when_it_takes_over_its_high_watermark_should_not_regress() {
+    // Sessions long enough that a paused follower stays "live", in the ISR,
+    // for a while after the leader's failover: it then holds the new
+    // leader's high watermark where the new leader had it.
+    let mut env = Env::start_with(3, &["--session-timeout", "8s"], &["--replica-lag-max", "20s"]).await;
+    env.create_topic("idle", 1, 3).await;
+    env.wait_serving("idle").await;
+    wait_isr(&env, "idle", 3).await;
+    let acked = produce(&env, "idle", (0..5000).map(|i| format!("m{i}"))).await.unwrap().len() as u64;
+    let d = Admin::new(env.cluster()).describe_topic("idle").await.unwrap();
+    let replicas = d.partition_details[0].replicas.clone();
+    let (leader, next, paused) = (replicas[0], replicas[1], replicas[2]);
+    assert_eq!(leader_of(&env, "idle").await.0, leader);
+
+    // The next leader restarts while nothing is written (quicker than
+    // replica-lag-max: it stays in the ISR) and fetches again.
+    env.brokers[index(next)].restart();
+    wait_isr(&env, "idle", 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    env.brokers[index(paused)].pause();
+    env.brokers[index(leader)].kill();
+    // Asking for offsets reports the dead leader; the sentinel probes it and
+    // hands the partition to `next`, with the paused broker still in the ISR.
+    let cluster = env.cluster();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let offsets = loop {
+        if let Ok(o) = goulette_client::consumer::list_offsets(&cluster, "idle", 0, None).await
+            && leader_of(&env, "idle").await.0 == next
+        {
+            break o;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{next} never took over");
+        cluster.invalidate("idle");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(offsets.high_watermark, acked, "the new leader hides acknowledged messages");
+    env.brokers[index(paused)].resume();
+}
