@@ -7,6 +7,7 @@
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
+//! - [`repair`]: cutting a damaged log at its first bad batch (a follower then re-fetches the rest).
 //! - [`clock`]: the clock time retention is judged by (immune to wall-clock steps).
 //! - [`identity`]: which topic incarnation a partition directory belongs to.
 //! - [`epochs`]: the leader-epoch history replication truncates by.
@@ -33,6 +34,7 @@ pub mod observe;
 pub mod producers;
 mod read;
 mod recovery;
+pub mod repair;
 mod sys;
 mod timestamp;
 mod varint;

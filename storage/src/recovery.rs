@@ -7,13 +7,13 @@
 //! never skipped silently. A sealed fragment was fsynced before its rename,
 //! so any bad frame in one is corruption.
 //!
-//! One exception, borrowed from etcd's WAL: one fdatasync covers many frames
-//! and a power loss during it can persist a later page but not an earlier
-//! one, which then reads back as zeros. If the damaged span before the next
-//! valid frame holds a whole zero-filled sector, the damage is such a torn
-//! write: nothing from the bad frame on was acknowledged (its fdatasync never
-//! completed, and acknowledgement needs every earlier frame durable), so the
-//! tail is cut, loudly. Non-zero damage followed by valid frames stays an error.
+//! That holds for zeros too. A power loss during a group commit can persist
+//! a later page of it but not an earlier one, which then reads back as
+//! zeros; but a zeroed range inside the written part of the log is just as
+//! well a bad sector under acknowledged data, and the log cannot tell the
+//! two apart. So it is reported as corruption, never cut: a replica repairs
+//! it from the partition's leader (see `PartitionLog::open_repairing`), and
+//! a single copy waits for an operator.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -23,16 +23,6 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::frame::{self, FILE_HEADER_LEN};
 use crate::index::SparseIndex;
 use crate::sys;
-
-/// Sector size for the torn-write check: the unit a disk writes atomically.
-const SECTOR: usize = 512;
-
-/// True when `bytes`, which start at file position `start`, contain a whole
-/// sector-aligned run of `SECTOR` zero bytes.
-fn has_zero_sector(bytes: &[u8], start: u64) -> bool {
-    let skip = (SECTOR - (start as usize % SECTOR)) % SECTOR;
-    bytes.get(skip..).is_some_and(|b| b.chunks_exact(SECTOR).any(|s| s.iter().all(|&x| x == 0)))
-}
 
 /// The first bad frame found by a scan.
 #[derive(Debug)]
@@ -75,24 +65,18 @@ pub(crate) fn recover_wal(path: &Path, base_offset: u64, interval: u32) -> Resul
     let (index, bad) = {
         let bytes = sys::map_file(path, len)?;
         let (index, bad) = scan_frames(&bytes, path, base_offset, interval)?;
-        if let Some(bad) = &bad {
-            let damaged = &bytes[bad.position as usize..];
-            if let Some(at) = frame::find_valid_frame_after(damaged) {
-                let valid_at = bad.position + at as u64;
-                if !has_zero_sector(&damaged[..at], bad.position) {
-                    return Err(StorageError::corruption(
-                        path,
-                        bad.position,
-                        format!("{}; a valid frame follows at byte {valid_at}, so this is not a torn tail", bad.reason),
-                    ));
-                }
-                tracing::warn!(
-                    path = %path.display(),
-                    position = bad.position,
-                    valid_frame_at = valid_at,
-                    "zero-filled sector before later frames: a torn group commit, none of it acknowledged"
-                );
-            }
+        if let Some(bad) = &bad
+            && let Some(at) = frame::find_valid_frame_after(&bytes[bad.position as usize..])
+        {
+            return Err(StorageError::corruption(
+                path,
+                bad.position,
+                format!(
+                    "{}; a valid frame follows at byte {}, so this is not a torn tail",
+                    bad.reason,
+                    bad.position + at as u64
+                ),
+            ));
         }
         (index, bad)
         // The map is dropped here, before the file is truncated.
@@ -136,21 +120,4 @@ pub(crate) fn rebuild_fragment_index(
     }
     tracing::info!(path = %path.display(), entries = index.entries.len(), "rebuilt fragment index");
     Ok(index)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zero_sectors_are_found_only_when_whole_and_aligned() {
-        let mut bytes = vec![1u8; 4 * SECTOR];
-        assert!(!has_zero_sector(&bytes, 0));
-        bytes[SECTOR..2 * SECTOR].fill(0);
-        assert!(has_zero_sector(&bytes, 0));
-        // The same zeros seen from an unaligned start no longer form a whole sector.
-        assert!(!has_zero_sector(&bytes[10..], 10 + 7));
-        assert!(has_zero_sector(&bytes[10..], 10));
-        assert!(!has_zero_sector(&bytes[..SECTOR + 100], 0));
-    }
 }

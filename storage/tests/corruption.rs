@@ -89,7 +89,7 @@ fn given_corruption_followed_by_valid_frames_when_reopened_should_fail_and_chang
 }
 
 #[test]
-fn given_zeroed_sector_before_valid_frames_when_reopened_should_cut_a_torn_group_commit() {
+fn given_zeroed_sector_before_valid_frames_when_reopened_should_fail_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), wal_only_config()).unwrap();
     // Frames of ~2 KiB, so that whole 512-byte sectors lie inside each.
@@ -106,9 +106,13 @@ fn given_zeroed_sector_before_valid_frames_when_reopened_should_cut_a_torn_group
     assert!(sector + 512 <= ends[3] as usize);
     bytes[sector..sector + 512].fill(0);
     std::fs::write(&wal, &bytes).unwrap();
-    let log = PartitionLog::open(dir.path(), wal_only_config()).unwrap();
-    assert_eq!(log.log_end_offset(), 3);
-    assert_eq!(std::fs::metadata(&wal).unwrap().len(), ends[2]);
+    // A zeroed sector under acknowledged batches cannot be told from a torn
+    // group commit: it is corruption, and nothing is cut.
+    match PartitionLog::open(dir.path(), wal_only_config()).unwrap_err() {
+        StorageError::Corruption { position, .. } => assert_eq!(position, ends[2]),
+        other => panic!("expected corruption, got {other}"),
+    }
+    assert_eq!(std::fs::read(&wal).unwrap(), bytes, "a failed open truncates nothing");
 }
 
 #[test]
@@ -159,6 +163,57 @@ fn given_missing_middle_fragment_when_reopened_should_report_the_gap() {
     std::fs::remove_file(&frags[1]).unwrap();
     let err = PartitionLog::open(dir.path(), small_config()).unwrap_err();
     assert!(matches!(err, StorageError::Corruption { .. }), "{err}");
+}
+
+/// Fills a log of small fragments and flips one byte inside the frames of
+/// its first fragment, index intact (open does not rescan it).
+fn flip_in_first_fragment(dir: &Path) -> Vec<(u64, String)> {
+    let written = {
+        let log = PartitionLog::open(dir, small_config()).unwrap();
+        for i in 0..60 {
+            log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+        }
+        all_values(&log, 0)
+    };
+    let frag = dir.join("00000000000000000000.frag");
+    let mut bytes = std::fs::read(&frag).unwrap();
+    bytes[FILE_HEADER_LEN + 100] ^= 0x10;
+    std::fs::write(&frag, &bytes).unwrap();
+    written
+}
+
+#[test]
+fn given_a_flipped_bit_in_a_sealed_fragment_a_read_should_report_corruption_not_serve_it() {
+    let dir = tempfile::tempdir().unwrap();
+    flip_in_first_fragment(dir.path());
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    match log.read(0, 1 << 20) {
+        Err(StorageError::Corruption { position, .. }) => assert_eq!(position, FILE_HEADER_LEN as u64),
+        other => panic!("a damaged batch was served: {other:?}"),
+    }
+}
+
+#[test]
+fn given_damage_a_repairing_open_should_cut_before_the_first_bad_batch_and_keep_what_precedes() {
+    // In a sealed fragment: its first batch is damaged, so the log is cut to empty there.
+    let dir = tempfile::tempdir().unwrap();
+    flip_in_first_fragment(dir.path());
+    std::fs::remove_file(dir.path().join("00000000000000000000.index")).unwrap();
+    let (log, cuts) = goulette_storage::repair::open_repairing(dir.path(), small_config()).unwrap();
+    assert_eq!(cuts.len(), 1, "{cuts:?}");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert_eq!(log.append(&batch("again", 1, 0), 0).unwrap().base_offset, 0);
+
+    // In the WAL, behind intact batches: those are kept.
+    let dir = tempfile::tempdir().unwrap();
+    let ends = fill(dir.path(), 10);
+    let wal = wal_path(dir.path());
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[ends[3].0 as usize + 40] ^= 0x01;
+    std::fs::write(&wal, &bytes).unwrap();
+    let (log, cuts) = goulette_storage::repair::open_repairing(dir.path(), wal_only_config()).unwrap();
+    assert_eq!(cuts[0].position, ends[3].0);
+    assert_eq!(all_values(&log, 0), intact_before(&ends, ends[3].0));
 }
 
 proptest! {
