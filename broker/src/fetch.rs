@@ -54,7 +54,7 @@ pub async fn serve(
         return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, reason)).await;
     }
     let Some(replica) = partitions.get(&start.topic, start.partition) else {
-        return send_error(&out, not_leader(&start.topic, start.partition, None)).await;
+        return send_error(&out, partitions.unavailable(&start.topic, start.partition)).await;
     };
     let max_bytes = match start.max_bytes as usize {
         0 => 1 << 20,
@@ -138,6 +138,10 @@ pub async fn serve(
             let batches = match read {
                 Ok(Ok(batches)) => batches,
                 Ok(Err(e)) => {
+                    if let goulette_storage::StorageError::Corruption { .. } = e {
+                        // Never served, and never led from again until repaired.
+                        partitions.fail(&replica, format!("a read found damage: {e}"), true).await;
+                    }
                     let response = pb::FetchResponse {
                         error: Some(storage_error(&e)),
                         batches: Vec::new(),

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod error;
 pub mod failpoint;
+pub mod failures;
 pub mod fetch;
 pub mod group_commit;
 pub mod link;

@@ -235,6 +235,19 @@ impl SentinelClient {
         self.call(|channel| async move { SentinelInternalClient::new(channel).controlled_shutdown(req).await }).await
     }
 
+    /// Tells the sentinel leader this broker cannot serve its replica of a
+    /// partition (see `Partitions::fail`).
+    pub async fn report_replica_failure(
+        &self,
+        req: pb::ReportReplicaFailureRequest,
+    ) -> anyhow::Result<pb::ReportReplicaFailureResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelInternalClient::new(channel).report_replica_failure(req).await }
+        })
+        .await
+    }
+
     /// A consumer group's generation and members, as a sentinel that has
     /// seen `min_generation` knows them: a sentinel whose view lags
     /// (`UNAVAILABLE`) is passed over for the next one.

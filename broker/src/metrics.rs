@@ -78,6 +78,8 @@ pub struct BrokerMetrics {
     /// Partition directories held but not served, for lack of evidence
     /// that their data may go (see `Partitions::kept`).
     kept: Gauge,
+    /// Replicas that cannot be served (damaged, or their log failed).
+    failed: Gauge,
 }
 
 /// Latency buckets from 50 µs to ~13 s, in seconds.
@@ -119,6 +121,7 @@ impl BrokerMetrics {
             under_replicated: Gauge::default(),
             under_min_isr: Gauge::default(),
             kept: Gauge::default(),
+            failed: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("goulette_broker");
         r.register("messages_in", "Records appended as partition leader", m.messages_in.clone());
@@ -167,6 +170,12 @@ impl BrokerMetrics {
              and holds no evidence (a deletion or a completed move of their topic incarnation) that they may go",
             m.kept.clone(),
         );
+        r.register(
+            "partitions_failed",
+            "Replicas not served because their data failed a checksum or their log failed to open \
+             (/ready names them)",
+            m.failed.clone(),
+        );
         BrokerMetrics { registry, ..m }
     }
 
@@ -194,8 +203,10 @@ impl BrokerMetrics {
         under_replicated: usize,
         under_min_isr: usize,
         kept: usize,
+        failed: usize,
     ) {
         self.kept.set(kept as i64);
+        self.failed.set(failed as i64);
         self.partitions.set(held as i64);
         self.leader_partitions.set(led as i64);
         self.under_replicated.set(under_replicated as i64);
@@ -291,7 +302,7 @@ mod tests {
         m.topic("orders").appended(10, 1000);
         m.produce_latency.observe(0.001);
         let streams = m.stream_opened("produce");
-        m.set_partition_gauges(3, 2, 1, 0, 4);
+        m.set_partition_gauges(3, 2, 1, 0, 4, 5);
         m.set_high_watermarks([("orders".to_owned(), 0, 42)]);
         m.set_committed([("billing".to_owned(), "orders".to_owned(), 0, 40)]);
         let text = m.encode();
@@ -301,6 +312,7 @@ mod tests {
         assert!(text.contains("goulette_broker_open_streams{kind=\"produce\"} 1"), "{text}");
         assert!(text.contains("goulette_broker_under_replicated_partitions 1"), "{text}");
         assert!(text.contains("goulette_broker_partitions_kept_unassigned 4"), "{text}");
+        assert!(text.contains("goulette_broker_partitions_failed 5"), "{text}");
         assert!(text.contains("goulette_process_resident_memory_bytes "), "{text}");
         assert!(
             text.contains("goulette_broker_partition_high_watermark{topic=\"orders\",partition=\"0\"} 42"),

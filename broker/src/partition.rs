@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use goulette_proto::v1 as pb;
 use goulette_storage::{FlushPolicy, LogConfig, PartitionLog, identity};
+
+use crate::failures::{Assignment, Failures};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +35,9 @@ pub struct Replica {
     term: Mutex<Option<Term>>,
     /// acks=all needs at least this many in-sync replicas.
     min_insync: std::sync::atomic::AtomicUsize,
+    /// The topic's settings as last assigned (to open the log again after
+    /// a failure).
+    topic_config: RwLock<Option<pb::TopicConfig>>,
     /// Replicas whose addition to the ISR was requested and not yet settled:
     /// the high watermark counts them already, so that nothing is
     /// acknowledged without them if etcd applied the change.
@@ -196,7 +201,9 @@ impl Replica {
         *self.term.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn set_min_insync(&self, topic: Option<&pb::TopicConfig>) {
+    /// Installs the topic's settings as assigned.
+    fn set_topic(&self, topic: Option<&pb::TopicConfig>) {
+        *self.topic_config.write().unwrap_or_else(|p| p.into_inner()) = topic.cloned();
         // The topic's replication factor, not the replica list's length:
         // a partition being moved has extra replicas for a while.
         let rf = topic.map_or(self.state().replicas.len(), |t| t.replication_factor as usize).max(1);
@@ -282,6 +289,12 @@ pub struct Partitions {
     /// gauge) until the metadata assigns the same incarnation again, or
     /// gives evidence of its deletion or move.
     kept: Mutex<std::collections::BTreeMap<(String, u32), String>>,
+    /// Replicas that cannot be served (see `failures`).
+    failures: Failures,
+    /// Held while replicas are opened: by `apply` (assignment updates come
+    /// one at a time) and by `retry_failed` (from the failure task), so that
+    /// a replica is never opened twice at once.
+    opening: tokio::sync::Mutex<()>,
 }
 
 impl Partitions {
@@ -303,6 +316,8 @@ impl Partitions {
             session: std::sync::atomic::AtomicI64::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
             kept: Mutex::new(Default::default()),
+            failures: Failures::default(),
+            opening: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -331,6 +346,49 @@ impl Partitions {
         self.all().into_iter().filter(|r| r.is_leader()).collect()
     }
 
+    /// The replicas this broker cannot serve.
+    pub fn failures(&self) -> &Failures {
+        &self.failures
+    }
+
+    /// The error for a request about a partition this broker does not serve:
+    /// `CORRUPT_STORAGE` for a failed replica (its leadership is moving),
+    /// else `NOT_LEADER` with the leader's address when known.
+    pub fn unavailable(&self, topic: &str, partition: u32) -> pb::Error {
+        if let Some(reason) = self.failures.reason(topic, partition) {
+            let message = format!(
+                "this broker's replica of {topic}/{partition} cannot be served ({reason}); its leadership moves to another replica"
+            );
+            return pb::Error::new(pb::ErrorCode::CorruptStorage, message);
+        }
+        let leader = self.get(topic, partition).and_then(|r| r.state().leader).and_then(|l| self.broker_address(l));
+        crate::error::not_leader(topic, partition, leader)
+    }
+
+    /// Stops serving an open replica whose data failed a check (or whose
+    /// log failed otherwise): see `failures`.
+    pub async fn fail(&self, replica: &Replica, reason: String, corrupt: bool) {
+        let topic_config = replica.topic_config.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let assignment = Assignment { state: replica.state(), topic: topic_config, incarnation: replica.incarnation };
+        self.failures.record(assignment, reason, corrupt);
+        self.close(&replica.topic, replica.partition).await;
+    }
+
+    /// Opens failed replicas again where that is safe (see `failures`).
+    pub async fn retry_failed(&self) {
+        let _opening = self.opening.lock().await;
+        self.retry_failed_locked().await;
+    }
+
+    async fn retry_failed_locked(&self) {
+        for (a, repair) in self.failures.to_retry(self.broker_id) {
+            let key = (a.state.topic.clone(), a.state.partition);
+            if self.get(&key.0, key.1).is_none() {
+                self.open(a.state, a.topic.as_ref(), a.incarnation, key, repair).await;
+            }
+        }
+    }
+
     /// This broker's metrics.
     pub fn metrics(&self) -> &Arc<crate::metrics::BrokerMetrics> {
         &self.metrics
@@ -347,6 +405,9 @@ impl Partitions {
         }
         if !self.in_contact() {
             return Err("no sentinel has confirmed this broker's session for a session timeout".into());
+        }
+        if !self.failures.is_empty() {
+            return Err(format!("replicas that cannot be served: {}", self.failures.list().join("; ")));
         }
         Ok(())
     }
@@ -366,7 +427,7 @@ impl Partitions {
             }
         }
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner()).len();
-        self.metrics.set_partition_gauges(replicas.len(), led, under, below_min, kept);
+        self.metrics.set_partition_gauges(replicas.len(), led, under, below_min, kept, self.failures.len());
         self.metrics.set_high_watermarks(high_watermarks);
     }
 
@@ -490,6 +551,7 @@ impl Partitions {
     /// A log that fails to open is skipped and logged: the partition stays
     /// unavailable on this broker.
     pub async fn apply(&self, update: pb::AssignmentUpdate) {
+        let _opening = self.opening.lock().await;
         {
             let mut brokers = self.brokers.write().unwrap_or_else(|p| p.into_inner());
             brokers.clear();
@@ -508,7 +570,7 @@ impl Partitions {
             let incarnation = assignment.topic_incarnation;
             match self.get(&state.topic, state.partition) {
                 Some(replica) if replica.incarnation == incarnation => {
-                    replica.set_min_insync(assignment.topic.as_ref());
+                    replica.set_topic(assignment.topic.as_ref());
                     replica.set_state(state);
                     self.follow(&replica);
                 }
@@ -521,7 +583,13 @@ impl Partitions {
                     );
                     self.keep(&state.topic, state.partition, reason);
                 }
-                None => self.open(state, assignment.topic.as_ref(), incarnation, key).await,
+                None => {
+                    let failed = Assignment { state, topic: assignment.topic, incarnation };
+                    // A failed replica is opened again by `retry_failed` only.
+                    if !self.failures.reassigned(&failed) {
+                        self.open(failed.state, failed.topic.as_ref(), incarnation, key, false).await;
+                    }
+                }
             }
         }
         // A snapshot that omits an open replica closes it but keeps its
@@ -537,6 +605,7 @@ impl Partitions {
             }
             self.assigned.store(true, std::sync::atomic::Ordering::Release);
         }
+        self.retry_failed_locked().await;
     }
 
     /// Starts (or stops) replicating `replica` from its leader, as its state says.
@@ -563,13 +632,17 @@ impl Partitions {
     }
 
     /// Opens (recovering) a newly assigned replica. A directory holding
-    /// another incarnation's data is left alone and not served.
+    /// another incarnation's data is left alone and not served. With
+    /// `repair`, a damaged log is cut before its first bad batch (only for
+    /// a replica that neither leads nor is in the ISR: see `failures`). A
+    /// log that fails to open is a failed replica.
     async fn open(
         &self,
         state: pb::PartitionState,
         topic: Option<&pb::TopicConfig>,
         incarnation: u64,
         key: (String, u32),
+        repair: bool,
     ) {
         let dir = self.dir_of(&state.topic, state.partition);
         let recorded = match self.identity(&state.topic, state.partition) {
@@ -591,12 +664,21 @@ impl Partitions {
             if recorded.is_none() {
                 identity::write(&dir, incarnation)?;
             }
-            Ok(PartitionLog::open(dir, config)?)
+            if !repair {
+                return Ok(PartitionLog::open(dir, config)?);
+            }
+            let (log, cuts) = goulette_storage::repair::open_repairing(&dir, config)?;
+            for cut in cuts {
+                tracing::warn!(dir = %dir.display(), file = cut.file, position = cut.position, reason = cut.reason,
+                    "repaired a damaged replica: cut before its first bad batch; the rest comes from the leader");
+            }
+            Ok(log)
         })
         .await;
         match opened {
             Ok(Ok(log)) => {
                 self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                self.failures.clear(&key.0, key.1);
                 let end = log.log_end_offset();
                 tracing::info!(topic = %state.topic, partition = state.partition, log_end = end, leader = ?state.leader, "opened partition");
                 // Recovery fsyncs the WAL, so a single replica's log is all
@@ -616,18 +698,21 @@ impl Partitions {
                     followers: Mutex::new(HashMap::new()),
                     term: Mutex::new(None),
                     min_insync: std::sync::atomic::AtomicUsize::new(1),
+                    topic_config: RwLock::new(None),
                     pending_isr: Mutex::new(Vec::new()),
                     metrics: self.metrics.clone(),
                     counters: self.metrics.topic(&state.topic),
                     group_commit: Default::default(),
                 });
-                replica.set_min_insync(topic);
+                replica.set_topic(topic);
                 replica.set_state(state);
                 self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(key, replica.clone());
                 self.follow(&replica);
             }
             Ok(Err(e)) => {
-                tracing::error!(topic = %state.topic, partition = state.partition, error = %e, "cannot open partition log")
+                let corrupt = matches!(e.downcast_ref(), Some(goulette_storage::StorageError::Corruption { .. }));
+                let reason = format!("cannot open its log: {e:#}");
+                self.failures.record(Assignment { state, topic: topic.cloned(), incarnation }, reason, corrupt);
             }
             Err(e) => tracing::error!(error = %e, "partition open task failed"),
         }
@@ -654,6 +739,7 @@ impl Partitions {
     async fn remove(&self, removal: &pb::Removal) {
         let (topic, partition) = (removal.topic.as_str(), removal.partition);
         self.close(topic, partition).await;
+        self.failures.clear(topic, partition);
         let reason = pb::RemovalReason::try_from(removal.reason).unwrap_or(pb::RemovalReason::Unknown);
         let recorded = match self.identity(topic, partition) {
             Ok(None) => {

@@ -134,7 +134,7 @@ pub(crate) async fn handle(
         return (answer(id, pb::Error::new(ErrorCode::InvalidArgument, reason)), true);
     }
     let Some(replica) = partitions.get(&req.topic, req.partition) else {
-        return (answer(id, not_leader(&req.topic, req.partition, None)), true);
+        return (answer(id, partitions.unavailable(&req.topic, req.partition)), true);
     };
     // One snapshot decides leadership and the epoch stamped on the batch.
     let state = replica.state();

@@ -67,6 +67,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
             stop.cancel();
         });
     }
+    tracker.spawn(crate::failures::run(partitions.clone(), sentinels.clone(), stop.clone()));
     tracker.spawn(crate::replication::manage_isr(
         partitions.clone(),
         sentinels.clone(),

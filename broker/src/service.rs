@@ -33,7 +33,7 @@ impl BrokerGrpc {
             Some(r) => {
                 Err(not_leader(topic, partition, r.state().leader.and_then(|l| self.partitions.broker_address(l))))
             }
-            None => Err(not_leader(topic, partition, None)),
+            None => Err(self.partitions.unavailable(topic, partition)),
         }
     }
 }

@@ -88,6 +88,8 @@ impl ClientError {
                     | ErrorCode::UnknownTopic
                     | ErrorCode::UnknownPartition
                     | ErrorCode::OutOfOrderSequence
+                    // The broker's replica is damaged: its leadership moves.
+                    | ErrorCode::CorruptStorage
             ),
             ClientError::Transport { .. } | ClientError::NoSentinel { .. } => true,
             _ => false,

@@ -317,6 +317,33 @@ impl Controller {
         Ok(handover)
     }
 
+    /// Broker `id` cannot serve its replica of `topic/partition` (damaged or
+    /// unable to open): it leaves the ISR and, if it leads, the first live
+    /// in-sync replica that is not stopping takes over (op `replica-failed`).
+    /// Returns whether the partition changed (false: no other in-sync
+    /// replica could take over, or it was already out).
+    pub async fn replica_failed(
+        &self,
+        fence: &Fence,
+        view: &ClusterView,
+        id: u32,
+        topic: &str,
+        partition: u32,
+        reason: &str,
+    ) -> Result<bool> {
+        let p = view
+            .partitions
+            .get(&(topic.to_owned(), partition))
+            .ok_or_else(|| SentinelError::UnknownTopic(format!("{topic}/{partition}")))?;
+        let able = |b: &u32| view.brokers.contains_key(b) && !self.is_stopping(fence, *b);
+        let Some(next) = without(p, id, able) else { return Ok(false) };
+        let detail = format!(
+            "{topic}/{partition} broker {id} cannot serve it ({reason}): leader {:?} -> {:?} epoch {}, isr {:?} -> {:?}",
+            p.leader, next.leader, next.leader_epoch, p.isr, next.isr
+        );
+        self.commit_partition(fence, view, &next, "replica-failed", detail).await
+    }
+
     /// Whether broker `id` asked for a controlled shutdown in this
     /// leadership term (and has not registered again since).
     fn is_stopping(&self, fence: &Fence, id: u32) -> bool {

@@ -584,6 +584,34 @@ impl SentinelInternal for SentinelGrpc {
         ))
     }
 
+    async fn report_replica_failure(
+        &self,
+        req: Request<pb::ReportReplicaFailureRequest>,
+    ) -> std::result::Result<Response<pb::ReportReplicaFailureResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    let view = s.view();
+                    let moved = s
+                        .controller
+                        .replica_failed(&fence, &view, req.broker_id, &req.topic, req.partition, &req.reason)
+                        .await?;
+                    let state = view.partitions.get(&(req.topic.clone(), req.partition)).map(|p| state_of(&view, p));
+                    Ok(pb::ReportReplicaFailureResponse { error: None, moved, state })
+                },
+                |channel, req| async move { SentinelInternalClient::new(channel).report_replica_failure(req).await },
+            )
+            .await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::ReportReplicaFailureResponse {
+                error: Some(e.to_proto()),
+                ..Default::default()
+            }),
+        ))
+    }
+
     /// Any sentinel refreshes the session lease itself (leases are etcd's,
     /// not the leader's), so a broker's session survives a sentinel failover.
     async fn broker_heartbeat(

@@ -38,13 +38,18 @@ pub struct Cut {
 /// shortens the log, so this only bounds pathological cases).
 const MAX_CUTS: usize = 16;
 
-/// Opens the log in `dir`; on corruption, cuts the log before the first
-/// damaged batch (see the module doc) and opens it again. Returns the log
-/// and every cut made. Errors other than corruption are returned as they are.
+/// Opens the log in `dir` and reads it through, checking every frame; on
+/// corruption, cuts the log before the first damaged batch (see the module
+/// doc) and starts over. Returns the log and every cut made. Errors other
+/// than corruption are returned as they are.
 pub fn open_repairing(dir: &Path, config: LogConfig) -> Result<(PartitionLog, Vec<Cut>)> {
     let mut cuts = Vec::new();
     loop {
-        match PartitionLog::open(dir, config.clone()) {
+        // Opening checks the WAL and any fragment without a sound index;
+        // reading checks every frame's CRC (a damaged fragment whose index
+        // is intact opens fine).
+        let checked = PartitionLog::open(dir, config.clone()).and_then(|log| verify(&log).map(|()| log));
+        match checked {
             Ok(log) => return Ok((log, cuts)),
             Err(StorageError::Corruption { path, position, reason }) if cuts.len() < MAX_CUTS => {
                 cut_at(dir, &path, position)?;
@@ -55,6 +60,21 @@ pub fn open_repairing(dir: &Path, config: LogConfig) -> Result<(PartitionLog, Ve
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Reads the whole log, so that every frame's CRC is checked.
+fn verify(log: &PartitionLog) -> Result<()> {
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let batches = log.read(offset, 4 << 20)?;
+        let Some(next) =
+            batches.last().and_then(|b| crate::batch::Batch::parse(b.clone()).ok()).map(|b| b.next_offset())
+        else {
+            break;
+        };
+        offset = next;
+    }
+    Ok(())
 }
 
 /// Cuts the log in `dir` at byte `position` of the log file `path`.

@@ -195,14 +195,19 @@ fn given_a_flipped_bit_in_a_sealed_fragment_a_read_should_report_corruption_not_
 
 #[test]
 fn given_damage_a_repairing_open_should_cut_before_the_first_bad_batch_and_keep_what_precedes() {
-    // In a sealed fragment: its first batch is damaged, so the log is cut to empty there.
-    let dir = tempfile::tempdir().unwrap();
-    flip_in_first_fragment(dir.path());
-    std::fs::remove_file(dir.path().join("00000000000000000000.index")).unwrap();
-    let (log, cuts) = goulette_storage::repair::open_repairing(dir.path(), small_config()).unwrap();
-    assert_eq!(cuts.len(), 1, "{cuts:?}");
-    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
-    assert_eq!(log.append(&batch("again", 1, 0), 0).unwrap().base_offset, 0);
+    // In a sealed fragment, index intact or not: its first batch is
+    // damaged, so the log is cut to empty there.
+    for drop_index in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        flip_in_first_fragment(dir.path());
+        if drop_index {
+            std::fs::remove_file(dir.path().join("00000000000000000000.index")).unwrap();
+        }
+        let (log, cuts) = goulette_storage::repair::open_repairing(dir.path(), small_config()).unwrap();
+        assert_eq!(cuts.len(), 1, "{cuts:?}");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        assert_eq!(log.append(&batch("again", 1, 0), 0).unwrap().base_offset, 0);
+    }
 
     // In the WAL, behind intact batches: those are kept.
     let dir = tempfile::tempdir().unwrap();

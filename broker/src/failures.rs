@@ -1,0 +1,190 @@
+//! Replicas this broker cannot serve: their log failed to open, or a read
+//! found a batch whose checksum fails.
+//!
+//! A failed replica is closed and never served: clients asking for it get
+//! `CORRUPT_STORAGE` (retriable: they look up the leader again), `/ready`
+//! names it, the `partitions_failed` gauge counts it, and the sentinel
+//! leader is told (`ReportReplicaFailure`), which takes the replica out of
+//! the ISR and hands its leadership to the next live in-sync replica. The
+//! failure is logged at ERROR once, when it starts.
+//!
+//! Recovery, retried every second and after each assignment update:
+//! - a replica that failed for another reason (an I/O error) is opened again;
+//! - a damaged replica is repaired only once another broker leads the
+//!   partition and this one is out of its ISR: the log is cut before its
+//!   first bad batch (`goulette_storage::repair`) and the replica fetches
+//!   the rest from the leader like any follower, rejoining the ISR when
+//!   caught up. A damaged sole copy (or one whose in-sync peers are gone)
+//!   stays failed: only an operator may decide to lose data.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use goulette_proto::v1 as pb;
+use tokio_util::sync::CancellationToken;
+
+use crate::link::SentinelClient;
+use crate::partition::Partitions;
+
+/// What a failed replica was last assigned: enough to open it again.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub state: pb::PartitionState,
+    pub topic: Option<pb::TopicConfig>,
+    pub incarnation: u64,
+}
+
+/// One failed replica.
+#[derive(Debug, Clone)]
+struct Failure {
+    reason: String,
+    /// The data failed a check (else: another error, e.g. I/O).
+    corrupt: bool,
+    assignment: Assignment,
+    /// When to tell the sentinel leader (again); `None` once it moved the
+    /// leadership and ISR away.
+    report_at: Option<Instant>,
+}
+
+/// How often a report that changed nothing (no other in-sync replica could
+/// take over) is repeated.
+const REPORT_AGAIN: Duration = Duration::from_secs(10);
+
+/// The failed replicas of one broker.
+#[derive(Debug, Default)]
+pub struct Failures {
+    failed: Mutex<BTreeMap<(String, u32), Failure>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Failures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, u32), Failure>> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a failure (logged once, when it starts) and wakes the reporter.
+    pub fn record(&self, assignment: Assignment, reason: String, corrupt: bool) {
+        let key = (assignment.state.topic.clone(), assignment.state.partition);
+        let mut failed = self.lock();
+        let report_at = failed.get(&key).map_or(Some(Instant::now()), |f| f.report_at);
+        if !failed.contains_key(&key) {
+            tracing::error!(topic = %key.0, partition = key.1, corrupt, reason = %reason,
+                "replica failed: not served; asking the sentinels to move its leadership and ISR");
+        }
+        failed.insert(key, Failure { reason, corrupt, assignment, report_at });
+        drop(failed);
+        self.wake.notify_one();
+    }
+
+    /// Why `topic/partition` failed, if it did.
+    pub fn reason(&self, topic: &str, partition: u32) -> Option<String> {
+        self.lock().get(&(topic.to_owned(), partition)).map(|f| f.reason.clone())
+    }
+
+    /// Forgets a failure (the replica opened, or is no longer assigned).
+    pub fn clear(&self, topic: &str, partition: u32) {
+        if self.lock().remove(&(topic.to_owned(), partition)).is_some() {
+            tracing::info!(topic, partition, "replica failure cleared");
+        }
+    }
+
+    /// Keeps the latest assignment of a failed replica; false when it has not failed.
+    pub fn reassigned(&self, assignment: &Assignment) -> bool {
+        let key = (assignment.state.topic.clone(), assignment.state.partition);
+        match self.lock().get_mut(&key) {
+            Some(f) => {
+                f.assignment = assignment.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every failed replica with its reason.
+    pub fn list(&self) -> Vec<String> {
+        self.lock().iter().map(|((t, p), f)| format!("{t}/{p}: {}", f.reason)).collect()
+    }
+
+    /// How many replicas failed.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no replica failed.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The failures to report now.
+    fn due(&self) -> Vec<pb::ReportReplicaFailureRequest> {
+        let now = Instant::now();
+        self.lock()
+            .iter()
+            .filter(|(_, f)| f.report_at.is_some_and(|at| at <= now))
+            .map(|((topic, partition), f)| pb::ReportReplicaFailureRequest {
+                broker_id: 0,
+                topic: topic.clone(),
+                partition: *partition,
+                reason: f.reason.clone(),
+            })
+            .collect()
+    }
+
+    fn reported(&self, topic: &str, partition: u32, moved: bool) {
+        if let Some(f) = self.lock().get_mut(&(topic.to_owned(), partition)) {
+            f.report_at = (!moved).then(|| Instant::now() + REPORT_AGAIN);
+        }
+    }
+
+    /// The failed replicas worth opening again, with whether to repair
+    /// (cut) them: not damaged, or damaged while another broker leads and
+    /// `me` is out of the ISR.
+    pub fn to_retry(&self, me: u32) -> Vec<(Assignment, bool)> {
+        self.lock()
+            .values()
+            .filter_map(|f| {
+                let state = &f.assignment.state;
+                let repairable = state.leader.is_some_and(|l| l != me) && !state.isr.contains(&me);
+                match (f.corrupt, repairable) {
+                    (false, _) => Some((f.assignment.clone(), false)),
+                    (true, true) => Some((f.assignment.clone(), true)),
+                    (true, false) => None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Reports failed replicas to the sentinel leader and retries opening them,
+/// every second and whenever a replica fails, until `token` is cancelled.
+pub async fn run(partitions: Arc<Partitions>, sentinels: Arc<SentinelClient>, token: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = partitions.failures().wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = token.cancelled() => return,
+        }
+        for mut report in partitions.failures().due() {
+            report.broker_id = partitions.broker_id();
+            let (topic, partition) = (report.topic.clone(), report.partition);
+            match sentinels.report_replica_failure(report).await {
+                Ok(resp) if resp.error.is_none() => {
+                    if !resp.moved {
+                        tracing::warn!(
+                            topic,
+                            partition,
+                            "no other in-sync replica can take over the failed replica; the partition stays unavailable here"
+                        );
+                    }
+                    partitions.failures().reported(&topic, partition, resp.moved);
+                }
+                Ok(resp) => {
+                    tracing::warn!(topic, partition, error = ?resp.error, "reporting a failed replica was refused")
+                }
+                Err(e) => tracing::warn!(topic, partition, error = %e, "reporting a failed replica failed"),
+            }
+        }
+        partitions.retry_failed().await;
+    }
+}
