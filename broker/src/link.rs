@@ -71,6 +71,7 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                 broker_id: config.id,
                 address: config.address.to_string(),
                 http_address: config.http_address.map(|a| a.to_string()).unwrap_or_default(),
+                max_batch_bytes: config.log.max_batch_bytes as u64,
                 ..Default::default()
             };
             let sent = std::time::Instant::now();

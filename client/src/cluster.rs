@@ -31,6 +31,9 @@ pub struct Cluster {
     channels: Mutex<HashMap<String, Channel>>,
     brokers: RwLock<HashMap<u32, String>>,
     topics: RwLock<HashMap<String, TopicInfo>>,
+    /// The smallest `max_batch_bytes` the brokers reported (`usize::MAX`
+    /// until one did): producers keep their batches under it.
+    max_batch_bytes: std::sync::atomic::AtomicUsize,
 }
 
 fn is_transport(status: &tonic::Status) -> bool {
@@ -52,7 +55,14 @@ impl Cluster {
             channels: Mutex::new(HashMap::new()),
             brokers: RwLock::new(HashMap::new()),
             topics: RwLock::new(HashMap::new()),
+            max_batch_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
         })
+    }
+
+    /// The largest batch every broker accepts, as last reported
+    /// (`usize::MAX` before any broker reported one).
+    pub fn max_batch_bytes(&self) -> usize {
+        self.max_batch_bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A (lazily connected, cached) channel to `address`.
@@ -154,6 +164,10 @@ impl Cluster {
                 if !b.address.is_empty() {
                     brokers.insert(b.id, b.address.clone());
                 }
+            }
+            let reported = resp.brokers.iter().map(|b| b.max_batch_bytes as usize).filter(|m| *m > 0).min();
+            if let Some(smallest) = reported {
+                self.max_batch_bytes.store(smallest, std::sync::atomic::Ordering::Relaxed);
             }
         }
         let mut cache = self.topics.write().unwrap_or_else(|p| p.into_inner());

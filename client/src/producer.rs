@@ -223,19 +223,35 @@ impl Producer {
                     return Err(ClientError::Closed);
                 }
                 if state.sealed.len() < self.config.window.max(1) {
-                    let began = state.filling.is_none();
+                    // No batch passes the limit (a batch of one record
+                    // aside): a record that does not fit seals the batch
+                    // and starts the next.
+                    let limit = self.batch_limit();
                     let compression = self.config.compression;
-                    let filling = state
-                        .filling
-                        .get_or_insert_with(|| (BatchBuilder::new(compression), Vec::new(), Instant::now()));
-                    filling.0.push(&record);
+                    let mut sealed_one = false;
+                    if let Some(f) = &mut state.filling
+                        && !f.0.push_within(&record, limit)
+                        && let Some(full) = state.filling.take()
+                    {
+                        state.sealed.push_back(full);
+                        sealed_one = true;
+                    }
+                    let began = state.filling.is_none() && !sealed_one;
+                    let filling = match state.filling.as_mut() {
+                        Some(f) if !sealed_one => f,
+                        _ => {
+                            let mut builder = BatchBuilder::new(compression);
+                            builder.push(&record);
+                            state.filling.insert((builder, Vec::new(), Instant::now()))
+                        }
+                    };
                     filling.1.extend(done.take());
-                    let full = filling.0.records_len() >= self.config.batch_bytes;
+                    let full = filling.0.encoded_len() >= limit;
                     if full && let Some(f) = state.filling.take() {
                         state.sealed.push_back(f);
                     }
                     drop(state);
-                    if full || began {
+                    if full || began || sealed_one {
                         acc.wake.notify_one();
                     }
                     return Ok(Delivery(delivery));
@@ -243,6 +259,12 @@ impl Producer {
             }
             room.await;
         }
+    }
+
+    /// The most bytes a batch may encode to: the configured `batch_bytes`,
+    /// or less when a broker accepts less.
+    fn batch_limit(&self) -> usize {
+        self.config.batch_bytes.min(self.cluster.max_batch_bytes())
     }
 
     /// Closes every partition's accumulator: its sender sends what it holds, then ends.
@@ -623,6 +645,29 @@ impl PartitionSender {
             return self.retry(error, None).await;
         }
         let Some(done) = self.inflight.pop_front() else { return };
+        // A broker that accepts smaller batches than this one (its limit
+        // was not known, or is lower than another's): refused before its
+        // append, so it is sent again as two halves, on a new stream, ahead
+        // of everything after it (their sequences stay contiguous).
+        if response.error.as_ref().is_some_and(|e| e.error_code() == ErrorCode::TooLarge)
+            && done.ready.waiters.len() > 1
+        {
+            match split(done.ready) {
+                Ok((first, second)) => {
+                    tracing::debug!(topic = %self.topic, partition = self.partition, "batch refused as too large; sending it in halves");
+                    self.requeue();
+                    self.queue.push_front(second);
+                    self.queue.push_front(first);
+                    self.cluster.invalidate(&self.topic);
+                }
+                Err(failed) => {
+                    let (ready, e) = *failed;
+                    self.resolve(ready, Err(e));
+                    self.restart_sequences();
+                }
+            }
+            return;
+        }
         match response.error {
             None => {
                 self.attempts = 0;
@@ -652,11 +697,83 @@ impl PartitionSender {
     }
 }
 
+/// Splits a built batch into two of about half its records each, numbered
+/// (when it was) so that the second continues the first's sequences.
+fn split(ready: Ready) -> std::result::Result<(Ready, Ready), Box<(Ready, ClientError)>> {
+    match split_bytes(&ready.bytes) {
+        Ok((first, second, half)) => {
+            let mut waiters = ready.waiters;
+            let rest = waiters.split_off(half);
+            Ok((
+                Ready { bytes: first, waiters, sequenced: ready.sequenced },
+                Ready { bytes: second, waiters: rest, sequenced: ready.sequenced },
+            ))
+        }
+        Err(e) => Err(Box::new((
+            ready,
+            ClientError::InvalidArgument(format!("cannot split a batch refused as too large: {e}")),
+        ))),
+    }
+}
+
+/// The two halves of an encoded batch, and how many records the first holds.
+fn split_bytes(bytes: &Bytes) -> goulette_storage::Result<(Bytes, Bytes, usize)> {
+    let batch = Batch::parse(bytes.clone())?;
+    let records = batch.records()?;
+    let half = records.len() / 2;
+    let compression = batch.compression().unwrap_or(Compression::None);
+    let build = |part: &[goulette_storage::StoredRecord], skip: usize| {
+        let mut builder = BatchBuilder::new(compression);
+        if let Some(info) = batch.producer() {
+            let base_sequence = info.base_sequence.wrapping_add(skip as i32);
+            builder = builder.producer(ProducerInfo { base_sequence, ..info });
+        }
+        for r in part {
+            builder.push(&r.record);
+        }
+        builder.build()
+    };
+    Ok((build(&records[..half], 0)?, build(&records[half..], half)?, half))
+}
+
 async fn next_response(
     connection: &mut Option<Connection>,
 ) -> std::result::Result<Option<pb::ProduceResponse>, tonic::Status> {
     match connection {
         Some(c) => c.responses.message().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_batch_keeps_its_records_waiters_and_contiguous_sequences() {
+        let mut builder = BatchBuilder::new(Compression::None).producer(ProducerInfo {
+            producer_id: 7,
+            producer_epoch: 0,
+            base_sequence: 100,
+        });
+        let mut waiters = Vec::new();
+        let mut receivers = Vec::new();
+        for i in 0..5 {
+            builder.push(&Record { timestamp: 1000 + i, value: Bytes::from(format!("v{i}")), ..Default::default() });
+            let (tx, rx) = oneshot::channel();
+            waiters.push(tx);
+            receivers.push(rx);
+        }
+        let ready = Ready { bytes: builder.build().unwrap(), waiters, sequenced: true };
+        let Ok((a, b)) = split(ready) else { panic!("split failed") };
+        let (a_batch, b_batch) = (Batch::parse(a.bytes).unwrap(), Batch::parse(b.bytes).unwrap());
+        assert_eq!((a_batch.record_count(), b_batch.record_count()), (2, 3));
+        assert_eq!((a.waiters.len(), b.waiters.len()), (2, 3));
+        assert_eq!(a_batch.producer().unwrap().base_sequence, 100);
+        assert_eq!(b_batch.producer().unwrap().base_sequence, 102);
+        let values: Vec<_> =
+            a_batch.records().unwrap().into_iter().chain(b_batch.records().unwrap()).map(|r| r.record).collect();
+        assert_eq!(values.iter().map(|r| r.timestamp).collect::<Vec<_>>(), vec![1000, 1001, 1002, 1003, 1004]);
+        assert_eq!(values[4].value, Bytes::from("v4"));
     }
 }

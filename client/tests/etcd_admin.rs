@@ -78,8 +78,13 @@ async fn create_topic(store: &Store, fence: &Fence, name: &str, partitions: u32,
 /// lease (plus the election key), topics with partitions, and an op log.
 async fn populate(store: &Store, fence: &Fence, lease: i64) {
     let keys = store.keys().clone();
-    let broker =
-        BrokerRecord { id: 1, address: "127.0.0.1:50051".into(), http_address: String::new(), rack: "a".into() };
+    let broker = BrokerRecord {
+        id: 1,
+        address: "127.0.0.1:50051".into(),
+        http_address: String::new(),
+        rack: "a".into(),
+        max_batch_bytes: 0,
+    };
     let change =
         Change::new("register-broker", "broker 1 at 127.0.0.1:50051").put_json(keys.broker(1), &broker, Some(lease));
     store.commit(fence, change).await.unwrap();

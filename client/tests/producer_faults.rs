@@ -87,3 +87,47 @@ async fn given_no_sentinel_for_its_producer_id_a_producer_should_fail_queued_rec
     assert_eq!(failed, 4, "without a producer id nothing is sent");
     drop(producer);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_broker_limit_equal_to_the_batch_size_every_message_should_be_acknowledged() {
+    // The producer's default batch is 256 KiB: the broker accepts exactly that.
+    let env = Env::start(1, &["--max-batch-bytes", "262144"]).await;
+    env.create_topic("limited", 1, 1).await;
+    env.wait_serving("limited").await;
+    let producer = Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::RoundRobin);
+    let mut deliveries = Vec::new();
+    for i in 0..60_000 {
+        let value = Bytes::from(format!("{i:0200}"));
+        deliveries.push(
+            producer.send(ProducerRecord { topic: "limited".into(), value, ..Default::default() }).await.unwrap(),
+        );
+    }
+    let mut failed = 0;
+    for d in deliveries {
+        failed += usize::from(d.wait().await.is_err());
+    }
+    producer.close().await;
+    assert_eq!(failed, 0, "messages refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_batches_larger_than_a_broker_accepts_the_producer_should_keep_under_its_reported_limit() {
+    let env = Env::start(1, &["--max-batch-bytes", "16384", "--fragment-bytes", "65536"]).await;
+    env.create_topic("small", 1, 1).await;
+    env.wait_serving("small").await;
+    // The producer asks for 1 MiB batches; the broker's 16 KiB limit,
+    // learnt from the metadata, wins.
+    let config = ProducerConfig { batch_bytes: 1 << 20, ..ProducerConfig::default() };
+    let producer = Producer::new(env.cluster(), config, Partitioner::RoundRobin);
+    let mut deliveries = Vec::new();
+    for i in 0..5_000 {
+        let value = Bytes::from(format!("{i:0100}"));
+        deliveries
+            .push(producer.send(ProducerRecord { topic: "small".into(), value, ..Default::default() }).await.unwrap());
+    }
+    for d in deliveries {
+        d.wait().await.unwrap();
+    }
+    producer.close().await;
+    assert_eq!(common::consume_all(env.cluster(), "small", 5_000).await.len(), 5_000);
+}

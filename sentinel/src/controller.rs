@@ -657,6 +657,7 @@ mod tests {
                     address: format!("127.0.0.1:{}", 1000 + id),
                     http_address: String::new(),
                     rack: String::new(),
+                    max_batch_bytes: 0,
                 },
             );
         }

@@ -13,6 +13,9 @@ pub struct BrokerRecord {
     pub http_address: String,
     #[serde(default)]
     pub rack: String,
+    /// The largest record batch it accepts (0: not reported).
+    #[serde(default)]
+    pub max_batch_bytes: u64,
 }
 
 /// A broker being decommissioned (`decommissioned/{id}`): it gets no new

@@ -158,6 +158,7 @@ impl Sentinel {
                         rack: b.rack.clone(),
                         state: pb::BrokerState::Up as i32,
                         decommissioned: view.decommissioned.contains(&b.id),
+                        max_batch_bytes: b.max_batch_bytes,
                         ..Default::default()
                     },
                 )
@@ -536,6 +537,7 @@ impl SentinelInternal for SentinelGrpc {
                         address: req.address,
                         http_address: req.http_address,
                         rack: req.rack,
+                        max_batch_bytes: req.max_batch_bytes,
                     };
                     let session = s.controller.register_broker(&fence, record).await?;
                     Ok(pb::RegisterBrokerResponse {

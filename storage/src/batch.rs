@@ -161,13 +161,41 @@ impl BatchBuilder {
         self.records.len()
     }
 
+    /// The encoded batch's length before compression, as it stands.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.records.len()
+    }
+
+    /// Appends `record` unless the batch holds records already and would
+    /// then encode (before compression, an upper bound of its length after)
+    /// to more than `limit` bytes; returns whether it was appended. A
+    /// producer batches with it so that no batch passes a broker's limit.
+    pub fn push_within(&mut self, record: &Record, limit: usize) -> bool {
+        if self.count == 0 {
+            self.push(record);
+            return true;
+        }
+        let body_len = self.encoded_body_len(record);
+        if self.encoded_len() + varint::len_u64(body_len as u64) + body_len > limit {
+            return false;
+        }
+        self.push_encoded(record, body_len);
+        true
+    }
+
     /// Appends a record.
     pub fn push(&mut self, record: &Record) {
         if self.count == 0 {
             self.first_timestamp = record.timestamp;
         }
-        self.max_timestamp = self.max_timestamp.max(record.timestamp);
         let body_len = self.encoded_body_len(record);
+        self.push_encoded(record, body_len);
+    }
+
+    /// Appends a record whose body encodes to `body_len` bytes (computed
+    /// once `first_timestamp` is set).
+    fn push_encoded(&mut self, record: &Record, body_len: usize) {
+        self.max_timestamp = self.max_timestamp.max(record.timestamp);
         varint::put_u64(&mut self.records, body_len as u64);
         let start = self.records.len();
         self.records.push(0);
@@ -591,6 +619,29 @@ mod tests {
                 value: Bytes::from(value),
                 headers: headers.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect(),
             })
+    }
+
+    proptest! {
+        /// `push_within` never lets a batch of more than one record pass its
+        /// limit, and `encoded_len` is exactly the uncompressed encoding's length.
+        #[test]
+        fn push_within_keeps_a_batch_under_its_limit(
+            records in proptest::collection::vec(record_strategy(), 1..20),
+            limit in 60usize..2000,
+        ) {
+            let mut b = BatchBuilder::new(Compression::None);
+            let mut pushed = 0;
+            for r in &records {
+                if !b.push_within(r, limit) {
+                    break;
+                }
+                pushed += 1;
+                prop_assert!(pushed == 1 || b.encoded_len() <= limit);
+            }
+            prop_assert!(pushed >= 1);
+            let len = b.encoded_len();
+            prop_assert_eq!(b.build().unwrap().len(), len);
+        }
     }
 
     fn codec_strategy() -> impl Strategy<Value = Compression> {
