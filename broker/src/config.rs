@@ -23,8 +23,16 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// Most produce requests one connection may have in flight.
     pub max_in_flight: usize,
-    /// Largest fetch response.
+    /// Largest fetch response, whatever a reader asks for.
     pub max_fetch_bytes: usize,
+    /// The memory all fetch responses read and not yet handed to the
+    /// transport may hold (see `fetch_budget`).
+    pub fetch_memory: usize,
+    /// A fetch stream whose reader takes nothing for this long is closed.
+    pub fetch_send_timeout: Duration,
+    /// Connections kept at once, in all and per client address, and when
+    /// an idle one is closed.
+    pub connection_limits: goulette_proto::ops::serve::ConnectionLimits,
     /// How often partition logs are maintained (interval flush, seal by
     /// age, retention, unmapping).
     pub maintenance_interval: Duration,
@@ -60,7 +68,10 @@ impl BrokerConfig {
             sentinels,
             log: LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() },
             max_in_flight: 1024,
-            max_fetch_bytes: 16 << 20,
+            max_fetch_bytes: 1 << 20,
+            fetch_memory: 256 << 20,
+            fetch_send_timeout: Duration::from_secs(30),
+            connection_limits: Default::default(),
             maintenance_interval: Duration::from_millis(100),
             replica_lag_max: Duration::from_secs(10),
             isr_check_interval: Duration::from_millis(250),
@@ -81,6 +92,15 @@ impl BrokerConfig {
         }
         if self.http_address == Some(self.address) {
             return Err("--http-address must differ from --address".into());
+        }
+        if self.max_fetch_bytes < 64 << 10 {
+            return Err("--max-fetch-bytes must be at least 64 KiB".into());
+        }
+        if self.fetch_memory < self.max_fetch_bytes {
+            return Err("--fetch-memory must be at least --max-fetch-bytes".into());
+        }
+        if self.connection_limits.max_connections == 0 || self.connection_limits.max_per_address == 0 {
+            return Err("--max-connections and --max-connections-per-address must be at least 1".into());
         }
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".into());

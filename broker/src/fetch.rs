@@ -12,11 +12,11 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use goulette_proto::v1::{self as pb, ErrorCode, fetch_request::Kind};
 use goulette_storage::batch::peek_batch_len;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tonic::{Status, Streaming};
+use tonic::Streaming;
 
 use crate::error::{not_leader, storage_error};
+use crate::fetch_budget::{FetchBudget, FetchOut};
 use crate::partition::Partitions;
 
 /// Offset after the last record of an encoded batch (header fields only).
@@ -27,15 +27,16 @@ fn next_offset(batch: &[u8]) -> Option<u64> {
     Some(base + u64::from(count))
 }
 
-async fn send_error(out: &mpsc::Sender<Result<pb::FetchResponse, Status>>, error: pb::Error) {
-    let _ = out.send(Ok(pb::FetchResponse { error: Some(error), ..Default::default() })).await;
+async fn send_error(out: &FetchOut, error: pb::Error) {
+    out.send(pb::FetchResponse { error: Some(error), ..Default::default() }, None).await;
 }
 
 /// Serves one fetch stream.
 pub async fn serve(
     partitions: Arc<Partitions>,
     mut requests: Streaming<pb::FetchRequest>,
-    out: mpsc::Sender<Result<pb::FetchResponse, Status>>,
+    out: FetchOut,
+    budget: FetchBudget,
     max_fetch_bytes: usize,
     shutdown: CancellationToken,
 ) {
@@ -120,7 +121,7 @@ pub async fn serve(
                 high_watermark: hw,
                 log_start_offset: replica.log.log_start_offset(),
             };
-            let _ = out.send(Ok(response)).await;
+            out.send(response, None).await;
             return;
         }
         if let Some(f) = follower
@@ -131,9 +132,16 @@ pub async fn serve(
             replica.follower_stream(f, stream_id, true);
         }
         if credit > 0 && offset < upper {
+            let want = max_bytes.min(usize::try_from(credit).unwrap_or(usize::MAX));
+            // The budget first: the read may hold `want` bytes (a single
+            // batch larger than that is read whole and counted as `want`).
+            let mut permit = tokio::select! {
+                permit = budget.acquire(want) => permit,
+                _ = out.closed() => return,
+                _ = shutdown.cancelled() => return,
+            };
             let reading_started = std::time::Instant::now();
             let log = replica.log.clone();
-            let want = max_bytes.min(usize::try_from(credit).unwrap_or(usize::MAX));
             let read = tokio::task::spawn_blocking(move || log.read_bounded(offset, want, upper)).await;
             let batches = match read {
                 Ok(Ok(batches)) => batches,
@@ -148,13 +156,15 @@ pub async fn serve(
                         high_watermark: hw,
                         log_start_offset: replica.log.log_start_offset(),
                     };
-                    let _ = out.send(Ok(response)).await;
+                    out.send(response, None).await;
                     return;
                 }
                 Err(e) => return send_error(&out, pb::Error::new(ErrorCode::Internal, e.to_string())).await,
             };
             if let Some(next) = batches.last().and_then(|b| next_offset(b)) {
                 let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
+                // Give back what the read did not fill.
+                drop(permit.split(want.saturating_sub(bytes as usize)));
                 let records = next.saturating_sub(offset);
                 credit = credit.saturating_sub(bytes);
                 offset = next;
@@ -167,7 +177,7 @@ pub async fn serve(
                     high_watermark: hw,
                     log_start_offset: replica.log.log_start_offset(),
                 };
-                if out.send(Ok(response)).await.is_err() {
+                if !out.send(response, Some(permit)).await {
                     return;
                 }
                 sent_hw = Some(hw);
@@ -183,7 +193,7 @@ pub async fn serve(
                 high_watermark: hw,
                 log_start_offset: replica.log.log_start_offset(),
             };
-            if out.send(Ok(response)).await.is_err() {
+            if !out.send(response, None).await {
                 return;
             }
             sent_hw = Some(hw);

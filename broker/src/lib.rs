@@ -18,6 +18,7 @@ pub mod error;
 pub mod failpoint;
 pub mod failures;
 pub mod fetch;
+pub mod fetch_budget;
 pub mod group_commit;
 pub mod link;
 pub mod metrics;

@@ -50,6 +50,26 @@ struct Args {
     /// in-sync followers before stopping anyway (0s: stop at once).
     #[arg(long, env = "GOULETTE_CONTROLLED_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     controlled_shutdown_timeout: std::time::Duration,
+    /// Largest fetch response, in bytes, whatever a reader asks for.
+    #[arg(long, env = "GOULETTE_MAX_FETCH_BYTES", default_value_t = 1 << 20)]
+    max_fetch_bytes: usize,
+    /// The memory, in bytes, that all fetch responses read and not yet handed
+    /// to the network may hold together; readers wait beyond it.
+    #[arg(long, env = "GOULETTE_FETCH_MEMORY", default_value_t = 256 << 20)]
+    fetch_memory: usize,
+    /// A fetch stream whose reader takes nothing for this long is closed.
+    #[arg(long, env = "GOULETTE_FETCH_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    fetch_send_timeout: std::time::Duration,
+    /// Connections kept open at once; more are closed as they are accepted.
+    #[arg(long, env = "GOULETTE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Connections kept open at once from one IP address.
+    #[arg(long, env = "GOULETTE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1_000)]
+    max_connections_per_address: usize,
+    /// A connection without a byte in either direction for this long is
+    /// closed (`off`: never). Clients' keep-alive pings count.
+    #[arg(long, env = "GOULETTE_CONNECTION_IDLE_TIMEOUT", default_value = "10m", value_parser = parse_bound)]
+    connection_idle_timeout: std::time::Duration,
     /// Refuse batches stamped by their producer further ahead of this
     /// broker's clock than this (`off`: no limit).
     #[arg(long, env = "GOULETTE_MAX_TIMESTAMP_AHEAD", default_value = "1h", value_parser = parse_bound)]
@@ -70,6 +90,14 @@ fn main() -> anyhow::Result<()> {
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;
+    config.max_fetch_bytes = args.max_fetch_bytes;
+    config.fetch_memory = args.fetch_memory;
+    config.fetch_send_timeout = args.fetch_send_timeout;
+    config.connection_limits = goulette_proto::ops::serve::ConnectionLimits {
+        max_connections: args.max_connections,
+        max_per_address: args.max_connections_per_address,
+        idle_timeout: bound(args.connection_idle_timeout),
+    };
     config.timestamp_bounds =
         TimestampBounds { max_ahead: bound(args.max_timestamp_ahead), max_behind: bound(args.max_timestamp_behind) };
     config.replica_lag_max = args.replica_lag_max;

@@ -91,7 +91,14 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         }
     });
 
-    let grpc = BrokerGrpc { partitions: partitions.clone(), config: config.clone(), shutdown: stop.clone(), offsets };
+    let fetch_budget = crate::fetch_budget::FetchBudget::new(config.fetch_memory);
+    let grpc = BrokerGrpc {
+        partitions: partitions.clone(),
+        config: config.clone(),
+        shutdown: stop.clone(),
+        offsets,
+        fetch_budget,
+    };
     // Room for the largest batch plus the request's other fields.
     let max_message = MAX_BATCH_LEN + (1 << 20);
     tracing::info!(
@@ -110,7 +117,10 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
         )
-        .serve_with_incoming_shutdown(goulette_proto::ops::serve::incoming(listener), stop.clone().cancelled_owned())
+        .serve_with_incoming_shutdown(
+            goulette_proto::ops::serve::incoming(listener, config.connection_limits),
+            stop.clone().cancelled_owned(),
+        )
         .await;
     tracker.close();
     tracker.wait().await;

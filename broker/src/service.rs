@@ -20,6 +20,8 @@ pub struct BrokerGrpc {
     /// Ends every stream on shutdown (graceful shutdown waits for them).
     pub shutdown: tokio_util::sync::CancellationToken,
     pub offsets: Arc<crate::offsets::Coordinator>,
+    /// The memory all fetch streams may hold (`fetch_budget`).
+    pub fetch_budget: crate::fetch_budget::FetchBudget,
 }
 
 impl BrokerGrpc {
@@ -41,7 +43,7 @@ impl BrokerGrpc {
 #[tonic::async_trait]
 impl BrokerService for BrokerGrpc {
     type ProduceStream = ReceiverStream<Result<pb::ProduceResponse, Status>>;
-    type FetchStream = ReceiverStream<Result<pb::FetchResponse, Status>>;
+    type FetchStream = crate::fetch_budget::ResponseStream;
 
     async fn produce(
         &self,
@@ -137,9 +139,10 @@ impl BrokerService for BrokerGrpc {
     }
 
     async fn fetch(&self, req: Request<Streaming<pb::FetchRequest>>) -> Result<Response<Self::FetchStream>, Status> {
-        let (tx, rx) = mpsc::channel(4);
-        let (partitions, config) = (self.partitions.clone(), self.config.clone());
-        tokio::spawn(fetch::serve(partitions, req.into_inner(), tx, config.max_fetch_bytes, self.shutdown.clone()));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let (out, responses) = crate::fetch_budget::channel(self.config.fetch_send_timeout);
+        let (partitions, budget) = (self.partitions.clone(), self.fetch_budget.clone());
+        let max = self.config.max_fetch_bytes;
+        tokio::spawn(fetch::serve(partitions, req.into_inner(), out, budget, max, self.shutdown.clone()));
+        Ok(Response::new(responses))
     }
 }

@@ -119,7 +119,7 @@ async fn serve(
         .add_service(SentinelServiceServer::new(grpc.clone()))
         .add_service(SentinelInternalServer::new(grpc))
         .serve_with_incoming_shutdown(
-            goulette_proto::ops::serve::incoming(listener),
+            goulette_proto::ops::serve::incoming(listener, Default::default()),
             shutdown.clone().cancelled_owned(),
         );
     let served = server.await;

@@ -151,6 +151,17 @@ impl Managed {
         Some(kib * 1024)
     }
 
+    /// CPU time it used so far (user + system, from `/proc/<pid>/stat`);
+    /// `None` when it is not running.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // USER_HZ is 100 on Linux.
+        Some(Duration::from_millis(ticks * 10))
+    }
+
     /// Its working directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -341,6 +352,16 @@ impl BrokerProcess {
 
     /// Like `start`, with extra environment variables (failpoints).
     pub fn start_with_env(id: u32, sentinels: &str, extra: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
+        BrokerProcess::launch(id, sentinels, extra, env, None)
+    }
+
+    /// Like `start`, with at most `fds` open file descriptors (run under
+    /// util-linux's `prlimit`, which keeps the pid).
+    pub fn start_with_fd_limit(id: u32, sentinels: &str, extra: &[&str], fds: u64) -> BrokerProcess {
+        BrokerProcess::launch(id, sentinels, extra, &[], Some(fds))
+    }
+
+    fn launch(id: u32, sentinels: &str, extra: &[&str], env: &[(&str, &str)], fds: Option<u64>) -> BrokerProcess {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let http_address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut args: Vec<String> = [
@@ -360,8 +381,16 @@ impl BrokerProcess {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut envs = vec![("RUST_LOG".to_owned(), "info,goulette_broker=debug".to_owned())];
         envs.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let process =
-            Managed::start("broker", bin_dir().join("goulette-broker"), args, envs, address, listening, temp_dir());
+        let broker = bin_dir().join("goulette-broker");
+        let (program, args) = match fds {
+            None => (broker, args),
+            Some(n) => {
+                let mut limited = vec![format!("--nofile={n}:{n}"), broker.to_string_lossy().into_owned()];
+                limited.extend(args);
+                (PathBuf::from("prlimit"), limited)
+            }
+        };
+        let process = Managed::start("broker", program, args, envs, address, listening, temp_dir());
         BrokerProcess { id, http_address, process }
     }
 
