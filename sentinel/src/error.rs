@@ -16,6 +16,15 @@ pub enum SentinelError {
         #[source]
         source: etcd_client::Error,
     },
+    /// etcd did not answer in time (a hung or overloaded etcd behaves like
+    /// an unreachable one). Nothing was written.
+    #[error("etcd did not answer within {after:?} while trying to {context}")]
+    EtcdTimeout {
+        /// What was being done.
+        context: String,
+        /// How long it was given.
+        after: std::time::Duration,
+    },
     /// This sentinel is not the leader (or lost leadership mid-write).
     #[error("this sentinel is not the leader{}", leader.as_ref().map(|l| format!(" (leader: {l})")).unwrap_or_default())]
     NotLeader {
@@ -101,7 +110,9 @@ impl SentinelError {
     /// The protocol error code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            SentinelError::Etcd { .. } | SentinelError::Forward { .. } => ErrorCode::Unavailable,
+            SentinelError::Etcd { .. } | SentinelError::EtcdTimeout { .. } | SentinelError::Forward { .. } => {
+                ErrorCode::Unavailable
+            }
             SentinelError::NotLeader { .. } | SentinelError::NoLeader => ErrorCode::NoLeader,
             SentinelError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             SentinelError::UnknownTopic(_) => ErrorCode::UnknownTopic,

@@ -47,7 +47,20 @@ impl Leases {
 
     /// Refreshes `lease`; `gone()` when it has expired. Each lease has its
     /// own stream and lock, so one slow stream never delays another holder.
+    /// The whole refresh (opening a stream included) takes at most the
+    /// request timeout: a frozen etcd answers `EtcdTimeout` (UNAVAILABLE),
+    /// as an unreachable one does, before the holder's own call times out.
     pub async fn keep_alive(&self, lease: i64, gone: impl Fn() -> SentinelError) -> Result<()> {
+        match tokio::time::timeout(self.request_timeout, self.refresh(lease, gone)).await {
+            Ok(result) => result,
+            Err(_) => {
+                crate::metrics::ETCD.errors.inc();
+                Err(SentinelError::EtcdTimeout { context: "keep a session alive".into(), after: self.request_timeout })
+            }
+        }
+    }
+
+    async fn refresh(&self, lease: i64, gone: impl Fn() -> SentinelError) -> Result<()> {
         let slot = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             sessions.retain(|_, s| s.last_used.lock().unwrap_or_else(|p| p.into_inner()).elapsed() < self.idle);

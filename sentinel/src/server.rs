@@ -103,9 +103,12 @@ async fn serve(
     tracker.spawn(crate::metrics::probe_etcd(client.clone(), keys.ops_counter(), shutdown.clone()));
     tracker.spawn(election::run(election_client, keys, me, role_tx, shutdown.clone()));
 
+    // Under the brokers' 1 s heartbeat call timeout: a frozen etcd must be
+    // answered UNAVAILABLE (which brokers count as contact), not left to
+    // time out the heartbeat (which they do not).
     let leases = Arc::new(Leases::new(
         store.client(),
-        config.session_timeout / 3,
+        (config.session_timeout / 4).min(Duration::from_millis(750)),
         (config.session_timeout * 3).max(Duration::from_secs(60)),
     ));
     let groups = Groups::new(store.clone(), leases.clone(), views.clone());
