@@ -6,6 +6,7 @@ use goulette_storage::StorageError;
 /// The protocol error for a storage failure.
 pub fn storage_error(e: &StorageError) -> pb::Error {
     let code = match e {
+        e if e.is_out_of_space() => ErrorCode::StorageUnavailable,
         StorageError::InvalidBatch { .. } => ErrorCode::InvalidBatch,
         StorageError::BatchTooLarge { .. } => ErrorCode::TooLarge,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,

@@ -8,8 +8,15 @@
 //! the ISR and hands its leadership to the next live in-sync replica. The
 //! failure is logged at ERROR once, when it starts.
 //!
+//! Open logs that failed (a write, fsync or seal failed: a full disk, an I/O
+//! error) are found every second and failed the same way, so a full disk
+//! moves the leadership to a replica that can write.
+//!
 //! Recovery, retried every second and after each assignment update:
-//! - a replica that failed for another reason (an I/O error) is opened again;
+//! - a replica that failed for another reason (a full disk, an I/O error)
+//!   is opened again (reopening completes an interrupted seal) once the data
+//!   directory has `MIN_FREE_BYTES` free: appends resume by themselves when
+//!   space returns;
 //! - a damaged replica is repaired only once another broker leads the
 //!   partition and this one is out of its ISR: the log is cut before its
 //!   first bad batch (`goulette_storage::repair`) and the replica fetches
@@ -77,9 +84,9 @@ impl Failures {
         self.wake.notify_one();
     }
 
-    /// Why `topic/partition` failed, if it did.
-    pub fn reason(&self, topic: &str, partition: u32) -> Option<String> {
-        self.lock().get(&(topic.to_owned(), partition)).map(|f| f.reason.clone())
+    /// Why `topic/partition` failed, and whether its data is damaged, if it did.
+    pub fn reason(&self, topic: &str, partition: u32) -> Option<(String, bool)> {
+        self.lock().get(&(topic.to_owned(), partition)).map(|f| (f.reason.clone(), f.corrupt))
     }
 
     /// Forgets a failure (the replica opened, or is no longer assigned).
@@ -138,16 +145,18 @@ impl Failures {
     }
 
     /// The failed replicas worth opening again, with whether to repair
-    /// (cut) them: not damaged, or damaged while another broker leads and
-    /// `me` is out of the ISR.
-    pub fn to_retry(&self, me: u32) -> Vec<(Assignment, bool)> {
+    /// (cut) them: not damaged (when `room`: the data directory has space
+    /// again), or damaged while another broker leads and `me` is out of the
+    /// ISR.
+    pub fn to_retry(&self, me: u32, room: bool) -> Vec<(Assignment, bool)> {
         self.lock()
             .values()
             .filter_map(|f| {
                 let state = &f.assignment.state;
                 let repairable = state.leader.is_some_and(|l| l != me) && !state.isr.contains(&me);
                 match (f.corrupt, repairable) {
-                    (false, _) => Some((f.assignment.clone(), false)),
+                    (false, _) if room => Some((f.assignment.clone(), false)),
+                    (false, _) => None,
                     (true, true) => Some((f.assignment.clone(), true)),
                     (true, false) => None,
                 }
@@ -185,6 +194,7 @@ pub async fn run(partitions: Arc<Partitions>, sentinels: Arc<SentinelClient>, to
                 Err(e) => tracing::warn!(topic, partition, error = %e, "reporting a failed replica failed"),
             }
         }
+        partitions.fail_broken_logs().await;
         partitions.retry_failed().await;
     }
 }

@@ -355,11 +355,12 @@ impl Partitions {
     /// `CORRUPT_STORAGE` for a failed replica (its leadership is moving),
     /// else `NOT_LEADER` with the leader's address when known.
     pub fn unavailable(&self, topic: &str, partition: u32) -> pb::Error {
-        if let Some(reason) = self.failures.reason(topic, partition) {
+        if let Some((reason, corrupt)) = self.failures.reason(topic, partition) {
             let message = format!(
                 "this broker's replica of {topic}/{partition} cannot be served ({reason}); its leadership moves to another replica"
             );
-            return pb::Error::new(pb::ErrorCode::CorruptStorage, message);
+            let code = if corrupt { pb::ErrorCode::CorruptStorage } else { pb::ErrorCode::StorageUnavailable };
+            return pb::Error::new(code, message);
         }
         let leader = self.get(topic, partition).and_then(|r| r.state().leader).and_then(|l| self.broker_address(l));
         crate::error::not_leader(topic, partition, leader)
@@ -380,8 +381,19 @@ impl Partitions {
         self.retry_failed_locked().await;
     }
 
+    /// Fails the open replicas whose log stopped accepting work (a write,
+    /// fsync or seal failed).
+    pub async fn fail_broken_logs(&self) {
+        for replica in self.all() {
+            if let Some(reason) = replica.log.failure() {
+                self.fail(&replica, reason, false).await;
+            }
+        }
+    }
+
     async fn retry_failed_locked(&self) {
-        for (a, repair) in self.failures.to_retry(self.broker_id) {
+        let room = goulette_storage::free_bytes(&self.data_dir).is_none_or(|free| free >= MIN_FREE_BYTES);
+        for (a, repair) in self.failures.to_retry(self.broker_id, room) {
             let key = (a.state.topic.clone(), a.state.partition);
             if self.get(&key.0, key.1).is_none() {
                 self.open(a.state, a.topic.as_ref(), a.incarnation, key, repair).await;
@@ -792,6 +804,11 @@ impl Partitions {
         // Retention's clock: wall-clock steps forward are ignored (see `clock`).
         let now = goulette_storage::clock::retention_now_ms();
         for replica in self.all() {
+            // A failed log is failed as a replica by `failures` (and logged
+            // there once), not once per maintenance round.
+            if replica.log.failure().is_some() {
+                continue;
+            }
             if let Err(e) = replica.log.maintain(now, Duration::from_secs(60)) {
                 tracing::warn!(topic = %replica.topic, partition = replica.partition, error = %e, "log maintenance failed");
             }
@@ -808,3 +825,8 @@ impl Partitions {
         }
     }
 }
+
+/// A replica that failed for lack of space is opened again only once its
+/// data directory has this much free, so that it does not fail again at
+/// once (and log it) every second while the disk stays full.
+const MIN_FREE_BYTES: u64 = 8 << 20;

@@ -90,6 +90,7 @@ impl ClientError {
                     | ErrorCode::OutOfOrderSequence
                     // The broker's replica is damaged: its leadership moves.
                     | ErrorCode::CorruptStorage
+                    | ErrorCode::StorageUnavailable
             ),
             ClientError::Transport { .. } | ClientError::NoSentinel { .. } => true,
             _ => false,

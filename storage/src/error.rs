@@ -130,6 +130,12 @@ pub enum StorageError {
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 impl StorageError {
+    /// True when the file system is out of space (or over a quota).
+    pub fn is_out_of_space(&self) -> bool {
+        // ENOSPC, EDQUOT (Linux).
+        matches!(self, StorageError::Io { source, .. } if matches!(source.raw_os_error(), Some(28 | 122)))
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         StorageError::Io { context: context.into(), source }
     }

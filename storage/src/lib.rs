@@ -45,3 +45,4 @@ pub use compression::Compression;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use log::{AppendInfo, PartitionLog, PendingAppend, now_ms};
+pub use sys::free_bytes;

@@ -71,6 +71,20 @@ pub struct PendingAppend {
     generation: u64,
 }
 
+/// Whether a log accepts work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Health {
+    Open,
+    /// A write, fsync, seal, truncation or reset failed: after a failed
+    /// fsync the kernel may have dropped dirty pages, and after a failed
+    /// multi-file step the file set in memory may not match the directory,
+    /// so nothing more is accepted. Reopening the log recovers it (and
+    /// completes an interrupted seal or truncation).
+    Failed(String),
+    /// Closed by [`PartitionLog::close`].
+    Closed,
+}
+
 /// The partition log. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct PartitionLog {
@@ -87,10 +101,8 @@ struct Inner {
     /// Sealed fragments, oldest first, each starting where the previous ends.
     fragments: Vec<Arc<Fragment>>,
     wal: Wal,
-    /// Set when the log stops accepting work (closed, or an fsync failed:
-    /// after a failed fsync the kernel may have dropped dirty pages, so
-    /// nothing written since the last good one can be vouched for).
-    failed: Option<String>,
+    /// Whether the log accepts work (see [`Health`]).
+    health: Health,
     /// Wall-clock ms of the last explicit flush (for `FlushPolicy::Interval`).
     last_flush_ms: i64,
     /// Where each leader epoch starts (persisted in `leader-epochs`).
@@ -281,7 +293,7 @@ impl PartitionLog {
             inner: Mutex::new(Inner {
                 fragments,
                 wal,
-                failed: None,
+                health: Health::Open,
                 last_flush_ms: now_ms(),
                 epochs: EpochHistory::default(),
                 producers: ProducerStates::default(),
@@ -471,9 +483,10 @@ impl PartitionLog {
     }
 
     fn check_open(&self, inner: &Inner) -> Result<()> {
-        match &inner.failed {
-            Some(reason) => Err(StorageError::Closed { dir: self.dir.clone(), reason: reason.clone() }),
-            None => Ok(()),
+        match &inner.health {
+            Health::Open => Ok(()),
+            Health::Failed(reason) => Err(StorageError::Closed { dir: self.dir.clone(), reason: reason.clone() }),
+            Health::Closed => Err(StorageError::Closed { dir: self.dir.clone(), reason: "closed".into() }),
         }
     }
 
@@ -672,8 +685,11 @@ impl PartitionLog {
             }
             let info = match inner.wal.append(batch, base, leader_epoch, now) {
                 Ok(info) => info,
-                Err(e @ StorageError::Closed { .. }) => {
-                    inner.failed = Some(e.to_string());
+                // Out of space: the write was cut back, but so will the next
+                // be; failing the log lets its owner move the leadership to
+                // a replica that can write, and reopen it when space returns.
+                Err(e) if matches!(e, StorageError::Closed { .. }) || e.is_out_of_space() => {
+                    inner.health = Health::Failed(e.to_string());
                     return Err(e);
                 }
                 Err(e) => return Err(e),
@@ -760,7 +776,7 @@ impl PartitionLog {
             Err(e) => {
                 let err = StorageError::io(format!("fdatasync WAL {}", path.display()), e);
                 tracing::error!(error = %err, "fsync failed; the partition log stops accepting writes");
-                self.lock().failed = Some(err.to_string());
+                self.lock().health = Health::Failed(err.to_string());
                 Err(err)
             }
         }
@@ -785,7 +801,7 @@ impl PartitionLog {
             return Ok(());
         }
         if let Err(e) = inner.wal.sync() {
-            inner.failed = Some(e.to_string());
+            inner.health = Health::Failed(e.to_string());
             return Err(e);
         }
         let result = (|| {
@@ -812,7 +828,7 @@ impl PartitionLog {
                 Ok(())
             }
             Err(e) => {
-                inner.failed = Some(format!("sealing failed: {e}"));
+                inner.health = Health::Failed(format!("sealing failed: {e}"));
                 Err(e)
             }
         }
@@ -958,7 +974,7 @@ impl PartitionLog {
         self.check_open(&inner)?;
         let result = self.truncate_locked(&mut inner, offset);
         if let Err(e) = &result {
-            inner.failed = Some(format!("truncation failed: {e}"));
+            inner.health = Health::Failed(format!("truncation failed: {e}"));
         }
         let end = inner.wal.index.next_offset;
         inner.producers.truncate(end);
@@ -998,7 +1014,7 @@ impl PartitionLog {
         }
         let result = self.reset_locked(&mut inner, offset);
         if let Err(e) = &result {
-            inner.failed = Some(format!("reset failed: {e}"));
+            inner.health = Health::Failed(format!("reset failed: {e}"));
         }
         let mut state = self.lock_sync();
         state.durable = inner.wal.index.next_offset;
@@ -1132,11 +1148,21 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Why the log stopped accepting work after a failure (`None` while it
+    /// is open, or after [`PartitionLog::close`]): its owner reopens it to
+    /// recover.
+    pub fn failure(&self) -> Option<String> {
+        match &self.lock().health {
+            Health::Failed(reason) => Some(reason.clone()),
+            Health::Open | Health::Closed => None,
+        }
+    }
+
     /// Flushes and closes the log; later calls fail with `Closed`.
     pub fn close(&self) -> Result<()> {
         self.flush()?;
         let mut inner = self.lock();
-        inner.failed = Some("closed".into());
+        inner.health = Health::Closed;
         for f in &inner.fragments {
             f.unmap();
         }
