@@ -1,5 +1,8 @@
 //! The cluster under test: one etcd, 3 sentinels, 4 brokers, each a real
-//! process on loopback with its own directory.
+//! process on loopback with its own directory. Each broker keeps its data on
+//! a tmpfs of its own (so the nemesis can fill its disk) and reads the wall
+//! clock through libfaketime from a file the nemesis can step (root and
+//! Debian's `faketime`, which `make deps` installs, are needed).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +20,42 @@ pub struct ChaosCluster {
     _etcd: EtcdProcess,
     pub sentinels: Vec<SentinelProcess>,
     pub brokers: Vec<BrokerProcess>,
+    /// Each broker's data disk, by index (dropped after the brokers).
+    pub disks: Vec<Tmpfs>,
+    /// Each broker's libfaketime offset file ("+0", "+1h", "-30m").
+    pub clocks: Vec<tempfile::NamedTempFile>,
     addresses: Vec<String>,
+}
+
+/// Where Debian's `faketime` package puts the library.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// Each broker's data disk: room for the workload, small enough to fill.
+const DISK_MIB: u64 = 256;
+
+/// A tmpfs mounted on a temporary directory, unmounted on drop.
+pub struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(mib: u64) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount a tmpfs (the chaos run needs root, as CI has)");
+        Tmpfs(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
 }
 
 impl ChaosCluster {
@@ -28,9 +66,33 @@ impl ChaosCluster {
             (1..=SENTINELS).map(|i| SentinelProcess::start(&format!("s{i}"), &etcd.endpoint(), &[])).collect();
         let addresses: Vec<String> = sentinels.iter().map(|s| s.address.to_string()).collect();
         let list = addresses.join(",");
-        // A short replica_lag_max so that pauses shrink and expand the ISR.
-        let brokers = (1..=BROKERS).map(|id| BrokerProcess::start(id, &list, &["--replica-lag-max", "2s"])).collect();
-        let cluster = ChaosCluster { _etcd: etcd, sentinels, brokers, addresses };
+        assert!(std::path::Path::new(LIBFAKETIME).exists(), "{LIBFAKETIME} is missing: run `make deps`");
+        let disks: Vec<Tmpfs> = (1..=BROKERS).map(|_| Tmpfs::mount(DISK_MIB)).collect();
+        let clocks: Vec<tempfile::NamedTempFile> = (1..=BROKERS)
+            .map(|_| {
+                let clock = tempfile::NamedTempFile::new().expect("clock file");
+                std::fs::write(clock.path(), "+0").expect("write the clock file");
+                clock
+            })
+            .collect();
+        let brokers = (1..=BROKERS)
+            .map(|id| {
+                let i = id as usize - 1;
+                let data = disks[i].path().join("data");
+                let clock = clocks[i].path().to_string_lossy().into_owned();
+                // A short replica_lag_max so that pauses shrink and expand the ISR.
+                let args = ["--replica-lag-max", "2s", "--data", data.to_str().expect("utf-8 path")];
+                // Only the wall clock moves, as with `date -s`.
+                let env = [
+                    ("LD_PRELOAD", LIBFAKETIME),
+                    ("FAKETIME_TIMESTAMP_FILE", clock.as_str()),
+                    ("FAKETIME_CACHE_DURATION", "1"),
+                    ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+                ];
+                BrokerProcess::start_with_env(id, &list, &args, &env)
+            })
+            .collect();
+        let cluster = ChaosCluster { _etcd: etcd, sentinels, brokers, disks, clocks, addresses };
         cluster.wait_brokers_up().await;
         cluster
     }

@@ -52,6 +52,17 @@ pub enum Fault {
         pick: u32,
         down: Duration,
     },
+    /// Fill a broker's data disk (1 MiB left) for `held`, then free it.
+    DiskFull {
+        broker: u32,
+        held: Duration,
+    },
+    /// Step a broker's wall clock by `minutes` for `held`, then back.
+    ClockStep {
+        broker: u32,
+        minutes: i64,
+        held: Duration,
+    },
 }
 
 /// The endless plan of `seed`: each fault with the quiet time after it.
@@ -67,8 +78,15 @@ pub fn plan(seed: u64) -> impl Iterator<Item = (Fault, Duration)> {
             48..56 => Fault::RestartBroker { broker: broker(&mut rng) },
             56..70 => Fault::KillSentinel { sentinel: sentinel(&mut rng), down: ms(&mut rng, 500, 4000) },
             70..84 => Fault::PauseSentinel { sentinel: sentinel(&mut rng), paused: ms(&mut rng, 500, 5000) },
-            84..92 => Fault::Decommission { broker: broker(&mut rng), held: ms(&mut rng, 3000, 8000) },
-            _ => Fault::KillReplicas { pick: rng.random(), down: ms(&mut rng, 500, 3000) },
+            84..89 => Fault::Decommission { broker: broker(&mut rng), held: ms(&mut rng, 3000, 8000) },
+            89..93 => Fault::KillReplicas { pick: rng.random(), down: ms(&mut rng, 500, 3000) },
+            93..97 => Fault::DiskFull { broker: broker(&mut rng), held: ms(&mut rng, 1000, 5000) },
+            // Forward by up to a day, back by up to 30 min (further back,
+            // producers' timestamps would pass --max-timestamp-ahead).
+            _ => {
+                let minutes = [24 * 60, 60, 5, -5, -30][rng.random_range(0..5)];
+                Fault::ClockStep { broker: broker(&mut rng), minutes, held: ms(&mut rng, 2000, 8000) }
+            }
         };
         Some((fault, ms(&mut rng, 1000, 4000)))
     })
@@ -138,6 +156,27 @@ pub fn run(
                 }
                 Err(e) => journal.push(format!("{at:6.1}s decommission broker {b} refused: {e}")),
             },
+            Fault::DiskFull { broker: b, held } => {
+                let disk = cluster.disks[broker(b)].path().to_path_buf();
+                journal.push(format!("{at:6.1}s fill broker {b}'s disk for {:?}", capped(held)));
+                let filler = disk.join("filler");
+                let free = goulette_storage::free_bytes(&disk).unwrap_or(0);
+                let filled = std::fs::File::create(&filler).and_then(|f| {
+                    std::io::Write::write_all(&mut &f, &vec![0u8; free.saturating_sub(1 << 20) as usize])
+                });
+                if let Err(e) = filled {
+                    journal.push(format!("{at:6.1}s filling broker {b}'s disk stopped early: {e}"));
+                }
+                std::thread::sleep(capped(held));
+                let _ = std::fs::remove_file(&filler);
+            }
+            Fault::ClockStep { broker: b, minutes, held } => {
+                journal.push(format!("{at:6.1}s step broker {b}'s clock by {minutes:+} min for {:?}", capped(held)));
+                let clock = cluster.clocks[broker(b)].path().to_path_buf();
+                let _ = std::fs::write(&clock, format!("{minutes:+}m"));
+                std::thread::sleep(capped(held));
+                let _ = std::fs::write(&clock, "+0");
+            }
             Fault::KillReplicas { pick, down } => match runtime.block_on(admin.describe_topic(topic)) {
                 Ok(d) => {
                     let p = pick as usize % d.partition_details.len();
@@ -170,15 +209,18 @@ mod tests {
         assert_eq!(first, plan(7).take(200).collect::<Vec<_>>());
         let kinds: std::collections::BTreeSet<_> =
             first.iter().map(|(f, _)| std::mem::discriminant(f)).map(|d| format!("{d:?}")).collect();
-        assert_eq!(kinds.len(), 7, "{first:?}");
+        assert_eq!(kinds.len(), 9, "{first:?}");
     }
 
-    /// The short run of `make test` (45 s) includes a decommission and a
-    /// kill-all round early: about 8 faults fit in 45 s.
+    /// The short run of `make test` (45 s) includes a decommission, a
+    /// kill-all round, a full disk and a clock step early (its first five
+    /// faults take about 32 s).
     #[test]
-    fn the_make_test_seed_moves_replicas_and_kills_a_whole_partition_early() {
-        let early: Vec<Fault> = plan(crate::SHORT_SEED).take(4).map(|(f, _)| f).collect();
+    fn the_make_test_seed_moves_replicas_kills_a_whole_partition_fills_a_disk_and_steps_a_clock_early() {
+        let early: Vec<Fault> = plan(crate::SHORT_SEED).take(5).map(|(f, _)| f).collect();
         assert!(early.iter().any(|f| matches!(f, Fault::Decommission { .. })), "{early:?}");
         assert!(early.iter().any(|f| matches!(f, Fault::KillReplicas { .. })), "{early:?}");
+        assert!(early.iter().any(|f| matches!(f, Fault::DiskFull { .. })), "{early:?}");
+        assert!(early.iter().any(|f| matches!(f, Fault::ClockStep { .. })), "{early:?}");
     }
 }
