@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use goulette_proto::v1 as pb;
 use goulette_storage::{FlushPolicy, LogConfig, PartitionLog, identity};
-
-use crate::failures::{Assignment, Failures};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::failures::{Assignment, Failures};
 
 /// One partition replica on this broker.
 #[derive(Debug)]
@@ -352,8 +352,9 @@ impl Partitions {
     }
 
     /// The error for a request about a partition this broker does not serve:
-    /// `CORRUPT_STORAGE` for a failed replica (its leadership is moving),
-    /// else `NOT_LEADER` with the leader's address when known.
+    /// for a failed replica (its leadership is moving) `CORRUPT_STORAGE`
+    /// when its data is damaged, else `STORAGE_UNAVAILABLE`; otherwise
+    /// `NOT_LEADER` with the leader's address when known.
     pub fn unavailable(&self, topic: &str, partition: u32) -> pb::Error {
         if let Some((reason, corrupt)) = self.failures.reason(topic, partition) {
             let message = format!(
@@ -369,6 +370,11 @@ impl Partitions {
     /// Stops serving an open replica whose data failed a check (or whose
     /// log failed otherwise): see `failures`.
     pub async fn fail(&self, replica: &Replica, reason: String, corrupt: bool) {
+        // Only the replica being served: one already replaced (repaired,
+        // or reopened) is not failed again for what its predecessor found.
+        if !self.get(&replica.topic, replica.partition).is_some_and(|r| std::ptr::eq(&*r, replica)) {
+            return;
+        }
         let topic_config = replica.topic_config.read().unwrap_or_else(|p| p.into_inner()).clone();
         let assignment = Assignment { state: replica.state(), topic: topic_config, incarnation: replica.incarnation };
         self.failures.record(assignment, reason, corrupt);
