@@ -15,7 +15,7 @@
 //! reader stopped reading) is closed, giving its permits back.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -64,8 +64,10 @@ pub struct FetchOut {
     /// The receiving half too, to empty it when the reader stopped reading:
     /// the transport polls a stream only when its reader has window left, so
     /// a response waiting there would otherwise hold its memory and budget
-    /// for as long as the connection lives.
-    rx: Arc<Mutex<mpsc::Receiver<Item>>>,
+    /// for as long as the connection lives. Weak: the transport drops the
+    /// receiving half when the reader hangs up, which is how `closed` learns
+    /// of it.
+    rx: Weak<Mutex<mpsc::Receiver<Item>>>,
     send_timeout: Duration,
 }
 
@@ -87,7 +89,7 @@ pub fn channel(send_timeout: Duration) -> (FetchOut, ResponseStream) {
     // One response waits while the next is prepared.
     let (tx, rx) = mpsc::channel::<Item>(1);
     let rx = Arc::new(Mutex::new(rx));
-    (FetchOut { tx, rx: rx.clone(), send_timeout }, Box::pin(Responses(rx)))
+    (FetchOut { tx, rx: Arc::downgrade(&rx), send_timeout }, Box::pin(Responses(rx)))
 }
 
 impl FetchOut {
@@ -99,9 +101,11 @@ impl FetchOut {
             Ok(sent) => sent.is_ok(),
             Err(_) => {
                 tracing::debug!(timeout = ?self.send_timeout, "fetch reader stopped reading; closing its stream");
-                let mut rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
-                rx.close();
-                while rx.try_recv().is_ok() {}
+                if let Some(rx) = self.rx.upgrade() {
+                    let mut rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                    rx.close();
+                    while rx.try_recv().is_ok() {}
+                }
                 false
             }
         }
@@ -140,5 +144,12 @@ mod tests {
         assert_eq!(budget.available(), 4 << 20, "what waited was dropped");
         drop(out);
         assert!(stream.next().await.is_none(), "the stream ended");
+    }
+
+    #[tokio::test]
+    async fn the_sender_learns_that_the_transport_dropped_the_stream() {
+        let (out, stream) = channel(Duration::from_secs(5));
+        drop(stream);
+        tokio::time::timeout(Duration::from_secs(1), out.closed()).await.expect("closed resolves");
     }
 }
