@@ -398,6 +398,9 @@ impl Partitions {
     }
 
     async fn retry_failed_locked(&self) {
+        if self.failures.is_empty() {
+            return;
+        }
         let room = goulette_storage::free_bytes(&self.data_dir).is_none_or(|free| free >= MIN_FREE_BYTES);
         for (a, repair) in self.failures.to_retry(self.broker_id, room) {
             let key = (a.state.topic.clone(), a.state.partition);

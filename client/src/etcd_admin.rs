@@ -13,6 +13,13 @@
 //! and `counters/ops` comes last. A crash mid-restore therefore leaves a
 //! non-empty prefix without an op counter, which a second restore refuses;
 //! the recovery is `goulette etcd clean --yes`, then restore again.
+//!
+//! One value is not restored as it was: the producer-id counter
+//! (`counters/producer-ids`) is advanced by [`PRODUCER_ID_RESTORE_JUMP`].
+//! Producer ids handed out after the backup was taken are still known to
+//! brokers; handing them out again would let a broker take a new producer's
+//! first batches for retries of an old one's, and answer them with the old
+//! offsets without storing them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -25,6 +32,10 @@ use goulette_sentinel::error::SentinelError;
 use goulette_sentinel::keys::Keys;
 use goulette_sentinel::store::{self, Store};
 use serde::{Deserialize, Serialize};
+
+/// How far a restore advances the producer-id counter past its backed-up
+/// value (see the module doc): more ids than a cluster hands out.
+pub const PRODUCER_ID_RESTORE_JUMP: i64 = 1 << 40;
 
 /// Most puts in one restore transaction (etcd's default `--max-txn-ops` is 128).
 pub const RESTORE_TXN_PUTS: usize = 100;
@@ -522,7 +533,8 @@ impl EtcdAdmin {
     }
 
     /// Writes `backup`'s keys into the prefix, which must be empty; see the
-    /// module doc for the order and the recovery from a crash.
+    /// module doc for the order, the producer-id counter and the recovery
+    /// from a crash.
     pub async fn restore_backup(&self, backup: &Backup) -> Result<RestoreReport> {
         let root = self.keys.root();
         if Keys::new(&backup.prefix).root() != root {
@@ -554,8 +566,21 @@ impl EtcdAdmin {
             return Ok(RestoreReport { keys: 0, transactions: 0 });
         }
 
+        let producer_ids = self.keys.producer_ids_counter();
+        let jumped: Vec<BackupKey> = backup
+            .keys
+            .iter()
+            .filter(|k| k.key == producer_ids)
+            .map(|k| {
+                let next = k.value.trim().parse::<i64>().ok().and_then(|n| n.checked_add(PRODUCER_ID_RESTORE_JUMP));
+                next.map(|n| BackupKey { key: k.key.clone(), value: n.to_string() }).ok_or_else(|| {
+                    AdminError::BadBackup(format!("{producer_ids} holds {:?}, not a producer id", k.value))
+                })
+            })
+            .collect::<Result<_>>()?;
         // The op counter last: a partial restore has none.
-        let (counters, rest): (Vec<&BackupKey>, Vec<&BackupKey>) = backup.keys.iter().partition(|k| k.key == counter);
+        let (counters, rest): (Vec<&BackupKey>, Vec<&BackupKey>) =
+            backup.keys.iter().filter(|k| k.key != producer_ids).chain(&jumped).partition(|k| k.key == counter);
         let ordered: Vec<&BackupKey> = rest.into_iter().chain(counters).collect();
         let total = ordered.len();
         let mut written = 0;

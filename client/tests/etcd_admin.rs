@@ -233,6 +233,26 @@ async fn given_a_populated_prefix_should_show_topics_and_status() {
 }
 
 #[tokio::test]
+async fn given_a_producer_id_counter_a_restore_should_advance_it_past_every_id_handed_out_since() {
+    let etcd = EtcdProcess::start();
+    let (store, fence, _lease) = store_and_fence(&etcd, PREFIX).await;
+    create_topic(&store, &fence, "orders", 1, &[1]).await;
+    let keys = Keys::new(PREFIX);
+    let mut client = store::connect(&[etcd.endpoint()]).await.unwrap();
+    client.put(keys.producer_ids_counter(), "5000", None).await.unwrap();
+    let admin = admin(&etcd, PREFIX).await;
+    let (backup, _) = admin.snapshot().await.unwrap();
+    admin.clean(true).await.unwrap();
+    admin.restore_backup(&backup).await.unwrap();
+    let (after, _) = raw(&etcd, &keys.root()).await;
+    let want = (5000 + goulette_client::etcd_admin::PRODUCER_ID_RESTORE_JUMP).to_string();
+    assert_eq!(after[&keys.producer_ids_counter()].0, want);
+    // Everything else is as it was.
+    let topic = keys.topic("orders");
+    assert_eq!(Some(&after[&topic].0), backup.keys.iter().find(|k| k.key == topic).map(|k| &k.value));
+}
+
+#[tokio::test]
 async fn given_a_non_empty_prefix_when_restoring_should_refuse_and_write_nothing() {
     let etcd = EtcdProcess::start();
     let (store, fence, _lease) = store_and_fence(&etcd, PREFIX).await;

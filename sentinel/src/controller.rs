@@ -530,7 +530,11 @@ impl Controller {
                     })?;
                     (start, Some(kv.mod_revision()))
                 }
-                None => (0, None),
+                // A fresh counter (a new cluster, or an etcd that lost its
+                // data) starts at a random block: ids handed out before a
+                // loss are never handed out again, so no broker takes a new
+                // producer's first batches for retries of an old one's.
+                None => (first_producer_id(), None),
             };
             let end = start + PRODUCER_ID_BLOCK;
             let detail = format!("producer ids [{start}, {end})");
@@ -587,6 +591,14 @@ impl Controller {
         let change = Change::new("decommission-broker", format!("broker {id}")).put_json(key, &record, None);
         self.store.commit(fence, change).await.map(drop)
     }
+}
+
+/// Where a new producer-id counter starts: a random multiple of the block
+/// size below 2^50 (ids stay far from `i64::MAX`; two random starts share a
+/// block with odds of about 2^-40).
+fn first_producer_id() -> i64 {
+    let blocks = (1i64 << 50) / PRODUCER_ID_BLOCK;
+    (model::new_topic_id() % blocks as u64) as i64 * PRODUCER_ID_BLOCK
 }
 
 /// The new state of `p` if its leadership must change, else `None`.

@@ -74,7 +74,8 @@ pub struct TopicTombstone {
 
 /// A new topic id: 64 random bits (never 0). Random rather than counted, so
 /// that a topic created in an etcd that lost its data can never take the id
-/// of an earlier incarnation whose data brokers still hold.
+/// of an earlier incarnation whose data brokers still hold. (Also the
+/// random source of the first producer id.)
 pub fn new_topic_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // std's RandomState is seeded from the OS's random source.
