@@ -109,8 +109,8 @@ impl Failures {
     }
 
     /// Every failed replica with its reason.
-    pub fn list(&self) -> Vec<String> {
-        self.lock().iter().map(|((t, p), f)| format!("{t}/{p}: {}", f.reason)).collect()
+    pub fn list(&self) -> Vec<((String, u32), String)> {
+        self.lock().iter().map(|(k, f)| (k.clone(), f.reason.clone())).collect()
     }
 
     /// How many replicas failed.

@@ -428,7 +428,9 @@ impl Partitions {
             return Err("no sentinel has confirmed this broker's session for a session timeout".into());
         }
         if !self.failures.is_empty() {
-            return Err(format!("replicas that cannot be served: {}", self.failures.list().join("; ")));
+            let list: Vec<String> =
+                self.failures.list().into_iter().map(|((t, p), reason)| format!("{t}/{p}: {reason}")).collect();
+            return Err(format!("replicas that cannot be served: {}", list.join("; ")));
         }
         Ok(())
     }
@@ -548,9 +550,21 @@ impl Partitions {
         }
     }
 
-    /// The replicas whose data is kept but not served, with why.
-    pub fn kept(&self) -> Vec<((String, u32), String)> {
-        self.kept.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    /// The replicas held but not served: failed ones, and ones whose data
+    /// is kept without metadata.
+    pub fn problems(&self) -> Vec<pb::ReplicaProblem> {
+        let problem = |state: &str| {
+            let state = state.to_owned();
+            move |((topic, partition), reason): ((String, u32), String)| pb::ReplicaProblem {
+                topic,
+                partition,
+                state: state.clone(),
+                reason,
+            }
+        };
+        let kept: Vec<_> =
+            self.kept.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        self.failures.list().into_iter().map(problem("failed")).chain(kept.into_iter().map(problem("kept"))).collect()
     }
 
     fn log_config(&self, topic: Option<&pb::TopicConfig>) -> LogConfig {

@@ -138,6 +138,13 @@ impl BrokerService for BrokerGrpc {
         Ok(Response::new(self.offsets.delete_group(req.into_inner()).await))
     }
 
+    async fn replica_problems(
+        &self,
+        _req: Request<pb::ReplicaProblemsRequest>,
+    ) -> Result<Response<pb::ReplicaProblemsResponse>, Status> {
+        Ok(Response::new(pb::ReplicaProblemsResponse { problems: self.partitions.problems() }))
+    }
+
     async fn fetch(&self, req: Request<Streaming<pb::FetchRequest>>) -> Result<Response<Self::FetchStream>, Status> {
         let (out, responses) = crate::fetch_budget::channel(self.config.fetch_send_timeout);
         let (partitions, budget) = (self.partitions.clone(), self.fetch_budget.clone());

@@ -554,11 +554,29 @@ async fn sentinels_etcd(cluster: &Cluster, sentinels: &[pb::SentinelInfo]) -> Ve
     out
 }
 
+/// Each up broker's replicas that it holds but does not serve (failed, or
+/// kept without metadata), asked of each broker; brokers that do not answer
+/// within 2 s are left out.
+async fn replica_problems(cluster: &Cluster, brokers: &[pb::BrokerInfo]) -> Vec<(u32, pb::ReplicaProblem)> {
+    let ask = |address: String| async move {
+        let channel = cluster.channel(&address).ok()?;
+        let mut client = pb::broker_service_client::BrokerServiceClient::new(channel);
+        let call = client.replica_problems(pb::ReplicaProblemsRequest {});
+        Some(tokio::time::timeout(Duration::from_secs(2), call).await.ok()?.ok()?.into_inner().problems)
+    };
+    let mut out = Vec::new();
+    for b in brokers.iter().filter(|b| b.state == pb::BrokerState::Up as i32) {
+        out.extend(ask(b.address.clone()).await.unwrap_or_default().into_iter().map(|p| (b.id, p)));
+    }
+    out
+}
+
 /// `cluster status`: succeeds only when a sentinel leader is known and
 /// every registered broker is up.
 pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Result<bool> {
     let status = Admin::new(cluster.clone()).cluster_status().await?;
     let etcd = sentinels_etcd(&cluster, &status.sentinels).await;
+    let problems = replica_problems(&cluster, &status.brokers).await;
     let leader_known = status.sentinels.iter().any(|s| s.leader);
     let brokers_up = status.brokers.iter().all(|b| b.state == pb::BrokerState::Up as i32);
     let state = |b: &pb::BrokerInfo| if b.state == pb::BrokerState::Up as i32 { "up" } else { "down" };
@@ -581,6 +599,9 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
                 })).collect::<Vec<_>>(),
                 "offline_partitions": status.offline_partitions.iter().map(partition_json).collect::<Vec<_>>(),
                 "under_replicated_partitions": status.under_replicated_partitions.iter().map(partition_json).collect::<Vec<_>>(),
+                "replicas_not_served": problems.iter().map(|(broker, p)| serde_json::json!({
+                    "broker": broker, "topic": p.topic, "partition": p.partition, "state": p.state, "reason": p.reason,
+                })).collect::<Vec<_>>(),
                 "metadata_version": status.metadata_version,
                 "healthy": leader_known && brokers_up,
             });
@@ -626,6 +647,14 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
                     for p in list {
                         println!("  {}/{} (replicas {}, isr {})", p.topic, p.partition, ids(&p.replicas), ids(&p.isr));
                     }
+                }
+            }
+            if problems.is_empty() {
+                println!("replicas not served: none");
+            } else {
+                println!("replicas not served:");
+                for (broker, p) in &problems {
+                    println!("  broker {broker} {}/{} {}: {}", p.topic, p.partition, p.state, p.reason);
                 }
             }
         }

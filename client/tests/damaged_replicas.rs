@@ -125,4 +125,11 @@ async fn given_a_zeroed_sector_in_a_sole_copy_it_should_be_reported_not_shortene
     let (_, page) = http_get(env.brokers[0].http_address, "/metrics").unwrap();
     assert_eq!(metric(&page, "goulette_broker_partitions_failed"), Some(1.0), "{page}");
     assert_eq!(std::fs::read(&wal).unwrap(), bytes, "nothing was cut");
+    // `cluster status` names it too.
+    let out = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
+        .args(["--sentinels", &env.sentinel.address.to_string(), "cluster", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("broker 1 damaged/0 failed: "), "{text}");
 }

@@ -78,6 +78,9 @@ async fn given_etcd_restarted_empty_brokers_should_keep_every_replica_and_serve_
     let after: Vec<usize> = env.brokers.iter().map(|b| dirs_with_data(&b.data_dir(), TOPIC)).collect();
     assert_eq!(after, before, "replica data deleted after etcd lost its data\n{}", broker_logs(&env));
     assert!(!broker_logs(&env).contains("replica data deleted"), "{}", broker_logs(&env));
+    // `cluster status` names what is kept.
+    let status = goulette(&["--sentinels", &env.sentinel.address.to_string(), "cluster", "status"]);
+    assert!(status.contains(&format!("{TOPIC}/0 kept: ")), "{status}");
 
     // The operator restores the backup: stop the cluster, clean what the
     // running processes wrote into the empty etcd, restore, start again.
