@@ -20,6 +20,7 @@ pub mod failures;
 pub mod fetch;
 pub mod fetch_budget;
 pub mod group_commit;
+pub mod kept;
 pub mod link;
 pub mod metrics;
 pub mod offsets;

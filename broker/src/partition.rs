@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::failures::{Assignment, Failures};
+use crate::kept::{Kept, other_incarnation};
 
 /// One partition replica on this broker.
 #[derive(Debug)]
@@ -282,13 +283,8 @@ pub struct Partitions {
     session: std::sync::atomic::AtomicI64,
     /// Stopping: no replica is followed any more (see `stop_following`).
     draining: std::sync::atomic::AtomicBool,
-    /// Partition directories whose data is kept but not served, with why:
-    /// the metadata stopped assigning them here (or assigns another
-    /// incarnation of their topic) without evidence that the data may go.
-    /// Each is an alarm (ERROR log on entry, the `partitions_kept_unassigned`
-    /// gauge) until the metadata assigns the same incarnation again, or
-    /// gives evidence of its deletion or move.
-    kept: Mutex<std::collections::BTreeMap<(String, u32), String>>,
+    /// Partition directories whose data is kept but not served (see `kept`).
+    kept: Kept,
     /// Replicas that cannot be served (see `failures`).
     failures: Failures,
     /// Held while replicas are opened: by `apply` (assignment updates come
@@ -315,7 +311,7 @@ impl Partitions {
             assigned: std::sync::atomic::AtomicBool::new(false),
             session: std::sync::atomic::AtomicI64::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
-            kept: Mutex::new(Default::default()),
+            kept: Kept::default(),
             failures: Failures::default(),
             opening: tokio::sync::Mutex::new(()),
         })
@@ -449,8 +445,8 @@ impl Partitions {
                 below_min += usize::from(state.isr.len() < r.min_insync());
             }
         }
-        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner()).len();
-        self.metrics.set_partition_gauges(replicas.len(), led, under, below_min, kept, self.failures.len());
+        let (kept, failed) = (self.kept.len(), self.failures.len());
+        self.metrics.set_partition_gauges(replicas.len(), led, under, below_min, kept, failed);
         self.metrics.set_high_watermarks(high_watermarks);
     }
 
@@ -540,16 +536,6 @@ impl Partitions {
         Ok(identity::read(&dir)?)
     }
 
-    /// Raises the alarm for a replica whose data is kept but not served
-    /// (logged once per reason).
-    fn keep(&self, topic: &str, partition: u32, reason: String) {
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.get(&(topic.to_owned(), partition)) != Some(&reason) {
-            tracing::error!(topic, partition, reason = %reason, "partition data kept but not served; an operator must restore the metadata, or delete the topic");
-            kept.insert((topic.to_owned(), partition), reason);
-        }
-    }
-
     /// The replicas held but not served: failed ones, and ones whose data
     /// is kept without metadata.
     pub fn problems(&self) -> Vec<pb::ReplicaProblem> {
@@ -562,9 +548,12 @@ impl Partitions {
                 reason,
             }
         };
-        let kept: Vec<_> =
-            self.kept.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        self.failures.list().into_iter().map(problem("failed")).chain(kept.into_iter().map(problem("kept"))).collect()
+        self.failures
+            .list()
+            .into_iter()
+            .map(problem("failed"))
+            .chain(self.kept.list().into_iter().map(problem("kept")))
+            .collect()
     }
 
     fn log_config(&self, topic: Option<&pb::TopicConfig>) -> LogConfig {
@@ -612,11 +601,7 @@ impl Partitions {
                 Some(replica) => {
                     // Another incarnation, and no evidence came that ours may go.
                     self.close(&state.topic, state.partition).await;
-                    let reason = format!(
-                        "assigned as topic id {incarnation:016x}, but holds data of topic id {:016x}, whose deletion is not recorded",
-                        replica.incarnation
-                    );
-                    self.keep(&state.topic, state.partition, reason);
+                    self.kept.raise(&state.topic, state.partition, other_incarnation(incarnation, replica.incarnation));
                 }
                 None => {
                     let failed = Assignment { state, topic: assignment.topic, incarnation };
@@ -636,7 +621,7 @@ impl Partitions {
             };
             for (topic, partition) in stale {
                 self.close(&topic, partition).await;
-                self.keep(&topic, partition, "missing from the assignment snapshot".into());
+                self.kept.raise(&topic, partition, "missing from the assignment snapshot".into());
             }
             self.assigned.store(true, std::sync::atomic::Ordering::Release);
         }
@@ -683,15 +668,12 @@ impl Partitions {
         let recorded = match self.identity(&state.topic, state.partition) {
             Ok(recorded) => recorded,
             Err(e) => {
-                self.keep(&state.topic, state.partition, format!("its topic id cannot be read: {e:#}"));
+                self.kept.raise(&state.topic, state.partition, format!("its topic id cannot be read: {e:#}"));
                 return;
             }
         };
         if let Some(recorded) = recorded.filter(|r| *r != incarnation) {
-            let reason = format!(
-                "assigned as topic id {incarnation:016x}, but holds data of topic id {recorded:016x}, whose deletion is not recorded"
-            );
-            self.keep(&state.topic, state.partition, reason);
+            self.kept.raise(&state.topic, state.partition, other_incarnation(incarnation, recorded));
             return;
         }
         let config = self.log_config(topic);
@@ -712,7 +694,7 @@ impl Partitions {
         .await;
         match opened {
             Ok(Ok(log)) => {
-                self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                self.kept.clear(&key.0, key.1);
                 self.failures.clear(&key.0, key.1);
                 let end = log.log_end_offset();
                 tracing::info!(topic = %state.topic, partition = state.partition, log_end = end, leader = ?state.leader, "opened partition");
@@ -779,12 +761,12 @@ impl Partitions {
         let recorded = match self.identity(topic, partition) {
             Ok(None) => {
                 // Nothing on disk (deleted already): nothing to keep.
-                self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(&(topic.to_owned(), partition));
+                self.kept.clear(topic, partition);
                 return;
             }
             Ok(Some(recorded)) => recorded,
             Err(e) => {
-                self.keep(topic, partition, format!("its topic id cannot be read: {e:#}"));
+                self.kept.raise(topic, partition, format!("its topic id cannot be read: {e:#}"));
                 return;
             }
         };
@@ -792,7 +774,7 @@ impl Partitions {
             pb::RemovalReason::Deleted => "the topic incarnation was deleted",
             pb::RemovalReason::Moved => "the partition moved to other brokers",
             pb::RemovalReason::Unknown => {
-                self.keep(topic, partition, "the metadata no longer knows this replica".into());
+                self.kept.raise(topic, partition, "the metadata no longer knows this replica".into());
                 return;
             }
         };
@@ -801,13 +783,13 @@ impl Partitions {
                 "{evidence} for topic id {:016x}, but the directory holds topic id {recorded:016x}",
                 removal.topic_incarnation
             );
-            self.keep(topic, partition, reason);
+            self.kept.raise(topic, partition, reason);
             return;
         }
         let dir = self.dir_of(topic, partition);
         match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await {
             Ok(Ok(())) => {
-                self.kept.lock().unwrap_or_else(|p| p.into_inner()).remove(&(topic.to_owned(), partition));
+                self.kept.clear(topic, partition);
                 tracing::info!(
                     topic,
                     partition,
