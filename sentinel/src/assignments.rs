@@ -59,16 +59,16 @@ pub fn removal(view: &ClusterView, broker: u32, topic: &str, partition: u32, inc
     pb::Removal { topic: topic.to_owned(), partition, topic_incarnation: incarnation, reason: reason as i32 }
 }
 
-/// The first update of a stream: every assignment, and a removal for each
-/// replica the broker says it holds that is not assigned to it (as that
-/// incarnation).
+/// The first update of a stream: every assignment (`now`, from
+/// [`assignments_of`]), and a removal for each replica the broker says it
+/// holds that is not assigned to it (as that incarnation).
 pub fn snapshot(
     view: &ClusterView,
     broker: u32,
+    now: &Assignments,
     held: &[pb::HeldReplica],
     brokers: Vec<pb::BrokerInfo>,
 ) -> pb::AssignmentUpdate {
-    let now = assignments_of(view, broker);
     let removals = held
         .iter()
         .filter(|h| now.get(&(h.topic.clone(), h.partition)).is_none_or(|a| a.topic_incarnation != h.topic_incarnation))
@@ -77,7 +77,7 @@ pub fn snapshot(
     pb::AssignmentUpdate {
         metadata_version: view.revision as u64,
         snapshot: true,
-        assignments: now.into_values().collect(),
+        assignments: now.values().cloned().collect(),
         removals,
         brokers,
     }
@@ -167,8 +167,8 @@ mod tests {
     fn a_snapshot_removes_held_replicas_not_assigned_as_that_incarnation() {
         let view = view_with("t", 8, &[1]);
         let held = |id| vec![pb::HeldReplica { topic: "t".into(), partition: 0, topic_incarnation: id }];
-        assert!(snapshot(&view, 1, &held(8), vec![]).removals.is_empty());
-        let update = snapshot(&view, 1, &held(7), vec![]);
+        assert!(snapshot(&view, 1, &assignments_of(&view, 1), &held(8), vec![]).removals.is_empty());
+        let update = snapshot(&view, 1, &assignments_of(&view, 1), &held(7), vec![]);
         assert_eq!(update.removals.len(), 1);
         assert_eq!(reason(&update.removals[0]), pb::RemovalReason::Unknown);
         assert_eq!(update.assignments.len(), 1);

@@ -124,7 +124,7 @@ impl Controller {
         topic: TopicRecord,
     ) -> Result<Vec<PartitionRecord>> {
         let mut topic = self.topic_with_defaults(topic)?;
-        topic.id = model::new_topic_id();
+        topic.id = model::random_id();
         if view.topics.contains_key(&topic.name) {
             return Err(SentinelError::TopicExists(topic.name));
         }
@@ -598,7 +598,7 @@ impl Controller {
 /// block with odds of about 2^-40).
 fn first_producer_id() -> i64 {
     let blocks = (1i64 << 50) / PRODUCER_ID_BLOCK;
-    (model::new_topic_id() % blocks as u64) as i64 * PRODUCER_ID_BLOCK
+    (model::random_id() % blocks as u64) as i64 * PRODUCER_ID_BLOCK
 }
 
 /// The new state of `p` if its leadership must change, else `None`.

@@ -72,11 +72,12 @@ pub struct TopicTombstone {
     pub at_ms: i64,
 }
 
-/// A new topic id: 64 random bits (never 0). Random rather than counted, so
-/// that a topic created in an etcd that lost its data can never take the id
-/// of an earlier incarnation whose data brokers still hold. (Also the
-/// random source of the first producer id.)
-pub fn new_topic_id() -> u64 {
+/// 64 random bits, never 0: a new topic's id, and where a new producer-id
+/// counter starts. Random rather than counted, so that a topic created in
+/// an etcd that lost its data can never take the id of an earlier
+/// incarnation whose data brokers still hold (nor a producer an id they
+/// still remember).
+pub fn random_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     // std's RandomState is seeded from the OS's random source.
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

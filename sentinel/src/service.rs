@@ -695,7 +695,7 @@ impl SentinelInternal for SentinelGrpc {
                 let now = assignments_of(&view, broker);
                 let brokers = Sentinel::brokers(&view);
                 let update = match &sent {
-                    None => Some(assignments::snapshot(&view, broker, &held, brokers.clone())),
+                    None => Some(assignments::snapshot(&view, broker, &now, &held, brokers.clone())),
                     Some(before) => {
                         assignments::delta(&view, broker, before, &now, brokers != sent_brokers, brokers.clone())
                     }
