@@ -228,18 +228,15 @@ impl Producer {
                     // and starts the next.
                     let limit = self.batch_limit();
                     let compression = self.config.compression;
-                    let mut sealed_one = false;
-                    if let Some(f) = &mut state.filling
-                        && !f.0.push_within(&record, limit)
-                        && let Some(full) = state.filling.take()
-                    {
+                    let began = state.filling.is_none();
+                    let pushed = state.filling.as_mut().is_some_and(|f| f.0.push_within(&record, limit));
+                    let sealed_one = !began && !pushed;
+                    if sealed_one && let Some(full) = state.filling.take() {
                         state.sealed.push_back(full);
-                        sealed_one = true;
                     }
-                    let began = state.filling.is_none() && !sealed_one;
                     let filling = match state.filling.as_mut() {
-                        Some(f) if !sealed_one => f,
-                        _ => {
+                        Some(f) => f,
+                        None => {
                             let mut builder = BatchBuilder::new(compression);
                             builder.push(&record);
                             state.filling.insert((builder, Vec::new(), Instant::now()))
