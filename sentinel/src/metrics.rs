@@ -50,12 +50,18 @@ pub static ETCD: LazyLock<EtcdMetrics> = LazyLock::new(|| EtcdMetrics {
 });
 
 impl EtcdMetrics {
-    /// Records how long one etcd request of kind `request` took.
+    /// Records how long one answered etcd request of kind `request` took.
+    /// Any answer shows etcd reachable, not only the probe's: a sentinel that
+    /// just loaded its view and committed through etcd is not reported
+    /// unreachable for want of a probe round yet (the first probe of a
+    /// sentinel whose embedded etcd was still starting failed, and `/ready`
+    /// answered 503 for up to a second after the cluster worked).
     pub fn observe(&self, request: &'static str, took: Duration) {
         self.latency.get_or_create(&RequestLabel { request }).observe(took.as_secs_f64());
+        self.last_ok_ms.store(START.elapsed().as_millis() as i64, Ordering::Relaxed);
     }
 
-    /// How long since the health probe last reached etcd (`None`: never).
+    /// How long since etcd last answered a request (`None`: never).
     fn since_ok(&self) -> Option<Duration> {
         let ms = self.last_ok_ms.load(Ordering::Relaxed);
         (ms >= 0).then(|| START.elapsed().saturating_sub(Duration::from_millis(ms as u64)))
@@ -85,7 +91,6 @@ pub async fn probe_etcd(client: etcd_client::Client, key: String, shutdown: Canc
         match read {
             Ok(Ok(_)) => {
                 ETCD.observe("probe", started.elapsed());
-                ETCD.last_ok_ms.store(START.elapsed().as_millis() as i64, Ordering::Relaxed);
             }
             Ok(Err(e)) => {
                 ETCD.errors.inc();
