@@ -23,7 +23,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -99,6 +98,15 @@ pub enum AdminError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// Writing a backup file durably failed (the old file, if any, is intact).
+    #[error("could not write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The storage layer's error, with the step that failed.
+        #[source]
+        source: goulette_storage::StorageError,
     },
     /// The file is not a backup this tool wrote, or it holds keys it must not restore.
     #[error("invalid backup: {0}")]
@@ -213,27 +221,18 @@ impl Backup {
         serde_json::from_slice(&bytes).map_err(|e| AdminError::BadBackup(format!("{}: {e}", path.display())))
     }
 
-    /// Writes the backup as pretty JSON: to a temporary file next to `path`,
-    /// fsynced, then renamed over `path`, so `path` never holds half a backup.
+    /// Writes the backup as pretty JSON, durably and atomically
+    /// ([`goulette_storage::crashsafe::write_durably`]): `path` never holds
+    /// half a backup.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let file_err = |action, source| AdminError::File { action, path: path.into(), source };
-        let mut json = serde_json::to_vec_pretty(self).map_err(|e| file_err("serialize", e.into()))?;
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| AdminError::File {
+            action: "serialize",
+            path: path.into(),
+            source: e.into(),
+        })?;
         json.push(b'\n');
-        let name = path.file_name().ok_or_else(|| file_err("write", std::io::ErrorKind::InvalidInput.into()))?;
-        let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-        let written = std::fs::File::create(&tmp).and_then(|mut f| {
-            f.write_all(&json)?;
-            f.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(file_err("write", e));
-        }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| file_err("fsync the directory of", e))
+        goulette_storage::crashsafe::write_durably(path, &[&json])
+            .map_err(|source| AdminError::Write { path: path.into(), source })
     }
 }
 

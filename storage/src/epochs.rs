@@ -154,8 +154,7 @@ impl EpochHistory {
 
     /// Writes the history durably to `dir`.
     pub(crate) fn store(&self, dir: &Path) -> Result<()> {
-        crashsafe::write_atomic_no_dir_sync(&path(dir), &[&self.encode()])?;
-        crashsafe::fsync_dir(dir)
+        crashsafe::write_durably(&path(dir), &[&self.encode()])
     }
 
     /// Reads the history from `dir`; `Ok(None)` when it is missing or

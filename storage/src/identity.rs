@@ -6,7 +6,7 @@
 //! file lives inside the directory (not beside it) so that the longest
 //! topic name still fits the file system's 255-byte name limit: the
 //! directory `{topic}-{partition}` is the longest name the broker creates.
-//! Written tmp → fsync → rename → fsync directory (see `crashsafe`).
+//! Written by [`crashsafe::write_durably`].
 
 use std::path::Path;
 
@@ -35,8 +35,7 @@ pub fn read(dir: &Path) -> Result<Option<u64>> {
 /// Records durably that `dir` (created if missing) holds data of `incarnation`.
 pub fn write(dir: &Path, incarnation: u64) -> Result<()> {
     std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
-    crashsafe::write_atomic_no_dir_sync(&dir.join(IDENTITY_FILE), &[incarnation.to_string().as_bytes()])?;
-    crashsafe::fsync_dir(dir)?;
+    crashsafe::write_durably(&dir.join(IDENTITY_FILE), &[incarnation.to_string().as_bytes()])?;
     if let Some(parent) = dir.parent() {
         crashsafe::fsync_dir(parent)?;
     }

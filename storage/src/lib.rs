@@ -22,7 +22,7 @@ pub mod batch;
 pub mod clock;
 pub mod compression;
 pub mod config;
-mod crashsafe;
+pub mod crashsafe;
 pub mod epochs;
 pub mod error;
 mod fragment;

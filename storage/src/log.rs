@@ -838,8 +838,7 @@ impl PartitionLog {
     /// restart reads more of the log) and keeps the two newest snapshots.
     fn snapshot_producers(&self, inner: &mut Inner, offset: u64) {
         let path = self.dir.join(file_name(offset, SNAPSHOT_SUFFIX));
-        let written = crashsafe::write_atomic_no_dir_sync(&path, &[&inner.producers.encode(offset, inner.last_crc)])
-            .and_then(|()| crashsafe::fsync_dir(&self.dir));
+        let written = crashsafe::write_durably(&path, &[&inner.producers.encode(offset, inner.last_crc)]);
         if let Err(e) = written {
             tracing::warn!(file = %path.display(), error = %e, "could not write a producer-state snapshot");
             return;
@@ -1032,8 +1031,7 @@ impl PartitionLog {
             crashsafe::fsync_dir(&self.dir)?;
         }
         let header = frame::file_header(offset);
-        crashsafe::write_atomic_no_dir_sync(&self.dir.join(file_name(offset, WAL_SUFFIX)), &[&header])?;
-        crashsafe::fsync_dir(&self.dir)?;
+        crashsafe::write_durably(&self.dir.join(file_name(offset, WAL_SUFFIX)), &[&header])?;
         if inner.wal.index.base_offset != offset {
             crashsafe::remove_if_exists(&inner.wal.path)?;
             crashsafe::fsync_dir(&self.dir)?;
@@ -1067,8 +1065,7 @@ impl PartitionLog {
             _ => (offset, Bytes::copy_from_slice(&frame::file_header(offset))),
         };
         debug_assert!(prefix.len() >= FILE_HEADER_LEN);
-        crashsafe::write_atomic_no_dir_sync(&self.dir.join(file_name(new_base, WAL_SUFFIX)), &[&prefix])?;
-        crashsafe::fsync_dir(&self.dir)?;
+        crashsafe::write_durably(&self.dir.join(file_name(new_base, WAL_SUFFIX)), &[&prefix])?;
         // Committed: the lowest WAL now wins at recovery. Remove what it replaces.
         crashsafe::remove_if_exists(&inner.wal.path)?;
         for f in inner.fragments.drain(keep..).rev() {

@@ -114,10 +114,7 @@ pub(crate) fn rebuild_fragment_index(
     if index.entries.is_empty() {
         return Err(StorageError::corruption(path, FILE_HEADER_LEN as u64, "sealed fragment holds no batch"));
     }
-    crashsafe::write_atomic_no_dir_sync(index_path, &[&index.encode()])?;
-    if let Some(dir) = index_path.parent() {
-        crashsafe::fsync_dir(dir)?;
-    }
+    crashsafe::write_durably(index_path, &[&index.encode()])?;
     tracing::info!(path = %path.display(), entries = index.entries.len(), "rebuilt fragment index");
     Ok(index)
 }

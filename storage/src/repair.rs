@@ -100,8 +100,7 @@ fn cut_at(dir: &Path, path: &Path, position: u64) -> Result<()> {
                 frame::file_header(base).to_vec()
             };
             // The lowest WAL wins at recovery: everything from `base` on is replaced.
-            crashsafe::write_atomic_no_dir_sync(&dir.join(file_name(base, WAL_SUFFIX)), &[&prefix])?;
-            crashsafe::fsync_dir(dir)
+            crashsafe::write_durably(&dir.join(file_name(base, WAL_SUFFIX)), &[&prefix])
         }
         _ => Err(corrupt_name()),
     }
