@@ -1,85 +1,35 @@
-//! Waiting for durability without a thread per waiter.
+//! Waiting for durability as a task, on storage's group-commit rounds.
 //!
-//! Under `flush=always` every produce request waits until its batch is on
-//! stable storage. Blocking a thread per request on the log's condition
-//! variable cost more than the fdatasyncs themselves: with a window of
-//! requests in flight, dozens of blocking threads each woke at every
-//! fdatasync (about 3,300 futex calls per thread in a 6 s run at 20k
-//! msg/s). Here the waiters are tasks: the first that finds its batch not
-//! yet durable starts one fdatasync round on a blocking thread, and every
-//! waiter wakes when a round ends and checks again. One blocking thread per
-//! partition at most, and one hand-off per fdatasync instead of per request.
+//! Under `flush=always` every produce request, and every follower's fetch
+//! response, waits until its batches are on stable storage. Storage owns
+//! the rounds (`goulette_storage::log` `durability`); this is the thin async
+//! adapter: a task polls [`PartitionLog::poll_durable`] with its waker, and
+//! the one told to run the rounds does so on a blocking thread. So there is
+//! at most one blocking thread per partition, and one hand-off per
+//! fdatasync instead of a blocked thread per request (which, with a window
+//! of requests in flight, cost more than the fdatasyncs themselves).
 
+use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 
-use goulette_storage::{PartitionLog, PendingAppend, StorageError};
-use tokio::sync::watch;
+use goulette_storage::{DurableWait, PartitionLog, PendingAppend, StorageError};
 
-/// A partition's group commit (see the module documentation).
-#[derive(Debug, Clone)]
-pub struct GroupCommit {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    /// A round is running or about to.
-    running: AtomicBool,
-    /// Bumped at the end of every round.
-    rounds: watch::Sender<u64>,
-}
-
-impl Default for GroupCommit {
-    fn default() -> Self {
-        Self { inner: Arc::new(Inner { running: AtomicBool::new(false), rounds: watch::Sender::new(0) }) }
-    }
-}
-
-impl GroupCommit {
-    /// Returns once `pending` is durable under the log's flush policy;
-    /// `Truncated` when a truncation removed it, the log's error when an
-    /// fdatasync failed.
-    pub async fn wait(&self, log: &Arc<PartitionLog>, pending: &PendingAppend) -> Result<(), StorageError> {
-        let mut rounds = self.inner.rounds.subscribe();
-        loop {
-            // Seen before checking: a round ending after the check wakes us.
-            rounds.borrow_and_update();
-            if log.is_durable(pending)? {
-                return Ok(());
-            }
-            if !self.inner.running.swap(true, Ordering::AcqRel) {
-                let (log, inner) = (log.clone(), self.inner.clone());
-                tokio::task::spawn_blocking(move || {
-                    // While appends keep coming, the thread runs round after
-                    // round instead of waiting for a waiter to ask again.
-                    loop {
-                        // A failure fails the log: the waiters' next check says so.
-                        if let Err(e) = log.sync_round() {
-                            tracing::debug!(error = %e, "group commit round failed");
-                            break;
-                        }
-                        if log.durable_offset() >= log.log_end_offset() {
-                            break;
-                        }
-                        inner.rounds.send_modify(|n| *n = n.wrapping_add(1));
-                    }
-                    // Cleared before the last wake-up: a waiter that finds
-                    // its batch still not durable then starts a round.
-                    inner.running.store(false, Ordering::Release);
-                    inner.rounds.send_modify(|n| *n = n.wrapping_add(1));
-                });
-            }
-            if rounds.changed().await.is_err() {
-                // Unreachable while `self` holds the sender; check once more.
-                return if log.is_durable(pending)? { Ok(()) } else { Err(closed(log)) };
-            }
+/// Returns once `pending` is durable under the log's flush policy;
+/// `Truncated` when a truncation removed it, the log's error when an
+/// fdatasync failed or the log was closed.
+pub async fn wait_durable(log: &Arc<PartitionLog>, pending: &PendingAppend) -> Result<(), StorageError> {
+    poll_fn(|cx| match log.poll_durable(pending, cx.waker()) {
+        Ok(DurableWait::Durable) => Poll::Ready(Ok(())),
+        Ok(DurableWait::Waiting) => Poll::Pending,
+        Ok(DurableWait::RunRounds) => {
+            let log = log.clone();
+            tokio::task::spawn_blocking(move || log.run_rounds());
+            Poll::Pending
         }
-    }
-}
-
-fn closed(log: &PartitionLog) -> StorageError {
-    StorageError::Closed { dir: log.dir().to_path_buf(), reason: "the group commit stopped".into() }
+        Err(e) => Poll::Ready(Err(e)),
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -103,13 +53,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() };
         let log = Arc::new(PartitionLog::open(dir.path(), config).unwrap());
-        let commit = GroupCommit::default();
         let mut waiters = tokio::task::JoinSet::new();
         for _ in 0..200 {
             let pending = log.append_deferred(&batch(3), 1).unwrap();
-            let (log, commit) = (log.clone(), commit.clone());
+            let log = log.clone();
             waiters.spawn(async move {
-                commit.wait(&log, &pending).await.unwrap();
+                wait_durable(&log, &pending).await.unwrap();
                 assert!(log.durable_offset() >= pending.info.next_offset, "returned before durable");
             });
         }
@@ -127,7 +76,7 @@ mod tests {
         log.append(&batch(2), 1).unwrap();
         let lost = log.append_deferred(&batch(2), 1).unwrap();
         log.truncate_to(2).unwrap();
-        let waited = GroupCommit::default().wait(&log, &lost).await;
+        let waited = wait_durable(&log, &lost).await;
         assert!(matches!(waited, Err(StorageError::Truncated { base_offset: 2 })), "{waited:?}");
     }
 
@@ -139,7 +88,7 @@ mod tests {
         let pending = log.append_deferred(&batch(1), 1).unwrap();
         // Closing flushes: what was appended before is durable.
         log.close().unwrap();
-        GroupCommit::default().wait(&log, &pending).await.unwrap();
+        wait_durable(&log, &pending).await.unwrap();
         let late = log.try_append_deferred(&batch(1), 1);
         assert!(matches!(late, Some(Err(StorageError::Closed { .. }))), "{late:?}");
     }

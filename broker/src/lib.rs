@@ -2,7 +2,7 @@
 //!
 //! - [`partition`]: the replicas held here, their logs, states and high watermarks.
 //! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
-//! - [`group_commit`]: produce requests waiting for their fdatasync as tasks.
+//! - [`group_commit`]: produce requests and follower appends waiting, as tasks, for storage's group-commit rounds.
 //! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
 //! - [`link`]: registration, heartbeats and assignments from the sentinels.

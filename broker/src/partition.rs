@@ -46,8 +46,6 @@ pub struct Replica {
     pub(crate) metrics: Arc<crate::metrics::BrokerMetrics>,
     /// This topic's traffic counters.
     pub(crate) counters: crate::metrics::TopicCounters,
-    /// Produce requests wait here for their fdatasync (`flush=always`).
-    pub(crate) group_commit: crate::group_commit::GroupCommit,
 }
 
 /// A follower's progress as its leader sees it.
@@ -719,7 +717,6 @@ impl Partitions {
                     pending_isr: Mutex::new(Vec::new()),
                     metrics: self.metrics.clone(),
                     counters: self.metrics.topic(&state.topic),
-                    group_commit: Default::default(),
                 });
                 replica.set_topic(topic);
                 replica.set_state(state);

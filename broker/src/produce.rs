@@ -213,7 +213,7 @@ async fn append(
     // retry of a stored batch waits the same way for the original, and is
     // answered with its offsets.
     let response = Box::pin(async move {
-        let error = match replica.group_commit.wait(&replica.log, &pending).await {
+        let error = match crate::group_commit::wait_durable(&replica.log, &pending).await {
             Ok(()) => {
                 replica.advance_high_watermark();
                 if acks == Acks::All {

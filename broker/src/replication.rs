@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient, fetch_request::Kind};
-use goulette_storage::Batch;
 use goulette_storage::batch::MAX_BATCH_LEN;
+use goulette_storage::{Batch, PendingAppend};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -148,7 +148,13 @@ async fn replicate(
         let (follower, token) = (replica.clone(), token.clone());
         let batches = response.batches;
         let appended = tokio::task::spawn_blocking(move || append_response(&follower, batches, epoch, me, &token));
-        let Some(bytes) = appended.await?? else { return Ok(()) };
+        let (bytes, last) = appended.await??;
+        // Durable before it is reported (one group-commit round for the
+        // response, shared with the produce path's waiters).
+        if let Some(pending) = last {
+            crate::group_commit::wait_durable(&replica.log, &pending).await?;
+        }
+        let Some(bytes) = bytes else { return Ok(()) };
         replica.appended();
         replica.follow_high_watermark(response.high_watermark);
         let credit = pb::FetchCredit { bytes, replica_log_end: Some(replica.log.log_end_offset()) };
@@ -156,18 +162,18 @@ async fn replicate(
     }
 }
 
-/// Appends the batches of one fetch response (on a blocking thread), then
-/// waits once for them to be durable (one fdatasync for the response, not
-/// one per batch). Returns their bytes, or `None` when it stopped because
-/// this broker was made leader or the term ended: nothing from the old term
-/// may be appended after that (what was appended before is still waited for).
+/// Appends the batches of one fetch response (on a blocking thread).
+/// Returns their bytes, or `None` when it stopped because this broker was
+/// made leader or the term ended: nothing from the old term may be appended
+/// after that; and the last append, for the caller to wait for once (one
+/// fdatasync for the response, not one per batch).
 fn append_response(
     replica: &Replica,
     batches: Vec<bytes::Bytes>,
     epoch: u64,
     me: u32,
     token: &CancellationToken,
-) -> anyhow::Result<Option<u64>> {
+) -> anyhow::Result<(Option<u64>, Option<PendingAppend>)> {
     let mut bytes = 0u64;
     let mut last = None;
     let mut stopped = false;
@@ -184,10 +190,7 @@ fn append_response(
         }
         last = Some(replica.log.append_replicated_deferred(&batch)?);
     }
-    if let Some(pending) = last {
-        replica.log.wait_durable_for(&pending)?;
-    }
-    Ok(if stopped { None } else { Some(bytes) })
+    Ok((if stopped { None } else { Some(bytes) }, last))
 }
 
 /// Truncates the suffix this replica holds beyond where its latest epoch

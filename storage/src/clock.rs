@@ -1,4 +1,5 @@
-//! The clock time retention is judged by.
+//! Clocks: the wall clock ([`now_ms`]) and the clock time retention is
+//! judged by ([`retention_now_ms`]).
 //!
 //! Time retention deletes a fragment once this broker appended its last
 //! record longer ago than the retention period. "Now" for that purpose is
@@ -10,7 +11,12 @@
 //! earlier. Record timestamps, which producers choose, play no part.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
 
 /// The wall clock and the monotonic clock read together at the first call.
 static ANCHOR: OnceLock<(i64, Instant)> = OnceLock::new();
@@ -18,7 +24,7 @@ static ANCHOR: OnceLock<(i64, Instant)> = OnceLock::new();
 /// Milliseconds since the Unix epoch for retention: `min(wall clock,
 /// wall clock at the first call + monotonic time since)`.
 pub fn retention_now_ms() -> i64 {
-    let wall = crate::log::now_ms();
+    let wall = now_ms();
     let (anchor_wall, anchor) = *ANCHOR.get_or_init(|| (wall, Instant::now()));
     let steady = anchor_wall.saturating_add(anchor.elapsed().as_millis() as i64);
     wall.min(steady)
@@ -38,8 +44,8 @@ mod tests {
 
     #[test]
     fn retention_now_follows_the_wall_clock_and_never_leads_it() {
-        let before = crate::log::now_ms();
+        let before = now_ms();
         let now = retention_now_ms();
-        assert!(now >= before - 1 && now <= crate::log::now_ms());
+        assert!(now >= before - 1 && now <= now_ms());
     }
 }

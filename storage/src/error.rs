@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::log::state::LogState;
+
 /// Everything that can go wrong in the storage crate.
 ///
 /// Corruption is kept apart from plain I/O failure: an I/O error may go away on
@@ -117,12 +119,12 @@ pub enum StorageError {
 
     /// The log was closed, or an earlier fsync failed and the log refuses more
     /// writes (after a failed fsync the page cache state is unknown).
-    #[error("partition log {dir} is closed: {reason}")]
+    #[error("partition log {dir} is not open: {state}")]
     Closed {
         /// The partition directory.
         dir: PathBuf,
-        /// Why it stopped accepting work.
-        reason: String,
+        /// Why it stopped accepting work (never [`LogState::Open`]).
+        state: LogState,
     },
 }
 

@@ -69,7 +69,7 @@ impl Fragment {
             len: index.file_len,
             max_timestamp: index.max_timestamp,
             // Unknown: counted as appended now, so retention waits a full period.
-            appended_ms: crate::clock::modified_ms(&path).unwrap_or_else(crate::log::now_ms),
+            appended_ms: crate::clock::modified_ms(&path).unwrap_or_else(crate::clock::now_ms),
             path,
             index_path: dir.join(file_name(index.base_offset, INDEX_SUFFIX)),
             interval,

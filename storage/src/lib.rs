@@ -2,16 +2,18 @@
 //!
 //! - [`batch`]: the record-batch encoding shared by client, broker and storage.
 //! - [`compression`]: gzip, snappy, lz4 and zstd for batch records.
-//! - [`log`]: [`PartitionLog`], one partition's log: append, read, recovery,
-//!   retention, truncation, group commit.
+//! - [`log`]: [`PartitionLog`], one partition's log, one file per concept:
+//!   append, read, open and recovery, durability (group commit), lifecycle
+//!   (seal, truncation, retention, close).
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
 //! - [`repair`]: cutting a damaged log at its first bad batch (a follower then re-fetches the rest).
-//! - [`clock`]: the clock time retention is judged by (immune to wall-clock steps).
+//! - [`clock`]: the wall clock, and the clock time retention is judged by (immune to wall-clock steps).
 //! - [`identity`]: which topic incarnation a partition directory belongs to.
 //! - [`epochs`]: the leader-epoch history replication truncates by.
 //! - [`producers`]: idempotent producers' recent batches (retries answered, not re-appended).
+//! - [`crashsafe`]: the one durable file write (tmp, fsync, rename, fsync directory).
 //! - [`config`], [`error`]: settings and the one error type.
 //! - [`observe`]: the hook through which the broker measures fdatasyncs.
 //!
@@ -41,8 +43,9 @@ mod varint;
 mod wal;
 
 pub use batch::{Batch, BatchBuilder, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType};
+pub use clock::now_ms;
 pub use compression::Compression;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
-pub use log::{AppendInfo, PartitionLog, PendingAppend, now_ms};
+pub use log::{AppendInfo, DurableWait, LogState, PartitionLog, PendingAppend};
 pub use sys::free_bytes;

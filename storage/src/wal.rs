@@ -20,6 +20,7 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::fragment::file_name;
 use crate::frame::{self, FRAME_PEEK_LEN, FrameInfo};
 use crate::index::SparseIndex;
+use crate::log::state::{LogState, Step};
 use crate::read::{self, Gathered, ReadRange};
 use crate::timestamp;
 use crate::{recovery, sys};
@@ -108,7 +109,10 @@ impl Wal {
             if let Err(rollback) = rollback {
                 return Err(StorageError::Closed {
                     dir: self.path.clone(),
-                    reason: format!("append failed ({e}) and the WAL could not be cut back ({rollback})"),
+                    state: LogState::failed(
+                        Step::Append,
+                        format!("{e}, and the WAL could not be cut back ({rollback})"),
+                    ),
                 });
             }
             return Err(StorageError::io(format!("append to WAL {}", self.path.display()), e));

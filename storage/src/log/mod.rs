@@ -1,0 +1,236 @@
+//! `PartitionLog`: one partition's ordered, durable log.
+//!
+//! On disk, a partition directory holds sealed fragments
+//! `{base:020}.frag` (+ `.index`) and one active WAL `{base:020}.wal`; each
+//! file's name is the offset of its first record, and each file starts where
+//! the previous one ends. Offsets are assigned here, never change and are
+//! never reused: retention only moves the log start forward.
+//!
+//! One concept per file:
+//! - this file: the log's parts, its offsets and its state;
+//! - [`open`](self::open): opening and recovery;
+//! - `append`: appends as leader and as follower, idempotent producers;
+//! - `read`: reads by offset and by timestamp, fragment maps;
+//! - `durability`: the durable offset and group-commit rounds, shared by
+//!   every waiter (blocking or async, leader or follower);
+//! - `lifecycle`: seal, producer snapshots, truncation, reset, retention,
+//!   periodic maintenance, close;
+//! - [`state`]: whether the log accepts work.
+//!
+//! Locking rule: `inner` (the file set and the WAL's write position) is
+//! held for the `writev` of an append and for the file-set changes of a
+//! seal, truncation, reset or retention, never for a read's I/O and never
+//! for a group-commit, presync or flush fdatasync (those copy the WAL's file
+//! handle out and sync without it). The small fsyncs of a file-set change
+//! (the sealed WAL's remainder, which presync keeps small, its index, the
+//! directory, a new leader epoch's history) do run under it: the change
+//! must be atomic with respect to appends. `durability`'s own mutex is
+//! taken after `inner`, never before. Log start, log end and the durable
+//! offset are atomics, published under the lock and read without it.
+//!
+//! Crash protocol of the multi-file steps:
+//! - seal: fdatasync WAL → rename `.wal` to `.frag` → write `.index`
+//!   (tmp, fsync, rename) → create the next `.wal` (tmp, fsync, rename) →
+//!   fsync the directory. A crash leaves a fragment without index (rebuilt)
+//!   or without a following WAL (created).
+//! - truncation into a fragment `b`: write the kept prefix of `b` as
+//!   `{b}.wal` (tmp, fsync, rename, fsync dir) — the commit point — then
+//!   delete `{b}.frag` and every file after it. Recovery completes an
+//!   interrupted truncation: every fragment at or after the lowest WAL, and
+//!   every other WAL, is deleted.
+//! - retention: unlink the oldest `.frag` then its `.index`, fsync dir.
+
+mod append;
+mod durability;
+mod lifecycle;
+mod open;
+mod read;
+pub mod state;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use append::{AppendInfo, PendingAppend};
+pub use durability::DurableWait;
+pub use state::{LogState, Step};
+
+use crate::config::LogConfig;
+use crate::crashsafe;
+use crate::epochs::EpochHistory;
+use crate::error::{Result, StorageError};
+use crate::fragment::Fragment;
+use crate::producers::ProducerStates;
+use crate::wal::Wal;
+
+/// The partition log. Cheap to share behind an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    inner: Mutex<Inner>,
+    /// Log start and end, readable without `inner`.
+    offsets: Offsets,
+    durability: durability::Durability,
+    /// Zero of the fragments' last-use clock.
+    epoch: Instant,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Sealed fragments, oldest first, each starting where the previous ends.
+    fragments: Vec<Arc<Fragment>>,
+    wal: Wal,
+    /// Whether the log accepts work.
+    state: LogState,
+    /// Wall-clock ms of the last explicit flush (for `FlushPolicy::Interval`).
+    last_flush_ms: i64,
+    /// Where each leader epoch starts (persisted in `leader-epochs`).
+    epochs: EpochHistory,
+    /// Recent batches of idempotent producers.
+    producers: ProducerStates,
+    /// Offsets of the producer-state snapshots on disk.
+    snapshots: BTreeSet<u64>,
+    /// The CRC of the last batch in the log (named by snapshots).
+    last_crc: u32,
+    /// Batches appended since the log was opened (fdatasync statistics).
+    appended_batches: u64,
+    /// The base offset of the WAL whose presync was asked for.
+    presync_asked: Option<u64>,
+}
+
+impl Inner {
+    /// First offset still held.
+    fn log_start(&self) -> u64 {
+        self.fragments.first().map_or(self.wal.index.base_offset, |f| f.base_offset)
+    }
+
+    /// The offset the next appended record will get.
+    fn log_end(&self) -> u64 {
+        self.wal.index.next_offset
+    }
+}
+
+/// The log's start and end offsets, mirrored out of `Inner` so that readers
+/// (fetch paths, metrics, the broker's high-watermark computation) need no
+/// lock. Written only under `inner`, by [`PartitionLog::publish`].
+#[derive(Debug, Default)]
+struct Offsets {
+    start: AtomicU64,
+    end: AtomicU64,
+}
+
+/// A duration in milliseconds, saturating instead of wrapping (a "forever"
+/// retention must not turn negative and delete everything).
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl PartitionLog {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the current log start and end visible to lock-free readers.
+    fn publish(&self, inner: &Inner) {
+        self.offsets.start.store(inner.log_start(), Ordering::Release);
+        self.offsets.end.store(inner.log_end(), Ordering::Release);
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// First offset still held.
+    pub fn log_start_offset(&self) -> u64 {
+        self.offsets.start.load(Ordering::Acquire)
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> u64 {
+        self.offsets.end.load(Ordering::Acquire)
+    }
+
+    /// Every offset below this is on stable storage (as far as fdatasync can
+    /// tell). Under `FlushPolicy::Always` it is the log end whenever no append
+    /// is in flight; under `Interval` and `Never` it trails behind.
+    pub fn durable_offset(&self) -> u64 {
+        self.durability.durable()
+    }
+
+    /// Bytes held on disk (fragments and WAL).
+    pub fn size_bytes(&self) -> u64 {
+        let inner = self.lock();
+        inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wal.len()
+    }
+
+    /// Number of sealed fragments.
+    pub fn fragment_count(&self) -> usize {
+        self.lock().fragments.len()
+    }
+
+    /// Number of fragments currently mapped.
+    pub fn mapped_fragment_count(&self) -> usize {
+        self.lock().fragments.iter().filter(|f| f.is_mapped()).count()
+    }
+
+    /// `(epoch, start_offset)` of every leader epoch the log holds, oldest first.
+    pub fn epoch_history(&self) -> Vec<(u32, u64)> {
+        self.lock().epochs.entries().to_vec()
+    }
+
+    /// Where `epoch` ends in this log (see [`EpochHistory::end_offset_for`]):
+    /// what a leader tells a follower that asks where to truncate.
+    pub fn end_offset_for_epoch(&self, epoch: u32) -> Option<(u32, u64)> {
+        let inner = self.lock();
+        inner.epochs.end_offset_for(epoch, inner.log_end())
+    }
+
+    /// Whether the log accepts work.
+    pub fn state(&self) -> LogState {
+        self.lock().state.clone()
+    }
+
+    /// Why the log stopped accepting work after a failure (`None` while it
+    /// is open, or after [`PartitionLog::close`]): its owner reopens it to
+    /// recover.
+    pub fn failure(&self) -> Option<String> {
+        match &self.lock().state {
+            state @ LogState::Failed { .. } => Some(state.to_string()),
+            LogState::Open | LogState::Closed => None,
+        }
+    }
+
+    /// `Closed` unless the log accepts work.
+    fn check_open(&self, inner: &Inner) -> Result<()> {
+        match &inner.state {
+            LogState::Open => Ok(()),
+            state => Err(StorageError::Closed { dir: self.dir.clone(), state: state.clone() }),
+        }
+    }
+
+    /// Fails the log: `step` failed with `cause`, and nothing more is
+    /// accepted until it is reopened. Wakes every durability waiter, so that
+    /// none waits for a round that will not come.
+    fn fail(&self, inner: &mut Inner, step: Step, cause: &StorageError) {
+        tracing::error!(dir = %self.dir.display(), %step, error = %cause, "partition log failed; it accepts no more writes until reopened");
+        inner.state = LogState::failed(step, cause);
+        self.durability.wake_all();
+    }
+
+    /// Removes a sealed fragment and its index from the directory (durable
+    /// once the caller fsyncs it); readers holding it see it deleted.
+    fn delete_fragment(&self, fragment: &Fragment) -> Result<()> {
+        fragment.mark_deleted();
+        crashsafe::remove_if_exists(&fragment.path)?;
+        crashsafe::remove_if_exists(&fragment.index_path)
+    }
+}
