@@ -12,6 +12,7 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)   # etcd-client's
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)           # integration tests start a real etcd
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)        # make etcd-* targets
 command -v cc >/dev/null 2>&1 || need+=(gcc)                     # zstd's C sources
+command -v python3 >/dev/null 2>&1 || need+=(python3)               # make lint's structure checks
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)  # clock-step tests (libfaketime)
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -25,14 +25,10 @@
 //!   stays failed: only an operator may decide to lose data.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use goulette_proto::v1 as pb;
-use tokio_util::sync::CancellationToken;
-
-use crate::link::SentinelClient;
-use crate::partition::Partitions;
 
 /// What a failed replica was last assigned: enough to open it again.
 #[derive(Debug, Clone)]
@@ -62,7 +58,7 @@ const REPORT_AGAIN: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct Failures {
     failed: Mutex<BTreeMap<(String, u32), Failure>>,
-    wake: tokio::sync::Notify,
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 impl Failures {
@@ -124,7 +120,7 @@ impl Failures {
     }
 
     /// The failures to report now.
-    fn due(&self) -> Vec<pb::ReportReplicaFailureRequest> {
+    pub(crate) fn due(&self) -> Vec<pb::ReportReplicaFailureRequest> {
         let now = Instant::now();
         self.lock()
             .iter()
@@ -138,7 +134,7 @@ impl Failures {
             .collect()
     }
 
-    fn reported(&self, topic: &str, partition: u32, moved: bool) {
+    pub(crate) fn reported(&self, topic: &str, partition: u32, moved: bool) {
         if let Some(f) = self.lock().get_mut(&(topic.to_owned(), partition)) {
             f.report_at = (!moved).then(|| Instant::now() + REPORT_AGAIN);
         }
@@ -162,39 +158,5 @@ impl Failures {
                 }
             })
             .collect()
-    }
-}
-
-/// Reports failed replicas to the sentinel leader and retries opening them,
-/// every second and whenever a replica fails, until `token` is cancelled.
-pub async fn run(partitions: Arc<Partitions>, sentinels: Arc<SentinelClient>, token: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = partitions.failures().wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = token.cancelled() => return,
-        }
-        for mut report in partitions.failures().due() {
-            report.broker_id = partitions.broker_id();
-            let (topic, partition) = (report.topic.clone(), report.partition);
-            match sentinels.report_replica_failure(report).await {
-                Ok(resp) if resp.error.is_none() => {
-                    if !resp.moved {
-                        tracing::warn!(
-                            topic,
-                            partition,
-                            "no other in-sync replica can take over the failed replica; the partition stays unavailable here"
-                        );
-                    }
-                    partitions.failures().reported(&topic, partition, resp.moved);
-                }
-                Ok(resp) => {
-                    tracing::warn!(topic, partition, error = ?resp.error, "reporting a failed replica was refused")
-                }
-                Err(e) => tracing::warn!(topic, partition, error = %e, "reporting a failed replica failed"),
-            }
-        }
-        partitions.fail_broken_logs().await;
-        partitions.retry_failed().await;
     }
 }

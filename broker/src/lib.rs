@@ -1,12 +1,19 @@
 //! Goulette's broker: the data plane over the partition log.
 //!
-//! - [`partition`]: the replicas held here, their logs, states and high watermarks.
+//! - [`partition`]: the registry of the replicas held here.
+//! - [`replica`]: one replica: its log, state and high watermark.
+//! - [`leader_state`]: what only a leader keeps, and the pure high-watermark rule.
 //! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
 //! - [`group_commit`]: produce requests and follower appends waiting, as tasks, for storage's group-commit rounds.
 //! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
 //! - [`link`]: registration, heartbeats and assignments from the sentinels.
-//! - [`replication`]: followers copying from leaders; leaders managing the ISR.
+//! - [`follower`]: a follower copying a partition from its leader.
+//! - [`isr`]: a leader shrinking and expanding the ISR.
+//! - [`peers`]: the other brokers' addresses.
+//! - [`supervisor`]: starting and stopping the follower tasks.
+//! - [`layout`]: the data directory's layout (a directory and topic id per replica).
+//! - [`failures`], [`failure_reports`]: replicas that cannot be served, and the task reporting and reopening them.
 //! - [`server`]: `run`, wiring it all together.
 //! - [`shutdown`]: controlled shutdown (leaderships handed over before stopping).
 //! - [`config`], [`error`]: settings and protocol error mapping.
@@ -16,18 +23,25 @@
 pub mod config;
 pub mod error;
 pub mod failpoint;
+pub mod failure_reports;
 pub mod failures;
 pub mod fetch;
 pub mod fetch_budget;
+pub mod follower;
 pub mod group_commit;
+pub mod isr;
 pub mod kept;
+pub mod layout;
+pub mod leader_state;
 pub mod link;
 pub mod metrics;
 pub mod offsets;
 pub mod partition;
+pub mod peers;
 pub mod produce;
-pub mod replication;
+pub mod replica;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod supervisor;
 pub mod timestamps;

@@ -7,280 +7,38 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use goulette_proto::v1 as pb;
-use goulette_storage::{FlushPolicy, LogConfig, PartitionLog, identity};
+use goulette_storage::{LogConfig, PartitionLog, identity};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::failures::{Assignment, Failures};
 use crate::kept::{Kept, other_incarnation};
-
-/// One partition replica on this broker.
-#[derive(Debug)]
-pub struct Replica {
-    pub topic: String,
-    pub partition: u32,
-    pub log: Arc<PartitionLog>,
-    state: RwLock<pb::PartitionState>,
-    /// Offsets below this are visible to consumers: durable under the flush
-    /// policy (and, with replication, on every in-sync replica).
-    high_watermark: watch::Sender<u64>,
-    /// The log end, for follower fetch streams waiting for new data.
-    log_end: watch::Sender<u64>,
-    broker_id: u32,
-    /// The topic incarnation this replica's data belongs to.
-    incarnation: u64,
-    /// As leader: what each follower has reported.
-    followers: Mutex<HashMap<u32, FollowerProgress>>,
-    /// As leader: when this term began and the log end then (a follower
-    /// rejoins the ISR only once past it).
-    term: Mutex<Option<Term>>,
-    /// acks=all needs at least this many in-sync replicas.
-    min_insync: std::sync::atomic::AtomicUsize,
-    /// The topic's settings as last assigned (to open the log again after
-    /// a failure).
-    topic_config: RwLock<Option<pb::TopicConfig>>,
-    /// Replicas whose addition to the ISR was requested and not yet settled:
-    /// the high watermark counts them already, so that nothing is
-    /// acknowledged without them if etcd applied the change.
-    pending_isr: Mutex<Vec<u32>>,
-    pub(crate) metrics: Arc<crate::metrics::BrokerMetrics>,
-    /// This topic's traffic counters.
-    pub(crate) counters: crate::metrics::TopicCounters,
-}
-
-/// A follower's progress as its leader sees it.
-#[derive(Debug, Clone)]
-pub struct FollowerProgress {
-    /// Its log end after its last append.
-    pub log_end: u64,
-    /// When its log end last reached the leader's.
-    pub caught_up_at: Instant,
-    /// Ids of its open fetch streams: a follower with none is not fetching.
-    pub streams: std::collections::HashSet<u64>,
-}
-
-/// The current leadership term of this broker for a partition.
-#[derive(Debug, Clone, Copy)]
-pub struct Term {
-    pub epoch: u64,
-    pub started: Instant,
-    pub start_offset: u64,
-}
-
-impl Replica {
-    /// The state the sentinels last sent.
-    pub fn state(&self) -> pb::PartitionState {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// True when this broker leads the partition.
-    pub fn is_leader(&self) -> bool {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).leader == Some(self.broker_id)
-    }
-
-    /// The current high watermark.
-    pub fn high_watermark(&self) -> u64 {
-        *self.high_watermark.borrow()
-    }
-
-    /// Follows the high watermark.
-    pub fn watch_high_watermark(&self) -> watch::Receiver<u64> {
-        self.high_watermark.subscribe()
-    }
-
-    /// Wakes everything waiting on the high watermark or the log end
-    /// (fetch streams, acks=all waits), so that they re-check leadership
-    /// after a state change or a removal.
-    fn notify(&self) {
-        self.high_watermark.send_modify(|_| {});
-        self.log_end.send_modify(|_| {});
-    }
-
-    /// Follows the log end (follower fetch streams wait on it).
-    pub fn watch_log_end(&self) -> watch::Receiver<u64> {
-        self.log_end.subscribe()
-    }
-
-    /// Tells followers' fetch streams that the log grew.
-    pub fn appended(&self) {
-        let end = self.log.log_end_offset();
-        self.log_end.send_if_modified(|e| std::mem::replace(e, end) != end);
-    }
-
-    /// What this broker can vouch for locally: the durable offset under
-    /// `always`, the log end otherwise.
-    fn locally_visible(&self) -> u64 {
-        match self.log.config().flush {
-            FlushPolicy::Always => self.log.durable_offset(),
-            _ => self.log.log_end_offset(),
-        }
-    }
-
-    fn raise_high_watermark(&self, to: u64) {
-        self.high_watermark.send_if_modified(|hw| {
-            let moved = to > *hw;
-            *hw = (*hw).max(to);
-            moved
-        });
-    }
-
-    /// As leader: moves the high watermark up to the lowest log end over the
-    /// ISR (this broker counting what it can vouch for). A member that has
-    /// not reported yet holds it where it is. It never moves down.
-    pub fn advance_high_watermark(&self) {
-        let state = self.state();
-        if state.leader != Some(self.broker_id) {
-            return;
-        }
-        let mut visible = self.locally_visible();
-        let pending = self.pending_isr.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        for member in state.isr.iter().chain(&pending).filter(|m| **m != self.broker_id) {
-            visible = visible.min(followers.get(member).map_or(0, |f| f.log_end));
-        }
-        drop(followers);
-        self.raise_high_watermark(visible);
-    }
-
-    /// As follower: the high watermark is the leader's, capped by what this
-    /// replica holds.
-    pub fn follow_high_watermark(&self, leader_high_watermark: u64) {
-        self.raise_high_watermark(leader_high_watermark.min(self.locally_visible()));
-    }
-
-    /// As leader: a follower reports its log end; `caught_up` when it
-    /// reached the log end this leader had when it served the data.
-    pub fn record_follower(&self, follower: u32, log_end: u64, caught_up: bool) {
-        {
-            let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = followers.entry(follower).or_insert_with(|| FollowerProgress {
-                log_end,
-                caught_up_at: Instant::now(),
-                streams: Default::default(),
-            });
-            entry.log_end = log_end;
-            if caught_up {
-                entry.caught_up_at = Instant::now();
-            }
-        }
-        self.advance_high_watermark();
-    }
-
-    /// As leader: replicas about to be proposed for the ISR (see `pending_isr`).
-    pub fn set_pending_isr(&self, additions: Vec<u32>) {
-        *self.pending_isr.lock().unwrap_or_else(|p| p.into_inner()) = additions;
-    }
-
-    /// As leader: every follower's reported progress. A follower that is
-    /// fetching and holds the whole log counts as caught up now (an idle
-    /// partition sends it nothing to report about).
-    pub fn followers(&self) -> HashMap<u32, FollowerProgress> {
-        let end = self.log.log_end_offset();
-        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        for f in followers.values_mut().filter(|f| !f.streams.is_empty() && f.log_end >= end) {
-            f.caught_up_at = Instant::now();
-        }
-        followers.clone()
-    }
-
-    /// As leader: a follower opened (`opened`) or closed fetch stream `stream`.
-    pub fn follower_stream(&self, follower: u32, stream: u64, opened: bool) {
-        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = followers.get_mut(&follower) {
-            if opened {
-                f.streams.insert(stream);
-            } else {
-                f.streams.remove(&stream);
-            }
-        }
-    }
-
-    /// As leader: the current term, if this broker leads.
-    pub fn term(&self) -> Option<Term> {
-        *self.term.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Installs the topic's settings as assigned.
-    fn set_topic(&self, topic: Option<&pb::TopicConfig>) {
-        *self.topic_config.write().unwrap_or_else(|p| p.into_inner()) = topic.cloned();
-        // The topic's replication factor, not the replica list's length:
-        // a partition being moved has extra replicas for a while.
-        let rf = topic.map_or(self.state().replicas.len(), |t| t.replication_factor as usize).max(1);
-        let n = match topic.map_or(0, |t| t.min_insync_replicas) {
-            0 if rf >= 3 => 2,
-            0 => 1,
-            n => n as usize,
-        };
-        self.min_insync.store(n, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// acks=all needs this many in-sync replicas.
-    pub fn min_insync(&self) -> usize {
-        self.min_insync.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Installs a new state from the sentinels (or an ISR change), unless it
-    /// is older than the current one, and starts a new term when this
-    /// broker just became leader.
-    pub fn set_state(&self, state: pb::PartitionState) {
-        {
-            let mut current = self.state.write().unwrap_or_else(|p| p.into_inner());
-            // A lagging sentinel (or a stale reply) must not hand back an
-            // older state: epochs first, then the etcd revision within one.
-            if (state.leader_epoch, state.revision) < (current.leader_epoch, current.revision) {
-                return;
-            }
-            // A newer state settles any ISR proposal in flight.
-            self.pending_isr.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            let leading = state.leader == Some(self.broker_id);
-            let mut term = self.term.lock().unwrap_or_else(|p| p.into_inner());
-            if term.is_some() != leading {
-                self.metrics.leader_changes.inc();
-            }
-            match (*term, leading) {
-                (Some(t), true) if t.epoch == state.leader_epoch => {}
-                (_, true) => {
-                    *term = Some(Term {
-                        epoch: state.leader_epoch,
-                        started: Instant::now(),
-                        start_offset: self.log.log_end_offset(),
-                    });
-                    self.followers.lock().unwrap_or_else(|p| p.into_inner()).clear();
-                }
-                (_, false) => *term = None,
-            }
-            *current = state;
-        }
-        self.advance_high_watermark();
-        self.notify();
-    }
-}
+use crate::layout::DataDir;
+use crate::peers::Peers;
+pub use crate::replica::Replica;
+use crate::supervisor::Supervisor;
 
 /// Every replica on this broker, and the addresses of the other brokers.
 #[derive(Debug)]
 pub struct Partitions {
     broker_id: u32,
-    data_dir: PathBuf,
+    data_dir: DataDir,
     defaults: LogConfig,
     replicas: RwLock<HashMap<(String, u32), Arc<Replica>>>,
-    brokers: RwLock<HashMap<u32, String>>,
-    /// Replication tasks of the partitions this broker follows.
-    followers: Mutex<HashMap<(String, u32), CancellationToken>>,
+    /// Where the other brokers are.
+    peers: Arc<Peers>,
+    /// The follower tasks of the partitions this broker follows.
+    supervisor: Supervisor,
     /// The last time a sentinel confirmed this broker's session, and the
     /// session timeout: past it, the sentinels may have handed its
     /// partitions to others.
     contact: Mutex<Option<(Instant, Duration)>>,
-    shutdown: CancellationToken,
-    /// Itself, for the replication tasks it spawns.
-    me: std::sync::Weak<Partitions>,
     metrics: Arc<crate::metrics::BrokerMetrics>,
     /// Set once the first assignment snapshot is applied (its logs opened
     /// and recovered): until then the broker is not ready.
     assigned: std::sync::atomic::AtomicBool,
     /// The current sentinel session (etcd lease id; 0 before registering).
     session: std::sync::atomic::AtomicI64,
-    /// Stopping: no replica is followed any more (see `stop_following`).
-    draining: std::sync::atomic::AtomicBool,
     /// Partition directories whose data is kept but not served (see `kept`).
     kept: Kept,
     /// Replicas that cannot be served (see `failures`).
@@ -295,20 +53,18 @@ impl Partitions {
     /// An empty registry storing logs under `data_dir`; its replication
     /// tasks end with `shutdown`.
     pub fn new(broker_id: u32, data_dir: PathBuf, defaults: LogConfig, shutdown: CancellationToken) -> Arc<Partitions> {
-        Arc::new_cyclic(|me| Partitions {
+        let peers = Arc::new(Peers::default());
+        Arc::new(Partitions {
             broker_id,
-            data_dir,
+            data_dir: DataDir::new(data_dir),
             defaults,
             replicas: RwLock::new(HashMap::new()),
-            brokers: RwLock::new(HashMap::new()),
-            followers: Mutex::new(HashMap::new()),
+            supervisor: Supervisor::new(peers.clone(), shutdown),
+            peers,
             contact: Mutex::new(None),
-            shutdown,
-            me: me.clone(),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
             assigned: std::sync::atomic::AtomicBool::new(false),
             session: std::sync::atomic::AtomicI64::new(0),
-            draining: std::sync::atomic::AtomicBool::new(false),
             kept: Kept::default(),
             failures: Failures::default(),
             opening: tokio::sync::Mutex::new(()),
@@ -329,10 +85,7 @@ impl Partitions {
     /// broker's leaders must not count it back into their ISRs (a follower
     /// with no open fetch stream never rejoins).
     pub fn stop_following(&self) {
-        self.draining.store(true, std::sync::atomic::Ordering::Release);
-        for (_, task) in self.followers.lock().unwrap_or_else(|p| p.into_inner()).drain() {
-            task.cancel();
-        }
+        self.supervisor.stop_all();
     }
 
     /// The partitions this broker leads, as the sentinels last said.
@@ -395,7 +148,7 @@ impl Partitions {
         if self.failures.is_empty() {
             return;
         }
-        let room = goulette_storage::free_bytes(&self.data_dir).is_none_or(|free| free >= MIN_FREE_BYTES);
+        let room = goulette_storage::free_bytes(self.data_dir.root()).is_none_or(|free| free >= MIN_FREE_BYTES);
         for (a, repair) in self.failures.to_retry(self.broker_id, room) {
             let key = (a.state.topic.clone(), a.state.partition);
             if self.get(&key.0, key.1).is_none() {
@@ -412,7 +165,7 @@ impl Partitions {
     /// `Ok` once registered (a sentinel confirmed the session recently) and
     /// the first assignment snapshot is applied, its logs recovered.
     pub fn ready(&self) -> Result<(), String> {
-        if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+        if self.supervisor.is_draining() {
             return Err("stopping: handing partitions over".into());
         }
         if !self.assigned.load(std::sync::atomic::Ordering::Acquire) {
@@ -478,60 +231,13 @@ impl Partitions {
 
     /// The address of broker `id`, if known.
     pub fn broker_address(&self, id: u32) -> Option<String> {
-        self.brokers.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
+        self.peers.address(id)
     }
 
-    fn dir_of(&self, topic: &str, partition: u32) -> PathBuf {
-        self.data_dir.join(format!("{topic}-{partition}"))
-    }
-
-    /// `<data>/<topic>-<partition>.incarnation`: where brokers before topic
-    /// ids recorded a directory's incarnation (now `topic.id` inside it).
-    fn legacy_marker_of(&self, topic: &str, partition: u32) -> PathBuf {
-        self.data_dir.join(format!("{topic}-{partition}.incarnation"))
-    }
-
-    /// Every partition directory under the data directory with the topic
-    /// incarnation its data belongs to (open or not): what the assignment
-    /// stream reports, so that the sentinels answer for each. Moves legacy
-    /// markers into their directories on the way.
+    /// Every partition directory held, with its topic incarnation (see
+    /// [`DataDir::held`]).
     pub fn held(&self) -> Vec<pb::HeldReplica> {
-        let Ok(entries) = std::fs::read_dir(&self.data_dir) else { return Vec::new() };
-        let mut held = Vec::new();
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some((topic, partition)) = name.rsplit_once('-') else { continue };
-            let Ok(partition) = partition.parse::<u32>() else { continue };
-            if goulette_proto::validate_topic_name(topic).is_err() || !entry.path().is_dir() {
-                continue;
-            }
-            match self.identity(topic, partition) {
-                Ok(Some(incarnation)) => {
-                    held.push(pb::HeldReplica { topic: topic.to_owned(), partition, topic_incarnation: incarnation })
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(dir = name, error = %e, "cannot tell which topic incarnation a partition directory holds")
-                }
-            }
-        }
-        held
-    }
-
-    /// The incarnation `<topic>-<partition>` holds data of (`None`: no
-    /// data), moving a legacy marker into the directory first.
-    fn identity(&self, topic: &str, partition: u32) -> anyhow::Result<Option<u64>> {
-        let dir = self.dir_of(topic, partition);
-        let legacy = self.legacy_marker_of(topic, partition);
-        if let Ok(text) = std::fs::read_to_string(&legacy) {
-            if dir.exists() && identity::read(&dir)?.is_none() {
-                let incarnation: u64 = text.trim().parse()?;
-                identity::write(&dir, incarnation)?;
-            }
-            std::fs::remove_file(&legacy)?;
-        }
-        Ok(identity::read(&dir)?)
+        self.data_dir.held()
     }
 
     /// The replicas held but not served: failed ones, and ones whose data
@@ -574,11 +280,7 @@ impl Partitions {
     /// unavailable on this broker.
     pub async fn apply(&self, update: pb::AssignmentUpdate) {
         let _opening = self.opening.lock().await;
-        {
-            let mut brokers = self.brokers.write().unwrap_or_else(|p| p.into_inner());
-            brokers.clear();
-            brokers.extend(update.brokers.iter().filter(|b| !b.address.is_empty()).map(|b| (b.id, b.address.clone())));
-        }
+        self.peers.replace(&update.brokers);
         // Removals first: a topic deleted and created again comes as the old
         // incarnation's removal and the new one's assignment.
         for removal in &update.removals {
@@ -594,7 +296,7 @@ impl Partitions {
                 Some(replica) if replica.incarnation == incarnation => {
                     replica.set_topic(assignment.topic.as_ref());
                     replica.set_state(state);
-                    self.follow(&replica);
+                    self.supervisor.follow(&replica);
                 }
                 Some(replica) => {
                     // Another incarnation, and no evidence came that ours may go.
@@ -626,29 +328,6 @@ impl Partitions {
         self.retry_failed_locked().await;
     }
 
-    /// Starts (or stops) replicating `replica` from its leader, as its state says.
-    fn follow(&self, replica: &Arc<Replica>) {
-        let key = (replica.topic.clone(), replica.partition);
-        let mut tasks = self.followers.lock().unwrap_or_else(|p| p.into_inner());
-        let following = replica.state().leader.is_some_and(|l| l != self.broker_id)
-            && !self.draining.load(std::sync::atomic::Ordering::Acquire);
-        match (following, tasks.get(&key)) {
-            (true, Some(running)) if !running.is_cancelled() => {}
-            (true, _) => {
-                let token = self.shutdown.child_token();
-                tasks.insert(key, token.clone());
-                if let Some(me) = self.me.upgrade() {
-                    tokio::spawn(crate::replication::follow(me, replica.clone(), token));
-                }
-            }
-            (false, Some(running)) => {
-                running.cancel();
-                tasks.remove(&key);
-            }
-            (false, None) => {}
-        }
-    }
-
     /// Opens (recovering) a newly assigned replica. A directory holding
     /// another incarnation's data is left alone and not served. With
     /// `repair`, a damaged log is cut before its first bad batch (only for
@@ -662,8 +341,8 @@ impl Partitions {
         key: (String, u32),
         repair: bool,
     ) {
-        let dir = self.dir_of(&state.topic, state.partition);
-        let recorded = match self.identity(&state.topic, state.partition) {
+        let dir = self.data_dir.partition(&state.topic, state.partition);
+        let recorded = match self.data_dir.identity(&state.topic, state.partition) {
             Ok(recorded) => recorded,
             Err(e) => {
                 self.kept.raise(&state.topic, state.partition, format!("its topic id cannot be read: {e:#}"));
@@ -710,18 +389,16 @@ impl Partitions {
                     log_end: watch::Sender::new(end),
                     broker_id: self.broker_id,
                     incarnation,
-                    followers: Mutex::new(HashMap::new()),
-                    term: Mutex::new(None),
+                    leader: Mutex::new(Default::default()),
                     min_insync: std::sync::atomic::AtomicUsize::new(1),
                     topic_config: RwLock::new(None),
-                    pending_isr: Mutex::new(Vec::new()),
                     metrics: self.metrics.clone(),
                     counters: self.metrics.topic(&state.topic),
                 });
                 replica.set_topic(topic);
                 replica.set_state(state);
                 self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(key, replica.clone());
-                self.follow(&replica);
+                self.supervisor.follow(&replica);
             }
             Ok(Err(e)) => {
                 let corrupt = matches!(e.downcast_ref(), Some(goulette_storage::StorageError::Corruption { .. }));
@@ -736,9 +413,7 @@ impl Partitions {
     async fn close(&self, topic: &str, partition: u32) {
         let key = (topic.to_owned(), partition);
         let Some(replica) = self.replicas.write().unwrap_or_else(|p| p.into_inner()).remove(&key) else { return };
-        if let Some(task) = self.followers.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) {
-            task.cancel();
-        }
+        self.supervisor.stop(topic, partition);
         replica.notify();
         let closed = tokio::task::spawn_blocking(move || replica.log.close()).await;
         if let Ok(Err(e)) = closed {
@@ -755,7 +430,7 @@ impl Partitions {
         self.close(topic, partition).await;
         self.failures.clear(topic, partition);
         let reason = pb::RemovalReason::try_from(removal.reason).unwrap_or(pb::RemovalReason::Unknown);
-        let recorded = match self.identity(topic, partition) {
+        let recorded = match self.data_dir.identity(topic, partition) {
             Ok(None) => {
                 // Nothing on disk (deleted already): nothing to keep.
                 self.kept.clear(topic, partition);
@@ -783,7 +458,7 @@ impl Partitions {
             self.kept.raise(topic, partition, reason);
             return;
         }
-        let dir = self.dir_of(topic, partition);
+        let dir = self.data_dir.partition(topic, partition);
         match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await {
             Ok(Ok(())) => {
                 self.kept.clear(topic, partition);

@@ -67,8 +67,8 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
             stop.cancel();
         });
     }
-    tracker.spawn(crate::failures::run(partitions.clone(), sentinels.clone(), stop.clone()));
-    tracker.spawn(crate::replication::manage_isr(
+    tracker.spawn(crate::failure_reports::run(partitions.clone(), sentinels.clone(), stop.clone()));
+    tracker.spawn(crate::isr::manage_isr(
         partitions.clone(),
         sentinels.clone(),
         config.replica_lag_max,
