@@ -30,12 +30,7 @@ use crate::replica::Replica;
 const FOLLOWER_CREDIT: u64 = 16 << 20;
 
 fn channel(address: &str) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(format!("http://{address}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .http2_keep_alive_interval(Duration::from_secs(2))
-        .keep_alive_timeout(Duration::from_secs(2))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+    Ok(goulette_proto::channel::lazy(address, goulette_proto::channel::ChannelOptions::INTERNAL)?)
 }
 
 /// Replicates `replica` from whoever leads it, until `token` is cancelled.

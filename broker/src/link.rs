@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use goulette_proto::channel::ChannelOptions;
 use goulette_proto::v1::sentinel_internal_client::SentinelInternalClient;
 use goulette_proto::v1::sentinel_service_client::SentinelServiceClient;
 use goulette_proto::v1::{self as pb, ErrorCode};
@@ -14,19 +15,12 @@ use crate::config::BrokerConfig;
 use crate::partition::Partitions;
 
 /// A lazily connected channel; `timeout` bounds each unary call (never set
-/// it for the long-lived assignment stream).
+/// it for the long-lived assignment stream, whose pings notice a sentinel
+/// that vanished without closing the connection).
 fn channel(address: &str, timeout: Option<Duration>) -> anyhow::Result<Channel> {
-    // HTTP/2 pings notice a sentinel that vanished without closing the
-    // connection (the assignment stream would otherwise wait for ever).
-    let mut endpoint = Channel::from_shared(format!("http://{address}"))?
-        .connect_timeout(Duration::from_secs(2))
-        .http2_keep_alive_interval(Duration::from_secs(2))
-        .keep_alive_timeout(Duration::from_secs(2))
-        .keep_alive_while_idle(true);
-    if let Some(t) = timeout {
-        endpoint = endpoint.timeout(t);
-    }
-    Ok(endpoint.connect_lazy())
+    let options = ChannelOptions::INTERNAL;
+    let options = if let Some(t) = timeout { options.with_request_timeout(t) } else { options };
+    Ok(goulette_proto::channel::lazy(address, options)?)
 }
 
 /// Rotates through the configured sentinels.

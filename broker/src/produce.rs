@@ -39,86 +39,130 @@ fn answer(correlation_id: u64, error: pb::Error) -> Pending {
     Box::pin(std::future::ready(Some(pb::ProduceResponse { correlation_id, error: Some(error), ..Default::default() })))
 }
 
-/// Serves one produce stream until the client closes it.
-pub async fn serve(
+/// One connection's produce stream (see the module documentation).
+#[derive(Debug)]
+pub struct ProduceStream {
     partitions: Arc<Partitions>,
-    mut requests: Streaming<pb::ProduceRequest>,
+    requests: Streaming<pb::ProduceRequest>,
     responses: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
+    /// Requests pending at most; beyond, the stream is not read.
     max_in_flight: usize,
     limits: ProduceLimits,
     shutdown: CancellationToken,
-) {
-    let metrics = partitions.metrics().clone();
-    let _open = metrics.stream_opened("produce");
-    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
-    // When each pending request arrived (for the latency histogram).
-    let mut arrivals = std::collections::VecDeque::new();
-    let mut refused: HashSet<(String, u32)> = HashSet::new();
-    let mut reading = true;
-    let mut drain_until = None;
-    while reading || !pending.is_empty() {
-        tokio::select! {
-            request = requests.next(), if reading && pending.len() < max_in_flight => match request {
-                Some(Ok(request)) => {
-                    let arrived = std::time::Instant::now();
-                    let key = (request.topic.clone(), request.partition);
-                    let response = if key.0.starts_with("__") {
-                        // Internal topics (`__offsets`) are written by the broker itself.
-                        let message = format!("{} is an internal topic", key.0);
-                        answer(request.correlation_id, pb::Error::new(ErrorCode::InvalidArgument, message))
-                    } else if refused.contains(&key) {
-                        let mut e = not_leader(&key.0, key.1, None);
-                        e.message = format!("{}; an earlier request on this stream was refused: reconnect", e.message);
-                        answer(request.correlation_id, e)
-                    } else {
-                        let (response, refused_now) = handle(&partitions, request, limits).await;
-                        if refused_now {
-                            refused.insert(key);
-                        }
-                        response
-                    };
-                    pending.push_back(response);
-                    arrivals.push_back(arrived);
-                }
-                Some(Err(status)) => {
-                    tracing::debug!(%status, "produce stream broke");
-                    reading = false;
-                }
-                None => reading = false,
-            },
-            Some(response) = pending.next(), if !pending.is_empty() => {
-                // Responses come in request order, as the arrivals were queued.
-                if let Some(arrived) = arrivals.pop_front() {
-                    metrics.produce_latency.observe(arrived.elapsed().as_secs_f64());
-                }
-                let Some(response) = response else { continue };
-                match crate::failpoint::produce_response() {
-                    crate::failpoint::ProduceResponse::Send => {}
-                    crate::failpoint::ProduceResponse::Drop => {
-                        tracing::warn!(correlation_id = response.correlation_id, "failpoint: dropping a produce response and the stream");
+    /// Partitions refused on this stream: later requests to them are too.
+    refused: HashSet<(String, u32)>,
+}
+
+impl ProduceStream {
+    pub fn new(
+        partitions: Arc<Partitions>,
+        requests: Streaming<pb::ProduceRequest>,
+        responses: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
+        max_in_flight: usize,
+        limits: ProduceLimits,
+        shutdown: CancellationToken,
+    ) -> ProduceStream {
+        ProduceStream { partitions, requests, responses, max_in_flight, limits, shutdown, refused: HashSet::new() }
+    }
+
+    /// Serves the stream until the client closes it (or the broker stops
+    /// and what was in flight is answered).
+    pub async fn run(mut self) {
+        let metrics = self.partitions.metrics().clone();
+        let _open = metrics.stream_opened("produce");
+        let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+        // When each pending request arrived (for the latency histogram).
+        let mut arrivals = std::collections::VecDeque::new();
+        let mut reading = true;
+        let mut drain_until = None;
+        while reading || !pending.is_empty() {
+            tokio::select! {
+                request = self.requests.next(), if reading && pending.len() < self.max_in_flight => match request {
+                    Some(Ok(request)) => {
+                        arrivals.push_back(std::time::Instant::now());
+                        let response = self.accept(request).await;
+                        pending.push_back(response);
+                    }
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "produce stream broke");
+                        reading = false;
+                    }
+                    None => reading = false,
+                },
+                Some(response) = pending.next(), if !pending.is_empty() => {
+                    // Responses come in request order, as the arrivals were queued.
+                    if let Some(arrived) = arrivals.pop_front() {
+                        metrics.produce_latency.observe(arrived.elapsed().as_secs_f64());
+                    }
+                    let Some(response) = response else { continue };
+                    if !self.respond(response).await {
                         return;
                     }
-                    crate::failpoint::ProduceResponse::Crash => {
-                        tracing::warn!(correlation_id = response.correlation_id, "failpoint: exiting instead of answering");
-                        std::process::exit(crate::failpoint::CRASH_EXIT_CODE);
-                    }
                 }
-                if responses.send(Ok(response)).await.is_err() {
-                    return; // the client is gone
+                // Stopping: read no more requests, but answer those in flight
+                // (their appends are done; durability and replication are
+                // awaited, or refused NOT_LEADER once the leadership moved) for
+                // at most DRAIN: a partition that kept its leadership has no
+                // followers fetching any more, and its acks=all waits would last
+                // the replication timeout. The client retries what is cut off.
+                _ = self.shutdown.cancelled(), if reading => {
+                    reading = false;
+                    drain_until = Some(tokio::time::Instant::now() + DRAIN);
                 }
+                _ = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => return,
             }
-            // Stopping: read no more requests, but answer those in flight
-            // (their appends are done; durability and replication are
-            // awaited, or refused NOT_LEADER once the leadership moved) for
-            // at most DRAIN: a partition that kept its leadership has no
-            // followers fetching any more, and its acks=all waits would last
-            // the replication timeout. The client retries what is cut off.
-            _ = shutdown.cancelled(), if reading => {
-                reading = false;
-                drain_until = Some(tokio::time::Instant::now() + DRAIN);
-            }
-            _ = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => return,
         }
+    }
+
+    /// Takes one request in arrival order: refused at once, or appended
+    /// (its durability and replication awaited by the returned future).
+    async fn accept(&mut self, request: pb::ProduceRequest) -> Pending {
+        let key = (request.topic.clone(), request.partition);
+        if key.0.starts_with("__") {
+            // Internal topics (`__offsets`) are written by the broker itself.
+            let message = format!("{} is an internal topic", key.0);
+            return answer(request.correlation_id, pb::Error::new(ErrorCode::InvalidArgument, message));
+        }
+        if self.refused.contains(&key) {
+            let mut e = not_leader(&key.0, key.1, None);
+            e.message = format!("{}; an earlier request on this stream was refused: reconnect", e.message);
+            return answer(request.correlation_id, e);
+        }
+        let (response, refused_now) = handle(&self.partitions, request, self.limits).await;
+        if refused_now {
+            self.refused.insert(key);
+        }
+        response
+    }
+
+    /// Sends one response (or, under a failpoint, drops the stream or
+    /// crashes instead); false once the stream is over.
+    async fn respond(&self, response: pb::ProduceResponse) -> bool {
+        match crate::failpoint::produce_response() {
+            crate::failpoint::ProduceResponse::Send => {}
+            crate::failpoint::ProduceResponse::Drop => {
+                tracing::warn!(
+                    correlation_id = response.correlation_id,
+                    "failpoint: dropping a produce response and the stream"
+                );
+                return false;
+            }
+            crate::failpoint::ProduceResponse::Crash => {
+                tracing::warn!(correlation_id = response.correlation_id, "failpoint: exiting instead of answering");
+                std::process::exit(crate::failpoint::CRASH_EXIT_CODE);
+            }
+        }
+        // An error: the client is gone.
+        self.responses.send(Ok(response)).await.is_ok()
+    }
+}
+
+/// The acknowledgement a request asks for; unspecified means all.
+fn acks_of(req: &pb::ProduceRequest) -> Acks {
+    match Acks::try_from(req.acks) {
+        Ok(Acks::None) => Acks::None,
+        Ok(Acks::Leader) => Acks::Leader,
+        _ => Acks::All,
     }
 }
 
@@ -142,13 +186,13 @@ pub(crate) async fn handle(
         let hint = state.leader.and_then(|l| partitions.broker_address(l));
         return (answer(id, not_leader(&req.topic, req.partition, hint)), true);
     }
-    let acks_all = !matches!(Acks::try_from(req.acks), Ok(Acks::None | Acks::Leader));
-    if acks_all && !partitions.in_contact() {
+    let acks = acks_of(&req);
+    if acks == Acks::All && !partitions.in_contact() {
         let mut e = not_leader(&req.topic, req.partition, None);
         e.message = format!("{}: no sentinel has confirmed this broker's session for a session timeout", e.message);
         return (answer(id, e), true);
     }
-    append(replica, state, req, limits).await
+    append(replica, state, req, acks, limits).await
 }
 
 /// Appends a request's batch to a partition this broker leads; also says
@@ -157,6 +201,7 @@ async fn append(
     replica: Arc<crate::partition::Replica>,
     state: pb::PartitionState,
     req: pb::ProduceRequest,
+    acks: Acks,
     limits: ProduceLimits,
 ) -> (Pending, bool) {
     let id = req.correlation_id;
@@ -173,12 +218,6 @@ async fn append(
     if let Err(reason) = limits.timestamps.check(&batch, goulette_storage::now_ms()) {
         return refuse(pb::Error::new(ErrorCode::InvalidTimestamp, reason));
     }
-    // Unspecified means all.
-    let acks = match Acks::try_from(req.acks) {
-        Ok(Acks::None) => Acks::None,
-        Ok(Acks::Leader) => Acks::Leader,
-        _ => Acks::All,
-    };
     if acks == Acks::All && state.isr.len() < replica.min_insync() {
         let message = format!(
             "{} in-sync replicas of {}/{}, acks=all needs {}",

@@ -51,14 +51,15 @@ impl BrokerService for BrokerGrpc {
     ) -> Result<Response<Self::ProduceStream>, Status> {
         let (tx, rx) = mpsc::channel(64);
         let (partitions, config) = (self.partitions.clone(), self.config.clone());
-        tokio::spawn(produce::serve(
+        let stream = produce::ProduceStream::new(
             partitions,
             req.into_inner(),
             tx,
             config.max_in_flight,
             config.produce_limits(),
             self.shutdown.clone(),
-        ));
+        );
+        tokio::spawn(stream.run());
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 

@@ -8,8 +8,9 @@
 //!   the assignment stream).
 //!
 //! All four share the package `goulette.v1`; the client-facing and internal
-//! services live in separate files.
+//! services live in separate files. [`channel`] builds every client channel.
 
+pub mod channel;
 #[cfg(feature = "ops")]
 pub mod ops;
 
