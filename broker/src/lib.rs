@@ -12,6 +12,7 @@
 //! - [`isr`]: a leader shrinking and expanding the ISR.
 //! - [`peers`]: the other brokers' addresses.
 //! - [`supervisor`]: starting and stopping the follower tasks.
+//! - [`session`]: this broker's session with the sentinels (contact, readiness).
 //! - [`layout`]: the data directory's layout (a directory and topic id per replica).
 //! - [`failures`], [`failure_reports`]: replicas that cannot be served, and the task reporting and reopening them.
 //! - [`server`]: `run`, wiring it all together.
@@ -42,6 +43,7 @@ pub mod produce;
 pub mod replica;
 pub mod server;
 pub mod service;
+pub mod session;
 pub mod shutdown;
 pub mod supervisor;
 pub mod timestamps;

@@ -175,7 +175,10 @@ pub async fn run_assignments(config: Arc<BrokerConfig>, partitions: Arc<Partitio
                         _ = token.cancelled() => return,
                     };
                     match message {
-                        Ok(Some(update)) => partitions.apply(update).await,
+                        Ok(Some(update)) => {
+                            let changes = partitions.apply(update).await;
+                            tracing::debug!(?changes, "applied an assignment update");
+                        }
                         Ok(None) => break,
                         Err(status) => {
                             tracing::warn!(sentinel = %address, %status, "assignment stream broke; reconnecting");

@@ -1,5 +1,12 @@
-//! The partitions this broker holds: their logs, their state as the
-//! sentinels last described it, and their high watermark.
+//! The registry of the replicas this broker holds: it applies the
+//! sentinels' assignment updates (opening, updating, closing and removing
+//! replicas, deleting data only on evidence) and says what changed; it
+//! answers which replica serves a request, and whether the broker is ready.
+//!
+//! Its parts live beside it: one replica in `replica`, the disk layout in
+//! `layout`, the address book in `peers`, follower tasks in `supervisor`,
+//! the session with the sentinels in `session`, replicas that cannot be
+//! served in `failures` and `kept`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,9 +23,37 @@ use crate::kept::{Kept, other_incarnation};
 use crate::layout::DataDir;
 use crate::peers::Peers;
 pub use crate::replica::Replica;
+use crate::session::Session;
 use crate::supervisor::Supervisor;
 
-/// Every replica on this broker, and the addresses of the other brokers.
+/// What applying an assignment update (or retrying failed replicas)
+/// changed on this broker, by partition.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Opened (recovered) and now served.
+    pub opened: Vec<(String, u32)>,
+    /// Served before and after, with a new state or settings.
+    pub updated: Vec<(String, u32)>,
+    /// Not served, data kept (the kept-data alarm says why).
+    pub kept: Vec<(String, u32)>,
+    /// Not served, no data left (deleted on evidence, or none was there).
+    pub removed: Vec<(String, u32)>,
+    /// Could not be opened: now failed replicas.
+    pub failed: Vec<(String, u32)>,
+}
+
+impl Changes {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.opened.is_empty()
+            && self.updated.is_empty()
+            && self.kept.is_empty()
+            && self.removed.is_empty()
+            && self.failed.is_empty()
+    }
+}
+
+/// Every replica on this broker: the registry that assignment updates change.
 #[derive(Debug)]
 pub struct Partitions {
     broker_id: u32,
@@ -29,16 +64,9 @@ pub struct Partitions {
     peers: Arc<Peers>,
     /// The follower tasks of the partitions this broker follows.
     supervisor: Supervisor,
-    /// The last time a sentinel confirmed this broker's session, and the
-    /// session timeout: past it, the sentinels may have handed its
-    /// partitions to others.
-    contact: Mutex<Option<(Instant, Duration)>>,
+    /// The session with the sentinels (contact, first snapshot applied).
+    session: Session,
     metrics: Arc<crate::metrics::BrokerMetrics>,
-    /// Set once the first assignment snapshot is applied (its logs opened
-    /// and recovered): until then the broker is not ready.
-    assigned: std::sync::atomic::AtomicBool,
-    /// The current sentinel session (etcd lease id; 0 before registering).
-    session: std::sync::atomic::AtomicI64,
     /// Partition directories whose data is kept but not served (see `kept`).
     kept: Kept,
     /// Replicas that cannot be served (see `failures`).
@@ -61,10 +89,8 @@ impl Partitions {
             replicas: RwLock::new(HashMap::new()),
             supervisor: Supervisor::new(peers.clone(), shutdown),
             peers,
-            contact: Mutex::new(None),
+            session: Session::default(),
             metrics: Arc::new(crate::metrics::BrokerMetrics::new()),
-            assigned: std::sync::atomic::AtomicBool::new(false),
-            session: std::sync::atomic::AtomicI64::new(0),
             kept: Kept::default(),
             failures: Failures::default(),
             opening: tokio::sync::Mutex::new(()),
@@ -73,12 +99,12 @@ impl Partitions {
 
     /// Records the sentinel session this broker holds.
     pub fn set_session(&self, id: i64) {
-        self.session.store(id, std::sync::atomic::Ordering::Relaxed);
+        self.session.set_id(id);
     }
 
     /// The sentinel session this broker holds (0 before registering).
     pub fn session(&self) -> i64 {
-        self.session.load(std::sync::atomic::Ordering::Relaxed)
+        self.session.id()
     }
 
     /// Stops every replication task and starts none again: a stopping
@@ -131,7 +157,11 @@ impl Partitions {
     /// Opens failed replicas again where that is safe (see `failures`).
     pub async fn retry_failed(&self) {
         let _opening = self.opening.lock().await;
-        self.retry_failed_locked().await;
+        let mut changes = Changes::default();
+        self.retry_failed_locked(&mut changes).await;
+        if !changes.is_empty() {
+            tracing::info!(?changes, "retried failed replicas");
+        }
     }
 
     /// Fails the open replicas whose log stopped accepting work (a write,
@@ -144,7 +174,7 @@ impl Partitions {
         }
     }
 
-    async fn retry_failed_locked(&self) {
+    async fn retry_failed_locked(&self, changes: &mut Changes) {
         if self.failures.is_empty() {
             return;
         }
@@ -152,7 +182,7 @@ impl Partitions {
         for (a, repair) in self.failures.to_retry(self.broker_id, room) {
             let key = (a.state.topic.clone(), a.state.partition);
             if self.get(&key.0, key.1).is_none() {
-                self.open(a.state, a.topic.as_ref(), a.incarnation, key, repair).await;
+                self.open(a.state, a.topic.as_ref(), a.incarnation, key, repair, changes).await;
             }
         }
     }
@@ -168,7 +198,7 @@ impl Partitions {
         if self.supervisor.is_draining() {
             return Err("stopping: handing partitions over".into());
         }
-        if !self.assigned.load(std::sync::atomic::Ordering::Acquire) {
+        if !self.session.is_assigned() {
             return Err("no assignment snapshot applied yet (registering, or recovering partition logs)".into());
         }
         if !self.in_contact() {
@@ -209,14 +239,14 @@ impl Partitions {
     /// A sentinel confirmed the session (registration or heartbeat) with a
     /// request sent at `sent`.
     pub fn sentinel_contact(&self, sent: Instant, session_timeout: Duration) {
-        *self.contact.lock().unwrap_or_else(|p| p.into_inner()) = Some((sent, session_timeout));
+        self.session.confirmed(sent, session_timeout);
     }
 
     /// False once no sentinel has confirmed the session for a session
     /// timeout: the sentinels may have elected other leaders, so this broker
     /// must not acknowledge `acks=all` writes as leader.
     pub fn in_contact(&self) -> bool {
-        self.contact.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|(at, timeout)| at.elapsed() < timeout)
+        self.session.in_contact()
     }
 
     /// The replica of `topic/partition`, if this broker holds it.
@@ -277,14 +307,15 @@ impl Partitions {
     /// replicas (deleting data only on evidence about its incarnation),
     /// opens (recovering) the logs of new assignments and updates states.
     /// A log that fails to open is skipped and logged: the partition stays
-    /// unavailable on this broker.
-    pub async fn apply(&self, update: pb::AssignmentUpdate) {
+    /// unavailable on this broker. Returns what changed.
+    pub async fn apply(&self, update: pb::AssignmentUpdate) -> Changes {
         let _opening = self.opening.lock().await;
+        let mut changes = Changes::default();
         self.peers.replace(&update.brokers);
         // Removals first: a topic deleted and created again comes as the old
         // incarnation's removal and the new one's assignment.
         for removal in &update.removals {
-            self.remove(removal).await;
+            self.remove(removal, &mut changes).await;
         }
         let mut keep = Vec::new();
         for assignment in update.assignments {
@@ -297,17 +328,19 @@ impl Partitions {
                     replica.set_topic(assignment.topic.as_ref());
                     replica.set_state(state);
                     self.supervisor.follow(&replica);
+                    changes.updated.push(key);
                 }
                 Some(replica) => {
                     // Another incarnation, and no evidence came that ours may go.
                     self.close(&state.topic, state.partition).await;
                     self.kept.raise(&state.topic, state.partition, other_incarnation(incarnation, replica.incarnation));
+                    changes.kept.push(key);
                 }
                 None => {
                     let failed = Assignment { state, topic: assignment.topic, incarnation };
                     // A failed replica is opened again by `retry_failed` only.
                     if !self.failures.reassigned(&failed) {
-                        self.open(failed.state, failed.topic.as_ref(), incarnation, key, false).await;
+                        self.open(failed.state, failed.topic.as_ref(), incarnation, key, false, &mut changes).await;
                     }
                 }
             }
@@ -322,10 +355,12 @@ impl Partitions {
             for (topic, partition) in stale {
                 self.close(&topic, partition).await;
                 self.kept.raise(&topic, partition, "missing from the assignment snapshot".into());
+                changes.kept.push((topic, partition));
             }
-            self.assigned.store(true, std::sync::atomic::Ordering::Release);
+            self.session.mark_assigned();
         }
-        self.retry_failed_locked().await;
+        self.retry_failed_locked(&mut changes).await;
+        changes
     }
 
     /// Opens (recovering) a newly assigned replica. A directory holding
@@ -340,17 +375,20 @@ impl Partitions {
         incarnation: u64,
         key: (String, u32),
         repair: bool,
+        changes: &mut Changes,
     ) {
         let dir = self.data_dir.partition(&state.topic, state.partition);
         let recorded = match self.data_dir.identity(&state.topic, state.partition) {
             Ok(recorded) => recorded,
             Err(e) => {
                 self.kept.raise(&state.topic, state.partition, format!("its topic id cannot be read: {e:#}"));
+                changes.kept.push(key);
                 return;
             }
         };
         if let Some(recorded) = recorded.filter(|r| *r != incarnation) {
             self.kept.raise(&state.topic, state.partition, other_incarnation(incarnation, recorded));
+            changes.kept.push(key);
             return;
         }
         let config = self.log_config(topic);
@@ -397,15 +435,20 @@ impl Partitions {
                 });
                 replica.set_topic(topic);
                 replica.set_state(state);
-                self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(key, replica.clone());
+                self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), replica.clone());
                 self.supervisor.follow(&replica);
+                changes.opened.push(key);
             }
             Ok(Err(e)) => {
                 let corrupt = matches!(e.downcast_ref(), Some(goulette_storage::StorageError::Corruption { .. }));
                 let reason = format!("cannot open its log: {e:#}");
                 self.failures.record(Assignment { state, topic: topic.cloned(), incarnation }, reason, corrupt);
+                changes.failed.push(key);
             }
-            Err(e) => tracing::error!(error = %e, "partition open task failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "partition open task failed");
+                changes.failed.push(key);
+            }
         }
     }
 
@@ -425,7 +468,8 @@ impl Partitions {
     /// removal is evidence (a recorded deletion or a completed move) about
     /// the very incarnation the directory holds; otherwise it is kept, and
     /// the alarm raised.
-    async fn remove(&self, removal: &pb::Removal) {
+    async fn remove(&self, removal: &pb::Removal, changes: &mut Changes) {
+        let key = (removal.topic.clone(), removal.partition);
         let (topic, partition) = (removal.topic.as_str(), removal.partition);
         self.close(topic, partition).await;
         self.failures.clear(topic, partition);
@@ -434,11 +478,13 @@ impl Partitions {
             Ok(None) => {
                 // Nothing on disk (deleted already): nothing to keep.
                 self.kept.clear(topic, partition);
+                changes.removed.push(key);
                 return;
             }
             Ok(Some(recorded)) => recorded,
             Err(e) => {
                 self.kept.raise(topic, partition, format!("its topic id cannot be read: {e:#}"));
+                changes.kept.push(key);
                 return;
             }
         };
@@ -447,6 +493,7 @@ impl Partitions {
             pb::RemovalReason::Moved => "the partition moved to other brokers",
             pb::RemovalReason::Unknown => {
                 self.kept.raise(topic, partition, "the metadata no longer knows this replica".into());
+                changes.kept.push(key);
                 return;
             }
         };
@@ -456,12 +503,14 @@ impl Partitions {
                 removal.topic_incarnation
             );
             self.kept.raise(topic, partition, reason);
+            changes.kept.push(key);
             return;
         }
         let dir = self.data_dir.partition(topic, partition);
         match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await {
             Ok(Ok(())) => {
                 self.kept.clear(topic, partition);
+                changes.removed.push(key);
                 tracing::info!(
                     topic,
                     partition,
@@ -470,8 +519,14 @@ impl Partitions {
                     "replica data deleted"
                 );
             }
-            Ok(Err(e)) => tracing::warn!(topic, partition, error = %e, "deleting replica data failed"),
-            Err(e) => tracing::warn!(error = %e, "replica removal task failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(topic, partition, error = %e, "deleting replica data failed");
+                changes.kept.push(key);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "replica removal task failed");
+                changes.kept.push(key);
+            }
         }
     }
 
@@ -507,3 +562,65 @@ impl Partitions {
 /// data directory has this much free, so that it does not fail again at
 /// once (and log it) every second while the disk stays full.
 const MIN_FREE_BYTES: u64 = 8 << 20;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn assigned(topic: &str, incarnation: u64, epoch: u64) -> pb::PartitionAssignment {
+        let state = pb::PartitionState {
+            topic: topic.into(),
+            partition: 0,
+            replicas: vec![1],
+            leader: Some(1),
+            leader_epoch: epoch,
+            isr: vec![1],
+            revision: epoch,
+        };
+        pb::PartitionAssignment { topic: None, state: Some(state), topic_incarnation: incarnation }
+    }
+
+    fn removal(topic: &str, incarnation: u64, reason: pb::RemovalReason) -> pb::Removal {
+        pb::Removal { topic: topic.into(), partition: 0, topic_incarnation: incarnation, reason: reason as i32 }
+    }
+
+    fn key(topic: &str) -> Vec<(String, u32)> {
+        vec![(topic.to_owned(), 0)]
+    }
+
+    #[tokio::test]
+    async fn apply_reports_what_it_opened_updated_kept_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let partitions = Partitions::new(1, dir.path().into(), LogConfig::default(), CancellationToken::new());
+        let snapshot = pb::AssignmentUpdate {
+            snapshot: true,
+            assignments: vec![assigned("a", 7, 1), assigned("b", 8, 1)],
+            ..Default::default()
+        };
+        let changes = partitions.apply(snapshot).await;
+        assert_eq!(changes.opened.len(), 2, "{changes:?}");
+        assert!(partitions.get("a", 0).unwrap().is_leader());
+
+        let delta = pb::AssignmentUpdate { assignments: vec![assigned("a", 7, 2)], ..Default::default() };
+        let changes = partitions.apply(delta).await;
+        assert_eq!(changes, Changes { updated: key("a"), ..Default::default() });
+
+        // No evidence about the incarnation: stop serving, keep the data.
+        let unknown =
+            pb::AssignmentUpdate { removals: vec![removal("b", 8, pb::RemovalReason::Unknown)], ..Default::default() };
+        assert_eq!(partitions.apply(unknown).await, Changes { kept: key("b"), ..Default::default() });
+        assert!(dir.path().join("b-0").exists());
+        // Evidence about another incarnation is no evidence about this one.
+        let other =
+            pb::AssignmentUpdate { removals: vec![removal("a", 99, pb::RemovalReason::Deleted)], ..Default::default() };
+        assert_eq!(partitions.apply(other).await, Changes { kept: key("a"), ..Default::default() });
+        assert!(dir.path().join("a-0").exists());
+        // Evidence about this very incarnation: the data goes.
+        let deleted =
+            pb::AssignmentUpdate { removals: vec![removal("a", 7, pb::RemovalReason::Deleted)], ..Default::default() };
+        assert_eq!(partitions.apply(deleted).await, Changes { removed: key("a"), ..Default::default() });
+        assert!(!dir.path().join("a-0").exists());
+    }
+}
