@@ -118,10 +118,8 @@ impl ProduceStream {
     /// (its durability and replication awaited by the returned future).
     async fn accept(&mut self, request: pb::ProduceRequest) -> Pending {
         let key = (request.topic.clone(), request.partition);
-        if key.0.starts_with("__") {
-            // Internal topics (`__offsets`) are written by the broker itself.
-            let message = format!("{} is an internal topic", key.0);
-            return answer(request.correlation_id, pb::Error::new(ErrorCode::InvalidArgument, message));
+        if let Err(error) = client_writable(&key.0) {
+            return answer(request.correlation_id, error);
         }
         if self.refused.contains(&key) {
             let mut e = not_leader(&key.0, key.1, None);
@@ -157,6 +155,18 @@ impl ProduceStream {
     }
 }
 
+/// The one topic check of the produce path: a valid name, and not an
+/// internal topic (`__offsets` is written by the broker itself, through
+/// [`handle`]).
+fn client_writable(topic: &str) -> Result<(), pb::Error> {
+    goulette_proto::validate_topic_name(topic).map_err(|reason| pb::Error::new(ErrorCode::InvalidArgument, reason))?;
+    if topic.starts_with("__") {
+        let message = format!("{topic} is an internal topic");
+        return Err(pb::Error::new(ErrorCode::InvalidArgument, message));
+    }
+    Ok(())
+}
+
 /// The acknowledgement a request asks for; unspecified means all.
 fn acks_of(req: &pb::ProduceRequest) -> Acks {
     match Acks::try_from(req.acks) {
@@ -166,17 +176,15 @@ fn acks_of(req: &pb::ProduceRequest) -> Acks {
     }
 }
 
-/// Validates and appends one request; returns the future of its response,
-/// and whether it was refused before its append.
+/// Validates and appends one request (its topic name was checked by the
+/// caller); returns the future of its response, and whether it was refused
+/// before its append.
 pub(crate) async fn handle(
     partitions: &Arc<Partitions>,
     req: pb::ProduceRequest,
     limits: ProduceLimits,
 ) -> (Pending, bool) {
     let id = req.correlation_id;
-    if let Err(reason) = goulette_proto::validate_topic_name(&req.topic) {
-        return (answer(id, pb::Error::new(ErrorCode::InvalidArgument, reason)), true);
-    }
     let Some(replica) = partitions.get(&req.topic, req.partition) else {
         return (answer(id, partitions.unavailable(&req.topic, req.partition)), true);
     };
@@ -357,5 +365,29 @@ async fn wait_replicated(replica: &crate::partition::Replica, epoch: u64, next_o
                 return Some(pb::Error::new(ErrorCode::NotEnoughReplicas, message));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_write_valid_names_only_and_never_internal_topics() {
+        assert!(client_writable("orders").is_ok());
+        for bad in ["", "..", "a/b", "__offsets", "__anything"] {
+            let error = client_writable(bad).expect_err(bad);
+            assert_eq!(error.error_code(), ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn unspecified_acks_mean_all() {
+        let with = |acks: i32| acks_of(&pb::ProduceRequest { acks, ..Default::default() });
+        assert_eq!(with(Acks::None as i32), Acks::None);
+        assert_eq!(with(Acks::Leader as i32), Acks::Leader);
+        assert_eq!(with(Acks::All as i32), Acks::All);
+        assert_eq!(with(0), Acks::All);
+        assert_eq!(with(42), Acks::All);
     }
 }
