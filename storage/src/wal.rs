@@ -66,6 +66,22 @@ impl Wal {
         Wal::attach(path, SparseIndex::new(base_offset, interval))
     }
 
+    /// Creates an empty WAL starting at `base_offset` without syncing it:
+    /// for a seal's switch, under the log's lock. The header is written to
+    /// a tmp file renamed into place, so the WAL's name never shows a
+    /// partial header while the system runs; after a power loss the file
+    /// may lack its header, which recovery repairs (nothing in it was
+    /// acknowledged: rounds sync it, and fsync the directory, first).
+    pub fn create_unsynced(dir: &Path, base_offset: u64, interval: u32) -> Result<Wal> {
+        let path = dir.join(file_name(base_offset, WAL_SUFFIX));
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(crashsafe::TMP_SUFFIX);
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, frame::file_header(base_offset)).context(|| format!("create {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).context(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+        Wal::attach(path, SparseIndex::new(base_offset, interval))
+    }
+
     /// Opens and recovers an existing WAL.
     pub fn open(dir: &Path, base_offset: u64, interval: u32) -> Result<Wal> {
         let path = dir.join(file_name(base_offset, WAL_SUFFIX));

@@ -94,7 +94,7 @@ impl PartitionLog {
         if offsets_full(&inner, batch) || starts_epoch(&inner, leader_epoch) || self.seal_due(&inner, now) {
             return None;
         }
-        Some(self.append_locked(&mut inner, batch, None, leader_epoch, now, false))
+        Some(self.append_locked(&mut inner, batch, None, leader_epoch, now, None))
     }
 
     /// Appends a batch copied from the partition leader, keeping its offsets
@@ -119,11 +119,28 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// An append that may seal: a seal it begins (under the lock) is
+    /// finished here, after the lock is released.
     fn append_at(&self, batch: &Batch, expected_base: Option<u64>, leader_epoch: u32) -> Result<PendingAppend> {
         self.check_size(batch)?;
-        let now = now_ms();
-        let mut inner = self.lock();
-        self.append_locked(&mut inner, batch, expected_base, leader_epoch, now, true)
+        loop {
+            let now = now_ms();
+            let mut inner = self.lock();
+            if offsets_full(&inner, batch) && inner.sealing.is_some() {
+                // The WAL must be sealed first, and the last seal is still
+                // in flight: finish it, then look again.
+                drop(inner);
+                self.finish_seal()?;
+                continue;
+            }
+            let mut sealing = false;
+            let appended = self.append_locked(&mut inner, batch, expected_base, leader_epoch, now, Some(&mut sealing));
+            drop(inner);
+            if sealing {
+                self.finish_seal()?;
+            }
+            return appended;
+        }
     }
 
     /// A leader checks an idempotent producer's sequence (a follower copies
@@ -151,8 +168,9 @@ impl PartitionLog {
         }
     }
 
-    /// The append itself, under the log's lock; seals after it when the WAL
-    /// is due and `may_seal`.
+    /// The append itself, under the log's lock. With `sealing`, it begins a
+    /// seal when the WAL is due (or full of offsets) and sets it: the
+    /// caller then finishes the seal once it released the lock.
     fn append_locked(
         &self,
         inner: &mut Inner,
@@ -160,7 +178,7 @@ impl PartitionLog {
         expected_base: Option<u64>,
         leader_epoch: u32,
         now: i64,
-        may_seal: bool,
+        mut sealing: Option<&mut bool>,
     ) -> Result<PendingAppend> {
         self.check_open(inner)?;
         if expected_base.is_none()
@@ -168,8 +186,10 @@ impl PartitionLog {
         {
             return answer;
         }
-        if offsets_full(inner, batch) {
-            self.seal(inner)?;
+        if let Some(began) = sealing.as_deref_mut()
+            && offsets_full(inner, batch)
+        {
+            *began |= self.begin_seal(inner)?;
         }
         let base = inner.log_end();
         if let Some(expected) = expected_base
@@ -204,8 +224,10 @@ impl PartitionLog {
         inner.last_crc = batch.crc();
         inner.appended_batches += 1;
         self.publish(inner);
-        if may_seal && self.seal_due(inner, now) {
-            self.seal(inner)?;
+        if let Some(began) = sealing
+            && self.seal_due(inner, now)
+        {
+            *began |= self.begin_seal(inner)?;
         }
         let presync_due = self.presync_due(inner);
         let info = AppendInfo { base_offset: base, next_offset: info.next_offset, max_timestamp: info.max_timestamp };

@@ -272,20 +272,42 @@ impl PartitionLog {
 
     /// One fdatasync of the WAL, covering everything written before it
     /// started, run without the log's lock; records the new durable offset,
-    /// or fails the log.
+    /// or fails the log. While a seal is in flight it also fdatasyncs the
+    /// sealing WAL first, and fsyncs the directory until the new WAL's name
+    /// is durable: nothing in the new WAL counts as durable before that.
     fn sync_wal(&self) -> Result<()> {
-        let (file, upto, path, generation, batches) = {
+        let (file, sealing, dir_sync, upto, path, generation, batches, wal_base) = {
             let inner = self.lock();
             self.check_open(&inner)?;
             let mut state = self.durability.lock();
             let batches = inner.appended_batches.saturating_sub(state.synced_batches);
             state.synced_batches = inner.appended_batches;
-            (inner.wal.file.clone(), inner.log_end(), inner.wal.path.clone(), state.generation, batches)
+            (
+                inner.wal.file.clone(),
+                inner.sealing.as_ref().map(|s| s.wal.file.clone()),
+                !inner.wal_entry_synced,
+                inner.log_end(),
+                inner.wal.path.clone(),
+                state.generation,
+                batches,
+                inner.wal.index.base_offset,
+            )
         };
         let started = Instant::now();
-        match file.sync_data() {
+        let synced = sealing
+            .map_or(Ok(()), |sealing| sealing.sync_data())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StorageError::io(format!("fdatasync WAL {}", path.display()), e))
+            .and_then(|()| if dir_sync { crate::crashsafe::fsync_dir(&self.dir) } else { Ok(()) });
+        match synced {
             Ok(()) => {
                 crate::observe::fdatasync(started.elapsed(), batches);
+                if dir_sync {
+                    let mut inner = self.lock();
+                    if inner.wal.index.base_offset == wal_base {
+                        inner.wal_entry_synced = true;
+                    }
+                }
                 let mut state = self.durability.lock();
                 if state.generation == generation {
                     let durable = state.durable.max(upto);
@@ -293,8 +315,7 @@ impl PartitionLog {
                 }
                 Ok(())
             }
-            Err(e) => {
-                let err = StorageError::io(format!("fdatasync WAL {}", path.display()), e);
+            Err(err) => {
                 self.fail(&mut self.lock(), Step::Fdatasync, &err);
                 Err(err)
             }

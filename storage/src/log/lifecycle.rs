@@ -1,9 +1,9 @@
-//! The log's file set over time: sealing the WAL into a fragment, producer
-//! snapshots taken at each seal, truncation (replica divergence), reset (a
-//! follower behind its leader's log start), retention, periodic
-//! maintenance and close. Each step that changes the file set runs under
-//! the log's lock and follows the crash protocol in the module documentation
-//! of [`crate::log`]; a failure halfway fails the log.
+//! The log's file set over time, besides sealing (`seal`): truncation
+//! (replica divergence), reset (a follower behind its leader's log start),
+//! retention, periodic maintenance and close. Truncation and reset first
+//! complete a seal in flight, then run under the log's lock and follow the
+//! crash protocol in the module documentation of [`crate::log`]; a failure
+//! halfway fails the log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,72 +15,13 @@ use super::{Inner, LogState, PartitionLog, Step, millis};
 use crate::config::FlushPolicy;
 use crate::crashsafe;
 use crate::epochs::EpochHistory;
-use crate::error::{IoContext, Result, StorageError};
+use crate::error::{Result, StorageError};
 use crate::fragment::{Fragment, file_name};
 use crate::frame::{self, FILE_HEADER_LEN};
 use crate::producers::SNAPSHOT_SUFFIX;
 use crate::wal::{WAL_SUFFIX, Wal};
 
 impl PartitionLog {
-    /// Whether the WAL is due for sealing: full, or holding records older
-    /// than `fragment_max_age`.
-    pub(super) fn seal_due(&self, inner: &Inner, now_ms: i64) -> bool {
-        let wal = &inner.wal;
-        let too_old =
-            wal.first_append_ms.is_some_and(|t| now_ms.saturating_sub(t) >= millis(self.config.fragment_max_age));
-        !wal.is_empty() && (wal.len() >= self.config.fragment_bytes || too_old)
-    }
-
-    /// Seals the WAL into a fragment (see the crash protocol). Any failure
-    /// fails the log: after the rename its in-memory file set no longer
-    /// matches the directory, and a reopen recovers it.
-    pub(super) fn seal(&self, inner: &mut Inner) -> Result<()> {
-        if inner.wal.is_empty() {
-            return Ok(());
-        }
-        let result = inner.wal.sync().and_then(|()| {
-            let index = inner.wal.index.clone();
-            let fragment = Fragment::sealed(&self.dir, &index, self.config.index_interval_bytes, self.epoch);
-            std::fs::rename(&inner.wal.path, &fragment.path)
-                .context(|| format!("rename {} to {}", inner.wal.path.display(), fragment.path.display()))?;
-            crashsafe::write_atomic_no_dir_sync(&fragment.index_path, &[&index.encode()])?;
-            let wal = Wal::create(&self.dir, index.next_offset, self.config.index_interval_bytes)?;
-            crashsafe::fsync_dir(&self.dir)?;
-            tracing::debug!(fragment = %fragment.path.display(), bytes = index.file_len, "sealed WAL");
-            Ok((fragment, wal))
-        });
-        match result {
-            Ok((fragment, wal)) => {
-                let sealed_end = fragment.next_offset;
-                inner.fragments.push(Arc::new(fragment));
-                inner.wal = wal;
-                self.durability.raise(sealed_end);
-                self.snapshot_producers(inner, sealed_end);
-                Ok(())
-            }
-            Err(e) => {
-                self.fail(inner, Step::Seal, &e);
-                Err(e)
-            }
-        }
-    }
-
-    /// Writes the producer state as of `offset` (best effort: without it a
-    /// restart reads more of the log) and keeps the two newest snapshots.
-    fn snapshot_producers(&self, inner: &mut Inner, offset: u64) {
-        let path = self.dir.join(file_name(offset, SNAPSHOT_SUFFIX));
-        let written = crashsafe::write_durably(&path, &[&inner.producers.encode(offset, inner.last_crc)]);
-        if let Err(e) = written {
-            tracing::warn!(file = %path.display(), error = %e, "could not write a producer-state snapshot");
-            return;
-        }
-        inner.snapshots.insert(offset);
-        while inner.snapshots.len() > 2 {
-            let Some(oldest) = inner.snapshots.pop_first() else { break };
-            let _ = crashsafe::remove_if_exists(&self.dir.join(file_name(oldest, SNAPSHOT_SUFFIX)));
-        }
-    }
-
     /// Deletes the snapshots at or past `from` (a truncation or reset),
     /// durably: they must not outlive the cut.
     pub(super) fn drop_snapshots_from(&self, inner: &mut Inner, from: u64) -> Result<()> {
@@ -100,6 +41,8 @@ impl PartitionLog {
     /// falls inside a batch, that whole batch goes. An `offset` before the
     /// log start empties the log, which then continues at `offset`.
     pub fn truncate_to(&self, offset: u64) -> Result<u64> {
+        let _sealing = self.seal_lock();
+        self.finish_seal_locked()?;
         let mut inner = self.lock();
         self.check_open(&inner)?;
         let result = self.truncate_locked(&mut inner, offset);
@@ -166,6 +109,8 @@ impl PartitionLog {
     /// crash before the old WAL is gone leaves it, and the follower resets
     /// again.
     pub fn reset_to(&self, offset: u64) -> Result<()> {
+        let _sealing = self.seal_lock();
+        self.finish_seal_locked()?;
         let mut inner = self.lock();
         self.check_open(&inner)?;
         let end = inner.log_end();
@@ -212,7 +157,7 @@ impl PartitionLog {
     pub fn enforce_retention(&self, now_ms: i64) -> Result<Vec<u64>> {
         let victims: Vec<Arc<Fragment>> = {
             let mut inner = self.lock();
-            let mut total: u64 = inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wal.len();
+            let mut total: u64 = inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wals_len();
             let mut count = 0;
             for f in &inner.fragments {
                 let too_old =
@@ -252,13 +197,15 @@ impl PartitionLog {
             let mut inner = self.lock();
             self.check_open(&inner)?;
             if self.seal_due(&inner, now_ms) {
-                self.seal(&mut inner)?;
+                self.begin_seal(&mut inner)?;
             }
             match self.config.flush {
                 FlushPolicy::Interval(every) => now_ms.saturating_sub(inner.last_flush_ms) >= millis(every),
                 _ => false,
             }
         };
+        // This seal, or one its appender could not finish.
+        self.finish_seal()?;
         if flush_due {
             self.flush()?;
         }
@@ -269,6 +216,8 @@ impl PartitionLog {
 
     /// Flushes and closes the log; later calls fail with `Closed`.
     pub fn close(&self) -> Result<()> {
+        let _sealing = self.seal_lock();
+        self.finish_seal_locked()?;
         self.flush()?;
         let mut inner = self.lock();
         inner.state = LogState::Closed;

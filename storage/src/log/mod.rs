@@ -13,26 +13,30 @@
 //! - `read`: reads by offset and by timestamp, fragment maps;
 //! - `durability`: the durable offset and group-commit rounds, shared by
 //!   every waiter (blocking or async, leader or follower);
-//! - `lifecycle`: seal, producer snapshots, truncation, reset, retention,
-//!   periodic maintenance, close;
+//! - `seal`: sealing the WAL into a fragment off the append path;
+//! - `lifecycle`: truncation, reset, retention, periodic maintenance, close;
 //! - [`state`]: whether the log accepts work.
 //!
 //! Locking rule: `inner` (the file set and the WAL's write position) is
-//! held for the `writev` of an append and for the file-set changes of a
-//! seal, truncation, reset or retention, never for a read's I/O and never
-//! for a group-commit, presync or flush fdatasync (those copy the WAL's file
-//! handle out and sync without it). The small fsyncs of a file-set change
-//! (the sealed WAL's remainder, which presync keeps small, its index, the
-//! directory, a new leader epoch's history) do run under it: the change
-//! must be atomic with respect to appends. `durability`'s own mutex is
-//! taken after `inner`, never before. Log start, log end and the durable
-//! offset are atomics, published under the lock and read without it.
+//! held for the `writev` of an append and for the in-memory part of a
+//! file-set change, never for a read's I/O and never for an fdatasync of a
+//! WAL: group-commit rounds, presync and flush copy the WAL's file handle
+//! out and sync without it, and a seal only switches to the next WAL under
+//! it, syncing and renaming the full one after (see `seal`). Two steps do
+//! fsync under it, because they must be atomic with respect to appends and
+//! are rare: a new leader epoch's history is written before the epoch's
+//! first batch (once per leadership change), and a truncation or reset
+//! rewrites the file set (replica divergence). `seal_lock` serializes the
+//! finishing of seals with truncation, reset and close, and is taken before
+//! `inner`; `durability`'s own mutex is taken after `inner`, never before.
+//! Log start, log end and the durable offset are atomics, published under
+//! the lock and read without it.
 //!
 //! Crash protocol of the multi-file steps:
-//! - seal: fdatasync WAL → rename `.wal` to `.frag` → write `.index`
-//!   (tmp, fsync, rename) → create the next `.wal` (tmp, fsync, rename) →
-//!   fsync the directory. A crash leaves a fragment without index (rebuilt)
-//!   or without a following WAL (created).
+//! - seal: create the next `.wal` (switch) → fdatasync the full WAL →
+//!   rename it to `.frag` → write `.index` (tmp, fsync, rename) → fsync the
+//!   directory. A crash leaves two WALs (the seal is completed), a fragment
+//!   without index (rebuilt) or without a following WAL (created).
 //! - truncation into a fragment `b`: write the kept prefix of `b` as
 //!   `{b}.wal` (tmp, fsync, rename, fsync dir) — the commit point — then
 //!   delete `{b}.frag` and every file after it. Recovery completes an
@@ -45,6 +49,7 @@ mod durability;
 mod lifecycle;
 mod open;
 mod read;
+mod seal;
 pub mod state;
 
 use std::collections::BTreeSet;
@@ -71,6 +76,9 @@ pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
     inner: Mutex<Inner>,
+    /// Held while a seal is finished, and by truncation, reset and close
+    /// (which finish a seal in flight first); taken before `inner`.
+    seal_lock: Mutex<()>,
     /// Log start and end, readable without `inner`.
     offsets: Offsets,
     durability: durability::Durability,
@@ -82,7 +90,14 @@ pub struct PartitionLog {
 struct Inner {
     /// Sealed fragments, oldest first, each starting where the previous ends.
     fragments: Vec<Arc<Fragment>>,
+    /// The full WAL being sealed into the next fragment, if a seal is in
+    /// flight: it sits between the fragments and `wal`.
+    sealing: Option<seal::Sealing>,
+    /// The WAL appends go to.
     wal: Wal,
+    /// Whether `wal`'s directory entry is durable (a new WAL's is not until
+    /// its seal or a round fsyncs the directory).
+    wal_entry_synced: bool,
     /// Whether the log accepts work.
     state: LogState,
     /// Wall-clock ms of the last explicit flush (for `FlushPolicy::Interval`).
@@ -104,7 +119,16 @@ struct Inner {
 impl Inner {
     /// First offset still held.
     fn log_start(&self) -> u64 {
-        self.fragments.first().map_or(self.wal.index.base_offset, |f| f.base_offset)
+        match (self.fragments.first(), &self.sealing) {
+            (Some(f), _) => f.base_offset,
+            (None, Some(s)) => s.wal.index.base_offset,
+            (None, None) => self.wal.index.base_offset,
+        }
+    }
+
+    /// Bytes in the WAL and the sealing WAL.
+    fn wals_len(&self) -> u64 {
+        self.wal.len() + self.sealing.as_ref().map_or(0, |s| s.wal.len())
     }
 
     /// The offset the next appended record will get.
@@ -131,6 +155,10 @@ fn millis(d: Duration) -> i64 {
 impl PartitionLog {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn seal_lock(&self) -> MutexGuard<'_, ()> {
+        self.seal_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Makes the current log start and end visible to lock-free readers.
@@ -169,7 +197,7 @@ impl PartitionLog {
     /// Bytes held on disk (fragments and WAL).
     pub fn size_bytes(&self) -> u64 {
         let inner = self.lock();
-        inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wal.len()
+        inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wals_len()
     }
 
     /// Number of sealed fragments.

@@ -1,4 +1,5 @@
-//! Opening a log and recovering it: completing an interrupted truncation,
+//! Opening a log and recovering it: completing an interrupted seal or
+//! truncation,
 //! checking every fragment (rebuilding a missing index), checking that the
 //! files are contiguous, scanning the WAL (cutting only a torn tail), then
 //! rebuilding the leader-epoch history and the idempotent producers' state.
@@ -67,6 +68,47 @@ fn list(dir: &Path) -> Result<Listing> {
     Ok(found)
 }
 
+/// Completes a seal interrupted after its switch (see `seal`): exactly two
+/// WALs, no fragment at or after the lower one, and the lower one, once
+/// recovered, ending where the higher one starts. The lower one becomes a
+/// fragment; a higher one whose header never reached the disk (created, not
+/// yet synced, when the power went) is written anew, empty. Any other pair
+/// is left to [`complete_truncation`].
+fn complete_seal(dir: &Path, found: &mut Listing, interval: u32) -> Result<()> {
+    let (Some(&lower), Some(&higher), 2) = (found.wals.first(), found.wals.last(), found.wals.len()) else {
+        return Ok(());
+    };
+    if found.frags.range(lower..).next().is_some() {
+        return Ok(());
+    }
+    let lower_path = dir.join(file_name(lower, WAL_SUFFIX));
+    frame::check_file_header_of(&lower_path, lower)?;
+    let wal = Wal::open(dir, lower, interval)?;
+    if wal.index.next_offset != higher {
+        return Ok(());
+    }
+    tracing::warn!(dir = %dir.display(), wal = lower, next = higher, "completing an interrupted seal");
+    wal.sync()?;
+    let higher_path = dir.join(file_name(higher, WAL_SUFFIX));
+    if frame::check_file_header_of(&higher_path, higher).is_err() {
+        let len = std::fs::metadata(&higher_path).context(|| format!("stat {}", higher_path.display()))?.len();
+        if len > frame::FILE_HEADER_LEN as u64 {
+            // Frames behind a bad header: damage, not a torn creation.
+            return frame::check_file_header_of(&higher_path, higher);
+        }
+        crashsafe::write_atomic_no_dir_sync(&higher_path, &[&frame::file_header(higher)])?;
+    }
+    let frag_path = dir.join(file_name(lower, FRAGMENT_SUFFIX));
+    std::fs::rename(&lower_path, &frag_path)
+        .context(|| format!("rename {} to {}", lower_path.display(), frag_path.display()))?;
+    crashsafe::write_atomic_no_dir_sync(&dir.join(file_name(lower, INDEX_SUFFIX)), &[&wal.index.encode()])?;
+    crashsafe::fsync_dir(dir)?;
+    found.wals.remove(&lower);
+    found.frags.insert(lower);
+    found.indexes.insert(lower);
+    Ok(())
+}
+
 /// Completes an interrupted truncation (every fragment at or after the
 /// lowest WAL, and every other WAL, goes) and drops indexes without a
 /// fragment.
@@ -118,6 +160,7 @@ impl PartitionLog {
         let epoch = Instant::now();
         let interval = config.index_interval_bytes;
         let mut found = list(&dir)?;
+        complete_seal(&dir, &mut found, interval)?;
         complete_truncation(&dir, &mut found)?;
 
         let mut fragments: Vec<Arc<Fragment>> = Vec::with_capacity(found.frags.len());
@@ -157,7 +200,9 @@ impl PartitionLog {
         wal.sync()?;
         let inner = Inner {
             fragments,
+            sealing: None,
             wal,
+            wal_entry_synced: true,
             state: LogState::Open,
             last_flush_ms: now_ms(),
             epochs: EpochHistory::default(),
@@ -180,6 +225,7 @@ impl PartitionLog {
             durability: Durability::new(inner.log_end()),
             offsets: Offsets::default(),
             inner: Mutex::new(inner),
+            seal_lock: Mutex::new(()),
             epoch,
         };
         log.publish(&log.lock());

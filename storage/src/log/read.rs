@@ -43,8 +43,11 @@ impl PartitionLog {
                 if offset < start || offset > end {
                     return Err(StorageError::OffsetOutOfRange { offset, log_start: start, log_end: end });
                 }
+                let sealing = inner.sealing.as_ref().map(|s| &s.wal).filter(|w| offset >= w.index.base_offset);
                 if offset >= inner.wal.index.base_offset {
                     Source::Wal(inner.wal.view_from(inner.wal.index.position_for_offset(offset)))
+                } else if let Some(wal) = sealing {
+                    Source::Wal(wal.view_from(wal.index.position_for_offset(offset)))
                 } else {
                     let i = inner.fragments.partition_point(|f| f.next_offset <= offset);
                     Source::Fragment(inner.fragments[i].clone())
@@ -69,9 +72,10 @@ impl PartitionLog {
     /// The offset of the first record (in log order) whose timestamp is at
     /// or after `ts`, or `None` if there is none.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
-        let (fragments, wal) = {
+        let (fragments, sealing, wal) = {
             let inner = self.lock();
-            (inner.fragments.clone(), inner.wal.view_from(inner.wal.index.position_for_timestamp(ts)))
+            let view = |w: &crate::wal::Wal| w.view_from(w.index.position_for_timestamp(ts));
+            (inner.fragments.clone(), inner.sealing.as_ref().map(|s| view(&s.wal)), view(&inner.wal))
         };
         for fragment in &fragments {
             match self.with_fragment(fragment, |f| f.offset_for_timestamp(ts)) {
@@ -81,6 +85,11 @@ impl PartitionLog {
                 Err(_) if fragment.is_deleted() => {}
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(sealing) = sealing
+            && let Some(offset) = sealing.offset_for_timestamp(ts)?
+        {
+            return Ok(Some(offset));
         }
         wal.offset_for_timestamp(ts)
     }
