@@ -1,7 +1,7 @@
 //! Goulette's partition log: the storage engine under every broker.
 //!
-//! - [`batch`]: the record-batch encoding shared by client, broker and storage.
-//! - [`compression`]: gzip, snappy, lz4 and zstd for batch records.
+//! - [`batch`], [`compression`]: the record-batch codec, re-exported from
+//!   `goulette-batch` (the crate clients depend on instead of this one).
 //! - [`log`]: [`PartitionLog`], one partition's log: append, read, recovery,
 //!   retention, truncation, group commit.
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
@@ -18,9 +18,9 @@
 //! No networking lives here. The formats are documented in each module and in
 //! `docs/storage.md`.
 
-pub mod batch;
+pub use goulette_batch::{batch, compression};
+
 pub mod clock;
-pub mod compression;
 pub mod config;
 pub mod crashsafe;
 pub mod epochs;
@@ -37,12 +37,12 @@ mod recovery;
 pub mod repair;
 mod sys;
 mod timestamp;
-mod varint;
 mod wal;
 
 pub use batch::{Batch, BatchBuilder, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType};
 pub use compression::Compression;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
-pub use log::{AppendInfo, PartitionLog, PendingAppend, now_ms};
+pub use goulette_batch::now_ms;
+pub use log::{AppendInfo, PartitionLog, PendingAppend};
 pub use sys::free_bytes;
