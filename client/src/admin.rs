@@ -35,6 +35,24 @@ pub struct TopicReport {
 }
 
 /// Administers a cluster.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use goulette_client::{Admin, ClientError, Cluster, ErrorCode, TopicConfig};
+///
+/// # async fn run() -> goulette_client::Result<()> {
+/// let admin = Admin::new(Arc::new(Cluster::new(vec!["127.0.0.1:50052".into()])?));
+/// let config = TopicConfig { name: "orders".into(), partitions: 6, replication_factor: 3, ..Default::default() };
+/// match admin.create_topic(config).await {
+///     Ok(_) | Err(ClientError::Server { code: ErrorCode::TopicExists, .. }) => {}
+///     Err(e) => return Err(e),
+/// }
+/// for p in admin.describe_topic("orders").await?.partition_details {
+///     println!("partition {} led by {:?}, ends at {:?}", p.partition, p.leader, p.log_end_offset);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: Arc<Cluster>,

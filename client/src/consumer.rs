@@ -115,6 +115,32 @@ struct Running {
 }
 
 /// Reads a topic.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use goulette_client::{Cluster, Consumer, ConsumerConfig, GroupOptions, StartAt};
+///
+/// # async fn run() -> goulette_client::Result<()> {
+/// let cluster = Arc::new(Cluster::new(vec!["127.0.0.1:50052".into()])?);
+/// // A member of group `billing`: it reads the partitions the group assigns
+/// // to it and commits what it was given every second.
+/// let config = ConsumerConfig {
+///     start: StartAt::Beginning,
+///     group: Some("billing".into()),
+///     auto_commit: Some(Duration::from_secs(1)),
+///     membership: Some(GroupOptions::default()),
+///     ..ConsumerConfig::default()
+/// };
+/// let mut consumer = Consumer::subscribe(cluster, "orders", config).await?;
+/// while let Some(record) = consumer.recv().await {
+///     let record = record?;
+///     println!("{}@{}: {:?}", record.partition, record.offset, record.value);
+/// }
+/// consumer.close().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Consumer {
     records: mpsc::Receiver<Item>,

@@ -17,6 +17,9 @@
 //! no other Goulette crate. The `goulette` command line lives in the
 //! `goulette-cli` crate; this one carries no etcd, storage or CLI
 //! dependency. The `serde` feature derives `Serialize` on the admin reports.
+//!
+//! Runnable programs: `client/examples/` (`producer`, `consumer`,
+//! `group_consumer`); `Producer`, `Consumer` and `Admin` show the calls.
 
 pub mod admin;
 pub mod cluster;

@@ -152,6 +152,30 @@ impl Accumulator {
 }
 
 /// Sends records to a Goulette cluster.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use goulette_client::{Acks, Bytes, Cluster, Partitioner, Producer, ProducerConfig, ProducerRecord};
+///
+/// # async fn run() -> goulette_client::Result<()> {
+/// let cluster = Arc::new(Cluster::new(vec!["127.0.0.1:50052".into()])?);
+/// let config = ProducerConfig { acks: Acks::All, ..ProducerConfig::default() };
+/// let producer = Producer::new(cluster, config, Partitioner::KeyHash);
+/// let delivery = producer
+///     .send(ProducerRecord {
+///         topic: "orders".into(),
+///         key: Some(Bytes::from_static(b"customer-42")),
+///         value: Bytes::from_static(b"{\"total\": 12}"),
+///         ..ProducerRecord::default()
+///     })
+///     .await?;
+/// // Resolves once the in-sync replicas hold the record.
+/// let landed = delivery.wait().await?;
+/// println!("partition {} offset {:?}", landed.partition, landed.offset);
+/// producer.close().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Producer {
     cluster: Arc<Cluster>,
