@@ -307,7 +307,7 @@ impl Coordinator {
                 headers: Vec::new(),
             });
         }
-        let batch = builder.build().map_err(|e| storage_error(&e))?;
+        let batch = builder.build().map_err(|e| storage_error(&e.into()))?;
         let produce = pb::ProduceRequest {
             correlation_id: 0,
             topic: OFFSETS_TOPIC.to_owned(),

@@ -221,7 +221,7 @@ async fn append(
     }
     let batch = match Batch::parse(req.batch) {
         Ok(batch) => batch,
-        Err(e) => return refuse(storage_error(&e)),
+        Err(e) => return refuse(storage_error(&e.into())),
     };
     if let Err(reason) = limits.timestamps.check(&batch, goulette_storage::now_ms()) {
         return refuse(pb::Error::new(ErrorCode::InvalidTimestamp, reason));

@@ -1,15 +1,16 @@
-//! `Admin`: topics and cluster status through the sentinels.
+//! `Admin`: topics, groups, brokers and cluster status through the
+//! sentinels, and partition offsets from their leaders.
 
 use std::sync::Arc;
 
 use goulette_proto::v1 as pb;
 
 use crate::cluster::Cluster;
-use crate::consumer::list_offsets;
 use crate::error::{ClientError, Result};
 
 /// A partition as `topic describe` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PartitionReport {
     pub partition: u32,
     pub leader: Option<u32>,
@@ -22,7 +23,8 @@ pub struct PartitionReport {
 }
 
 /// A topic as `topic describe` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct TopicReport {
     pub name: String,
     pub partitions: u32,
@@ -33,6 +35,24 @@ pub struct TopicReport {
 }
 
 /// Administers a cluster.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use goulette_client::{Admin, ClientError, Cluster, ErrorCode, TopicConfig};
+///
+/// # async fn run() -> goulette_client::Result<()> {
+/// let admin = Admin::new(Arc::new(Cluster::new(vec!["127.0.0.1:50052".into()])?));
+/// let config = TopicConfig { name: "orders".into(), partitions: 6, replication_factor: 3, ..Default::default() };
+/// match admin.create_topic(config).await {
+///     Ok(_) | Err(ClientError::Server { code: ErrorCode::TopicExists, .. }) => {}
+///     Err(e) => return Err(e),
+/// }
+/// for p in admin.describe_topic("orders").await?.partition_details {
+///     println!("partition {} led by {:?}, ends at {:?}", p.partition, p.leader, p.log_end_offset);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: Arc<Cluster>,
@@ -53,16 +73,7 @@ impl Admin {
 
     /// Creates a topic (0 partitions or replication factor = cluster default).
     pub async fn create_topic(&self, config: pb::TopicConfig) -> Result<pb::TopicMetadata> {
-        goulette_proto::validate_topic_name(&config.name).map_err(ClientError::InvalidArgument)?;
-        let req = pb::CreateTopicRequest { config: Some(config) };
-        let resp = self
-            .cluster
-            .with_sentinel("create topic", |mut c| {
-                let req = req.clone();
-                async move { c.create_topic(req).await }
-            })
-            .await?;
-        check(resp.error, resp.topic.unwrap_or_default())
+        self.cluster.create_topic(config).await
     }
 
     /// Deletes a topic and its data.
@@ -148,7 +159,7 @@ impl Admin {
             let offsets = match p.leader {
                 Some(_) => tokio::time::timeout(
                     std::time::Duration::from_secs(3),
-                    list_offsets(&self.cluster, name, p.partition, None),
+                    self.cluster.list_offsets(name, p.partition, None),
                 )
                 .await
                 .ok()
@@ -177,8 +188,17 @@ impl Admin {
 
     /// Sentinels, brokers and offline partitions.
     pub async fn cluster_status(&self) -> Result<pb::ClusterStatusResponse> {
-        self.cluster
-            .with_sentinel("cluster status", |mut c| async move { c.cluster_status(pb::ClusterStatusRequest {}).await })
-            .await
+        self.cluster.cluster_status().await
+    }
+
+    /// A partition's offsets, asked of its leader: log start, high
+    /// watermark and, with `timestamp` (ms), the first offset at or after it.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp: Option<i64>,
+    ) -> Result<pb::ListOffsetsResponse> {
+        self.cluster.list_offsets(topic, partition, timestamp).await
     }
 }

@@ -1,18 +1,27 @@
 //! A client's view of the cluster: the sentinels (tried in turn), cached
 //! topic metadata, and one gRPC channel per broker.
+//!
+//! It also owns the two call loops the rest of the library shares: a call
+//! to the sentinels with failover ([`Cluster::with_sentinel`]) and a call to
+//! a partition's leader, retried while leadership moves
+//! ([`Cluster::with_leader`]), and the sentinel and leader calls that more
+//! than one module needs (topic creation, cluster status, partition
+//! offsets), so that those modules need not depend on each other.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
-use goulette_proto::v1::{self as pb, sentinel_service_client::SentinelServiceClient};
+use goulette_proto::v1::{
+    self as pb, broker_service_client::BrokerServiceClient, sentinel_service_client::SentinelServiceClient,
+};
 use tonic::transport::Channel;
 
 use crate::error::{ClientError, Result};
 
 /// Largest message the client sends or accepts (a maximal batch plus room).
-pub const MAX_MESSAGE: usize = goulette_storage::batch::MAX_BATCH_LEN + (1 << 20);
+pub const MAX_MESSAGE: usize = goulette_batch::MAX_BATCH_LEN + (1 << 20);
 
 /// One topic as the sentinels last described it.
 #[derive(Debug, Clone, Default)]
@@ -238,6 +247,92 @@ impl Cluster {
     /// Forgets a topic's cached metadata (after NOT_LEADER and the like).
     pub fn invalidate(&self, topic: &str) {
         self.topics.write().unwrap_or_else(|p| p.into_inner()).remove(topic);
+    }
+
+    /// Creates a topic (0 partitions or replication factor = cluster default).
+    pub async fn create_topic(&self, config: pb::TopicConfig) -> Result<pb::TopicMetadata> {
+        goulette_proto::validate_topic_name(&config.name).map_err(ClientError::InvalidArgument)?;
+        let req = pb::CreateTopicRequest { config: Some(config) };
+        let resp = self
+            .with_sentinel("create topic", |mut c| {
+                let req = req.clone();
+                async move { c.create_topic(req).await }
+            })
+            .await?;
+        match resp.error {
+            Some(e) => Err(ClientError::from_proto(&e)),
+            None => Ok(resp.topic.unwrap_or_default()),
+        }
+    }
+
+    /// Sentinels, brokers and offline partitions.
+    pub async fn cluster_status(&self) -> Result<pb::ClusterStatusResponse> {
+        self.with_sentinel("cluster status", |mut c| async move { c.cluster_status(pb::ClusterStatusRequest {}).await })
+            .await
+    }
+
+    /// Calls the leader of `topic`/`partition` with `call` until it answers
+    /// without error, at most `attempts` times: a retriable error answered
+    /// forgets the topic's metadata, an unreachable leader is reported to
+    /// the sentinels, and each failed attempt waits a backoff. `what` names
+    /// the call in a transport error, followed by the broker id.
+    pub async fn with_leader<T, F, Fut>(
+        &self,
+        what: &str,
+        topic: &str,
+        partition: u32,
+        attempts: u32,
+        mut call: F,
+    ) -> Result<T>
+    where
+        F: FnMut(BrokerServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
+    {
+        let mut unreachable = None;
+        let mut last = None;
+        for attempt in 0..attempts {
+            match self.find_leader(topic, partition, unreachable.take(), false).await {
+                Ok((broker, address)) => match call(BrokerServiceClient::new(self.channel(&address)?)).await {
+                    Ok((value, None)) => return Ok(value),
+                    Ok((_, Some(e))) => {
+                        let error = ClientError::from_proto(&e);
+                        if !error.is_retriable() {
+                            return Err(error);
+                        }
+                        self.invalidate(topic);
+                        last = Some(error);
+                    }
+                    Err(status) => {
+                        unreachable = Some(broker);
+                        last = Some(ClientError::transport(format!("{what} {broker}"), &status));
+                    }
+                },
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))).await;
+        }
+        Err(last.unwrap_or(ClientError::Closed))
+    }
+
+    /// Asks a partition's leader for its offsets: log start, high watermark
+    /// and, with `timestamp`, the first offset at or after it.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp: Option<i64>,
+    ) -> Result<pb::ListOffsetsResponse> {
+        self.with_leader("list offsets at broker", topic, partition, 8, |mut client| {
+            let req = pb::ListOffsetsRequest { topic: topic.to_owned(), partition, timestamp };
+            async move {
+                client.list_offsets(req).await.map(|r| {
+                    let r = r.into_inner();
+                    let error = r.error.clone();
+                    (r, error)
+                })
+            }
+        })
+        .await
     }
 
     /// The leader of a partition, refreshing metadata (and reporting an

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use goulette_batch::Batch;
 use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient, fetch_request::Kind};
-use goulette_storage::Batch;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -115,6 +115,32 @@ struct Running {
 }
 
 /// Reads a topic.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use goulette_client::{Cluster, Consumer, ConsumerConfig, GroupOptions, StartAt};
+///
+/// # async fn run() -> goulette_client::Result<()> {
+/// let cluster = Arc::new(Cluster::new(vec!["127.0.0.1:50052".into()])?);
+/// // A member of group `billing`: it reads the partitions the group assigns
+/// // to it and commits what it was given every second.
+/// let config = ConsumerConfig {
+///     start: StartAt::Beginning,
+///     group: Some("billing".into()),
+///     auto_commit: Some(Duration::from_secs(1)),
+///     membership: Some(GroupOptions::default()),
+///     ..ConsumerConfig::default()
+/// };
+/// let mut consumer = Consumer::subscribe(cluster, "orders", config).await?;
+/// while let Some(record) = consumer.recv().await {
+///     let record = record?;
+///     println!("{}@{}: {:?}", record.partition, record.offset, record.value);
+/// }
+/// consumer.close().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Consumer {
     records: mpsc::Receiver<Item>,
@@ -488,51 +514,6 @@ impl Consumer {
     }
 }
 
-/// Asks a partition's leader for its offsets.
-pub async fn list_offsets(
-    cluster: &Cluster,
-    topic: &str,
-    partition: u32,
-    timestamp: Option<i64>,
-) -> Result<pb::ListOffsetsResponse> {
-    let mut unreachable = None;
-    let mut last = None;
-    for attempt in 0..8 {
-        let (broker, address) = match cluster.find_leader(topic, partition, unreachable.take(), false).await {
-            Ok(l) => l,
-            Err(e) => {
-                last = Some(e);
-                tokio::time::sleep(backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))).await;
-                continue;
-            }
-        };
-        let mut client = BrokerServiceClient::new(cluster.channel(&address)?);
-        let req = pb::ListOffsetsRequest { topic: topic.to_owned(), partition, timestamp };
-        match client.list_offsets(req).await {
-            Ok(r) => {
-                let r = r.into_inner();
-                match &r.error {
-                    None => return Ok(r),
-                    Some(e) => {
-                        let error = ClientError::from_proto(e);
-                        if !error.is_retriable() {
-                            return Err(error);
-                        }
-                        cluster.invalidate(topic);
-                        last = Some(error);
-                    }
-                }
-            }
-            Err(status) => {
-                unreachable = Some(broker);
-                last = Some(ClientError::transport(format!("list offsets at broker {broker}"), &status));
-            }
-        }
-        tokio::time::sleep(backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))).await;
-    }
-    Err(last.unwrap_or(ClientError::Closed))
-}
-
 struct Fetcher {
     cluster: Arc<Cluster>,
     /// Shared by the records delivered.
@@ -563,7 +544,7 @@ impl Fetcher {
             StartAt::Timestamp(ts) => Some(ts),
             _ => None,
         };
-        let offsets = list_offsets(&self.cluster, &self.topic, self.partition, ts).await?;
+        let offsets = self.cluster.list_offsets(&self.topic, self.partition, ts).await?;
         Ok(match start {
             StartAt::Beginning => offsets.log_start_offset,
             StartAt::End => offsets.high_watermark,

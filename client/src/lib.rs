@@ -1,40 +1,49 @@
-//! The Goulette client library and the logic behind the `goulette` CLI.
-//!
-//! - [`inspect`]: offline inspection of a partition directory (the storage
-//!   engine's view of it: offsets, files, records).
-//! - [`etcd_admin`]: `goulette etcd …`, the metadata read and administered
-//!   directly in etcd: status, topics, op log, backup, restore, clean.
+//! The Goulette client library: produce to and consume from a Goulette
+//! cluster, and administer its topics and consumer groups.
 //!
 //! - [`producer`]: batching, windowed, retrying `Producer`.
 //! - [`consumer`]: `Consumer` with per-partition fetch streams and credit.
-//! - [`handler`]: a message handler run with retries, and a dead-letter topic.
 //! - [`membership`]: consumer-group membership (join, heartbeat, leave).
 //! - [`offsets`]: committed consumer offsets (the `__offsets` coordinator).
-//! - [`admin`]: topics and cluster status.
-//! - [`bench`]: `goulette bench`, the load generator.
-//! - [`cluster`]: sentinels (with failover), metadata cache, broker channels.
+//! - [`handler`]: a message handler run with retries, and a dead-letter topic.
+//! - [`admin`]: topics, groups, partition offsets and cluster status.
+//! - [`cluster`]: sentinels (with failover), metadata cache, broker
+//!   channels, and the call-the-leader-with-retries loop the others share.
 //! - [`partitioner`]: key-hash and round-robin partition choice.
-//! - [`cli`]: the `goulette` commands that talk to the cluster.
 //! - [`error`]: the client's error type.
+//!
+//! The types a program names to use these are re-exported here, protocol
+//! types included (`Acks`, `TopicConfig`, `ErrorCode`, …), so that it needs
+//! no other Goulette crate. The `goulette` command line lives in the
+//! `goulette-cli` crate; this one carries no etcd, storage or CLI
+//! dependency. The `serde` feature derives `Serialize` on the admin reports.
+//!
+//! Runnable programs: `client/examples/` (`producer`, `consumer`,
+//! `group_consumer`); `Producer`, `Consumer` and `Admin` show the calls.
 
 pub mod admin;
-pub mod bench;
-pub mod cli;
 pub mod cluster;
 pub mod consumer;
 pub mod error;
-pub mod etcd_admin;
 pub mod handler;
-pub mod inspect;
 pub mod membership;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 
-pub use admin::Admin;
+pub use admin::{Admin, PartitionReport, TopicReport};
 pub use cluster::Cluster;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 pub use error::{ClientError, Result};
 pub use membership::GroupOptions;
 pub use partitioner::Partitioner;
 pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+
+/// Record keys, values and header values.
+pub use bytes::Bytes;
+/// How a producer compresses its batches.
+pub use goulette_batch::Compression;
+/// Protocol types that appear in this library's API.
+pub use goulette_proto::v1::{
+    Acks, ClusterStatusResponse, DescribeGroupResponse, ErrorCode, ListOffsetsResponse, TopicConfig, TopicMetadata,
+};

@@ -1,15 +1,16 @@
 //! Committed consumer offsets: commit and fetch them through the leader of
 //! the group's partition of the internal topic `__offsets` (created on first
 //! use, replicated like any topic).
+//!
+//! Built on `Cluster` alone (its leader loop, topic creation and cluster
+//! status), so that the consumer can use it without depending on `Admin`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient};
 
-use crate::admin::Admin;
-use crate::cluster::{Cluster, backoff};
+use crate::cluster::Cluster;
 use crate::error::{ClientError, Result};
 use crate::partitioner::key_hash;
 
@@ -37,8 +38,7 @@ async fn offsets_partitions(cluster: &Arc<Cluster>, create: bool) -> Result<Opti
         Err(ClientError::Server { code: ErrorCode::UnknownTopic, .. }) => {}
         Err(e) => return Err(e),
     }
-    let admin = Admin::new(cluster.clone());
-    let up = admin.cluster_status().await?.brokers.iter().filter(|b| b.state == pb::BrokerState::Up as i32).count();
+    let up = cluster.cluster_status().await?.brokers.iter().filter(|b| b.state == pb::BrokerState::Up as i32).count();
     let config = pb::TopicConfig {
         name: OFFSETS_TOPIC.to_owned(),
         partitions: OFFSETS_PARTITIONS,
@@ -47,7 +47,7 @@ async fn offsets_partitions(cluster: &Arc<Cluster>, create: bool) -> Result<Opti
         retention_bytes: 0,
         ..Default::default()
     };
-    match admin.create_topic(config).await {
+    match cluster.create_topic(config).await {
         Ok(_) | Err(ClientError::Server { code: ErrorCode::TopicExists, .. }) => {}
         Err(e) => return Err(e),
     }
@@ -70,37 +70,12 @@ where
 
 /// Calls the leader of `__offsets` partition `partition` with `call`,
 /// retrying while leadership moves.
-async fn with_leader_of<T, F, Fut>(cluster: &Arc<Cluster>, partition: u32, mut call: F) -> Result<T>
+async fn with_leader_of<T, F, Fut>(cluster: &Cluster, partition: u32, mut call: F) -> Result<T>
 where
     F: FnMut(BrokerServiceClient<tonic::transport::Channel>, u32) -> Fut,
     Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
 {
-    let mut unreachable = None;
-    let mut last = None;
-    for attempt in 0..10 {
-        match cluster.find_leader(OFFSETS_TOPIC, partition, unreachable.take(), false).await {
-            Ok((broker, address)) => {
-                match call(BrokerServiceClient::new(cluster.channel(&address)?), partition).await {
-                    Ok((value, None)) => return Ok(value),
-                    Ok((_, Some(e))) => {
-                        let error = ClientError::from_proto(&e);
-                        if !error.is_retriable() {
-                            return Err(error);
-                        }
-                        cluster.invalidate(OFFSETS_TOPIC);
-                        last = Some(error);
-                    }
-                    Err(status) => {
-                        unreachable = Some(broker);
-                        last = Some(ClientError::transport(format!("offsets coordinator {broker}"), &status));
-                    }
-                }
-            }
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))).await;
-    }
-    Err(last.unwrap_or(ClientError::Closed))
+    cluster.with_leader("offsets coordinator", OFFSETS_TOPIC, partition, 10, |client| call(client, partition)).await
 }
 
 /// Commits `offsets` (partition → next offset to consume) of `topic` for

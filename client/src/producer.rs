@@ -20,7 +20,7 @@
 //! predecessor is missing (`OUT_OF_ORDER_SEQUENCE`, retried in order). A
 //! batch that fails for good leaves a hole in the numbering: the sender then
 //! starts over under a new producer id. The window is capped to what a
-//! partition remembers per producer (`producers::CACHED_BATCHES`). Without
+//! partition remembers per producer (`goulette_batch::CACHED_BATCHES`). Without
 //! idempotence a batch whose response was lost may be stored twice.
 
 use std::collections::{HashMap, VecDeque};
@@ -28,9 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use goulette_batch::{Batch, BatchBuilder, CACHED_BATCHES, Compression, ProducerInfo, Record};
 use goulette_proto::v1::{self as pb, Acks, ErrorCode, broker_service_client::BrokerServiceClient};
-use goulette_storage::producers::CACHED_BATCHES;
-use goulette_storage::{Batch, BatchBuilder, Compression, ProducerInfo, Record};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -153,6 +152,30 @@ impl Accumulator {
 }
 
 /// Sends records to a Goulette cluster.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use goulette_client::{Acks, Bytes, Cluster, Partitioner, Producer, ProducerConfig, ProducerRecord};
+///
+/// # async fn run() -> goulette_client::Result<()> {
+/// let cluster = Arc::new(Cluster::new(vec!["127.0.0.1:50052".into()])?);
+/// let config = ProducerConfig { acks: Acks::All, ..ProducerConfig::default() };
+/// let producer = Producer::new(cluster, config, Partitioner::KeyHash);
+/// let delivery = producer
+///     .send(ProducerRecord {
+///         topic: "orders".into(),
+///         key: Some(Bytes::from_static(b"customer-42")),
+///         value: Bytes::from_static(b"{\"total\": 12}"),
+///         ..ProducerRecord::default()
+///     })
+///     .await?;
+/// // Resolves once the in-sync replicas hold the record.
+/// let landed = delivery.wait().await?;
+/// println!("partition {} offset {:?}", landed.partition, landed.offset);
+/// producer.close().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Producer {
     cluster: Arc<Cluster>,
@@ -206,7 +229,7 @@ impl Producer {
         let acc = self.accumulator(&record.topic, partition);
         let (done, delivery) = oneshot::channel();
         let record = Record {
-            timestamp: record.timestamp.unwrap_or_else(goulette_storage::now_ms),
+            timestamp: record.timestamp.unwrap_or_else(goulette_batch::now_ms),
             key: record.key,
             value: record.value,
             headers: record.headers,
@@ -714,12 +737,12 @@ fn split(ready: Ready) -> std::result::Result<(Ready, Ready), Box<(Ready, Client
 }
 
 /// The two halves of an encoded batch, and how many records the first holds.
-fn split_bytes(bytes: &Bytes) -> goulette_storage::Result<(Bytes, Bytes, usize)> {
+fn split_bytes(bytes: &Bytes) -> goulette_batch::Result<(Bytes, Bytes, usize)> {
     let batch = Batch::parse(bytes.clone())?;
     let records = batch.records()?;
     let half = records.len() / 2;
     let compression = batch.compression().unwrap_or(Compression::None);
-    let build = |part: &[goulette_storage::StoredRecord], skip: usize| {
+    let build = |part: &[goulette_batch::StoredRecord], skip: usize| {
         let mut builder = BatchBuilder::new(compression);
         if let Some(info) = batch.producer() {
             let base_sequence = info.base_sequence.wrapping_add(skip as i32);

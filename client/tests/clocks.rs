@@ -103,6 +103,6 @@ async fn given_producer_timestamps_hours_behind_or_years_ahead_retention_should_
         }
         other => panic!("a record ten years ahead was not refused: {other:?}"),
     }
-    let offsets = goulette_client::consumer::list_offsets(&env.cluster(), "future", 0, None).await.unwrap();
+    let offsets = env.cluster().list_offsets("future", 0, None).await.unwrap();
     assert_eq!((offsets.log_start_offset, offsets.high_watermark), (0, 0), "nothing of the refused batches is stored");
 }

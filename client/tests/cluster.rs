@@ -1,5 +1,6 @@
 //! The whole path, produce → store → consume, across real processes: etcd,
-//! a sentinel, brokers, and the client library or the `goulette` binary.
+//! a sentinel, brokers, and the client library (the same through the
+//! `goulette` binary: `client/cli/tests/cli.rs`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use goulette_client::{Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord};
 use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerServiceClient};
-use goulette_sentinel::testkit::bin_dir;
 use goulette_storage::{BatchBuilder, Compression, Record};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,80 +212,6 @@ async fn given_bad_input_should_answer_typed_errors_and_lose_nothing_acknowledge
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_the_cli_should_produce_stdin_lines_and_consume_them_back() {
-    let env = Env::start(1, &[]).await;
-    let goulette = bin_dir().join("goulette");
-    let sentinels = env.sentinel.address.to_string();
-    let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(&goulette)
-            .args(args)
-            .env("GOULETTE_SENTINELS", &sentinels)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    };
-    // Auto-created on first produce.
-    let out = run(&["produce", "--topic", "demo", "--print-offsets", "--partition", "0"], "hello\nworld\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\t0\n0\t1\n");
-    let out = run(&["consume", "--topic", "demo", "--from-beginning", "--max-messages", "2", "--timeout", "10s"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nworld\n");
-    let out = run(
-        &["consume", "--topic", "demo", "--partition", "0", "--offset", "1", "--format", "json", "--timeout", "1s"],
-        "",
-    );
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((line["offset"].as_u64(), line["value"].as_str()), (Some(1), Some("world")));
-
-    let out = run(&["produce", "--topic", "bad/name", "--message", "x"], "");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("topic name"), "{}", String::from_utf8_lossy(&out.stderr));
-
-    let out = run(&["topic", "describe", "demo", "--format", "json"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let desc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let p0 = &desc["partition_details"][0];
-    assert_eq!((p0["log_end_offset"].as_u64(), p0["leader_epoch"].as_u64()), (Some(2), Some(1)));
-
-    let out = run(&["cluster", "status", "--format", "json"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(status["brokers"][0]["replicas"].as_u64(), Some(3), "demo's 3 partitions on the only broker");
-
-    // Topic settings from the command line, checked by the sentinel.
-    let out = run(&["topic", "create", "kept", "--partitions", "1", "--retention-bytes", "4096"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["topic", "describe", "kept", "--format", "json"], "");
-    let desc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(desc["retention_bytes"].as_u64(), Some(4096));
-    let out = run(&["topic", "create", "strict", "--replication-factor", "1", "--min-insync-replicas", "2"], "");
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("min_insync_replicas"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    // Decommissioning needs a broker that exists and others to take its replicas.
-    let out = run(&["broker", "decommission", "99"], "");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("UnknownBroker"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = run(&["broker", "decommission", "1"], "");
-    assert!(!out.status.success(), "the only broker cannot be decommissioned");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("NotEnoughReplicas"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_a_deleted_topic_should_drop_its_data_and_a_new_one_of_that_name_start_at_zero() {
     let env = Env::start(1, &[]).await;
     env.create_topic("gone", 1, 1).await;
@@ -327,7 +253,7 @@ async fn given_a_topic_deleted_and_recreated_at_once_should_serve_only_the_new_i
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let cluster = env.cluster();
-        if let Ok(o) = goulette_client::consumer::list_offsets(&cluster, "again", 0, None).await
+        if let Ok(o) = cluster.list_offsets("again", 0, None).await
             && o.high_watermark == 0
         {
             break;

@@ -112,7 +112,7 @@ async fn given_a_zeroed_sector_in_a_sole_copy_it_should_be_reported_not_shortene
     let cluster = env.cluster();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        match goulette_client::consumer::list_offsets(&cluster, "damaged", 0, None).await {
+        match cluster.list_offsets("damaged", 0, None).await {
             Err(ClientError::Server { code: ErrorCode::CorruptStorage, .. }) => break,
             Ok(o) => panic!("a damaged sole copy was served: {o:?}"),
             Err(e) => assert!(tokio::time::Instant::now() < deadline, "never reported as damaged: {e}"),

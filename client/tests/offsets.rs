@@ -1,7 +1,7 @@
 //! Committed offsets: a consumer of a group resumes where the last one
 //! committed, the offsets survive the death of their coordinator (the
-//! leader of the group's `__offsets` partition), and the CLI consumes,
-//! describes and resets a group.
+//! leader of the group's `__offsets` partition). (The CLI consuming,
+//! describing and resetting a group: `client/cli/tests/cli.rs`.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +15,6 @@ use goulette_client::{
     Admin, ClientError, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord, StartAt,
 };
 use goulette_proto::v1::ErrorCode;
-use goulette_sentinel::testkit::bin_dir;
 
 async fn take(consumer: &mut Consumer, n: usize) -> Vec<String> {
     let mut out = Vec::new();
@@ -83,77 +82,4 @@ async fn given_commits_the_next_consumer_should_resume_there_even_after_the_coor
     // Without a group there is nothing to commit to.
     let mut plain = Consumer::subscribe(env.cluster(), "work", ConsumerConfig::default()).await.unwrap();
     assert!(matches!(plain.commit().await, Err(ClientError::InvalidArgument(_))));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_the_cli_a_group_should_consume_in_turns_be_described_and_reset() {
-    let env = Env::start(1, &[]).await;
-    env.create_topic("jobs", 1, 1).await;
-    env.wait_serving("jobs").await;
-    produce_values(env.cluster(), "jobs", &["j0", "j1", "j2", "j3", "j4", "j5"]).await;
-    let sentinels = env.sentinel.address.to_string();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin_dir().join("goulette"))
-            .args(args)
-            .env("GOULETTE_SENTINELS", &sentinels)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let consume = ["consume", "--topic", "jobs", "--group", "g", "--from-beginning", "--max-messages", "3"];
-    assert_eq!(run(&[&consume[..], &["--timeout", "10s"]].concat()), "j0\nj1\nj2\n");
-    assert_eq!(run(&[&consume[..], &["--timeout", "10s"]].concat()), "j3\nj4\nj5\n");
-
-    let described: serde_json::Value =
-        serde_json::from_str(&run(&["group", "describe", "g", "--topic", "jobs", "--format", "json"])).unwrap();
-    let p0 = &described["partitions"][0];
-    assert_eq!((p0["committed"].as_u64(), p0["log_end"].as_u64(), p0["lag"].as_u64()), (Some(6), Some(6), Some(0)));
-
-    run(&["group", "reset", "g", "--topic", "jobs", "--to", "2"]);
-    assert_eq!(run(&["consume", "--topic", "jobs", "--group", "g", "--max-messages", "1", "--timeout", "10s"]), "j2\n");
-    run(&["group", "reset", "g", "--topic", "jobs", "--to", "earliest"]);
-    assert_eq!(run(&["consume", "--topic", "jobs", "--group", "g", "--max-messages", "1", "--timeout", "10s"]), "j0\n");
-
-    // A second group, then deleting the first: it is gone, and starts over.
-    run(&["group", "reset", "h", "--topic", "jobs", "--to", "latest"]);
-    assert_eq!(run(&["group", "list"]), "g\nh\n");
-    run(&["group", "delete", "g"]);
-    assert_eq!(run(&["group", "list"]), "h\n");
-    let described: serde_json::Value =
-        serde_json::from_str(&run(&["group", "describe", "g", "--topic", "jobs", "--format", "json"])).unwrap();
-    assert!(described["partitions"][0]["committed"].is_null(), "{described}");
-    assert_eq!(
-        run(&[
-            "consume",
-            "--topic",
-            "jobs",
-            "--group",
-            "g",
-            "--from-beginning",
-            "--max-messages",
-            "1",
-            "--timeout",
-            "10s"
-        ]),
-        "j0\n"
-    );
-
-    // Interrupted with Ctrl-C (SIGINT), a consumer commits what it printed.
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(bin_dir().join("goulette"))
-        .args(["consume", "--topic", "jobs", "--group", "int", "--from-beginning"])
-        .env("GOULETTE_SENTINELS", &sentinels)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    for want in ["j0", "j1", "j2", "j3", "j4", "j5"] {
-        assert_eq!(lines.next().unwrap().unwrap(), want);
-    }
-    goulette_sentinel::testkit::signal(&child, libc::SIGINT);
-    assert!(child.wait().unwrap().success(), "Ctrl-C is a clean exit");
-    let described: serde_json::Value =
-        serde_json::from_str(&run(&["group", "describe", "int", "--topic", "jobs", "--format", "json"])).unwrap();
-    assert_eq!(described["partitions"][0]["committed"].as_u64(), Some(6));
 }

@@ -323,7 +323,7 @@ async fn given_a_follower_restarted_while_idle_when_it_takes_over_its_high_water
     let cluster = env.cluster();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let offsets = loop {
-        if let Ok(o) = goulette_client::consumer::list_offsets(&cluster, "idle", 0, None).await
+        if let Ok(o) = cluster.list_offsets("idle", 0, None).await
             && leader_of(&env, "idle").await.0 == next
         {
             break o;

@@ -1,6 +1,7 @@
 //! Goulette's sentinel: the control plane.
 //!
-//! - [`keys`], [`model`]: the etcd key layout and the JSON records stored there.
+//! - [`keys`], [`model`]: the etcd key layout and the JSON records stored
+//!   there, re-exported from `goulette-metadata` (shared with the CLI).
 //! - [`store`]: every etcd read and write; each change is one transaction
 //!   with its operation-log entry, fenced by the writer's election key.
 //! - [`view`]: the in-memory copy of the prefix every sentinel answers from.
@@ -17,6 +18,8 @@
 //! - [`config`]: the validated settings.
 //! - [`error`]: the crate's error type and its protocol codes.
 
+pub use goulette_metadata::{keys, model};
+
 pub mod assignments;
 pub mod assignor;
 pub mod config;
@@ -25,10 +28,8 @@ pub mod election;
 pub mod embedded;
 pub mod error;
 pub mod groups;
-pub mod keys;
 pub mod leases;
 pub mod metrics;
-pub mod model;
 pub mod placement;
 pub mod ring;
 pub mod server;

@@ -11,12 +11,11 @@
 //! earlier. Record timestamps, which producers choose, play no part.
 
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-/// Wall-clock milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+/// Wall-clock milliseconds since the Unix epoch (defined with the batch
+/// codec, which stamps record timestamps with it).
+pub use goulette_batch::now_ms;
 
 /// The wall clock and the monotonic clock read together at the first call.
 static ANCHOR: OnceLock<(i64, Instant)> = OnceLock::new();

@@ -128,6 +128,19 @@ pub enum StorageError {
     },
 }
 
+impl From<goulette_batch::BatchError> for StorageError {
+    fn from(e: goulette_batch::BatchError) -> Self {
+        use goulette_batch::BatchError;
+        match e {
+            BatchError::InvalidBatch { reason } => StorageError::InvalidBatch { reason },
+            BatchError::BatchTooLarge { size, max } => StorageError::BatchTooLarge { size, max },
+            BatchError::Compress { context, source } => StorageError::Io { context, source },
+            // `BatchError` is non-exhaustive: a later variant is still a bad batch.
+            other => StorageError::InvalidBatch { reason: other.to_string() },
+        }
+    }
+}
+
 /// Result alias for the storage crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 

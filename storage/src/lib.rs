@@ -1,10 +1,10 @@
 //! Goulette's partition log: the storage engine under every broker.
 //!
-//! - [`batch`]: the record-batch encoding shared by client, broker and storage.
-//! - [`compression`]: gzip, snappy, lz4 and zstd for batch records.
+//! - [`batch`], [`compression`]: the record-batch codec, re-exported from
+//!   `goulette-batch` (the crate clients depend on instead of this one).
 //! - [`log`]: [`PartitionLog`], one partition's log, one file per concept:
-//!   append, read, open and recovery, durability (group commit), lifecycle
-//!   (seal, truncation, retention, close).
+//!   append, read, open and recovery, durability (group commit), seal,
+//!   lifecycle (truncation, retention, close).
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
@@ -20,9 +20,9 @@
 //! No networking lives here. The formats are documented in each module and in
 //! `docs/storage.md`.
 
-pub mod batch;
+pub use goulette_batch::{batch, compression};
+
 pub mod clock;
-pub mod compression;
 pub mod config;
 pub mod crashsafe;
 pub mod epochs;
@@ -39,7 +39,6 @@ mod recovery;
 pub mod repair;
 mod sys;
 mod timestamp;
-mod varint;
 mod wal;
 
 pub use batch::{Batch, BatchBuilder, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType};

@@ -47,8 +47,9 @@ const SNAPSHOT_MAGIC: &[u8; 8] = b"GPRODS1\0";
 use crate::batch::ProducerInfo;
 
 /// Batches remembered per producer: at least a client's window of batches
-/// in flight to one partition (the client caps its window to this).
-pub const CACHED_BATCHES: usize = 32;
+/// in flight to one partition (the client caps its window to this, which is
+/// why the constant lives in the codec crate both depend on).
+pub use goulette_batch::CACHED_BATCHES;
 
 /// Producers remembered per partition; beyond it the tenth whose last batch
 /// is oldest are forgotten (they become unknown, see above).

@@ -262,8 +262,7 @@ impl Workload {
 pub async fn read_partition(cluster: &Arc<Cluster>, topic: &str, partition: u32, at_least: u64) -> Vec<(u64, String)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let offsets = loop {
-        let offsets =
-            goulette_client::consumer::list_offsets(cluster, topic, partition, None).await.expect("list offsets");
+        let offsets = cluster.list_offsets(topic, partition, None).await.expect("list offsets");
         if offsets.high_watermark >= at_least {
             break offsets;
         }

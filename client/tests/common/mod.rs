@@ -85,7 +85,7 @@ impl Env {
         let meta = goulette_client::Admin::new(cluster.clone()).describe_topic(topic).await.unwrap();
         for p in meta.partition_details {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-            while goulette_client::consumer::list_offsets(&cluster, topic, p.partition, None).await.is_err() {
+            while cluster.list_offsets(topic, p.partition, None).await.is_err() {
                 assert!(tokio::time::Instant::now() < deadline, "{topic}/{} never served", p.partition);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

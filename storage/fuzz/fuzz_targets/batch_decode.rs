@@ -6,7 +6,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use goulette_storage::Batch;
+use goulette_batch::Batch;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,11 +14,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = batch.records();
     }
     // Fix up length and CRC so that mutations exercise the records section.
-    if data.len() >= goulette_storage::batch::HEADER_LEN {
+    if data.len() >= goulette_batch::batch::HEADER_LEN {
         let mut fixed = data.to_vec();
         let len = fixed.len() as u32;
         fixed[8..12].copy_from_slice(&len.to_le_bytes());
-        fixed[16] = goulette_storage::batch::BATCH_MAGIC;
+        fixed[16] = goulette_batch::batch::BATCH_MAGIC;
         let crc = crc32(&fixed[21..]);
         fixed[17..21].copy_from_slice(&crc.to_le_bytes());
         if let Ok(batch) = Batch::parse(Bytes::from(fixed)) {

@@ -41,7 +41,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::compression::Compression;
-use crate::error::{Result, StorageError};
+use crate::error::{BatchError, Result};
 use crate::varint;
 
 /// Size of the fixed batch header.
@@ -54,6 +54,10 @@ pub const BATCH_MAGIC: u8 = 1;
 pub const MAX_BATCH_LEN: usize = 64 << 20;
 /// Upper bound of a batch's records once decompressed.
 pub const MAX_UNCOMPRESSED_LEN: usize = 256 << 20;
+/// Batches a partition remembers per idempotent producer, with their
+/// offsets: a producer keeps at most this many batches in flight to one
+/// partition, so that any retry it sends is one the partition can answer.
+pub const CACHED_BATCHES: usize = 32;
 
 const OFF_BASE_OFFSET: usize = 0;
 const OFF_BATCH_LEN: usize = 8;
@@ -72,6 +76,12 @@ const COMPRESSION_MASK: u16 = 0b111;
 const LOG_APPEND_TIME_BIT: u16 = 1 << 3;
 /// The smallest possible encoded record: seven one-byte fields.
 const MIN_RECORD_LEN: usize = 7;
+
+/// Wall-clock milliseconds since the Unix epoch: the unit of record
+/// timestamps.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Whose clock the record timestamps come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -244,7 +254,7 @@ impl BatchBuilder {
     /// Encodes the batch (base offset 0, leader epoch 0: the leader stamps both).
     pub fn build(self) -> Result<Bytes> {
         if self.count == 0 {
-            return Err(StorageError::invalid_batch("a batch needs at least one record"));
+            return Err(BatchError::invalid_batch("a batch needs at least one record"));
         }
         let body = match self.compression {
             Compression::None => self.records,
@@ -252,7 +262,7 @@ impl BatchBuilder {
         };
         let total = HEADER_LEN + body.len();
         if total > MAX_BATCH_LEN {
-            return Err(StorageError::BatchTooLarge { size: total, max: MAX_BATCH_LEN });
+            return Err(BatchError::BatchTooLarge { size: total, max: MAX_BATCH_LEN });
         }
         let producer = self.producer.unwrap_or(ProducerInfo { producer_id: -1, producer_epoch: -1, base_sequence: -1 });
         let mut buf = BytesMut::with_capacity(total);
@@ -305,40 +315,37 @@ impl Batch {
     /// exactly one batch. Records are not decoded (see [`Batch::records`]).
     pub fn parse(bytes: Bytes) -> Result<Batch> {
         if bytes.len() < HEADER_LEN {
-            return Err(StorageError::invalid_batch(format!(
+            return Err(BatchError::invalid_batch(format!(
                 "{} bytes is shorter than the {HEADER_LEN}-byte header",
                 bytes.len()
             )));
         }
         if bytes.len() > MAX_BATCH_LEN {
-            return Err(StorageError::BatchTooLarge { size: bytes.len(), max: MAX_BATCH_LEN });
+            return Err(BatchError::BatchTooLarge { size: bytes.len(), max: MAX_BATCH_LEN });
         }
         let declared = le_u32(&bytes, OFF_BATCH_LEN) as usize;
         if declared != bytes.len() {
-            return Err(StorageError::invalid_batch(format!(
-                "batch_len says {declared} bytes, {} present",
-                bytes.len()
-            )));
+            return Err(BatchError::invalid_batch(format!("batch_len says {declared} bytes, {} present", bytes.len())));
         }
         if bytes[OFF_MAGIC] != BATCH_MAGIC {
-            return Err(StorageError::invalid_batch(format!("unknown magic {}", bytes[OFF_MAGIC])));
+            return Err(BatchError::invalid_batch(format!("unknown magic {}", bytes[OFF_MAGIC])));
         }
         let stored = le_u32(&bytes, OFF_CRC);
         let actual = crc32fast::hash(&bytes[OFF_ATTRIBUTES..]);
         if stored != actual {
-            return Err(StorageError::invalid_batch(format!(
+            return Err(BatchError::invalid_batch(format!(
                 "CRC mismatch: stored {stored:#010x}, computed {actual:#010x}"
             )));
         }
         let batch = Batch { bytes };
         if batch.compression().is_none() {
-            return Err(StorageError::invalid_batch(format!(
+            return Err(BatchError::invalid_batch(format!(
                 "unknown compression id {}",
                 batch.attributes() & COMPRESSION_MASK
             )));
         }
         if batch.record_count() == 0 {
-            return Err(StorageError::invalid_batch("record_count is 0"));
+            return Err(BatchError::invalid_batch("record_count is 0"));
         }
         // Records must fit in the bytes present, or for a compressed batch in
         // the largest records section decompression may produce: a batch
@@ -348,7 +355,7 @@ impl Batch {
             _ => MAX_UNCOMPRESSED_LEN,
         };
         if (batch.record_count() as usize).saturating_mul(MIN_RECORD_LEN) > room {
-            return Err(StorageError::invalid_batch(format!(
+            return Err(BatchError::invalid_batch(format!(
                 "{} records cannot fit in {room} bytes",
                 batch.record_count()
             )));
@@ -473,7 +480,7 @@ impl Batch {
     /// looking for one record never materializes the others.
     pub fn iter_records(&self) -> Result<RecordIter> {
         let body = self.bytes.slice(HEADER_LEN..);
-        let codec = self.compression().ok_or_else(|| StorageError::invalid_batch("unknown compression"))?;
+        let codec = self.compression().ok_or_else(|| BatchError::invalid_batch("unknown compression"))?;
         let records = match codec {
             Compression::None => body,
             codec => Bytes::from(codec.decompress(&body, MAX_UNCOMPRESSED_LEN)?),
@@ -513,8 +520,7 @@ impl Iterator for RecordIter {
         if self.index == self.count {
             self.done = true;
             let rest = self.records.len() - self.pos;
-            return (rest != 0)
-                .then(|| Err(StorageError::invalid_batch(format!("{rest} bytes after the last record"))));
+            return (rest != 0).then(|| Err(BatchError::invalid_batch(format!("{rest} bytes after the last record"))));
         }
         let item = self.decode_one();
         self.done = item.is_err();
@@ -532,7 +538,7 @@ impl Iterator for RecordIter {
 impl RecordIter {
     fn decode_one(&mut self) -> Result<StoredRecord> {
         let i = self.index;
-        let bad = |what: &str| StorageError::invalid_batch(format!("record {i}: {what}"));
+        let bad = |what: &str| BatchError::invalid_batch(format!("record {i}: {what}"));
         let records = &self.records;
         let mut rest: &[u8] = &records[self.pos..];
         let len = varint::get_u64(&mut rest).ok_or_else(|| bad("bad length"))? as usize;

@@ -5,13 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
 use common::Env;
-use goulette_sentinel::testkit::bin_dir;
 
 /// Runs `goulette bench ARGS --json FILE --quiet`; returns the JSON.
 fn bench(env: &Env, args: &[&str], dir: &Path, name: &str) -> serde_json::Value {
@@ -19,7 +19,7 @@ fn bench(env: &Env, args: &[&str], dir: &Path, name: &str) -> serde_json::Value 
     // Bounded: a run that hangs (it once did at close with acks=0) fails.
     let out = Command::new("timeout")
         .arg("300")
-        .arg(bin_dir().join("goulette"))
+        .arg(env!("CARGO_BIN_EXE_goulette"))
         .arg("bench")
         .args(args)
         .args(["--quiet", "--json"])
@@ -131,7 +131,7 @@ async fn thousand_partitions(env: &Env) -> Vec<String> {
     // Every partition answers ListOffsets from its leader (opened, leading).
     let mut serving = 0;
     while serving < 1000 {
-        match goulette_client::consumer::list_offsets(&cluster, "many", serving, None).await {
+        match cluster.list_offsets("many", serving, None).await {
             Ok(_) => serving += 1,
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }

@@ -14,7 +14,7 @@
 
 use std::io::Read;
 
-use crate::error::{Result, StorageError};
+use crate::error::{BatchError, Result};
 
 /// The compression applied to a batch's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -62,7 +62,7 @@ impl Compression {
 
     /// Compresses `input`.
     pub(crate) fn compress(self, input: &[u8]) -> Result<Vec<u8>> {
-        let failed = |e: std::io::Error| StorageError::io(format!("compress with {self:?}"), e);
+        let failed = |e: std::io::Error| BatchError::Compress { context: format!("compress with {self:?}"), source: e };
         match self {
             Compression::None => Ok(input.to_vec()),
             Compression::Gzip => {
@@ -76,7 +76,7 @@ impl Compression {
             }
             Compression::Lz4 => {
                 let len = u32::try_from(input.len())
-                    .map_err(|_| StorageError::BatchTooLarge { size: input.len(), max: u32::MAX as usize })?;
+                    .map_err(|_| BatchError::BatchTooLarge { size: input.len(), max: u32::MAX as usize })?;
                 let mut out = Vec::with_capacity(4 + lz4_flex::block::get_maximum_output_size(input.len()));
                 out.extend_from_slice(&len.to_le_bytes());
                 out.extend_from_slice(&lz4_flex::block::compress(input));
@@ -89,9 +89,9 @@ impl Compression {
     /// Decompresses `input`, failing if the output would exceed `limit` bytes.
     pub(crate) fn decompress(self, input: &[u8], limit: usize) -> Result<Vec<u8>> {
         let corrupt = |what: &dyn std::fmt::Display| {
-            StorageError::invalid_batch(format!("cannot decompress {self:?} records: {what}"))
+            BatchError::invalid_batch(format!("cannot decompress {self:?} records: {what}"))
         };
-        let too_large = |size: usize| StorageError::BatchTooLarge { size, max: limit };
+        let too_large = |size: usize| BatchError::BatchTooLarge { size, max: limit };
         match self {
             Compression::None => {
                 if input.len() > limit {
@@ -171,7 +171,7 @@ mod tests {
         for codec in Compression::ALL {
             let packed = codec.compress(&input).unwrap();
             let err = codec.decompress(&packed, 1000).unwrap_err();
-            assert!(matches!(err, StorageError::BatchTooLarge { .. }), "{codec:?}: {err}");
+            assert!(matches!(err, BatchError::BatchTooLarge { .. }), "{codec:?}: {err}");
         }
     }
 

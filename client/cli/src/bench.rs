@@ -26,19 +26,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use goulette_client::Compression;
 use goulette_proto::v1::{self as pb, Acks};
-use goulette_storage::Compression;
 use hdrhistogram::Histogram;
 use rand::RngCore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::admin::Admin;
-use crate::cluster::Cluster;
-use crate::consumer::{Consumer, ConsumerConfig, StartAt, list_offsets};
-use crate::error::ClientError;
-use crate::partitioner::Partitioner;
-use crate::producer::{Producer, ProducerConfig, ProducerRecord};
+use goulette_client::admin::Admin;
+use goulette_client::cluster::Cluster;
+use goulette_client::consumer::{Consumer, ConsumerConfig, StartAt};
+use goulette_client::error::ClientError;
+use goulette_client::partitioner::Partitioner;
+use goulette_client::producer::{Producer, ProducerConfig, ProducerRecord};
 
 /// What a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -311,7 +311,7 @@ async fn produce_one(
     // Acknowledgements are awaited by a task of their own, in send order:
     // one that arrives before an earlier message's (another partition) is
     // counted when that earlier one is, which can only overstate latency.
-    type Outstanding = (Instant, crate::producer::Delivery, tokio::sync::OwnedSemaphorePermit);
+    type Outstanding = (Instant, goulette_client::producer::Delivery, tokio::sync::OwnedSemaphorePermit);
     let (acks_tx, mut acks_rx) = tokio::sync::mpsc::channel::<Outstanding>(1 << 16);
     let size = options.message_size as u64;
     let waiter = {
@@ -391,7 +391,7 @@ async fn consume_backlog(sentinels: &[String], options: &BenchOptions, counters:
     let info = cluster.topic(&options.topic, false).await?;
     let mut ends = BTreeMap::new();
     for p in &info.partitions {
-        let o = list_offsets(&cluster, &options.topic, p.partition, None).await?;
+        let o = cluster.list_offsets(&options.topic, p.partition, None).await?;
         ends.insert(p.partition, (o.log_start_offset, o.high_watermark));
     }
     let backlog: u64 = ends.values().map(|(s, e)| e - s).sum();
@@ -448,7 +448,7 @@ async fn e2e(
     // Where each partition ends now: only what this run sends is measured.
     let mut starts = BTreeMap::new();
     for p in 0..partitions {
-        starts.insert(p, list_offsets(&cluster, &options.topic, p, None).await?.high_watermark);
+        starts.insert(p, cluster.list_offsets(&options.topic, p, None).await?.high_watermark);
     }
     // Producer-side counters are kept apart: the result counts deliveries.
     let sent = Arc::new(Counters::default());
@@ -509,7 +509,9 @@ async fn e2e(
 }
 
 /// One receiver over several single-partition consumers.
-fn merge(readers: Vec<Consumer>) -> tokio::sync::mpsc::Receiver<crate::error::Result<crate::consumer::ConsumedRecord>> {
+fn merge(
+    readers: Vec<Consumer>,
+) -> tokio::sync::mpsc::Receiver<goulette_client::error::Result<goulette_client::consumer::ConsumedRecord>> {
     let (tx, rx) = tokio::sync::mpsc::channel(4096);
     for mut reader in readers {
         let tx = tx.clone();

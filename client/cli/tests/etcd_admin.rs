@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use etcd_client::{GetOptions, PutOptions};
-use goulette_client::etcd_admin::{AdminError, Backup, BackupKey, EtcdAdmin, EtcdTarget, RESTORE_TXN_PUTS};
-use goulette_sentinel::keys::Keys;
-use goulette_sentinel::model::{BrokerRecord, PartitionRecord, SentinelRecord, TopicRecord};
+use goulette_cli::etcd_admin::{AdminError, Backup, BackupKey, EtcdAdmin, EtcdTarget, RESTORE_TXN_PUTS};
+use goulette_metadata::keys::Keys;
+use goulette_metadata::model::{BrokerRecord, PartitionRecord, SentinelRecord, TopicRecord};
 use goulette_sentinel::store::{self, Change, Fence, Store};
 use goulette_sentinel::testkit::{EtcdProcess, free_port};
 
@@ -245,7 +245,7 @@ async fn given_a_producer_id_counter_a_restore_should_advance_it_past_every_id_h
     admin.clean(true).await.unwrap();
     admin.restore_backup(&backup).await.unwrap();
     let (after, _) = raw(&etcd, &keys.root()).await;
-    let want = (5000 + goulette_client::etcd_admin::PRODUCER_ID_RESTORE_JUMP).to_string();
+    let want = (5000 + goulette_cli::etcd_admin::PRODUCER_ID_RESTORE_JUMP).to_string();
     assert_eq!(after[&keys.producer_ids_counter()].0, want);
     // Everything else is as it was.
     let topic = keys.topic("orders");

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use goulette_client::cli::{self, ConsumeOptions, Format, ProduceOptions, RecordFormat};
-use goulette_client::etcd_admin::{EtcdAdmin, EtcdTarget};
+use goulette_cli::cli::{self, ConsumeOptions, Format, ProduceOptions, RecordFormat};
+use goulette_cli::etcd_admin::{EtcdAdmin, EtcdTarget};
 use goulette_client::{Cluster, StartAt};
+use goulette_metadata::keys::DEFAULT_PREFIX;
 use goulette_proto::v1::Acks;
-use goulette_sentinel::keys::DEFAULT_PREFIX;
 
 /// Goulette command-line client.
 #[derive(Debug, Parser)]
@@ -136,7 +136,7 @@ struct BenchArgs {
     /// `produce`; `consume` (catch-up read of the existing backlog); `e2e`
     /// (publish-to-delivery latency).
     #[arg(value_enum)]
-    mode: goulette_client::bench::Mode,
+    mode: goulette_cli::bench::Mode,
     #[arg(long, default_value = "bench")]
     topic: String,
     /// Partitions when the run creates the topic.
@@ -167,7 +167,7 @@ struct BenchArgs {
     acks: Acks,
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = cli::parse_compression)]
-    compression: goulette_storage::Compression,
+    compression: goulette_client::Compression,
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     idempotent: bool,
     /// Messages to send (or, consuming, to read at most).
@@ -382,7 +382,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Storage { command: StorageCommand::Inspect { dir, records, from, limit } } => {
-            goulette_client::inspect::inspect(&dir, records, from, limit).map(|report| print!("{report}"))
+            goulette_cli::inspect::inspect(&dir, records, from, limit).map(|report| print!("{report}"))
         }
         Command::Etcd(args) => etcd(args),
         Command::Bench(args) => bench(&sentinels, args),
@@ -399,7 +399,7 @@ fn main() -> ExitCode {
 
 /// `goulette bench`: runs, prints the summary, writes `--json`.
 fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
-    let options = goulette_client::bench::BenchOptions {
+    let options = goulette_cli::bench::BenchOptions {
         mode: args.mode,
         topic: args.topic,
         partitions: args.partitions,
@@ -423,7 +423,7 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
         runtime.worker_threads(threads.max(1));
     }
     let runtime = runtime.enable_all().build()?;
-    let result = runtime.block_on(goulette_client::bench::run(sentinels, &options))?;
+    let result = runtime.block_on(goulette_cli::bench::run(sentinels, &options))?;
     print!("{}", cli::bench_summary(&result));
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&result)?)

@@ -2,10 +2,11 @@
 //! comes back empty under a running cluster makes brokers stop serving and
 //! raise an alarm, not delete; the documented disaster recovery (stop, back
 //! up, lose etcd, restore, start) serves every acknowledged message again.
-//! (A topic deleted for real does delete its data: `cluster.rs`.)
+//! (A topic deleted for real does delete its data: `client/tests/cluster.rs`.)
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{Env, consume_all, metric, produce_acked};
-use goulette_sentinel::testkit::{bin_dir, http_get};
+use goulette_sentinel::testkit::http_get;
 
 const TOPIC: &str = "precious";
 const MESSAGES: usize = 3000;
@@ -33,7 +34,7 @@ fn dirs_with_data(data: &Path, topic: &str) -> usize {
 }
 
 fn goulette(args: &[&str]) -> String {
-    let out = Command::new(bin_dir().join("goulette")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_goulette")).args(args).output().unwrap();
     assert!(out.status.success(), "goulette {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

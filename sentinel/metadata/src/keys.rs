@@ -1,5 +1,6 @@
-//! The etcd key layout (DESIGN §5), under a configurable prefix (default
-//! `/goulette`). Values are JSON (see `model`), so `etcdctl get` shows them.
+//! The etcd key layout (`docs/design.md`, data model), under a configurable
+//! prefix (default `/goulette`). Values are JSON (see `model`), so `etcdctl
+//! get` shows them.
 //!
 //! ```text
 //! {prefix}/brokers/{id:010}            BrokerRecord, under the broker's session lease

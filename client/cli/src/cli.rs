@@ -8,12 +8,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use goulette_proto::v1::{self as pb, Acks};
 
-use crate::admin::Admin;
-use crate::cluster::Cluster;
-use crate::consumer::{Consumer, ConsumerConfig, StartAt};
-use crate::membership::GroupOptions;
-use crate::partitioner::Partitioner;
-use crate::producer::{Producer, ProducerConfig, ProducerRecord};
+use goulette_client::admin::Admin;
+use goulette_client::cluster::Cluster;
+use goulette_client::consumer::{Consumer, ConsumerConfig, StartAt};
+use goulette_client::membership::GroupOptions;
+use goulette_client::partitioner::Partitioner;
+use goulette_client::producer::{Producer, ProducerConfig, ProducerRecord};
 
 /// Output format of listing commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,8 +44,8 @@ pub fn parse_acks(s: &str) -> Result<Acks, String> {
 }
 
 /// Parses a compression codec name.
-pub fn parse_compression(s: &str) -> Result<goulette_storage::Compression, String> {
-    use goulette_storage::Compression;
+pub fn parse_compression(s: &str) -> Result<goulette_client::Compression, String> {
+    use goulette_client::Compression;
     Ok(match s {
         "none" => Compression::None,
         "gzip" => Compression::Gzip,
@@ -203,7 +203,7 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
         let mut ok = true;
         let mut out = std::io::BufWriter::new(std::io::stdout());
         while let Some(delivery) = results_rx.recv().await {
-            let delivery: crate::producer::Delivery = delivery;
+            let delivery: goulette_client::producer::Delivery = delivery;
             match delivery.wait().await {
                 Ok(meta) if print_offsets => {
                     let offset = meta.offset.map_or_else(|| "-".to_owned(), |o| o.to_string());
@@ -406,7 +406,7 @@ pub async fn group_describe(
     format: Format,
 ) -> anyhow::Result<bool> {
     let described = Admin::new(cluster.clone()).describe_group(group).await?;
-    let committed = crate::offsets::fetch_all(&cluster, group).await?;
+    let committed = goulette_client::offsets::fetch_all(&cluster, group).await?;
     let topics: std::collections::BTreeSet<String> = match topic {
         Some(t) => [t.to_owned()].into(),
         None => described
@@ -420,7 +420,7 @@ pub async fn group_describe(
     for t in &topics {
         let info = cluster.topic(t, false).await?;
         for p in &info.partitions {
-            let end = crate::consumer::list_offsets(&cluster, t, p.partition, None).await?.high_watermark;
+            let end = cluster.list_offsets(t, p.partition, None).await?.high_watermark;
             let done = committed.get(&(t.clone(), p.partition)).copied();
             let owner = described
                 .members
@@ -479,7 +479,7 @@ pub async fn group_describe(
 /// `group list`: groups with members or committed offsets.
 pub async fn group_list(cluster: Arc<Cluster>) -> anyhow::Result<bool> {
     let mut groups: std::collections::BTreeSet<String> =
-        crate::offsets::list_groups(&cluster).await?.into_iter().collect();
+        goulette_client::offsets::list_groups(&cluster).await?.into_iter().collect();
     groups.extend(Admin::new(cluster).member_groups().await?);
     for group in groups {
         println!("{group}");
@@ -500,7 +500,7 @@ async fn require_no_members(cluster: &Arc<Cluster>, group: &str) -> anyhow::Resu
 /// `group delete`: its committed offsets and membership state.
 pub async fn group_delete(cluster: Arc<Cluster>, group: &str) -> anyhow::Result<bool> {
     require_no_members(&cluster, group).await?;
-    crate::offsets::delete_group(&cluster, group).await?;
+    goulette_client::offsets::delete_group(&cluster, group).await?;
     Admin::new(cluster).remove_group(group).await?;
     println!("deleted group {group}");
     Ok(true)
@@ -517,7 +517,7 @@ pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: Re
             ResetTo::Timestamp(t) => Some(t),
             _ => None,
         };
-        let o = crate::consumer::list_offsets(&cluster, topic, p.partition, ts).await?;
+        let o = cluster.list_offsets(topic, p.partition, ts).await?;
         let offset = match to {
             ResetTo::Earliest => o.log_start_offset,
             ResetTo::Latest => o.high_watermark,
@@ -526,7 +526,7 @@ pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: Re
         };
         offsets.insert(p.partition, offset);
     }
-    crate::offsets::commit(&cluster, group, topic, &offsets, None).await?;
+    goulette_client::offsets::commit(&cluster, group, topic, &offsets, None).await?;
     for (p, o) in &offsets {
         println!("{group} {topic}/{p} -> {o}");
     }

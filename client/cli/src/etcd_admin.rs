@@ -1,7 +1,8 @@
 //! `goulette etcd …`: Goulette's metadata read and administered directly in
-//! etcd, no sentinel involved (DESIGN §5 key layout, §8 commands): cluster
-//! status, topics, the operation log, and backup / restore / clean of the
-//! whole prefix.
+//! etcd, no sentinel involved (`docs/design.md`: the key layout under "Data
+//! model", the commands under "Commands"; the layout itself is
+//! `goulette-metadata`'s): cluster status, topics, the operation log, and
+//! backup / restore / clean of the whole prefix.
 //!
 //! Backup file: pretty JSON `{ "prefix", "revision", "keys": [{ "key", "value" }] }`,
 //! keys in etcd order. Lease-bound keys (`brokers/`, `sentinels/`,
@@ -27,8 +28,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
+use goulette_metadata::keys::Keys;
 use goulette_sentinel::error::SentinelError;
-use goulette_sentinel::keys::Keys;
 use goulette_sentinel::store::{self, Store};
 use serde::{Deserialize, Serialize};
 
@@ -178,7 +179,7 @@ impl EtcdTarget {
         if prefix.trim_end_matches('/').is_empty() {
             return Err(AdminError::InvalidTarget(format!(
                 "--etcd-prefix {prefix:?} must name a key prefix such as {:?}, not the whole key space",
-                goulette_sentinel::keys::DEFAULT_PREFIX
+                goulette_metadata::keys::DEFAULT_PREFIX
             )));
         }
         Ok(EtcdTarget { endpoints, keys: Keys::new(prefix) })

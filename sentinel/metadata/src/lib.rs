@@ -1,0 +1,11 @@
+//! Goulette's cluster metadata as it is stored in etcd.
+//!
+//! - [`keys`]: the key layout under a prefix (default `/goulette`), with
+//!   the parser that tells which record a key holds.
+//! - [`model`]: the JSON records stored under those keys.
+//!
+//! The sentinel writes these keys and `goulette etcd …` reads, backs up and
+//! restores them: both use this crate so the layout has one definition.
+
+pub mod keys;
+pub mod model;

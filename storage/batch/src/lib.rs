@@ -1,0 +1,22 @@
+//! Goulette's record-batch codec: the bytes a producer sends, a broker
+//! stores and replicates, and a consumer decodes.
+//!
+//! - [`batch`]: the batch format, [`BatchBuilder`] (encoding) and [`Batch`]
+//!   (validation and record decoding), with the limits every side enforces.
+//! - [`compression`]: gzip, snappy, lz4 and zstd for a batch's records.
+//! - [`error`]: [`BatchError`], what encoding or decoding can fail with.
+//!
+//! Pure computation on bytes: no file or network I/O, so that a client can
+//! encode batches without depending on the storage engine.
+
+pub mod batch;
+pub mod compression;
+pub mod error;
+mod varint;
+
+pub use batch::{
+    Batch, BatchBuilder, CACHED_BATCHES, MAX_BATCH_LEN, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType,
+    now_ms,
+};
+pub use compression::Compression;
+pub use error::{BatchError, Result};
