@@ -20,6 +20,14 @@ pub fn signal(child: &Child, sig: i32) {
     assert_eq!(rc, 0, "kill({}, {sig}) failed: {}", child.id(), std::io::Error::last_os_error());
 }
 
+/// The state letter of a process (`R`, `S`, `T` for stopped, …) from
+/// `/proc/{pid}/stat`; `None` once it is gone.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the state follows the last ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// Waits until `check` is true or `timeout` passes.
 pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
@@ -210,6 +218,9 @@ impl Managed {
     pub fn pause(&self) {
         if let Some(child) = &self.child {
             signal(child, libc::SIGSTOP);
+            // kill(2) returns before the process has stopped: a request sent
+            // right after could still be answered.
+            wait_for("the process to stop", Duration::from_secs(5), || process_state(child.id()) == Some('T'));
         }
     }
 
