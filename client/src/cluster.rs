@@ -80,17 +80,10 @@ impl Cluster {
         if let Some(c) = channels.get(address) {
             return Ok(c.clone());
         }
-        let endpoint = Channel::from_shared(format!("http://{address}"))
-            .map_err(|e| ClientError::InvalidArgument(format!("bad address {address:?}: {e}")))?
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true)
-            .http2_adaptive_window(true)
-            // Pings notice a peer that vanished without closing the
-            // connection, so long-lived streams fail over instead of waiting.
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true);
-        let channel = endpoint.connect_lazy();
+        // Pings notice a peer that vanished without closing the connection,
+        // so long-lived streams fail over instead of waiting.
+        let channel = goulette_proto::channel::lazy(address, goulette_proto::channel::ChannelOptions::CLIENT)
+            .map_err(|e| ClientError::InvalidArgument(format!("bad address {address:?}: {e}")))?;
         channels.insert(address.to_owned(), channel.clone());
         Ok(channel)
     }

@@ -208,10 +208,13 @@ impl Producer {
     /// Queues a record; the returned [`Delivery`] resolves on acknowledgement.
     /// Waits (backpressure) when the partition's queue is full.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery> {
-        goulette_proto::validate_topic_name(&record.topic).map_err(ClientError::InvalidArgument)?;
         let count = match self.cluster.cached_partition_count(&record.topic) {
             Some(n) => n,
-            None => self.cluster.topic(&record.topic, self.config.auto_create_topics).await?.partitions.len() as u32,
+            // Checked once, before the name reaches the metadata cache.
+            None => {
+                goulette_proto::validate_topic_name(&record.topic).map_err(ClientError::InvalidArgument)?;
+                self.cluster.topic(&record.topic, self.config.auto_create_topics).await?.partitions.len() as u32
+            }
         };
         if count == 0 {
             return Err(ClientError::Server {
