@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::config::SentinelConfig;
 use crate::error::{Result, SentinelError};
+use crate::etcd_metrics::Counted;
 use crate::leases::Leases;
 use crate::model::{self, BrokerRecord, DecommissionRecord, PartitionRecord, TopicRecord};
 use crate::placement::{self, Membership, Step};
@@ -204,6 +205,7 @@ impl Controller {
         let lease = client
             .lease_grant(ttl, None)
             .await
+            .counted()
             .map_err(|e| SentinelError::etcd("grant a broker session lease", e))?
             .id();
         let keys = self.store.keys();
@@ -254,6 +256,7 @@ impl Controller {
         let found = client
             .get(key.as_str(), None)
             .await
+            .counted()
             .map_err(|e| SentinelError::etcd("read a broker session", e))?
             .kvs()
             .first()
@@ -520,6 +523,7 @@ impl Controller {
                 .client()
                 .get(key.as_str(), None)
                 .await
+                .counted()
                 .map_err(|e| SentinelError::etcd("read the producer-id counter", e))?;
             let (start, revision) = match current.kvs().first() {
                 Some(kv) => {
@@ -577,6 +581,7 @@ impl Controller {
             .client()
             .get(prefix.as_str(), Some(etcd_client::GetOptions::new().with_prefix().with_keys_only()))
             .await
+            .counted()
             .map_err(|e| SentinelError::etcd("read the decommissioned brokers", e))?;
         let decommissioned: Vec<u32> = listed
             .kvs()

@@ -100,7 +100,7 @@ async fn serve(
         http_address: config.http_address,
         ttl: config.lease_ttl,
     };
-    tracker.spawn(crate::metrics::probe_etcd(client.clone(), keys.ops_counter(), shutdown.clone()));
+    tracker.spawn(crate::etcd_metrics::probe_etcd(client.clone(), keys.ops_counter(), shutdown.clone()));
     tracker.spawn(election::run(election_client, keys, me, role_tx, shutdown.clone()));
 
     // Under the brokers' 1 s heartbeat call timeout: a frozen etcd must be

@@ -516,7 +516,7 @@ impl SentinelService for SentinelGrpc {
             metadata_version: view.revision as u64,
             under_replicated_partitions: under_replicated,
             answered_by: self.0.config.id.clone(),
-            etcd_reachable: crate::metrics::etcd_reachable(),
+            etcd_reachable: crate::etcd_metrics::etcd_reachable(),
         }))
     }
 }
