@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::forward::{Route, forward_request, forwarded, status_to_error};
 use super::{Sentinel, SentinelGrpc};
-use crate::assignments::{self, Assignments, assignments_of, state_of};
+use crate::assignments::{AssignmentStream, state_of};
 use crate::controller::IsrChange;
 use crate::model::{BrokerRecord, PartitionRecord};
 
@@ -184,25 +184,14 @@ impl SentinelInternal for SentinelGrpc {
                 _ = tx.closed() => return,
                 _ = shutdown.cancelled() => return,
             }
-            let mut sent: Option<Assignments> = None;
-            let mut sent_brokers = Vec::new();
+            let mut stream = AssignmentStream::new(broker, held);
             loop {
                 let view = views.borrow_and_update().clone();
-                let now = assignments_of(&view, broker);
-                let brokers = Sentinel::brokers(&view);
-                let update = match &sent {
-                    None => Some(assignments::snapshot(&view, broker, &now, &held, brokers.clone())),
-                    Some(before) => {
-                        assignments::delta(&view, broker, before, &now, brokers != sent_brokers, brokers.clone())
-                    }
-                };
-                if let Some(update) = update
+                if let Some(update) = stream.next(&view, Sentinel::brokers(&view))
                     && tx.send(Ok(update)).await.is_err()
                 {
                     return; // the broker hung up
                 }
-                sent = Some(now);
-                sent_brokers = brokers;
                 tokio::select! {
                     changed = views.changed() => if changed.is_err() { return },
                     _ = tx.closed() => return,
