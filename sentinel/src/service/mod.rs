@@ -35,10 +35,10 @@ use forward::{Forwarder, Route, forward_request, status_to_error};
 /// Shared state behind both services.
 pub struct Sentinel {
     config: SentinelConfig,
-    controller: Controller,
-    groups: Groups,
+    controller: Arc<Controller>,
+    groups: Arc<Groups>,
     views: watch::Receiver<Arc<ClusterView>>,
-    role: watch::Receiver<Role>,
+    /// Where leader-only requests run (it follows the role).
     forward: Forwarder,
     shutdown: CancellationToken,
 }
@@ -53,14 +53,14 @@ impl Sentinel {
     /// Shared state for the services.
     pub fn new(
         config: SentinelConfig,
-        controller: Controller,
-        groups: Groups,
+        controller: Arc<Controller>,
+        groups: Arc<Groups>,
         views: watch::Receiver<Arc<ClusterView>>,
         role: watch::Receiver<Role>,
         shutdown: CancellationToken,
     ) -> Sentinel {
-        let forward = Forwarder::new(config.address.to_string(), views.clone(), role.clone());
-        Sentinel { config, controller, groups, views, role, forward, shutdown }
+        let forward = Forwarder::new(config.address.to_string(), views.clone(), role);
+        Sentinel { config, controller, groups, views, forward, shutdown }
     }
 
     /// This sentinel's current view.
@@ -169,31 +169,6 @@ impl Sentinel {
                     .await
                     .map(Response::into_inner)
                     .map_err(|s| status_to_error(&leader, s))
-            }
-        }
-    }
-
-    /// Runs the leader's duties whenever the view or the role changes:
-    /// leaders for partitions whose leader is gone.
-    pub async fn run_leader_duties(self: Arc<Self>) {
-        let mut views = self.views.clone();
-        let mut role = self.role.clone();
-        loop {
-            let fence = role.borrow().fence().cloned();
-            if let Some(fence) = fence {
-                let view = self.view();
-                if let Err(e) = self.controller.reconcile(&fence, &view).await {
-                    tracing::warn!(error = %e, "reconciling partition leaders failed; will retry");
-                }
-                if let Err(e) = self.groups.rebalance(&fence, &view).await {
-                    tracing::warn!(error = %e, "rebalancing consumer groups failed; will retry");
-                }
-            }
-            tokio::select! {
-                _ = views.changed() => {}
-                _ = role.changed() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                _ = self.shutdown.cancelled() => return,
             }
         }
     }

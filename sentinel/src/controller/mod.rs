@@ -2,7 +2,8 @@
 //!
 //! Each method takes the leader's [`Fence`] and commits through
 //! [`Store::commit`], so each change lands with its op-log entry in one
-//! transaction, or not at all.
+//! transaction, or not at all. [`leader_loop`] runs the leader's standing
+//! duties.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,8 @@ use crate::placement::{self, Membership, Step};
 use crate::ring::Ring;
 use crate::store::{Change, Fence, Store};
 use crate::view::ClusterView;
+
+pub mod leader_loop;
 
 /// Most partitions a topic may have.
 pub const MAX_PARTITIONS: u32 = 10_000;
