@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::forward::{Route, forward_request, forwarded, status_to_error};
 use super::{Sentinel, SentinelGrpc};
 use crate::assignments::{AssignmentStream, state_of};
-use crate::controller::IsrChange;
+use crate::controller::partitions::IsrChange;
 use crate::model::{BrokerRecord, PartitionRecord};
 
 #[tonic::async_trait]
