@@ -10,6 +10,7 @@ use super::forward::forwarded;
 use super::{Sentinel, SentinelGrpc};
 use crate::error::SentinelError;
 
+/// `e` carried in the response's `error` field: the RPC itself succeeds.
 fn error_response<T>(
     e: &SentinelError,
     build: impl FnOnce(pb::Error) -> T,
