@@ -1,5 +1,6 @@
 //! `goulette-broker`: parses flags into a `BrokerConfig` and runs it until
-//! SIGINT/SIGTERM (a second signal exits at once).
+//! SIGINT/SIGTERM (a second signal exits at once:
+//! `goulette_proto::ops::signals`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +9,6 @@ use clap::Parser;
 use goulette_broker::config::{BrokerConfig, parse_flush};
 use goulette_broker::timestamps::{TimestampBounds, bound, parse_bound};
 use goulette_storage::FlushPolicy;
-use tokio_util::sync::CancellationToken;
 
 /// Goulette broker: stores topic partitions and serves producers and consumers.
 #[derive(Debug, Parser)]
@@ -104,19 +104,7 @@ fn main() -> anyhow::Result<()> {
     config.controlled_shutdown_timeout = args.controlled_shutdown_timeout;
     config.validate().map_err(anyhow::Error::msg)?;
     tokio::runtime::Runtime::new()?.block_on(async {
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                return;
-            };
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::info!("shutting down (send the signal again to exit at once)");
-            signals.cancel();
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            std::process::exit(130);
-        });
+        let shutdown = goulette_proto::ops::signals::shutdown_on_signal();
         goulette_broker::server::run(config, shutdown).await
     })
 }

@@ -9,6 +9,11 @@
 //! at all (etcd lost its data, or a backup older than the topic was
 //! restored) gets `UNKNOWN`: the broker closes it and keeps the data. So
 //! no loss of metadata can make a broker delete data.
+//!
+//! [`AssignmentStream`] is the diff a stream runs on each view: a snapshot
+//! first, then what changed since the last update sent. It does no I/O;
+//! the gRPC handler (`service/internal.rs`) feeds it views and sends what it
+//! returns.
 
 use std::collections::BTreeMap;
 
@@ -109,6 +114,42 @@ pub fn delta(
     })
 }
 
+/// One broker's assignment stream: what it has sent, and so what to send
+/// next. An assignment is sent again whenever any of its fields differs
+/// from what was sent (leader, epoch, ISR, replicas, the partition's
+/// revision, the topic's config or incarnation).
+#[derive(Debug)]
+pub struct AssignmentStream {
+    broker: u32,
+    /// The replicas the broker said it holds when it opened the stream.
+    held: Vec<pb::HeldReplica>,
+    /// The assignments and broker list last sent; `None` before the snapshot.
+    sent: Option<(Assignments, Vec<pb::BrokerInfo>)>,
+}
+
+impl AssignmentStream {
+    /// A stream for `broker`, which holds `held`.
+    pub fn new(broker: u32, held: Vec<pb::HeldReplica>) -> AssignmentStream {
+        AssignmentStream { broker, held, sent: None }
+    }
+
+    /// The update to send for `view`, whose broker list is `brokers`: the
+    /// [`snapshot`] first, then a [`delta`] when the broker's assignments
+    /// or removals or the broker list changed (`None`: nothing to send).
+    /// Either way, what `view` assigns counts as sent from now on.
+    pub fn next(&mut self, view: &ClusterView, brokers: Vec<pb::BrokerInfo>) -> Option<pb::AssignmentUpdate> {
+        let now = assignments_of(view, self.broker);
+        let update = match &self.sent {
+            None => Some(snapshot(view, self.broker, &now, &self.held, brokers.clone())),
+            Some((before, sent_brokers)) => {
+                delta(view, self.broker, before, &now, brokers != *sent_brokers, brokers.clone())
+            }
+        };
+        self.sent = Some((now, brokers));
+        update
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +232,141 @@ mod tests {
         assert_eq!(update.removals[0].topic_incarnation, 8);
         assert_eq!(update.assignments[0].topic_incarnation, 9);
         assert!(delta(&view, 1, &before, &before, false, vec![]).is_none());
+    }
+
+    /// `view` with another topic `name` (id `id`), one partition on `replicas`.
+    fn with_topic(mut view: ClusterView, name: &str, id: u64, replicas: &[u32]) -> ClusterView {
+        let other = view_with(name, id, replicas);
+        view.topics.extend(other.topics);
+        view.topic_incarnations.extend(other.topic_incarnations);
+        view.partitions.extend(other.partitions);
+        view
+    }
+
+    fn broker_info(id: u32) -> pb::BrokerInfo {
+        pb::BrokerInfo { id, address: format!("127.0.0.1:{}", 9000 + id), ..Default::default() }
+    }
+
+    fn partitions_of(update: &pb::AssignmentUpdate) -> Vec<(String, u32)> {
+        update.assignments.iter().filter_map(|a| a.state.as_ref()).map(|s| (s.topic.clone(), s.partition)).collect()
+    }
+
+    /// A stream that has sent its snapshot of `view`.
+    fn started(view: &ClusterView) -> AssignmentStream {
+        let mut stream = AssignmentStream::new(1, vec![]);
+        assert!(stream.next(view, vec![broker_info(1)]).is_some_and(|u| u.snapshot));
+        stream
+    }
+
+    #[test]
+    fn a_stream_starts_with_a_snapshot_of_every_assignment_and_each_held_replica_not_assigned() {
+        let view = with_topic(view_with("t", 8, &[1, 2]), "u", 9, &[2]);
+        let held = vec![
+            pb::HeldReplica { topic: "t".into(), partition: 0, topic_incarnation: 8 },
+            pb::HeldReplica { topic: "u".into(), partition: 0, topic_incarnation: 9 },
+        ];
+        let mut stream = AssignmentStream::new(1, held);
+        let update = stream.next(&view, vec![broker_info(1), broker_info(2)]).unwrap();
+        assert!(update.snapshot);
+        assert_eq!(update.metadata_version, view.revision as u64);
+        assert_eq!(partitions_of(&update), vec![("t".to_owned(), 0)]);
+        assert_eq!(update.removals.len(), 1);
+        assert_eq!((update.removals[0].topic.as_str(), reason(&update.removals[0])), ("u", pb::RemovalReason::Moved));
+        assert_eq!(update.brokers.len(), 2);
+        // Even an empty snapshot is sent: it tells the broker it holds nothing.
+        let mut empty = AssignmentStream::new(3, vec![]);
+        assert!(empty.next(&view, vec![]).is_some_and(|u| u.snapshot && u.assignments.is_empty()));
+    }
+
+    #[test]
+    fn an_unchanged_view_or_a_change_to_other_brokers_partitions_sends_nothing() {
+        let view = view_with("t", 8, &[1]);
+        let mut stream = started(&view);
+        assert_eq!(stream.next(&view, vec![broker_info(1)]), None);
+        let mut elsewhere = with_topic(view.clone(), "u", 9, &[2]);
+        elsewhere.revision += 1;
+        assert_eq!(stream.next(&elsewhere, vec![broker_info(1)]), None);
+    }
+
+    #[test]
+    fn a_new_assignment_is_sent_alone() {
+        let view = view_with("t", 8, &[1]);
+        let mut stream = started(&view);
+        let more = with_topic(view.clone(), "u", 9, &[2, 1]);
+        let update = stream.next(&more, vec![broker_info(1)]).unwrap();
+        assert!(!update.snapshot);
+        assert_eq!(partitions_of(&update), vec![("u".to_owned(), 0)]);
+        assert!(update.removals.is_empty());
+        // Sent once.
+        assert_eq!(stream.next(&more, vec![broker_info(1)]), None);
+    }
+
+    #[test]
+    fn a_replica_moved_away_is_removed_with_its_evidence() {
+        let view = with_topic(view_with("t", 8, &[1]), "u", 9, &[1]);
+        let mut stream = started(&view);
+        let mut moved = view.clone();
+        moved.partitions.get_mut(&("u".to_owned(), 0)).unwrap().replicas = vec![2];
+        let update = stream.next(&moved, vec![broker_info(1)]).unwrap();
+        assert!(update.assignments.is_empty());
+        assert_eq!(update.removals.len(), 1);
+        assert_eq!((update.removals[0].topic.as_str(), update.removals[0].topic_incarnation), ("u", 9));
+        assert_eq!(reason(&update.removals[0]), pb::RemovalReason::Moved);
+        assert_eq!(stream.next(&moved, vec![broker_info(1)]), None);
+    }
+
+    #[test]
+    fn a_new_leader_epoch_isr_or_revision_resends_the_assignment() {
+        let view = with_topic(view_with("t", 8, &[1, 2]), "u", 9, &[1]);
+        let mut stream = started(&view);
+        let state = |u: &pb::AssignmentUpdate| u.assignments[0].state.clone().unwrap();
+
+        let mut failover = view.clone();
+        let p = failover.partitions.get_mut(&("t".to_owned(), 0)).unwrap();
+        p.leader = Some(2);
+        p.leader_epoch = 2;
+        let update = stream.next(&failover, vec![broker_info(1)]).unwrap();
+        assert_eq!(partitions_of(&update), vec![("t".to_owned(), 0)], "only the changed partition");
+        assert_eq!((state(&update).leader, state(&update).leader_epoch), (Some(2), 2));
+        assert!(update.removals.is_empty());
+
+        let mut shrunk = failover.clone();
+        shrunk.partitions.get_mut(&("t".to_owned(), 0)).unwrap().isr = vec![2];
+        let update = stream.next(&shrunk, vec![broker_info(1)]).unwrap();
+        assert_eq!(state(&update).isr, vec![2]);
+
+        // Brokers order states by revision: the same record rewritten is news too.
+        let mut rewritten = shrunk.clone();
+        rewritten.partition_revisions.insert(("t".to_owned(), 0), 42);
+        let update = stream.next(&rewritten, vec![broker_info(1)]).unwrap();
+        assert_eq!(state(&update).revision, 42);
+        assert_eq!(stream.next(&rewritten, vec![broker_info(1)]), None);
+    }
+
+    #[test]
+    fn a_topic_created_again_removes_the_old_incarnation_and_assigns_the_new() {
+        let view = view_with("t", 8, &[1]);
+        let mut stream = started(&view);
+        let mut recreated = view_with("t", 9, &[1]);
+        recreated.tombstones.insert(("t".into(), 8));
+        let update = stream.next(&recreated, vec![broker_info(1)]).unwrap();
+        assert_eq!(update.assignments[0].topic_incarnation, 9);
+        assert_eq!(
+            (update.removals[0].topic_incarnation, reason(&update.removals[0])),
+            (8, pb::RemovalReason::Deleted)
+        );
+    }
+
+    #[test]
+    fn a_changed_broker_list_alone_is_sent() {
+        let view = view_with("t", 8, &[1]);
+        let mut stream = started(&view);
+        let update = stream.next(&view, vec![broker_info(1), broker_info(2)]).unwrap();
+        assert!(update.assignments.is_empty() && update.removals.is_empty());
+        assert_eq!(update.brokers.len(), 2);
+        assert_eq!(stream.next(&view, vec![broker_info(1), broker_info(2)]), None);
+        let mut moved = broker_info(2);
+        moved.address = "127.0.0.1:1".into();
+        assert!(stream.next(&view, vec![broker_info(1), moved]).is_some());
     }
 }

@@ -102,8 +102,10 @@ pub enum SentinelError {
 pub type Result<T, E = SentinelError> = std::result::Result<T, E>;
 
 impl SentinelError {
+    /// An etcd request failed. The failure is counted where the request is
+    /// made (`crate::etcd_metrics::Counted`), not here: building an error has
+    /// no side effect.
     pub(crate) fn etcd(context: impl Into<String>, source: etcd_client::Error) -> Self {
-        crate::metrics::ETCD.errors.inc();
         SentinelError::Etcd { context: context.into(), source }
     }
 

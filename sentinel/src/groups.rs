@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::assignor::{self, Strategy};
 use crate::error::{Result, SentinelError};
+use crate::etcd_metrics::Counted;
 use crate::leases::Leases;
 use crate::model::{GroupRecord, MemberRecord, Tp, validate_topic_name};
 use crate::store::{Change, Fence, Store};
@@ -107,8 +108,11 @@ impl Groups {
         };
         let mut client = self.store.client();
         let ttl = timeout.as_millis().div_ceil(1000) as i64;
-        let lease =
-            client.lease_grant(ttl, None).await.map_err(|e| SentinelError::etcd("grant a member session", e))?;
+        let lease = client
+            .lease_grant(ttl, None)
+            .await
+            .counted()
+            .map_err(|e| SentinelError::etcd("grant a member session", e))?;
         let session = lease.id();
         let mut topics = req.topics.clone();
         topics.sort();
@@ -124,7 +128,7 @@ impl Groups {
         };
         let key = self.store.keys().group_member(&req.group, &member.member_id);
         let json = serde_json::to_string(&member).unwrap_or_default();
-        if let Err(e) = client.put(key, json, Some(PutOptions::new().with_lease(session))).await {
+        if let Err(e) = client.put(key, json, Some(PutOptions::new().with_lease(session))).await.counted() {
             let _ = self.leases.revoke(session).await;
             return Err(SentinelError::etcd("add a group member", e));
         }
@@ -211,6 +215,7 @@ impl Groups {
                 .client()
                 .txn(txn)
                 .await
+                .counted()
                 .map_err(|e| SentinelError::etcd("record a member's partitions", e))?;
             if resp.succeeded() {
                 return Ok(answer(&owned));

@@ -11,6 +11,7 @@ use etcd_client::{Client, LeaseKeepAliveStream, LeaseKeeper};
 use tokio::sync::Mutex;
 
 use crate::error::{Result, SentinelError};
+use crate::etcd_metrics::ETCD;
 
 /// One lease's keep-alive stream, opened on its first refresh.
 struct Session {
@@ -54,7 +55,7 @@ impl Leases {
         match tokio::time::timeout(self.request_timeout, self.refresh(lease, gone)).await {
             Ok(result) => result,
             Err(_) => {
-                crate::metrics::ETCD.errors.inc();
+                ETCD.errors.inc();
                 Err(SentinelError::EtcdTimeout { context: "keep a session alive".into(), after: self.request_timeout })
             }
         }
@@ -72,6 +73,7 @@ impl Leases {
             if e.to_string().contains("lease not found") {
                 gone()
             } else {
+                ETCD.errors.inc();
                 SentinelError::etcd("keep a session alive", e)
             }
         };
@@ -99,6 +101,7 @@ impl Leases {
                 _ => *keepalive = None,
             }
         }
+        ETCD.errors.inc();
         Err(SentinelError::etcd(
             "keep a session alive",
             etcd_client::Error::InvalidArgs("keep-alive stream closed".into()),
@@ -111,7 +114,10 @@ impl Leases {
         match self.client.clone().lease_revoke(lease).await {
             Ok(_) => Ok(()),
             Err(e) if e.to_string().contains("lease not found") => Ok(()),
-            Err(e) => Err(SentinelError::etcd("revoke a session", e)),
+            Err(e) => {
+                ETCD.errors.inc();
+                Err(SentinelError::etcd("revoke a session", e))
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod controller;
 pub mod election;
 pub mod embedded;
 pub mod error;
+pub mod etcd_metrics;
 pub mod groups;
 pub mod leases;
 pub mod metrics;

@@ -1,5 +1,6 @@
 //! `goulette-sentinel`: parses flags into a `SentinelConfig` and runs it
-//! until SIGINT/SIGTERM (a second signal exits at once).
+//! until SIGINT/SIGTERM (a second signal exits at once:
+//! `goulette_proto::ops::signals`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use goulette_sentinel::config::{EmbeddedEtcd, EtcdMode, SentinelConfig};
-use tokio_util::sync::CancellationToken;
 
 /// Goulette sentinel: broker membership, partition assignment and cluster metadata in etcd.
 #[derive(Debug, Parser)]
@@ -115,19 +115,7 @@ fn main() -> anyhow::Result<()> {
     goulette_proto::ops::logging::init(&args.log)?;
     let config = args.into_config()?;
     tokio::runtime::Runtime::new()?.block_on(async {
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                return;
-            };
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::info!("shutting down (send the signal again to exit at once)");
-            signals.cancel();
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            std::process::exit(130);
-        });
+        let shutdown = goulette_proto::ops::signals::shutdown_on_signal();
         goulette_sentinel::server::run(config, shutdown).await
     })
 }

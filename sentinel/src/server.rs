@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{EtcdMode, SentinelConfig};
 use crate::controller::Controller;
+use crate::controller::leader_loop::LeaderLoop;
 use crate::election::{self, Role};
 use crate::groups::Groups;
 use crate::keys::Keys;
@@ -100,7 +101,7 @@ async fn serve(
         http_address: config.http_address,
         ttl: config.lease_ttl,
     };
-    tracker.spawn(crate::metrics::probe_etcd(client.clone(), keys.ops_counter(), shutdown.clone()));
+    tracker.spawn(crate::etcd_metrics::probe_etcd(client.clone(), keys.ops_counter(), shutdown.clone()));
     tracker.spawn(election::run(election_client, keys, me, role_tx, shutdown.clone()));
 
     // Under the brokers' 1 s heartbeat call timeout: a frozen etcd must be
@@ -111,10 +112,11 @@ async fn serve(
         (config.session_timeout / 4).min(Duration::from_millis(750)),
         (config.session_timeout * 3).max(Duration::from_secs(60)),
     ));
-    let groups = Groups::new(store.clone(), leases.clone(), views.clone());
-    let controller = Controller::new(store, config.clone(), leases);
+    let groups = Arc::new(Groups::new(store.clone(), leases.clone(), views.clone()));
+    let controller = Arc::new(Controller::new(store, config.clone(), leases));
+    let duties = LeaderLoop::new(controller.clone(), groups.clone(), views.clone(), role.clone(), shutdown.clone());
+    tracker.spawn(duties.run());
     let sentinel = Arc::new(Sentinel::new(config.clone(), controller, groups, views, role, shutdown.clone()));
-    tracker.spawn(sentinel.clone().run_leader_duties());
 
     let grpc = SentinelGrpc(sentinel);
     tracing::info!(id = %config.id, address = %config.address, etcd = %endpoints.join(","), "sentinel serving");

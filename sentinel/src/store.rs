@@ -20,6 +20,7 @@ use etcd_client::{
 };
 
 use crate::error::{Result, SentinelError};
+use crate::etcd_metrics::{Counted, ETCD};
 use crate::keys::Keys;
 use crate::model::OpRecord;
 use crate::view::ClusterView;
@@ -50,6 +51,7 @@ pub async fn connect_with(endpoints: &[String], request_timeout: Option<Duration
     }
     Client::connect(endpoints, Some(options))
         .await
+        .counted()
         .map_err(|e| SentinelError::etcd(format!("connect to {}", endpoints.join(",")), e))
 }
 
@@ -150,6 +152,7 @@ impl Store {
             let resp = client
                 .get(section.as_str(), Some(options))
                 .await
+                .counted()
                 .map_err(|e| SentinelError::etcd(format!("read {section}"), e))?;
             if i == 0 {
                 revision = resp.header().map_or(0, |h| h.revision());
@@ -160,7 +163,7 @@ impl Store {
             }
         }
         view.revision = revision;
-        crate::metrics::ETCD.observe("load", started.elapsed());
+        ETCD.observe("load", started.elapsed());
         Ok(view)
     }
 
@@ -177,8 +180,11 @@ impl Store {
         let counter = self.keys.ops_counter();
         let _serialized = self.commit_lock.lock().await;
         for _ in 0..COMMIT_ATTEMPTS {
-            let current =
-                client.get(counter.as_str(), None).await.map_err(|e| SentinelError::etcd("read the op counter", e))?;
+            let current = client
+                .get(counter.as_str(), None)
+                .await
+                .counted()
+                .map_err(|e| SentinelError::etcd("read the op counter", e))?;
             let (seq, counter_cmp) = match current.kvs().first() {
                 Some(kv) => {
                     let seq =
@@ -225,8 +231,12 @@ impl Store {
             let failure = vec![TxnOp::get(counter.as_str(), None), TxnOp::get(fence.key.clone(), None)];
             let txn = Txn::new().when(compares).and_then(ops).or_else(failure);
             let started = std::time::Instant::now();
-            let resp = client.txn(txn).await.map_err(|e| SentinelError::etcd(format!("commit {}", change.kind), e))?;
-            crate::metrics::ETCD.observe("commit", started.elapsed());
+            let resp = client
+                .txn(txn)
+                .await
+                .counted()
+                .map_err(|e| SentinelError::etcd(format!("commit {}", change.kind), e))?;
+            ETCD.observe("commit", started.elapsed());
             if resp.succeeded() {
                 tracing::info!(seq, kind = %change.kind, detail = %change.detail, "committed metadata change");
                 if seq % TRIM_EVERY == 0 && seq > MAX_OPS {
@@ -273,6 +283,7 @@ impl Store {
         let resp = client
             .get(self.keys.ops(), Some(GetOptions::new().with_prefix()))
             .await
+            .counted()
             .map_err(|e| SentinelError::etcd("read the op log", e))?;
         resp.kvs()
             .iter()

@@ -7,6 +7,7 @@
 //! - [`process`]: process-level metrics (resident memory).
 //! - [`logging`], [`rotate`]: `tracing` to the console and/or a rotating file, as text or JSON.
 //! - [`serve`]: the gRPC listener's accepted connections (`TCP_NODELAY`).
+//! - [`signals`]: SIGTERM/SIGINT, a graceful stop first and an exit at once second.
 
 pub mod config;
 pub mod http;
@@ -14,3 +15,4 @@ pub mod logging;
 pub mod process;
 pub mod rotate;
 pub mod serve;
+pub mod signals;

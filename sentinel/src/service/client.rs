@@ -1,0 +1,234 @@
+//! `SentinelService`: what clients ask (metadata, topic admin, producer
+//! ids, decommissions, consumer groups, cluster status).
+
+use goulette_proto::v1::sentinel_service_client::SentinelServiceClient;
+use goulette_proto::v1::sentinel_service_server::SentinelService;
+use goulette_proto::v1::{self as pb};
+use tonic::{Request, Response, Status};
+
+use super::forward::forwarded;
+use super::{Sentinel, SentinelGrpc};
+use crate::error::SentinelError;
+
+/// `e` carried in the response's `error` field: the RPC itself succeeds.
+fn error_response<T>(
+    e: &SentinelError,
+    build: impl FnOnce(pb::Error) -> T,
+) -> std::result::Result<Response<T>, Status> {
+    Ok(Response::new(build(e.to_proto())))
+}
+
+#[tonic::async_trait]
+impl SentinelService for SentinelGrpc {
+    async fn metadata(
+        &self,
+        req: Request<pb::MetadataRequest>,
+    ) -> std::result::Result<Response<pb::MetadataResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        let req = req.into_inner();
+        let s = &self.0;
+        s.probe_in_background(req.unreachable_brokers.clone(), already_forwarded);
+        let mut view = s.view();
+        if req.allow_auto_create && s.config.auto_create_topics {
+            let missing: Vec<String> = req.topics.iter().filter(|t| !view.topics.contains_key(*t)).cloned().collect();
+            for name in &missing {
+                let create = pb::CreateTopicRequest {
+                    config: Some(pb::TopicConfig { name: name.clone(), ..Default::default() }),
+                };
+                match s.create_topic(create, already_forwarded).await {
+                    Ok(r) => match r.error {
+                        Some(e) if e.error_code() != pb::ErrorCode::TopicExists => {
+                            return Ok(Response::new(pb::MetadataResponse { error: Some(e), ..Default::default() }));
+                        }
+                        _ => {}
+                    },
+                    Err(SentinelError::TopicExists(_)) => {}
+                    Err(e) => {
+                        return error_response(&e, |e| pb::MetadataResponse { error: Some(e), ..Default::default() });
+                    }
+                }
+                // Wait (briefly) for the new topic to reach this sentinel's view.
+                let mut views = s.views.clone();
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    views.wait_for(|v| v.topics.contains_key(name.as_str())),
+                )
+                .await;
+                view = s.view();
+            }
+        }
+        let names: Vec<String> = if req.topics.is_empty() { view.topics.keys().cloned().collect() } else { req.topics };
+        Ok(Response::new(pb::MetadataResponse {
+            error: None,
+            brokers: Sentinel::brokers(&view),
+            topics: names.iter().map(|n| Sentinel::topic_metadata(&view, n)).collect(),
+            metadata_version: view.revision as u64,
+        }))
+    }
+
+    async fn create_topic(
+        &self,
+        req: Request<pb::CreateTopicRequest>,
+    ) -> std::result::Result<Response<pb::CreateTopicResponse>, Status> {
+        let already_forwarded = forwarded(&req);
+        match self.0.create_topic(req.into_inner(), already_forwarded).await {
+            Ok(r) => Ok(Response::new(r)),
+            Err(e) => error_response(&e, |e| pb::CreateTopicResponse { error: Some(e), topic: None }),
+        }
+    }
+
+    async fn delete_topic(
+        &self,
+        req: Request<pb::DeleteTopicRequest>,
+    ) -> std::result::Result<Response<pb::DeleteTopicResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    s.controller.delete_topic(&fence, &s.view(), &req.name).await?;
+                    Ok(pb::DeleteTopicResponse { error: None })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).delete_topic(req).await },
+            )
+            .await;
+        Ok(Response::new(result.unwrap_or_else(|e| pb::DeleteTopicResponse { error: Some(e.to_proto()) })))
+    }
+
+    async fn init_producer_id(
+        &self,
+        req: Request<pb::InitProducerIdRequest>,
+    ) -> std::result::Result<Response<pb::InitProducerIdResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, _| async move {
+                    let producer_id = s.controller.allocate_producer_id(&fence).await?;
+                    Ok(pb::InitProducerIdResponse { error: None, producer_id })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).init_producer_id(req).await },
+            )
+            .await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::InitProducerIdResponse { error: Some(e.to_proto()), producer_id: -1 }),
+        ))
+    }
+
+    async fn decommission_broker(
+        &self,
+        req: Request<pb::DecommissionBrokerRequest>,
+    ) -> std::result::Result<Response<pb::DecommissionBrokerResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    s.controller.decommission(&fence, &s.view(), req.broker_id, req.undo).await?;
+                    Ok(pb::DecommissionBrokerResponse { error: None })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).decommission_broker(req).await },
+            )
+            .await;
+        Ok(Response::new(result.unwrap_or_else(|e| pb::DecommissionBrokerResponse { error: Some(e.to_proto()) })))
+    }
+
+    async fn join_group(
+        &self,
+        req: Request<pb::JoinGroupRequest>,
+    ) -> std::result::Result<Response<pb::JoinGroupResponse>, Status> {
+        let result = self.0.groups.join(req.into_inner()).await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::JoinGroupResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn group_heartbeat(
+        &self,
+        req: Request<pb::GroupHeartbeatRequest>,
+    ) -> std::result::Result<Response<pb::GroupHeartbeatResponse>, Status> {
+        let result = self.0.groups.heartbeat(req.into_inner()).await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::GroupHeartbeatResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn leave_group(
+        &self,
+        req: Request<pb::LeaveGroupRequest>,
+    ) -> std::result::Result<Response<pb::LeaveGroupResponse>, Status> {
+        let result = self.0.groups.leave(req.into_inner()).await;
+        Ok(Response::new(pb::LeaveGroupResponse { error: result.err().map(|e| e.to_proto()) }))
+    }
+
+    async fn describe_group(
+        &self,
+        req: Request<pb::DescribeGroupRequest>,
+    ) -> std::result::Result<Response<pb::DescribeGroupResponse>, Status> {
+        let req = req.into_inner();
+        let result = self.0.groups.describe(&req.group, req.min_generation).await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::DescribeGroupResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn list_member_groups(
+        &self,
+        _req: Request<pb::ListMemberGroupsRequest>,
+    ) -> std::result::Result<Response<pb::ListMemberGroupsResponse>, Status> {
+        Ok(Response::new(pb::ListMemberGroupsResponse { error: None, groups: self.0.groups.list() }))
+    }
+
+    async fn remove_group(
+        &self,
+        req: Request<pb::RemoveGroupRequest>,
+    ) -> std::result::Result<Response<pb::RemoveGroupResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    s.groups.remove(&fence, &req.group).await?;
+                    Ok(pb::RemoveGroupResponse { error: None })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).remove_group(req).await },
+            )
+            .await;
+        Ok(Response::new(result.unwrap_or_else(|e| pb::RemoveGroupResponse { error: Some(e.to_proto()) })))
+    }
+
+    async fn cluster_status(
+        &self,
+        _req: Request<pb::ClusterStatusRequest>,
+    ) -> std::result::Result<Response<pb::ClusterStatusResponse>, Status> {
+        let view = self.0.view();
+        let leader = view.leader_address().map(str::to_owned);
+        let sentinels = view
+            .sentinels
+            .values()
+            .map(|s| pb::SentinelInfo {
+                id: s.id.clone(),
+                address: s.address.clone(),
+                leader: leader.as_deref() == Some(&s.address),
+                http_address: s.http_address.clone(),
+            })
+            .collect();
+        let offline = view.offline().map(pb::PartitionState::from).collect();
+        let under_replicated = view.under_replicated().map(pb::PartitionState::from).collect();
+        let error = leader.is_none().then(|| SentinelError::NoLeader.to_proto());
+        Ok(Response::new(pb::ClusterStatusResponse {
+            error,
+            sentinels,
+            brokers: Sentinel::brokers(&view),
+            offline_partitions: offline,
+            metadata_version: view.revision as u64,
+            under_replicated_partitions: under_replicated,
+            answered_by: self.0.config.id.clone(),
+            etcd_reachable: crate::etcd_metrics::etcd_reachable(),
+        }))
+    }
+}
