@@ -46,10 +46,11 @@ fmt: ## format the code
 fmt-check: ## check formatting
 	$(CARGO) fmt --all -- --check
 
-lint: deps ## clippy with warnings as errors, a formatting check, and no import cycles between the files of a crate
+lint: deps ## clippy with warnings as errors, a formatting check, no import cycles between the files of a crate, no over-long files
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) fmt --all -- --check
 	python3 scripts/import-cycles.py
+	python3 scripts/long-files.py
 
 bench: deps ## the goulette bench suite of issue 6 on release builds (about 2 minutes of runs, 6–7 with the release build); appends to docs/benchmarks.md
 	$(CARGO) build --workspace --bins --release --locked

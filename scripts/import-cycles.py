@@ -39,6 +39,35 @@ def module_of(f, src):
     return tuple(parts[:-1]) if parts[-1] in ("lib", "main", "mod") else tuple(parts)
 
 
+def code_only(text):
+    """The text with comments and string literals blanked (a path named in a
+    doc comment is not an import)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        elif c == "'" and i + 2 < n and text[i + 2] == "'":
+            i += 3  # a char literal such as '"'
+        elif c == "'" and text.startswith("\\", i + 1):
+            j = text.find("'", i + 3)
+            i = n if j < 0 else j + 1
+        elif c == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+            out.append('""')
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 def without_tests(text):
     m = re.search(r"^#\[cfg\(test\)\]\s*\n\s*mod \w+", text, re.M)
     return text[: m.start()] if m else text
@@ -88,7 +117,7 @@ def edges_of(src):
     edges = {f: set() for f in mods.values()}
     for f in mods.values():
         me = module_of(f, src)
-        text = without_tests(f.read_text())
+        text = code_only(without_tests(f.read_text()))
         for kind, rest in PATH.findall(text):
             if kind == "crate":
                 base = ()

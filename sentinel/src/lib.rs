@@ -8,11 +8,17 @@
 //! - [`ring`]: the consistent hash ring that places replicas on brokers.
 //! - [`election`]: sentinel leader election (campaign, keep-alive, step down).
 //! - [`watcher`]: keeps the view current with one read and a watch.
-//! - [`controller`]: the leader's writes (topics, broker sessions, leaders).
+//! - [`controller`]: the leader's writes, by concept (topics, brokers,
+//!   partitions, producer ids), and the leader loop beside them.
+//! - [`assignments`]: what each broker must serve, and the pure diff of the
+//!   assignment stream (with the evidence every removal carries).
+//! - [`placement`]: where a partition's replicas go and who leads.
 //! - [`groups`], [`assignor`]: consumer-group membership and assignment.
 //! - [`leases`]: keeping broker and member session leases alive.
+//! - [`etcd_metrics`]: process-wide etcd request counters and reachability.
 //! - [`metrics`]: Prometheus metrics and readiness on `--http-address`.
-//! - [`service`]: the gRPC services, with forwarding of writes to the leader.
+//! - [`service`]: the gRPC services (client-facing, internal) and, in
+//!   `service/forward.rs`, forwarding of writes to the leader.
 //! - [`embedded`]: the supervised `etcd` child of `--embedded-etcd`.
 //! - [`server`]: `run`, which wires all of the above together.
 //! - [`config`]: the validated settings.

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use goulette_proto::FORWARDED_HEADER;
+use goulette_proto::channel::ChannelOptions;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -69,11 +70,10 @@ impl Forwarder {
         if let Some(c) = peers.get(address) {
             return Ok(c.clone());
         }
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .map_err(|e| SentinelError::Forward { leader: address.to_owned(), reason: e.to_string() })?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .connect_lazy();
+        // Unary calls only: bounded each, no pings needed.
+        let options = ChannelOptions::INTERNAL.with_request_timeout(Duration::from_secs(10)).without_keep_alive();
+        let channel = goulette_proto::channel::lazy(address, options)
+            .map_err(|e| SentinelError::Forward { leader: address.to_owned(), reason: e.to_string() })?;
         peers.insert(address.to_owned(), channel.clone());
         Ok(channel)
     }

@@ -1,8 +1,9 @@
 //! Goulette's record-batch codec: the bytes a producer sends, a broker
 //! stores and replicates, and a consumer decodes.
 //!
-//! - [`batch`]: the batch format, [`BatchBuilder`] (encoding) and [`Batch`]
-//!   (validation and record decoding), with the limits every side enforces.
+//! - [`batch`]: the batch format and [`Batch`] (validation and record
+//!   decoding), with the limits every side enforces.
+//! - `builder`: [`BatchBuilder`], encoding records into a batch.
 //! - [`compression`]: gzip, snappy, lz4 and zstd for a batch's records.
 //! - [`error`]: [`BatchError`], what encoding or decoding can fail with.
 //!
@@ -10,13 +11,14 @@
 //! encode batches without depending on the storage engine.
 
 pub mod batch;
+mod builder;
 pub mod compression;
 pub mod error;
 mod varint;
 
 pub use batch::{
-    Batch, BatchBuilder, CACHED_BATCHES, MAX_BATCH_LEN, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType,
-    now_ms,
+    Batch, CACHED_BATCHES, MAX_BATCH_LEN, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType, now_ms,
 };
+pub use builder::BatchBuilder;
 pub use compression::Compression;
 pub use error::{BatchError, Result};
