@@ -1,14 +1,14 @@
 //! Mapping broker-side failures to the typed protocol errors.
 
 use goulette_proto::v1::{self as pb, ErrorCode};
-use goulette_storage::StorageError;
+use goulette_storage::{BatchError, StorageError};
 
 /// The protocol error for a storage failure.
 pub fn storage_error(e: &StorageError) -> pb::Error {
     let code = match e {
         e if e.is_out_of_space() => ErrorCode::StorageUnavailable,
-        StorageError::InvalidBatch { .. } => ErrorCode::InvalidBatch,
-        StorageError::BatchTooLarge { .. } => ErrorCode::TooLarge,
+        StorageError::Batch(BatchError::BatchTooLarge { .. }) => ErrorCode::TooLarge,
+        StorageError::Batch(_) => ErrorCode::InvalidBatch,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
         StorageError::Corruption { .. } => ErrorCode::CorruptStorage,
         StorageError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,

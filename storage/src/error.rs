@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use goulette_batch::BatchError;
+
 use crate::log::state::LogState;
 
 /// Everything that can go wrong in the storage crate.
@@ -21,21 +23,10 @@ pub enum StorageError {
         source: std::io::Error,
     },
 
-    /// A record batch is malformed (bad length, CRC, count, codec, …).
-    #[error("invalid record batch: {reason}")]
-    InvalidBatch {
-        /// Which check failed.
-        reason: String,
-    },
-
-    /// A batch is larger than the configured or absolute maximum.
-    #[error("record batch of {size} bytes exceeds the maximum of {max} bytes")]
-    BatchTooLarge {
-        /// Size of the offending batch (or of its decompressed records).
-        size: usize,
-        /// The limit it exceeded.
-        max: usize,
-    },
+    /// A record batch is malformed, or larger than its limit (the codec's
+    /// own error, or the log's `max_batch_bytes` as `BatchTooLarge`).
+    #[error(transparent)]
+    Batch(#[from] BatchError),
 
     /// Data on disk failed a check and cannot be trusted. Never repaired silently.
     #[error("corrupt data in {path} at byte {position}: {reason}")]
@@ -128,19 +119,6 @@ pub enum StorageError {
     },
 }
 
-impl From<goulette_batch::BatchError> for StorageError {
-    fn from(e: goulette_batch::BatchError) -> Self {
-        use goulette_batch::BatchError;
-        match e {
-            BatchError::InvalidBatch { reason } => StorageError::InvalidBatch { reason },
-            BatchError::BatchTooLarge { size, max } => StorageError::BatchTooLarge { size, max },
-            BatchError::Compress { context, source } => StorageError::Io { context, source },
-            // `BatchError` is non-exhaustive: a later variant is still a bad batch.
-            other => StorageError::InvalidBatch { reason: other.to_string() },
-        }
-    }
-}
-
 /// Result alias for the storage crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
@@ -156,7 +134,7 @@ impl StorageError {
     }
 
     pub(crate) fn invalid_batch(reason: impl Into<String>) -> Self {
-        StorageError::InvalidBatch { reason: reason.into() }
+        StorageError::Batch(BatchError::InvalidBatch { reason: reason.into() })
     }
 
     pub(crate) fn corruption(path: impl Into<PathBuf>, position: u64, reason: impl Into<String>) -> Self {

@@ -45,6 +45,8 @@ pub use clock::now_ms;
 pub use compression::Compression;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::{Result, StorageError};
-pub use goulette_batch::{Batch, BatchBuilder, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType};
+pub use goulette_batch::{
+    Batch, BatchBuilder, BatchError, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType,
+};
 pub use log::{AppendInfo, DurableWait, LogState, PartitionLog, PendingAppend};
 pub use sys::free_bytes;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{all_values, batch, sized_batch, small_config};
-use goulette_storage::{Batch, FlushPolicy, LogConfig, PartitionLog, ProducerInfo, StorageError};
+use goulette_storage::{Batch, BatchError, FlushPolicy, LogConfig, PartitionLog, ProducerInfo, StorageError};
 
 fn names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> =
@@ -86,7 +86,7 @@ fn given_oversized_batch_when_appended_should_be_refused_and_log_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     let err = log.append(&sized_batch(10_000, 0), 0).unwrap_err();
-    assert!(matches!(err, StorageError::BatchTooLarge { max: 4096, .. }), "{err}");
+    assert!(matches!(err, StorageError::Batch(BatchError::BatchTooLarge { max: 4096, .. })), "{err}");
     assert_eq!(log.log_end_offset(), 0);
 }
 
@@ -457,7 +457,7 @@ fn given_replicated_batches_should_keep_the_leaders_offsets_and_refuse_gaps() {
     }
     assert_eq!(all_values(&follower, 0), all_values(&leader, 0));
     let gap = batch("gap", 1, 0).stamped(42, 3);
-    assert!(matches!(follower.append_replicated(&gap), Err(StorageError::InvalidBatch { .. })));
+    assert!(matches!(follower.append_replicated(&gap), Err(StorageError::Batch(BatchError::InvalidBatch { .. }))));
 }
 
 #[test]

@@ -114,7 +114,8 @@ impl PartitionLog {
 
     fn check_size(&self, batch: &Batch) -> Result<()> {
         if batch.len() > self.config.max_batch_bytes {
-            return Err(StorageError::BatchTooLarge { size: batch.len(), max: self.config.max_batch_bytes });
+            let (size, max) = (batch.len(), self.config.max_batch_bytes);
+            return Err(StorageError::Batch(goulette_batch::BatchError::BatchTooLarge { size, max }));
         }
         Ok(())
     }
