@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
-use crate::config::ProduceLimits;
+use crate::config::{BrokerConfig, ProduceLimits};
 use crate::error::{not_leader, storage_error};
 use crate::partition::Partitions;
 
@@ -43,8 +43,6 @@ fn answer(correlation_id: u64, error: pb::Error) -> Pending {
 #[derive(Debug)]
 pub struct ProduceStream {
     partitions: Arc<Partitions>,
-    requests: Streaming<pb::ProduceRequest>,
-    responses: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
     /// Requests pending at most; beyond, the stream is not read.
     max_in_flight: usize,
     limits: ProduceLimits,
@@ -54,20 +52,24 @@ pub struct ProduceStream {
 }
 
 impl ProduceStream {
-    pub fn new(
-        partitions: Arc<Partitions>,
-        requests: Streaming<pb::ProduceRequest>,
-        responses: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
-        max_in_flight: usize,
-        limits: ProduceLimits,
-        shutdown: CancellationToken,
-    ) -> ProduceStream {
-        ProduceStream { partitions, requests, responses, max_in_flight, limits, shutdown, refused: HashSet::new() }
+    /// A stream of this broker's, with its produce settings.
+    pub fn new(partitions: Arc<Partitions>, config: &BrokerConfig, shutdown: CancellationToken) -> ProduceStream {
+        ProduceStream {
+            partitions,
+            max_in_flight: config.max_in_flight,
+            limits: config.produce_limits(),
+            shutdown,
+            refused: HashSet::new(),
+        }
     }
 
     /// Serves the stream until the client closes it (or the broker stops
     /// and what was in flight is answered).
-    pub async fn run(mut self) {
+    pub async fn run(
+        mut self,
+        mut requests: Streaming<pb::ProduceRequest>,
+        responses: mpsc::Sender<Result<pb::ProduceResponse, Status>>,
+    ) {
         let metrics = self.partitions.metrics().clone();
         let _open = metrics.stream_opened("produce");
         let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
@@ -77,7 +79,7 @@ impl ProduceStream {
         let mut drain_until = None;
         while reading || !pending.is_empty() {
             tokio::select! {
-                request = self.requests.next(), if reading && pending.len() < self.max_in_flight => match request {
+                request = requests.next(), if reading && pending.len() < self.max_in_flight => match request {
                     Some(Ok(request)) => {
                         arrivals.push_back(std::time::Instant::now());
                         let response = self.accept(request).await;
@@ -95,7 +97,7 @@ impl ProduceStream {
                         metrics.produce_latency.observe(arrived.elapsed().as_secs_f64());
                     }
                     let Some(response) = response else { continue };
-                    if !self.respond(response).await {
+                    if !respond(&responses, response).await {
                         return;
                     }
                 }
@@ -132,27 +134,27 @@ impl ProduceStream {
         }
         response
     }
+}
 
-    /// Sends one response (or, under a failpoint, drops the stream or
-    /// crashes instead); false once the stream is over.
-    async fn respond(&self, response: pb::ProduceResponse) -> bool {
-        match crate::failpoint::produce_response() {
-            crate::failpoint::ProduceResponse::Send => {}
-            crate::failpoint::ProduceResponse::Drop => {
-                tracing::warn!(
-                    correlation_id = response.correlation_id,
-                    "failpoint: dropping a produce response and the stream"
-                );
-                return false;
-            }
-            crate::failpoint::ProduceResponse::Crash => {
-                tracing::warn!(correlation_id = response.correlation_id, "failpoint: exiting instead of answering");
-                std::process::exit(crate::failpoint::CRASH_EXIT_CODE);
-            }
+/// Sends one response (or, under a failpoint, drops the stream or crashes
+/// instead); false once the stream is over.
+async fn respond(responses: &mpsc::Sender<Result<pb::ProduceResponse, Status>>, response: pb::ProduceResponse) -> bool {
+    match crate::failpoint::produce_response() {
+        crate::failpoint::ProduceResponse::Send => {}
+        crate::failpoint::ProduceResponse::Drop => {
+            tracing::warn!(
+                correlation_id = response.correlation_id,
+                "failpoint: dropping a produce response and the stream"
+            );
+            return false;
         }
-        // An error: the client is gone.
-        self.responses.send(Ok(response)).await.is_ok()
+        crate::failpoint::ProduceResponse::Crash => {
+            tracing::warn!(correlation_id = response.correlation_id, "failpoint: exiting instead of answering");
+            std::process::exit(crate::failpoint::CRASH_EXIT_CODE);
+        }
     }
+    // An error: the client is gone.
+    responses.send(Ok(response)).await.is_ok()
 }
 
 /// The one topic check of the produce path: a valid name, and not an

@@ -51,15 +51,8 @@ impl BrokerService for BrokerGrpc {
     ) -> Result<Response<Self::ProduceStream>, Status> {
         let (tx, rx) = mpsc::channel(64);
         let (partitions, config) = (self.partitions.clone(), self.config.clone());
-        let stream = produce::ProduceStream::new(
-            partitions,
-            req.into_inner(),
-            tx,
-            config.max_in_flight,
-            config.produce_limits(),
-            self.shutdown.clone(),
-        );
-        tokio::spawn(stream.run());
+        let stream = produce::ProduceStream::new(partitions, &config, self.shutdown.clone());
+        tokio::spawn(stream.run(req.into_inner(), tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
