@@ -273,8 +273,9 @@ impl PartitionLog {
     /// One fdatasync of the WAL, covering everything written before it
     /// started, run without the log's lock; records the new durable offset,
     /// or fails the log. While a seal is in flight it also fdatasyncs the
-    /// sealing WAL first, and fsyncs the directory until the new WAL's name
-    /// is durable: nothing in the new WAL counts as durable before that.
+    /// sealing WAL first (until one round did), and fsyncs the directory
+    /// until the new WAL's name is durable: nothing in the new WAL counts as
+    /// durable before that.
     fn sync_wal(&self) -> Result<()> {
         let (file, sealing, dir_sync, upto, path, generation, batches, wal_base) = {
             let inner = self.lock();
@@ -284,7 +285,7 @@ impl PartitionLog {
             state.synced_batches = inner.appended_batches;
             (
                 inner.wal.file.clone(),
-                inner.sealing.as_ref().map(|s| s.wal.file.clone()),
+                inner.sealing.as_ref().filter(|s| !s.synced).map(|s| (s.wal.file.clone(), s.wal.index.base_offset)),
                 !inner.wal_entry_synced,
                 inner.log_end(),
                 inner.wal.path.clone(),
@@ -295,17 +296,23 @@ impl PartitionLog {
         };
         let started = Instant::now();
         let synced = sealing
-            .map_or(Ok(()), |sealing| sealing.sync_data())
+            .as_ref()
+            .map_or(Ok(()), |(sealing, _)| sealing.sync_data())
             .and_then(|()| file.sync_data())
             .map_err(|e| StorageError::io(format!("fdatasync WAL {}", path.display()), e))
             .and_then(|()| if dir_sync { crate::crashsafe::fsync_dir(&self.dir) } else { Ok(()) });
         match synced {
             Ok(()) => {
                 crate::observe::fdatasync(started.elapsed(), batches);
-                if dir_sync {
+                if dir_sync || sealing.is_some() {
                     let mut inner = self.lock();
-                    if inner.wal.index.base_offset == wal_base {
+                    if dir_sync && inner.wal.index.base_offset == wal_base {
                         inner.wal_entry_synced = true;
+                    }
+                    if let Some((_, base)) = sealing
+                        && let Some(s) = inner.sealing.as_mut().filter(|s| s.wal.index.base_offset == base)
+                    {
+                        s.synced = true;
                     }
                 }
                 let mut state = self.durability.lock();

@@ -10,10 +10,10 @@
 //! a moment, the fragment joins the file set. A producer-state snapshot as
 //! of the seal is written last (best effort).
 //!
-//! While a seal is in flight every group-commit round also fdatasyncs the
-//! sealing WAL (and fsyncs the directory until the new WAL's name is
-//! durable), so nothing appended to the new WAL counts as durable before
-//! everything before it does.
+//! While a seal is in flight the first group-commit round also fdatasyncs
+//! the sealing WAL (once: it takes no more appends) and fsyncs the
+//! directory (until the new WAL's name is durable), so nothing appended to
+//! the new WAL counts as durable before everything before it does.
 //!
 //! Crash states, all completed by recovery (`open`):
 //! - the sealing WAL and the new one both present, the lower one's
@@ -38,6 +38,9 @@ use crate::wal::Wal;
 #[derive(Debug)]
 pub(super) struct Sealing {
     pub(super) wal: Wal,
+    /// A round has fdatasynced the whole sealing WAL (it takes no more
+    /// appends, so later rounds need not sync it again).
+    pub(super) synced: bool,
     /// The producer-state snapshot as of the seal, encoded at the switch.
     snapshot: Vec<u8>,
 }
@@ -69,7 +72,7 @@ impl PartitionLog {
         };
         let snapshot = inner.producers.encode(base, inner.last_crc);
         let full = std::mem::replace(&mut inner.wal, next);
-        inner.sealing = Some(Sealing { wal: full, snapshot });
+        inner.sealing = Some(Sealing { wal: full, synced: false, snapshot });
         inner.wal_entry_synced = false;
         Ok(true)
     }
