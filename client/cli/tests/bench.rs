@@ -287,7 +287,7 @@ async fn bench_suite() {
         section.push('\n');
     }
     print!("{section}");
-    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
     let mut text = std::fs::read_to_string(&doc).unwrap();
     text.push_str(&section);
     std::fs::write(&doc, text).unwrap();
