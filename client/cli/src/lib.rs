@@ -2,7 +2,8 @@
 //! arguments and calls into these modules).
 //!
 //! - [`cli`]: the commands that talk to a cluster through the client
-//!   library (`goulette-client`): topic, produce, consume, group, cluster.
+//!   library (`goulette-client`), one file per command group: topic,
+//!   produce, consume, group, cluster.
 //! - [`etcd_admin`]: `goulette etcd …`, the metadata read and administered
 //!   directly in etcd: status, topics, op log, backup, restore, clean.
 //! - [`inspect`]: `goulette storage inspect`, offline inspection of a

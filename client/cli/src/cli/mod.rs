@@ -1,0 +1,91 @@
+//! The `goulette` commands that talk to a cluster, one file per command
+//! group: `topic`, `produce`, `consume`, `group`, `cluster` (status and
+//! broker decommissioning). Each returns whether it fully succeeded (the
+//! exit status). This file holds what they share: output formats and
+//! argument parsers.
+
+mod cluster;
+mod consume;
+mod group;
+mod produce;
+mod topic;
+
+pub use cluster::{broker_decommission, cluster_status};
+pub use consume::{ConsumeOptions, consume};
+pub use group::{ResetTo, group_delete, group_describe, group_list, group_reset, parse_reset_to};
+pub use produce::{ProduceOptions, produce};
+pub use topic::{topic_create, topic_delete, topic_describe, topic_list};
+
+use goulette_proto::v1::Acks;
+
+/// Output format of listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A readable table.
+    Text,
+    /// Machine-readable JSON.
+    Json,
+}
+
+/// Output format of `consume`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordFormat {
+    /// Each value on a line.
+    Value,
+    /// One JSON object per record.
+    Json,
+}
+
+/// `--acks` values.
+pub fn parse_acks(s: &str) -> Result<Acks, String> {
+    match s {
+        "0" => Ok(Acks::None),
+        "1" => Ok(Acks::Leader),
+        "all" | "-1" => Ok(Acks::All),
+        _ => Err(format!("{s:?}: expected 0, 1 or all")),
+    }
+}
+
+/// Parses a compression codec name.
+pub fn parse_compression(s: &str) -> Result<goulette_client::Compression, String> {
+    use goulette_client::Compression;
+    Ok(match s {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => return Err(format!("{s:?}: expected none, gzip, snappy, lz4 or zstd")),
+    })
+}
+
+/// The human summary of a `goulette bench` run.
+pub fn bench_summary(r: &crate::bench::BenchResult) -> String {
+    let l = &r.latency_us;
+    let mut out = format!(
+        "{:?} {}: {} messages, {:.1} MB in {:.2} s = {:.0} msg/s, {:.1} MB/s ({} errors)\n",
+        r.mode,
+        r.topic,
+        r.messages,
+        r.bytes as f64 / 1e6,
+        r.seconds,
+        r.messages_per_sec,
+        r.mb_per_sec,
+        r.errors
+    );
+    if l.max > 0 {
+        out.push_str(&format!(
+            "latency (µs; {}): p50 {} p90 {} p99 {} p99.9 {} max {}\n",
+            r.latency_of, l.p50, l.p90, l.p99, l.p999, l.max
+        ));
+    }
+    out
+}
+
+fn leader(l: Option<u32>) -> String {
+    l.map_or_else(|| "none".to_owned(), |l| l.to_string())
+}
+
+fn ids(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
