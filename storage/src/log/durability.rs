@@ -179,9 +179,11 @@ impl PartitionLog {
             if state.durable >= info.next_offset {
                 return Ok(DurableWait::Durable);
             }
-            if !state.wakers.iter().any(|w| w.will_wake(waker)) {
-                state.wakers.push(waker.clone());
-            }
+            // No dedup scan: every waiter polls again only once woken, and
+            // the list is drained at each round's end, so it stays as long
+            // as the waiters are many (a scan per poll made a round cost
+            // O(waiters²) under a large produce window).
+            state.wakers.push(waker.clone());
             if state.syncing {
                 return Ok(DurableWait::Waiting);
             }
