@@ -20,6 +20,9 @@
 //! since have been rewritten), and a waiter whose batch was truncated away
 //! is told `Truncated`, never that it is durable.
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::Waker;
@@ -279,56 +282,53 @@ impl PartitionLog {
     /// until the new WAL's name is durable: nothing in the new WAL counts as
     /// durable before that.
     fn sync_wal(&self) -> Result<()> {
-        let (file, sealing, dir_sync, upto, path, generation, batches, wal_base) = {
-            let inner = self.lock();
-            self.check_open(&inner)?;
-            let mut state = self.durability.lock();
-            let batches = inner.appended_batches.saturating_sub(state.synced_batches);
-            state.synced_batches = inner.appended_batches;
-            (
-                inner.wal.file.clone(),
-                inner.sealing.as_ref().filter(|s| !s.synced).map(|s| (s.wal.file.clone(), s.wal.index.base_offset)),
-                !inner.wal_entry_synced,
-                inner.log_end(),
-                inner.wal.path.clone(),
-                state.generation,
-                batches,
-                inner.wal.index.base_offset,
-            )
-        };
+        let round = self.begin_sync()?;
         let started = Instant::now();
-        let synced = sealing
-            .as_ref()
-            .map_or(Ok(()), |(sealing, _)| sealing.sync_data())
-            .and_then(|()| file.sync_data())
-            .map_err(|e| StorageError::io(format!("fdatasync WAL {}", path.display()), e))
-            .and_then(|()| if dir_sync { crate::crashsafe::fsync_dir(&self.dir) } else { Ok(()) });
-        match synced {
-            Ok(()) => {
-                crate::observe::fdatasync(started.elapsed(), batches);
-                if dir_sync || sealing.is_some() {
-                    let mut inner = self.lock();
-                    if dir_sync && inner.wal.index.base_offset == wal_base {
-                        inner.wal_entry_synced = true;
-                    }
-                    if let Some((_, base)) = sealing
-                        && let Some(s) = inner.sealing.as_mut().filter(|s| s.wal.index.base_offset == base)
-                    {
-                        s.synced = true;
-                    }
-                }
-                let mut state = self.durability.lock();
-                if state.generation == generation {
-                    let durable = state.durable.max(upto);
-                    self.durability.set_durable(&mut state, durable);
-                }
-                Ok(())
+        if let Err(err) = round.sync(&self.dir) {
+            self.fail(&mut self.lock(), Step::Fdatasync, &err);
+            return Err(err);
+        }
+        crate::observe::fdatasync(started.elapsed(), round.batches);
+        if round.dir_sync || round.sealing.is_some() {
+            let mut inner = self.lock();
+            if round.dir_sync && inner.wal.index.base_offset == round.wal_base {
+                inner.wal_entry_synced = true;
             }
-            Err(err) => {
-                self.fail(&mut self.lock(), Step::Fdatasync, &err);
-                Err(err)
+            if let Some((_, base)) = round.sealing
+                && let Some(s) = inner.sealing.as_mut().filter(|s| s.wal.index.base_offset == base)
+            {
+                s.synced = true;
             }
         }
+        let mut state = self.durability.lock();
+        if state.generation == round.generation {
+            let durable = state.durable.max(round.upto);
+            self.durability.set_durable(&mut state, durable);
+        }
+        Ok(())
+    }
+
+    /// What the next fdatasync covers, taken under the log's lock.
+    fn begin_sync(&self) -> Result<SyncRound> {
+        let inner = self.lock();
+        self.check_open(&inner)?;
+        let mut state = self.durability.lock();
+        let batches = inner.appended_batches.saturating_sub(state.synced_batches);
+        state.synced_batches = inner.appended_batches;
+        Ok(SyncRound {
+            wal: inner.wal.file.clone(),
+            wal_path: inner.wal.path.clone(),
+            wal_base: inner.wal.index.base_offset,
+            sealing: inner
+                .sealing
+                .as_ref()
+                .filter(|s| !s.synced)
+                .map(|s| (s.wal.file.clone(), s.wal.index.base_offset)),
+            dir_sync: !inner.wal_entry_synced,
+            upto: inner.log_end(),
+            generation: state.generation,
+            batches,
+        })
     }
 
     /// Whether the WAL has come within `PRESYNC_MARGIN` of its seal, for the
@@ -341,6 +341,41 @@ impl PartitionLog {
         }
         inner.presync_asked = Some(wal.index.base_offset);
         true
+    }
+}
+
+/// What one fdatasync covers (see [`PartitionLog::sync_wal`]).
+struct SyncRound {
+    /// The WAL appends go to.
+    wal: Arc<File>,
+    wal_path: PathBuf,
+    wal_base: u64,
+    /// The sealing WAL and its base, while no round has synced it yet.
+    sealing: Option<(Arc<File>, u64)>,
+    /// The WAL's name is not durable yet: fsync the directory too.
+    dir_sync: bool,
+    /// Every offset below this is durable once the round succeeds.
+    upto: u64,
+    /// The durability generation the round started in.
+    generation: u64,
+    /// Batches appended since the previous round (for the observer).
+    batches: u64,
+}
+
+impl SyncRound {
+    /// The fsyncs themselves: the sealing WAL, the WAL, the directory.
+    fn sync(&self, dir: &Path) -> Result<()> {
+        let fdatasync = |file: &File| {
+            file.sync_data().map_err(|e| StorageError::io(format!("fdatasync WAL {}", self.wal_path.display()), e))
+        };
+        if let Some((sealing, _)) = &self.sealing {
+            fdatasync(sealing)?;
+        }
+        fdatasync(&self.wal)?;
+        if self.dir_sync {
+            crate::crashsafe::fsync_dir(dir)?;
+        }
+        Ok(())
     }
 }
 
