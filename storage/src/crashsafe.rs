@@ -27,6 +27,16 @@ pub fn write_durably(path: &Path, contents: &[&[u8]]) -> Result<()> {
     fsync_dir(parent_of(path))
 }
 
+/// Creates `dir` (and missing parents) and fsyncs its parent, so that the
+/// directory's name survives a crash. A no-op when it exists.
+pub fn create_dir_durably(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).context(|| format!("create directory {}", dir.display()))?;
+    fsync_dir(parent_of(dir))
+}
+
 /// fsyncs a directory, making renames, creations and deletions in it durable.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).context(|| format!("fsync directory {}", dir.display()))

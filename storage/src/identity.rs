@@ -34,12 +34,8 @@ pub fn read(dir: &Path) -> Result<Option<u64>> {
 
 /// Records durably that `dir` (created if missing) holds data of `incarnation`.
 pub fn write(dir: &Path, incarnation: u64) -> Result<()> {
-    std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
-    crashsafe::write_durably(&dir.join(IDENTITY_FILE), &[incarnation.to_string().as_bytes()])?;
-    if let Some(parent) = dir.parent() {
-        crashsafe::fsync_dir(parent)?;
-    }
-    Ok(())
+    crashsafe::create_dir_durably(dir)?;
+    crashsafe::write_durably(&dir.join(IDENTITY_FILE), &[incarnation.to_string().as_bytes()])
 }
 
 #[cfg(test)]

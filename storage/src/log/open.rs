@@ -151,12 +151,7 @@ impl PartitionLog {
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig) -> Result<PartitionLog> {
         config.validate()?;
         let dir = dir.into();
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).context(|| format!("create partition directory {}", dir.display()))?;
-            if let Some(parent) = dir.parent() {
-                crashsafe::fsync_dir(parent)?;
-            }
-        }
+        crashsafe::create_dir_durably(&dir)?;
         let epoch = Instant::now();
         let interval = config.index_interval_bytes;
         let mut found = list(&dir)?;
