@@ -15,6 +15,8 @@ import pathlib
 import re
 import sys
 
+from rust_source import without_tests
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 PATH = re.compile(rf"\b(crate|super(?:::super)*)::((?:{IDENT}::)*{IDENT}|\{{[^;]*?\}})", re.S)
@@ -66,11 +68,6 @@ def code_only(text):
             out.append(c)
             i += 1
     return "".join(out)
-
-
-def without_tests(text):
-    m = re.search(r"^#\[cfg\(test\)\]\s*\n\s*mod \w+", text, re.M)
-    return text[: m.start()] if m else text
 
 
 def targets(base, rest, mods):

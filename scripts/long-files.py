@@ -9,8 +9,9 @@ file usually holds two.
 Usage: scripts/long-files.py [LIMIT]   (default 600)
 """
 import pathlib
-import re
 import sys
+
+from rust_source import without_tests
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FOLDERS = ["storage/src", "storage/batch/src", "broker/src", "sentinel/src", "sentinel/metadata/src"]
@@ -22,9 +23,7 @@ def main():
     for folder in FOLDERS:
         for f in sorted((ROOT / folder).rglob("*.rs")):
             text = f.read_text()
-            tests = re.search(r"^#\[cfg\(test\)\]\s*\n\s*mod \w+", text, re.M)
-            code = text[: tests.start()] if tests else text
-            lines = code.count("\n")
+            lines = without_tests(text).count("\n")
             if lines > limit and "//! Long file:" not in text:
                 long.append((lines, f.relative_to(ROOT)))
     for lines, f in long:
