@@ -175,7 +175,7 @@ def main():
     found = 0
     for d in dirs:
         src = (d / "src").resolve()
-        if not src.is_dir() or "target" in src.parts or "fuzz" in src.parts:
+        if not src.is_dir() or {"target", "fuzz", "vendor"} & set(src.parts):
             continue
         edges = edges_of(src)
         for group in cycles(edges):

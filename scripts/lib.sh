@@ -34,6 +34,8 @@ broker_address() { echo "127.0.0.1:$((50060 + $1))"; }    # broker-1 -> 50061, .
 # /health, /ready and /metrics of each server.
 sentinel_http_address() { echo "127.0.0.1:$((9651 + $1))"; }  # sentinel-1 -> 9652, -2 -> 9653, -3 -> 9654
 broker_http_address() { echo "127.0.0.1:$((9660 + $1))"; }    # broker-1 -> 9661, ...
+# The Kafka-protocol listener of each broker.
+broker_kafka_address() { echo "127.0.0.1:$((9091 + $1))"; }   # broker-1 -> 9092, -2 -> 9093, -3 -> 9094
 
 # make_target_of LAYOUT: the make target that starts LAYOUT.
 make_target_of() {
@@ -518,7 +520,8 @@ start_broker() {
   local n=$1 root=$2 sentinels=$3 name="broker-$1"
   mkdir -p "$root"
   start_bg "$name" "$BIN/goulette-broker" --id "$n" --address "$(broker_address "$n")" \
-    --http-address "$(broker_http_address "$n")" --data "$root/$name" --sentinels "$sentinels" \
+    --http-address "$(broker_http_address "$n")" --kafka-address "$(broker_kafka_address "$n")" \
+    --data "$root/$name" --sentinels "$sentinels" \
     --log-file "$LOG_DIR/$name.log" --log-console=false
 }
 
@@ -545,7 +548,7 @@ print_cluster() {
       broker-*)
         addr=$(broker_address "$n")
         http="http://$(broker_http_address "$n")"
-        extra="  data $(layout_dir "$layout")/$name" ;;
+        extra="  kafka $(broker_kafka_address "$n")  data $(layout_dir "$layout")/$name" ;;
       *) addr="?" ;;
     esac
     printf '  %-11s %-22s http %-23s pid %-7s log %s%s\n' "$name" "$addr" "$http" "$(pid_of "$name")" \
@@ -559,6 +562,9 @@ Produce and consume:
   $goulette consume$flag --topic demo --from-beginning --max-messages 1
   $goulette cluster status$flag
   or: make run-producer TOPIC=demo${flag:+ SENTINELS=$sentinels}   and   make run-consumer TOPIC=demo${flag:+ SENTINELS=$sentinels}
+Kafka clients (bootstrap $(broker_kafka_address 1)):
+  kcat -b $(broker_kafka_address 1) -L
+  echo hello | kcat -b $(broker_kafka_address 1) -P -t demo   and   kcat -b $(broker_kafka_address 1) -C -t demo -e
 Health and metrics: curl http://HTTP/ready, curl http://HTTP/metrics (HTTP: the addresses above)
 Metadata in etcd: make etcd-status, make etcd-topics, make etcd-operations
 Stop everything:  make stop-all

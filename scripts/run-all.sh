@@ -12,7 +12,7 @@
 #                     one 3-member etcd cluster (client ports 2379/2381/2383,
 #                     peer ports 2380/2382/2384), brokers 1-3, all data
 #                     in data/sentinel-cluster/
-# Brokers 1-3 listen on 127.0.0.1:50061-50063; each layout has its own broker
+# Brokers 1-3 listen on 127.0.0.1:50061-50063 (Kafka protocol: 9092-9094); each layout has its own broker
 # data (see layout_dir in lib.sh).
 #
 # Pids go to run/<name>.pid, logs to logs/<name>.log. If the cluster already
@@ -28,12 +28,12 @@ case $layout in
   embedded | with-etcd)
     sentinel_ids=(1)
     sentinels=$(sentinel_address 1)
-    ports=(2379 2380 50052 50061 50062 50063 9652 9661 9662 9663)
+    ports=(2379 2380 50052 50061 50062 50063 9652 9661 9662 9663 9092 9093 9094)
     ;;
   sentinel-cluster)
     sentinel_ids=(1 2 3)
     sentinels="$(sentinel_address 1),$(sentinel_address 2),$(sentinel_address 3)"
-    ports=(2379 2380 2381 2382 2383 2384 50052 50053 50054 50061 50062 50063 9652 9653 9654 9661 9662 9663)
+    ports=(2379 2380 2381 2382 2383 2384 50052 50053 50054 50061 50062 50063 9652 9653 9654 9661 9662 9663 9092 9093 9094)
     ;;
   *) die "unknown layout '$layout' (embedded, with-etcd or sentinel-cluster)" ;;
 esac

@@ -10,7 +10,7 @@
 #          on 127.0.0.1:2379 (e.g. from `make run-etcd`) if there is one,
 #          else starts its own embedded etcd (data/etcd-sentinel-1)
 #        scripts/run-one.sh broker N
-#          broker-N (N = 1..9) on 127.0.0.1:5006N, registering with SENTINELS
+#          broker-N (N = 1..9) on 127.0.0.1:5006N (Kafka on 127.0.0.1:909(N+1)), registering with SENTINELS
 #          (default 127.0.0.1:50052); its data dir follows the running layout
 #          (run/layout): data/broker-N with an embedded etcd,
 #          data/with-etcd/broker-N with a standalone one
@@ -75,7 +75,8 @@ case $what in
     log "next: make run-broker BROKER_ID=1 (2, 3)"
     ;;
   broker)
-    require_free_ports "$(broker_address "$n" | cut -d: -f2)" "$(broker_http_address "$n" | cut -d: -f2)"
+    require_free_ports "$(broker_address "$n" | cut -d: -f2)" "$(broker_http_address "$n" | cut -d: -f2)" \
+      "$(broker_kafka_address "$n" | cut -d: -f2)"
     export GOULETTE_SENTINELS=$sentinels
     since=$(now_utc)
     start_broker "$n" "$(layout_dir "$layout")" "$sentinels"

@@ -15,6 +15,15 @@ pub struct BrokerConfig {
     /// `/health`, `/ready` and `/metrics` listen here (also registered, for
     /// `cluster status`); none when unset.
     pub http_address: Option<SocketAddr>,
+    /// Where the Kafka protocol is served (none: no Kafka listener).
+    pub kafka_address: Option<SocketAddr>,
+    /// The `host:port` Kafka clients are told to connect to (registered
+    /// with the sentinels); defaults to `kafka_address`.
+    pub kafka_advertised_address: Option<String>,
+    /// Largest Kafka request accepted, in bytes (Kafka's
+    /// `socket.request.max.bytes`): a bigger one closes its connection
+    /// before anything is allocated for it.
+    pub kafka_max_request_bytes: usize,
     /// One sub-directory per partition: `<data>/<topic>-<partition>/`.
     pub data_dir: PathBuf,
     /// Sentinel addresses (`host:port`), tried in turn.
@@ -64,6 +73,9 @@ impl BrokerConfig {
             id,
             address,
             http_address: None,
+            kafka_address: None,
+            kafka_advertised_address: None,
+            kafka_max_request_bytes: 100 << 20,
             data_dir,
             sentinels,
             log: LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() },
@@ -80,6 +92,13 @@ impl BrokerConfig {
         }
     }
 
+    /// The Kafka address registered for clients: the advertised one, else
+    /// the listen address; none without a Kafka listener.
+    pub fn kafka_advertised(&self) -> Option<String> {
+        let listen = self.kafka_address?;
+        Some(self.kafka_advertised_address.clone().unwrap_or_else(|| listen.to_string()))
+    }
+
     /// What a produce request may carry.
     pub fn produce_limits(&self) -> ProduceLimits {
         ProduceLimits { max_batch_bytes: self.log.max_batch_bytes, timestamps: self.timestamp_bounds }
@@ -92,6 +111,18 @@ impl BrokerConfig {
         }
         if self.http_address == Some(self.address) {
             return Err("--http-address must differ from --address".into());
+        }
+        if let Some(kafka) = self.kafka_address
+            && (Some(kafka) == self.http_address || kafka == self.address)
+        {
+            return Err("--kafka-address must differ from --address and --http-address".into());
+        }
+        if let Some(advertised) = &self.kafka_advertised_address {
+            split_host_port(advertised)
+                .ok_or_else(|| format!("--kafka-advertised-address {advertised:?}: expected host:port"))?;
+        }
+        if self.kafka_max_request_bytes < self.log.max_batch_bytes {
+            return Err("--kafka-max-request-bytes must be at least --max-batch-bytes".into());
         }
         if self.max_fetch_bytes < 64 << 10 {
             return Err("--max-fetch-bytes must be at least 64 KiB".into());
@@ -118,5 +149,28 @@ pub fn parse_flush(s: &str) -> Result<FlushPolicy, String> {
             Some(d) => humantime::parse_duration(d).map(FlushPolicy::Interval).map_err(|e| e.to_string()),
             None => Err(format!("{s:?}: expected always, never or interval:DURATION")),
         },
+    }
+}
+
+/// Splits `host:port` (a bracketed IPv6 host allowed) into its parts.
+pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn host_and_port_are_split() {
+        assert_eq!(split_host_port("127.0.0.1:9092"), Some(("127.0.0.1", 9092)));
+        assert_eq!(split_host_port("broker-1.example:19092"), Some(("broker-1.example", 19092)));
+        assert_eq!(split_host_port("[::1]:9092"), Some(("::1", 9092)));
+        assert_eq!(split_host_port("nohost"), None);
+        assert_eq!(split_host_port(":9092"), None);
+        assert_eq!(split_host_port("h:99999"), None);
     }
 }

@@ -7,6 +7,7 @@
 //! - [`group_commit`]: produce requests and follower appends waiting, as tasks, for storage's group-commit rounds.
 //! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
+//! - [`kafka`]: the Kafka protocol listener, over the same partitions.
 //! - [`link`]: registration, heartbeats and assignments from the sentinels.
 //! - [`follower`]: a follower copying a partition from its leader.
 //! - [`isr`]: a leader shrinking and expanding the ISR.
@@ -31,6 +32,7 @@ pub mod fetch_budget;
 pub mod follower;
 pub mod group_commit;
 pub mod isr;
+pub mod kafka;
 pub mod kept;
 pub mod layout;
 pub mod leader_state;

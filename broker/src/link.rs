@@ -66,6 +66,7 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                 address: config.address.to_string(),
                 http_address: config.http_address.map(|a| a.to_string()).unwrap_or_default(),
                 max_batch_bytes: config.log.max_batch_bytes as u64,
+                kafka_address: config.kafka_advertised().unwrap_or_default(),
                 ..Default::default()
             };
             let sent = std::time::Instant::now();
@@ -256,6 +257,17 @@ impl SentinelClient {
         self.call_until(lagging, |channel| {
             let req = req.clone();
             async move { SentinelServiceClient::new(channel).describe_group(req).await }
+        })
+        .await
+    }
+
+    /// The cluster's brokers and topics (creating missing ones if asked and
+    /// the cluster allows it), as a sentinel sees them: for Kafka clients'
+    /// Metadata requests.
+    pub async fn metadata(&self, req: pb::MetadataRequest) -> anyhow::Result<pb::MetadataResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).metadata(req).await }
         })
         .await
     }

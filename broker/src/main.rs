@@ -23,6 +23,17 @@ struct Args {
     /// Address of the `/health`, `/ready` and `/metrics` endpoints (none when unset).
     #[arg(long, env = "GOULETTE_BROKER_HTTP_ADDRESS")]
     http_address: Option<SocketAddr>,
+    /// Serve the Kafka protocol here (none when unset), so Kafka clients
+    /// (librdkafka, kcat, kafka-python, the Java client, …) can connect.
+    #[arg(long, env = "GOULETTE_KAFKA_ADDRESS")]
+    kafka_address: Option<SocketAddr>,
+    /// The host:port Kafka clients are told to connect to (default: the
+    /// --kafka-address).
+    #[arg(long, env = "GOULETTE_KAFKA_ADVERTISED_ADDRESS")]
+    kafka_advertised_address: Option<String>,
+    /// Largest Kafka request accepted, in bytes; a bigger one closes its connection.
+    #[arg(long, env = "GOULETTE_KAFKA_MAX_REQUEST_BYTES", default_value_t = 100 << 20)]
+    kafka_max_request_bytes: usize,
     /// Data directory holding one sub-directory per partition.
     #[arg(long, env = "GOULETTE_BROKER_DATA", default_value = "data/broker")]
     data: PathBuf,
@@ -87,6 +98,9 @@ fn main() -> anyhow::Result<()> {
     goulette_proto::ops::logging::init(&args.log)?;
     let mut config = BrokerConfig::new(args.id, args.address, args.data, args.sentinels);
     config.http_address = args.http_address;
+    config.kafka_address = args.kafka_address;
+    config.kafka_advertised_address = args.kafka_advertised_address;
+    config.kafka_max_request_bytes = args.kafka_max_request_bytes;
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;

@@ -160,7 +160,7 @@ async fn respond(responses: &mpsc::Sender<Result<pb::ProduceResponse, Status>>, 
 /// The one topic check of the produce path: a valid name, and not an
 /// internal topic (`__offsets` is written by the broker itself, through
 /// [`handle`]).
-fn client_writable(topic: &str) -> Result<(), pb::Error> {
+pub(crate) fn client_writable(topic: &str) -> Result<(), pb::Error> {
     goulette_proto::validate_topic_name(topic).map_err(|reason| pb::Error::new(ErrorCode::InvalidArgument, reason))?;
     if topic.starts_with("__") {
         let message = format!("{topic} is an internal topic");

@@ -21,6 +21,10 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("create data directory {}: {e}", config.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(config.address).await?;
+    let kafka_listener = match config.kafka_address {
+        Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
+        None => None,
+    };
     let http = match config.http_address {
         Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
         None => None,
@@ -92,6 +96,16 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     });
 
     let fetch_budget = crate::fetch_budget::FetchBudget::new(config.fetch_memory);
+    if let Some(listener) = kafka_listener {
+        let kafka = Arc::new(crate::kafka::Kafka {
+            partitions: partitions.clone(),
+            config: config.clone(),
+            sentinels: sentinels.clone(),
+            fetch_budget: fetch_budget.clone(),
+            shutdown: stop.clone(),
+        });
+        tracker.spawn(crate::kafka::serve(listener, kafka, tracker.clone()));
+    }
     let grpc = BrokerGrpc {
         partitions: partitions.clone(),
         config: config.clone(),
@@ -105,6 +119,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         id = config.id,
         address = %config.address,
         http_address = ?config.http_address,
+        kafka_address = ?config.kafka_address,
         data = %config.data_dir.display(),
         "broker serving"
     );

@@ -351,6 +351,8 @@ pub struct BrokerProcess {
     pub id: u32,
     /// Its `/health`, `/ready` and `/metrics` address.
     pub http_address: SocketAddr,
+    /// Where it serves the Kafka protocol.
+    pub kafka_address: SocketAddr,
     process: Managed,
 }
 
@@ -375,6 +377,7 @@ impl BrokerProcess {
     fn launch(id: u32, sentinels: &str, extra: &[&str], env: &[(&str, &str)], fds: Option<u64>) -> BrokerProcess {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let http_address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let kafka_address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut args: Vec<String> = [
             "--id",
             &id.to_string(),
@@ -382,6 +385,8 @@ impl BrokerProcess {
             &address.to_string(),
             "--http-address",
             &http_address.to_string(),
+            "--kafka-address",
+            &kafka_address.to_string(),
             "--data",
             "data",
             "--sentinels",
@@ -402,7 +407,7 @@ impl BrokerProcess {
             }
         };
         let process = Managed::start("broker", program, args, envs, address, listening, temp_dir());
-        BrokerProcess { id, http_address, process }
+        BrokerProcess { id, http_address, kafka_address, process }
     }
 
     /// The data directory.

@@ -84,6 +84,7 @@ async fn populate(store: &Store, fence: &Fence, lease: i64) {
         http_address: String::new(),
         rack: "a".into(),
         max_batch_bytes: 0,
+        kafka_address: String::new(),
     };
     let change =
         Change::new("register-broker", "broker 1 at 127.0.0.1:50051").put_json(keys.broker(1), &broker, Some(lease));

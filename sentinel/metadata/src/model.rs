@@ -16,6 +16,9 @@ pub struct BrokerRecord {
     /// The largest record batch it accepts (0: not reported).
     #[serde(default)]
     pub max_batch_bytes: u64,
+    /// Its advertised Kafka-protocol address; empty when it has none.
+    #[serde(default)]
+    pub kafka_address: String,
 }
 
 /// A broker being decommissioned (`decommissioned/{id}`): it gets no new

@@ -119,6 +119,7 @@ mod test_support {
                     http_address: String::new(),
                     rack: String::new(),
                     max_batch_bytes: 0,
+                    kafka_address: String::new(),
                 },
             );
         }

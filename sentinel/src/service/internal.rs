@@ -32,6 +32,7 @@ impl SentinelInternal for SentinelGrpc {
                         http_address: req.http_address,
                         rack: req.rack,
                         max_batch_bytes: req.max_batch_bytes,
+                        kafka_address: req.kafka_address,
                     };
                     let session = s.controller.register_broker(&fence, record).await?;
                     Ok(pb::RegisterBrokerResponse {

@@ -84,6 +84,7 @@ impl Sentinel {
                         state: pb::BrokerState::Up as i32,
                         decommissioned: view.decommissioned.contains(&b.id),
                         max_batch_bytes: b.max_batch_bytes,
+                        kafka_address: b.kafka_address.clone(),
                         ..Default::default()
                     },
                 )

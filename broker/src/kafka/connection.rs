@@ -1,0 +1,158 @@
+//! One Kafka connection.
+//!
+//! Frames are read with their 4-byte size checked against
+//! `--kafka-max-request-bytes` before anything is allocated for them.
+//! Requests are *accepted* one at a time in arrival order (a produce is
+//! appended then, so one producer's batches keep their order) and their
+//! answers are written in arrival order, as Kafka clients require; what
+//! follows an accept (a produce's durability and replication wait, a
+//! fetch's long poll) runs concurrently with the next requests, up to
+//! [`MAX_IN_FLIGHT`] per connection, beyond which the connection is not
+//! read (backpressure, bounded memory).
+//!
+//! A frame that cannot be read (unknown API, version not served, bad
+//! encoding) closes the connection after the answers already due, as
+//! Apache Kafka does; the broker and the other connections go on.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use kafka_protocol::messages::ApiKey;
+use tokio::io::AsyncWriteExt;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+
+use crate::kafka::request::{self, Frame};
+use crate::kafka::{Kafka, fetch, leader_epochs, list_offsets, metadata, produce, versions};
+
+/// Requests one connection may have accepted and not yet answered.
+/// Kafka clients keep at most 5 (librdkafka's and Java's default
+/// `max.in.flight`) per connection.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// How long a stopping broker keeps answering what it accepted.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An accepted request's answer: a frame to write, nothing (a produce with
+/// `acks=0`), or the reason the connection must close.
+pub type Answer = Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + Send>>;
+
+fn ready(answer: Result<Option<Bytes>, String>) -> Answer {
+    Box::pin(std::future::ready(answer))
+}
+
+/// Serves one connection until the client closes it, a frame cannot be
+/// read, or the broker stops.
+pub async fn serve<S>(stream: S, kafka: Arc<Kafka>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (reader, mut writer) = tokio::io::split(stream);
+    let codec = LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .max_frame_length(kafka.config.kafka_max_request_bytes)
+        .new_codec();
+    let mut frames = FramedRead::new(reader, codec);
+    let mut pending: FuturesOrdered<Answer> = FuturesOrdered::new();
+    let mut reading = true;
+    let mut drain_until = None;
+    while reading || !pending.is_empty() {
+        tokio::select! {
+            frame = frames.next(), if reading && pending.len() < MAX_IN_FLIGHT => match frame {
+                Some(Ok(frame)) => match accept(&kafka, frame.freeze()).await {
+                    Ok(answer) => pending.push_back(answer),
+                    Err(reason) => {
+                        tracing::info!(%reason, "closing a Kafka connection after a request it could not read");
+                        reading = false;
+                    }
+                },
+                Some(Err(e)) => {
+                    tracing::info!(error = %e, "closing a Kafka connection");
+                    reading = false;
+                }
+                None => reading = false,
+            },
+            Some(answer) = pending.next(), if !pending.is_empty() => match answer {
+                Ok(Some(frame)) => {
+                    if writer.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::info!(%reason, "closing a Kafka connection");
+                    return;
+                }
+            },
+            // Stopping: no more requests; those accepted are answered for at
+            // most DRAIN (an acks=all wait would last the replication
+            // timeout), then the client retries what was cut off.
+            _ = kafka.shutdown.cancelled(), if reading => {
+                reading = false;
+                drain_until = Some(tokio::time::Instant::now() + DRAIN);
+            }
+            _ = tokio::time::sleep_until(drain_until.unwrap_or_else(tokio::time::Instant::now)), if drain_until.is_some() => break,
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Reads one frame and starts serving it; `Err` closes the connection.
+async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
+    let (key, version, header, body) = match request::read(frame)? {
+        Frame::Request { key, version, header, body } => (key, version, header, body),
+        Frame::UnsupportedApiVersions { correlation_id } => {
+            let answer = versions::api_versions(request::UNSUPPORTED_VERSION);
+            return Ok(ready(request::encode(ApiKey::ApiVersions, 0, correlation_id, &answer).map(Some)));
+        }
+    };
+    let id = header.correlation_id;
+    let kafka = kafka.clone();
+    Ok(match key {
+        ApiKey::ApiVersions => {
+            let _: kafka_protocol::messages::ApiVersionsRequest = request::decode(key, version, body)?;
+            ready(request::encode(key, version, id, &versions::api_versions(0)).map(Some))
+        }
+        ApiKey::Metadata => {
+            let req = request::decode(key, version, body)?;
+            Box::pin(async move {
+                let answer = metadata::handle(&kafka, version, req).await;
+                request::encode(key, version, id, &answer).map(Some)
+            })
+        }
+        ApiKey::Produce => {
+            let req = request::decode(key, version, body)?;
+            let answer = produce::accept(&kafka, req).await;
+            Box::pin(async move {
+                match answer.await? {
+                    Some(answer) => request::encode(key, version, id, &answer).map(Some),
+                    None => Ok(None),
+                }
+            })
+        }
+        ApiKey::Fetch => {
+            let req = request::decode(key, version, body)?;
+            Box::pin(async move {
+                let answer = fetch::handle(&kafka, req).await;
+                request::encode(key, version, id, &answer).map(Some)
+            })
+        }
+        ApiKey::ListOffsets => {
+            let req = request::decode(key, version, body)?;
+            Box::pin(async move {
+                let answer = list_offsets::handle(&kafka, version, req).await;
+                request::encode(key, version, id, &answer).map(Some)
+            })
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let req = request::decode(key, version, body)?;
+            Box::pin(async move {
+                let answer = leader_epochs::handle(&kafka, req);
+                request::encode(key, version, id, &answer).map(Some)
+            })
+        }
+        other => return Err(format!("{other:?} is not served")),
+    })
+}

@@ -1,0 +1,69 @@
+//! The Kafka protocol: each broker serves Kafka clients (librdkafka and
+//! everything built on it, kafka-python, the Java client, …) on
+//! `--kafka-address`, over the same partitions, logs and guarantees as the
+//! gRPC API. Batches are Kafka's RecordBatch v2 on both paths, so a Kafka
+//! produce is stored as the client sent it and a Kafka fetch is served from
+//! the log's bytes.
+//!
+//! - [`connection`]: one TCP connection: size-limited frames, requests
+//!   accepted in order, answers written in order (pipelining allowed).
+//! - [`request`]: reading a frame's API key, version and header, and the
+//!   answer to versions not served.
+//! - [`versions`]: the APIs and versions served (ApiVersions).
+//! - [`metadata`], [`produce`], [`fetch`], [`list_offsets`],
+//!   [`leader_epochs`]: one API each.
+//! - [`errors`]: Goulette's typed errors as Kafka error codes.
+//!
+//! `docs/kafka.md` is the reader's reference.
+
+pub mod connection;
+pub mod errors;
+pub mod fetch;
+pub mod leader_epochs;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod request;
+pub mod versions;
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::BrokerConfig;
+use crate::fetch_budget::FetchBudget;
+use crate::link::SentinelClient;
+use crate::partition::Partitions;
+
+/// What the Kafka handlers share: the broker's partitions and settings.
+#[derive(Debug)]
+pub struct Kafka {
+    pub partitions: Arc<Partitions>,
+    pub config: Arc<BrokerConfig>,
+    pub sentinels: Arc<SentinelClient>,
+    /// The memory fetch responses may hold, shared with the gRPC fetches.
+    pub fetch_budget: FetchBudget,
+    /// Cancelled when the broker stops serving.
+    pub shutdown: CancellationToken,
+}
+
+/// Accepts Kafka connections on `listener` (within the broker's
+/// connection limits) until `shutdown`, serving each on its own task.
+pub async fn serve(listener: tokio::net::TcpListener, kafka: Arc<Kafka>, tracker: TaskTracker) {
+    let mut incoming = goulette_proto::ops::serve::incoming(listener, kafka.config.connection_limits);
+    loop {
+        let accepted = tokio::select! {
+            accepted = incoming.next() => accepted,
+            _ = kafka.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Some(Ok(stream)) => {
+                tracker.spawn(connection::serve(stream, kafka.clone()));
+            }
+            Some(Err(e)) => tracing::debug!(error = %e, "Kafka accept failed"),
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! A Kafka request frame's header, read before its body is decoded, and the
+//! encoding of answers.
+//!
+//! A frame (its 4-byte size already removed and checked against
+//! `--kafka-max-request-bytes`) starts with the API key, the version and the
+//! correlation id; those decide how the rest is read. The header version
+//! follows from key and version (KIP-482: flexible versions add tagged
+//! fields). What cannot be read is refused with a reason, and the
+//! connection is closed, as Apache Kafka does: only an ApiVersions request
+//! of a version not served gets an answer, v0 with UNSUPPORTED_VERSION and
+//! the served ranges (KIP-511), so the client can retry with one it shares.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::kafka::versions;
+
+/// The Kafka error code UNSUPPORTED_VERSION.
+pub const UNSUPPORTED_VERSION: i16 = 35;
+
+/// A frame whose header was read.
+#[derive(Debug)]
+pub enum Frame {
+    /// A request of a served version: its body still to decode.
+    Request { key: ApiKey, version: i16, header: RequestHeader, body: Bytes },
+    /// ApiVersions of a version not served (KIP-511).
+    UnsupportedApiVersions { correlation_id: i32 },
+}
+
+/// Reads a frame's header. `Err` says why the connection must close.
+pub fn read(mut frame: Bytes) -> Result<Frame, String> {
+    if frame.len() < 8 {
+        return Err(format!("a request of {} bytes has no header", frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(raw_key).map_err(|()| format!("unknown API key {raw_key}"))?;
+    if !versions::is_served(key, version) {
+        if key == ApiKey::ApiVersions {
+            return Ok(Frame::UnsupportedApiVersions { correlation_id });
+        }
+        let served = versions::served_versions(key)
+            .map_or_else(|| "not served".to_owned(), |s| format!("served: {}..={}", s.min, s.max));
+        return Err(format!("{key:?} v{version} is not served ({served})"));
+    }
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(|e| format!("{key:?} v{version}: bad request header: {e}"))?;
+    Ok(Frame::Request { key, version, header, body: frame })
+}
+
+/// Decodes a request body of a served version, refusing trailing bytes.
+pub fn decode<T: Decodable>(key: ApiKey, version: i16, mut body: Bytes) -> Result<T, String> {
+    let request = T::decode(&mut body, version).map_err(|e| format!("{key:?} v{version}: bad request: {e}"))?;
+    if body.has_remaining() {
+        return Err(format!("{key:?} v{version}: {} bytes after the request", body.remaining()));
+    }
+    Ok(request)
+}
+
+/// Encodes an answer to `key` at `version` as a whole frame (size prefix,
+/// response header, body).
+pub fn encode<T: Encodable>(key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Result<Bytes, String> {
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = key.response_header_version(version);
+    let mut out = BytesMut::new();
+    out.put_i32(0);
+    header
+        .encode(&mut out, header_version)
+        .and_then(|()| body.encode(&mut out, version))
+        .map_err(|e| format!("{key:?} v{version}: cannot encode the answer: {e}"))?;
+    let size = i32::try_from(out.len() - 4).map_err(|_| format!("{key:?} answer of {} bytes", out.len()))?;
+    out[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::ApiVersionsRequest;
+
+    fn frame(key: i16, version: i16, correlation_id: i32, rest: &[u8]) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_i16(key);
+        b.put_i16(version);
+        b.put_i32(correlation_id);
+        b.extend_from_slice(rest);
+        b.freeze()
+    }
+
+    #[test]
+    fn short_and_unknown_frames_are_refused() {
+        assert!(read(Bytes::from_static(&[0, 18, 0])).is_err());
+        assert!(read(frame(9999, 0, 1, &[0xff, 0xff])).is_err());
+        // Produce v2 (message format v1) is advertised but not served.
+        assert!(read(frame(0, 2, 1, &[0xff, 0xff])).unwrap_err().contains("not served"));
+    }
+
+    #[test]
+    fn api_versions_of_a_future_version_is_answered_not_refused() {
+        match read(frame(18, 99, 7, &[])).unwrap() {
+            Frame::UnsupportedApiVersions { correlation_id } => assert_eq!(correlation_id, 7),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_flexible_header_and_body_are_read() {
+        // ApiVersions v3: header v2 (client id, tagged fields), compact body.
+        let mut b = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(18)
+            .with_request_api_version(3)
+            .with_correlation_id(42)
+            .with_client_id(Some("test".into()))
+            .encode(&mut b, 2)
+            .unwrap();
+        ApiVersionsRequest::default()
+            .with_client_software_name("goulette-test".into())
+            .with_client_software_version("1.0".into())
+            .encode(&mut b, 3)
+            .unwrap();
+        let Frame::Request { key, version, header, body } = read(b.freeze()).unwrap() else { panic!() };
+        assert_eq!((key, version, header.correlation_id), (ApiKey::ApiVersions, 3, 42));
+        let request: ApiVersionsRequest = decode(key, version, body).unwrap();
+        assert_eq!(request.client_software_name.as_str(), "goulette-test");
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut b = BytesMut::new();
+        ApiVersionsRequest::default().encode(&mut b, 0).unwrap();
+        b.put_u8(1);
+        assert!(decode::<ApiVersionsRequest>(ApiKey::ApiVersions, 0, b.freeze()).is_err());
+    }
+}
