@@ -24,6 +24,9 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes`): a bigger one closes its connection
     /// before anything is allocated for it.
     pub kafka_max_request_bytes: usize,
+    /// How long the first join of an empty Kafka group waits for more
+    /// members (Kafka's `group.initial.rebalance.delay.ms`).
+    pub kafka_group_initial_delay: Duration,
     /// One sub-directory per partition: `<data>/<topic>-<partition>/`.
     pub data_dir: PathBuf,
     /// Sentinel addresses (`host:port`), tried in turn.
@@ -76,6 +79,7 @@ impl BrokerConfig {
             kafka_address: None,
             kafka_advertised_address: None,
             kafka_max_request_bytes: 100 << 20,
+            kafka_group_initial_delay: Duration::from_secs(3),
             data_dir,
             sentinels,
             log: LogConfig { flush: FlushPolicy::Always, ..LogConfig::default() },

@@ -272,6 +272,24 @@ impl SentinelClient {
         .await
     }
 
+    /// Creates a topic (through the sentinel leader).
+    pub async fn create_topic(&self, config: pb::TopicConfig) -> anyhow::Result<pb::CreateTopicResponse> {
+        let req = pb::CreateTopicRequest { config: Some(config) };
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).create_topic(req).await }
+        })
+        .await
+    }
+
+    /// A new idempotent-producer id, allocated by the sentinel leader.
+    pub async fn init_producer_id(&self) -> anyhow::Result<pb::InitProducerIdResponse> {
+        self.call(|channel| async move {
+            SentinelServiceClient::new(channel).init_producer_id(pb::InitProducerIdRequest {}).await
+        })
+        .await
+    }
+
     /// Tries each sentinel in turn, from the one that answered last.
     async fn call<T, F, Fut>(&self, call: F) -> anyhow::Result<T>
     where

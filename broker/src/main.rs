@@ -34,6 +34,10 @@ struct Args {
     /// Largest Kafka request accepted, in bytes; a bigger one closes its connection.
     #[arg(long, env = "GOULETTE_KAFKA_MAX_REQUEST_BYTES", default_value_t = 100 << 20)]
     kafka_max_request_bytes: usize,
+    /// How long the first join of an empty Kafka consumer group waits for
+    /// more members, so that members starting together share one generation.
+    #[arg(long, env = "GOULETTE_KAFKA_GROUP_INITIAL_DELAY", default_value = "3s", value_parser = humantime::parse_duration)]
+    kafka_group_initial_delay: std::time::Duration,
     /// Data directory holding one sub-directory per partition.
     #[arg(long, env = "GOULETTE_BROKER_DATA", default_value = "data/broker")]
     data: PathBuf,
@@ -101,6 +105,7 @@ fn main() -> anyhow::Result<()> {
     config.kafka_address = args.kafka_address;
     config.kafka_advertised_address = args.kafka_advertised_address;
     config.kafka_max_request_bytes = args.kafka_max_request_bytes;
+    config.kafka_group_initial_delay = args.kafka_group_initial_delay;
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;

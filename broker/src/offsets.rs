@@ -16,7 +16,12 @@
 //! key    {group} \n {topic} \n {partition}       UTF-8
 //! value  offset u64 LE | generation i64 LE | metadata (UTF-8, rest)
 //!        empty: a tombstone (the group was deleted)
+//! header leader-epoch  i32 BE, the leader epoch of the committed position
+//!        (Kafka commits, v6+); absent when unknown
 //! ```
+//!
+//! Native commits and Kafka-protocol commits (the Kafka group coordinator,
+//! `kafka::groups`) are the same records.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +36,7 @@ use crate::link::SentinelClient;
 use crate::partition::{Partitions, Replica};
 
 /// The internal topic holding committed offsets.
-pub const OFFSETS_TOPIC: &str = "__offsets";
+pub use goulette_proto::offsets_topic::OFFSETS_TOPIC;
 
 /// The generation of a consumer that is not a group member.
 pub const NO_GENERATION: i64 = -1;
@@ -43,21 +48,43 @@ type Key = (String, String, u32);
 struct Committed {
     offset: u64,
     metadata: String,
+    /// The leader epoch of the committed position, when the client said.
+    leader_epoch: Option<i32>,
     /// Where the commit is in `__offsets`: a later one wins.
     log_offset: u64,
     /// A tombstone: the group's offset here was deleted.
     deleted: bool,
 }
 
-/// What to write for one key: an offset (with generation and metadata), or
-/// a tombstone.
-type Entry = (Key, Option<(u64, i64, String)>);
+/// What to write for one key: an offset, or a tombstone.
+type Entry = (Key, Option<Commit>);
+
+/// One committed position as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub offset: u64,
+    pub generation: i64,
+    pub metadata: String,
+    pub leader_epoch: Option<i32>,
+}
+
+/// A committed position as read back: (topic, partition, commit).
+pub type CommittedOffset = (String, u32, Commit);
+
+/// The record header carrying a commit's leader epoch.
+const LEADER_EPOCH_HEADER: &str = "leader-epoch";
 
 /// The committed offsets of one `__offsets` partition, as of a leadership term.
 #[derive(Debug, Default)]
 struct PartitionOffsets {
     loaded_epoch: Option<u64>,
     committed: HashMap<Key, Committed>,
+}
+
+impl Committed {
+    fn tombstone(log_offset: u64) -> Committed {
+        Committed { offset: 0, metadata: String::new(), leader_epoch: None, log_offset, deleted: true }
+    }
 }
 
 impl PartitionOffsets {
@@ -195,11 +222,17 @@ impl Coordinator {
                             let Some(key) = r.record.key.as_deref().and_then(decode_key) else {
                                 continue; // not a commit record
                             };
+                            let leader_epoch = r
+                                .record
+                                .headers
+                                .iter()
+                                .find(|(name, _)| name == LEADER_EPOCH_HEADER)
+                                .and_then(|(_, v)| Some(i32::from_be_bytes(v.as_ref().try_into().ok()?)));
                             let committed = if r.record.value.is_empty() {
-                                Committed { offset: 0, metadata: String::new(), log_offset: r.offset, deleted: true }
+                                Committed::tombstone(r.offset)
                             } else {
                                 let Some((offset, metadata)) = decode_value(&r.record.value) else { continue };
-                                Committed { offset, metadata, log_offset: r.offset, deleted: false }
+                                Committed { offset, metadata, leader_epoch, log_offset: r.offset, deleted: false }
                             };
                             out.push((key, committed));
                         }
@@ -259,7 +292,11 @@ impl Coordinator {
         let entries: Vec<Entry> = req
             .offsets
             .into_iter()
-            .map(|o| ((req.group.clone(), o.topic, o.partition), Some((o.offset, req.generation, o.metadata))))
+            .map(|o| {
+                let commit =
+                    Commit { offset: o.offset, generation: req.generation, metadata: o.metadata, leader_epoch: None };
+                ((req.group.clone(), o.topic, o.partition), Some(commit))
+            })
             .collect();
         match self.write(&replica, entries).await {
             Ok(()) => pb::CommitOffsetsResponse { error: None },
@@ -300,11 +337,15 @@ impl Coordinator {
         let mut builder = BatchBuilder::new(Compression::None);
         let now = goulette_storage::now_ms();
         for ((group, topic, partition), value) in &entries {
+            let epoch = value.as_ref().and_then(|c| c.leader_epoch);
             builder.push(&Record {
                 timestamp: now,
                 key: Some(encode_key(group, topic, *partition)),
-                value: value.as_ref().map_or_else(Bytes::new, |(o, g, m)| encode_value(*o, *g, m)),
-                headers: Vec::new(),
+                value: value.as_ref().map_or_else(Bytes::new, |c| encode_value(c.offset, c.generation, &c.metadata)),
+                headers: epoch
+                    .map(|e| (LEADER_EPOCH_HEADER.to_owned(), Bytes::copy_from_slice(&e.to_be_bytes())))
+                    .into_iter()
+                    .collect(),
             });
         }
         let batch = builder.build().map_err(|e| storage_error(&e.into()))?;
@@ -325,12 +366,78 @@ impl Coordinator {
         for (i, (key, value)) in entries.into_iter().enumerate() {
             let log_offset = base + i as u64;
             let committed = match value {
-                Some((offset, _, metadata)) => Committed { offset, metadata, log_offset, deleted: false },
-                None => Committed { offset: 0, metadata: String::new(), log_offset, deleted: true },
+                Some(c) => Committed {
+                    offset: c.offset,
+                    metadata: c.metadata,
+                    leader_epoch: c.leader_epoch,
+                    log_offset,
+                    deleted: false,
+                },
+                None => Committed::tombstone(log_offset),
             };
             guard.apply(key, committed);
         }
         Ok(())
+    }
+
+    /// Stores `commits` of `group` in `__offsets` partition `partition` (led
+    /// here) as one `acks=all` batch, in a task of its own; for the Kafka
+    /// group coordinator, which checked the membership.
+    pub async fn commit_positions(
+        self: &Arc<Self>,
+        partition: u32,
+        group: &str,
+        commits: Vec<CommittedOffset>,
+    ) -> Result<(), pb::Error> {
+        let me = self.clone();
+        let entries: Vec<Entry> =
+            commits.into_iter().map(|(topic, p, commit)| ((group.to_owned(), topic, p), Some(commit))).collect();
+        let done = tokio::spawn(async move {
+            let replica = me.led(partition)?;
+            me.write(&replica, entries).await
+        });
+        done.await.unwrap_or_else(|e| Err(error(ErrorCode::Internal, format!("commit failed: {e}"))))
+    }
+
+    /// The positions `group` committed, from `__offsets` partition `partition` (led here).
+    pub async fn positions(&self, partition: u32, group: &str) -> Result<Vec<CommittedOffset>, pb::Error> {
+        let (_, state) = self.led_loaded(partition).await?;
+        let guard = state.lock().await;
+        let mut out: Vec<CommittedOffset> = guard
+            .committed
+            .iter()
+            .filter(|((g, _, _), c)| !c.deleted && g == group)
+            .map(|((_, topic, p), c)| {
+                let commit = Commit {
+                    offset: c.offset,
+                    generation: NO_GENERATION,
+                    metadata: c.metadata.clone(),
+                    leader_epoch: c.leader_epoch,
+                };
+                (topic.clone(), *p, commit)
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        Ok(out)
+    }
+
+    /// The groups with committed offsets in the `__offsets` partitions led here.
+    pub async fn groups_here(&self) -> Vec<String> {
+        let led: Vec<u32> = self
+            .partitions
+            .all()
+            .into_iter()
+            .filter(|r| r.topic == OFFSETS_TOPIC && r.is_leader())
+            .map(|r| r.partition)
+            .collect();
+        let mut out = std::collections::BTreeSet::new();
+        for partition in led {
+            if let Ok((_, state)) = self.led_loaded(partition).await {
+                let guard = state.lock().await;
+                out.extend(guard.committed.iter().filter(|(_, c)| !c.deleted).map(|(k, _)| k.0.clone()));
+            }
+        }
+        out.into_iter().collect()
     }
 
     /// Deletes a group's committed offsets (tombstones), in a task of its own.
@@ -416,8 +523,15 @@ mod tests {
     fn a_later_commit_wins_whatever_order_it_is_applied_in() {
         let mut p = PartitionOffsets::default();
         let key = ("g".to_string(), "t".to_string(), 0);
-        p.apply(key.clone(), Committed { offset: 9, metadata: String::new(), log_offset: 5, deleted: false });
-        p.apply(key.clone(), Committed { offset: 3, metadata: String::new(), log_offset: 2, deleted: false });
+        let at = |offset, log_offset| Committed {
+            offset,
+            metadata: String::new(),
+            leader_epoch: None,
+            log_offset,
+            deleted: false,
+        };
+        p.apply(key.clone(), at(9, 5));
+        p.apply(key.clone(), at(3, 2));
         assert_eq!(p.committed[&key].offset, 9);
     }
 }

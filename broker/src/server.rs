@@ -101,6 +101,8 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
             partitions: partitions.clone(),
             config: config.clone(),
             sentinels: sentinels.clone(),
+            offsets: offsets.clone(),
+            groups: Arc::new(crate::kafka::groups::Groups::new(partitions.clone(), config.kafka_group_initial_delay)),
             fetch_budget: fetch_budget.clone(),
             shutdown: stop.clone(),
         });

@@ -12,25 +12,18 @@ use goulette_proto::v1::{self as pb, ErrorCode, broker_service_client::BrokerSer
 
 use crate::cluster::Cluster;
 use crate::error::{ClientError, Result};
-use crate::partitioner::key_hash;
 
-/// The internal topic holding committed offsets.
-pub const OFFSETS_TOPIC: &str = "__offsets";
-/// Its partitions when a client creates it.
-pub const OFFSETS_PARTITIONS: u32 = 16;
+/// The internal topic holding committed offsets, and its partition count.
+pub use goulette_proto::offsets_topic::{OFFSETS_PARTITIONS, OFFSETS_TOPIC};
 /// The generation of a consumer outside group membership.
 pub const NO_GENERATION: i64 = -1;
 
 /// The `__offsets` partition of `group` among `partitions` (stable).
-pub fn partition_for(group: &str, partitions: u32) -> u32 {
-    (key_hash(group.as_bytes()) % u64::from(partitions.max(1))) as u32
-}
+pub use goulette_proto::offsets_topic::group_partition as partition_for;
 
 /// The `__offsets` partition count; `None` when the topic does not exist
-/// and `create` is false. Created on first commit with a replication factor
-/// of 3 (as many as there are brokers up, if fewer — fixed from then on)
-/// and no retention: commits are never compacted yet, and a partition's
-/// last commit must outlive any time limit.
+/// and `create` is false. Created on first commit
+/// (`goulette_proto::offsets_topic::config`).
 async fn offsets_partitions(cluster: &Arc<Cluster>, create: bool) -> Result<Option<u32>> {
     match cluster.topic(OFFSETS_TOPIC, false).await {
         Ok(t) => return Ok(Some(t.partitions.len() as u32)),
@@ -39,15 +32,7 @@ async fn offsets_partitions(cluster: &Arc<Cluster>, create: bool) -> Result<Opti
         Err(e) => return Err(e),
     }
     let up = cluster.cluster_status().await?.brokers.iter().filter(|b| b.state == pb::BrokerState::Up as i32).count();
-    let config = pb::TopicConfig {
-        name: OFFSETS_TOPIC.to_owned(),
-        partitions: OFFSETS_PARTITIONS,
-        replication_factor: up.clamp(1, 3) as u32,
-        retention_ms: u64::MAX,
-        retention_bytes: 0,
-        ..Default::default()
-    };
-    match cluster.create_topic(config).await {
+    match cluster.create_topic(goulette_proto::offsets_topic::config(up)).await {
         Ok(_) | Err(ClientError::Server { code: ErrorCode::TopicExists, .. }) => {}
         Err(e) => return Err(e),
     }
@@ -165,17 +150,4 @@ pub async fn delete_group(cluster: &Arc<Cluster>, group: &str) -> Result<()> {
     })
     .await
     .map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_group_always_maps_to_the_same_partition() {
-        assert_eq!(partition_for("orders-app", 16), partition_for("orders-app", 16));
-        assert!(partition_for("orders-app", 16) < 16);
-        let spread: std::collections::BTreeSet<u32> = (0..64).map(|i| partition_for(&format!("g{i}"), 16)).collect();
-        assert!(spread.len() > 8, "{spread:?}");
-    }
 }

@@ -8,9 +8,13 @@
 //!   the assignment stream).
 //!
 //! All four share the package `goulette.v1`; the client-facing and internal
-//! services live in separate files. [`channel`] builds every client channel.
+//! services live in separate files. [`channel`] builds every client channel;
+//! [`hashing`] is the hash clients and brokers agree on; [`offsets_topic`]
+//! the internal topic of committed offsets.
 
 pub mod channel;
+pub mod hashing;
+pub mod offsets_topic;
 #[cfg(feature = "ops")]
 pub mod ops;
 

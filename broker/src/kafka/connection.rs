@@ -25,7 +25,9 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use crate::kafka::request::{self, Frame};
-use crate::kafka::{Kafka, fetch, leader_epochs, list_offsets, metadata, produce, versions};
+use kafka_protocol::protocol::Encodable;
+
+use crate::kafka::{Kafka, fetch, groups, leader_epochs, list_offsets, metadata, produce, producer_ids, versions};
 
 /// Requests one connection may have accepted and not yet answered.
 /// Kafka clients keep at most 5 (librdkafka's and Java's default
@@ -99,6 +101,15 @@ where
     let _ = writer.shutdown().await;
 }
 
+/// The answer `work` computes, encoded for `key` at `version`.
+fn later<T, F>(key: ApiKey, version: i16, id: i32, work: F) -> Answer
+where
+    T: Encodable + Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    Box::pin(async move { request::encode(key, version, id, &work.await).map(Some) })
+}
+
 /// Reads one frame and starts serving it; `Err` closes the connection.
 async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
     let (key, version, header, body) = match request::read(frame)? {
@@ -109,7 +120,8 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         }
     };
     let id = header.correlation_id;
-    let kafka = kafka.clone();
+    let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();
+    let k = kafka.clone();
     Ok(match key {
         ApiKey::ApiVersions => {
             let _: kafka_protocol::messages::ApiVersionsRequest = request::decode(key, version, body)?;
@@ -117,16 +129,14 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         }
         ApiKey::Metadata => {
             let req = request::decode(key, version, body)?;
-            Box::pin(async move {
-                let answer = metadata::handle(&kafka, version, req).await;
-                request::encode(key, version, id, &answer).map(Some)
-            })
+            later(key, version, id, async move { metadata::handle(&k, version, req).await })
         }
         ApiKey::Produce => {
             let req = request::decode(key, version, body)?;
-            let answer = produce::accept(&kafka, req).await;
+            // Appended now, in arrival order; answered once durable and replicated.
+            let produced = produce::accept(kafka, req).await;
             Box::pin(async move {
-                match answer.await? {
+                match produced.await? {
                     Some(answer) => request::encode(key, version, id, &answer).map(Some),
                     None => Ok(None),
                 }
@@ -134,24 +144,55 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         }
         ApiKey::Fetch => {
             let req = request::decode(key, version, body)?;
-            Box::pin(async move {
-                let answer = fetch::handle(&kafka, req).await;
-                request::encode(key, version, id, &answer).map(Some)
-            })
+            later(key, version, id, async move { fetch::handle(&k, req).await })
         }
         ApiKey::ListOffsets => {
             let req = request::decode(key, version, body)?;
-            Box::pin(async move {
-                let answer = list_offsets::handle(&kafka, version, req).await;
-                request::encode(key, version, id, &answer).map(Some)
-            })
+            later(key, version, id, async move { list_offsets::handle(&k, version, req).await })
         }
         ApiKey::OffsetForLeaderEpoch => {
             let req = request::decode(key, version, body)?;
-            Box::pin(async move {
-                let answer = leader_epochs::handle(&kafka, req);
-                request::encode(key, version, id, &answer).map(Some)
-            })
+            later(key, version, id, async move { leader_epochs::handle(&k, req) })
+        }
+        ApiKey::InitProducerId => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { producer_ids::handle(&k, req).await })
+        }
+        ApiKey::FindCoordinator => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::find::handle(&k, req).await })
+        }
+        ApiKey::JoinGroup => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::membership::join(&k, version, client_id, req).await })
+        }
+        ApiKey::SyncGroup => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::membership::sync(&k, version, req).await })
+        }
+        ApiKey::Heartbeat => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::membership::heartbeat(&k, req) })
+        }
+        ApiKey::LeaveGroup => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::membership::leave(&k, version, req) })
+        }
+        ApiKey::OffsetCommit => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::commits::commit(&k, req).await })
+        }
+        ApiKey::OffsetFetch => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::commits::fetch(&k, version, req).await })
+        }
+        ApiKey::ListGroups => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::describe::list(&k, req).await })
+        }
+        ApiKey::DescribeGroups => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::describe::describe(&k, req).await })
         }
         other => return Err(format!("{other:?} is not served")),
     })

@@ -11,7 +11,10 @@
 //!   answer to versions not served.
 //! - [`versions`]: the APIs and versions served (ApiVersions).
 //! - [`metadata`], [`produce`], [`fetch`], [`list_offsets`],
-//!   [`leader_epochs`]: one API each.
+//!   [`leader_epochs`], [`producer_ids`]: one API each.
+//! - [`groups`]: the group coordinator (FindCoordinator, JoinGroup, SyncGroup,
+//!   Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
+//!   DescribeGroups).
 //! - [`errors`]: Goulette's typed errors as Kafka error codes.
 //!
 //! `docs/kafka.md` is the reader's reference.
@@ -19,10 +22,12 @@
 pub mod connection;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod leader_epochs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod producer_ids;
 pub mod request;
 pub mod versions;
 
@@ -43,6 +48,10 @@ pub struct Kafka {
     pub partitions: Arc<Partitions>,
     pub config: Arc<BrokerConfig>,
     pub sentinels: Arc<SentinelClient>,
+    /// The committed offsets in `__offsets`, shared with the gRPC API.
+    pub offsets: Arc<crate::offsets::Coordinator>,
+    /// The Kafka consumer groups this broker coordinates.
+    pub groups: Arc<groups::Groups>,
     /// The memory fetch responses may hold, shared with the gRPC fetches.
     pub fetch_budget: FetchBudget,
     /// Cancelled when the broker stops serving.
@@ -52,6 +61,7 @@ pub struct Kafka {
 /// Accepts Kafka connections on `listener` (within the broker's
 /// connection limits) until `shutdown`, serving each on its own task.
 pub async fn serve(listener: tokio::net::TcpListener, kafka: Arc<Kafka>, tracker: TaskTracker) {
+    tracker.spawn(kafka.groups.clone().run(kafka.shutdown.clone()));
     let mut incoming = goulette_proto::ops::serve::incoming(listener, kafka.config.connection_limits);
     loop {
         let accepted = tokio::select! {

@@ -30,7 +30,17 @@ pub const SERVED: &[Served] = &[
     served(ApiKey::Fetch, 4, 12),
     served(ApiKey::ListOffsets, 1, 6),
     served(ApiKey::Metadata, 0, 9),
+    served(ApiKey::OffsetCommit, 2, 8),
+    served(ApiKey::OffsetFetch, 1, 7),
+    served(ApiKey::FindCoordinator, 0, 3),
+    served(ApiKey::JoinGroup, 0, 7),
+    served(ApiKey::Heartbeat, 0, 4),
+    served(ApiKey::LeaveGroup, 0, 4),
+    served(ApiKey::SyncGroup, 0, 5),
+    served(ApiKey::DescribeGroups, 0, 5),
+    served(ApiKey::ListGroups, 0, 4),
     served(ApiKey::ApiVersions, 0, 3),
+    served(ApiKey::InitProducerId, 0, 4),
     served(ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 

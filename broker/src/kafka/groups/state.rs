@@ -1,0 +1,577 @@
+//! One Kafka consumer group's membership: Kafka's classic group protocol as
+//! a state machine, without I/O (the coordinator drives it and its clock).
+//!
+//! ```text
+//!   Empty ──join──▶ Joining ──all joined (or rebalance timeout)──▶ Syncing
+//!     ▲               ▲  │                                           │
+//!     │   join, leave,│  └─ no member left ──▶ Empty      leader's sync
+//!     │   expiry      │                                              ▼
+//!     └── last member leaves or expires ─────────────────────────  Stable
+//! ```
+//!
+//! - **Join** (KIP-394, v4+): a member without an id gets MEMBER_ID_REQUIRED
+//!   and a new id, kept pending for a session timeout; it joins again with
+//!   it. Every join (re)starts a rebalance: the other members learn it from
+//!   their heartbeats (REBALANCE_IN_PROGRESS) and join again. The join
+//!   phase ends when every member has joined, or at the largest rebalance
+//!   timeout, dropping those that did not; a group that was empty also
+//!   waits `initial_delay` so that members starting together share one
+//!   generation. Then the generation grows by one, the protocol every member
+//!   supports is chosen (by the members' preference order), and the leader
+//!   (the previous one if it stayed, else the earliest member) gets the
+//!   member list to compute the assignment.
+//! - **Sync**: the leader's assignments are handed to every member.
+//! - **Fencing**: a request from an unknown member is UNKNOWN_MEMBER_ID,
+//!   from another generation ILLEGAL_GENERATION; clients join again.
+//! - **Sessions**: a member not heard from (join, sync, heartbeat, commit)
+//!   for its session timeout is removed, which starts a rebalance.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
+
+/// Where the group is in its protocol (the names Kafka tools show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Empty,
+    /// Waiting for the members to join, until the deadline.
+    Joining {
+        deadline: Instant,
+    },
+    /// Waiting for the leader's assignments.
+    Syncing,
+    Stable,
+}
+
+impl Phase {
+    /// Kafka's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Empty => "Empty",
+            Phase::Joining { .. } => "PreparingRebalance",
+            Phase::Syncing => "CompletingRebalance",
+            Phase::Stable => "Stable",
+        }
+    }
+}
+
+/// A join as the coordinator received it.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocol_type: String,
+    /// (name, metadata), in the member's preference order.
+    pub protocols: Vec<(String, Bytes)>,
+    /// Whether the client knows the member-id handshake (JoinGroup v4+).
+    pub handshake: bool,
+}
+
+/// The answer to a join.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Joined {
+    pub error: i16,
+    pub generation: i32,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub leader: String,
+    pub member_id: String,
+    /// (member id, its metadata for the chosen protocol): for the leader only.
+    pub members: Vec<(String, Bytes)>,
+}
+
+/// An answer now, or one that comes when the phase ends.
+#[derive(Debug)]
+pub enum Reply<T> {
+    Now(T),
+    Later(oneshot::Receiver<T>),
+}
+
+/// One member.
+#[derive(Debug)]
+pub struct Member {
+    pub id: String,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout: Duration,
+    pub rebalance_timeout: Duration,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    last_heard: Instant,
+    /// Joined in the current join phase.
+    joined: bool,
+    /// Order of first join (the leader is the earliest).
+    seq: u64,
+    join_waiter: Option<oneshot::Sender<Joined>>,
+    sync_waiter: Option<oneshot::Sender<Result<Bytes, i16>>>,
+}
+
+/// A consumer group (see the module documentation).
+#[derive(Debug)]
+pub struct Group {
+    pub generation: i32,
+    pub phase: Phase,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub leader: String,
+    pub members: BTreeMap<String, Member>,
+    /// Member ids handed out and not yet used, with their expiry.
+    pending: HashMap<String, Instant>,
+    next_seq: u64,
+    /// When a join phase of a group that was empty may end at the earliest.
+    initial_until: Option<Instant>,
+}
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group {
+            generation: 0,
+            phase: Phase::Empty,
+            protocol_type: String::new(),
+            protocol: String::new(),
+            leader: String::new(),
+            members: BTreeMap::new(),
+            pending: HashMap::new(),
+            next_seq: 0,
+            initial_until: None,
+        }
+    }
+}
+
+impl Group {
+    /// A member joins (or joins again); `new_id` names a member without one.
+    pub fn join(&mut self, req: JoinRequest, now: Instant, initial_delay: Duration, new_id: String) -> Reply<Joined> {
+        let refuse = |error: i16, member_id: String| Reply::Now(Joined { error, member_id, ..Joined::default() });
+        if req.protocol_type.is_empty() || req.protocols.is_empty() {
+            return refuse(code(ResponseError::InconsistentGroupProtocol), req.member_id);
+        }
+        if !self.members.is_empty() && req.protocol_type != self.protocol_type {
+            return refuse(code(ResponseError::InconsistentGroupProtocol), req.member_id);
+        }
+        let others_support = |name: &str| {
+            self.members.values().filter(|m| m.id != req.member_id).all(|m| m.protocols.iter().any(|(n, _)| n == name))
+        };
+        if !req.protocols.iter().any(|(name, _)| others_support(name)) {
+            return refuse(code(ResponseError::InconsistentGroupProtocol), req.member_id);
+        }
+        let member_id = if req.member_id.is_empty() {
+            if req.handshake {
+                self.pending.insert(new_id.clone(), now + req.session_timeout);
+                return refuse(code(ResponseError::MemberIdRequired), new_id);
+            }
+            new_id
+        } else if self.members.contains_key(&req.member_id) || self.pending.remove(&req.member_id).is_some() {
+            req.member_id.clone()
+        } else {
+            return refuse(code(ResponseError::UnknownMemberId), req.member_id);
+        };
+        let (sender, receiver) = oneshot::channel();
+        let seq = self.next_seq;
+        let member = self.members.entry(member_id.clone()).or_insert_with(|| Member {
+            id: member_id.clone(),
+            client_id: String::new(),
+            client_host: String::new(),
+            session_timeout: req.session_timeout,
+            rebalance_timeout: req.rebalance_timeout,
+            protocols: Vec::new(),
+            assignment: Bytes::new(),
+            last_heard: now,
+            joined: false,
+            seq,
+            join_waiter: None,
+            sync_waiter: None,
+        });
+        if member.seq == seq {
+            self.next_seq += 1;
+        }
+        member.client_id = req.client_id;
+        member.client_host = req.client_host;
+        member.session_timeout = req.session_timeout;
+        member.rebalance_timeout = req.rebalance_timeout;
+        member.protocols = req.protocols;
+        member.last_heard = now;
+        member.joined = true;
+        // A member that joins twice in one phase gets its latest answer only.
+        member.join_waiter = Some(sender);
+        self.protocol_type = req.protocol_type;
+        if !matches!(self.phase, Phase::Joining { .. }) {
+            self.start_rebalance(now, initial_delay);
+        }
+        self.try_complete_join(now);
+        Reply::Later(receiver)
+    }
+
+    /// Starts a join phase: every member must join again.
+    fn start_rebalance(&mut self, now: Instant, initial_delay: Duration) {
+        let timeout = self.members.values().map(|m| m.rebalance_timeout).max().unwrap_or_default();
+        self.initial_until = (self.phase == Phase::Empty).then(|| now + initial_delay);
+        self.phase = Phase::Joining { deadline: now + timeout.max(initial_delay) };
+        for m in self.members.values_mut() {
+            // Only those that joined in this very call stay joined.
+            if m.join_waiter.is_none() {
+                m.joined = false;
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(Err(code(ResponseError::RebalanceInProgress)));
+            }
+        }
+    }
+
+    /// Ends the join phase if every member joined (after the initial
+    /// delay), or its deadline passed.
+    pub fn try_complete_join(&mut self, now: Instant) {
+        let Phase::Joining { deadline } = self.phase else { return };
+        let all_joined = self.members.values().all(|m| m.joined);
+        let delayed = self.initial_until.is_some_and(|until| now < until);
+        if (delayed || !all_joined) && now < deadline {
+            return;
+        }
+        self.members.retain(|_, m| m.joined);
+        if self.members.is_empty() {
+            self.phase = Phase::Empty;
+            self.leader.clear();
+            return;
+        }
+        self.generation += 1;
+        self.protocol = self.choose_protocol();
+        if !self.members.contains_key(&self.leader) {
+            self.leader = self.members.values().min_by_key(|m| m.seq).map(|m| m.id.clone()).unwrap_or_default();
+        }
+        self.phase = Phase::Syncing;
+        let metadata: Vec<(String, Bytes)> = self
+            .members
+            .values()
+            .map(|m| {
+                let meta = m.protocols.iter().find(|(n, _)| *n == self.protocol).map(|(_, b)| b.clone());
+                (m.id.clone(), meta.unwrap_or_default())
+            })
+            .collect();
+        for m in self.members.values_mut() {
+            m.joined = false;
+            m.last_heard = now;
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(Joined {
+                    error: 0,
+                    generation: self.generation,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol: self.protocol.clone(),
+                    leader: self.leader.clone(),
+                    member_id: m.id.clone(),
+                    members: if m.id == self.leader { metadata.clone() } else { Vec::new() },
+                });
+            }
+        }
+    }
+
+    /// The protocol every member supports that most members prefer (ties:
+    /// the earliest member's preference).
+    fn choose_protocol(&self) -> String {
+        let Some(first) = self.members.values().min_by_key(|m| m.seq) else { return String::new() };
+        let supported = |name: &str| self.members.values().all(|m| m.protocols.iter().any(|(n, _)| n == name));
+        let candidates: Vec<&str> = first.protocols.iter().map(|(n, _)| n.as_str()).filter(|n| supported(n)).collect();
+        // Each member votes for the candidate it prefers.
+        fn vote<'a>(m: &'a Member, candidates: &[&str]) -> Option<&'a str> {
+            m.protocols.iter().map(|(n, _)| n.as_str()).find(|n| candidates.contains(n))
+        }
+        let mut best: Option<(&str, usize)> = None;
+        for &c in &candidates {
+            let votes = self.members.values().filter(|m| vote(m, &candidates) == Some(c)).count();
+            if best.is_none_or(|(_, most)| votes > most) {
+                best = Some((c, votes));
+            }
+        }
+        best.map_or_else(String::new, |(c, _)| c.to_owned())
+    }
+
+    /// Checks that `member` of `generation` is current; refreshes its session.
+    fn check(&mut self, member: &str, generation: i32, now: Instant) -> Result<&mut Member, i16> {
+        let current = self.generation;
+        let Some(m) = self.members.get_mut(member) else { return Err(code(ResponseError::UnknownMemberId)) };
+        m.last_heard = now;
+        if generation != current {
+            return Err(code(ResponseError::IllegalGeneration));
+        }
+        Ok(m)
+    }
+
+    /// A member asks for its assignment; the leader brings everyone's.
+    pub fn sync(
+        &mut self,
+        member: &str,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+        now: Instant,
+    ) -> Reply<Result<Bytes, i16>> {
+        let phase = self.phase;
+        let leader = self.leader.clone();
+        let m = match self.check(member, generation, now) {
+            Ok(m) => m,
+            Err(e) => return Reply::Now(Err(e)),
+        };
+        match phase {
+            Phase::Joining { .. } | Phase::Empty => Reply::Now(Err(code(ResponseError::RebalanceInProgress))),
+            Phase::Stable => Reply::Now(Ok(m.assignment.clone())),
+            Phase::Syncing if member != leader => {
+                let (sender, receiver) = oneshot::channel();
+                m.sync_waiter = Some(sender);
+                Reply::Later(receiver)
+            }
+            Phase::Syncing => {
+                let mut assignments: HashMap<String, Bytes> = assignments.into_iter().collect();
+                for m in self.members.values_mut() {
+                    m.assignment = assignments.remove(&m.id).unwrap_or_default();
+                    if let Some(w) = m.sync_waiter.take() {
+                        let _ = w.send(Ok(m.assignment.clone()));
+                    }
+                }
+                self.phase = Phase::Stable;
+                Reply::Now(Ok(self.members.get(member).map(|m| m.assignment.clone()).unwrap_or_default()))
+            }
+        }
+    }
+
+    /// A member's heartbeat: 0, or the error that makes it join again.
+    pub fn heartbeat(&mut self, member: &str, generation: i32, now: Instant) -> i16 {
+        let phase = self.phase;
+        match self.check(member, generation, now) {
+            Err(e) => e,
+            Ok(_) if matches!(phase, Phase::Joining { .. }) => code(ResponseError::RebalanceInProgress),
+            Ok(_) => 0,
+        }
+    }
+
+    /// A commit's membership check (generation −1: a consumer outside the group).
+    pub fn check_commit(&mut self, member: &str, generation: i32, now: Instant) -> Result<(), i16> {
+        if generation < 0 && member.is_empty() {
+            return Ok(());
+        }
+        self.check(member, generation, now).map(drop)
+    }
+
+    /// Members leave; the others rebalance. Per member: 0 or UNKNOWN_MEMBER_ID.
+    pub fn leave(&mut self, members: &[String], now: Instant) -> Vec<i16> {
+        let answers = members.iter().map(|id| self.remove(id)).collect();
+        self.after_removal(now);
+        answers
+    }
+
+    fn remove(&mut self, id: &str) -> i16 {
+        match self.members.remove(id) {
+            Some(m) => {
+                if let Some(w) = m.join_waiter {
+                    let _ = w.send(Joined { error: code(ResponseError::UnknownMemberId), ..Joined::default() });
+                }
+                0
+            }
+            None => code(ResponseError::UnknownMemberId),
+        }
+    }
+
+    fn after_removal(&mut self, now: Instant) {
+        match self.phase {
+            _ if self.members.is_empty() => {
+                self.phase = Phase::Empty;
+                self.leader.clear();
+            }
+            Phase::Joining { .. } => self.try_complete_join(now),
+            Phase::Syncing | Phase::Stable => self.start_rebalance(now, Duration::ZERO),
+            Phase::Empty => {}
+        }
+    }
+
+    /// Removes members whose session lapsed and pending ids never used;
+    /// ends a join phase whose time is up. Returns the members removed.
+    pub fn tick(&mut self, now: Instant) -> Vec<String> {
+        self.pending.retain(|_, expiry| *expiry > now);
+        // A member waiting for its join answer is alive.
+        let lapsed: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none() && now.saturating_duration_since(m.last_heard) > m.session_timeout)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &lapsed {
+            self.remove(id);
+        }
+        if !lapsed.is_empty() {
+            self.after_removal(now);
+        }
+        self.try_complete_join(now);
+        lapsed
+    }
+
+    /// True when the group holds nothing worth keeping in memory.
+    pub fn is_idle(&self) -> bool {
+        self.members.is_empty() && self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION: Duration = Duration::from_secs(10);
+    const DELAY: Duration = Duration::from_millis(300);
+
+    fn request(member: &str, protocols: &[&str]) -> JoinRequest {
+        JoinRequest {
+            member_id: member.to_owned(),
+            client_id: "c".to_owned(),
+            client_host: String::new(),
+            session_timeout: SESSION,
+            rebalance_timeout: Duration::from_secs(30),
+            protocol_type: "consumer".to_owned(),
+            protocols: protocols.iter().map(|p| (p.to_string(), Bytes::from(format!("meta-{p}")))).collect(),
+            handshake: true,
+        }
+    }
+
+    fn now_answer(reply: Reply<Joined>) -> Joined {
+        match reply {
+            Reply::Now(j) => j,
+            Reply::Later(_) => panic!("expected an answer now"),
+        }
+    }
+
+    fn later<T: std::fmt::Debug>(reply: Reply<T>) -> oneshot::Receiver<T> {
+        match reply {
+            Reply::Later(r) => r,
+            Reply::Now(a) => panic!("expected to wait, got {a:?}"),
+        }
+    }
+
+    /// Joins `id` through the handshake; returns the waiting answer.
+    fn join(g: &mut Group, id: &str, now: Instant) -> oneshot::Receiver<Joined> {
+        let first = now_answer(g.join(request("", &["range"]), now, DELAY, id.to_owned()));
+        assert_eq!(first.error, ResponseError::MemberIdRequired.code());
+        assert_eq!(first.member_id, id);
+        later(g.join(request(id, &["range"]), now, DELAY, "unused".into()))
+    }
+
+    #[test]
+    fn a_member_joins_through_the_handshake_and_leads_after_the_initial_delay() {
+        let (mut g, t0) = (Group::default(), Instant::now());
+        let unknown = now_answer(g.join(request("forged", &["range"]), t0, DELAY, "x".into()));
+        assert_eq!(unknown.error, ResponseError::UnknownMemberId.code());
+        let mut a = join(&mut g, "a", t0);
+        assert!(a.try_recv().is_err(), "the initial delay holds the first join");
+        g.tick(t0 + DELAY);
+        let joined = a.try_recv().unwrap();
+        assert_eq!((joined.error, joined.generation, joined.leader.as_str()), (0, 1, "a"));
+        assert_eq!(joined.protocol, "range");
+        assert_eq!(joined.members, vec![("a".to_owned(), Bytes::from("meta-range"))]);
+        assert_eq!(g.phase, Phase::Syncing);
+        match g.sync("a", 1, vec![("a".into(), Bytes::from("all"))], t0) {
+            Reply::Now(Ok(assignment)) => assert_eq!(assignment, Bytes::from("all")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(g.phase, Phase::Stable);
+    }
+
+    /// A stable group of `a` at generation 1.
+    fn stable(t0: Instant) -> Group {
+        let mut g = Group::default();
+        let _a = join(&mut g, "a", t0);
+        g.tick(t0 + DELAY);
+        let _ = g.sync("a", 1, vec![("a".into(), Bytes::from("p0,p1"))], t0);
+        g
+    }
+
+    #[test]
+    fn a_second_member_makes_everyone_rejoin_and_the_leader_assigns_both() {
+        let t0 = Instant::now();
+        let mut g = stable(t0);
+        let mut b = join(&mut g, "b", t0);
+        assert_eq!(g.heartbeat("a", 1, t0), ResponseError::RebalanceInProgress.code());
+        assert!(b.try_recv().is_err(), "b waits for a");
+        let mut a = later(g.join(request("a", &["range"]), t0, DELAY, "unused".into()));
+        let (ja, jb) = (a.try_recv().unwrap(), b.try_recv().unwrap());
+        assert_eq!((ja.generation, jb.generation), (2, 2));
+        assert_eq!(ja.leader, "a");
+        assert_eq!(ja.members.len(), 2);
+        assert!(jb.members.is_empty(), "only the leader gets the member list");
+        let mut b_sync = later(g.sync("b", 2, Vec::new(), t0));
+        let assignments = vec![("a".into(), Bytes::from("p0")), ("b".into(), Bytes::from("p1"))];
+        assert!(matches!(g.sync("a", 2, assignments, t0), Reply::Now(Ok(ref x)) if x == &Bytes::from("p0")));
+        assert_eq!(b_sync.try_recv().unwrap(), Ok(Bytes::from("p1")));
+        assert_eq!(g.heartbeat("b", 2, t0), 0);
+        assert_eq!(g.heartbeat("b", 1, t0), ResponseError::IllegalGeneration.code());
+        assert_eq!(g.heartbeat("zombie", 2, t0), ResponseError::UnknownMemberId.code());
+        assert_eq!(g.check_commit("b", 1, t0), Err(ResponseError::IllegalGeneration.code()));
+        assert_eq!(g.check_commit("", -1, t0), Ok(()));
+    }
+
+    #[test]
+    fn a_member_whose_session_lapses_is_removed_and_the_rest_rebalance() {
+        let t0 = Instant::now();
+        let mut g = stable(t0);
+        let _b = join(&mut g, "b", t0);
+        let _a = g.join(request("a", &["range"]), t0, DELAY, "unused".into());
+        let _ = g.sync("a", 2, vec![], t0);
+        assert_eq!(g.phase, Phase::Stable);
+        // b keeps beating, a goes silent.
+        let later_on = t0 + SESSION / 2;
+        assert_eq!(g.heartbeat("b", 2, later_on), 0);
+        assert_eq!(g.tick(t0 + SESSION + Duration::from_millis(1)), vec!["a".to_owned()]);
+        assert_eq!(g.heartbeat("b", 2, t0 + SESSION), ResponseError::RebalanceInProgress.code());
+        let mut b = later(g.join(request("b", &["range"]), t0 + SESSION, DELAY, "unused".into()));
+        let joined = b.try_recv().unwrap();
+        assert_eq!((joined.generation, joined.leader.as_str()), (3, "b"));
+    }
+
+    #[test]
+    fn a_member_that_never_rejoins_is_dropped_at_the_rebalance_timeout() {
+        let t0 = Instant::now();
+        let mut g = stable(t0);
+        let mut b = join(&mut g, "b", t0);
+        // a heartbeats (so its session holds) but never rejoins.
+        assert!(b.try_recv().is_err());
+        g.tick(t0 + Duration::from_secs(31));
+        let joined = b.try_recv().unwrap();
+        assert_eq!((joined.generation, joined.leader.as_str()), (2, "b"));
+        assert!(!g.members.contains_key("a"));
+    }
+
+    #[test]
+    fn leaving_rebalances_the_rest_and_the_last_one_empties_the_group() {
+        let t0 = Instant::now();
+        let mut g = stable(t0);
+        let _b = join(&mut g, "b", t0);
+        let _a = g.join(request("a", &["range"]), t0, DELAY, "unused".into());
+        let _ = g.sync("a", 2, vec![], t0);
+        assert_eq!(g.leave(&["a".to_owned(), "ghost".to_owned()], t0), vec![0, ResponseError::UnknownMemberId.code()]);
+        assert!(matches!(g.phase, Phase::Joining { .. }));
+        assert_eq!(g.leave(&["b".to_owned()], t0), vec![0]);
+        assert_eq!(g.phase, Phase::Empty);
+    }
+
+    #[test]
+    fn the_protocol_is_one_all_support_and_a_member_supporting_none_is_refused() {
+        let t0 = Instant::now();
+        let mut g = Group::default();
+        let _ = g.join(request("", &["cooperative-sticky", "range"]), t0, DELAY, "a".into());
+        let _a = later(g.join(request("a", &["cooperative-sticky", "range"]), t0, DELAY, "-".into()));
+        let _ = g.join(request("", &["range"]), t0, DELAY, "b".into());
+        let mut b = later(g.join(request("b", &["range"]), t0, DELAY, "-".into()));
+        g.tick(t0 + DELAY);
+        assert_eq!(b.try_recv().unwrap().protocol, "range");
+        let refused = now_answer(g.join(request("", &["roundrobin"]), t0, DELAY, "c".into()));
+        assert_eq!(refused.error, ResponseError::InconsistentGroupProtocol.code());
+        let mut other_type = request("", &["range"]);
+        other_type.protocol_type = "connect".into();
+        assert_eq!(
+            now_answer(g.join(other_type, t0, DELAY, "d".into())).error,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+    }
+}
