@@ -14,13 +14,34 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)        # make etcd-* t
 command -v cc >/dev/null 2>&1 || need+=(gcc)                     # zstd's C sources
 command -v python3 >/dev/null 2>&1 || need+=(python3)               # make lint's structure checks
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)  # clock-step tests (libfaketime)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)                  # Kafka-protocol tests (librdkafka's CLI)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)  # the Kafka clients' virtualenv
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "deps: cargo is missing; install Rust >= 1.88 from https://rustup.rs" >&2
   exit 1
 fi
 
+# The Python Kafka clients (confluent-kafka, kafka-python) in .venv/, at
+# the versions of scripts/python-requirements.txt; reinstalled when those
+# change. Run after the system packages (it needs python3-venv).
+python_clients() {
+  local root venv requirements
+  root=$(cd "$(dirname "$0")/.." && pwd)
+  venv=$root/.venv
+  requirements=$root/scripts/python-requirements.txt
+  if [ -x "$venv/bin/python" ] && cmp -s "$requirements" "$venv/requirements.txt"; then
+    return
+  fi
+  echo "deps: installing the Python Kafka clients into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$venv/requirements.txt"
+}
+
 if [ ${#need[@]} -eq 0 ]; then
+  python_clients
   echo "deps: everything is installed"
   exit 0
 fi
@@ -36,3 +57,4 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 # On a systemd host the etcd-server package starts a default etcd on
 # 2379/2380; Goulette's tests use their own ports, so it may keep running.
+python_clients

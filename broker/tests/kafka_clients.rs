@@ -1,0 +1,117 @@
+//! Real Kafka clients against real brokers: kcat (librdkafka's CLI, the
+//! Debian package) and confluent-kafka (librdkafka 2.x, from the virtualenv
+//! `make deps` creates in `.venv/`), driven as a user would.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use common::KafkaCluster;
+use goulette_sentinel::testkit::bin_dir;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The virtualenv's Python (fails, naming the fix, when it is missing).
+fn python() -> PathBuf {
+    let python = repo().join(".venv/bin/python");
+    assert!(python.exists(), "{} is missing: run `make deps` (scripts/deps.sh) first", python.display());
+    python
+}
+
+fn run(mut command: Command) -> Output {
+    let out = command.stderr(Stdio::piped()).stdout(Stdio::piped()).output().expect("start the client");
+    if !out.status.success() {
+        panic!(
+            "{command:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn kcat(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new("kcat");
+    cmd.arg("-b").arg(bootstrap).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("kcat is installed by `make deps`");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "kcat {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn create_topic(cluster: &KafkaCluster, name: &str, partitions: u32, replication: u32) {
+    let mut cmd = Command::new(bin_dir().join("goulette"));
+    cmd.args(["topic", "create", name, "--sentinels", &cluster.sentinel.address.to_string()]);
+    cmd.args(["--partitions", &partitions.to_string(), "--replication-factor", &replication.to_string()]);
+    run(cmd);
+    cluster.wait_led(name);
+}
+
+#[test]
+fn given_kcat_it_should_list_the_brokers_and_round_trip_keys_headers_and_binary_values_in_every_codec() {
+    let cluster = KafkaCluster::start(3, &[]);
+    let bootstrap = cluster.brokers[0].kafka_address.to_string();
+    create_topic(&cluster, "kcat", 1, 3);
+    let listing = String::from_utf8(kcat(&bootstrap, &["-L"], None).stdout).unwrap();
+    assert!(listing.contains(" 3 brokers:"), "{listing}");
+    for b in &cluster.brokers {
+        assert!(listing.contains(&format!("broker {} at {}", b.id, b.kafka_address)), "{listing}");
+    }
+    assert!(listing.contains("topic \"kcat\" with 1 partitions"), "{listing}");
+
+    let mut expected = Vec::new();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        // Keys before ':', values with bytes that are not UTF-8.
+        let mut input = Vec::new();
+        for i in 0..20 {
+            input.extend_from_slice(format!("key-{codec}-{i}:").as_bytes());
+            input.extend_from_slice(&[b'v', 0xE9, 0xFF, 0x80, b'0' + (i % 10) as u8, b'\n']);
+            expected.extend_from_slice(format!("key-{codec}-{i}|h={codec}|").as_bytes());
+            expected.extend_from_slice(&[b'v', 0xE9, 0xFF, 0x80, b'0' + (i % 10) as u8, b'\n']);
+        }
+        kcat(&bootstrap, &["-P", "-t", "kcat", "-K:", "-H", &format!("h={codec}"), "-z", codec], Some(&input));
+    }
+    let out = kcat(&bootstrap, &["-C", "-t", "kcat", "-o", "beginning", "-e", "-f", "%k|%h|%s\n"], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&expected));
+    assert_eq!(out.stdout, expected, "byte-exact");
+}
+
+#[test]
+fn given_confluent_kafka_an_idempotent_acks_all_producer_should_deliver_every_codec_byte_exact() {
+    let cluster = KafkaCluster::start(3, &[]);
+    create_topic(&cluster, "idem", 3, 3);
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("broker/tests/kafka/idempotent_producer.py")).args([&cluster.bootstrap(), "idem", "300"]);
+    let out = run(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("read back 1500 messages byte-exact"), "{stdout}");
+}
+
+#[test]
+fn given_three_confluent_kafka_group_members_they_should_split_the_partitions_and_survive_a_leave_and_a_kill() {
+    let cluster = KafkaCluster::start(3, &["--kafka-group-initial-delay", "2s"]);
+    create_topic(&cluster, "grouped", 6, 3);
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("broker/tests/kafka/group_consumers.py")).args([
+        &cluster.bootstrap(),
+        "grouped",
+        "600",
+        work.path().to_str().unwrap(),
+    ]);
+    let out = run(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("every partition committed at its end"), "{stdout}");
+}
