@@ -1,7 +1,9 @@
 //! The log file format shared by the WAL and sealed fragments.
 //!
-//! A fragment is a sealed WAL renamed, so both have the same layout
-//! (little-endian throughout):
+//! A fragment is a sealed WAL renamed, so both have the same layout. The
+//! file and frame headers are little-endian; the batches inside are Kafka
+//! RecordBatch v2, big-endian (see `batch`). CRC-32 here is IEEE (the
+//! batches carry their own CRC-32C).
 //!
 //! ```text
 //! file header (FILE_HEADER_LEN = 32 bytes)
@@ -25,7 +27,10 @@
 
 use std::path::Path;
 
-use crate::batch::{self, BATCH_MAGIC, HEADER_LEN as BATCH_HEADER_LEN, MAX_BATCH_LEN};
+use crate::batch::{
+    self, BATCH_MAGIC, HEADER_LEN as BATCH_HEADER_LEN, MAX_BATCH_LEN, OFF_BASE_OFFSET, OFF_MAGIC, OFF_MAX_TIMESTAMP,
+    OFF_RECORD_COUNT,
+};
 use crate::error::{Result, StorageError};
 
 /// Magic bytes at the start of every WAL and fragment file.
@@ -138,28 +143,35 @@ pub(crate) fn peek_frame(bytes: &[u8]) -> std::result::Result<FrameInfo, String>
     if batch::peek_batch_len(b) != Some(len) {
         return Err(format!("frame length {len} disagrees with the batch length {:?}", batch::peek_batch_len(b)));
     }
-    if b[16] != BATCH_MAGIC {
-        return Err(format!("unknown batch magic {}", b[16]));
+    if b[OFF_MAGIC] != BATCH_MAGIC {
+        return Err(format!("unknown batch magic {}", b[OFF_MAGIC]));
     }
-    let u64_at = |at: usize| {
+    // Batch header fields are big-endian (Kafka's byte order).
+    let i64_at = |at: usize| {
         let mut a = [0u8; 8];
         a.copy_from_slice(&b[at..at + 8]);
-        u64::from_le_bytes(a)
+        i64::from_be_bytes(a)
     };
-    let count = u32::from_le_bytes([b[53], b[54], b[55], b[56]]);
-    if count == 0 {
-        return Err("batch with no records".into());
+    let count = i32::from_be_bytes([
+        b[OFF_RECORD_COUNT],
+        b[OFF_RECORD_COUNT + 1],
+        b[OFF_RECORD_COUNT + 2],
+        b[OFF_RECORD_COUNT + 3],
+    ]);
+    if count < 1 {
+        return Err(format!("batch with record count {count}"));
     }
-    let base_offset = u64_at(0);
+    let base_offset = u64::try_from(i64_at(OFF_BASE_OFFSET))
+        .map_err(|_| format!("negative base offset {}", i64_at(OFF_BASE_OFFSET)))?;
     let next_offset = base_offset
-        .checked_add(u64::from(count))
+        .checked_add(count as u64)
         .ok_or_else(|| format!("base offset {base_offset} + {count} records overflows"))?;
     Ok(FrameInfo {
         len,
         crc: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
         base_offset,
         next_offset,
-        max_timestamp: u64_at(31) as i64,
+        max_timestamp: i64_at(OFF_MAX_TIMESTAMP),
     })
 }
 

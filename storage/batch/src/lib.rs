@@ -1,8 +1,9 @@
 //! Goulette's record-batch codec: the bytes a producer sends, a broker
 //! stores and replicates, and a consumer decodes.
 //!
-//! - [`batch`]: the batch format and [`Batch`] (validation and record
-//!   decoding), with the limits every side enforces.
+//! - [`batch`]: the batch format, Kafka's RecordBatch v2 byte for byte, and
+//!   [`Batch`] (validation and record decoding), with the limits every side
+//!   enforces.
 //! - `builder`: [`BatchBuilder`], encoding records into a batch.
 //! - [`compression`]: gzip, snappy, lz4 and zstd for a batch's records.
 //! - [`error`]: [`BatchError`], what encoding or decoding can fail with.
