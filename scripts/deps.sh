@@ -11,7 +11,7 @@ command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)   # etcd-client's
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)           # integration tests start a real etcd
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)        # make etcd-* targets
-command -v cc >/dev/null 2>&1 || need+=(gcc)                     # zstd's C sources
+command -v cc >/dev/null 2>&1 || need+=(gcc)                     # zstd's C sources, and lz4's (kafka-protocol, a test oracle)
 command -v python3 >/dev/null 2>&1 || need+=(python3)               # make lint's structure checks
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)  # clock-step tests (libfaketime)
 
