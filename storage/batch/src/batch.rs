@@ -18,7 +18,7 @@
 //!                                         (1 = LogAppendTime), bit 4 transactional,
 //!                                         bit 5 control, bit 6 delete horizon
 //!     23   4 last_offset_delta       i32  record_count - 1
-//!     27   8 base_timestamp          i64  first record's, ms since the Unix epoch
+//!     27   8 base_timestamp          i64  ms since the Unix epoch; records hold deltas from it
 //!     35   8 max_timestamp           i64
 //!     43   8 producer_id             i64  -1 when not idempotent
 //!     51   2 producer_epoch          i16  -1 when not idempotent
