@@ -11,21 +11,13 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use goulette_proto::v1::{self as pb, ErrorCode, fetch_request::Kind};
-use goulette_storage::batch::peek_batch_len;
+use goulette_storage::batch::peek_next_offset;
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
 use crate::error::{not_leader, storage_error};
 use crate::fetch_budget::{FetchBudget, FetchOut};
 use crate::partition::Partitions;
-
-/// Offset after the last record of an encoded batch (header fields only).
-fn next_offset(batch: &[u8]) -> Option<u64> {
-    peek_batch_len(batch)?;
-    let base = u64::from_le_bytes(batch.get(0..8)?.try_into().ok()?);
-    let count = u32::from_le_bytes(batch.get(53..57)?.try_into().ok()?);
-    Some(base + u64::from(count))
-}
 
 async fn send_error(out: &FetchOut, error: pb::Error) {
     out.send(pb::FetchResponse { error: Some(error), ..Default::default() }, None).await;
@@ -161,7 +153,7 @@ pub async fn serve(
                 }
                 Err(e) => return send_error(&out, pb::Error::new(ErrorCode::Internal, e.to_string())).await,
             };
-            if let Some(next) = batches.last().and_then(|b| next_offset(b)) {
+            if let Some(next) = batches.last().and_then(|b| peek_next_offset(b)) {
                 let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
                 // Give back what the read did not fill.
                 drop(permit.split(want.saturating_sub(bytes as usize)));

@@ -105,8 +105,7 @@ fn read(c: &mut Criterion) {
                     Batch::parse(b).unwrap().next_offset()
                 } else {
                     // Header fields only: the payload is handed on untouched.
-                    let count = u32::from_le_bytes(b[53..57].try_into().unwrap());
-                    u64::from_le_bytes(b[0..8].try_into().unwrap()) + u64::from(count)
+                    goulette_storage::batch::peek_next_offset(&b).unwrap()
                 };
                 offset = next;
             }

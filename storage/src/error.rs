@@ -39,6 +39,19 @@ pub enum StorageError {
         reason: String,
     },
 
+    /// A log file is in a format this version does not read: written by an
+    /// older (or newer) Goulette. Not corruption: nothing is cut, repaired or
+    /// deleted, and the files stay as they were.
+    #[error("log file {path} has format version {version}: {}", unsupported_format_advice(*.version, *.supported))]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format version in its header.
+        version: u16,
+        /// The only version this build reads (`frame::FILE_VERSION`).
+        supported: u16,
+    },
+
     /// A read asked for an offset the log does not hold.
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {
@@ -117,6 +130,23 @@ pub enum StorageError {
         /// Why it stopped accepting work (never [`LogState::Open`]).
         state: LogState,
     },
+}
+
+/// Where a log file of format `version` came from, and what an operator can
+/// do about it.
+fn unsupported_format_advice(version: u16, current: u16) -> String {
+    let (origin, remedy) = match version {
+        1 => (
+            "it was written by a Goulette version with batch format 1 (before the Kafka RecordBatch v2 switch)",
+            "drain it with the older version",
+        ),
+        v if v > current => ("it was written by a newer Goulette version", "open it with that version"),
+        _ => ("no Goulette version writes it", "open it with the program that wrote it"),
+    };
+    format!(
+        "{origin}, and this version reads only format {current}: {remedy}, or delete the partition directory \
+         to start empty; nothing was changed"
+    )
 }
 
 /// Result alias for the storage crate.

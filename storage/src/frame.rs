@@ -1,7 +1,9 @@
 //! The log file format shared by the WAL and sealed fragments.
 //!
-//! A fragment is a sealed WAL renamed, so both have the same layout
-//! (little-endian throughout):
+//! A fragment is a sealed WAL renamed, so both have the same layout. The
+//! file and frame headers are little-endian; the batches inside are Kafka
+//! RecordBatch v2, big-endian (see `batch`). CRC-32 here is IEEE (the
+//! batches carry their own CRC-32C).
 //!
 //! ```text
 //! file header (FILE_HEADER_LEN = 32 bytes)
@@ -17,6 +19,12 @@
 //!      8 len batch        one record batch (see `batch`), offsets stamped
 //! ```
 //!
+//! The version names the batch format inside: version 1 files hold
+//! Goulette's own batches (magic 1, little-endian, CRC-32), version 2 files
+//! Kafka's RecordBatch v2 (magic 2). A file of another version is
+//! [`StorageError::UnsupportedFormat`], never corruption: nothing in it is
+//! cut, repaired or deleted (see `PartitionLog::open`).
+//!
 //! The frame CRC covers the whole batch, including the base offset and leader
 //! epoch that the batch's own CRC leaves out, so a torn or flipped byte anywhere
 //! in a frame is caught. A frame is valid only if its length is within bounds,
@@ -25,13 +33,16 @@
 
 use std::path::Path;
 
-use crate::batch::{self, BATCH_MAGIC, HEADER_LEN as BATCH_HEADER_LEN, MAX_BATCH_LEN};
+use crate::batch::{
+    self, BATCH_MAGIC, HEADER_LEN as BATCH_HEADER_LEN, MAX_BATCH_LEN, OFF_BASE_OFFSET, OFF_MAGIC, OFF_MAX_TIMESTAMP,
+    OFF_RECORD_COUNT,
+};
 use crate::error::{Result, StorageError};
 
 /// Magic bytes at the start of every WAL and fragment file.
 pub const FILE_MAGIC: [u8; 8] = *b"GOULLOG\0";
-/// Version of the log file format.
-pub const FILE_VERSION: u16 = 1;
+/// Version of the log file format: 2 since batches are Kafka RecordBatch v2.
+pub const FILE_VERSION: u16 = 2;
 /// Length of the file header; the first frame starts here.
 pub const FILE_HEADER_LEN: usize = 32;
 /// Length of a frame header (len + crc).
@@ -50,7 +61,16 @@ pub(crate) fn file_header(base_offset: u64) -> [u8; FILE_HEADER_LEN] {
     h
 }
 
-/// Checks a log file header against the base offset its name promises.
+/// The format version in a log file header, if the header is complete and
+/// sound (magic and CRC): only then does its version mean anything.
+pub(crate) fn file_version(bytes: &[u8]) -> Option<u16> {
+    let h = bytes.get(..FILE_HEADER_LEN)?;
+    let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
+    (h[0..8] == FILE_MAGIC && crc == crc32fast::hash(&h[..28])).then(|| u16::from_le_bytes([h[8], h[9]]))
+}
+
+/// Checks a log file header against the base offset its name promises. A
+/// sound header of another version is [`StorageError::UnsupportedFormat`].
 pub(crate) fn check_file_header(bytes: &[u8], path: &Path, base_offset: u64) -> Result<()> {
     let bad = |reason: String| Err(StorageError::corruption(path, 0, reason));
     if bytes.len() < FILE_HEADER_LEN {
@@ -60,13 +80,11 @@ pub(crate) fn check_file_header(bytes: &[u8], path: &Path, base_offset: u64) -> 
     if h[0..8] != FILE_MAGIC {
         return bad("bad magic".into());
     }
-    let crc = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
-    if crc != crc32fast::hash(&h[..28]) {
+    let Some(version) = file_version(h) else {
         return bad("header CRC mismatch".into());
-    }
-    let version = u16::from_le_bytes([h[8], h[9]]);
+    };
     if version != FILE_VERSION {
-        return bad(format!("unsupported format version {version}"));
+        return Err(StorageError::UnsupportedFormat { path: path.to_owned(), version, supported: FILE_VERSION });
     }
     let mut b = [0u8; 8];
     b.copy_from_slice(&h[12..20]);
@@ -77,15 +95,33 @@ pub(crate) fn check_file_header(bytes: &[u8], path: &Path, base_offset: u64) -> 
     Ok(())
 }
 
-/// Reads the header of the log file at `path` and checks it (see
-/// [`check_file_header`]), without reading the rest of the file.
-pub(crate) fn check_file_header_of(path: &Path, base_offset: u64) -> Result<()> {
+/// Reads the first `FILE_HEADER_LEN` bytes (fewer if the file is shorter)
+/// of the log file at `path`.
+fn read_head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut head = Vec::with_capacity(FILE_HEADER_LEN);
     std::fs::File::open(path)
         .and_then(|f| f.take(FILE_HEADER_LEN as u64).read_to_end(&mut head))
         .map_err(|e| StorageError::io(format!("read header of {}", path.display()), e))?;
-    check_file_header(&head, path, base_offset)
+    Ok(head)
+}
+
+/// Reads the header of the log file at `path` and checks it (see
+/// [`check_file_header`]), without reading the rest of the file.
+pub(crate) fn check_file_header_of(path: &Path, base_offset: u64) -> Result<()> {
+    check_file_header(&read_head(path)?, path, base_offset)
+}
+
+/// Fails with [`StorageError::UnsupportedFormat`] when the log file at
+/// `path` has a sound header of another version than [`FILE_VERSION`]. Any
+/// other header, damaged or torn included, passes: recovery judges those.
+pub(crate) fn check_file_version_of(path: &Path) -> Result<()> {
+    match file_version(&read_head(path)?) {
+        Some(version) if version != FILE_VERSION => {
+            Err(StorageError::UnsupportedFormat { path: path.to_owned(), version, supported: FILE_VERSION })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The frame header for `batch`, whose first bytes may have been restamped:
@@ -138,28 +174,35 @@ pub(crate) fn peek_frame(bytes: &[u8]) -> std::result::Result<FrameInfo, String>
     if batch::peek_batch_len(b) != Some(len) {
         return Err(format!("frame length {len} disagrees with the batch length {:?}", batch::peek_batch_len(b)));
     }
-    if b[16] != BATCH_MAGIC {
-        return Err(format!("unknown batch magic {}", b[16]));
+    if b[OFF_MAGIC] != BATCH_MAGIC {
+        return Err(format!("unknown batch magic {}", b[OFF_MAGIC]));
     }
-    let u64_at = |at: usize| {
+    // Batch header fields are big-endian (Kafka's byte order).
+    let i64_at = |at: usize| {
         let mut a = [0u8; 8];
         a.copy_from_slice(&b[at..at + 8]);
-        u64::from_le_bytes(a)
+        i64::from_be_bytes(a)
     };
-    let count = u32::from_le_bytes([b[53], b[54], b[55], b[56]]);
-    if count == 0 {
-        return Err("batch with no records".into());
+    let count = i32::from_be_bytes([
+        b[OFF_RECORD_COUNT],
+        b[OFF_RECORD_COUNT + 1],
+        b[OFF_RECORD_COUNT + 2],
+        b[OFF_RECORD_COUNT + 3],
+    ]);
+    if count < 1 {
+        return Err(format!("batch with record count {count}"));
     }
-    let base_offset = u64_at(0);
+    let base_offset = u64::try_from(i64_at(OFF_BASE_OFFSET))
+        .map_err(|_| format!("negative base offset {}", i64_at(OFF_BASE_OFFSET)))?;
     let next_offset = base_offset
-        .checked_add(u64::from(count))
+        .checked_add(count as u64)
         .ok_or_else(|| format!("base offset {base_offset} + {count} records overflows"))?;
     Ok(FrameInfo {
         len,
         crc: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
         base_offset,
         next_offset,
-        max_timestamp: u64_at(31) as i64,
+        max_timestamp: i64_at(OFF_MAX_TIMESTAMP),
     })
 }
 
@@ -198,5 +241,21 @@ mod tests {
         flipped[13] ^= 1;
         assert!(check_file_header(&flipped, Path::new("x"), 42).is_err());
         assert!(check_file_header(&h[..10], Path::new("x"), 42).is_err());
+    }
+
+    /// A sound header of another version is refused as such, not as
+    /// corruption; a damaged one stays corruption.
+    #[test]
+    fn another_version_is_unsupported_not_corrupt() {
+        let mut h = file_header(42);
+        h[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let crc = crc32fast::hash(&h[..28]);
+        h[28..32].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(file_version(&h), Some(1));
+        let err = check_file_header(&h, Path::new("x"), 42).unwrap_err();
+        assert!(matches!(err, StorageError::UnsupportedFormat { version: 1, .. }), "{err}");
+        h[8] = 3; // the CRC no longer matches
+        assert_eq!(file_version(&h), None);
+        assert!(matches!(check_file_header(&h, Path::new("x"), 42), Err(StorageError::Corruption { .. })));
     }
 }

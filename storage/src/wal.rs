@@ -111,10 +111,11 @@ impl Wal {
     /// partial frame never sits in front of later appends.
     pub fn append(&mut self, batch: &Batch, base_offset: u64, leader_epoch: u32, now_ms: i64) -> Result<FrameInfo> {
         let bytes = batch.as_bytes();
+        // The batch's first 16 bytes with offset and epoch stamped (big-endian, as `Batch::stamped`).
         let mut prefix = [0u8; 16];
-        prefix[0..8].copy_from_slice(&base_offset.to_le_bytes());
+        prefix[0..8].copy_from_slice(&base_offset.to_be_bytes());
         prefix[8..12].copy_from_slice(&bytes[8..12]);
-        prefix[12..16].copy_from_slice(&leader_epoch.to_le_bytes());
+        prefix[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
         let header = frame::frame_header(&prefix, bytes);
         let mut slices = [IoSlice::new(&header), IoSlice::new(&prefix), IoSlice::new(&bytes[16..])];
         if let Err(e) = write_all_vectored(&self.file, &mut slices) {

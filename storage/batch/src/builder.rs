@@ -1,10 +1,14 @@
 //! Encoding a batch: [`BatchBuilder`] gathers records (with their deltas
 //! and varints), compresses them as a whole, and writes the header and its
-//! CRC, in the format documented in [`crate::batch`].
+//! CRC-32C, in the format documented in [`crate::batch`] (Kafka's RecordBatch
+//! v2). Every value it writes is non-null.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::batch::{BATCH_MAGIC, HEADER_LEN, MAX_BATCH_LEN, OFF_ATTRIBUTES, OFF_CRC, ProducerInfo, Record};
+use crate::batch::{
+    BATCH_MAGIC, HEADER_LEN, LOG_OVERHEAD, MAX_BATCH_LEN, MAX_UNCOMPRESSED_LEN, OFF_CRC, ProducerInfo, Record,
+    batch_crc,
+};
 use crate::compression::Compression;
 use crate::error::{BatchError, Result};
 use crate::varint;
@@ -69,7 +73,7 @@ impl BatchBuilder {
             return true;
         }
         let body_len = self.encoded_body_len(record);
-        if self.encoded_len() + varint::len_u64(body_len as u64) + body_len > limit {
+        if self.encoded_len() + varint::varint_len(body_len as i32) + body_len > limit {
             return false;
         }
         self.push_encoded(record, body_len);
@@ -86,51 +90,47 @@ impl BatchBuilder {
     }
 
     /// Appends a record whose body encodes to `body_len` bytes (computed
-    /// once `first_timestamp` is set).
+    /// once `first_timestamp` is set). Lengths and counts are written as
+    /// `i32` varints, exact for anything below `MAX_UNCOMPRESSED_LEN`;
+    /// [`BatchBuilder::build`] refuses records beyond it.
     fn push_encoded(&mut self, record: &Record, body_len: usize) {
+        let out = &mut self.records;
         self.max_timestamp = self.max_timestamp.max(record.timestamp);
-        varint::put_u64(&mut self.records, body_len as u64);
-        let start = self.records.len();
-        self.records.push(0);
-        varint::put_i64(&mut self.records, record.timestamp.wrapping_sub(self.first_timestamp));
-        varint::put_u64(&mut self.records, u64::from(self.count));
+        varint::put_varint(out, body_len as i32);
+        let start = out.len();
+        out.push(0);
+        varint::put_varlong(out, record.timestamp.wrapping_sub(self.first_timestamp));
+        varint::put_varint(out, self.count as i32);
         match &record.key {
             Some(key) => {
-                varint::put_i64(&mut self.records, key.len() as i64);
-                self.records.extend_from_slice(key);
+                varint::put_varint(out, key.len() as i32);
+                out.extend_from_slice(key);
             }
-            None => varint::put_i64(&mut self.records, -1),
+            None => varint::put_varint(out, -1),
         }
-        varint::put_u64(&mut self.records, record.value.len() as u64);
-        self.records.extend_from_slice(&record.value);
-        varint::put_u64(&mut self.records, record.headers.len() as u64);
+        varint::put_varint(out, record.value.len() as i32);
+        out.extend_from_slice(&record.value);
+        varint::put_varint(out, record.headers.len() as i32);
         for (name, value) in &record.headers {
-            varint::put_u64(&mut self.records, name.len() as u64);
-            self.records.extend_from_slice(name.as_bytes());
-            varint::put_u64(&mut self.records, value.len() as u64);
-            self.records.extend_from_slice(value);
+            varint::put_varint(out, name.len() as i32);
+            out.extend_from_slice(name.as_bytes());
+            varint::put_varint(out, value.len() as i32);
+            out.extend_from_slice(value);
         }
-        debug_assert_eq!(self.records.len() - start, body_len);
+        debug_assert_eq!(out.len() - start, body_len);
         self.count += 1;
     }
 
     fn encoded_body_len(&self, record: &Record) -> usize {
-        let zz = |v: i64| varint::len_u64(((v << 1) ^ (v >> 63)) as u64);
-        let key = match &record.key {
-            Some(k) => zz(k.len() as i64) + k.len(),
-            None => 1,
-        };
-        let headers: usize = record
-            .headers
-            .iter()
-            .map(|(n, v)| varint::len_u64(n.len() as u64) + n.len() + varint::len_u64(v.len() as u64) + v.len())
-            .sum();
-        1 + zz(record.timestamp.wrapping_sub(self.first_timestamp))
-            + varint::len_u64(u64::from(self.count))
+        // A length-prefixed field.
+        let field = |len: usize| varint::varint_len(len as i32) + len;
+        let key = record.key.as_ref().map_or(varint::varint_len(-1), |k| field(k.len()));
+        let headers: usize = record.headers.iter().map(|(n, v)| field(n.len()) + field(v.len())).sum();
+        1 + varint::varlong_len(record.timestamp.wrapping_sub(self.first_timestamp))
+            + varint::varint_len(self.count as i32)
             + key
-            + varint::len_u64(record.value.len() as u64)
-            + record.value.len()
-            + varint::len_u64(record.headers.len() as u64)
+            + field(record.value.len())
+            + varint::varint_len(record.headers.len() as i32)
             + headers
     }
 
@@ -138,6 +138,11 @@ impl BatchBuilder {
     pub fn build(self) -> Result<Bytes> {
         if self.count == 0 {
             return Err(BatchError::invalid_batch("a batch needs at least one record"));
+        }
+        // No reader would decompress more (and the record lengths and count
+        // written as i32 varints are only exact below it).
+        if self.records.len() > MAX_UNCOMPRESSED_LEN {
+            return Err(BatchError::BatchTooLarge { size: self.records.len(), max: MAX_UNCOMPRESSED_LEN });
         }
         let body = match self.compression {
             Compression::None => self.records,
@@ -148,22 +153,25 @@ impl BatchBuilder {
             return Err(BatchError::BatchTooLarge { size: total, max: MAX_BATCH_LEN });
         }
         let producer = self.producer.unwrap_or(ProducerInfo { producer_id: -1, producer_epoch: -1, base_sequence: -1 });
+        let count = self.count as i32;
         let mut buf = BytesMut::with_capacity(total);
-        buf.put_u64_le(0);
-        buf.put_u32_le(total as u32);
-        buf.put_u32_le(0);
+        buf.put_i64(0); // base offset
+        buf.put_i32((total - LOG_OVERHEAD) as i32);
+        buf.put_i32(0); // partition leader epoch
         buf.put_u8(BATCH_MAGIC);
-        buf.put_u32_le(0); // CRC, filled below
-        buf.put_u16_le(self.compression.id());
-        buf.put_i64_le(self.first_timestamp);
-        buf.put_i64_le(self.max_timestamp);
-        buf.put_i64_le(producer.producer_id);
-        buf.put_i16_le(producer.producer_epoch);
-        buf.put_i32_le(producer.base_sequence);
-        buf.put_u32_le(self.count);
+        buf.put_u32(0); // CRC, filled below
+        buf.put_i16(self.compression.id() as i16);
+        buf.put_i32(count - 1); // last offset delta
+        buf.put_i64(self.first_timestamp);
+        buf.put_i64(self.max_timestamp);
+        buf.put_i64(producer.producer_id);
+        buf.put_i16(producer.producer_epoch);
+        buf.put_i32(producer.base_sequence);
+        buf.put_i32(count);
         buf.extend_from_slice(&body);
-        let crc = crc32fast::hash(&buf[OFF_ATTRIBUTES..]);
-        buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(buf.len(), total);
+        let crc = batch_crc(&buf);
+        buf[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
         Ok(buf.freeze())
     }
 }

@@ -1,10 +1,12 @@
 //! Goulette's record-batch codec: the bytes a producer sends, a broker
 //! stores and replicates, and a consumer decodes.
 //!
-//! - [`batch`]: the batch format and [`Batch`] (validation and record
-//!   decoding), with the limits every side enforces.
+//! - [`batch`]: the batch format, Kafka's RecordBatch v2 byte for byte, and
+//!   [`Batch`] (validation and record decoding), with the limits every side
+//!   enforces.
 //! - `builder`: [`BatchBuilder`], encoding records into a batch.
-//! - [`compression`]: gzip, snappy, lz4 and zstd for a batch's records.
+//! - [`compression`]: gzip, snappy, lz4 and zstd for a batch's records, in
+//!   Kafka's framings.
 //! - [`error`]: [`BatchError`], what encoding or decoding can fail with.
 //!
 //! Pure computation on bytes: no file or network I/O, so that a client can

@@ -1,8 +1,9 @@
-//! Opening a log and recovering it: completing an interrupted seal or
-//! truncation,
-//! checking every fragment (rebuilding a missing index), checking that the
-//! files are contiguous, scanning the WAL (cutting only a torn tail), then
-//! rebuilding the leader-epoch history and the idempotent producers' state.
+//! Opening a log and recovering it: refusing files of another format
+//! version before anything is changed, completing an interrupted seal or
+//! truncation, checking every fragment (rebuilding a missing index),
+//! checking that the files are contiguous, scanning the WAL (cutting only a
+//! torn tail), then rebuilding the leader-epoch history and the idempotent
+//! producers' state.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -38,9 +39,11 @@ struct Listing {
     frags: BTreeSet<u64>,
     indexes: BTreeSet<u64>,
     snapshots: BTreeSet<u64>,
+    /// Leftover `*.tmp` files, deleted once the format is known to be ours.
+    tmps: Vec<PathBuf>,
 }
 
-/// Lists `dir`, deleting leftover `*.tmp` files.
+/// Lists `dir`, changing nothing.
 fn list(dir: &Path) -> Result<Listing> {
     let mut found = Listing::default();
     for entry in std::fs::read_dir(dir).context(|| format!("list {}", dir.display()))? {
@@ -48,7 +51,7 @@ fn list(dir: &Path) -> Result<Listing> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.ends_with(TMP_SUFFIX) {
-            crashsafe::remove_if_exists(&entry.path())?;
+            found.tmps.push(entry.path());
             continue;
         }
         if name == EPOCHS_FILE || name == crate::identity::IDENTITY_FILE {
@@ -66,6 +69,19 @@ fn list(dir: &Path) -> Result<Listing> {
         };
     }
     Ok(found)
+}
+
+/// Fails with `UnsupportedFormat` if any WAL or fragment has a sound header
+/// of another format version (an older Goulette's). Runs before recovery
+/// changes anything: recovery would take such a file for corruption, and
+/// corruption may be cut (see `repair`); this leaves it untouched.
+fn check_versions(dir: &Path, found: &Listing) -> Result<()> {
+    let wals = found.wals.iter().map(|&base| file_name(base, WAL_SUFFIX));
+    let frags = found.frags.iter().map(|&base| file_name(base, FRAGMENT_SUFFIX));
+    for name in wals.chain(frags) {
+        frame::check_file_version_of(&dir.join(name))?;
+    }
+    Ok(())
 }
 
 /// Completes a seal interrupted after its switch (see `seal`): exactly two
@@ -155,6 +171,10 @@ impl PartitionLog {
         let epoch = Instant::now();
         let interval = config.index_interval_bytes;
         let mut found = list(&dir)?;
+        check_versions(&dir, &found)?;
+        for tmp in &found.tmps {
+            crashsafe::remove_if_exists(tmp)?;
+        }
         complete_seal(&dir, &mut found, interval)?;
         complete_truncation(&dir, &mut found)?;
 
