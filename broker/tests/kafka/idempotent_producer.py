@@ -21,7 +21,6 @@ def produce(codec):
         "acks": "all",
         "compression.type": codec,
         "linger.ms": 5,
-        "debug": "",
     })
 
     def delivered(err, msg):
