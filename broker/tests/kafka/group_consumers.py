@@ -46,23 +46,32 @@ def wait_until(what, predicate, timeout):
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def member_partitions(i):
-    path = os.path.join(workdir, f"member-{i}.txt")
-    if not os.path.exists(path):
-        return set()
-    with open(path) as f:
-        return {line.split()[0] for line in f if line.strip()}
+def assignments():
+    """Each member's current assignment (a set of partitions)."""
+    out = []
+    for i in range(3):
+        path = os.path.join(workdir, f"member-{i}.txt.assigned")
+        if not os.path.exists(path):
+            out.append(set())
+            continue
+        with open(path) as f:
+            out.append({int(p) for p in f.read().split(",") if p})
+    return out
+
+
+def split_evenly():
+    parts = assignments()
+    union = set().union(*parts)
+    return [len(p) for p in parts] == [2, 2, 2] and union == set(range(6))
 
 
 produce(0, count)
 members = [subprocess.Popen([sys.executable, os.path.join(here, "group_member.py"), bootstrap, topic, group,
                              os.path.join(workdir, f"member-{i}.txt")]) for i in range(3)]
 try:
+    wait_until("the 6 partitions split 2/2/2 among the 3 members", split_evenly, 60)
+    print(f"assignments: {assignments()}", flush=True)
     wait_until("the first batch consumed", lambda: len(consumed()) >= count, 60)
-    split = [len(member_partitions(i)) for i in range(3)]
-    print(f"partitions consumed per member: {split}", flush=True)
-    if sorted(split) != [2, 2, 2]:
-        raise SystemExit(f"the 6 partitions were not split 2/2/2 among 3 members: {split}")
     members[0].send_signal(signal.SIGTERM)
     members[0].wait(30)
     members[1].send_signal(signal.SIGKILL)

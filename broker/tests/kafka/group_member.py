@@ -1,6 +1,7 @@
 """One member of a confluent-kafka consumer group: subscribes to TOPIC in
 GROUP, writes "partition offset value" for each message to OUT (flushed),
-then commits it synchronously. SIGTERM: close (commit and leave the group).
+then commits it synchronously, and its current assignment to OUT.assigned.
+SIGTERM: close (commit and leave the group).
 
 Usage: group_member.py BOOTSTRAP TOPIC GROUP OUT
 """
@@ -27,7 +28,17 @@ consumer = Consumer({
     "session.timeout.ms": 6000,
     "heartbeat.interval.ms": 500,
 })
-consumer.subscribe([topic])
+def assigned(_consumer, partitions):
+    with open(out + ".assigned", "w") as f:
+        f.write(",".join(str(p.partition) for p in partitions))
+
+
+def revoked(_consumer, _partitions):
+    with open(out + ".assigned", "w") as f:
+        f.write("")
+
+
+consumer.subscribe([topic], on_assign=assigned, on_revoke=revoked)
 with open(out, "a", buffering=1) as f:
     while not stop:
         msg = consumer.poll(0.2)
