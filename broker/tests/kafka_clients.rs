@@ -115,3 +115,39 @@ fn given_three_confluent_kafka_group_members_they_should_split_the_partitions_an
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("every partition committed at its end"), "{stdout}");
 }
+
+#[test]
+fn given_an_idempotent_kafka_producer_when_the_leader_is_killed_every_acknowledged_message_should_be_there_once_in_order() {
+    let mut cluster = KafkaCluster::start(3, &[]);
+    create_topic(&cluster, "failover", 1, 3);
+    let leader = cluster.wait_led("failover").topics[0].partitions[0].leader_id.0;
+    let work = tempfile::tempdir().unwrap();
+    let acked_path = work.path().join("acked.txt");
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("broker/tests/kafka/numbered_producer.py")).args([
+        &cluster.bootstrap(),
+        "failover",
+        "8",
+        acked_path.to_str().unwrap(),
+    ]);
+    let producer = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let victim = cluster.brokers.iter_mut().find(|b| b.id as i32 == leader).unwrap();
+    victim.kill();
+    let out = producer.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let acked: Vec<u64> =
+        std::fs::read_to_string(&acked_path).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    assert!(acked.len() > 100, "only {} acknowledged", acked.len());
+    // Read the partition back from a surviving broker.
+    let survivor = cluster.brokers.iter().find(|b| b.id as i32 != leader).unwrap().kafka_address.to_string();
+    let out = kcat(&survivor, &["-C", "-t", "failover", "-o", "beginning", "-e", "-f", "%s\n"], None);
+    let stored: Vec<u64> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    assert!(stored.windows(2).all(|w| w[0] < w[1]), "stored numbers are unique and in order");
+    let present: std::collections::HashSet<u64> = stored.iter().copied().collect();
+    let lost: Vec<&u64> = acked.iter().filter(|n| !present.contains(n)).collect();
+    assert!(lost.is_empty(), "{} acknowledged messages lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    let new_leader = cluster.wait_led("failover").topics[0].partitions[0].leader_id.0;
+    assert_ne!(new_leader, leader, "the leadership moved");
+    eprintln!("{} acknowledged, {} stored, leader {leader} -> {new_leader}", acked.len(), stored.len());
+}
