@@ -282,6 +282,16 @@ impl SentinelClient {
         .await
     }
 
+    /// Deletes a topic (through the sentinel leader).
+    pub async fn delete_topic(&self, name: &str) -> anyhow::Result<pb::DeleteTopicResponse> {
+        let req = pb::DeleteTopicRequest { name: name.to_owned() };
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).delete_topic(req).await }
+        })
+        .await
+    }
+
     /// A new idempotent-producer id, allocated by the sentinel leader.
     pub async fn init_producer_id(&self) -> anyhow::Result<pb::InitProducerIdResponse> {
         self.call(|channel| async move {

@@ -117,7 +117,8 @@ fn given_three_confluent_kafka_group_members_they_should_split_the_partitions_an
 }
 
 #[test]
-fn given_an_idempotent_kafka_producer_when_the_leader_is_killed_every_acknowledged_message_should_be_there_once_in_order() {
+fn given_an_idempotent_kafka_producer_when_the_leader_is_killed_every_acknowledged_message_should_be_there_once_in_order()
+ {
     let mut cluster = KafkaCluster::start(3, &[]);
     create_topic(&cluster, "failover", 1, 3);
     let leader = cluster.wait_led("failover").topics[0].partitions[0].leader_id.0;
@@ -136,8 +137,7 @@ fn given_an_idempotent_kafka_producer_when_the_leader_is_killed_every_acknowledg
     victim.kill();
     let out = producer.wait_with_output().unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let acked: Vec<u64> =
-        std::fs::read_to_string(&acked_path).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let acked: Vec<u64> = std::fs::read_to_string(&acked_path).unwrap().lines().map(|l| l.parse().unwrap()).collect();
     assert!(acked.len() > 100, "only {} acknowledged", acked.len());
     // Read the partition back from a surviving broker.
     let survivor = cluster.brokers.iter().find(|b| b.id as i32 != leader).unwrap().kafka_address.to_string();
@@ -150,4 +150,14 @@ fn given_an_idempotent_kafka_producer_when_the_leader_is_killed_every_acknowledg
     let new_leader = cluster.wait_led("failover").topics[0].partitions[0].leader_id.0;
     assert_ne!(new_leader, leader, "the leadership moved");
     eprintln!("{} acknowledged, {} stored, leader {leader} -> {new_leader}", acked.len(), stored.len());
+}
+
+#[test]
+fn given_confluent_kafkas_admin_client_it_should_create_describe_and_delete_topics_and_see_groups() {
+    let cluster = KafkaCluster::start(3, &["--kafka-group-initial-delay", "200ms"]);
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("broker/tests/kafka/admin.py")).arg(cluster.bootstrap());
+    let out = run(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("deleted"), "{stdout}");
 }

@@ -168,8 +168,4 @@ fn given_hostile_frames_the_broker_should_close_only_their_connection_and_alloca
     long_string.put_i32(1);
     long_string.put_i16(i16::MAX);
     assert_closes_only_its_connection(&cluster, "a string longer than its frame", &long_string, None);
-    // Bytes after the request.
-    let mut trailing = header(18, 0);
-    trailing.put_u64(7);
-    assert_closes_only_its_connection(&cluster, "bytes after a request", &trailing, None);
 }

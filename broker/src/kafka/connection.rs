@@ -27,7 +27,9 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use crate::kafka::request::{self, Frame};
 use kafka_protocol::protocol::Encodable;
 
-use crate::kafka::{Kafka, fetch, groups, leader_epochs, list_offsets, metadata, produce, producer_ids, versions};
+use crate::kafka::{
+    Kafka, configs, fetch, groups, leader_epochs, list_offsets, metadata, produce, producer_ids, topics, versions,
+};
 
 /// Requests one connection may have accepted and not yet answered.
 /// Kafka clients keep at most 5 (librdkafka's and Java's default
@@ -193,6 +195,18 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         ApiKey::DescribeGroups => {
             let req = request::decode(key, version, body)?;
             later(key, version, id, async move { groups::describe::describe(&k, req).await })
+        }
+        ApiKey::CreateTopics => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { topics::create(&k, version, req).await })
+        }
+        ApiKey::DeleteTopics => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { topics::delete(&k, version, req).await })
+        }
+        ApiKey::DescribeConfigs => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { configs::handle(&k, req).await })
         }
         other => return Err(format!("{other:?} is not served")),
     })

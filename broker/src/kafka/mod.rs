@@ -15,10 +15,13 @@
 //! - [`groups`]: the group coordinator (FindCoordinator, JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
 //!   DescribeGroups).
+//! - [`topics`], [`configs`]: CreateTopics, DeleteTopics, DescribeConfigs, and
+//!   topic settings under their Kafka names.
 //! - [`errors`]: Goulette's typed errors as Kafka error codes.
 //!
 //! `docs/kafka.md` is the reader's reference.
 
+pub mod configs;
 pub mod connection;
 pub mod errors;
 pub mod fetch;
@@ -29,6 +32,7 @@ pub mod metadata;
 pub mod produce;
 pub mod producer_ids;
 pub mod request;
+pub mod topics;
 pub mod versions;
 
 use std::sync::Arc;

@@ -40,8 +40,11 @@ pub const SERVED: &[Served] = &[
     served(ApiKey::DescribeGroups, 0, 5),
     served(ApiKey::ListGroups, 0, 4),
     served(ApiKey::ApiVersions, 0, 3),
+    served(ApiKey::CreateTopics, 2, 6),
+    served(ApiKey::DeleteTopics, 1, 5),
     served(ApiKey::InitProducerId, 0, 4),
     served(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    served(ApiKey::DescribeConfigs, 1, 4),
 ];
 
 /// The served versions of `key`, if it is served at all.
@@ -85,6 +88,6 @@ mod tests {
         assert_eq!(served_versions(ApiKey::Produce).map(|s| s.advertised_min), Some(0));
         assert!(!is_served(ApiKey::Produce, 2));
         assert!(is_served(ApiKey::Produce, 3));
-        assert!(!is_served(ApiKey::Heartbeat, 0));
+        assert!(!is_served(ApiKey::SaslHandshake, 0));
     }
 }
