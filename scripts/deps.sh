@@ -37,6 +37,10 @@ python_clients() {
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  # kafka-python's source archive: its integration suite runs against
+  # Goulette (broker/tests/kafka_python_suite.rs).
+  "$venv/bin/pip" download -q --disable-pip-version-check --no-binary :all: --no-deps \
+    "$(grep '^kafka-python==' "$requirements")" -d "$venv/sdist"
   cp "$requirements" "$venv/requirements.txt"
 }
 

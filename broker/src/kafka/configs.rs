@@ -1,6 +1,7 @@
 //! Topic settings under their Kafka names, both ways: CreateTopics reads
 //! them into a Goulette `TopicConfig`, DescribeConfigs (v1–4) shows a
-//! topic's effective values, saying which are defaults.
+//! topic's effective values, saying which are defaults, and a broker's
+//! start settings (read-only) under Kafka's names.
 //!
 //! | Kafka name | Goulette setting | notes |
 //! |---|---|---|
@@ -24,10 +25,13 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::kafka::{Kafka, errors};
 
-/// Kafka's resource type of a topic.
+/// Kafka's resource types: a topic, a broker.
 pub const TOPIC: i8 = 2;
-/// Kafka's config sources: set on the topic, or a default.
+pub const BROKER: i8 = 4;
+/// Kafka's config sources: set on the topic, a broker's start setting, or
+/// a default.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
 /// Applies one Kafka setting to `config`; `Err` is the reason it is refused.
@@ -71,87 +75,136 @@ pub fn apply(config: &mut pb::TopicConfig, name: &str, value: Option<&str>) -> R
     Ok(())
 }
 
-/// A topic's settings under their Kafka names: (name, value, is default, read-only).
-pub fn describe(kafka: &Kafka, config: &pb::TopicConfig) -> Vec<(&'static str, String, bool, bool)> {
+/// One setting as DescribeConfigs shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: &'static str,
+    pub value: String,
+    /// Where the value comes from (Kafka's config source).
+    pub source: i8,
+    pub read_only: bool,
+    /// Kafka's config type (v3+).
+    pub kind: i8,
+}
+
+/// Kafka's config types.
+const BOOLEAN: i8 = 1;
+const STRING: i8 = 2;
+const INT: i8 = 3;
+const LONG: i8 = 5;
+const LIST: i8 = 7;
+
+fn entry(name: &'static str, value: String, source: i8, read_only: bool, kind: i8) -> Entry {
+    Entry { name, value, source, read_only, kind }
+}
+
+/// A topic's settings under their Kafka names, with which are defaults.
+pub fn describe_topic(kafka: &Kafka, config: &pb::TopicConfig) -> Vec<Entry> {
+    let set = |default: bool| if default { DEFAULT_CONFIG } else { DYNAMIC_TOPIC_CONFIG };
     let broker_retention = kafka.config.log.retention_age.map_or(-1, |d| d.as_millis() as i64);
-    let retention_ms = match config.retention_ms {
+    let (retention_ms, retention_ms_default) = match config.retention_ms {
         0 => (broker_retention.to_string(), true),
         u64::MAX => ("-1".to_owned(), false),
         n => (n.to_string(), false),
     };
-    let retention_bytes = match config.retention_bytes {
+    let (retention_bytes, retention_bytes_default) = match config.retention_bytes {
         0 => ("-1".to_owned(), true),
         n => (n.to_string(), false),
     };
-    let min_insync = match config.min_insync_replicas {
+    let (min_insync, min_insync_default) = match config.min_insync_replicas {
         0 => (if config.replication_factor >= 3 { "2" } else { "1" }.to_owned(), true),
         n => (n.to_string(), false),
     };
+    let unclean = config.unclean_leader_election;
     vec![
-        ("retention.ms", retention_ms.0, retention_ms.1, false),
-        ("retention.bytes", retention_bytes.0, retention_bytes.1, false),
-        ("min.insync.replicas", min_insync.0, min_insync.1, false),
-        (
-            "unclean.leader.election.enable",
-            config.unclean_leader_election.to_string(),
-            !config.unclean_leader_election,
-            false,
-        ),
-        ("cleanup.policy", "delete".to_owned(), true, true),
-        ("max.message.bytes", kafka.config.log.max_batch_bytes.to_string(), true, true),
-        ("message.timestamp.type", "CreateTime".to_owned(), true, true),
+        entry("retention.ms", retention_ms, set(retention_ms_default), false, LONG),
+        entry("retention.bytes", retention_bytes, set(retention_bytes_default), false, LONG),
+        entry("min.insync.replicas", min_insync, set(min_insync_default), false, INT),
+        entry("unclean.leader.election.enable", unclean.to_string(), set(!unclean), false, BOOLEAN),
+        entry("cleanup.policy", "delete".to_owned(), DEFAULT_CONFIG, true, LIST),
+        entry("max.message.bytes", kafka.config.log.max_batch_bytes.to_string(), DEFAULT_CONFIG, true, INT),
+        entry("message.timestamp.type", "CreateTime".to_owned(), DEFAULT_CONFIG, true, STRING),
     ]
 }
 
-/// Answers a DescribeConfigs request (topics; other resources are refused).
-pub async fn handle(kafka: &Kafka, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+/// This broker's settings under their Kafka names (all read-only: they
+/// are its start flags).
+pub fn describe_broker(kafka: &Kafka) -> Vec<Entry> {
+    let c = &kafka.config;
+    let listen = c.kafka_address.map(|a| format!("PLAINTEXT://{a}")).unwrap_or_default();
+    let advertised = c.kafka_advertised().map(|a| format!("PLAINTEXT://{a}")).unwrap_or_default();
+    let retention = c.log.retention_age.map_or(-1, |d| d.as_millis() as i64);
+    let delay = c.kafka_group_initial_delay.as_millis().to_string();
+    vec![
+        entry("advertised.listeners", advertised, STATIC_BROKER_CONFIG, true, LIST),
+        entry("listeners", listen, STATIC_BROKER_CONFIG, true, LIST),
+        entry("node.id", c.id.to_string(), STATIC_BROKER_CONFIG, true, INT),
+        entry("broker.id", c.id.to_string(), STATIC_BROKER_CONFIG, true, INT),
+        entry("log.dirs", c.data_dir.display().to_string(), STATIC_BROKER_CONFIG, true, STRING),
+        entry("log.retention.ms", retention.to_string(), STATIC_BROKER_CONFIG, true, LONG),
+        entry("message.max.bytes", c.log.max_batch_bytes.to_string(), STATIC_BROKER_CONFIG, true, INT),
+        entry("socket.request.max.bytes", c.kafka_max_request_bytes.to_string(), STATIC_BROKER_CONFIG, true, INT),
+        entry("group.initial.rebalance.delay.ms", delay, STATIC_BROKER_CONFIG, true, INT),
+    ]
+}
+
+/// Answers a DescribeConfigs request: topics, and this broker.
+pub async fn handle(kafka: &Kafka, version: i16, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let mut results = Vec::with_capacity(req.resources.len().min(1024));
     for resource in req.resources {
         let result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
-        let refuse = |code: i16, message: String| {
-            result.clone().with_error_code(code).with_error_message(Some(StrBytes::from_string(message)))
-        };
-        if resource.resource_type != TOPIC {
-            results.push(refuse(ResponseError::InvalidRequest.code(), "only topic configs can be described".into()));
-            continue;
-        }
-        let name = resource.resource_name.to_string();
-        let asked = pb::MetadataRequest { topics: vec![name.clone()], ..Default::default() };
-        let topic = match kafka.sentinels.metadata(asked).await {
-            Ok(answer) => answer.topics.into_iter().next(),
-            Err(e) => {
-                results.push(refuse(ResponseError::RequestTimedOut.code(), e.to_string()));
-                continue;
+        let entries = match resource.resource_type {
+            TOPIC => topic_entries(kafka, resource.resource_name.as_str()).await,
+            BROKER => {
+                let name = resource.resource_name.as_str();
+                if name.is_empty() || name == kafka.config.id.to_string() {
+                    Ok(describe_broker(kafka))
+                } else {
+                    Err((
+                        ResponseError::InvalidRequest.code(),
+                        format!("this is broker {}, not {name}", kafka.config.id),
+                    ))
+                }
             }
+            _ => Err((ResponseError::InvalidRequest.code(), "only topic and broker configs can be described".into())),
         };
-        let config = match topic {
-            Some(pb::TopicMetadata { error: None, config: Some(config), .. }) => config,
-            Some(pb::TopicMetadata { error: Some(e), .. }) => {
-                results.push(refuse(errors::code(&e), e.message));
-                continue;
-            }
-            _ => {
-                results.push(refuse(ResponseError::UnknownTopicOrPartition.code(), format!("no topic {name}")));
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err((code, message)) => {
+                results.push(result.with_error_code(code).with_error_message(Some(StrBytes::from_string(message))));
                 continue;
             }
         };
         let wanted = resource.configuration_keys.as_ref();
-        let configs = describe(kafka, &config)
+        let configs = entries
             .into_iter()
-            .filter(|(key, ..)| wanted.is_none_or(|w| w.iter().any(|k| k.as_str() == *key)))
-            .map(|(key, value, default, read_only)| {
-                DescribeConfigsResourceResult::default()
-                    .with_name(StrBytes::from_static_str(key))
-                    .with_value(Some(StrBytes::from_string(value)))
-                    .with_read_only(read_only)
-                    .with_config_source(if default { DEFAULT_CONFIG } else { DYNAMIC_TOPIC_CONFIG })
+            .filter(|e| wanted.is_none_or(|w| w.iter().any(|k| k.as_str() == e.name)))
+            .map(|e| {
+                let out = DescribeConfigsResourceResult::default()
+                    .with_name(StrBytes::from_static_str(e.name))
+                    .with_value(Some(StrBytes::from_string(e.value)))
+                    .with_read_only(e.read_only)
+                    .with_config_source(e.source);
+                if version >= 3 { out.with_config_type(e.kind) } else { out }
             })
             .collect();
         results.push(result.with_configs(configs));
     }
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// A topic's settings, or the error code and message to answer.
+async fn topic_entries(kafka: &Kafka, name: &str) -> Result<Vec<Entry>, (i16, String)> {
+    let asked = pb::MetadataRequest { topics: vec![name.to_owned()], ..Default::default() };
+    let answer =
+        kafka.sentinels.metadata(asked).await.map_err(|e| (ResponseError::RequestTimedOut.code(), e.to_string()))?;
+    match answer.topics.into_iter().next() {
+        Some(pb::TopicMetadata { error: None, config: Some(config), .. }) => Ok(describe_topic(kafka, &config)),
+        Some(pb::TopicMetadata { error: Some(e), .. }) => Err((errors::code(&e), e.message)),
+        _ => Err((ResponseError::UnknownTopicOrPartition.code(), format!("no topic {name}"))),
+    }
 }
 
 #[cfg(test)]

@@ -206,7 +206,11 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         }
         ApiKey::DescribeConfigs => {
             let req = request::decode(key, version, body)?;
-            later(key, version, id, async move { configs::handle(&k, req).await })
+            later(key, version, id, async move { configs::handle(&k, version, req).await })
+        }
+        ApiKey::DeleteGroups => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { groups::delete::handle(&k, req).await })
         }
         other => return Err(format!("{other:?} is not served")),
     })

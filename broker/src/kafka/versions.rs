@@ -45,6 +45,7 @@ pub const SERVED: &[Served] = &[
     served(ApiKey::InitProducerId, 0, 4),
     served(ApiKey::OffsetForLeaderEpoch, 2, 4),
     served(ApiKey::DescribeConfigs, 1, 4),
+    served(ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The served versions of `key`, if it is served at all.

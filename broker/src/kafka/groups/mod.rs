@@ -18,8 +18,10 @@
 //! - `membership`: JoinGroup, SyncGroup, Heartbeat, LeaveGroup.
 //! - `commits`: OffsetCommit, OffsetFetch.
 //! - `describe`: ListGroups, DescribeGroups.
+//! - `delete`: DeleteGroups.
 
 pub mod commits;
+pub mod delete;
 pub mod describe;
 pub mod find;
 pub mod membership;
@@ -87,6 +89,14 @@ impl Groups {
     /// Runs `f` on `group` if it exists.
     pub fn with_existing<T>(&self, group: &str, f: impl FnOnce(&Group) -> T) -> Option<T> {
         self.groups.lock().unwrap_or_else(|p| p.into_inner()).get(group).map(f)
+    }
+
+    /// Forgets a group without members (it was deleted).
+    pub fn forget(&self, group: &str) {
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        if groups.get(group).is_some_and(|g| g.members.is_empty()) {
+            groups.remove(group);
+        }
     }
 
     /// The names of the groups with members or pending ids.
