@@ -25,7 +25,7 @@ export MAKE
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-30s %s\n", $$1, $$2}'
 
-deps: ## install what the build and the tests need (protoc, etcd) if missing
+deps: ## install what the build and the tests need (protoc, etcd, kcat, the Python Kafka clients in .venv/) if missing
 	@scripts/deps.sh
 
 build: deps ## build every crate (debug)

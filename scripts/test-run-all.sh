@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make test-run-all`: an end-to-end check of `make run-all` / `make stop-all`
-# on this machine's default ports (2379/2380, 50052, 50061-50063).
+# on this machine's default ports (2379/2380, 50052, 50061-50063, Kafka 9092-9094).
 #   1. refuses unless nothing of ours runs (no live pid in run/)
 #   2. builds the release binaries (bounded by BUILD_TIMEOUT, default 1800 s)
-#   3. make run-all; produces "hello" to a fresh topic and consumes it back
+#   3. make run-all; produces "hello" to a fresh topic and consumes it back;
+#      kcat lists the 3 brokers on the Kafka port 9092 and round-trips a
+#      message that the native consumer reads too
 #   4. make run-all again must report the running cluster, same pids
 #   5. make stop-all; every started pid (and the embedded etcd) must be gone
 # Every step has its own time limit; on failure it stops what it started.
@@ -64,6 +66,21 @@ got=$(timeout 40 "$GOULETTE" consume --topic "$topic" --from-beginning --max-mes
 [ "$got" = hello ] || fail "consumed '$got' from $topic, expected 'hello'"
 log "consumed '$got' from topic $topic"
 
+step "Kafka protocol: kcat -L lists the 3 brokers; a kcat message is read back by kcat and the native consumer"
+bootstrap=$(broker_kafka_address 1)
+listing=$(timeout 30 kcat -b "$bootstrap" -L) || fail "kcat -b $bootstrap -L"
+for n in 1 2 3; do
+  grep -q "broker $n at $(broker_kafka_address "$n")" <<<"$listing" || fail "kcat -L lacks broker $n: $listing"
+done
+ktopic="test-run-all-kafka-$(date +%s)-$$"
+echo "k1:from-kcat" | timeout 30 kcat -b "$bootstrap" -P -t "$ktopic" -K: -z zstd || fail "kcat -P to $ktopic"
+got=$(timeout 30 kcat -b "$bootstrap" -C -t "$ktopic" -o beginning -e -f '%k=%s\n') || fail "kcat -C from $ktopic"
+[ "$got" = "k1=from-kcat" ] || fail "kcat read '$got' from $ktopic, expected 'k1=from-kcat'"
+got=$(timeout 40 "$GOULETTE" consume --topic "$ktopic" --from-beginning --max-messages 1 --timeout 30s) ||
+  fail "native consume from $ktopic"
+[ "$got" = from-kcat ] || fail "the native consumer read '$got' from $ktopic, expected 'from-kcat'"
+log "kcat -L shows brokers 1-3 at $(broker_kafka_address 1)-$(broker_kafka_address 3 | cut -d: -f2); kcat and native reads agree"
+
 step "every server is ready and serves metrics on its HTTP address"
 for addr in "$(sentinel_http_address 1)" "$(broker_http_address 1)" "$(broker_http_address 2)" "$(broker_http_address 3)"; do
   status=$(http_status "$addr" /ready) || fail "nothing answers on http://$addr/ready"
@@ -94,7 +111,7 @@ done
 ! is_ours "$etcd_pid" etcd || fail "the embedded etcd (pid $etcd_pid) still runs after stop-all"
 leftover=$(pid_file_names)
 [ -z "$leftover" ] || fail "pid files left in $RUN_DIR/: $leftover"
-for port in 2379 2380 50052 50061 50062 50063 9652 9661 9662 9663; do
+for port in 2379 2380 50052 50061 50062 50063 9652 9661 9662 9663 9092 9093 9094; do
   ! port_in_use "$port" || fail "port $port still in use after stop-all"
 done
 log "every started process is gone, no pid file left, ports free"
