@@ -66,18 +66,24 @@ impl Failures {
         self.failed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a failure (logged once, when it starts) and wakes the reporter.
+    /// Records a failure (logged once, when it starts) and, when it is new,
+    /// wakes the reporter. A replica that fails again when retried does not
+    /// wake it: the retry would fail again at once, in a loop that spun a
+    /// core (a data directory of an old format failed every retry).
     pub fn record(&self, assignment: Assignment, reason: String, corrupt: bool) {
         let key = (assignment.state.topic.clone(), assignment.state.partition);
         let mut failed = self.lock();
         let report_at = failed.get(&key).map_or(Some(Instant::now()), |f| f.report_at);
-        if !failed.contains_key(&key) {
+        let new = !failed.contains_key(&key);
+        if new {
             tracing::error!(topic = %key.0, partition = key.1, corrupt, reason = %reason,
                 "replica failed: not served; asking the sentinels to move its leadership and ISR");
         }
         failed.insert(key, Failure { reason, corrupt, assignment, report_at });
         drop(failed);
-        self.wake.notify_one();
+        if new {
+            self.wake.notify_one();
+        }
     }
 
     /// Why `topic/partition` failed, and whether its data is damaged, if it did.
@@ -158,5 +164,35 @@ impl Failures {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(topic: &str) -> Assignment {
+        let state = pb::PartitionState { topic: topic.to_owned(), ..Default::default() };
+        Assignment { state, topic: None, incarnation: 1 }
+    }
+
+    /// Notified now (or already), without waiting.
+    fn woken(f: &Failures) -> bool {
+        use std::future::Future;
+        let notified = std::pin::pin!(f.wake.notified());
+        let waker = std::task::Waker::noop();
+        notified.poll(&mut std::task::Context::from_waker(waker)).is_ready()
+    }
+
+    #[test]
+    fn only_a_new_failure_wakes_the_reporter() {
+        let f = Failures::default();
+        f.record(assignment("t"), "cannot open".into(), false);
+        assert!(woken(&f));
+        // The retry failed the same way: no wake-up, or the task would spin.
+        f.record(assignment("t"), "cannot open".into(), false);
+        assert!(!woken(&f));
+        f.record(assignment("u"), "disk full".into(), false);
+        assert!(woken(&f));
     }
 }

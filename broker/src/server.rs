@@ -96,13 +96,15 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     });
 
     let fetch_budget = crate::fetch_budget::FetchBudget::new(config.fetch_memory);
+    let kafka_groups =
+        Arc::new(crate::kafka::groups::Groups::new(partitions.clone(), config.kafka_group_initial_delay));
     if let Some(listener) = kafka_listener {
         let kafka = Arc::new(crate::kafka::Kafka {
             partitions: partitions.clone(),
             config: config.clone(),
             sentinels: sentinels.clone(),
             offsets: offsets.clone(),
-            groups: Arc::new(crate::kafka::groups::Groups::new(partitions.clone(), config.kafka_group_initial_delay)),
+            groups: kafka_groups.clone(),
             fetch_budget: fetch_budget.clone(),
             shutdown: stop.clone(),
         });
@@ -114,6 +116,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         shutdown: stop.clone(),
         offsets,
         fetch_budget,
+        kafka_groups,
     };
     // Room for the largest batch plus the request's other fields.
     let max_message = MAX_BATCH_LEN + (1 << 20);

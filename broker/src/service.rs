@@ -22,6 +22,8 @@ pub struct BrokerGrpc {
     pub offsets: Arc<crate::offsets::Coordinator>,
     /// The memory all fetch streams may hold (`fetch_budget`).
     pub fetch_budget: crate::fetch_budget::FetchBudget,
+    /// The Kafka consumer groups this broker coordinates.
+    pub kafka_groups: Arc<crate::kafka::groups::Groups>,
 }
 
 impl BrokerGrpc {
@@ -130,6 +132,13 @@ impl BrokerService for BrokerGrpc {
         req: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
         Ok(Response::new(self.offsets.delete_group(req.into_inner()).await))
+    }
+
+    async fn describe_kafka_group(
+        &self,
+        req: Request<pb::DescribeKafkaGroupRequest>,
+    ) -> Result<Response<pb::DescribeKafkaGroupResponse>, Status> {
+        Ok(Response::new(crate::kafka::groups::native_view::describe(&self.kafka_groups, &req.into_inner())))
     }
 
     async fn replica_problems(

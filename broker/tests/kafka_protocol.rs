@@ -169,3 +169,196 @@ fn given_hostile_frames_the_broker_should_close_only_their_connection_and_alloca
     long_string.put_i16(i16::MAX);
     assert_closes_only_its_connection(&cluster, "a string longer than its frame", &long_string, None);
 }
+
+mod data {
+    use super::*;
+    use bytes::Bytes;
+    use goulette_storage::{BatchBuilder, Compression, Record};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+        OffsetForLeaderEpochResponse, ProduceRequest, ProduceResponse, TopicName,
+    };
+    use std::time::{Duration, Instant};
+
+    fn name(topic: &str) -> TopicName {
+        TopicName(topic.to_owned().into())
+    }
+
+    fn batch(values: &[&str], timestamp: i64) -> Bytes {
+        let mut b = BatchBuilder::new(Compression::None);
+        for v in values {
+            b.push(&Record { timestamp, key: None, value: Bytes::from(v.to_string()), headers: Vec::new() });
+        }
+        b.build().unwrap()
+    }
+
+    fn produce(conn: &mut KafkaConn, topic: &str, acks: i16, records: Bytes) -> (i16, i64) {
+        let req = ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
+        ]);
+        let answer: ProduceResponse = conn.call(ApiKey::Produce, 9, &req).unwrap();
+        let p = &answer.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    }
+
+    fn fetch(
+        conn: &mut KafkaConn,
+        topic: &str,
+        offset: i64,
+        epoch: i32,
+        wait_ms: i32,
+        min_bytes: i32,
+    ) -> FetchResponse {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(wait_ms)
+            .with_min_bytes(min_bytes)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default().with_topic(name(topic)).with_partitions(vec![
+                FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_current_leader_epoch(epoch)
+                    .with_partition_max_bytes(1 << 20),
+            ])]);
+        conn.call(ApiKey::Fetch, 12, &req).unwrap()
+    }
+
+    /// Produces, retrying NOT_LEADER_OR_FOLLOWER as clients do: the
+    /// metadata names a leader before that broker has applied its assignment.
+    fn produce_when_led(conn: &mut KafkaConn, topic: &str, records: Bytes) -> (i16, i64) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let answer = produce(conn, topic, -1, records.clone());
+            if answer.0 != 6 || Instant::now() > deadline {
+                return answer;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A topic's partition 0: a connection to its leader, its id and epoch.
+    fn led(cluster: &KafkaCluster, topic: &str) -> (KafkaConn, i32, i32) {
+        let metadata = cluster.wait_led(topic);
+        let p = &metadata.topics[0].partitions[0];
+        let conn = KafkaConn::connect(cluster.kafka_address_of(p.leader_id.0)).unwrap();
+        (conn, p.leader_id.0, p.leader_epoch)
+    }
+
+    #[test]
+    fn given_a_fetch_at_the_end_it_should_wait_max_wait_then_wake_on_new_data() {
+        let cluster = KafkaCluster::start(1, &[]);
+        let (mut conn, _, epoch) = led(&cluster, "poll");
+        assert_eq!(produce_when_led(&mut conn, "poll", batch(&["a", "b"], goulette_storage::now_ms())), (0, 0));
+
+        // Data ready: answered at once, whole batches from the asked offset's.
+        let started = Instant::now();
+        let answer = fetch(&mut conn, "poll", 1, epoch, 5_000, 1);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let p = &answer.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.high_watermark, p.last_stable_offset), (0, 2, 2));
+        let records = p.records.clone().unwrap();
+        assert_eq!(goulette_storage::Batch::parse(records).unwrap().record_count(), 2);
+
+        // At the end: the long poll lasts max_wait, no less, not much more.
+        let started = Instant::now();
+        let answer = fetch(&mut conn, "poll", 2, epoch, 600, 1);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(550) && waited < Duration::from_secs(3), "waited {waited:?}");
+        assert!(answer.responses[0].partitions[0].records.as_ref().is_none_or(|r| r.is_empty()));
+
+        // min_bytes 0: at once.
+        let started = Instant::now();
+        fetch(&mut conn, "poll", 2, epoch, 5_000, 0);
+        assert!(started.elapsed() < Duration::from_millis(500));
+
+        // New data wakes a waiting fetch long before its max_wait.
+        let address = cluster.brokers[0].kafka_address;
+        let producer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut other = KafkaConn::connect(address).unwrap();
+            produce(&mut other, "poll", 1, batch(&["c"], goulette_storage::now_ms()))
+        });
+        let started = Instant::now();
+        let answer = fetch(&mut conn, "poll", 2, epoch, 20_000, 1);
+        let waited = started.elapsed();
+        assert_eq!(producer.join().unwrap(), (0, 2));
+        assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(5), "waited {waited:?}");
+        assert_eq!(answer.responses[0].partitions[0].high_watermark, 3);
+    }
+
+    #[test]
+    fn given_leader_epochs_fetch_should_fence_stale_and_future_ones_and_epochs_should_end_where_the_log_does() {
+        let cluster = KafkaCluster::start(1, &[]);
+        let (mut conn, _, epoch) = led(&cluster, "epochs");
+        assert!(epoch >= 1);
+        let now = goulette_storage::now_ms();
+        assert_eq!(produce_when_led(&mut conn, "epochs", batch(&["a", "b", "c"], now - 1000)).0, 0);
+        assert_eq!(produce(&mut conn, "epochs", -1, batch(&["d"], now)).0, 0);
+        let code = |answer: FetchResponse| answer.responses[0].partitions[0].error_code;
+        assert_eq!(code(fetch(&mut conn, "epochs", 0, epoch - 1, 0, 0)), 74, "FENCED_LEADER_EPOCH");
+        assert_eq!(code(fetch(&mut conn, "epochs", 0, epoch + 1, 0, 0)), 75, "UNKNOWN_LEADER_EPOCH");
+        assert_eq!(code(fetch(&mut conn, "epochs", 0, -1, 0, 0)), 0);
+        assert_eq!(code(fetch(&mut conn, "epochs", 9, epoch, 0, 0)), 1, "OFFSET_OUT_OF_RANGE");
+
+        let req = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+            OffsetForLeaderTopic::default().with_topic(name("epochs")).with_partitions(vec![
+                OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(epoch)
+                    .with_leader_epoch(epoch),
+            ]),
+        ]);
+        let answer: OffsetForLeaderEpochResponse = conn.call(ApiKey::OffsetForLeaderEpoch, 4, &req).unwrap();
+        let p = &answer.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, epoch, 4));
+
+        let list = |conn: &mut KafkaConn, timestamp: i64| {
+            let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                ListOffsetsTopic::default().with_name(name("epochs")).with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(timestamp)
+                        .with_current_leader_epoch(epoch),
+                ]),
+            ]);
+            let answer: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 6, &req).unwrap();
+            let p = answer.topics[0].partitions[0].clone();
+            (p.error_code, p.offset, p.timestamp)
+        };
+        assert_eq!(list(&mut conn, -2), (0, 0, -1), "earliest");
+        assert_eq!(list(&mut conn, -1), (0, 4, -1), "latest");
+        assert_eq!(list(&mut conn, now - 500), (0, 3, now), "the first record at or after a time");
+        assert_eq!(list(&mut conn, now + 60_000), (0, -1, -1), "after every record");
+    }
+
+    #[test]
+    fn given_produce_requests_kafka_error_codes_should_keep_their_meaning() {
+        let cluster = KafkaCluster::start(2, &[]);
+        let metadata = cluster.wait_led("codes");
+        let leader = metadata.topics[0].partitions[0].leader_id.0;
+        let other = cluster.brokers.iter().find(|b| b.id as i32 != leader).unwrap().kafka_address;
+        let mut follower_conn = KafkaConn::connect(other).unwrap();
+        let now = goulette_storage::now_ms();
+        let mut conn = KafkaConn::connect(cluster.kafka_address_of(leader)).unwrap();
+        assert_eq!(produce_when_led(&mut conn, "codes", batch(&["first"], now)), (0, 0));
+        assert_eq!(produce(&mut follower_conn, "codes", -1, batch(&["x"], now)).0, 6, "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(produce(&mut conn, "codes", 2, batch(&["x"], now)).0, 21, "INVALID_REQUIRED_ACKS");
+        let mut two = batch(&["x"], now).to_vec();
+        two.extend_from_slice(&batch(&["y"], now));
+        assert_eq!(produce(&mut conn, "codes", -1, Bytes::from(two)).0, 87, "INVALID_RECORD: two batches");
+        let mut flipped = batch(&["x"], now).to_vec();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0xff;
+        assert_eq!(produce(&mut conn, "codes", -1, Bytes::from(flipped)).0, 2, "CORRUPT_MESSAGE");
+        assert_eq!(produce(&mut conn, "codes", -1, batch(&["x"], now + 86_400_000)).0, 32, "INVALID_TIMESTAMP");
+        assert_eq!(produce(&mut conn, "__offsets", -1, batch(&["x"], now)).0, 17, "INVALID_TOPIC_EXCEPTION");
+        assert_eq!(produce(&mut conn, "codes", -1, batch(&["ok"], now)), (0, 1), "nothing refused was stored");
+    }
+}

@@ -124,6 +124,26 @@ async fn fetch_where(cluster: &Arc<Cluster>, group: &str, topic: &str) -> Result
     Ok(offsets.unwrap_or_default())
 }
 
+/// The Kafka-protocol members of `group`, from its coordinator (Kafka
+/// clients' groups live in the brokers, not the sentinels); `None` when
+/// `__offsets` does not exist yet.
+pub async fn describe_kafka_group(
+    cluster: &Arc<Cluster>,
+    group: &str,
+) -> Result<Option<pb::DescribeKafkaGroupResponse>> {
+    with_coordinator(cluster, group, false, |mut client, offsets_partition| {
+        let req = pb::DescribeKafkaGroupRequest { group: group.to_owned(), offsets_partition };
+        async move {
+            client.describe_kafka_group(req).await.map(|r| {
+                let r = r.into_inner();
+                let error = r.error.clone();
+                (r, error)
+            })
+        }
+    })
+    .await
+}
+
 /// Every group with committed offsets, sorted.
 pub async fn list_groups(cluster: &Arc<Cluster>) -> Result<Vec<String>> {
     let Some(count) = offsets_partitions(cluster, false).await? else { return Ok(Vec::new()) };

@@ -19,12 +19,14 @@
 //! - `commits`: OffsetCommit, OffsetFetch.
 //! - `describe`: ListGroups, DescribeGroups.
 //! - `delete`: DeleteGroups.
+//! - `native_view`: the groups as `goulette group describe` sees them.
 
 pub mod commits;
 pub mod delete;
 pub mod describe;
 pub mod find;
 pub mod membership;
+pub mod native_view;
 pub mod state;
 
 use std::collections::HashMap;

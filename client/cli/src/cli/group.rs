@@ -44,7 +44,18 @@ pub async fn group_describe(
     topic: Option<&str>,
     format: Format,
 ) -> anyhow::Result<bool> {
-    let described = Admin::new(cluster.clone()).describe_group(group).await?;
+    let mut described = Admin::new(cluster.clone()).describe_group(group).await?;
+    // A group of Kafka-protocol clients: its members are in its coordinator.
+    let mut protocol = "goulette";
+    if described.members.is_empty()
+        && let Some(kafka) = goulette_client::offsets::describe_kafka_group(&cluster, group).await?
+        && (!kafka.members.is_empty() || kafka.state != "Dead")
+    {
+        protocol = "kafka";
+        described.generation = kafka.generation;
+        described.strategy = format!("{} ({})", kafka.protocol, kafka.state);
+        described.members = kafka.members;
+    }
     let committed = goulette_client::offsets::fetch_all(&cluster, group).await?;
     let topics: std::collections::BTreeSet<String> = match topic {
         Some(t) => [t.to_owned()].into(),
@@ -88,13 +99,13 @@ pub async fn group_describe(
                     serde_json::json!({"topic": t, "partition": p, "committed": c, "log_end": e, "lag": l, "member": o})
                 })
                 .collect();
-            let json = serde_json::json!({"group": group, "generation": described.generation,
+            let json = serde_json::json!({"group": group, "protocol": protocol, "generation": described.generation,
                 "strategy": described.strategy, "members": members, "partitions": partitions});
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
         Format::Text => {
             let strategy = if described.strategy.is_empty() { "-" } else { described.strategy.as_str() };
-            println!("group {group}: generation {}, strategy {strategy}", described.generation);
+            println!("group {group}: {protocol} protocol, generation {}, strategy {strategy}", described.generation);
             if described.members.is_empty() {
                 println!("  no members");
             }
