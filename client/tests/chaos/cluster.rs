@@ -59,6 +59,11 @@ impl Drop for Tmpfs {
 }
 
 impl ChaosCluster {
+    /// Every broker's Kafka address, as a Kafka client's bootstrap list.
+    pub fn kafka_bootstrap(&self) -> String {
+        self.brokers.iter().map(|b| b.kafka_address.to_string()).collect::<Vec<_>>().join(",")
+    }
+
     /// Starts every process and waits until all brokers are up.
     pub async fn start() -> ChaosCluster {
         let etcd = EtcdProcess::start();

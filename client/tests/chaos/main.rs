@@ -1,5 +1,6 @@
 //! Fault injection: a workload of `acks=all` producers, consumers and the
-//! members of a consumer group runs
+//! members of a consumer group (native clients, and a confluent-kafka
+//! producer and consumer through the brokers' Kafka listeners) runs
 //! against 3 sentinels and 4 brokers while a seeded nemesis kills, pauses
 //! and restarts them; a checker then verifies that no acknowledged message
 //! was lost, reordered or missed by the group, and nothing delivered
@@ -12,6 +13,7 @@
 
 mod checker;
 mod cluster;
+mod kafka;
 mod nemesis;
 mod workload;
 
@@ -35,6 +37,7 @@ async fn run(seed: u64, duration: Duration) {
     let before = cluster.wait_healthy(TOPIC, Duration::from_secs(30)).await;
 
     let workload = workload::Workload::start(&client, TOPIC, PARTITIONS, 3, 2, 2, 150);
+    let mut kafka = kafka::KafkaWorkload::start(&cluster.kafka_bootstrap(), TOPIC, PARTITIONS, 150);
     let until = std::time::Instant::now() + duration;
     let runtime = tokio::runtime::Handle::current();
     let (cluster_back, journal) = tokio::task::spawn_blocking(move || {
@@ -49,7 +52,11 @@ async fn run(seed: u64, duration: Duration) {
     // Everything is back: let the workload see the healed cluster, then stop it.
     let after = cluster.wait_healthy(TOPIC, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut history = workload.finish().await;
+    let (kafka_acks, kafka_sent, kafka_failed) = kafka.stop_producer();
+    let mut history = workload.finish(kafka_acks).await;
+    history.operations += kafka_sent;
+    history.failed += kafka_failed;
+    kafka.finish(&mut history);
     cluster.wait_healthy(TOPIC, Duration::from_secs(60)).await;
     for p in 0..PARTITIONS {
         // A leader that just took over learns its high watermark back from
@@ -65,6 +72,8 @@ async fn run(seed: u64, duration: Duration) {
     assert!(history.acks.len() as u64 > history.operations / 2, "too little got through to prove anything\n{summary}");
     assert!(history.epochs.values().any(|(b, a)| a > b), "no leader ever changed\n{summary}");
     assert!(history.observed.values().all(|seen| !seen.is_empty()), "a consumer saw nothing\n{summary}");
+    let kafka_acks = history.acks.iter().filter(|a| a.producer == kafka::PRODUCER_ID).count();
+    assert!(kafka_acks > 100, "the Kafka producer got only {kafka_acks} acknowledgements\n{summary}");
     assert!(report.passed(), "{summary}\n{}", cluster.log_tails());
 }
 

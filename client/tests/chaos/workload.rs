@@ -201,10 +201,12 @@ impl Workload {
     }
 
     /// Stops sending, waits for every outstanding acknowledgement and for
-    /// the group to have received every acknowledged message (up to a
+    /// the group to have received every acknowledged message, these
+    /// `others` (of producers outside the workload) included (up to a
     /// deadline), stops the consumers and returns what was recorded.
-    pub async fn finish(mut self) -> History {
+    pub async fn finish(mut self, others: Vec<Ack>) -> History {
         self.stop.store(true, Ordering::Relaxed);
+        self.records.lock().unwrap().acks.extend(others);
         let stopped = Instant::now();
         // A panic in a task (a broken expectation) fails the run.
         while let Some(done) = self.producers.join_next().await {
