@@ -161,3 +161,78 @@ fn given_confluent_kafkas_admin_client_it_should_create_describe_and_delete_topi
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("deleted"), "{stdout}");
 }
+
+/// The broker coordinating `group` (FindCoordinator).
+fn coordinator_of(cluster: &KafkaCluster, group: &str) -> i32 {
+    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+    let mut conn = common::KafkaConn::connect(cluster.brokers[0].kafka_address).unwrap();
+    let req = FindCoordinatorRequest::default().with_key(group.to_owned().into());
+    let answer: FindCoordinatorResponse = conn.call(ApiKey::FindCoordinator, 3, &req).unwrap();
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    answer.node_id.0
+}
+
+#[test]
+fn given_a_kafka_group_when_its_coordinator_is_killed_the_members_should_rejoin_and_resume_from_their_commits() {
+    let mut cluster = KafkaCluster::start(3, &["--kafka-group-initial-delay", "500ms"]);
+    create_topic(&cluster, "moving", 6, 3);
+    let work = tempfile::tempdir().unwrap();
+    let bootstrap = cluster.bootstrap();
+    let produce = |bootstrap: &str, from: u32, to: u32| {
+        let input: String = (from..to).map(|i| format!("m{i}\n")).collect();
+        kcat(bootstrap, &["-P", "-t", "moving", "-X", "acks=all"], Some(input.as_bytes()));
+    };
+    produce(&bootstrap, 0, 300);
+    let members: Vec<std::process::Child> = (0..2)
+        .map(|i| {
+            Command::new(python())
+                .arg(repo().join("broker/tests/kafka/group_member.py"))
+                .args([&bootstrap, "moving", "movers"])
+                .arg(work.path().join(format!("member-{i}.txt")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let consumed = || -> std::collections::HashSet<String> {
+        (0..2)
+            .flat_map(|i| {
+                std::fs::read_to_string(work.path().join(format!("member-{i}.txt")))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(|l| l.split(' ').nth(2).unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let wait_all = |n: u32| {
+        goulette_sentinel::testkit::wait_for("every message consumed", std::time::Duration::from_secs(60), || {
+            let seen = consumed();
+            (0..n).all(|i| seen.contains(&format!("m{i}")))
+        });
+    };
+    wait_all(300);
+    let coordinator = coordinator_of(&cluster, "movers");
+    cluster.brokers.iter_mut().find(|b| b.id as i32 == coordinator).unwrap().kill();
+    let survivors: String = cluster
+        .brokers
+        .iter()
+        .filter(|b| b.id as i32 != coordinator)
+        .map(|b| b.kafka_address.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    produce(&survivors, 300, 600);
+    wait_all(600);
+    let moved_to = coordinator_of(&cluster, "movers");
+    assert_ne!(moved_to, coordinator, "the coordinator moved");
+    for m in &members {
+        goulette_sentinel::testkit::signal(m, libc::SIGTERM);
+    }
+    for m in members {
+        assert!(m.wait_with_output().unwrap().status.success(), "a member failed");
+    }
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("broker/tests/kafka/committed_at_end.py")).args([&survivors, "moving", "movers"]);
+    run(cmd);
+}

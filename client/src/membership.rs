@@ -212,6 +212,22 @@ impl Member {
     }
 
     async fn join(&self) -> Result<Session> {
+        // One group, one protocol: a group Kafka-protocol consumers hold
+        // (their coordinator is a broker) is refused here, for good (the
+        // consumer reports it). Their coordinator refuses Kafka members of
+        // a group native members hold, in turn.
+        if let Some(kafka) = crate::offsets::describe_kafka_group(&self.cluster, &self.group).await?
+            && !kafka.members.is_empty()
+        {
+            return Err(ClientError::Server {
+                code: ErrorCode::InvalidArgument,
+                message: format!(
+                    "group {} is held by {} Kafka-protocol consumer(s): a group has one protocol at a time (use another group id)",
+                    self.group,
+                    kafka.members.len()
+                ),
+            });
+        }
         let req = pb::JoinGroupRequest {
             group: self.group.clone(),
             client_id: self.options.client_id.clone(),

@@ -177,7 +177,7 @@ fn kafka_rows(env: &Env, dir: &Path) -> Vec<String> {
     let mb = messages * 1024.0 / 1e6 / seconds;
     rows.push(format!(
         "| catch-up read of the 1 KiB backlog, librdkafka consumer (kcat) | `kcat {}` | {:.0} | {mb:.1} | – | ≥ 90 % of native ({native_mb:.0} MB/s): {:.0} % | {} |",
-        args.join(" "),
+        args.join(" ").replace('\n', "\\n"),
         messages / seconds,
         100.0 * mb / native_mb,
         if mb >= 0.9 * native_mb { "yes" } else { "**no**" }
