@@ -64,7 +64,8 @@ fn given_kafka_pythons_integration_suite_it_should_pass_but_for_the_documented_d
     }
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let summary = stdout.lines().last().unwrap_or_default().to_owned();
+    // pytest's summary: the last line saying how many passed (a test may print after it).
+    let summary = stdout.lines().rev().find(|l| l.contains(" passed")).unwrap_or_default().to_owned();
     assert!(
         out.status.success(),
         "kafka-python's suite failed: {summary}\n{stdout}\n{}",
