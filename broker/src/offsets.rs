@@ -106,7 +106,14 @@ pub struct Coordinator {
     sentinels: Arc<SentinelClient>,
     limits: crate::config::ProduceLimits,
     states: std::sync::Mutex<HashMap<u32, Arc<Mutex<PartitionOffsets>>>>,
+    /// Per `__offsets` partition: held from a Kafka commit's acceptance to
+    /// its append, so that one connection's pipelined commits are appended
+    /// in the order they came (the later one must win).
+    append_order: std::sync::Mutex<HashMap<u32, Arc<Mutex<()>>>>,
 }
+
+/// A commit's place in its partition's append order (see `commit_ticket`).
+pub type CommitTicket = tokio::sync::OwnedMutexGuard<()>;
 
 fn error(code: ErrorCode, message: impl Into<String>) -> pb::Error {
     pb::Error::new(code, message)
@@ -149,7 +156,13 @@ impl Coordinator {
         sentinels: Arc<SentinelClient>,
         limits: crate::config::ProduceLimits,
     ) -> Coordinator {
-        Coordinator { partitions, sentinels, limits, states: std::sync::Mutex::new(HashMap::new()) }
+        Coordinator {
+            partitions,
+            sentinels,
+            limits,
+            states: std::sync::Mutex::new(HashMap::new()),
+            append_order: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     /// The `__offsets` partition this broker leads, or the error to answer.
@@ -333,6 +346,17 @@ impl Coordinator {
     /// Appends `entries` to the replica's `__offsets` partition as one
     /// `acks=all` batch and records them once acknowledged.
     async fn write(&self, replica: &Arc<Replica>, entries: Vec<Entry>) -> Result<(), pb::Error> {
+        self.write_in_turn(replica, entries, None).await
+    }
+
+    /// `write`, releasing `ticket` once the batch is appended (its
+    /// durability and replication are awaited after).
+    async fn write_in_turn(
+        &self,
+        replica: &Arc<Replica>,
+        entries: Vec<Entry>,
+        ticket: Option<CommitTicket>,
+    ) -> Result<(), pb::Error> {
         let state = self.loaded(replica).await?;
         let mut builder = BatchBuilder::new(Compression::None);
         let now = goulette_storage::now_ms();
@@ -357,6 +381,7 @@ impl Coordinator {
             batch,
         };
         let (pending, _) = crate::produce::handle(&self.partitions, produce, self.limits).await;
+        drop(ticket);
         let base = match pending.await {
             Some(pb::ProduceResponse { error: Some(e), .. }) => return Err(e),
             Some(r) => r.base_offset,
@@ -380,21 +405,31 @@ impl Coordinator {
         Ok(())
     }
 
+    /// The next place in `__offsets` partition `partition`'s append order:
+    /// taken when a Kafka commit is accepted (requests on a connection are
+    /// accepted one at a time, in order), given up once it is appended.
+    pub async fn commit_ticket(&self, partition: u32) -> CommitTicket {
+        let order = self.append_order.lock().unwrap_or_else(|p| p.into_inner()).entry(partition).or_default().clone();
+        order.lock_owned().await
+    }
+
     /// Stores `commits` of `group` in `__offsets` partition `partition` (led
-    /// here) as one `acks=all` batch, in a task of its own; for the Kafka
-    /// group coordinator, which checked the membership.
+    /// here) as one `acks=all` batch, in a task of its own, appended when
+    /// `ticket` comes up; for the Kafka group coordinator, which checked the
+    /// membership.
     pub async fn commit_positions(
         self: &Arc<Self>,
         partition: u32,
         group: &str,
         commits: Vec<CommittedOffset>,
+        ticket: CommitTicket,
     ) -> Result<(), pb::Error> {
         let me = self.clone();
         let entries: Vec<Entry> =
             commits.into_iter().map(|(topic, p, commit)| ((group.to_owned(), topic, p), Some(commit))).collect();
         let done = tokio::spawn(async move {
             let replica = me.led(partition)?;
-            me.write(&replica, entries).await
+            me.write_in_turn(&replica, entries, Some(ticket)).await
         });
         done.await.unwrap_or_else(|e| Err(error(ErrorCode::Internal, format!("commit failed: {e}"))))
     }

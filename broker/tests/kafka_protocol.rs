@@ -362,3 +362,64 @@ mod data {
         assert_eq!(produce(&mut conn, "codes", -1, batch(&["ok"], now)), (0, 1), "nothing refused was stored");
     }
 }
+
+mod commits {
+    use super::*;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, FindCoordinatorResponse, GroupId, OffsetCommitRequest, OffsetCommitResponse,
+        OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    };
+
+    fn commit(offset: i64) -> OffsetCommitRequest {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId("pipelined".to_owned().into()))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default().with_name(TopicName("t".to_owned().into())).with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(3)
+                        .with_committed_metadata(Some(format!("at {offset}").into())),
+                ]),
+            ])
+    }
+
+    /// A consumer's pipelined commits are stored in the order it sent them:
+    /// the last one wins, with its metadata and leader epoch.
+    #[test]
+    fn given_pipelined_commits_the_last_one_sent_should_be_the_one_kept() {
+        let cluster = KafkaCluster::start(1, &[]);
+        let mut conn = KafkaConn::connect(cluster.brokers[0].kafka_address).unwrap();
+        // FindCoordinator creates __offsets; wait until it is led.
+        let find = FindCoordinatorRequest::default().with_key("pipelined".to_owned().into());
+        goulette_sentinel::testkit::wait_for("a coordinator", std::time::Duration::from_secs(30), || {
+            conn.call::<_, FindCoordinatorResponse>(ApiKey::FindCoordinator, 3, &find).is_ok_and(|a| a.error_code == 0)
+        });
+        // Wait until commits are accepted (the leader applied its assignment).
+        goulette_sentinel::testkit::wait_for("commits accepted", std::time::Duration::from_secs(30), || {
+            let a: OffsetCommitResponse = conn.call(ApiKey::OffsetCommit, 8, &commit(0)).unwrap();
+            a.topics[0].partitions[0].error_code == 0
+        });
+        let ids: Vec<i32> = (1..=30).map(|i| conn.send(ApiKey::OffsetCommit, 8, &commit(i * 10))).collect();
+        for id in ids {
+            let (got, answer) = conn.recv::<OffsetCommitResponse>(ApiKey::OffsetCommit, 8).unwrap();
+            assert_eq!(got, id);
+            assert_eq!(answer.topics[0].partitions[0].error_code, 0);
+        }
+        let fetch = OffsetFetchRequest::default().with_group_id(GroupId("pipelined".to_owned().into())).with_topics(
+            Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(TopicName("t".to_owned().into()))
+                    .with_partition_indexes(vec![0, 1]),
+            ]),
+        );
+        let answer: OffsetFetchResponse = conn.call(ApiKey::OffsetFetch, 7, &fetch).unwrap();
+        let p = &answer.topics[0].partitions;
+        assert_eq!((p[0].committed_offset, p[0].committed_leader_epoch), (300, 3));
+        assert_eq!(p[0].metadata.as_deref(), Some("at 300"));
+        assert_eq!((p[1].committed_offset, p[1].metadata.as_deref()), (-1, Some("")), "never committed");
+    }
+}

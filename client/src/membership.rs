@@ -216,7 +216,9 @@ impl Member {
         // (their coordinator is a broker) is refused here, for good (the
         // consumer reports it). Their coordinator refuses Kafka members of
         // a group native members hold, in turn.
-        if let Some(kafka) = crate::offsets::describe_kafka_group(&self.cluster, &self.group).await?
+        // A broker that cannot say (an older one, or `__offsets` without a
+        // leader right now) does not stop the join.
+        if let Ok(Some(kafka)) = crate::offsets::describe_kafka_group(&self.cluster, &self.group).await
             && !kafka.members.is_empty()
         {
             return Err(ClientError::Server {

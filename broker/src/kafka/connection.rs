@@ -39,12 +39,19 @@ pub const MAX_IN_FLIGHT: usize = 32;
 /// How long a stopping broker keeps answering what it accepted.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// A frame to write, with the fetch budget it holds until it is written.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub frame: Bytes,
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 /// An accepted request's answer: a frame to write, nothing (a produce with
 /// `acks=0`), or the reason the connection must close.
-pub type Answer = Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + Send>>;
+pub type Answer = Pin<Box<dyn Future<Output = Result<Option<Outgoing>, String>> + Send>>;
 
-fn ready(answer: Result<Option<Bytes>, String>) -> Answer {
-    Box::pin(std::future::ready(answer))
+fn ready(frame: Result<Bytes, String>) -> Answer {
+    Box::pin(std::future::ready(frame.map(|frame| Some(Outgoing { frame, permit: None }))))
 }
 
 /// Serves one connection until the client closes it, a frame cannot be
@@ -79,9 +86,18 @@ where
                 None => reading = false,
             },
             Some(answer) = pending.next(), if !pending.is_empty() => match answer {
-                Ok(Some(frame)) => {
-                    if writer.write_all(&frame).await.is_err() {
-                        return;
+                Ok(Some(out)) => {
+                    // Bounded: a client that stops reading its answers must
+                    // not hold them (and their fetch budget) nor the
+                    // broker's shutdown, which waits for this task.
+                    let limit = drain_until.unwrap_or_else(|| tokio::time::Instant::now() + kafka.config.fetch_send_timeout);
+                    match tokio::time::timeout_at(limit, writer.write_all(&out.frame)).await {
+                        Ok(Ok(())) => drop(out.permit),
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            tracing::info!("closing a Kafka connection whose client stopped reading its answers");
+                            return;
+                        }
                     }
                 }
                 Ok(None) => {}
@@ -109,7 +125,9 @@ where
     T: Encodable + Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
-    Box::pin(async move { request::encode(key, version, id, &work.await).map(Some) })
+    Box::pin(async move {
+        request::encode(key, version, id, &work.await).map(|frame| Some(Outgoing { frame, permit: None }))
+    })
 }
 
 /// Reads one frame and starts serving it; `Err` closes the connection.
@@ -118,7 +136,7 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         Frame::Request { key, version, header, body } => (key, version, header, body),
         Frame::UnsupportedApiVersions { correlation_id } => {
             let answer = versions::api_versions(request::UNSUPPORTED_VERSION);
-            return Ok(ready(request::encode(ApiKey::ApiVersions, 0, correlation_id, &answer).map(Some)));
+            return Ok(ready(request::encode(ApiKey::ApiVersions, 0, correlation_id, &answer)));
         }
     };
     let id = header.correlation_id;
@@ -127,7 +145,7 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
     Ok(match key {
         ApiKey::ApiVersions => {
             let _: kafka_protocol::messages::ApiVersionsRequest = request::decode(key, version, body)?;
-            ready(request::encode(key, version, id, &versions::api_versions(0)).map(Some))
+            ready(request::encode(key, version, id, &versions::api_versions(0)))
         }
         ApiKey::Metadata => {
             let req = request::decode(key, version, body)?;
@@ -139,14 +157,20 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
             let produced = produce::accept(kafka, req).await;
             Box::pin(async move {
                 match produced.await? {
-                    Some(answer) => request::encode(key, version, id, &answer).map(Some),
+                    Some(answer) => {
+                        request::encode(key, version, id, &answer).map(|frame| Some(Outgoing { frame, permit: None }))
+                    }
                     None => Ok(None),
                 }
             })
         }
         ApiKey::Fetch => {
             let req = request::decode(key, version, body)?;
-            later(key, version, id, async move { fetch::handle(&k, req).await })
+            // The read's budget is held until the answer is written.
+            Box::pin(async move {
+                let (answer, permit) = fetch::handle(&k, req).await;
+                request::encode(key, version, id, &answer).map(|frame| Some(Outgoing { frame, permit }))
+            })
         }
         ApiKey::ListOffsets => {
             let req = request::decode(key, version, body)?;
@@ -182,7 +206,8 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         }
         ApiKey::OffsetCommit => {
             let req = request::decode(key, version, body)?;
-            later(key, version, id, async move { groups::commits::commit(&k, req).await })
+            // Its place in the append order is taken now, in arrival order.
+            later(key, version, id, groups::commits::accept(kafka, req).await)
         }
         ApiKey::OffsetFetch => {
             let req = request::decode(key, version, body)?;

@@ -10,7 +10,8 @@
 //!   answer and `partition_max_bytes` each partition, except that the first
 //!   batch of the first partition with data is sent whole however large
 //!   (KIP-74), so a consumer always progresses. The read holds that much
-//!   of the broker-wide fetch budget (`fetch_budget`), shared with gRPC.
+//!   of the broker-wide fetch budget (`fetch_budget`), shared with gRPC,
+//!   until the answer is written to the connection.
 //! - **Batches** are whole: the first one holds the requested offset (the
 //!   client skips the records before it). One batch is sent without a copy.
 //! - **Isolation**: Goulette has no transactions, so the last stable offset
@@ -30,7 +31,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 
 use crate::kafka::{Kafka, errors};
 use crate::partition::{Partitions, Replica};
@@ -50,8 +51,9 @@ struct Pass {
     damaged: Vec<(Arc<Replica>, String)>,
 }
 
-/// Answers a Fetch request (see the module documentation).
-pub async fn handle(kafka: &Arc<Kafka>, req: FetchRequest) -> FetchResponse {
+/// Answers a Fetch request (see the module documentation), with the fetch
+/// budget its answer holds until written.
+pub async fn handle(kafka: &Arc<Kafka>, req: FetchRequest) -> (FetchResponse, Option<OwnedSemaphorePermit>) {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
     let min_bytes = req.min_bytes.max(0) as usize;
     let max_bytes = match req.max_bytes {
@@ -64,23 +66,30 @@ pub async fn handle(kafka: &Arc<Kafka>, req: FetchRequest) -> FetchResponse {
         // Subscribed before reading, so no move between the read and the
         // wait is missed.
         let mut watches = watches(&kafka.partitions, &wanted);
-        let permit = kafka.fetch_budget.acquire(max_bytes).await;
+        // Waiting for budget counts against max_wait too.
+        let permit = tokio::select! {
+            permit = kafka.fetch_budget.acquire(max_bytes) => permit,
+            _ = tokio::time::sleep_until(deadline) => return (FetchResponse::default(), None),
+        };
         let (partitions, wanted_now) = (kafka.partitions.clone(), wanted.clone());
         let read = tokio::task::spawn_blocking(move || read_pass(&partitions, &wanted_now, max_bytes, read_committed));
         let pass = match read.await {
             Ok(pass) => pass,
             Err(e) => {
                 tracing::error!(error = %e, "a Kafka fetch read failed");
-                return FetchResponse::default();
+                return (FetchResponse::default(), None);
             }
         };
-        drop(permit);
         for (replica, reason) in &pass.damaged {
             kafka.partitions.fail(replica, format!("a read found damage: {reason}"), true).await;
         }
         let done = pass.errors || pass.bytes >= min_bytes.max(1) || tokio::time::Instant::now() >= deadline;
-        if done || min_bytes == 0 || !wait(&mut watches, deadline, &kafka.shutdown).await {
-            return FetchResponse::default().with_responses(pass.topics);
+        if done || min_bytes == 0 {
+            return (FetchResponse::default().with_responses(pass.topics), Some(permit));
+        }
+        drop(permit);
+        if !wait(&mut watches, deadline, &kafka.shutdown).await {
+            return (FetchResponse::default().with_responses(pass.topics), None);
         }
     }
 }
@@ -169,13 +178,16 @@ fn read_partition(
         .with_last_stable_offset(high_watermark as i64)
         .with_log_start_offset(log_start as i64);
     let offset = p.fetch_offset;
-    if offset < log_start as i64 || offset > high_watermark as i64 {
+    // Out of range only beyond the log end, as Kafka does: a leader that
+    // just took over learns the high watermark back from its followers, so
+    // for a moment it lies below what consumers already read; they wait.
+    if offset < log_start as i64 || offset > replica.log.log_end_offset().max(high_watermark) as i64 {
         return answer.with_error_code(ResponseError::OffsetOutOfRange.code()).with_records(Some(Bytes::new()));
     }
     let room = max_bytes.saturating_sub(pass.bytes);
     let first = pass.bytes == 0;
     let want = (p.partition_max_bytes.max(0) as usize).min(room);
-    if offset as u64 == high_watermark || (want == 0 && !first) {
+    if offset as u64 >= high_watermark || (want == 0 && !first) {
         return answer.with_records(Some(Bytes::new()));
     }
     let batches = match replica.log.read_bounded(offset as u64, want.max(1), high_watermark) {

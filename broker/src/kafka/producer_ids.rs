@@ -25,14 +25,15 @@ pub async fn handle(kafka: &Kafka, req: InitProducerIdRequest) -> InitProducerId
                 .with_producer_id(ProducerId(answer.producer_id))
                 .with_producer_epoch(0),
             Some(e) => refused(match errors::code(&e) {
-                // No sentinel leader right now: retriable.
-                c if c == ResponseError::UnknownServerError.code() => ResponseError::CoordinatorNotAvailable.code(),
+                // No sentinel leader right now: retriable (Kafka's code for
+                // an idempotent producer's id not ready yet).
+                c if c == ResponseError::UnknownServerError.code() => ResponseError::CoordinatorLoadInProgress.code(),
                 c => c,
             }),
         },
         Err(e) => {
             tracing::warn!(error = %e, "Kafka InitProducerId: the sentinels could not answer");
-            refused(ResponseError::CoordinatorNotAvailable.code())
+            refused(ResponseError::CoordinatorLoadInProgress.code())
         }
     }
 }

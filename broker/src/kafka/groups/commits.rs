@@ -10,6 +10,7 @@
 //! unchanged; a partition never committed is offset −1, metadata "".
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use goulette_proto::v1::ErrorCode;
@@ -29,7 +30,7 @@ pub const MAX_METADATA: usize = 4096;
 
 /// The Kafka code for a failed `__offsets` read or write: a partition
 /// that moved means another coordinator.
-fn storage_code(e: &goulette_proto::v1::Error) -> i16 {
+pub(crate) fn storage_code(e: &goulette_proto::v1::Error) -> i16 {
     match e.error_code() {
         ErrorCode::NotLeader => ResponseError::NotCoordinator.code(),
         ErrorCode::NotEnoughReplicas | ErrorCode::Unavailable => ResponseError::CoordinatorNotAvailable.code(),
@@ -40,8 +41,14 @@ fn storage_code(e: &goulette_proto::v1::Error) -> i16 {
 /// A partition of a commit: its index, and its commit or its error code.
 type PartitionOutcome = (i32, Result<Commit, i16>);
 
-/// Answers an OffsetCommit request.
-pub async fn commit(kafka: &Kafka, req: OffsetCommitRequest) -> OffsetCommitResponse {
+/// Accepts an OffsetCommit request: checks it and takes its place in the
+/// append order of its `__offsets` partition now (requests on a connection
+/// are accepted in the order they came, so a later commit is appended
+/// later and wins); returns the future of the answer.
+pub async fn accept(
+    kafka: &Arc<Kafka>,
+    req: OffsetCommitRequest,
+) -> impl Future<Output = OffsetCommitResponse> + Send + 'static {
     let group = req.group_id.0.to_string();
     let generation = req.generation_id_or_member_epoch;
     let member = req.member_id.to_string();
@@ -85,12 +92,31 @@ pub async fn commit(kafka: &Kafka, req: OffsetCommitRequest) -> OffsetCommitResp
         .iter()
         .flat_map(|(t, ps)| ps.iter().filter_map(|(p, r)| Some((t.0.to_string(), *p as u32, r.clone().ok()?))))
         .collect();
-    let written = match (checked, writes.is_empty()) {
-        (Ok(partition), false) => {
-            kafka.offsets.commit_positions(partition, &group, writes).await.map_err(|e| storage_code(&e))
-        }
-        _ => Ok(()),
+    let ticket = match (checked, writes.is_empty()) {
+        (Ok(partition), false) => Some((partition, kafka.offsets.commit_ticket(partition).await)),
+        _ => None,
     };
+    // The write runs on a task of its own from now: this connection's next
+    // request may wait for the ticket, and this answer's future is not
+    // polled before that request is accepted.
+    let writing = ticket.map(|(partition, ticket)| {
+        let offsets = kafka.offsets.clone();
+        tokio::spawn(async move { offsets.commit_positions(partition, &group, writes, ticket).await })
+    });
+    async move {
+        let written = match writing {
+            Some(task) => match task.await {
+                Ok(result) => result.map_err(|e| storage_code(&e)),
+                Err(_) => Err(ResponseError::UnknownServerError.code()),
+            },
+            None => Ok(()),
+        };
+        answer(outcome, written)
+    }
+}
+
+/// The answer to a commit: each partition's refusal, or the write's outcome.
+fn answer(outcome: Vec<(TopicName, Vec<PartitionOutcome>)>, written: Result<(), i16>) -> OffsetCommitResponse {
     let topics = outcome
         .into_iter()
         .map(|(name, partitions)| {

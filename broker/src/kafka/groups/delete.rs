@@ -11,7 +11,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
-use crate::kafka::{Kafka, errors};
+use crate::kafka::Kafka;
+use crate::kafka::groups::commits::storage_code;
 
 /// Answers a DeleteGroups request.
 pub async fn handle(kafka: &Kafka, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
@@ -38,13 +39,13 @@ async fn delete(kafka: &Kafka, group: &str) -> Result<(), i16> {
         return Err(ResponseError::NonEmptyGroup.code());
     }
     let known_here = kafka.groups.with_existing(group, |_| ()).is_some();
-    let committed = kafka.offsets.positions(partition, group).await.map_err(|e| errors::code(&e))?;
+    let committed = kafka.offsets.positions(partition, group).await.map_err(|e| storage_code(&e))?;
     if committed.is_empty() && !known_here {
         return Err(ResponseError::GroupIdNotFound.code());
     }
     let request = pb::DeleteGroupRequest { group: group.to_owned(), offsets_partition: partition };
     if let Some(e) = kafka.offsets.delete_group(request).await.error {
-        return Err(errors::code(&e));
+        return Err(storage_code(&e));
     }
     kafka.groups.forget(group);
     tracing::info!(%group, "Kafka group deleted");

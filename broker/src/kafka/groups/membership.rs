@@ -127,8 +127,11 @@ pub async fn sync(kafka: &Kafka, version: i16, req: SyncGroupRequest) -> SyncGro
     let assignments = req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
     let member = req.member_id.to_string();
     let (reply, protocol) = kafka.groups.with(&group, |g| {
-        let inconsistent = req.protocol_type.as_ref().is_some_and(|t| t.as_str() != g.protocol_type)
-            || req.protocol_name.as_ref().is_some_and(|n| !g.protocol.is_empty() && n.as_str() != g.protocol);
+        // The member first (as Kafka does): a member of a group this
+        // coordinator does not know must join again, not give up.
+        let inconsistent = g.members.contains_key(&member)
+            && (req.protocol_type.as_ref().is_some_and(|t| t.as_str() != g.protocol_type)
+                || req.protocol_name.as_ref().is_some_and(|n| !g.protocol.is_empty() && n.as_str() != g.protocol));
         let reply = if inconsistent {
             Reply::Now(Err(ResponseError::InconsistentGroupProtocol.code()))
         } else {

@@ -48,6 +48,8 @@ pub struct Groups {
     /// (Kafka's `group.initial.rebalance.delay.ms`).
     initial_delay: Duration,
     next_member: std::sync::atomic::AtomicU64,
+    /// `__offsets`' partition count once known (0: not yet).
+    offsets_partitions: std::sync::atomic::AtomicU32,
 }
 
 /// How often sessions and join deadlines are checked.
@@ -60,6 +62,7 @@ impl Groups {
             groups: Mutex::new(HashMap::new()),
             initial_delay,
             next_member: std::sync::atomic::AtomicU64::new(0),
+            offsets_partitions: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -75,11 +78,19 @@ impl Groups {
         }
     }
 
-    /// The partition count of `__offsets`, from a replica held here.
+    /// The partition count of `__offsets`, from a replica held here; kept
+    /// once known (it is fixed at the topic's creation).
     fn offsets_partitions(&self) -> Option<u32> {
+        use std::sync::atomic::Ordering;
+        let known = self.offsets_partitions.load(Ordering::Relaxed);
+        if known > 0 {
+            return Some(known);
+        }
         let replica = self.partitions.all().into_iter().find(|r| r.topic == OFFSETS_TOPIC)?;
         let config = replica.topic_config.read().unwrap_or_else(|p| p.into_inner()).clone();
-        config.map(|c| c.partitions).filter(|n| *n > 0)
+        let count = config.map(|c| c.partitions).filter(|n| *n > 0)?;
+        self.offsets_partitions.store(count, Ordering::Relaxed);
+        Some(count)
     }
 
     /// Runs `f` on `group` (created empty if unknown), under the lock.
@@ -128,14 +139,18 @@ impl Groups {
         let led: HashMap<String, bool> = names.iter().map(|g| (g.clone(), self.coordinated(g).is_ok())).collect();
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         groups.retain(|name, group| {
-            if !led.get(name).copied().unwrap_or(false) {
+            // A group created since the names were taken is kept: its
+            // coordination is checked at the next tick.
+            if !led.get(name).copied().unwrap_or(true) {
                 return false;
             }
             let lapsed = group.tick(now);
             if !lapsed.is_empty() {
                 tracing::info!(group = %name, members = ?lapsed, "Kafka group members' sessions lapsed");
             }
-            !group.is_idle() || group.generation > 0
+            // An empty group is forgotten (its commits stay in `__offsets`);
+            // member ids are unique, so a generation that starts over is safe.
+            !group.is_idle()
         });
     }
 

@@ -350,10 +350,12 @@ impl Group {
         }
     }
 
-    /// A commit's membership check (generation −1: a consumer outside the group).
+    /// A commit's membership check. Generation −1 without a member id is a
+    /// consumer outside group management: allowed only while the group has
+    /// no members, as Kafka does, so it cannot overwrite their commits.
     pub fn check_commit(&mut self, member: &str, generation: i32, now: Instant) -> Result<(), i16> {
         if generation < 0 && member.is_empty() {
-            return Ok(());
+            return if self.members.is_empty() { Ok(()) } else { Err(code(ResponseError::UnknownMemberId)) };
         }
         self.check(member, generation, now).map(drop)
     }
@@ -370,6 +372,9 @@ impl Group {
             Some(m) => {
                 if let Some(w) = m.join_waiter {
                     let _ = w.send(Joined { error: code(ResponseError::UnknownMemberId), ..Joined::default() });
+                }
+                if let Some(w) = m.sync_waiter {
+                    let _ = w.send(Err(code(ResponseError::UnknownMemberId)));
                 }
                 0
             }
@@ -393,11 +398,12 @@ impl Group {
     /// ends a join phase whose time is up. Returns the members removed.
     pub fn tick(&mut self, now: Instant) -> Vec<String> {
         self.pending.retain(|_, expiry| *expiry > now);
-        // A member waiting for its join answer is alive.
+        // A member waiting for its join or sync answer is alive.
         let lapsed: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.join_waiter.is_none() && now.saturating_duration_since(m.last_heard) > m.session_timeout)
+            .filter(|m| m.join_waiter.is_none() && m.sync_waiter.is_none())
+            .filter(|m| now.saturating_duration_since(m.last_heard) > m.session_timeout)
             .map(|m| m.id.clone())
             .collect();
         for id in &lapsed {
@@ -508,7 +514,7 @@ mod tests {
         assert_eq!(g.heartbeat("b", 1, t0), ResponseError::IllegalGeneration.code());
         assert_eq!(g.heartbeat("zombie", 2, t0), ResponseError::UnknownMemberId.code());
         assert_eq!(g.check_commit("b", 1, t0), Err(ResponseError::IllegalGeneration.code()));
-        assert_eq!(g.check_commit("", -1, t0), Ok(()));
+        assert_eq!(g.check_commit("", -1, t0), Err(ResponseError::UnknownMemberId.code()), "not into a live group");
     }
 
     #[test]
@@ -553,6 +559,22 @@ mod tests {
         assert!(matches!(g.phase, Phase::Joining { .. }));
         assert_eq!(g.leave(&["b".to_owned()], t0), vec![0]);
         assert_eq!(g.phase, Phase::Empty);
+    }
+
+    #[test]
+    fn a_member_waiting_for_its_assignment_is_alive_and_answered_when_removed() {
+        let t0 = Instant::now();
+        let mut g = stable(t0);
+        let _b = join(&mut g, "b", t0);
+        let _a = g.join(request("a", &["range"]), t0, DELAY, "unused".into());
+        let mut b_sync = later(g.sync("b", 2, Vec::new(), t0));
+        // The leader is slow: b waits past its session, and is not expired for it.
+        let late = t0 + SESSION + Duration::from_secs(1);
+        assert_eq!(g.heartbeat("a", 2, late), 0);
+        assert!(g.tick(late).is_empty());
+        // b is removed (it left from another connection): its wait is answered.
+        assert_eq!(g.leave(&["b".to_owned()], late), vec![0]);
+        assert_eq!(b_sync.try_recv().unwrap(), Err(ResponseError::UnknownMemberId.code()));
     }
 
     #[test]
