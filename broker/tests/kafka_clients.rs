@@ -61,6 +61,7 @@ fn create_topic(cluster: &KafkaCluster, name: &str, partitions: u32, replication
 
 #[test]
 fn given_kcat_it_should_list_the_brokers_and_round_trip_keys_headers_and_binary_values_in_every_codec() {
+    let _serial = common::serial();
     let cluster = KafkaCluster::start(3, &[]);
     let bootstrap = cluster.brokers[0].kafka_address.to_string();
     create_topic(&cluster, "kcat", 1, 3);
@@ -90,6 +91,7 @@ fn given_kcat_it_should_list_the_brokers_and_round_trip_keys_headers_and_binary_
 
 #[test]
 fn given_confluent_kafka_an_idempotent_acks_all_producer_should_deliver_every_codec_byte_exact() {
+    let _serial = common::serial();
     let cluster = KafkaCluster::start(3, &[]);
     create_topic(&cluster, "idem", 3, 3);
     let mut cmd = Command::new(python());
@@ -101,6 +103,7 @@ fn given_confluent_kafka_an_idempotent_acks_all_producer_should_deliver_every_co
 
 #[test]
 fn given_three_confluent_kafka_group_members_they_should_split_the_partitions_and_survive_a_leave_and_a_kill() {
+    let _serial = common::serial();
     let cluster = KafkaCluster::start(3, &["--kafka-group-initial-delay", "2s"]);
     create_topic(&cluster, "grouped", 6, 3);
     let work = tempfile::tempdir().unwrap();
@@ -119,6 +122,7 @@ fn given_three_confluent_kafka_group_members_they_should_split_the_partitions_an
 #[test]
 fn given_an_idempotent_kafka_producer_when_the_leader_is_killed_every_acknowledged_message_should_be_there_once_in_order()
  {
+    let _serial = common::serial();
     let mut cluster = KafkaCluster::start(3, &[]);
     create_topic(&cluster, "failover", 1, 3);
     let leader = cluster.wait_led("failover").topics[0].partitions[0].leader_id.0;
@@ -154,6 +158,7 @@ fn given_an_idempotent_kafka_producer_when_the_leader_is_killed_every_acknowledg
 
 #[test]
 fn given_confluent_kafkas_admin_client_it_should_create_describe_and_delete_topics_and_see_groups() {
+    let _serial = common::serial();
     let cluster = KafkaCluster::start(3, &["--kafka-group-initial-delay", "200ms"]);
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("broker/tests/kafka/admin.py")).arg(cluster.bootstrap());
@@ -174,6 +179,7 @@ fn coordinator_of(cluster: &KafkaCluster, group: &str) -> i32 {
 
 #[test]
 fn given_a_kafka_group_when_its_coordinator_is_killed_the_members_should_rejoin_and_resume_from_their_commits() {
+    let _serial = common::serial();
     let mut cluster = KafkaCluster::start(3, &["--kafka-group-initial-delay", "500ms"]);
     create_topic(&cluster, "moving", 6, 3);
     let work = tempfile::tempdir().unwrap();

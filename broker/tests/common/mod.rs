@@ -13,6 +13,14 @@ use goulette_sentinel::testkit::{BrokerProcess, EtcdProcess, SentinelProcess, wa
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message};
 
+/// Held by a test that runs a cluster of its own plus client processes, so
+/// that such tests run one at a time: several at once on 2 cores slowed
+/// etcd's start past its 20 s limit in CI.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A cluster of `brokers` brokers, all with a Kafka listener.
 pub struct KafkaCluster {
     pub etcd: EtcdProcess,
