@@ -67,7 +67,13 @@ pub struct ProduceLimits {
     pub max_batch_bytes: usize,
     /// How far producer timestamps may stray from the broker's clock.
     pub timestamps: crate::timestamps::TimestampBounds,
+    /// How long an `acks=all` write waits for the in-sync replicas (a
+    /// Kafka produce may ask for less with its `timeout_ms`).
+    pub replication_timeout: Duration,
 }
+
+/// How long an `acks=all` write waits for the in-sync replicas at most.
+pub const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl BrokerConfig {
     /// Defaults for broker `id` on `address`.
@@ -105,7 +111,11 @@ impl BrokerConfig {
 
     /// What a produce request may carry.
     pub fn produce_limits(&self) -> ProduceLimits {
-        ProduceLimits { max_batch_bytes: self.log.max_batch_bytes, timestamps: self.timestamp_bounds }
+        ProduceLimits {
+            max_batch_bytes: self.log.max_batch_bytes,
+            timestamps: self.timestamp_bounds,
+            replication_timeout: REPLICATION_TIMEOUT,
+        }
     }
 
     /// Checks every value, naming the flag of the first bad one.

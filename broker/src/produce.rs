@@ -215,7 +215,7 @@ async fn append(
     limits: ProduceLimits,
 ) -> (Pending, bool) {
     let id = req.correlation_id;
-    let max_batch_bytes = limits.max_batch_bytes;
+    let (max_batch_bytes, replication_timeout) = (limits.max_batch_bytes, limits.replication_timeout);
     let refuse = |error: pb::Error| (answer(id, error), true);
     if req.batch.len() > max_batch_bytes {
         let message = format!("batch of {} bytes exceeds the maximum of {max_batch_bytes}", req.batch.len());
@@ -266,7 +266,7 @@ async fn append(
             Ok(()) => {
                 replica.advance_high_watermark();
                 if acks == Acks::All {
-                    wait_replicated(&replica, state.leader_epoch, pending.info.next_offset).await
+                    wait_replicated(&replica, state.leader_epoch, pending.info.next_offset, replication_timeout).await
                 } else {
                     None
                 }
@@ -328,18 +328,20 @@ async fn append_now(
     }
 }
 
-/// How long `acks=all` waits for the in-sync replicas.
-const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Waits until the high watermark passes `next_offset` (every in-sync
 /// replica holds the batch). Leadership is checked first on every wake: once
 /// the epoch the batch was appended under is over, the batch may have been
 /// truncated (and the high watermark raised past it by other data), so it is
 /// refused with `NOT_LEADER`. An ISR that shrank below `min_insync_replicas`
 /// while waiting refuses it too (`NOT_ENOUGH_REPLICAS`, after the append).
-async fn wait_replicated(replica: &crate::partition::Replica, epoch: u64, next_offset: u64) -> Option<pb::Error> {
+async fn wait_replicated(
+    replica: &crate::partition::Replica,
+    epoch: u64,
+    next_offset: u64,
+    timeout: std::time::Duration,
+) -> Option<pb::Error> {
     let mut hw = replica.watch_high_watermark();
-    let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let state = replica.state();
         if !replica.is_leader() || state.leader_epoch != epoch {
@@ -363,7 +365,7 @@ async fn wait_replicated(replica: &crate::partition::Replica, epoch: u64, next_o
                 return Some(pb::Error::new(ErrorCode::NotLeader, "the partition was closed"));
             },
             _ = tokio::time::sleep_until(deadline) => {
-                let message = format!("in-sync replicas did not confirm within {REPLICATION_TIMEOUT:?}");
+                let message = format!("in-sync replicas did not confirm within {timeout:?}");
                 return Some(pb::Error::new(ErrorCode::NotEnoughReplicas, message));
             }
         }

@@ -423,3 +423,77 @@ mod commits {
         assert_eq!((p[1].committed_offset, p[1].metadata.as_deref()), (-1, Some("")), "never committed");
     }
 }
+
+mod timeouts {
+    use super::*;
+    use bytes::Bytes;
+    use goulette_storage::{BatchBuilder, Compression, Record};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+    use std::time::{Duration, Instant};
+
+    /// An `acks=all` produce whose followers stopped answering is answered
+    /// by its `timeout_ms`, not the broker's 30 s (by then a client has
+    /// given up on the whole connection).
+    #[test]
+    fn given_followers_that_stopped_an_acks_all_produce_should_be_answered_by_its_timeout() {
+        use kafka_protocol::messages::create_topics_request::CreatableTopic;
+        use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+        let cluster = KafkaCluster::start(3, &["--replica-lag-max", "60s"]);
+        let mut admin = KafkaConn::connect(cluster.brokers[0].kafka_address).unwrap();
+        let create = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+            CreatableTopic::default()
+                .with_name(TopicName("slow".to_owned().into()))
+                .with_num_partitions(1)
+                .with_replication_factor(3),
+        ]);
+        let created: CreateTopicsResponse = admin.call(ApiKey::CreateTopics, 5, &create).unwrap();
+        assert_eq!(created.topics[0].error_code, 0);
+        let produce = |conn: &mut KafkaConn, timeout_ms: i32| -> (i16, Duration) {
+            let mut b = BatchBuilder::new(Compression::None);
+            b.push(&Record {
+                timestamp: goulette_storage::now_ms(),
+                key: None,
+                value: Bytes::from("v"),
+                headers: Vec::new(),
+            });
+            let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(timeout_ms).with_topic_data(vec![
+                TopicProduceData::default().with_name(TopicName("slow".to_owned().into())).with_partition_data(vec![
+                    PartitionProduceData::default().with_index(0).with_records(Some(b.build().unwrap())),
+                ]),
+            ]);
+            let started = Instant::now();
+            let answer: ProduceResponse = conn.call(ApiKey::Produce, 9, &req).unwrap();
+            (answer.responses[0].partition_responses[0].error_code, started.elapsed())
+        };
+        // Writes until both followers are in the ISR.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (leader, isr) = loop {
+            let metadata = cluster.wait_led("slow");
+            let p = metadata.topics[0].partitions[0].clone();
+            let mut conn = KafkaConn::connect(cluster.kafka_address_of(p.leader_id.0)).unwrap();
+            let _ = produce(&mut conn, 10_000);
+            if p.isr_nodes.len() == 3 {
+                break (p.leader_id.0, p.isr_nodes);
+            }
+            assert!(Instant::now() < deadline, "the followers never joined the ISR: {p:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let mut conn = KafkaConn::connect(cluster.kafka_address_of(leader)).unwrap();
+        let followers: Vec<_> = cluster
+            .brokers
+            .iter()
+            .filter(|b| b.id as i32 != leader && isr.iter().any(|i| i.0 == b.id as i32))
+            .collect();
+        assert_eq!(followers.len(), 2);
+        for f in &followers {
+            f.pause();
+        }
+        let (code, took) = produce(&mut conn, 700);
+        for f in &followers {
+            f.resume();
+        }
+        assert_eq!(code, 20, "NOT_ENOUGH_REPLICAS_AFTER_APPEND");
+        assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(5), "answered after {took:?}");
+    }
+}

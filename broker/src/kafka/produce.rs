@@ -48,7 +48,16 @@ pub async fn accept(kafka: &Arc<Kafka>, req: ProduceRequest) -> Produced {
         0 => Some(Acks::None),
         _ => None,
     };
-    let limits = kafka.config.produce_limits();
+    let mut limits = kafka.config.produce_limits();
+    // An `acks=all` write waits for the in-sync replicas at most the
+    // request's timeout, and never past the broker's; then it is answered
+    // NOT_ENOUGH_REPLICAS_AFTER_APPEND (retriable: it may be stored, and an
+    // idempotent producer's retry finds it) before the client gives up on
+    // the whole connection.
+    if req.timeout_ms > 0 {
+        limits.replication_timeout =
+            limits.replication_timeout.min(std::time::Duration::from_millis(req.timeout_ms as u64));
+    }
     let mut topics = Vec::with_capacity(req.topic_data.len().min(1024));
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
