@@ -292,6 +292,24 @@ impl SentinelClient {
         .await
     }
 
+    /// Changes a topic's settings (through the sentinel leader).
+    pub async fn alter_topic(&self, req: pb::AlterTopicRequest) -> anyhow::Result<pb::AlterTopicResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).alter_topic(req).await }
+        })
+        .await
+    }
+
+    /// Grows a topic to more partitions (through the sentinel leader).
+    pub async fn add_partitions(&self, req: pb::AddPartitionsRequest) -> anyhow::Result<pb::AddPartitionsResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).add_partitions(req).await }
+        })
+        .await
+    }
+
     /// A new idempotent-producer id, allocated by the sentinel leader.
     pub async fn init_producer_id(&self) -> anyhow::Result<pb::InitProducerIdResponse> {
         self.call(|channel| async move {

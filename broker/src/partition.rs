@@ -326,6 +326,13 @@ impl Partitions {
             match self.get(&state.topic, state.partition) {
                 Some(replica) if replica.incarnation == incarnation => {
                     replica.set_topic(assignment.topic.as_ref());
+                    // A topic's settings may change at any time: retention
+                    // follows from its next run, without reopening the log.
+                    let retention = self.log_config(assignment.topic.as_ref()).retention();
+                    if replica.log.retention() != retention {
+                        tracing::info!(topic = %state.topic, partition = state.partition, ?retention, "retention changed");
+                        replica.log.set_retention(retention);
+                    }
                     replica.set_state(state);
                     self.supervisor.follow(&replica);
                     changes.updated.push(key);

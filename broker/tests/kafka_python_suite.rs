@@ -28,6 +28,22 @@ fn deselected() -> Vec<String> {
         .collect()
 }
 
+/// The last warnings and errors of each broker's log, to tell a failure's
+/// cause after the cluster's directories are gone.
+fn warnings(cluster: &KafkaCluster) -> String {
+    let mut out = String::new();
+    for b in &cluster.brokers {
+        let log = b.log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+        out.push_str(&format!("broker {}:\n", b.id));
+        for l in &lines[lines.len().saturating_sub(40)..] {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[test]
 fn given_kafka_pythons_integration_suite_it_should_pass_but_for_the_documented_deselections() {
     let venv = repo().join(".venv");
@@ -68,8 +84,9 @@ fn given_kafka_pythons_integration_suite_it_should_pass_but_for_the_documented_d
     let summary = stdout.lines().rev().find(|l| l.contains(" passed")).unwrap_or_default().to_owned();
     assert!(
         out.status.success(),
-        "kafka-python's suite failed: {summary}\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "kafka-python's suite failed: {summary}\n{stdout}\n{}\nbrokers' warnings:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        warnings(&cluster)
     );
     let passed: u32 = summary
         .split(" passed")

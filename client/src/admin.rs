@@ -89,6 +89,34 @@ impl Admin {
         check(resp.error, ())
     }
 
+    /// Changes a topic's settings (each field of `req` that is set);
+    /// brokers apply them without a restart. Returns the topic as changed.
+    pub async fn alter_topic(&self, req: pb::AlterTopicRequest) -> Result<pb::TopicMetadata> {
+        let resp = self
+            .cluster
+            .with_sentinel("alter topic", |mut c| {
+                let req = req.clone();
+                async move { c.alter_topic(req).await }
+            })
+            .await?;
+        self.cluster.invalidate(&req.name);
+        check(resp.error, resp.topic.unwrap_or_default())
+    }
+
+    /// Grows topic `name` to `total` partitions. Returns the grown topic.
+    pub async fn add_partitions(&self, name: &str, total: u32) -> Result<pb::TopicMetadata> {
+        let req = pb::AddPartitionsRequest { name: name.to_owned(), total, validate_only: false };
+        let resp = self
+            .cluster
+            .with_sentinel("add partitions", |mut c| {
+                let req = req.clone();
+                async move { c.add_partitions(req).await }
+            })
+            .await?;
+        self.cluster.invalidate(name);
+        check(resp.error, resp.topic.unwrap_or_default())
+    }
+
     /// Decommissions broker `id` (its replicas move away), or with `undo`
     /// makes it eligible for replicas again.
     pub async fn decommission_broker(&self, id: u32, undo: bool) -> Result<()> {

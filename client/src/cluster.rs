@@ -30,6 +30,24 @@ pub struct TopicInfo {
     pub partitions: Vec<pb::PartitionState>,
 }
 
+/// How long a topic's cached metadata is used before it is asked for
+/// again (like Kafka's `metadata.max.age.ms`, shorter): a running producer
+/// learns of partitions added to a topic within this.
+pub const METADATA_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// A topic's metadata and when it was fetched.
+#[derive(Debug)]
+struct Cached {
+    info: TopicInfo,
+    at: std::time::Instant,
+}
+
+impl Cached {
+    fn fresh(&self) -> bool {
+        self.at.elapsed() < METADATA_MAX_AGE
+    }
+}
+
 /// Sentinels, metadata and broker channels shared by producers, consumers
 /// and admins.
 #[derive(Debug)]
@@ -39,7 +57,7 @@ pub struct Cluster {
     preferred: Mutex<usize>,
     channels: Mutex<HashMap<String, Channel>>,
     brokers: RwLock<HashMap<u32, String>>,
-    topics: RwLock<HashMap<String, TopicInfo>>,
+    topics: RwLock<HashMap<String, Cached>>,
     /// The smallest `max_batch_bytes` the brokers reported (`usize::MAX`
     /// until one did): producers keep their batches under it.
     max_batch_bytes: std::sync::atomic::AtomicUsize,
@@ -175,10 +193,8 @@ impl Cluster {
         let mut cache = self.topics.write().unwrap_or_else(|p| p.into_inner());
         for t in &resp.topics {
             if t.error.is_none() {
-                cache.insert(
-                    t.name.clone(),
-                    TopicInfo { config: t.config.clone().unwrap_or_default(), partitions: t.partitions.clone() },
-                );
+                let info = TopicInfo { config: t.config.clone().unwrap_or_default(), partitions: t.partitions.clone() };
+                cache.insert(t.name.clone(), Cached { info, at: std::time::Instant::now() });
             } else {
                 cache.remove(&t.name);
             }
@@ -205,14 +221,16 @@ impl Cluster {
         }
     }
 
-    /// A cached topic's partition count, without copying its metadata.
+    /// A cached topic's partition count, without copying its metadata
+    /// (`None` once the cache is older than [`METADATA_MAX_AGE`]).
     pub fn cached_partition_count(&self, name: &str) -> Option<u32> {
-        self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).map(|t| t.partitions.len() as u32)
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        topics.get(name).filter(|t| t.fresh()).map(|t| t.info.partitions.len() as u32)
     }
 
     async fn lookup_topic(&self, name: &str, auto_create: bool) -> Result<TopicInfo> {
-        if let Some(t) = self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name) {
-            return Ok(t.clone());
+        if let Some(t) = self.topics.read().unwrap_or_else(|p| p.into_inner()).get(name).filter(|t| t.fresh()) {
+            return Ok(t.info.clone());
         }
         let resp = self.refresh(&[name.to_owned()], auto_create, &[]).await?;
         match resp.topics.iter().find(|t| t.name == name) {
@@ -232,7 +250,7 @@ impl Cluster {
     /// The leader broker (id and address) of a partition, from the cache.
     pub fn leader(&self, topic: &str, partition: u32) -> Option<(u32, String)> {
         let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
-        let leader = topics.get(topic)?.partitions.iter().find(|p| p.partition == partition)?.leader?;
+        let leader = topics.get(topic)?.info.partitions.iter().find(|p| p.partition == partition)?.leader?;
         let address = self.brokers.read().unwrap_or_else(|p| p.into_inner()).get(&leader)?.clone();
         Some((leader, address))
     }

@@ -47,6 +47,8 @@ pub struct ClusterView {
     /// Each topic's incarnation: its id, or for a topic created before ids
     /// existed, its key's create revision.
     pub topic_incarnations: BTreeMap<String, u64>,
+    /// Mod revision of each topic's key, for compare-and-swap writes.
+    pub topic_revisions: BTreeMap<String, i64>,
     /// Deleted topic incarnations (name, id): evidence for brokers to
     /// delete their data.
     pub tombstones: BTreeSet<(String, u64)>,
@@ -86,6 +88,7 @@ impl ClusterView {
                 let topic: TopicRecord = decode(key, value)?;
                 let incarnation = if topic.id != 0 { topic.id } else { create_revision as u64 };
                 self.topic_incarnations.insert(name.to_owned(), incarnation);
+                self.topic_revisions.insert(name.to_owned(), mod_revision);
                 self.topics.insert(name.to_owned(), topic);
             }
             Some(KeyKind::Tombstone(name, id)) => {
@@ -125,6 +128,7 @@ impl ClusterView {
             Some(KeyKind::Topic(name)) => {
                 self.topics.remove(name);
                 self.topic_incarnations.remove(name);
+                self.topic_revisions.remove(name);
             }
             Some(KeyKind::Tombstone(name, id)) => {
                 self.tombstones.remove(&(name.to_owned(), id));

@@ -41,6 +41,23 @@ pub struct LogConfig {
     pub max_mapped_fragments: usize,
 }
 
+/// How much of a log is kept: the part of [`LogConfig`] a topic's owner
+/// may change while the log is open ([`crate::PartitionLog::set_retention`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Delete fragments whose newest record is older than this.
+    pub age: Option<Duration>,
+    /// Delete the oldest fragments while the log stays at least this large.
+    pub bytes: Option<u64>,
+}
+
+impl LogConfig {
+    /// The retention the log starts with.
+    pub fn retention(&self) -> Retention {
+        Retention { age: self.retention_age, bytes: self.retention_bytes }
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {

@@ -43,7 +43,7 @@ mod wal;
 
 pub use clock::now_ms;
 pub use compression::Compression;
-pub use config::{FlushPolicy, LogConfig};
+pub use config::{FlushPolicy, LogConfig, Retention};
 pub use error::{Result, StorageError};
 pub use goulette_batch::{
     Batch, BatchBuilder, BatchError, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType,

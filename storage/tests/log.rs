@@ -280,6 +280,21 @@ fn given_retention_by_size_should_delete_whole_fragments_from_the_start_and_keep
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (start, 400));
 }
 
+#[test]
+fn given_retention_changed_while_open_should_apply_from_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { retention_bytes: None, ..small_config() };
+    let log = PartitionLog::open(dir.path(), config).unwrap();
+    for i in 0..200 {
+        log.append(&batch(&format!("b{i}"), 2, 0), 0).unwrap();
+    }
+    assert_eq!(log.enforce_retention(goulette_storage::now_ms()).unwrap(), Vec::<u64>::new(), "no limit yet");
+    log.set_retention(goulette_storage::Retention { bytes: Some(8192), ..log.retention() });
+    assert!(!log.enforce_retention(goulette_storage::now_ms()).unwrap().is_empty());
+    assert!(log.log_start_offset() > 0 && log.size_bytes() >= 8192);
+    assert_eq!(log.log_end_offset(), 400, "the end never moves");
+}
+
 /// Sets the mtime of every sealed fragment of `dir` that ends at or before
 /// offset `end` to `at_ms`: as if this broker had appended them then.
 fn age_fragments(dir: &std::path::Path, end: u64, at_ms: i64) {

@@ -1,5 +1,5 @@
-//! Topic settings under their Kafka names, both ways: CreateTopics reads
-//! them into a Goulette `TopicConfig`, DescribeConfigs (v1–4) shows a
+//! Topic settings under their Kafka names, both ways: CreateTopics and
+//! AlterConfigs read them into Goulette settings, DescribeConfigs (v1–4) shows a
 //! topic's effective values, saying which are defaults, and a broker's
 //! start settings (read-only) under Kafka's names.
 //!
@@ -14,8 +14,7 @@
 //! | `message.timestamp.type` | — | `CreateTime`, read-only |
 //!
 //! Any other name is INVALID_CONFIG, so a setting is never silently
-//! ignored. Settings cannot be changed after creation yet (AlterConfigs is
-//! not served).
+//! ignored. The same names change a topic's settings (`alter_configs.rs`).
 
 use goulette_proto::v1 as pb;
 use kafka_protocol::ResponseError;
@@ -34,45 +33,89 @@ const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
-/// Applies one Kafka setting to `config`; `Err` is the reason it is refused.
-pub fn apply(config: &mut pb::TopicConfig, name: &str, value: Option<&str>) -> Result<(), String> {
+/// One topic setting, read from its Kafka name and value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    /// `u64::MAX`: unlimited; 0: the broker's default.
+    RetentionMs(u64),
+    /// 0: unlimited.
+    RetentionBytes(u64),
+    /// 0: the default for the replication factor.
+    MinInsyncReplicas(u32),
+    UncleanLeaderElection(bool),
+    /// `cleanup.policy=delete`, the only policy there is yet.
+    CleanupDelete,
+}
+
+const SUPPORTED: &str = "supported: retention.ms, retention.bytes, min.insync.replicas, \
+     unclean.leader.election.enable, cleanup.policy=delete";
+
+/// Reads one Kafka setting; `Err` is the reason it is refused. Any name
+/// not listed above is refused, so a setting is never silently ignored.
+pub fn parse(name: &str, value: Option<&str>) -> Result<Setting, String> {
     let value = value.ok_or_else(|| format!("{name}: a value is required"))?;
     let number = || value.parse::<i64>().map_err(|_| format!("{name}: {value:?} is not a number"));
-    match name {
-        "retention.ms" => {
-            config.retention_ms = match number()? {
-                -1 => u64::MAX,
-                n if n > 0 => n as u64,
-                n => return Err(format!("retention.ms {n}: use -1 (unlimited) or a positive number")),
-            }
-        }
-        "retention.bytes" => {
-            config.retention_bytes = match number()? {
-                -1 => 0,
-                n if n > 0 => n as u64,
-                n => return Err(format!("retention.bytes {n}: use -1 (unlimited) or a positive number")),
-            }
-        }
-        "min.insync.replicas" => {
-            config.min_insync_replicas = u32::try_from(number()?)
+    Ok(match name {
+        "retention.ms" => Setting::RetentionMs(match number()? {
+            -1 => u64::MAX,
+            n if n > 0 => n as u64,
+            n => return Err(format!("retention.ms {n}: use -1 (unlimited) or a positive number")),
+        }),
+        "retention.bytes" => Setting::RetentionBytes(match number()? {
+            -1 => 0,
+            n if n > 0 => n as u64,
+            n => return Err(format!("retention.bytes {n}: use -1 (unlimited) or a positive number")),
+        }),
+        "min.insync.replicas" => Setting::MinInsyncReplicas(
+            u32::try_from(number()?)
                 .ok()
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| format!("min.insync.replicas {value}: at least 1"))?;
-        }
-        "unclean.leader.election.enable" => {
-            config.unclean_leader_election =
-                value.parse().map_err(|_| format!("unclean.leader.election.enable {value:?}: true or false"))?;
-        }
-        "cleanup.policy" if value == "delete" => {}
+                .ok_or_else(|| format!("min.insync.replicas {value}: at least 1"))?,
+        ),
+        "unclean.leader.election.enable" => Setting::UncleanLeaderElection(
+            value.parse().map_err(|_| format!("unclean.leader.election.enable {value:?}: true or false"))?,
+        ),
+        "cleanup.policy" if value == "delete" => Setting::CleanupDelete,
         "cleanup.policy" => return Err(format!("cleanup.policy {value:?}: only delete is supported yet")),
-        _ => {
-            return Err(format!(
-                "{name} is not a Goulette topic setting (supported: retention.ms, retention.bytes, \
-                 min.insync.replicas, unclean.leader.election.enable, cleanup.policy=delete)"
-            ));
-        }
+        _ => return Err(format!("{name} is not a Goulette topic setting ({SUPPORTED})")),
+    })
+}
+
+/// The default of the setting named `name` (what Kafka's DELETE of a
+/// setting goes back to).
+pub fn default_of(name: &str) -> Result<Setting, String> {
+    Ok(match name {
+        "retention.ms" => Setting::RetentionMs(0),
+        "retention.bytes" => Setting::RetentionBytes(0),
+        "min.insync.replicas" => Setting::MinInsyncReplicas(0),
+        "unclean.leader.election.enable" => Setting::UncleanLeaderElection(false),
+        "cleanup.policy" => Setting::CleanupDelete,
+        _ => return Err(format!("{name} is not a Goulette topic setting ({SUPPORTED})")),
+    })
+}
+
+/// Applies one Kafka setting to a new topic's `config`; `Err` is the
+/// reason it is refused.
+pub fn apply(config: &mut pb::TopicConfig, name: &str, value: Option<&str>) -> Result<(), String> {
+    match parse(name, value)? {
+        Setting::RetentionMs(ms) => config.retention_ms = ms,
+        Setting::RetentionBytes(bytes) => config.retention_bytes = bytes,
+        Setting::MinInsyncReplicas(n) => config.min_insync_replicas = n,
+        Setting::UncleanLeaderElection(on) => config.unclean_leader_election = on,
+        Setting::CleanupDelete => {}
     }
     Ok(())
+}
+
+/// Adds `setting` to a change of an existing topic.
+pub fn change(req: &mut pb::AlterTopicRequest, setting: Setting) {
+    match setting {
+        Setting::RetentionMs(ms) => req.retention_ms = Some(ms),
+        Setting::RetentionBytes(bytes) => req.retention_bytes = Some(bytes),
+        Setting::MinInsyncReplicas(n) => req.min_insync_replicas = Some(n),
+        Setting::UncleanLeaderElection(on) => req.unclean_leader_election = Some(on),
+        Setting::CleanupDelete => {}
+    }
 }
 
 /// One setting as DescribeConfigs shows it.
@@ -230,5 +273,17 @@ mod tests {
         assert!(apply(&mut c, "min.insync.replicas", Some("0")).is_err());
         assert!(apply(&mut c, "segment.bytes", Some("1000")).unwrap_err().contains("not a Goulette topic setting"));
         assert!(apply(&mut c, "retention.ms", None).is_err());
+    }
+
+    #[test]
+    fn a_change_names_only_what_it_sets_and_defaults_go_back_to_zero() {
+        let mut req = pb::AlterTopicRequest::default();
+        change(&mut req, parse("retention.bytes", Some("1048576")).unwrap());
+        assert_eq!(req.retention_bytes, Some(1 << 20));
+        assert_eq!((req.retention_ms, req.min_insync_replicas, req.unclean_leader_election), (None, None, None));
+        change(&mut req, default_of("min.insync.replicas").unwrap());
+        assert_eq!(req.min_insync_replicas, Some(0));
+        change(&mut req, default_of("cleanup.policy").unwrap());
+        assert!(default_of("segment.bytes").is_err());
     }
 }

@@ -28,7 +28,8 @@ use crate::kafka::request::{self, Frame};
 use kafka_protocol::protocol::Encodable;
 
 use crate::kafka::{
-    Kafka, configs, fetch, groups, leader_epochs, list_offsets, metadata, produce, producer_ids, topics, versions,
+    Kafka, alter_configs, configs, create_partitions, fetch, groups, leader_epochs, list_offsets, metadata, produce,
+    producer_ids, topics, versions,
 };
 
 /// Requests one connection may have accepted and not yet answered.
@@ -232,6 +233,18 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         ApiKey::DescribeConfigs => {
             let req = request::decode(key, version, body)?;
             later(key, version, id, async move { configs::handle(&k, version, req).await })
+        }
+        ApiKey::AlterConfigs => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { alter_configs::alter(&k, req).await })
+        }
+        ApiKey::CreatePartitions => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { create_partitions::handle(&k, req).await })
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { alter_configs::alter_incrementally(&k, req).await })
         }
         ApiKey::DeleteGroups => {
             let req = request::decode(key, version, body)?;

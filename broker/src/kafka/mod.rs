@@ -15,14 +15,18 @@
 //! - [`groups`]: the group coordinator (FindCoordinator, JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
 //!   DescribeGroups).
-//! - [`topics`], [`configs`]: CreateTopics, DeleteTopics, DescribeConfigs, and
-//!   topic settings under their Kafka names.
+//! - [`topics`], [`create_partitions`], [`configs`], [`alter_configs`]:
+//!   CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
+//!   AlterConfigs, IncrementalAlterConfigs, and topic settings under their
+//!   Kafka names.
 //! - [`errors`]: Goulette's typed errors as Kafka error codes.
 //!
 //! `docs/kafka.md` is the reader's reference.
 
+pub mod alter_configs;
 pub mod configs;
 pub mod connection;
+pub mod create_partitions;
 pub mod errors;
 pub mod fetch;
 pub mod groups;

@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::kafka::{Kafka, configs, errors};
 
 /// The longest a CreateTopics waits for leaders, whatever it asks.
-const MAX_WAIT: Duration = Duration::from_secs(30);
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(30);
 
 fn code_of(e: &pb::Error) -> i16 {
     match e.error_code() {
@@ -122,7 +122,7 @@ async fn topic_exists(kafka: &Kafka, name: &str) -> Result<bool, String> {
 }
 
 /// Waits (at most `wait`) until every partition of `name` has a leader.
-async fn wait_led(kafka: &Kafka, name: &str, wait: Duration) {
+pub(super) async fn wait_led(kafka: &Kafka, name: &str, wait: Duration) {
     let deadline = tokio::time::Instant::now() + wait;
     while tokio::time::Instant::now() < deadline {
         let asked = pb::MetadataRequest { topics: vec![name.to_owned()], ..Default::default() };

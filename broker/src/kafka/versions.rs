@@ -45,7 +45,10 @@ pub const SERVED: &[Served] = &[
     served(ApiKey::InitProducerId, 0, 4),
     served(ApiKey::OffsetForLeaderEpoch, 2, 4),
     served(ApiKey::DescribeConfigs, 1, 4),
+    served(ApiKey::AlterConfigs, 0, 2),
+    served(ApiKey::CreatePartitions, 0, 3),
     served(ApiKey::DeleteGroups, 0, 2),
+    served(ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// The served versions of `key`, if it is served at all.

@@ -1,6 +1,7 @@
 """confluent-kafka's AdminClient against Goulette: create topics (with
-settings), describe their configs, list and describe consumer groups,
-delete topics; refusals carry Kafka's error codes.
+settings), describe their configs, change them (incrementally and all at
+once), add partitions, list and describe consumer groups, delete topics;
+refusals carry Kafka's error codes.
 
 Usage: admin.py BOOTSTRAP
 """
@@ -8,7 +9,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic
 
 bootstrap = sys.argv[1]
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -51,6 +52,68 @@ check(values["retention.ms"] == "3600000" and not configs["retention.ms"].is_def
 check(values["min.insync.replicas"] == "2", f"min.insync.replicas: {values}")
 check(values["retention.bytes"] == "-1" and configs["retention.bytes"].is_default, f"retention.bytes: {values}")
 print("configs", values, flush=True)
+
+
+def described(topic):
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([resource])[resource].result()
+
+
+def error_code(future):
+    try:
+        future.result()
+    except KafkaException as e:
+        return e.args[0].code()
+    return None
+
+
+# Incremental: SET one setting, DELETE (back to the default) another; the rest is kept.
+change = ConfigResource(ConfigResource.Type.TOPIC, "admin-a", incremental_configs=[
+    ConfigEntry("retention.bytes", "1048576", incremental_operation=AlterConfigOpType.SET),
+    ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+])
+admin.incremental_alter_configs([change])[change].result()
+configs = described("admin-a")
+check(configs["retention.bytes"].value == "1048576" and not configs["retention.bytes"].is_default,
+      f"retention.bytes after SET: {configs['retention.bytes']}")
+check(configs["retention.ms"].is_default,
+      f"retention.ms after DELETE: {configs['retention.ms']}")
+check(configs["min.insync.replicas"].value == "2", "min.insync.replicas kept")
+# Refusals: an unknown setting, more in-sync replicas than replicas, APPEND to a non-list.
+refusals = {}
+for name, entry in [("unknown", ConfigEntry("segment.bytes", "1", incremental_operation=AlterConfigOpType.SET)),
+                    ("min_isr", ConfigEntry("min.insync.replicas", "4", incremental_operation=AlterConfigOpType.SET)),
+                    ("append", ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.APPEND))]:
+    bad = ConfigResource(ConfigResource.Type.TOPIC, "admin-a", incremental_configs=[entry])
+    refusals[name] = error_code(admin.incremental_alter_configs([bad])[bad])
+check(refusals == {"unknown": KafkaError.INVALID_CONFIG, "min_isr": KafkaError.INVALID_CONFIG,
+                   "append": KafkaError.INVALID_CONFIG}, f"incremental refusals: {refusals}")
+check(described("admin-a")["retention.bytes"].value == "1048576", "a refused change changed nothing")
+missing = ConfigResource(ConfigResource.Type.TOPIC, "admin-missing", incremental_configs=[
+    ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+code = error_code(admin.incremental_alter_configs([missing])[missing])
+check(code == KafkaError.UNKNOWN_TOPIC_OR_PART, f"unknown topic: {code}")
+
+# All at once (AlterConfigs): what is not named goes back to its default.
+replace = ConfigResource(ConfigResource.Type.TOPIC, "admin-a", set_config={"retention.ms": "7200000"})
+admin.alter_configs([replace])[replace].result()
+configs = described("admin-a")
+check(configs["retention.ms"].value == "7200000", f"retention.ms after AlterConfigs: {configs['retention.ms']}")
+check(configs["retention.bytes"].is_default, f"retention.bytes back to default: {configs['retention.bytes']}")
+print("altered", {k: v.value for k, v in configs.items()}, flush=True)
+
+# More partitions: served at once; fewer is INVALID_PARTITIONS.
+admin.create_partitions([NewPartitions("admin-a", 6)], operation_timeout=20)["admin-a"].result()
+check(len(admin.list_topics(timeout=10).topics["admin-a"].partitions) == 6, "admin-a has 6 partitions")
+code = error_code(admin.create_partitions([NewPartitions("admin-a", 3)])["admin-a"])
+check(code == KafkaError.INVALID_PARTITIONS, f"shrinking: {code}")
+new_partition = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+delivered = []
+new_partition.produce("admin-a", value=b"in partition 5", partition=5,
+                      on_delivery=lambda err, msg: delivered.append((err, msg.partition(), msg.offset())))
+new_partition.flush(20)
+check(delivered == [(None, 5, 0)], f"produce to the new partition: {delivered}")
+print("partitions", 6, flush=True)
 
 # A group with a member, then listed and described.
 producer = Producer({"bootstrap.servers": bootstrap})

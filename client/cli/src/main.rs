@@ -230,6 +230,32 @@ enum TopicCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Change a topic's settings; brokers apply them without a restart.
+    /// Only the options given change.
+    Alter {
+        name: String,
+        /// Delete whole fragments older than this many milliseconds (0: back to the broker default).
+        #[arg(long)]
+        retention_ms: Option<u64>,
+        /// Delete the oldest fragments while a partition holds more bytes (0: no limit).
+        #[arg(long)]
+        retention_bytes: Option<u64>,
+        /// In-sync replicas an `acks=all` write needs (0: back to the default).
+        #[arg(long)]
+        min_insync_replicas: Option<u32>,
+        /// Let a replica outside the ISR lead when no in-sync one is alive (true or false).
+        #[arg(long)]
+        unclean_leader_election: Option<bool>,
+    },
+    /// Grow a topic to more partitions (never fewer). Keys hash over the
+    /// new count from then on, so a key's later messages may go to another
+    /// partition than its earlier ones.
+    AddPartitions {
+        name: String,
+        /// The topic's new partition count.
+        #[arg(long)]
+        total: u32,
+    },
     /// Delete a topic and its data.
     Delete { name: String },
 }
@@ -462,6 +488,24 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 }
                 TopicCommand::List { format } => cli::topic_list(cluster, format).await,
                 TopicCommand::Describe { name, format } => cli::topic_describe(cluster, &name, format).await,
+                TopicCommand::Alter {
+                    name,
+                    retention_ms,
+                    retention_bytes,
+                    min_insync_replicas,
+                    unclean_leader_election,
+                } => {
+                    let req = goulette_proto::v1::AlterTopicRequest {
+                        name,
+                        retention_ms,
+                        retention_bytes,
+                        min_insync_replicas,
+                        unclean_leader_election,
+                        validate_only: false,
+                    };
+                    cli::topic_alter(cluster, req).await
+                }
+                TopicCommand::AddPartitions { name, total } => cli::topic_add_partitions(cluster, &name, total).await,
                 TopicCommand::Delete { name } => cli::topic_delete(cluster, &name).await,
             },
             Command::Produce { topic, key, partition, acks, window, message, print_offsets, idempotent } => {

@@ -1,6 +1,6 @@
 //! The `goulette` commands against real processes (etcd, a sentinel,
-//! brokers): produce from stdin and consume back, topic and broker
-//! administration, and consumer groups consumed, described and reset.
+//! brokers): produce from stdin and consume back, topic (created, altered,
+//! grown) and broker administration, and consumer groups consumed, described and reset.
 
 #![allow(clippy::unwrap_used)]
 
@@ -69,6 +69,21 @@ async fn given_the_cli_should_produce_stdin_lines_and_consume_them_back() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // Changed at runtime: only what is named; grown, never shrunk.
+    let out = run(&["topic", "alter", "kept", "--retention-ms", "60000"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["topic", "describe", "kept", "--format", "json"], "");
+    let desc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((desc["retention_ms"].as_u64(), desc["retention_bytes"].as_u64()), (Some(60_000), Some(4096)));
+    let out = run(&["topic", "alter", "kept"], "");
+    assert!(!out.status.success(), "an alter naming nothing is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to change"));
+    let out = run(&["topic", "add-partitions", "kept", "--total", "3"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("now has 3 partitions"));
+    let out = run(&["topic", "add-partitions", "kept", "--total", "2"], "");
+    assert!(!out.status.success(), "a topic never shrinks");
 
     // Decommissioning needs a broker that exists and others to take its replicas.
     let out = run(&["broker", "decommission", "99"], "");

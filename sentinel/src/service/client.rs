@@ -96,6 +96,46 @@ impl SentinelService for SentinelGrpc {
         Ok(Response::new(result.unwrap_or_else(|e| pb::DeleteTopicResponse { error: Some(e.to_proto()) })))
     }
 
+    async fn alter_topic(
+        &self,
+        req: Request<pb::AlterTopicRequest>,
+    ) -> std::result::Result<Response<pb::AlterTopicResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    let topic = s.alter_topic_here(fence, req).await?;
+                    Ok(pb::AlterTopicResponse { error: None, topic: Some(topic) })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).alter_topic(req).await },
+            )
+            .await;
+        Ok(Response::new(result.unwrap_or_else(|e| pb::AlterTopicResponse { error: Some(e.to_proto()), topic: None })))
+    }
+
+    async fn add_partitions(
+        &self,
+        req: Request<pb::AddPartitionsRequest>,
+    ) -> std::result::Result<Response<pb::AddPartitionsResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    let topic = s.add_partitions_here(fence, req).await?;
+                    Ok(pb::AddPartitionsResponse { error: None, topic: Some(topic) })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).add_partitions(req).await },
+            )
+            .await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::AddPartitionsResponse { error: Some(e.to_proto()), topic: None }),
+        ))
+    }
+
     async fn init_producer_id(
         &self,
         req: Request<pb::InitProducerIdRequest>,

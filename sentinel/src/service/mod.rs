@@ -3,7 +3,8 @@
 //! - `client.rs`: `SentinelService`, what clients ask;
 //! - `internal.rs`: `SentinelInternal`, what brokers ask, and their
 //!   assignment streams;
-//! - `forward.rs`: where a leader-only request runs, and its forwarding.
+//! - `forward.rs`: where a leader-only request runs, and its forwarding;
+//! - `topic_changes.rs`: changing a topic's settings and partition count.
 //!
 //! Reads are answered from this sentinel's [`ClusterView`]. Writes run on the
 //! leader; a follower forwards them to it, once.
@@ -29,6 +30,7 @@ use crate::view::ClusterView;
 mod client;
 mod forward;
 mod internal;
+mod topic_changes;
 
 use forward::{Forwarder, Route, forward_request, status_to_error};
 

@@ -155,14 +155,14 @@ impl PartitionLog {
     /// and never moves an offset: the log start becomes the first remaining
     /// file's base. Returns the base offsets deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<Vec<u64>> {
+        let retention = self.retention();
         let victims: Vec<Arc<Fragment>> = {
             let mut inner = self.lock();
             let mut total: u64 = inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wals_len();
             let mut count = 0;
             for f in &inner.fragments {
-                let too_old =
-                    self.config.retention_age.is_some_and(|age| f.appended_ms < now_ms.saturating_sub(millis(age)));
-                let too_big = self.config.retention_bytes.is_some_and(|max| total.saturating_sub(f.len) >= max);
+                let too_old = retention.age.is_some_and(|age| f.appended_ms < now_ms.saturating_sub(millis(age)));
+                let too_big = retention.bytes.is_some_and(|max| total.saturating_sub(f.len) >= max);
                 if !(too_old || too_big) {
                     break;
                 }

@@ -62,7 +62,7 @@ pub use append::{AppendInfo, PendingAppend};
 pub use durability::DurableWait;
 pub use state::{LogState, Step};
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, Retention};
 use crate::crashsafe;
 use crate::epochs::EpochHistory;
 use crate::error::{Result, StorageError};
@@ -75,6 +75,9 @@ use crate::wal::Wal;
 pub struct PartitionLog {
     dir: PathBuf,
     config: LogConfig,
+    /// What retention keeps: `config`'s at first, changed by the topic's
+    /// settings while the log is open.
+    retention: Mutex<Retention>,
     inner: Mutex<Inner>,
     /// Held while a seal is finished, and by truncation, reset and close
     /// (which finish a seal in flight first); taken before `inner`.
@@ -175,6 +178,17 @@ impl PartitionLog {
     /// The settings the log was opened with.
     pub fn config(&self) -> &LogConfig {
         &self.config
+    }
+
+    /// What retention keeps now.
+    pub fn retention(&self) -> Retention {
+        *self.retention.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes what retention keeps, from its next run on (a topic's
+    /// settings changed while the log is open).
+    pub fn set_retention(&self, retention: Retention) {
+        *self.retention.lock().unwrap_or_else(|p| p.into_inner()) = retention;
     }
 
     /// First offset still held.

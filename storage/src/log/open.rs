@@ -236,6 +236,7 @@ impl PartitionLog {
         );
         let log = PartitionLog {
             dir,
+            retention: Mutex::new(config.retention()),
             config,
             durability: Durability::new(inner.log_end()),
             offsets: Offsets::default(),

@@ -14,7 +14,7 @@ pub use cluster::{broker_decommission, cluster_status};
 pub use consume::{ConsumeOptions, consume};
 pub use group::{ResetTo, group_delete, group_describe, group_list, group_reset, parse_reset_to};
 pub use produce::{ProduceOptions, produce};
-pub use topic::{topic_create, topic_delete, topic_describe, topic_list};
+pub use topic::{topic_add_partitions, topic_alter, topic_create, topic_delete, topic_describe, topic_list};
 
 use goulette_proto::v1::Acks;
 

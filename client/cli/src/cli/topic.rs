@@ -1,4 +1,4 @@
-//! `goulette topic create|list|describe|delete`.
+//! `goulette topic create|list|describe|alter|add-partitions|delete`.
 
 use std::sync::Arc;
 
@@ -13,6 +13,36 @@ use super::{Format, ids, leader};
 pub async fn topic_create(cluster: Arc<Cluster>, config: pb::TopicConfig) -> anyhow::Result<bool> {
     let topic = Admin::new(cluster).create_topic(config).await?;
     println!("created topic {} with {} partitions", topic.name, topic.partitions.len());
+    for p in &topic.partitions {
+        println!("  partition {:>4}  leader {:>4}  replicas {}", p.partition, leader(p.leader), ids(&p.replicas));
+    }
+    Ok(true)
+}
+
+/// `topic alter`.
+pub async fn topic_alter(cluster: Arc<Cluster>, req: pb::AlterTopicRequest) -> anyhow::Result<bool> {
+    if req.retention_ms.is_none()
+        && req.retention_bytes.is_none()
+        && req.min_insync_replicas.is_none()
+        && req.unclean_leader_election.is_none()
+    {
+        anyhow::bail!(
+            "nothing to change: give --retention-ms, --retention-bytes, --min-insync-replicas or --unclean-leader-election"
+        );
+    }
+    let topic = Admin::new(cluster).alter_topic(req).await?;
+    let c = topic.config.unwrap_or_default();
+    println!(
+        "topic {}: retention_ms={} retention_bytes={} min_insync_replicas={} unclean_leader_election={}",
+        topic.name, c.retention_ms, c.retention_bytes, c.min_insync_replicas, c.unclean_leader_election
+    );
+    Ok(true)
+}
+
+/// `topic add-partitions`.
+pub async fn topic_add_partitions(cluster: Arc<Cluster>, name: &str, total: u32) -> anyhow::Result<bool> {
+    let topic = Admin::new(cluster).add_partitions(name, total).await?;
+    println!("topic {} now has {} partitions", topic.name, topic.partitions.len());
     for p in &topic.partitions {
         println!("  partition {:>4}  leader {:>4}  replicas {}", p.partition, leader(p.leader), ids(&p.replicas));
     }
