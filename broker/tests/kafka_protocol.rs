@@ -319,7 +319,7 @@ mod data {
         let p = &answer.topics[0].partitions[0];
         assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, epoch, 4));
 
-        let list = |conn: &mut KafkaConn, timestamp: i64| {
+        let list_at = |conn: &mut KafkaConn, version: i16, timestamp: i64| {
             let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
                 ListOffsetsTopic::default().with_name(name("epochs")).with_partitions(vec![
                     ListOffsetsPartition::default()
@@ -328,14 +328,21 @@ mod data {
                         .with_current_leader_epoch(epoch),
                 ]),
             ]);
-            let answer: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 6, &req).unwrap();
+            let answer: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, version, &req).unwrap();
             let p = answer.topics[0].partitions[0].clone();
             (p.error_code, p.offset, p.timestamp)
         };
+        let list = |conn: &mut KafkaConn, timestamp: i64| list_at(conn, 6, timestamp);
         assert_eq!(list(&mut conn, -2), (0, 0, -1), "earliest");
         assert_eq!(list(&mut conn, -1), (0, 4, -1), "latest");
         assert_eq!(list(&mut conn, now - 500), (0, 3, now), "the first record at or after a time");
         assert_eq!(list(&mut conn, now + 60_000), (0, -1, -1), "after every record");
+
+        // The largest timestamp (v7): its first record, whatever came after.
+        assert_eq!(produce(&mut conn, "epochs", -1, batch(&["e", "f"], now - 2000)).0, 0);
+        assert_eq!(list_at(&mut conn, 7, -3), (0, 3, now), "the record with the largest timestamp");
+        assert_eq!(list_at(&mut conn, 6, -3).0, 42, "before v7, -3 is an INVALID_REQUEST");
+        assert_eq!(list_at(&mut conn, 7, -1), (0, 6, -1));
     }
 
     #[test]

@@ -388,6 +388,26 @@ fn given_timestamps_should_find_the_first_record_at_or_after_them() {
 }
 
 #[test]
+fn given_records_in_fragments_and_the_wal_the_largest_timestamp_should_be_found_wherever_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.max_timestamp(), None, "no record yet");
+    // The largest timestamp early (in a sealed fragment), smaller ones after.
+    log.append(&batch("early", 5, 500_000), 0).unwrap();
+    for i in 0..100 {
+        log.append(&batch(&format!("b{i}"), 5, 1000 * i), 0).unwrap();
+    }
+    assert!(log.fragment_count() > 2);
+    assert_eq!(log.max_timestamp(), Some(500_004));
+    assert_eq!(log.offset_for_timestamp(500_004).unwrap(), Some(4), "its first record");
+    log.append(&batch("late", 1, 700_000), 0).unwrap();
+    assert_eq!(log.max_timestamp(), Some(700_000), "now in the WAL");
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.max_timestamp(), Some(700_000), "after a reopen");
+}
+
+#[test]
 fn given_missing_or_damaged_index_when_reopened_should_rebuild_it() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -1,11 +1,13 @@
-//! ListOffsets (v1–6): a partition's earliest offset (timestamp −2), its
+//! ListOffsets (v1–7): a partition's earliest offset (timestamp −2), its
 //! latest (−1: the high watermark, which is also the last stable offset,
-//! as Goulette has no transactions), or the first offset whose timestamp is
-//! at or after a given time, with that record's timestamp and, from v4,
+//! as Goulette has no transactions), the first offset whose timestamp is
+//! at or after a given time, or (−3, from v7, KIP-734) the first record
+//! with the largest timestamp; with that record's timestamp and, from v4,
 //! the leader epoch of its batch.
 //!
 //! A time after every record is answered with offset and timestamp −1, as
-//! Kafka does. The max-timestamp lookup (−3, v7) is not served yet.
+//! Kafka does; so is a largest timestamp whose record is not below the high
+//! watermark yet (Kafka, too, answers only what consumers can read).
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use crate::partition::Replica;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
 
 /// Answers a ListOffsets request.
 pub async fn handle(kafka: &Arc<Kafka>, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -28,7 +31,7 @@ pub async fn handle(kafka: &Arc<Kafka>, version: i16, req: ListOffsetsRequest) -
         let mut partitions = Vec::with_capacity(topic.partitions.len().min(1024));
         for p in &topic.partitions {
             let answer = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-            let answer = match lookup(kafka, topic.name.0.as_str(), p).await {
+            let answer = match lookup(kafka, version, topic.name.0.as_str(), p).await {
                 Ok(found) => {
                     let answer = answer.with_offset(found.offset).with_timestamp(found.timestamp);
                     if version >= 4 { answer.with_leader_epoch(found.leader_epoch) } else { answer }
@@ -52,7 +55,7 @@ struct Found {
 
 const NOT_FOUND: Found = Found { offset: -1, timestamp: -1, leader_epoch: -1 };
 
-async fn lookup(kafka: &Kafka, topic: &str, p: &ListOffsetsPartition) -> Result<Found, i16> {
+async fn lookup(kafka: &Kafka, version: i16, topic: &str, p: &ListOffsetsPartition) -> Result<Found, i16> {
     let index = u32::try_from(p.partition_index).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
     let Some(replica) = kafka.partitions.get(topic, index) else {
         return Err(errors::code(&kafka.partitions.unavailable(topic, index)));
@@ -66,11 +69,18 @@ async fn lookup(kafka: &Kafka, topic: &str, p: &ListOffsetsPartition) -> Result<
     match p.timestamp {
         LATEST => Ok(Found { offset: high_watermark as i64, timestamp: -1, leader_epoch: epoch as i32 }),
         EARLIEST => Ok(Found { offset: replica.log.log_start_offset() as i64, ..NOT_FOUND }),
-        ts if ts >= 0 => {
+        ts if ts >= 0 || (ts == MAX_TIMESTAMP && version >= 7) => {
             let replica = replica.clone();
-            tokio::task::spawn_blocking(move || by_timestamp(&replica, ts, high_watermark))
-                .await
-                .map_err(|_| ResponseError::UnknownServerError.code())?
+            tokio::task::spawn_blocking(move || {
+                // The first record with the largest timestamp is the first
+                // at or after it.
+                match if ts == MAX_TIMESTAMP { replica.log.max_timestamp() } else { Some(ts) } {
+                    Some(ts) => by_timestamp(&replica, ts, high_watermark),
+                    None => Ok(NOT_FOUND),
+                }
+            })
+            .await
+            .map_err(|_| ResponseError::UnknownServerError.code())?
         }
         _ => Err(ResponseError::InvalidRequest.code()),
     }

@@ -28,7 +28,7 @@ const fn served(key: ApiKey, min: i16, max: i16) -> Served {
 pub const SERVED: &[Served] = &[
     Served { key: ApiKey::Produce, min: 3, max: 9, advertised_min: 0 },
     served(ApiKey::Fetch, 4, 12),
-    served(ApiKey::ListOffsets, 1, 6),
+    served(ApiKey::ListOffsets, 1, 7),
     served(ApiKey::Metadata, 0, 9),
     served(ApiKey::OffsetCommit, 2, 8),
     served(ApiKey::OffsetFetch, 1, 7),

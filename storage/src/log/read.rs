@@ -94,6 +94,20 @@ impl PartitionLog {
         wal.offset_for_timestamp(ts)
     }
 
+    /// The largest record timestamp in the log (`None` while it holds no
+    /// record): from the fragments' and WALs' indexes, without a read.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        let inner = self.lock();
+        let max = inner
+            .fragments
+            .iter()
+            .map(|f| f.max_timestamp)
+            .chain(inner.sealing.as_ref().map(|s| s.wal.index.max_timestamp))
+            .chain([inner.wal.index.max_timestamp])
+            .max()?;
+        (max != i64::MIN).then_some(max)
+    }
+
     /// Runs `op` on a fragment (which may map it), then keeps the number of
     /// mapped fragments within `max_mapped_fragments`.
     fn with_fragment<T>(&self, fragment: &Arc<Fragment>, op: impl FnOnce(&Fragment) -> Result<T>) -> Result<T> {
