@@ -91,6 +91,8 @@ pub async fn serve(
     // back). `sent_hw` is the high watermark the last response carried.
     let mut hw_moves = replica.watch_high_watermark();
     let mut sent_hw: Option<u64> = None;
+    // Likewise the log start (followers follow it: records deleted on request).
+    let mut sent_start = 0u64;
     let mut reading = true;
     loop {
         // The replica may have been closed or replaced (moved, topic
@@ -169,6 +171,7 @@ pub async fn serve(
                     high_watermark: hw,
                     log_start_offset: replica.log.log_start_offset(),
                 };
+                sent_start = response.log_start_offset;
                 if !out.send(response, Some(permit)).await {
                     return;
                 }
@@ -178,13 +181,11 @@ pub async fn serve(
                 continue;
             }
         }
-        if follower.is_some() && sent_hw.is_none_or(|sent| sent < hw) {
-            let response = pb::FetchResponse {
-                error: None,
-                batches: Vec::new(),
-                high_watermark: hw,
-                log_start_offset: replica.log.log_start_offset(),
-            };
+        let start = replica.log.log_start_offset();
+        if follower.is_some() && (sent_hw.is_none_or(|sent| sent < hw) || sent_start < start) {
+            let response =
+                pb::FetchResponse { error: None, batches: Vec::new(), high_watermark: hw, log_start_offset: start };
+            sent_start = start;
             if !out.send(response, None).await {
                 return;
             }

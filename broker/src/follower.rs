@@ -149,9 +149,27 @@ async fn replicate(
         let Some(bytes) = bytes else { return Ok(()) };
         replica.appended();
         replica.follow_high_watermark(response.high_watermark);
+        if response.log_start_offset > replica.log.log_start_offset() {
+            follow_log_start(replica, response.log_start_offset).await?;
+        }
         let credit = pb::FetchCredit { bytes, replica_log_end: Some(replica.log.log_end_offset()) };
         requests.send(pb::FetchRequest { kind: Some(Kind::Credit(credit)) }).await?;
     }
+}
+
+/// Moves this replica's log start up to the leader's (records deleted on
+/// request, or by the leader's retention), never past its own end: a
+/// replica that becomes leader must not serve records the leader had
+/// stopped serving.
+async fn follow_log_start(replica: &Arc<Replica>, leader_start: u64) -> anyhow::Result<()> {
+    let log = replica.log.clone();
+    let start = tokio::task::spawn_blocking(move || {
+        let end = log.log_end_offset();
+        log.delete_records_before(leader_start.min(end))
+    })
+    .await??;
+    tracing::debug!(topic = %replica.topic, partition = replica.partition, start, "log start follows the leader's");
+    Ok(())
 }
 
 /// Appends the batches of one fetch response (on a blocking thread).

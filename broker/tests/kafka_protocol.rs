@@ -368,6 +368,121 @@ mod data {
         assert_eq!(produce(&mut conn, "__offsets", -1, batch(&["x"], now)).0, 17, "INVALID_TOPIC_EXCEPTION");
         assert_eq!(produce(&mut conn, "codes", -1, batch(&["ok"], now)), (0, 1), "nothing refused was stored");
     }
+
+    #[test]
+    fn given_delete_records_the_log_should_start_there_on_the_leader_and_after_a_failover() {
+        use kafka_protocol::messages::create_topics_request::CreatableTopic;
+        use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+        use kafka_protocol::messages::{
+            CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse,
+        };
+        let mut cluster = KafkaCluster::start(2, &[]);
+        let mut admin = KafkaConn::connect(cluster.brokers[0].kafka_address).unwrap();
+        let create = CreateTopicsRequest::default().with_timeout_ms(20_000).with_topics(vec![
+            CreatableTopic::default().with_name(name("trim")).with_num_partitions(1).with_replication_factor(2),
+        ]);
+        let created: CreateTopicsResponse = admin.call(ApiKey::CreateTopics, 5, &create).unwrap();
+        assert_eq!(created.topics[0].error_code, 0);
+        // Two records a batch until the follower is in the ISR: 10 records or more.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (leader, mut conn, epoch) = loop {
+            let (mut conn, leader, epoch) = led(&cluster, "trim");
+            assert_eq!(produce_when_led(&mut conn, "trim", batch(&["a", "b"], goulette_storage::now_ms())).0, 0);
+            let metadata = cluster.wait_led("trim");
+            let p = &metadata.topics[0].partitions[0];
+            let end = list_offset(&mut conn, "trim", -1, epoch);
+            if p.isr_nodes.len() == 2 && end >= 10 {
+                break (leader, conn, epoch);
+            }
+            assert!(Instant::now() < deadline, "the follower never joined the ISR: {p:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let end = list_offset(&mut conn, "trim", -1, epoch);
+        let delete = |conn: &mut KafkaConn, topic: &str, offset: i64| {
+            let req = DeleteRecordsRequest::default().with_timeout_ms(5_000).with_topics(vec![
+                DeleteRecordsTopic::default().with_name(name(topic)).with_partitions(vec![
+                    DeleteRecordsPartition::default().with_partition_index(0).with_offset(offset),
+                ]),
+            ]);
+            let answer: DeleteRecordsResponse = conn.call(ApiKey::DeleteRecords, 2, &req).unwrap();
+            let p = &answer.topics[0].partitions[0];
+            (p.error_code, p.low_watermark)
+        };
+        assert_eq!(delete(&mut conn, "trim", 3), (0, 3), "inside a batch");
+        assert_eq!(list_offset(&mut conn, "trim", -2, epoch), 3, "the earliest offset");
+        assert_eq!(fetch(&mut conn, "trim", 2, epoch, 0, 0).responses[0].partitions[0].error_code, 1);
+        assert_eq!(delete(&mut conn, "trim", end + 1).0, 1, "past the high watermark: OFFSET_OUT_OF_RANGE");
+        assert_eq!(delete(&mut conn, "trim", 1), (0, 3), "below the start: nothing changes");
+        assert_eq!(delete(&mut conn, "__offsets", 1).0, 44, "POLICY_VIOLATION");
+        let follower = cluster.brokers.iter().position(|b| b.id as i32 != leader).unwrap();
+        let mut other = KafkaConn::connect(cluster.brokers[follower].kafka_address).unwrap();
+        assert_eq!(delete(&mut other, "trim", 4).0, 6, "NOT_LEADER_OR_FOLLOWER");
+
+        // The idle follower learns the start at once (its log-start file).
+        let marker = cluster.brokers[follower].data_dir().join("trim-0").join("log-start");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !marker.exists() {
+            assert!(Instant::now() < deadline, "the follower never stored the new log start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Made leader, it serves from there, not from 0.
+        let old = cluster.brokers.iter().position(|b| b.id as i32 == leader).unwrap();
+        cluster.brokers[old].kill();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut conn, epoch) = loop {
+            if let Some(m) = follower_metadata(&cluster, follower, "trim")
+                && m.0 != leader
+                && m.0 >= 0
+            {
+                let conn = KafkaConn::connect(cluster.kafka_address_of(m.0)).unwrap();
+                break (conn, m.1);
+            }
+            assert!(Instant::now() < deadline, "no new leader");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let earliest = loop {
+            let answer = list_offsets_answer(&mut conn, "trim", -2, epoch);
+            if answer.0 == 0 {
+                break answer.1;
+            }
+            assert!(Instant::now() < deadline, "the new leader never answered: {answer:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(earliest, 3, "deleted records stay deleted after a failover");
+    }
+
+    /// (leader, epoch) of `topic`'s partition 0, asked of broker `at`.
+    fn follower_metadata(cluster: &KafkaCluster, at: usize, topic: &str) -> Option<(i32, i32)> {
+        use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+        use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+        let mut conn = KafkaConn::connect(cluster.brokers[at].kafka_address).ok()?;
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]));
+        let answer: MetadataResponse = conn.call(ApiKey::Metadata, 9, &req).ok()?;
+        let p = answer.topics.first()?.partitions.first()?;
+        Some((p.leader_id.0, p.leader_epoch))
+    }
+
+    fn list_offsets_answer(conn: &mut KafkaConn, topic: &str, timestamp: i64, epoch: i32) -> (i16, i64) {
+        let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+            ListOffsetsTopic::default().with_name(name(topic)).with_partitions(vec![
+                ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp)
+                    .with_current_leader_epoch(epoch),
+            ]),
+        ]);
+        let answer: ListOffsetsResponse = conn.call(ApiKey::ListOffsets, 7, &req).unwrap();
+        let p = &answer.topics[0].partitions[0];
+        (p.error_code, p.offset)
+    }
+
+    fn list_offset(conn: &mut KafkaConn, topic: &str, timestamp: i64, epoch: i32) -> i64 {
+        let (code, offset) = list_offsets_answer(conn, topic, timestamp, epoch);
+        assert_eq!(code, 0);
+        offset
+    }
 }
 
 mod commits {

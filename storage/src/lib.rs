@@ -32,6 +32,7 @@ pub mod frame;
 pub mod identity;
 pub mod index;
 pub mod log;
+pub mod log_start;
 pub mod observe;
 pub mod producers;
 mod read;

@@ -28,8 +28,8 @@ use crate::kafka::request::{self, Frame};
 use kafka_protocol::protocol::Encodable;
 
 use crate::kafka::{
-    Kafka, alter_configs, configs, create_partitions, fetch, groups, leader_epochs, list_offsets, metadata, produce,
-    producer_ids, topics, versions,
+    Kafka, alter_configs, configs, create_partitions, delete_records, fetch, groups, leader_epochs, list_offsets,
+    metadata, produce, producer_ids, topics, versions,
 };
 
 /// Requests one connection may have accepted and not yet answered.
@@ -180,6 +180,10 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         ApiKey::OffsetForLeaderEpoch => {
             let req = request::decode(key, version, body)?;
             later(key, version, id, async move { leader_epochs::handle(&k, req) })
+        }
+        ApiKey::DeleteRecords => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { delete_records::handle(&k, req).await })
         }
         ApiKey::InitProducerId => {
             let req = request::decode(key, version, body)?;

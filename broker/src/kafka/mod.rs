@@ -11,7 +11,7 @@
 //!   answer to versions not served.
 //! - [`versions`]: the APIs and versions served (ApiVersions).
 //! - [`metadata`], [`produce`], [`fetch`], [`list_offsets`],
-//!   [`leader_epochs`], [`producer_ids`]: one API each.
+//!   [`leader_epochs`], [`producer_ids`], [`delete_records`]: one API each.
 //! - [`groups`]: the group coordinator (FindCoordinator, JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
 //!   DescribeGroups).
@@ -27,6 +27,7 @@ pub mod alter_configs;
 pub mod configs;
 pub mod connection;
 pub mod create_partitions;
+pub mod delete_records;
 pub mod errors;
 pub mod fetch;
 pub mod groups;

@@ -42,6 +42,7 @@ pub const SERVED: &[Served] = &[
     served(ApiKey::ApiVersions, 0, 3),
     served(ApiKey::CreateTopics, 2, 6),
     served(ApiKey::DeleteTopics, 1, 5),
+    served(ApiKey::DeleteRecords, 0, 2),
     served(ApiKey::InitProducerId, 0, 4),
     served(ApiKey::OffsetForLeaderEpoch, 2, 4),
     served(ApiKey::DescribeConfigs, 1, 4),

@@ -161,9 +161,11 @@ impl PartitionLog {
             let mut total: u64 = inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wals_len();
             let mut count = 0;
             for f in &inner.fragments {
+                // Wholly below a start asked for (left by a crash, or sealed since).
+                let deleted = f.next_offset <= inner.deleted_before;
                 let too_old = retention.age.is_some_and(|age| f.appended_ms < now_ms.saturating_sub(millis(age)));
                 let too_big = retention.bytes.is_some_and(|max| total.saturating_sub(f.len) >= max);
-                if !(too_old || too_big) {
+                if !(deleted || too_old || too_big) {
                     break;
                 }
                 total -= f.len;
@@ -187,6 +189,45 @@ impl PartitionLog {
         }
         crashsafe::fsync_dir(&self.dir)?;
         Ok(victims.iter().map(|f| f.base_offset).collect())
+    }
+
+    /// Deletes every record below `offset` (Kafka's DeleteRecords): the log
+    /// then starts there, files wholly below it are removed and the rest
+    /// is never served again. Asking for a start at or below the current
+    /// one changes nothing; one past the log end is `OffsetOutOfRange`.
+    /// Returns the log start. The start is made durable before any file is
+    /// removed (see [`crate::log_start`]).
+    pub fn delete_records_before(&self, offset: u64) -> Result<u64> {
+        let (start, victims) = {
+            let mut inner = self.lock();
+            self.check_open(&inner)?;
+            let (start, end) = (inner.log_start(), inner.log_end());
+            if offset > end {
+                return Err(StorageError::OffsetOutOfRange { offset, log_start: start, log_end: end });
+            }
+            if offset <= start {
+                return Ok(start);
+            }
+            crate::log_start::store(&self.dir, offset)?;
+            inner.deleted_before = offset;
+            let count = inner.fragments.iter().take_while(|f| f.next_offset <= offset).count();
+            let victims: Vec<Arc<Fragment>> = inner.fragments.drain(..count).collect();
+            let start = inner.log_start();
+            inner.producers.expire_before(start);
+            if inner.epochs.truncate_from_start(start) {
+                inner.epochs.store(&self.dir)?;
+            }
+            self.publish(&inner);
+            (start, victims)
+        };
+        for f in &victims {
+            self.delete_fragment(f)?;
+        }
+        if !victims.is_empty() {
+            crashsafe::fsync_dir(&self.dir)?;
+        }
+        tracing::info!(dir = %self.dir.display(), start, fragments = victims.len(), "records deleted on request");
+        Ok(start)
     }
 
     /// Periodic housekeeping, to be called every ~100 ms by the log's owner:

@@ -117,16 +117,22 @@ struct Inner {
     appended_batches: u64,
     /// The base offset of the WAL whose presync was asked for.
     presync_asked: Option<u64>,
+    /// Records below this were deleted on request (persisted in
+    /// `log-start`); 0 when none were.
+    deleted_before: u64,
 }
 
 impl Inner {
-    /// First offset still held.
+    /// First offset still served: the first file's base, or the start
+    /// records were deleted up to (never past the log end, which a reset or
+    /// truncation may have moved below it).
     fn log_start(&self) -> u64 {
-        match (self.fragments.first(), &self.sealing) {
+        let first_file = match (self.fragments.first(), &self.sealing) {
             (Some(f), _) => f.base_offset,
             (None, Some(s)) => s.wal.index.base_offset,
             (None, None) => self.wal.index.base_offset,
-        }
+        };
+        first_file.max(self.deleted_before.min(self.log_end()))
     }
 
     /// Bytes in the WAL and the sealing WAL.

@@ -54,7 +54,7 @@ fn list(dir: &Path) -> Result<Listing> {
             found.tmps.push(entry.path());
             continue;
         }
-        if name == EPOCHS_FILE || name == crate::identity::IDENTITY_FILE {
+        if name == EPOCHS_FILE || name == crate::identity::IDENTITY_FILE || name == crate::log_start::LOG_START_FILE {
             continue;
         }
         match parse_name(name) {
@@ -226,6 +226,7 @@ impl PartitionLog {
             last_crc: 0,
             appended_batches: 0,
             presync_asked: None,
+            deleted_before: crate::log_start::load(&dir)?,
         };
         tracing::debug!(
             dir = %dir.display(),

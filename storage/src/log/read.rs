@@ -70,14 +70,27 @@ impl PartitionLog {
     }
 
     /// The offset of the first record (in log order) whose timestamp is at
-    /// or after `ts`, or `None` if there is none.
+    /// or after `ts`, or `None` if there is none. A record found below the
+    /// log start (deleted on request, sharing a file with records kept)
+    /// gives the log start: a consumer positioned there misses nothing.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
-        let (fragments, sealing, wal) = {
+        let (fragments, sealing, wal, start) = {
             let inner = self.lock();
             let view = |w: &crate::wal::Wal| w.view_from(w.index.position_for_timestamp(ts));
-            (inner.fragments.clone(), inner.sealing.as_ref().map(|s| view(&s.wal)), view(&inner.wal))
+            let (sealing, wal) = (inner.sealing.as_ref().map(|s| view(&s.wal)), view(&inner.wal));
+            (inner.fragments.clone(), sealing, wal, inner.log_start())
         };
-        for fragment in &fragments {
+        self.first_at_or_after(ts, &fragments, sealing, wal).map(|found| found.map(|o| o.max(start)))
+    }
+
+    fn first_at_or_after(
+        &self,
+        ts: i64,
+        fragments: &[Arc<Fragment>],
+        sealing: Option<WalView>,
+        wal: WalView,
+    ) -> Result<Option<u64>> {
+        for fragment in fragments {
             match self.with_fragment(fragment, |f| f.offset_for_timestamp(ts)) {
                 Ok(Some(offset)) => return Ok(Some(offset)),
                 Ok(None) => {}
@@ -92,20 +105,6 @@ impl PartitionLog {
             return Ok(Some(offset));
         }
         wal.offset_for_timestamp(ts)
-    }
-
-    /// The largest record timestamp in the log (`None` while it holds no
-    /// record): from the fragments' and WALs' indexes, without a read.
-    pub fn max_timestamp(&self) -> Option<i64> {
-        let inner = self.lock();
-        let max = inner
-            .fragments
-            .iter()
-            .map(|f| f.max_timestamp)
-            .chain(inner.sealing.as_ref().map(|s| s.wal.index.max_timestamp))
-            .chain([inner.wal.index.max_timestamp])
-            .max()?;
-        (max != i64::MIN).then_some(max)
     }
 
     /// Runs `op` on a fragment (which may map it), then keeps the number of
@@ -129,6 +128,20 @@ impl PartitionLog {
         for f in mapped.into_iter().take(excess) {
             f.unmap();
         }
+    }
+
+    /// The largest record timestamp in the log (`None` while it holds no
+    /// record): from the fragments' and WALs' indexes, without a read.
+    pub fn max_timestamp(&self) -> Option<i64> {
+        let inner = self.lock();
+        let max = inner
+            .fragments
+            .iter()
+            .map(|f| f.max_timestamp)
+            .chain(inner.sealing.as_ref().map(|s| s.wal.index.max_timestamp))
+            .chain([inner.wal.index.max_timestamp])
+            .max()?;
+        (max != i64::MIN).then_some(max)
     }
 
     /// Unmaps fragments not read for `idle`. Slices already handed out stay valid.
