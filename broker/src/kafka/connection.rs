@@ -139,6 +139,7 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
             let answer = versions::api_versions(request::UNSUPPORTED_VERSION);
             return Ok(ready(request::encode(ApiKey::ApiVersions, 0, correlation_id, &answer)));
         }
+        Frame::Unsupported { answer } => return Ok(ready(Ok(answer))),
     };
     let id = header.correlation_id;
     let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();

@@ -5,10 +5,14 @@
 //! `--kafka-max-request-bytes`) starts with the API key, the version and the
 //! correlation id; those decide how the rest is read. The header version
 //! follows from key and version (KIP-482: flexible versions add tagged
-//! fields). What cannot be read is refused with a reason, and the
-//! connection is closed, as Apache Kafka does: only an ApiVersions request
-//! of a version not served gets an answer, v0 with UNSUPPORTED_VERSION and
-//! the served ranges (KIP-511), so the client can retry with one it shares.
+//! fields). A version not served is answered with UNSUPPORTED_VERSION where
+//! the answer can say so: ApiVersions as KIP-511 has it (v0, with the
+//! served ranges, so the client can retry with one it shares), and every
+//! API whose answer has a top-level error code at that version (Fetch from
+//! v7, the group APIs, InitProducerId, …). Anything else that cannot be read
+//! (an unknown API key, a version whose answer has no top-level error code
+//! or that the codec does not know, a body that does not decode) is refused
+//! with a reason, and the connection is closed, as Apache Kafka does.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -26,6 +30,9 @@ pub enum Frame {
     Request { key: ApiKey, version: i16, header: RequestHeader, body: Bytes },
     /// ApiVersions of a version not served (KIP-511).
     UnsupportedApiVersions { correlation_id: i32 },
+    /// Another request of a version not served, answered with
+    /// UNSUPPORTED_VERSION: the whole answer frame.
+    Unsupported { answer: Bytes },
 }
 
 /// Reads a frame's header. `Err` says why the connection must close.
@@ -41,6 +48,11 @@ pub fn read(mut frame: Bytes) -> Result<Frame, String> {
         if key == ApiKey::ApiVersions {
             return Ok(Frame::UnsupportedApiVersions { correlation_id });
         }
+        if versions::served_versions(key).is_some()
+            && let Some(answer) = unsupported(key, version, correlation_id)
+        {
+            return Ok(Frame::Unsupported { answer });
+        }
         let served = versions::served_versions(key)
             .map_or_else(|| "not served".to_owned(), |s| format!("served: {}..={}", s.min, s.max));
         return Err(format!("{key:?} v{version} is not served ({served})"));
@@ -48,6 +60,39 @@ pub fn read(mut frame: Bytes) -> Result<Frame, String> {
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(|e| format!("{key:?} v{version}: bad request header: {e}"))?;
     Ok(Frame::Request { key, version, header, body: frame })
+}
+
+/// The UNSUPPORTED_VERSION answer to `key` at a `version` not served, when
+/// that version's answer has a top-level error code (and the codec knows
+/// the version).
+fn unsupported(key: ApiKey, version: i16, correlation_id: i32) -> Option<Bytes> {
+    use kafka_protocol::messages::*;
+    const CODE: i16 = UNSUPPORTED_VERSION;
+    let frame = match key {
+        ApiKey::Fetch if version >= 7 => {
+            encode(key, version, correlation_id, &FetchResponse::default().with_error_code(CODE))
+        }
+        ApiKey::FindCoordinator if version <= 3 => {
+            encode(key, version, correlation_id, &FindCoordinatorResponse::default().with_error_code(CODE))
+        }
+        ApiKey::OffsetFetch if (2..=7).contains(&version) => {
+            encode(key, version, correlation_id, &OffsetFetchResponse::default().with_error_code(CODE))
+        }
+        ApiKey::JoinGroup => encode(key, version, correlation_id, &JoinGroupResponse::default().with_error_code(CODE)),
+        ApiKey::SyncGroup => encode(key, version, correlation_id, &SyncGroupResponse::default().with_error_code(CODE)),
+        ApiKey::Heartbeat => encode(key, version, correlation_id, &HeartbeatResponse::default().with_error_code(CODE)),
+        ApiKey::LeaveGroup => {
+            encode(key, version, correlation_id, &LeaveGroupResponse::default().with_error_code(CODE))
+        }
+        ApiKey::ListGroups => {
+            encode(key, version, correlation_id, &ListGroupsResponse::default().with_error_code(CODE))
+        }
+        ApiKey::InitProducerId => {
+            encode(key, version, correlation_id, &InitProducerIdResponse::default().with_error_code(CODE))
+        }
+        _ => return None,
+    };
+    frame.ok()
 }
 
 /// Decodes a request body of a served version. Bytes after the request
@@ -97,6 +142,28 @@ mod tests {
         assert!(read(frame(9999, 0, 1, &[0xff, 0xff])).is_err());
         // Produce v2 (message format v1) is advertised but not served.
         assert!(read(frame(0, 2, 1, &[0xff, 0xff])).unwrap_err().contains("not served"));
+        // Metadata v12 has no top-level error code: refused too.
+        assert!(read(frame(3, 12, 1, &[])).unwrap_err().contains("not served"));
+    }
+
+    #[test]
+    fn a_version_not_served_is_answered_with_unsupported_version_where_the_answer_can_say_so() {
+        use kafka_protocol::messages::{FetchResponse, HeartbeatResponse};
+        // Fetch v13 (topic ids): an answer with error 35 at v13.
+        let Frame::Unsupported { answer } = read(frame(1, 13, 9, &[])).unwrap() else { panic!() };
+        let mut body = answer.slice(4..);
+        let header = ResponseHeader::decode(&mut body, ApiKey::Fetch.response_header_version(13)).unwrap();
+        assert_eq!(header.correlation_id, 9);
+        assert_eq!(FetchResponse::decode(&mut body, 13).unwrap().error_code, UNSUPPORTED_VERSION);
+        // Heartbeat past the codec's versions: refused; within them, answered.
+        let heartbeat_max = ApiKey::Heartbeat.valid_versions().max;
+        assert!(read(frame(12, heartbeat_max + 1, 1, &[])).is_err());
+        if heartbeat_max > 4 {
+            let Frame::Unsupported { answer } = read(frame(12, heartbeat_max, 3, &[])).unwrap() else { panic!() };
+            let mut body = answer.slice(4..);
+            ResponseHeader::decode(&mut body, ApiKey::Heartbeat.response_header_version(heartbeat_max)).unwrap();
+            assert_eq!(HeartbeatResponse::decode(&mut body, heartbeat_max).unwrap().error_code, UNSUPPORTED_VERSION);
+        }
     }
 
     #[test]
