@@ -98,3 +98,27 @@ fn given_a_damaged_log_start_file_the_log_should_start_at_its_first_file_and_los
     assert_eq!(log.fragment_count(), start);
     assert_eq!(all_values(&log, log.log_start_offset()).last().unwrap().0, 199);
 }
+
+#[test]
+fn given_records_deleted_inside_the_wal_the_log_should_open_again() {
+    // The defect: recovery read the producers' batches from the WAL's base,
+    // below the log start, and the log could not open ("offset 0 is out of
+    // range [30, 100]"): a broker restarted after a DeleteRecords failed
+    // the replica.
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    for i in 0..8 {
+        log.append(&batch(&format!("b{i}"), 2, 1000 * i), 0).unwrap();
+    }
+    assert_eq!(log.fragment_count(), 0, "everything in the WAL");
+    assert_eq!(log.delete_records_before(5).unwrap(), 5);
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (5, 16));
+    assert_eq!(all_values(&log, 5).first().unwrap(), &(5, "b2-1".to_owned()));
+    // Without the epochs file too (it is rebuilt from the log start).
+    drop(log);
+    std::fs::remove_file(dir.path().join(goulette_storage::epochs::EPOCHS_FILE)).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!(log.log_start_offset(), 5);
+}

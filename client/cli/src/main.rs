@@ -33,7 +33,9 @@ enum Command {
     },
     /// Send messages: `--message`, or each line of stdin (batched and pipelined).
     ///
-    /// Exits 0 only if every message was acknowledged.
+    /// A line is sent byte for byte (UTF-8 or not), without its newline.
+    /// Exits 0 only if every message was acknowledged; otherwise says how
+    /// many were not.
     Produce {
         /// Topic to send to (created with the cluster defaults if unknown and allowed).
         #[arg(long)]
@@ -81,7 +83,8 @@ enum Command {
         /// Stop after this many messages.
         #[arg(long)]
         max_messages: Option<u64>,
-        /// Stop when nothing arrives for this long (e.g. 5s).
+        /// Stop when nothing arrives for this long (e.g. 5s). SIGINT and
+        /// SIGTERM stop the run too (a group member commits and leaves).
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
         /// Bytes prefetched per partition (fetch credit).

@@ -382,17 +382,16 @@ impl Consumer {
     /// The next record (from any partition; each partition in order), or an
     /// error that stopped a partition. `None` once every partition stopped
     /// (never for a group member: its assignment may grow). With a group
-    /// and `auto_commit`, first commits what earlier calls delivered if the
-    /// interval has passed (a failed auto-commit is logged and tried again
-    /// on a later call).
+    /// and `auto_commit`, commits what earlier calls delivered every
+    /// interval, also while it waits for a record (a failed auto-commit is
+    /// logged and tried again at the next interval).
     pub async fn recv(&mut self) -> Option<Result<ConsumedRecord>> {
-        if self.config.group.is_some()
-            && self.config.auto_commit.is_some_and(|every| self.last_commit.elapsed() >= every)
-            && let Err(e) = self.commit().await
-        {
-            tracing::warn!(topic = %self.topic, error = %e, "auto-commit failed; will retry");
-        }
         loop {
+            if self.auto_commit_due().is_some_and(|at| at <= tokio::time::Instant::now())
+                && let Err(e) = self.commit().await
+            {
+                tracing::warn!(topic = %self.topic, error = %e, "auto-commit failed; will retry");
+            }
             // The group refused this member for good (a mismatched strategy).
             if let Some(failure) = self.membership.as_ref().and_then(Membership::failure) {
                 return Some(Err(failure));
@@ -407,6 +406,10 @@ impl Consumer {
                 return Some(Ok(record));
             }
             let retry = self.retry_at;
+            let commit_at = self.auto_commit_due();
+            let wake = |at: Option<tokio::time::Instant>| {
+                tokio::time::sleep_until(at.unwrap_or_else(tokio::time::Instant::now))
+            };
             let item = match self.assignment.as_mut() {
                 Some(assignment) => tokio::select! {
                     item = self.records.recv() => Some(item),
@@ -414,9 +417,13 @@ impl Consumer {
                         Ok(()) => None,
                         Err(_) => return Some(Err(ClientError::Closed)),
                     },
-                    _ = tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)), if retry.is_some() => None,
+                    _ = wake(retry), if retry.is_some() => None,
+                    _ = wake(commit_at), if commit_at.is_some() => None,
                 },
-                None => Some(self.records.recv().await),
+                None => tokio::select! {
+                    item = self.records.recv() => Some(item),
+                    _ = wake(commit_at), if commit_at.is_some() => None,
+                },
             };
             let Some(item) = item else { continue };
             let (partition, run, event) = item?;
@@ -431,6 +438,21 @@ impl Consumer {
                 Event::Failed(error) => return Some(Err(error)),
             }
         }
+    }
+
+    /// Whether `recv` has a record to return without waiting for the
+    /// network (the rest of a batch, or a batch already fetched): a caller
+    /// that buffers its output flushes it when this is false, so that what
+    /// it delivered is seen at once, one flush per batch at most.
+    pub fn has_buffered(&self) -> bool {
+        self.delivering.as_ref().is_some_and(|(_, _, records)| records.len() > 0) || !self.records.is_empty()
+    }
+
+    /// When the next auto-commit is due (`None` without a group or
+    /// auto-commit).
+    fn auto_commit_due(&self) -> Option<tokio::time::Instant> {
+        let every = self.config.auto_commit.filter(|_| self.config.group.is_some())?;
+        Some(self.last_commit + every)
     }
 
     /// The next record of the batch being delivered, unless its partition

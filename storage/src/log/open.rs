@@ -277,7 +277,9 @@ impl PartitionLog {
             let mut inner = self.lock();
             let (log_start, end) = (inner.log_start(), inner.log_end());
             self.drop_snapshots_from(&mut inner, end + 1)?;
-            let fallback = inner.fragments.last().map_or(inner.wal.index.base_offset, |f| f.base_offset);
+            // Never below the log start: records deleted on request below
+            // it may still be in the file, but are not read again.
+            let fallback = inner.fragments.last().map_or(inner.wal.index.base_offset, |f| f.base_offset).max(log_start);
             // A snapshot at the log start has no batch left to check it by.
             let candidates: Vec<u64> = inner.snapshots.range(log_start + 1..).rev().copied().collect();
             (log_start, end, fallback, candidates)

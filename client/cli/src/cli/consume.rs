@@ -29,10 +29,14 @@ pub struct ConsumeOptions {
     pub session_timeout: Duration,
 }
 
-/// `consume`: prints records until `max_messages` or `timeout` of silence.
-/// With a group, what is printed is committed: auto-commit commits what
-/// earlier calls delivered, and everything is flushed before asking for
-/// more, so delivered means printed (at-least-once).
+/// `consume`: prints records until `max_messages`, `timeout` of silence,
+/// or SIGINT/SIGTERM. Output is flushed whenever no record is ready without
+/// waiting (once per batch at most), so a watcher sees each record as it
+/// comes. With a group, what is printed is committed: auto-commit commits
+/// what earlier calls delivered (every second, records or not), everything
+/// is flushed before a commit can include it, and a stop by signal commits
+/// what was printed and leaves the group (at-least-once, nothing printed
+/// twice after a clean stop).
 pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::Result<bool> {
     let grouped = options.group.is_some();
     let membership = (grouped && options.partition.is_none()).then(|| GroupOptions {
@@ -52,11 +56,13 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
     let mut consumer = Consumer::subscribe(cluster, &options.topic, config).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut count = 0u64;
-    // Ctrl-C ends the run like a timeout: what was printed is committed.
-    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    // SIGINT (Ctrl-C) and SIGTERM (timeout, systemd, Kubernetes) end the
+    // run like a timeout: what was printed is committed.
+    let mut interrupted = std::pin::pin!(super::stop_signal());
     let mut failed = None;
     while options.max_messages.is_none_or(|max| count < max) {
-        if grouped || options.timeout.is_none() || count.is_multiple_of(1024) {
+        // Flushed before the consumer can wait (and, in a group, commit).
+        if !consumer.has_buffered() {
             out.flush()?;
         }
         let wait = async {

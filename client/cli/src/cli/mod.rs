@@ -36,6 +36,25 @@ pub enum RecordFormat {
     Json,
 }
 
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (how `timeout`, systemd and
+/// Kubernetes stop a process): commands that hold state (a group's
+/// commits) end as they would on their own.
+pub async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            // Without a SIGTERM handler, only Ctrl-C ends the run early.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
 /// `--acks` values.
 pub fn parse_acks(s: &str) -> Result<Acks, String> {
     match s {

@@ -1,4 +1,4 @@
-//! `goulette produce`: stdin lines to records.
+//! `goulette produce`: stdin lines to records, byte for byte.
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -23,8 +23,9 @@ pub struct ProduceOptions {
     pub idempotent: bool,
 }
 
-/// `produce`: `--message`, or each line of stdin, batched and pipelined.
-/// Succeeds only if every message was acknowledged.
+/// `produce`: `--message`, or each line of stdin (any bytes, the newline
+/// removed), batched and pipelined. Succeeds only if every message was
+/// acknowledged; otherwise says how many were not.
 pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::Result<bool> {
     let config = ProducerConfig {
         acks: options.acks,
@@ -37,7 +38,7 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
     // Print outcomes in send order while more lines are read.
     let print_offsets = options.print_offsets;
     let printer = tokio::spawn(async move {
-        let mut ok = true;
+        let mut failed = 0u64;
         let mut out = std::io::BufWriter::new(std::io::stdout());
         while let Some(delivery) = results_rx.recv().await {
             let delivery: goulette_client::producer::Delivery = delivery;
@@ -49,23 +50,27 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
                 Ok(_) => {}
                 Err(e) => {
                     let _ = out.flush();
-                    eprintln!("error: {e}");
-                    ok = false;
+                    if failed == 0 {
+                        eprintln!("error: {e}");
+                    }
+                    failed += 1;
                 }
             }
         }
         let _ = out.flush();
-        ok
+        failed
     });
-    let record = |value: String| ProducerRecord {
+    let record = |value: Bytes| ProducerRecord {
         topic: options.topic.clone(),
         partition: options.partition,
         key: options.key.clone().map(Bytes::from),
-        value: Bytes::from(value),
+        value,
         ..ProducerRecord::default()
     };
-    let mut sent_ok = true;
-    let send = |value: String| {
+    let mut sent = 0u64;
+    let mut unsent = 0u64;
+    let mut stdin_error = None;
+    let send = |value: Bytes| {
         let producer = producer.clone();
         let results_tx = results_tx.clone();
         let rec = record(value);
@@ -80,29 +85,93 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
         }
     };
     match &options.message {
-        Some(m) => sent_ok &= send(m.clone()).await,
+        Some(m) => {
+            if send(Bytes::from(m.clone())).await {
+                sent += 1;
+            } else {
+                unsent += 1;
+            }
+        }
         None => {
-            let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<String>(8192);
+            let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8192);
             // stdin is blocking: read it on its own thread.
             std::thread::spawn(move || {
-                for line in std::io::stdin().lock().lines().map_while(Result::ok) {
-                    if lines_tx.blocking_send(line).is_err() {
-                        return;
-                    }
-                }
+                read_lines(std::io::stdin().lock(), |line| lines_tx.blocking_send(line).is_ok())
             });
             while let Some(line) = lines_rx.recv().await {
-                if !send(line).await {
-                    sent_ok = false;
-                    break;
+                match line {
+                    Ok(line) if send(line.clone()).await => sent += 1,
+                    Ok(_) => {
+                        // The producer is closed: nothing more can be sent.
+                        unsent += 1;
+                        break;
+                    }
+                    Err(e) => {
+                        stdin_error = Some(e);
+                        break;
+                    }
                 }
             }
         }
     }
     drop(results_tx);
-    let printed_ok = printer.await.unwrap_or(false);
+    let failed = printer.await.unwrap_or(sent);
     if let Ok(producer) = Arc::try_unwrap(producer) {
         producer.close().await;
     }
-    Ok(sent_ok && printed_ok)
+    let lost = failed + unsent;
+    if lost > 0 {
+        eprintln!("error: {lost} of {} messages were not acknowledged", sent + unsent);
+    }
+    if let Some(e) = &stdin_error {
+        eprintln!("error: reading stdin failed after {sent} messages: {e}");
+    }
+    Ok(lost == 0 && stdin_error.is_none())
+}
+
+/// Reads `input` line by line, as bytes (a value is whatever the line
+/// holds, UTF-8 or not), without the `\n`; hands each to `line` until it
+/// returns false. A read error is handed on and ends the reading.
+fn read_lines(mut input: impl BufRead, mut line: impl FnMut(std::io::Result<Bytes>) -> bool) {
+    loop {
+        let mut buf = Vec::new();
+        match input.read_until(b'\n', &mut buf) {
+            Ok(0) => return,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                }
+                if !line(Ok(Bytes::from(buf))) {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                line(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        read_lines(input, |l| {
+            out.push(l.unwrap().to_vec());
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn every_line_is_read_byte_exact_whatever_it_holds() {
+        assert_eq!(lines(b"one\ntw\xe9o\nthree\n"), vec![b"one".to_vec(), b"tw\xe9o".to_vec(), b"three".to_vec()]);
+        assert_eq!(lines(b"no newline at the end"), vec![b"no newline at the end".to_vec()]);
+        assert_eq!(lines(b"a\r\n\n\0b\n"), vec![b"a\r".to_vec(), Vec::new(), b"\0b".to_vec()]);
+        assert!(lines(b"").is_empty());
+    }
 }

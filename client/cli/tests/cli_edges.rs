@@ -1,0 +1,153 @@
+//! The `goulette` CLI at its edges, against real processes (each test a
+//! defect found by using it): stdin lines are values byte for byte and a
+//! message not acknowledged makes the exit status say how many; a group
+//! consumer stopped by SIGTERM, or killed after a quiet second, keeps its
+//! commits; a consumer's output is seen as records arrive.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Env, produce_values};
+
+fn goulette(sentinels: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_goulette"));
+    command.args(args).env("GOULETTE_SENTINELS", sentinels);
+    command
+}
+
+fn run(sentinels: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child =
+        goulette(sentinels, args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A running `goulette consume` whose stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(sentinels: &str, args: &[&str]) -> Running {
+        let mut child = goulette(sentinels, args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The next `n` lines, each within `within`.
+    fn lines(&self, n: usize, within: Duration) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                self.lines.recv_timeout(within).unwrap_or_else(|_| panic!("line {i} did not come within {within:?}"))
+            })
+            .collect()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the consumer did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_lines_of_any_bytes_produce_should_send_them_byte_exact_and_say_how_many_were_lost() {
+    let env = Env::start(1, &["--max-batch-bytes", "16384", "--fragment-bytes", "65536"]).await;
+    let sentinels = env.sentinel.address.to_string();
+    let input = b"one\ntw\xe9o\nthree\n";
+    let out = run(&sentinels, &["produce", "--topic", "bin", "--print-offsets", "--partition", "0"], input);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\t0\n0\t1\n0\t2\n", "all three lines sent");
+    let consume = ["consume", "--topic", "bin", "--from-beginning", "--max-messages", "3", "--timeout", "10s"];
+    let out = run(&sentinels, &consume, b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, input.to_vec(), "read back byte for byte");
+
+    // A line larger than a batch may be is not acknowledged: exit 1, and how many.
+    let mut lossy = b"a\n".to_vec();
+    lossy.extend(vec![b'b'; 40_000]);
+    lossy.extend(b"\nc\n");
+    let out = run(&sentinels, &["produce", "--topic", "bin"], &lossy);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a lost message must fail the run: {stderr}");
+    assert!(stderr.contains("messages were not acknowledged"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_group_consumer_stopped_by_sigterm_or_killed_after_a_quiet_second_its_commits_should_hold() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("jobs", 1, 1).await;
+    env.wait_serving("jobs").await;
+    let sentinels = env.sentinel.address.to_string();
+    let member = ["consume", "--topic", "jobs", "--group", "g", "--from-beginning"];
+    let after = |extra: &[&str]| -> String {
+        let out = run(&sentinels, &[&member[..], extra].concat(), b"");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // SIGTERM at once after the records were printed: commit, leave, exit 0.
+    produce_values(env.cluster(), "jobs", &["j0", "j1", "j2"]).await;
+    let consumer = Running::start(&sentinels, &member);
+    assert_eq!(consumer.lines(3, Duration::from_secs(20)), ["j0", "j1", "j2"]);
+    consumer.signal("TERM");
+    assert!(consumer.wait().success(), "a SIGTERM is a clean stop");
+    assert_eq!(after(&["--timeout", "3s"]), "", "nothing printed before the SIGTERM comes again");
+
+    // Killed (no chance to commit at exit) after a quiet second and more:
+    // the commit made while no record arrived holds. The records come to a
+    // member that has been waiting for a while, so no commit is due when
+    // they are delivered.
+    // A short session, so that the next member gets the partition soon
+    // after this one is killed.
+    let consumer = Running::start(&sentinels, &[&member[..], &["--session-timeout", "2s"]].concat());
+    std::thread::sleep(Duration::from_secs(3));
+    produce_values(env.cluster(), "jobs", &["j3", "j4"]).await;
+    assert_eq!(consumer.lines(2, Duration::from_secs(20)), ["j3", "j4"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    consumer.signal("KILL");
+    consumer.wait();
+    assert_eq!(after(&["--timeout", "8s"]), "", "the quiet second's commit held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_consumer_with_a_timeout_each_record_should_be_written_out_as_it_arrives() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("live", 1, 1).await;
+    env.wait_serving("live").await;
+    let sentinels = env.sentinel.address.to_string();
+    let consumer = Running::start(&sentinels, &["consume", "--topic", "live", "--timeout", "60s"]);
+    std::thread::sleep(Duration::from_secs(1));
+    for i in 0..3 {
+        let value = format!("v{i}");
+        produce_values(env.cluster(), "live", &[value.as_str()]).await;
+        assert_eq!(consumer.lines(1, Duration::from_secs(10)), [value], "a record held back in the output buffer");
+    }
+    consumer.signal("TERM");
+    assert!(consumer.wait().success());
+}
