@@ -248,15 +248,15 @@ async fn given_a_stale_or_lapsed_member_its_commits_should_be_refused() {
     let g1 = admin.describe_group("audit").await.unwrap();
     assert_eq!((g1.members.len(), g1.strategy.as_str()), (1, "range"));
     let member = g1.members[0].member_id.clone();
-    let commit = |member: &str, generation: i64, offset: u64| {
+    let commit_to = |partition: u32, member: &str, generation: i64, offset: u64| {
         let cluster = cluster.clone();
         let member = member.to_owned();
         async move {
-            let offsets: BTreeMap<u32, u64> = [(0, offset)].into();
+            let offsets: BTreeMap<u32, u64> = [(partition, offset)].into();
             offsets::commit(&cluster, "audit", TOPIC, &offsets, Some((&member, generation))).await
         }
     };
-    commit(&member, g1.generation, 2).await.unwrap();
+    commit_to(0, &member, g1.generation, 2).await.unwrap();
 
     // A member asking for another strategy is refused.
     let mut odd =
@@ -285,6 +285,11 @@ async fn given_a_stale_or_lapsed_member_its_commits_should_be_refused() {
     assert!(g2.generation > g1.generation);
     let ranges: BTreeSet<Vec<u32>> = [first.partitions(), second.partitions()].into();
     assert_eq!(ranges, [vec![0, 1, 2], vec![3, 4, 5]].into(), "range gives contiguous blocks");
+    // Commits of the first member go to a partition it holds in g2: the
+    // second one commits its own partitions every second (auto-commit),
+    // which would overwrite a commit made to one of them.
+    let mine = first.partitions()[0];
+    let commit = |member: &str, generation: i64, offset: u64| commit_to(mine, member, generation, offset);
     let stale = commit(&member, g1.generation, 5).await.unwrap_err();
     assert!(matches!(stale, ClientError::Server { code: ErrorCode::Fenced, .. }), "{stale}");
     commit(&member, g2.generation, 4).await.unwrap();
@@ -306,7 +311,7 @@ async fn given_a_stale_or_lapsed_member_its_commits_should_be_refused() {
     assert!(matches!(zombie, ClientError::Server { code: ErrorCode::Fenced, .. }), "{zombie}");
     let zombie = commit(&member, g3.generation, 9).await.unwrap_err();
     assert!(matches!(zombie, ClientError::Server { code: ErrorCode::Fenced, .. }), "{zombie}");
-    assert_eq!(offsets::fetch(&cluster, "audit", TOPIC).await.unwrap().get(&0), Some(&4), "no zombie commit landed");
+    assert_eq!(offsets::fetch(&cluster, "audit", TOPIC).await.unwrap().get(&mine), Some(&4), "no zombie commit landed");
 
     // Resetting or deleting a group with members is refused.
     let sentinels = env.sentinel.address.to_string();
