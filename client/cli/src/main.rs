@@ -72,7 +72,7 @@ enum Command {
         #[arg(long, conflicts_with_all = ["offset", "from_timestamp"])]
         from_beginning: bool,
         /// Start at this offset (needs --partition when the topic has several).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "from_timestamp")]
         offset: Option<u64>,
         /// Start at the first message at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
         #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
@@ -107,6 +107,10 @@ enum Command {
         /// A group member silent this long loses its partitions to the others.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "10s", requires = "group")]
         session_timeout: Duration,
+        /// Fail at once when the topic does not exist (by default consume
+        /// waits for its first producer to create it).
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Cluster health.
     Cluster {
@@ -529,6 +533,7 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 group,
                 strategy,
                 session_timeout,
+                no_wait,
             } => {
                 let start = match (from_beginning, offset, from_timestamp) {
                     (true, _, _) => StartAt::Beginning,
@@ -549,6 +554,7 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                     group,
                     strategy,
                     session_timeout,
+                    wait_for_topic: !no_wait,
                 };
                 cli::consume(cluster, options).await
             }

@@ -2,7 +2,9 @@
 //! defect found by using it): stdin lines are values byte for byte and a
 //! message not acknowledged makes the exit status say how many; a group
 //! consumer stopped by SIGTERM, or killed after a quiet second, keeps its
-//! commits; a consumer's output is seen as records arrive.
+//! commits; a consumer's output is seen as records arrive; a consumer of a
+//! topic not created yet waits for it; start options that contradict each
+//! other are refused, and an offset past the end says so.
 
 #![allow(clippy::unwrap_used)]
 
@@ -150,4 +152,50 @@ async fn given_a_consumer_with_a_timeout_each_record_should_be_written_out_as_it
     }
     consumer.signal("TERM");
     assert!(consumer.wait().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_topic_not_created_yet_a_consumer_should_wait_for_it_unless_told_not_to() {
+    let env = Env::start(1, &[]).await;
+    let sentinels = env.sentinel.address.to_string();
+    let consumer =
+        Running::start(&sentinels, &["consume", "--topic", "fresh", "--from-beginning", "--max-messages", "1"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = run(&sentinels, &["produce", "--topic", "fresh", "--message", "first"], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(consumer.lines(1, Duration::from_secs(15)), ["first"]);
+    assert!(consumer.wait().success());
+
+    let out = run(&sentinels, &["consume", "--topic", "never", "--timeout", "2s"], b"");
+    assert!(out.status.success(), "waiting out its timeout is no failure");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for topic never"), "{out:?}");
+    let out = run(&sentinels, &["consume", "--topic", "never", "--no-wait"], b"");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_start_options_that_contradict_each_other_consume_should_refuse_them() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("multi", 3, 1).await;
+    env.wait_serving("multi").await;
+    let sentinels = env.sentinel.address.to_string();
+    let out = run(&sentinels, &["produce", "--topic", "multi", "--partition", "0"], b"a\nb\nc\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = run(&sentinels, &["consume", "--topic", "multi", "--offset", "1", "--timeout", "2s"], b"");
+    assert!(!out.status.success(), "an offset without a partition of a 3-partition topic");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --partition"), "{out:?}");
+    let at = ["consume", "--topic", "multi", "--partition", "0", "--offset", "1"];
+    let out = run(&sentinels, &[&at[..], &["--from-timestamp", "2026-01-01T00:00:00Z"]].concat(), b"");
+    assert!(!out.status.success(), "an offset and a time");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"), "{out:?}");
+
+    let out = run(&sentinels, &[&at[..], &["--max-messages", "2", "--timeout", "10s"]].concat(), b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "b\nc\n");
+    let past = ["consume", "--topic", "multi", "--partition", "0", "--offset", "100", "--timeout", "2s"];
+    let out = run(&sentinels, &past, b"");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("past the end of multi/0"), "{out:?}");
 }

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use goulette_client::ClientError;
 use goulette_client::cluster::Cluster;
 use goulette_client::consumer::{Consumer, ConsumerConfig, StartAt};
 use goulette_client::membership::GroupOptions;
+
+use goulette_proto::v1::ErrorCode;
 
 use super::RecordFormat;
 
@@ -27,6 +30,9 @@ pub struct ConsumeOptions {
     pub group: Option<String>,
     pub strategy: String,
     pub session_timeout: Duration,
+    /// Wait for a topic that does not exist yet (it is created by its
+    /// first producer) instead of failing.
+    pub wait_for_topic: bool,
 }
 
 /// `consume`: prints records until `max_messages`, `timeout` of silence,
@@ -53,12 +59,20 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
         membership,
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::subscribe(cluster, &options.topic, config).await?;
-    let mut out = std::io::BufWriter::new(std::io::stdout());
-    let mut count = 0u64;
     // SIGINT (Ctrl-C) and SIGTERM (timeout, systemd, Kubernetes) end the
     // run like a timeout: what was printed is committed.
     let mut interrupted = std::pin::pin!(super::stop_signal());
+    let partitions = tokio::select! {
+        found = wait_for_topic(&cluster, &options.topic, options.wait_for_topic, options.timeout) => match found? {
+            Some(partitions) => partitions,
+            None => return Ok(true), // nothing arrived within the timeout
+        },
+        _ = &mut interrupted => return Ok(true),
+    };
+    check_start(&cluster, &options, partitions).await?;
+    let mut consumer = Consumer::subscribe(cluster, &options.topic, config).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut count = 0u64;
     let mut failed = None;
     while options.max_messages.is_none_or(|max| count < max) {
         // Flushed before the consumer can wait (and, in a group, commit).
@@ -116,4 +130,65 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
     }
     closed?;
     Ok(true)
+}
+
+/// Waits until `topic` exists, saying so once (a consumer may start before
+/// the producer that creates the topic); its partition count, or `None`
+/// when `timeout` passed first. Without `wait`, a missing topic is an error.
+async fn wait_for_topic(
+    cluster: &Cluster,
+    topic: &str,
+    wait: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<Option<u32>> {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut said = false;
+    loop {
+        match cluster.topic(topic, false).await {
+            Ok(info) => return Ok(Some(info.partitions.len() as u32)),
+            Err(ClientError::Server { code: ErrorCode::UnknownTopic, .. }) if wait => {}
+            Err(ClientError::Server { code: ErrorCode::UnknownTopic, .. }) => {
+                anyhow::bail!("topic {topic} does not exist (without --no-wait, consume waits for it to be created)")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if !said {
+            eprintln!("waiting for topic {topic} to be created (--no-wait: fail instead)");
+            said = true;
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Refuses start options that cannot mean what they say, and tells when
+/// an offset asked for is not where the log is.
+async fn check_start(cluster: &Cluster, options: &ConsumeOptions, partitions: u32) -> anyhow::Result<()> {
+    let StartAt::Offset(offset) = options.start else { return Ok(()) };
+    let topic = &options.topic;
+    let partition = match options.partition {
+        Some(p) => p,
+        None if partitions == 1 => 0,
+        None => anyhow::bail!(
+            "--offset {offset} needs --partition: an offset is a position in one partition, and topic {topic} has {partitions}"
+        ),
+    };
+    if options.group.is_some() {
+        return Ok(()); // the group's committed offset wins where it has one
+    }
+    let offsets = cluster.list_offsets(topic, partition, None).await?;
+    if offset > offsets.high_watermark {
+        eprintln!(
+            "offset {offset} is past the end of {topic}/{partition} (its next offset is {}): waiting for new messages from there",
+            offsets.high_watermark
+        );
+    } else if offset < offsets.log_start_offset {
+        eprintln!(
+            "offset {offset} of {topic}/{partition} is no longer held (deleted by retention or on request): starting at {}",
+            offsets.log_start_offset
+        );
+    }
+    Ok(())
 }
