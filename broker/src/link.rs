@@ -67,6 +67,9 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                 http_address: config.http_address.map(|a| a.to_string()).unwrap_or_default(),
                 max_batch_bytes: config.log.max_batch_bytes as u64,
                 kafka_address: config.kafka_advertised().unwrap_or_default(),
+                default_retention_ms: Some(
+                    config.log.retention_age.map_or(u64::MAX, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                ),
                 ..Default::default()
             };
             let sent = std::time::Instant::now();

@@ -29,9 +29,62 @@ pub struct TopicReport {
     pub name: String,
     pub partitions: u32,
     pub replication_factor: u32,
+    /// As stored: 0 = the brokers' default, `u64::MAX` = forever.
     pub retention_ms: u64,
+    /// As stored: 0 = unlimited.
     pub retention_bytes: u64,
+    pub min_insync_replicas: u32,
+    pub unclean_leader_election: bool,
+    /// Every setting's effective value, and whether it is the default.
+    pub settings: Vec<SettingReport>,
     pub partition_details: Vec<PartitionReport>,
+}
+
+/// One topic setting as it applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct SettingReport {
+    pub name: &'static str,
+    /// The effective value: a number, `unlimited`, or what is known of a
+    /// default the brokers hold.
+    pub value: String,
+    /// Whether the topic leaves it at its default.
+    pub default: bool,
+}
+
+/// The effective settings of `config`; `brokers` say what retention they
+/// apply to topics that set none.
+pub fn effective_settings(config: &pb::TopicConfig, brokers: &[pb::BrokerInfo]) -> Vec<SettingReport> {
+    let setting = |name, value: String, default| SettingReport { name, value, default };
+    let limit = |v: u64| if v == u64::MAX { "unlimited".to_owned() } else { v.to_string() };
+    let retention_ms = match config.retention_ms {
+        0 => {
+            let reported: std::collections::BTreeSet<u64> =
+                brokers.iter().filter_map(|b| b.default_retention_ms).collect();
+            let value = match reported.len() {
+                0 => "the brokers' default (not reported)".to_owned(),
+                1 => reported.first().map_or_else(String::new, |v| limit(*v)),
+                _ => format!("per broker: {}", reported.iter().map(|v| limit(*v)).collect::<Vec<_>>().join(", ")),
+            };
+            setting("retention_ms", value, true)
+        }
+        ms => setting("retention_ms", limit(ms), false),
+    };
+    let retention_bytes = match config.retention_bytes {
+        0 => setting("retention_bytes", "unlimited".to_owned(), true),
+        bytes => setting("retention_bytes", bytes.to_string(), false),
+    };
+    let default_min_insync = if config.replication_factor >= 3 { 2 } else { 1 };
+    let min_insync = match config.min_insync_replicas {
+        0 => default_min_insync,
+        n => n,
+    };
+    vec![
+        retention_ms,
+        retention_bytes,
+        setting("min_insync_replicas", min_insync.to_string(), min_insync == default_min_insync),
+        setting("unclean_leader_election", config.unclean_leader_election.to_string(), !config.unclean_leader_election),
+    ]
 }
 
 /// Administers a cluster.
@@ -182,6 +235,7 @@ impl Admin {
             return Err(ClientError::from_proto(e));
         }
         let config = topic.config.unwrap_or_default();
+        let settings = effective_settings(&config, &resp.brokers);
         let mut partition_details = Vec::new();
         for p in topic.partitions {
             let offsets = match p.leader {
@@ -210,6 +264,9 @@ impl Admin {
             replication_factor: config.replication_factor,
             retention_ms: config.retention_ms,
             retention_bytes: config.retention_bytes,
+            min_insync_replicas: config.min_insync_replicas,
+            unclean_leader_election: config.unclean_leader_election,
+            settings,
             partition_details,
         })
     }
@@ -228,5 +285,59 @@ impl Admin {
         timestamp: Option<i64>,
     ) -> Result<pb::ListOffsetsResponse> {
         self.cluster.list_offsets(topic, partition, timestamp).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(retention: Option<u64>) -> pb::BrokerInfo {
+        pb::BrokerInfo { default_retention_ms: retention, ..Default::default() }
+    }
+
+    fn values(settings: &[SettingReport]) -> Vec<(&str, &str, bool)> {
+        settings.iter().map(|s| (s.name, s.value.as_str(), s.default)).collect()
+    }
+
+    #[test]
+    fn defaults_show_their_effective_values_and_say_so() {
+        let config = pb::TopicConfig { replication_factor: 3, min_insync_replicas: 2, ..Default::default() };
+        let brokers = [broker(Some(604_800_000)), broker(Some(604_800_000))];
+        assert_eq!(
+            values(&effective_settings(&config, &brokers)),
+            [
+                ("retention_ms", "604800000", true),
+                ("retention_bytes", "unlimited", true),
+                ("min_insync_replicas", "2", true),
+                ("unclean_leader_election", "false", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn set_values_are_not_defaults_and_broker_defaults_may_differ_or_be_unknown() {
+        let config = pb::TopicConfig {
+            replication_factor: 3,
+            min_insync_replicas: 3,
+            retention_ms: u64::MAX,
+            retention_bytes: 4096,
+            unclean_leader_election: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            values(&effective_settings(&config, &[])),
+            [
+                ("retention_ms", "unlimited", false),
+                ("retention_bytes", "4096", false),
+                ("min_insync_replicas", "3", false),
+                ("unclean_leader_election", "true", false),
+            ]
+        );
+        let default = pb::TopicConfig { replication_factor: 1, ..Default::default() };
+        let differ = effective_settings(&default, &[broker(Some(1000)), broker(Some(u64::MAX)), broker(None)]);
+        assert_eq!(differ[0].value, "per broker: 1000, unlimited");
+        assert_eq!(effective_settings(&default, &[broker(None)])[0].value, "the brokers' default (not reported)");
+        assert_eq!(differ[2].value, "1", "min_insync_replicas default for one replica");
     }
 }

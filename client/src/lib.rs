@@ -31,7 +31,7 @@ pub mod offsets;
 pub mod partitioner;
 pub mod producer;
 
-pub use admin::{Admin, PartitionReport, TopicReport};
+pub use admin::{Admin, PartitionReport, SettingReport, TopicReport};
 pub use cluster::Cluster;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
 pub use error::{ClientError, Result};

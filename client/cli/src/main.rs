@@ -231,7 +231,8 @@ enum TopicCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
-    /// A topic's partitions: leader, replicas, ISR, leader epoch, log start and end offsets.
+    /// A topic's settings (effective values, defaults marked) and partitions:
+    /// leader, replicas, ISR, leader epoch, log start and end offsets.
     Describe {
         name: String,
         #[arg(long, value_enum, default_value = "text")]

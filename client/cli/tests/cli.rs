@@ -62,6 +62,18 @@ async fn given_the_cli_should_produce_stdin_lines_and_consume_them_back() {
     let out = run(&["topic", "describe", "kept", "--format", "json"], "");
     let desc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(desc["retention_bytes"].as_u64(), Some(4096));
+    // Effective values, defaults marked (the brokers' retention is 7 days).
+    let setting = |desc: &serde_json::Value, name: &str| {
+        let s = desc["settings"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
+        (s["value"].as_str().unwrap().to_owned(), s["default"].as_bool().unwrap())
+    };
+    assert_eq!(setting(&desc, "retention_ms"), ("604800000".to_owned(), true));
+    assert_eq!(setting(&desc, "retention_bytes"), ("4096".to_owned(), false));
+    assert_eq!(setting(&desc, "min_insync_replicas"), ("1".to_owned(), true));
+    assert_eq!(setting(&desc, "unclean_leader_election"), ("false".to_owned(), true));
+    let out = run(&["topic", "describe", "kept"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("retention_ms") && text.contains("604800000  (default)"), "{text}");
     let out = run(&["topic", "create", "strict", "--replication-factor", "1", "--min-insync-replicas", "2"], "");
     assert!(!out.status.success());
     assert!(
@@ -76,6 +88,7 @@ async fn given_the_cli_should_produce_stdin_lines_and_consume_them_back() {
     let out = run(&["topic", "describe", "kept", "--format", "json"], "");
     let desc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((desc["retention_ms"].as_u64(), desc["retention_bytes"].as_u64()), (Some(60_000), Some(4096)));
+    assert_eq!(setting(&desc, "retention_ms"), ("60000".to_owned(), false));
     let out = run(&["topic", "alter", "kept"], "");
     assert!(!out.status.success(), "an alter naming nothing is refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to change"));

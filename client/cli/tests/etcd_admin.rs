@@ -85,6 +85,7 @@ async fn populate(store: &Store, fence: &Fence, lease: i64) {
         rack: "a".into(),
         max_batch_bytes: 0,
         kafka_address: String::new(),
+        default_retention_ms: None,
     };
     let change =
         Change::new("register-broker", "broker 1 at 127.0.0.1:50051").put_json(keys.broker(1), &broker, Some(lease));

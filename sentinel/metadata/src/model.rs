@@ -19,6 +19,10 @@ pub struct BrokerRecord {
     /// Its advertised Kafka-protocol address; empty when it has none.
     #[serde(default)]
     pub kafka_address: String,
+    /// The retention of topics that set none, in ms (`u64::MAX`: forever);
+    /// `None` when it did not report it.
+    #[serde(default)]
+    pub default_retention_ms: Option<u64>,
 }
 
 /// A broker being decommissioned (`decommissioned/{id}`): it gets no new

@@ -120,6 +120,7 @@ mod test_support {
                     rack: String::new(),
                     max_batch_bytes: 0,
                     kafka_address: String::new(),
+                    default_retention_ms: None,
                 },
             );
         }

@@ -33,6 +33,7 @@ impl SentinelInternal for SentinelGrpc {
                         rack: req.rack,
                         max_batch_bytes: req.max_batch_bytes,
                         kafka_address: req.kafka_address,
+                        default_retention_ms: req.default_retention_ms,
                     };
                     let session = s.controller.register_broker(&fence, record).await?;
                     Ok(pb::RegisterBrokerResponse {

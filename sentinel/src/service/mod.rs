@@ -87,6 +87,7 @@ impl Sentinel {
                         decommissioned: view.decommissioned.contains(&b.id),
                         max_batch_bytes: b.max_batch_bytes,
                         kafka_address: b.kafka_address.clone(),
+                        default_retention_ms: b.default_retention_ms,
                         ..Default::default()
                     },
                 )

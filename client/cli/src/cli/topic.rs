@@ -80,9 +80,13 @@ pub async fn topic_describe(cluster: Arc<Cluster>, name: &str, format: Format) -
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => {
             println!(
-                "topic {}  partitions {}  replication factor {}  retention {} ms / {} bytes",
-                report.name, report.partitions, report.replication_factor, report.retention_ms, report.retention_bytes
+                "topic {}  partitions {}  replication factor {}",
+                report.name, report.partitions, report.replication_factor
             );
+            for s in &report.settings {
+                let default = if s.default { "  (default)" } else { "" };
+                println!("  {:<24} {}{default}", s.name, s.value);
+            }
             println!(
                 "{:>9}  {:>6}  {:>8}  {:>8}  {:>5}  {:>12}  {:>12}",
                 "partition", "leader", "replicas", "isr", "epoch", "start", "end"
