@@ -61,6 +61,28 @@ pub struct Cluster {
     /// The smallest `max_batch_bytes` the brokers reported (`usize::MAX`
     /// until one did): producers keep their batches under it.
     max_batch_bytes: std::sync::atomic::AtomicUsize,
+    /// How many times a topic lookup tries again while no sentinel answers
+    /// (a restart in progress); see [`Cluster::fail_fast`].
+    unreachable_retries: u32,
+}
+
+/// A sentinel address as users write it: `host:port`, or an `http://` URL
+/// of one (the scheme and a trailing `/` are dropped).
+fn sentinel_address(given: &str) -> Result<String> {
+    let trimmed = given.trim();
+    if trimmed.starts_with("https://") {
+        return Err(ClientError::InvalidArgument(format!(
+            "sentinel address {given:?}: TLS to sentinels is not supported yet; give host:port"
+        )));
+    }
+    let address = trimmed.strip_prefix("http://").unwrap_or(trimmed).trim_end_matches('/');
+    let port = address.rsplit_once(':').map(|(_, port)| port);
+    if address.is_empty() || address.contains('/') || port.is_none_or(|p| p.parse::<u16>().is_err()) {
+        return Err(ClientError::InvalidArgument(format!(
+            "sentinel address {given:?}: expected host:port (e.g. 127.0.0.1:50052, a sentinel's gRPC address)"
+        )));
+    }
+    Ok(address.to_owned())
 }
 
 fn is_transport(status: &tonic::Status) -> bool {
@@ -71,11 +93,13 @@ fn is_transport(status: &tonic::Status) -> bool {
 }
 
 impl Cluster {
-    /// A cluster reached through `sentinels` (`host:port`, tried in turn).
+    /// A cluster reached through `sentinels` (`host:port` or
+    /// `http://host:port`, tried in turn).
     pub fn new(sentinels: Vec<String>) -> Result<Cluster> {
         if sentinels.is_empty() {
             return Err(ClientError::InvalidArgument("no sentinel address given".into()));
         }
+        let sentinels = sentinels.iter().map(|s| sentinel_address(s)).collect::<Result<Vec<_>>>()?;
         Ok(Cluster {
             sentinels,
             preferred: Mutex::new(0),
@@ -83,7 +107,16 @@ impl Cluster {
             brokers: RwLock::new(HashMap::new()),
             topics: RwLock::new(HashMap::new()),
             max_batch_bytes: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            unreachable_retries: 8,
         })
+    }
+
+    /// Gives up at once when no sentinel answers, instead of trying again
+    /// for several seconds (what a service rides a sentinel restart out
+    /// with): for a command a user waits on.
+    pub fn fail_fast(mut self) -> Cluster {
+        self.unreachable_retries = 0;
+        self
     }
 
     /// The largest batch every broker accepts, as last reported
@@ -134,6 +167,9 @@ impl Cluster {
                     return Ok(response.into_inner());
                 }
                 Ok(Err(status)) if is_transport(&status) => last = format!("{address}: {}", status.message()),
+                Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+                    last = format!("{address} does not serve the sentinel API (is it a broker's address?)")
+                }
                 Ok(Err(status)) => {
                     return Err(ClientError::transport(format!("{what} at sentinel {address}"), &status));
                 }
@@ -210,9 +246,12 @@ impl Cluster {
         loop {
             match self.lookup_topic(name, auto_create).await {
                 Err(ClientError::Server { code: pb::ErrorCode::NoLeader | pb::ErrorCode::Unavailable, .. })
-                | Err(ClientError::NoSentinel { .. })
                     if attempt < 8 =>
                 {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt, Duration::from_millis(100), Duration::from_secs(2))).await;
+                }
+                Err(ClientError::NoSentinel { .. }) if attempt < self.unreachable_retries => {
                     attempt += 1;
                     tokio::time::sleep(backoff(attempt, Duration::from_millis(100), Duration::from_secs(2))).await;
                 }
@@ -378,4 +417,19 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
     let noise =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos() as u64);
     Duration::from_nanos(half + if half == 0 { 0 } else { noise % half })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_addresses_are_taken_as_users_write_them() {
+        assert_eq!(sentinel_address("127.0.0.1:50052").unwrap(), "127.0.0.1:50052");
+        assert_eq!(sentinel_address("http://localhost:50052/").unwrap(), "localhost:50052");
+        assert_eq!(sentinel_address(" [::1]:50052 ").unwrap(), "[::1]:50052");
+        for bad in ["https://host:50052", "host", "http://host:port", "host:50052/x", ""] {
+            assert!(matches!(sentinel_address(bad), Err(ClientError::InvalidArgument(_))), "{bad:?}");
+        }
+    }
 }

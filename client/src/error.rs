@@ -7,7 +7,10 @@ use goulette_proto::v1::{self as pb, ErrorCode};
 #[non_exhaustive]
 pub enum ClientError {
     /// No sentinel in the list answered.
-    #[error("no sentinel reachable at {addresses}: {last}")]
+    #[error(
+        "no sentinel reachable at {addresses}: {last} (is the cluster running? --sentinels or \
+         GOULETTE_SENTINELS must name sentinels' gRPC addresses, host:port)"
+    )]
     NoSentinel {
         /// The addresses tried.
         addresses: String,

@@ -471,7 +471,9 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
 fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let cluster = Arc::new(Cluster::new(sentinels)?);
+        // A user waits on the command: no sentinel answering is an error at
+        // once, not after seconds of retrying.
+        let cluster = Arc::new(Cluster::new(sentinels)?.fail_fast());
         match command {
             Command::Topic { command } => match command {
                 TopicCommand::Create {

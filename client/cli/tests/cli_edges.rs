@@ -4,7 +4,9 @@
 //! consumer stopped by SIGTERM, or killed after a quiet second, keeps its
 //! commits; a consumer's output is seen as records arrive; a consumer of a
 //! topic not created yet waits for it; start options that contradict each
-//! other are refused, and an offset past the end says so.
+//! other are refused, and an offset past the end says so; a cluster that is
+//! down or misaddressed is an error at once that says what to check, and
+//! sentinel URLs are accepted.
 
 #![allow(clippy::unwrap_used)]
 
@@ -198,4 +200,31 @@ async fn given_start_options_that_contradict_each_other_consume_should_refuse_th
     let out = run(&sentinels, &past, b"");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("past the end of multi/0"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_cluster_down_or_misaddressed_commands_should_fail_fast_and_say_what_to_check() {
+    let env = Env::start(1, &[]).await;
+    let nothing = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let broker = env.brokers[0].address.to_string();
+    for (sentinels, hint) in
+        [(nothing.as_str(), "is the cluster running?"), (broker.as_str(), "is it a broker's address?")]
+    {
+        for command in
+            [&["produce", "--topic", "t", "--message", "x"][..], &["consume", "--topic", "t", "--timeout", "5s"]]
+        {
+            let started = Instant::now();
+            let out = run(sentinels, command, b"");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{command:?} against {sentinels}");
+            assert!(stderr.contains(hint), "{command:?} against {sentinels}: {stderr}");
+            assert!(started.elapsed() < Duration::from_secs(4), "{command:?} took {:?}", started.elapsed());
+        }
+    }
+    // A sentinel given as a URL works; a URL of another scheme is refused plainly.
+    let url = format!("http://{}/", env.sentinel.address);
+    let out = run(&url, &["cluster", "status"], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run("https://127.0.0.1:1", &["cluster", "status"], b"");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS to sentinels is not supported"), "{out:?}");
 }
