@@ -400,13 +400,20 @@ registered_since() {
 }
 
 # cluster_ready SINCE BROKERS SENTINELS: cluster status succeeds, lists at
-# least SENTINELS sentinels and brokers 1..BROKERS up, and each of these
-# brokers registered at or after SINCE.
+# least SENTINELS sentinels and brokers 1..BROKERS up, each of these
+# brokers registered at or after SINCE, and every one of these servers
+# answers 200 on /ready (what a readiness probe asks).
 cluster_ready() {
-  local since=$1 brokers=$2 sentinels=$3 json
+  local since=$1 brokers=$2 sentinels=$3 json n
   json=$(cluster_json) || return 1
   [ "$(brokers_up "$json")" -ge "$brokers" ] && [ "$(sentinels_listed "$json")" -ge "$sentinels" ] &&
-    registered_since "$since" $(seq 1 "$brokers")
+    registered_since "$since" $(seq 1 "$brokers") || return 1
+  for n in $(seq 1 "$sentinels"); do
+    [ "$(http_status "$(sentinel_http_address "$n")" /ready)" = 200 ] || return 1
+  done
+  for n in $(seq 1 "$brokers"); do
+    [ "$(http_status "$(broker_http_address "$n")" /ready)" = 200 ] || return 1
+  done
 }
 
 # show_logs NAME...: for a failure, the last lines each component logged

@@ -95,9 +95,10 @@ for n in 1 2 3; do start_broker "$n" "$(layout_dir "$layout")" "$sentinels"; don
 
 # 4. Ready means: `goulette cluster status` succeeds (a sentinel leader is
 # known, every registered broker is up), it lists every sentinel and the
-# three brokers, and the op log shows that these brokers registered just now
-# (not stale keys of a previous run; see registered_since in lib.sh).
-wait_until "the cluster (leader, ${#sentinel_ids[@]} sentinel(s), 3 brokers registered and up)" \
+# three brokers, the op log shows that these brokers registered just now
+# (not stale keys of a previous run; see registered_since in lib.sh), and
+# every server answers 200 on /ready.
+wait_until "the cluster (leader, ${#sentinel_ids[@]} sentinel(s), 3 brokers registered and up, all /ready)" \
   cluster_ready "$since" 3 "${#sentinel_ids[@]}" || fail_start "the cluster did not become ready"
 
 if [ "$layout" = sentinel-cluster ]; then

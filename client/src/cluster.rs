@@ -119,6 +119,11 @@ impl Cluster {
         self
     }
 
+    /// The sentinel addresses this client was given, in order.
+    pub fn sentinel_addresses(&self) -> &[String] {
+        &self.sentinels
+    }
+
     /// The largest batch every broker accepts, as last reported
     /// (`usize::MAX` before any broker reported one).
     pub fn max_batch_bytes(&self) -> usize {

@@ -6,7 +6,8 @@
 //! topic not created yet waits for it; start options that contradict each
 //! other are refused, and an offset past the end says so; a cluster that is
 //! down or misaddressed is an error at once that says what to check, and
-//! sentinel URLs are accepted.
+//! sentinel URLs are accepted; `cluster status` shows a stopped sentinel
+//! and fails.
 
 #![allow(clippy::unwrap_used)]
 
@@ -227,4 +228,24 @@ async fn given_a_cluster_down_or_misaddressed_commands_should_fail_fast_and_say_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run("https://127.0.0.1:1", &["cluster", "status"], b"");
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS to sentinels is not supported"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_stopped_sentinel_cluster_status_should_show_it_and_fail() {
+    let env = Env::start(1, &[]).await;
+    let up = env.sentinel.address.to_string();
+    let out = run(&up, &["cluster", "status"], b"");
+    assert!(out.status.success(), "all up: {}", String::from_utf8_lossy(&out.stdout));
+    // A second sentinel given, not running (as one stopped would be: it no
+    // longer registers).
+    let stopped = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let both = format!("{up},{stopped}");
+    let out = run(&both, &["cluster", "status"], b"");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a sentinel is down: {stdout}");
+    assert!(stdout.lines().any(|l| l.contains(&stopped) && l.contains("down")), "{stdout}");
+    let out = run(&both, &["cluster", "status", "--format", "json"], b"");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["healthy"], false);
+    assert_eq!(json["sentinels_not_registered"][0]["state"], "down");
 }

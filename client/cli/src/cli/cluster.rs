@@ -61,11 +61,38 @@ async fn replica_problems(cluster: &Cluster, brokers: &[pb::BrokerInfo]) -> Vec<
     out
 }
 
-/// `cluster status`: succeeds only when a sentinel leader is known and
-/// every registered broker is up.
+/// The sentinels this command was given (`--sentinels`) that are not
+/// registered: a stopped one no longer registers, so only the list given
+/// can tell that it is missing. Each is asked directly; `true`: it answered.
+async fn unregistered_sentinels(cluster: &Cluster, registered: &[pb::SentinelInfo]) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for address in cluster.sentinel_addresses() {
+        if registered.iter().any(|s| &s.address == address) {
+            continue;
+        }
+        let answered = match cluster.channel(address) {
+            Ok(channel) => {
+                let mut client = pb::sentinel_service_client::SentinelServiceClient::new(channel);
+                let call = client.cluster_status(pb::ClusterStatusRequest {});
+                matches!(tokio::time::timeout(Duration::from_secs(2), call).await, Ok(Ok(_)))
+            }
+            Err(_) => false,
+        };
+        out.push((address.clone(), answered));
+    }
+    out
+}
+
+/// `cluster status`: succeeds only when a sentinel leader is known, every
+/// sentinel given with `--sentinels` answers, and every registered broker
+/// is up.
 pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Result<bool> {
     let status = Admin::new(cluster.clone()).cluster_status().await?;
     let etcd = sentinels_etcd(&cluster, &status.sentinels).await;
+    // A sentinel given but not registered is down, unless it answers (it
+    // may be registered under another address, e.g. a hostname).
+    let missing = unregistered_sentinels(&cluster, &status.sentinels).await;
+    let sentinels_up = missing.iter().all(|(_, answered)| *answered);
     let problems = replica_problems(&cluster, &status.brokers).await;
     let leader_known = status.sentinels.iter().any(|s| s.leader);
     let brokers_up = status.brokers.iter().all(|b| b.state == pb::BrokerState::Up as i32);
@@ -92,8 +119,11 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
                 "replicas_not_served": problems.iter().map(|(broker, p)| serde_json::json!({
                     "broker": broker, "topic": p.topic, "partition": p.partition, "state": p.state, "reason": p.reason,
                 })).collect::<Vec<_>>(),
+                "sentinels_not_registered": missing.iter().map(|(address, answered)| serde_json::json!({
+                    "address": address, "state": if *answered { "answers" } else { "down" },
+                })).collect::<Vec<_>>(),
                 "metadata_version": status.metadata_version,
-                "healthy": leader_known && brokers_up,
+                "healthy": leader_known && brokers_up && sentinels_up,
             });
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
@@ -108,6 +138,10 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
                     or_dash(&s.http_address),
                     etcd_word(e)
                 );
+            }
+            for (address, answered) in &missing {
+                let state = if *answered { "answers, not registered under this address" } else { "down" };
+                println!("  {:<16} {:<22} {state}", "(given)", address);
             }
             if !leader_known {
                 println!("  (no sentinel leader known)");
@@ -149,5 +183,5 @@ pub async fn cluster_status(cluster: Arc<Cluster>, format: Format) -> anyhow::Re
             }
         }
     }
-    Ok(leader_known && brokers_up)
+    Ok(leader_known && brokers_up && sentinels_up)
 }
