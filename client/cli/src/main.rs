@@ -144,6 +144,7 @@ struct BenchArgs {
     /// (publish-to-delivery latency).
     #[arg(value_enum)]
     mode: goulette_cli::bench::Mode,
+    /// Topic to use (created with --partitions and --replication-factor when missing).
     #[arg(long, default_value = "bench")]
     topic: String,
     /// Partitions when the run creates the topic.
@@ -170,14 +171,17 @@ struct BenchArgs {
     /// Batches in flight per partition.
     #[arg(long, default_value_t = 16)]
     window: usize,
+    /// Acknowledgement: 0 (none), 1 (leader) or all (every in-sync replica).
     #[arg(long, default_value = "all", value_parser = cli::parse_acks)]
     acks: Acks,
     /// none, gzip, snappy, lz4 or zstd.
     #[arg(long, default_value = "none", value_parser = cli::parse_compression)]
     compression: goulette_client::Compression,
+    /// Number batches so that a retried one is stored once (`--idempotent=false` to turn off).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     idempotent: bool,
-    /// Messages to send (or, consuming, to read at most).
+    /// Messages to send (or, consuming, to read at most). Produce and e2e
+    /// runs need --count or --duration.
     #[arg(long)]
     count: Option<u64>,
     /// Run this long (e.g. 30s).
@@ -204,26 +208,27 @@ struct BenchArgs {
 enum TopicCommand {
     /// Create a topic.
     Create {
+        /// The topic's name.
         name: String,
         /// Number of partitions (default: the cluster's).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         partitions: u32,
         /// Replicas per partition (default: the cluster's).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         replication_factor: u32,
         /// In-sync replicas an `acks=all` write needs (default: 2 when the
         /// replication factor is at least 3, else 1).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         min_insync_replicas: u32,
         /// Let a replica outside the ISR lead when no in-sync one is alive
         /// (availability over durability: acknowledged messages may be lost).
         #[arg(long)]
         unclean_leader_election: bool,
-        /// Delete whole fragments older than this many milliseconds (0: the broker default).
-        #[arg(long, default_value_t = 0)]
+        /// Delete whole fragments older than this many milliseconds (default: the brokers' --retention-ms).
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         retention_ms: u64,
-        /// Delete the oldest fragments while a partition holds more bytes (0: no limit).
-        #[arg(long, default_value_t = 0)]
+        /// Delete the oldest fragments while a partition holds more bytes (default: no limit).
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         retention_bytes: u64,
     },
     /// List topics.
@@ -234,6 +239,7 @@ enum TopicCommand {
     /// A topic's settings (effective values, defaults marked) and partitions:
     /// leader, replicas, ISR, leader epoch, log start and end offsets.
     Describe {
+        /// The topic's name.
         name: String,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -241,6 +247,7 @@ enum TopicCommand {
     /// Change a topic's settings; brokers apply them without a restart.
     /// Only the options given change.
     Alter {
+        /// The topic's name.
         name: String,
         /// Delete whole fragments older than this many milliseconds (0: back to the broker default).
         #[arg(long)]
@@ -259,13 +266,17 @@ enum TopicCommand {
     /// new count from then on, so a key's later messages may go to another
     /// partition than its earlier ones.
     AddPartitions {
+        /// The topic's name.
         name: String,
         /// The topic's new partition count.
         #[arg(long)]
         total: u32,
     },
     /// Delete a topic and its data.
-    Delete { name: String },
+    Delete {
+        /// The topic's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,10 +284,14 @@ enum GroupCommand {
     /// Groups with members or committed offsets.
     List,
     /// Delete a group's committed offsets and membership state (refused while it has members).
-    Delete { group: String },
+    Delete {
+        /// The group's name.
+        group: String,
+    },
     /// Members and their partitions, then the committed offset, log end and
     /// lag of each partition of the group's topics.
     Describe {
+        /// The group's name.
         group: String,
         /// Only this topic (default: the members' topics and those with commits).
         #[arg(long)]
@@ -288,6 +303,7 @@ enum GroupCommand {
     /// an RFC 3339 time (the first record at or after it). Refused while the
     /// group has members.
     Reset {
+        /// The group's name.
         group: String,
         #[arg(long)]
         topic: String,
@@ -301,9 +317,15 @@ enum BrokerCommand {
     /// Move every replica off broker ID (each is copied from its leader to
     /// the next brokers of the ring first) and give it no new ones. Watch
     /// `cluster status` until it holds 0 replicas, then stop it.
-    Decommission { id: u32 },
+    Decommission {
+        /// The broker's id.
+        id: u32,
+    },
     /// Make a decommissioned broker eligible for replicas again.
-    Recommission { id: u32 },
+    Recommission {
+        /// The broker's id.
+        id: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -433,6 +455,14 @@ fn main() -> ExitCode {
 
 /// `goulette bench`: runs, prints the summary, writes `--json`.
 fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
+    // Produce and e2e runs send until told when to stop; a consume run
+    // reads the backlog to its end.
+    if args.mode != goulette_cli::bench::Mode::Consume && args.count.is_none() && args.duration.is_none() {
+        anyhow::bail!(
+            "bench {} needs --count or --duration (how long to send)",
+            format!("{:?}", args.mode).to_lowercase()
+        );
+    }
     let options = goulette_cli::bench::BenchOptions {
         mode: args.mode,
         topic: args.topic,

@@ -146,9 +146,14 @@ async fn given_the_cli_a_group_should_consume_in_turns_be_described_and_reset() 
     assert_eq!(run(&["group", "list"]), "g\nh\n");
     run(&["group", "delete", "g"]);
     assert_eq!(run(&["group", "list"]), "h\n");
-    let described: serde_json::Value =
-        serde_json::from_str(&run(&["group", "describe", "g", "--topic", "jobs", "--format", "json"])).unwrap();
-    assert!(described["partitions"][0]["committed"].is_null(), "{described}");
+    // Describing it now is an error, as for any unknown group.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_goulette"))
+        .args(["group", "describe", "g", "--topic", "jobs"])
+        .env("GOULETTE_SENTINELS", &sentinels)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown group described: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown group g"), "{out:?}");
     assert_eq!(
         run(&[
             "consume",

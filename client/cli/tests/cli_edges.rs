@@ -249,3 +249,32 @@ async fn given_a_stopped_sentinel_cluster_status_should_show_it_and_fail() {
     assert_eq!(json["healthy"], false);
     assert_eq!(json["sentinels_not_registered"][0]["state"], "down");
 }
+
+#[test]
+fn given_a_bench_without_an_end_it_should_say_what_it_needs_and_every_argument_should_be_described() {
+    let out = goulette("127.0.0.1:1", &["bench", "produce"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --count or --duration"), "{out:?}");
+    // Every argument of these commands has a description in --help: no
+    // line holds an argument name alone.
+    for command in
+        [&["topic", "create"][..], &["topic", "alter"], &["group", "describe"], &["broker", "decommission"], &["bench"]]
+    {
+        let out = goulette("127.0.0.1:1", &[command, &["--help"]].concat()).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = help.lines().collect();
+        // An argument's line; its description follows on it (after two
+        // spaces) or on the next, more indented line.
+        let bare: Vec<&str> = (0..lines.len())
+            .filter(|&i| lines[i].starts_with("  ") && !lines[i].starts_with("   "))
+            .filter(|&i| {
+                let same_line = lines[i].trim().contains("  ");
+                let next_line = lines.get(i + 1).is_some_and(|n| n.starts_with("      ") && !n.trim().is_empty());
+                !same_line && !next_line
+            })
+            .map(|i| lines[i].trim())
+            .collect();
+        assert!(bare.is_empty(), "{command:?}: arguments without a description: {bare:?}\n{help}");
+        assert!(!help.contains("[default: 0]"), "{command:?} states a default of 0:\n{help}");
+    }
+}

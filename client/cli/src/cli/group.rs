@@ -57,6 +57,9 @@ pub async fn group_describe(
         described.members = kafka.members;
     }
     let committed = goulette_client::offsets::fetch_all(&cluster, group).await?;
+    if described.members.is_empty() && protocol == "goulette" && committed.is_empty() {
+        anyhow::bail!("unknown group {group}: it has no members and no committed offsets (see `goulette group list`)");
+    }
     let topics: std::collections::BTreeSet<String> = match topic {
         Some(t) => [t.to_owned()].into(),
         None => described
