@@ -18,7 +18,7 @@ pub enum ClientError {
         last: String,
     },
     /// A broker or sentinel answered with a typed error.
-    #[error("{code:?}: {message}")]
+    #[error("{}", server_text(.code, .message))]
     Server {
         /// The protocol error code.
         code: ErrorCode,
@@ -66,6 +66,21 @@ pub enum ClientError {
     },
 }
 
+/// A server's error as shown: `message`, after the code's name unless the
+/// message already starts by saying it (`invalid argument: …`, not
+/// `InvalidArgument: invalid argument: …`).
+fn server_text(code: &ErrorCode, message: &str) -> String {
+    let name = format!("{code:?}");
+    let mut words = String::new();
+    for c in name.chars() {
+        if c.is_uppercase() && !words.is_empty() {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    if message.to_lowercase().starts_with(&words) { message.to_owned() } else { format!("{name}: {message}") }
+}
+
 /// Result alias for the client crate.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -98,5 +113,18 @@ impl ClientError {
             ClientError::Transport { .. } | ClientError::NoSentinel { .. } => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_error_names_its_code_once() {
+        let shown = |code, message: &str| ClientError::Server { code, message: message.into() }.to_string();
+        assert_eq!(shown(ErrorCode::InvalidArgument, "invalid argument: bad name"), "invalid argument: bad name");
+        assert_eq!(shown(ErrorCode::NotLeader, "broker 2 leads t/0"), "NotLeader: broker 2 leads t/0");
+        assert_eq!(shown(ErrorCode::UnknownTopic, "Unknown topic \"t\""), "Unknown topic \"t\"");
     }
 }

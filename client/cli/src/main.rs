@@ -191,7 +191,7 @@ struct BenchArgs {
     /// message's intended send time).
     #[arg(long)]
     rate: Option<u64>,
-    /// Write the results as JSON to this file.
+    /// Write the results as JSON to this file (`-`: to stdout, the summary then going to stderr).
     #[arg(long)]
     json: Option<std::path::PathBuf>,
     /// No progress line on stderr.
@@ -488,10 +488,20 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
     }
     let runtime = runtime.enable_all().build()?;
     let result = runtime.block_on(goulette_cli::bench::run(sentinels, &options))?;
-    print!("{}", cli::bench_summary(&result));
+    let json_to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    if json_to_stdout {
+        // stdout is the JSON alone (for jq and the like); the summary goes to stderr.
+        eprint!("{}", cli::bench_summary(&result));
+    } else {
+        print!("{}", cli::bench_summary(&result));
+    }
     if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&result)?)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        let json = serde_json::to_string_pretty(&result)?;
+        if json_to_stdout {
+            println!("{json}");
+        } else {
+            std::fs::write(&path, json).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        }
     }
     anyhow::ensure!(result.errors == 0, "{} sends or reads failed", result.errors);
     Ok(())

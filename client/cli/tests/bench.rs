@@ -46,6 +46,16 @@ async fn given_each_mode_bench_should_count_what_it_moved_and_write_its_json() {
     }
     assert!(latency["p50"].as_u64() <= latency["p99"].as_u64() && latency["p99"].as_u64() <= latency["max"].as_u64());
 
+    // `--json -`: stdout is the JSON alone (the summary goes to stderr).
+    let out = Command::new(env!("CARGO_BIN_EXE_goulette"))
+        .args(["bench", "produce", "--topic", "j", "--count", "100", "--quiet", "--json", "-"])
+        .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let to_stdout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(to_stdout["messages"], 100);
+
     // acks=0 waits for nothing, and the producer still closes.
     let fire =
         bench(&env, &["produce", "--topic", "z", "--acks", "0", "--count", "500", "--threads", "1"], dir.path(), "z");
