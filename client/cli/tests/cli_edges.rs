@@ -255,12 +255,29 @@ fn given_a_bench_without_an_end_it_should_say_what_it_needs_and_every_argument_s
     let out = goulette("127.0.0.1:1", &["bench", "produce"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --count or --duration"), "{out:?}");
-    // Every argument of these commands has a description in --help: no
+    // Every argument of every command has a description in --help: no
     // line holds an argument name alone.
-    for command in
-        [&["topic", "create"][..], &["topic", "alter"], &["group", "describe"], &["broker", "decommission"], &["bench"]]
-    {
-        let out = goulette("127.0.0.1:1", &[command, &["--help"]].concat()).output().unwrap();
+    let commands: &[&[&str]] = &[
+        &["topic", "create"],
+        &["topic", "alter"],
+        &["topic", "add-partitions"],
+        &["topic", "describe"],
+        &["topic", "delete"],
+        &["produce"],
+        &["consume"],
+        &["group", "describe"],
+        &["group", "reset"],
+        &["group", "delete"],
+        &["cluster", "status"],
+        &["broker", "decommission"],
+        &["broker", "recommission"],
+        &["storage", "inspect"],
+        &["etcd", "backup"],
+        &["etcd", "restore"],
+        &["bench"],
+    ];
+    for command in commands {
+        let out = goulette("127.0.0.1:1", &[*command, &["--help"]].concat()).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
         let lines: Vec<&str> = help.lines().collect();
         // An argument's line; its description follows on it (after two
