@@ -171,38 +171,24 @@ impl PartitionLog {
                 total -= f.len;
                 count += 1;
             }
-            self.drop_front(&mut inner, count)?
+            let victims: Vec<Arc<Fragment>> = inner.fragments.drain(..count).collect();
+            let start = inner.log_start();
+            inner.producers.expire_before(start);
+            if !victims.is_empty() && inner.epochs.truncate_from_start(start) {
+                inner.epochs.store(&self.dir)?;
+            }
+            self.publish(&inner);
+            victims
         };
-        self.remove_fragments(&victims, "retention deleted fragment")?;
-        Ok(victims.iter().map(|f| f.base_offset).collect())
-    }
-
-    /// Takes the first `count` fragments out of the log and fits what
-    /// follows the log start (producer states, the epoch history) to the
-    /// new start, then publishes it. Their files are left for
-    /// [`Self::remove_fragments`], outside the lock.
-    fn drop_front(&self, inner: &mut Inner, count: usize) -> Result<Vec<Arc<Fragment>>> {
-        let victims: Vec<Arc<Fragment>> = inner.fragments.drain(..count).collect();
-        let start = inner.log_start();
-        inner.producers.expire_before(start);
-        if inner.epochs.truncate_from_start(start) {
-            inner.epochs.store(&self.dir)?;
-        }
-        self.publish(inner);
-        Ok(victims)
-    }
-
-    /// Deletes the files of fragments taken out of the log, then makes the
-    /// deletions durable.
-    fn remove_fragments(&self, victims: &[Arc<Fragment>], why: &str) -> Result<()> {
         if victims.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        for f in victims {
+        for f in &victims {
             self.delete_fragment(f)?;
-            tracing::info!(fragment = %f.path.display(), bytes = f.len, "{why}");
+            tracing::info!(fragment = %f.path.display(), bytes = f.len, "retention deleted fragment");
         }
-        crashsafe::fsync_dir(&self.dir)
+        crashsafe::fsync_dir(&self.dir)?;
+        Ok(victims.iter().map(|f| f.base_offset).collect())
     }
 
     /// Deletes every record below `offset` (Kafka's DeleteRecords): the log
@@ -225,10 +211,21 @@ impl PartitionLog {
             crate::log_start::store(&self.dir, offset)?;
             inner.deleted_before = offset;
             let count = inner.fragments.iter().take_while(|f| f.next_offset <= offset).count();
-            let victims = self.drop_front(&mut inner, count)?;
-            (inner.log_start(), victims)
+            let victims: Vec<Arc<Fragment>> = inner.fragments.drain(..count).collect();
+            let start = inner.log_start();
+            inner.producers.expire_before(start);
+            if inner.epochs.truncate_from_start(start) {
+                inner.epochs.store(&self.dir)?;
+            }
+            self.publish(&inner);
+            (start, victims)
         };
-        self.remove_fragments(&victims, "deleted fragment below the log start asked for")?;
+        for f in &victims {
+            self.delete_fragment(f)?;
+        }
+        if !victims.is_empty() {
+            crashsafe::fsync_dir(&self.dir)?;
+        }
         tracing::info!(dir = %self.dir.display(), start, fragments = victims.len(), "records deleted on request");
         Ok(start)
     }
