@@ -123,13 +123,13 @@ run-consumer: $(GOULETTE) ## print TOPIC (default demo) from the beginning, then
 	@$(GOULETTE) consume --sentinels '$(SENTINELS)' --topic '$(TOPIC)' --from-beginning $(ARGS)
 
 etcd-status: $(GOULETTE) ## etcd endpoints, members, and key counts under /goulette
-	@$(GOULETTE) etcd status --etcd-endpoints '$(ETCD_ENDPOINTS)'
+	@ETCD_ENDPOINTS='$(ETCD_ENDPOINTS)' scripts/etcd-admin.sh status
 
 etcd-topics: $(GOULETTE) ## topics and partitions (replicas, leader, epoch, ISR) as stored in etcd
-	@$(GOULETTE) etcd topics --etcd-endpoints '$(ETCD_ENDPOINTS)'
+	@ETCD_ENDPOINTS='$(ETCD_ENDPOINTS)' scripts/etcd-admin.sh topics
 
 etcd-operations: $(GOULETTE) ## the metadata operation log (goulette etcd ops)
-	@$(GOULETTE) etcd ops --etcd-endpoints '$(ETCD_ENDPOINTS)'
+	@ETCD_ENDPOINTS='$(ETCD_ENDPOINTS)' scripts/etcd-admin.sh ops
 
 etcd-clean: $(GOULETTE) ## delete all Goulette metadata from etcd (needs CONFIRM=yes)
 	@if [ '$(CONFIRM)' != yes ]; then \
@@ -138,11 +138,11 @@ etcd-clean: $(GOULETTE) ## delete all Goulette metadata from etcd (needs CONFIRM
 		echo "then run: make etcd-clean CONFIRM=yes" >&2; \
 		exit 1; \
 	fi
-	@$(GOULETTE) etcd clean --etcd-endpoints '$(ETCD_ENDPOINTS)' --yes
+	@ETCD_ENDPOINTS='$(ETCD_ENDPOINTS)' scripts/etcd-admin.sh clean --yes
 
 etcd-backup: $(GOULETTE) ## save the metadata to BACKUP (default backup/goulette-<timestamp>.json)
 	@file='$(BACKUP)'; mkdir -p "$$(dirname "$$file")" && \
-		$(GOULETTE) etcd backup --etcd-endpoints '$(ETCD_ENDPOINTS)' "$$file"
+		ETCD_ENDPOINTS='$(ETCD_ENDPOINTS)' scripts/etcd-admin.sh backup "$$file"
 
 etcd-restore: $(GOULETTE) ## write BACKUP=FILE into an empty /goulette prefix
 	@if [ '$(origin BACKUP)' = file ]; then \
@@ -150,7 +150,7 @@ etcd-restore: $(GOULETTE) ## write BACKUP=FILE into an empty /goulette prefix
 		ls backup/*.json 2>/dev/null | sed 's/^/  /' >&2 || true; \
 		exit 1; \
 	fi
-	@$(GOULETTE) etcd restore --etcd-endpoints '$(ETCD_ENDPOINTS)' '$(BACKUP)'
+	@ETCD_ENDPOINTS='$(ETCD_ENDPOINTS)' scripts/etcd-admin.sh restore '$(BACKUP)'
 
 clean: ## remove build output and local run state (run/ logs/ data/; refused while a cluster runs)
 	@scripts/status.sh --require-stopped

@@ -3,11 +3,14 @@
 # on this machine's default ports (2379/2380, 50052, 50061-50063, Kafka 9092-9094).
 #   1. refuses unless nothing of ours runs (no live pid in run/)
 #   2. builds the release binaries (bounded by BUILD_TIMEOUT, default 1800 s)
-#   3. make run-all; produces "hello" to a fresh topic and consumes it back;
+#   3. make run-all; produces "hello" to a fresh topic and consumes it back
+#      (and keyed lines with headers, read back with consume -e --format);
 #      kcat lists the 3 brokers on the Kafka port 9092 and round-trips a
 #      message that the native consumer reads too
 #   4. make run-all again must report the running cluster, same pids
 #   5. make stop-all; every started pid (and the embedded etcd) must be gone
+#   6. make etcd-topics / etcd-backup on the stopped cluster (a temporary etcd
+#      on its data directory), which leaves nothing running
 # Every step has its own time limit; on failure it stops what it started.
 set -euo pipefail
 ME=test-run-all
@@ -66,6 +69,16 @@ got=$(timeout 40 "$GOULETTE" consume --topic "$topic" --from-beginning --max-mes
 [ "$got" = hello ] || fail "consumed '$got' from $topic, expected 'hello'"
 log "consumed '$got' from topic $topic"
 
+step "the README's keys, headers and -e: produce -K : -H, consume -e --format"
+ktopic="test-run-all-keys-$(date +%s)-$$"
+printf 'user-1:login\nuser-2:logout\n' | timeout 30 "$GOULETTE" produce --topic "$ktopic" --partition 0 -K : -H source=readme ||
+  fail "produce -K : -H to $ktopic"
+got=$(timeout 40 "$GOULETTE" consume --topic "$ktopic" --from-beginning -e --format '%o %k=%v [%h]\n') ||
+  fail "consume -e from $ktopic"
+[ "$got" = "$(printf '0 user-1=login [source=readme]\n1 user-2=logout [source=readme]')" ] ||
+  fail "consume -e read '$got' from $ktopic"
+log "keys and headers read back, and consume -e ended by itself"
+
 step "Kafka protocol: kcat -L lists the 3 brokers; a kcat message is read back by kcat and the native consumer"
 bootstrap=$(broker_kafka_address 1)
 listing=$(timeout 30 kcat -b "$bootstrap" -L) || fail "kcat -b $bootstrap -L"
@@ -115,6 +128,18 @@ for port in 2379 2380 50052 50061 50062 50063 9652 9661 9662 9663 9092 9093 9094
   ! port_in_use "$port" || fail "port $port still in use after stop-all"
 done
 log "every started process is gone, no pid file left, ports free"
+
+step "the stopped cluster's metadata: make etcd-topics and etcd-backup through a temporary etcd"
+out=$(timeout 120 "$MAKE" --no-print-directory -C "$ROOT" etcd-topics 2>&1) || { echo "$out"; fail "make etcd-topics on the stopped cluster"; }
+grep -q "topic $topic:" <<<"$out" || { echo "$out"; fail "make etcd-topics on the stopped cluster lacks topic $topic"; }
+backup_file=$(mktemp -d)/backup.json
+out=$(timeout 120 "$MAKE" --no-print-directory -C "$ROOT" etcd-backup BACKUP="$backup_file" 2>&1) || { echo "$out"; fail "make etcd-backup on the stopped cluster"; }
+grep -q "^wrote " <<<"$out" || { echo "$out"; fail "make etcd-backup wrote nothing"; }
+for port in 2379 2380; do
+  ! port_in_use "$port" || fail "port $port still in use after the temporary etcd"
+done
+rm -rf "$(dirname "$backup_file")"
+log "read and backed up with no cluster running; the temporary etcd is gone"
 
 echo
 log "PASSED in $((SECONDS - start_time))s"

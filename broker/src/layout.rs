@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 use goulette_proto::v1 as pb;
 use goulette_storage::identity;
 
+/// The file naming the data directory's identity: created on a broker's
+/// first start in it, sent when registering, so that the metadata can tell
+/// this directory from another one (see `data-dirs/` in the key layout).
+const DATA_DIR_ID_FILE: &str = "data-dir.id";
+
 /// The broker's data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -22,6 +27,21 @@ impl DataDir {
     /// The data directory itself.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The data directory's identity (128 random bits, hex), created durably
+    /// on first use.
+    pub fn id(&self) -> anyhow::Result<String> {
+        let path = self.root.join(DATA_DIR_ID_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::anyhow!("read {}: {e}", path.display())),
+        }
+        let id = format!("{:016x}{:016x}", random_u64(), random_u64());
+        goulette_storage::crashsafe::write_durably(&path, &[id.as_bytes()])?;
+        Ok(id)
     }
 
     /// The directory of a replica's log.
@@ -77,4 +97,14 @@ impl DataDir {
         }
         Ok(identity::read(&dir)?)
     }
+}
+
+/// 64 random bits: the standard library's randomly seeded hasher over the
+/// time and pid (an identity needs uniqueness, not cryptographic strength).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }

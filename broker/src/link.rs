@@ -54,6 +54,10 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
     let mut sentinels =
         Sentinels { addresses: config.sentinels.clone(), next: 0, timeout: Some(Duration::from_secs(1)) };
     let mut session: Option<(i64, Duration, Duration)> = None;
+    let data_dir_id = crate::layout::DataDir::new(config.data_dir.clone()).id().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read or create the data directory's identity; registering without it");
+        String::new()
+    });
     let mut last_ok = tokio::time::Instant::now();
     let (mut address, mut client) = match sentinels.client() {
         Ok(c) => c,
@@ -70,6 +74,7 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                 default_retention_ms: Some(
                     config.log.retention_age.map_or(u64::MAX, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 ),
+                data_dir_id: data_dir_id.clone(),
                 ..Default::default()
             };
             let sent = std::time::Instant::now();
@@ -79,7 +84,11 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
                     session_id,
                     heartbeat_interval_ms,
                     session_timeout_ms,
+                    data_dir_warning,
                 }) => {
+                    if !data_dir_warning.is_empty() {
+                        tracing::error!(data_dir = %config.data_dir.display(), warning = %data_dir_warning, "the metadata and this data directory disagree");
+                    }
                     tracing::info!(sentinel = %address, session = format!("{session_id:x}"), "registered with the sentinels");
                     let interval = Duration::from_millis(heartbeat_interval_ms.max(50));
                     let timeout = Duration::from_millis(session_timeout_ms.max(1000));

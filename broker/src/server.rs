@@ -20,6 +20,15 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     config.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("create data directory {}: {e}", config.data_dir.display()))?;
+    // Held until the broker returns: a second broker on the same data
+    // directory would recover and append to the same logs.
+    let _data_dir_lock = goulette_storage::DirLock::acquire(&config.data_dir).map_err(|e| match e {
+        goulette_storage::StorageError::DirectoryInUse { dir } => anyhow::anyhow!(
+            "data directory {} is in use by another process (a broker already running with this --data-dir?)",
+            dir.display()
+        ),
+        e => anyhow::anyhow!(e),
+    })?;
     let listener = tokio::net::TcpListener::bind(config.address).await?;
     let kafka_listener = match config.kafka_address {
         Some(address) => Some(tokio::net::TcpListener::bind(address).await?),

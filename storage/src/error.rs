@@ -112,6 +112,16 @@ pub enum StorageError {
         base_offset: u64,
     },
 
+    /// Another process (a running broker, most likely) holds the
+    /// directory's lock: its files are in use and are not touched.
+    #[error(
+        "{dir} is in use by another process (a running broker?): stop it first, or read it with `goulette storage inspect --read-only`"
+    )]
+    DirectoryInUse {
+        /// The locked directory.
+        dir: PathBuf,
+    },
+
     /// A configuration value is invalid.
     #[error("invalid log configuration `{key}`: {reason}")]
     InvalidConfig {

@@ -8,11 +8,13 @@
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
+//! - [`read_only`]: a directory read without recovery or its lock (inspection of a live broker's).
 //! - [`repair`]: cutting a damaged log at its first bad batch (a follower then re-fetches the rest).
 //! - [`clock`]: the wall clock, and the clock time retention is judged by (immune to wall-clock steps).
 //! - [`identity`]: which topic incarnation a partition directory belongs to.
 //! - [`epochs`]: the leader-epoch history replication truncates by.
 //! - [`producers`]: idempotent producers' recent batches (retries answered, not re-appended).
+//! - [`dir_lock`]: one process per directory (a broker's data directory, each partition's).
 //! - [`crashsafe`]: the one durable file write (tmp, fsync, rename, fsync directory).
 //! - [`config`], [`error`]: settings and the one error type.
 //! - [`observe`]: the hook through which the broker measures fdatasyncs.
@@ -25,6 +27,7 @@ pub use goulette_batch::{batch, compression};
 pub mod clock;
 pub mod config;
 pub mod crashsafe;
+pub mod dir_lock;
 pub mod epochs;
 pub mod error;
 mod fragment;
@@ -36,6 +39,7 @@ pub mod log_start;
 pub mod observe;
 pub mod producers;
 mod read;
+pub mod read_only;
 mod recovery;
 pub mod repair;
 mod sys;
@@ -45,6 +49,7 @@ mod wal;
 pub use clock::now_ms;
 pub use compression::Compression;
 pub use config::{FlushPolicy, LogConfig, Retention};
+pub use dir_lock::DirLock;
 pub use error::{Result, StorageError};
 pub use goulette_batch::{
     Batch, BatchBuilder, BatchError, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType,

@@ -74,3 +74,18 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
     let stat = unsafe { stat.assume_init() };
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
+
+/// Takes an exclusive advisory lock (`flock`) on `file` without waiting:
+/// `Ok(false)` when another open file holds it. The kernel releases it when
+/// the file is closed, also when the process dies (even by SIGKILL), so a
+/// crash never leaves a stale lock behind.
+pub(crate) fn try_lock_exclusive(file: &File) -> std::io::Result<bool> {
+    // SAFETY: flock only reads its integer arguments; the fd is valid for the
+    // duration of the call because `file` is borrowed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(error) }
+}

@@ -41,20 +41,34 @@ enum Command {
         #[arg(long)]
         topic: String,
         /// Key of every message (same key, same partition).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "key_separator")]
         key: Option<String>,
+        /// Split each stdin line at the first SEP into key and value (kcat's
+        /// -K); a line without SEP is a value without key.
+        #[arg(short = 'K', long, value_name = "SEP")]
+        key_separator: Option<String>,
+        /// A header on every message, `name=value` (repeat for several).
+        #[arg(short = 'H', long = "header", value_name = "NAME=VALUE", value_parser = cli::parse_header)]
+        headers: Vec<(String, bytes::Bytes)>,
         /// Send to this partition instead of choosing by key or round-robin.
         #[arg(long)]
         partition: Option<u32>,
         /// Acknowledgement: 0 (none), 1 (leader) or all (every in-sync replica).
         #[arg(long, default_value = "all", value_parser = cli::parse_acks)]
         acks: Acks,
+        /// Compression of the batches: none, gzip, snappy, lz4 or zstd.
+        #[arg(long, default_value = "none", value_parser = cli::parse_compression)]
+        compression: goulette_client::Compression,
         /// Batches in flight per partition.
         #[arg(long, default_value_t = 16)]
         window: usize,
         /// Send this one message instead of reading stdin.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "files")]
         message: Option<String>,
+        /// Send each FILE's whole content as one message instead of reading
+        /// stdin (repeat, or list several).
+        #[arg(long = "file", value_name = "FILE", num_args = 1..)]
+        files: Vec<PathBuf>,
         /// Print `partition<TAB>offset` for every acknowledged message.
         #[arg(long)]
         print_offsets: bool,
@@ -90,9 +104,21 @@ enum Command {
         /// Bytes prefetched per partition (fetch credit).
         #[arg(long, default_value_t = 4 << 20)]
         window: u64,
-        /// `value` prints each value on a line; `json` prints partition, offset, key, value, headers, timestamp.
-        #[arg(long, value_enum, default_value = "value")]
+        /// `value` prints each value on a line; `json` one object per record
+        /// (topic, partition, offset, timestamp, key, value, headers; what is
+        /// not UTF-8 in base64, named in "encoded"); or a format string:
+        /// %t topic, %p partition, %o offset, %T timestamp, %k key, %v value,
+        /// %h headers, %K/%S key/value size, %%, \n, \t (e.g. '%p:%o %k=%v\n').
+        #[arg(long, default_value = "value", value_parser = cli::parse_record_format)]
         format: RecordFormat,
+        /// How `value` and format strings write keys, values and header
+        /// values: raw bytes, hex, or base64.
+        #[arg(long, value_enum, default_value = "raw")]
+        encoding: cli::Encoding,
+        /// Exit once every partition read has been read to the end it had at
+        /// the start (kcat's -e); not with --group unless --partition is given.
+        #[arg(short = 'e', long)]
+        exit_at_end: bool,
         /// Consume as a member of this group: the group's partitions are
         /// split among its members, each resumes at the committed offset
         /// (the start options apply to partitions never committed), and what
@@ -341,10 +367,16 @@ enum ClusterCommand {
 
 #[derive(Debug, Subcommand)]
 enum StorageCommand {
-    /// Open a partition directory (running recovery) and print its offsets and, optionally, records.
+    /// Open a partition directory (running recovery; refused while a broker
+    /// holds it) and print its offsets and, optionally, records.
     Inspect {
         /// The partition directory (`<data>/<topic>-<partition>`).
         dir: PathBuf,
+        /// Read the files as they are, without recovery and without the
+        /// directory's lock: for a running broker's partition, or a damaged
+        /// one before anything is cut. Lists every file and its first bad frame.
+        #[arg(long)]
+        read_only: bool,
         /// Print records too.
         #[arg(long)]
         records: bool,
@@ -368,6 +400,22 @@ struct EtcdArgs {
         value_delimiter = ','
     )]
     etcd_endpoints: Vec<String>,
+    /// Work on a stopped cluster's etcd data directory instead of
+    /// --etcd-endpoints: a temporary etcd is started on it (loopback only)
+    /// for the command, then stopped. A directory that does not exist is
+    /// created empty (to restore into). `make etcd-*` passes it for the
+    /// default layout when the cluster is stopped.
+    #[arg(long, global = true, env = "GOULETTE_ETCD_DATA_DIR", value_name = "DIR")]
+    etcd_data_dir: Option<PathBuf>,
+    /// The etcd member name of --etcd-data-dir: the sentinel id whose
+    /// embedded etcd it is.
+    #[arg(long, global = true, default_value = "sentinel-1", value_name = "NAME")]
+    etcd_name: String,
+    /// The peer port the temporary etcd of --etcd-data-dir listens on (the
+    /// sentinel's, so that a new directory records the same peer URL;
+    /// default: any free port).
+    #[arg(long, global = true, value_name = "PORT")]
+    etcd_peer_port: Option<u16>,
     /// The etcd key prefix Goulette's metadata lives under.
     #[arg(long, global = true, env = "GOULETTE_ETCD_PREFIX", default_value = DEFAULT_PREFIX)]
     etcd_prefix: String,
@@ -437,8 +485,9 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
-        Command::Storage { command: StorageCommand::Inspect { dir, records, from, limit } } => {
-            goulette_cli::inspect::inspect(&dir, records, from, limit).map(|report| print!("{report}"))
+        Command::Storage { command: StorageCommand::Inspect { dir, read_only, records, from, limit } } => {
+            let wanted = records.then_some(goulette_cli::inspect::RecordsWanted { from, limit });
+            goulette_cli::inspect::inspect(&dir, read_only, wanted).map(|report| print!("{report}"))
         }
         Command::Etcd(args) => etcd(args),
         Command::Bench(args) => bench(&sentinels, args),
@@ -558,9 +607,37 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 TopicCommand::AddPartitions { name, total } => cli::topic_add_partitions(cluster, &name, total).await,
                 TopicCommand::Delete { name } => cli::topic_delete(cluster, &name).await,
             },
-            Command::Produce { topic, key, partition, acks, window, message, print_offsets, idempotent } => {
-                let options =
-                    ProduceOptions { topic, key, partition, acks, window, message, print_offsets, idempotent };
+            Command::Produce {
+                topic,
+                key,
+                key_separator,
+                headers,
+                partition,
+                acks,
+                compression,
+                window,
+                message,
+                files,
+                print_offsets,
+                idempotent,
+            } => {
+                let input = match (message, files.is_empty()) {
+                    (Some(message), _) => cli::ProduceInput::Message(message),
+                    (None, false) => cli::ProduceInput::Files(files),
+                    (None, true) => cli::ProduceInput::Stdin { key_separator: key_separator.map(String::into_bytes) },
+                };
+                let options = ProduceOptions {
+                    topic,
+                    key,
+                    headers,
+                    partition,
+                    acks,
+                    compression,
+                    window,
+                    input,
+                    print_offsets,
+                    idempotent,
+                };
                 cli::produce(cluster, options).await
             }
             Command::Consume {
@@ -573,6 +650,8 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 timeout,
                 window,
                 format,
+                encoding,
+                exit_at_end,
                 group,
                 strategy,
                 session_timeout,
@@ -594,6 +673,8 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                     timeout,
                     window_bytes: window,
                     format,
+                    encoding,
+                    exit_at_end,
                     group,
                     strategy,
                     session_timeout,
@@ -624,12 +705,34 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
 }
 
 fn etcd(args: EtcdArgs) -> anyhow::Result<()> {
-    let target = EtcdTarget::new(args.etcd_endpoints, &args.etcd_prefix)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
+        // Lives until the command is done, then stops its etcd.
+        let temporary = match &args.etcd_data_dir {
+            Some(data_dir) => Some(
+                goulette_cli::etcd_admin::TemporaryEtcd::start(&goulette_cli::etcd_admin::OfflineEtcd {
+                    data_dir: data_dir.clone(),
+                    name: args.etcd_name.clone(),
+                    peer_port: args.etcd_peer_port.unwrap_or(0),
+                })
+                .await?,
+            ),
+            None => None,
+        };
+        let endpoints = match &temporary {
+            Some(etcd) => vec![etcd.endpoint().to_owned()],
+            None => args.etcd_endpoints,
+        };
+        let target = EtcdTarget::new(endpoints, &args.etcd_prefix)?;
         let admin = EtcdAdmin::connect(&target).await?;
         match args.command {
-            EtcdCommand::Status => print!("{}", admin.status().await?),
+            EtcdCommand::Status => {
+                let status = admin.status().await?;
+                print!("{}", status.report);
+                if !status.down.is_empty() {
+                    anyhow::bail!("not healthy: {}", status.down.join(", "));
+                }
+            }
             EtcdCommand::Topics => print!("{}", admin.topics().await?),
             EtcdCommand::Ops { last } => print!("{}", admin.ops(last).await?),
             EtcdCommand::Backup { file } => {

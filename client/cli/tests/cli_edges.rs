@@ -295,3 +295,78 @@ fn given_a_bench_without_an_end_it_should_say_what_it_needs_and_every_argument_s
         assert!(!help.contains("[default: 0]"), "{command:?} states a default of 0:\n{help}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_running_broker_inspect_and_a_second_broker_should_be_refused_its_directories_unless_read_only() {
+    let env = Env::start(1, &[]).await;
+    let sentinels = env.sentinel.address.to_string();
+    env.create_topic("held", 1, 1).await;
+    env.wait_serving("held").await;
+    produce_values(env.cluster(), "held", &["x", "y", "z"]).await;
+    let partition = env.brokers[0].data_dir().join("held-0");
+    let dir = partition.to_str().unwrap();
+
+    // Recovery on a live broker's files could cut what it is writing.
+    let out = run(&sentinels, &["storage", "inspect", dir], b"");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "inspect must not recover a live partition: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains("in use by another process") && stderr.contains("--read-only"), "{stderr}");
+
+    let out = run(&sentinels, &["storage", "inspect", "--read-only", "--records", dir], b"");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("log end offset:      3") && stdout.contains("\"z\""), "{stdout}");
+
+    // A second broker on the same data directory exits at once, saying why.
+    let second = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette-broker"))
+        .args(["--id", "2", "--address", "127.0.0.1:0", "--data"])
+        .arg(env.brokers[0].data_dir())
+        .args(["--sentinels", &sentinels])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(stderr.contains("is in use by another process"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_keyed_lines_with_headers_consume_should_print_them_by_format_and_exit_at_the_end() {
+    let env = Env::start(1, &[]).await;
+    let sentinels = env.sentinel.address.to_string();
+    let produce = ["produce", "--topic", "kv", "--partition", "0", "-K", ":", "-H", "app=cli", "-H", "trace=7"];
+    let out = run(&sentinels, &produce, b"k1:v1\nk2:v:2\nno-key\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), b"whole\nfile\xff").unwrap();
+    let out = run(
+        &sentinels,
+        &["produce", "--topic", "kv", "--partition", "0", "--file", file.path().to_str().unwrap()],
+        b"",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // -e ends at the end the partitions had at the start: no --timeout needed.
+    let format = r"%p:%o %k=%v [%h]\n";
+    let out = run(&sentinels, &["consume", "--topic", "kv", "--from-beginning", "-e", "--format", format], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.stdout,
+        b"0:0 k1=v1 [app=cli,trace=7]\n0:1 k2=v:2 [app=cli,trace=7]\n0:2 =no-key [app=cli,trace=7]\n0:3 =whole\nfile\xff []\n"
+            .to_vec()
+    );
+    let out = run(
+        &sentinels,
+        &["consume", "--topic", "kv", "--partition", "0", "--offset", "3", "-e", "--format", "json"],
+        b"",
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["value"], "d2hvbGUKZmlsZf8=", "{json}");
+    assert_eq!(json["encoded"], serde_json::json!(["value"]));
+    // Nothing to read from the end: -e exits at once.
+    let out = run(&sentinels, &["consume", "--topic", "kv", "-e"], b"");
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+}

@@ -216,8 +216,11 @@ async fn given_a_populated_prefix_should_show_topics_and_status() {
     assert!(topics.contains(orders), "{topics}");
 
     let status = admin.status().await.unwrap();
+    assert!(status.down.is_empty(), "{status:?}");
+    let status = status.report;
     assert!(status.starts_with(&format!("endpoint {}\n  version:     3.", etcd.endpoint())), "{status}");
     assert!(status.contains("members (1):\n"), "{status}");
+    assert!(status.lines().any(|l| l.contains(" healthy ") && l.contains(&etcd.endpoint())), "{status}");
     let partitions = 3 + 100 * BULK_TOPICS;
     for line in [
         format!("  topics      {}\n", BULK_TOPICS + 1),
@@ -397,6 +400,8 @@ async fn given_one_dead_endpoint_among_live_ones_should_use_the_live_ones_and_re
         assert!(admin.ops(None).await.unwrap().contains("create-topic"));
     }
     let status = admin.status().await.unwrap();
+    assert_eq!(status.down, vec![format!("endpoint {dead}")]);
+    let status = status.report;
     assert!(status.starts_with(&format!("endpoint {dead}\n  unreachable: ")), "{status}");
     assert!(status.contains(&format!("endpoint {}\n  version:     3.", etcd.endpoint())), "{status}");
 }
@@ -451,4 +456,27 @@ async fn given_ops_in_etcd_when_running_goulette_etcd_ops_should_print_them_in_o
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "no operations under /goulette/ops/\n");
+}
+
+#[tokio::test]
+async fn given_a_member_that_is_not_running_status_should_show_it_down_and_fail() {
+    let etcd = EtcdProcess::start();
+    // A learner never started: a member of the cluster that does not run
+    // (a learner, so that the one voting member keeps its quorum).
+    let mut client = store::connect(&[etcd.endpoint()]).await.unwrap();
+    let peer = format!("http://127.0.0.1:{}", free_port());
+    client.member_add([peer.clone()], Some(etcd_client::MemberAddOptions::new().with_is_learner())).await.unwrap();
+    let admin = admin(&etcd, PREFIX).await;
+    let status = admin.status().await.unwrap();
+    assert_eq!(status.down.len(), 1, "{status:?}");
+    assert!(status.down[0].contains("(not started)"), "{status:?}");
+    let line = status.report.lines().find(|l| l.contains(&peer)).unwrap_or_else(|| panic!("{}", status.report));
+    assert!(line.contains("DOWN: never started"), "{line}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_goulette"))
+        .args(["etcd", "status", "--etcd-endpoints", &etcd.endpoint()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not healthy: member"), "{out:?}");
 }

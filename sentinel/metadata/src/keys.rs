@@ -48,6 +48,13 @@ impl Keys {
     }
 
     /// Prefix of every decommission key.
+    /// `data-dirs/{id}`: the identity of the data directory broker `id`
+    /// last registered with (not bound to a lease, so kept in backups: a
+    /// restored cluster can tell its brokers' data directories from others).
+    pub fn data_dir(&self, id: u32) -> String {
+        format!("{}/data-dirs/{id:010}", self.prefix)
+    }
+
     pub fn decommissioned_all(&self) -> String {
         format!("{}/decommissioned/", self.prefix)
     }

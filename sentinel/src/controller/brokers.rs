@@ -14,8 +14,15 @@ use crate::view::ClusterView;
 
 impl Controller {
     /// Starts a broker session: a lease of `session_timeout` holding
-    /// `brokers/{id}`. Returns the session (lease) id.
-    pub async fn register_broker(&self, fence: &Fence, broker: BrokerRecord) -> Result<i64> {
+    /// `brokers/{id}`, and records the identity of its data directory in
+    /// `data-dirs/{id}`. Returns the session (lease) id, and a warning when
+    /// the metadata knew the broker with another data directory.
+    pub async fn register_broker(
+        &self,
+        fence: &Fence,
+        broker: BrokerRecord,
+        data_dir_id: &str,
+    ) -> Result<(i64, Option<String>)> {
         if broker.address.parse::<std::net::SocketAddr>().is_err() {
             return Err(SentinelError::InvalidArgument(format!(
                 "broker address {:?} is not host:port",
@@ -34,13 +41,59 @@ impl Controller {
             .map_err(|e| SentinelError::etcd("grant a broker session lease", e))?
             .id();
         let keys = self.store.keys();
-        let detail = format!("broker {} at {} session {lease:x}", broker.id, broker.address);
-        let change = Change::new("register-broker", detail).put_json(keys.broker(broker.id), &broker, Some(lease));
+        let mut detail = format!("broker {} at {} session {lease:x}", broker.id, broker.address);
+        let (known, warning) = match self.known_data_dir(broker.id, data_dir_id).await {
+            Ok(known) => known,
+            Err(e) => {
+                let _ = client.lease_revoke(lease).await;
+                return Err(e);
+            }
+        };
+        if let Some(warning) = &warning {
+            tracing::warn!(broker = broker.id, warning = %warning, "a broker registered with another data directory");
+            detail.push_str("; data directory changed");
+        }
+        let mut change = Change::new("register-broker", detail).put_json(keys.broker(broker.id), &broker, Some(lease));
+        if !known && !data_dir_id.is_empty() {
+            change = change.put_json(keys.data_dir(broker.id), &data_dir_id, None);
+        }
         if let Err(e) = self.store.commit(fence, change).await {
             let _ = client.lease_revoke(lease).await;
             return Err(e);
         }
-        Ok(lease)
+        Ok((lease, warning))
+    }
+
+    /// Whether `data-dirs/{id}` already names `data_dir_id`, and the warning
+    /// when it names another one: the broker's partitions' data is in that
+    /// other directory (a wrong --data-dir, a replaced disk), or the metadata
+    /// was restored from another cluster.
+    async fn known_data_dir(&self, id: u32, data_dir_id: &str) -> Result<(bool, Option<String>)> {
+        if data_dir_id.is_empty() {
+            return Ok((true, None));
+        }
+        let key = self.store.keys().data_dir(id);
+        let resp = self
+            .store
+            .client()
+            .get(key.as_str(), None)
+            .await
+            .counted()
+            .map_err(|e| SentinelError::etcd(format!("read {key}"), e))?;
+        let Some(kv) = resp.kvs().first() else { return Ok((false, None)) };
+        let known: String = serde_json::from_slice(kv.value()).unwrap_or_default();
+        if known == data_dir_id {
+            return Ok((true, None));
+        }
+        Ok((
+            false,
+            Some(format!(
+                "the metadata knew broker {id} with data directory {known}, it now has {data_dir_id}: the data of \
+                 its partitions is not here (wrong --data-dir? metadata restored into another layout or cluster?). \
+                 Partitions it alone held are served empty. A replaced disk is fine: its replicas are copied \
+                 from their leaders"
+            )),
+        ))
     }
 
     /// Refreshes a broker session; `UnknownBroker` when it has expired.

@@ -35,9 +35,10 @@ impl SentinelInternal for SentinelGrpc {
                         kafka_address: req.kafka_address,
                         default_retention_ms: req.default_retention_ms,
                     };
-                    let session = s.controller.register_broker(&fence, record).await?;
+                    let (session, warning) = s.controller.register_broker(&fence, record, &req.data_dir_id).await?;
                     Ok(pb::RegisterBrokerResponse {
                         error: None,
+                        data_dir_warning: warning.unwrap_or_default(),
                         session_id: session,
                         heartbeat_interval_ms: s.config.heartbeat_interval.as_millis() as u64,
                         session_timeout_ms: s.config.session_timeout.as_millis() as u64,

@@ -266,6 +266,9 @@ impl PartitionLog {
             f.unmap();
         }
         self.durability.wake_all();
+        // The directory is free for the next opener even while handles to
+        // this closed log live on.
+        self.dir_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
         Ok(())
     }
 }

@@ -60,10 +60,12 @@ use std::time::{Duration, Instant};
 
 pub use append::{AppendInfo, PendingAppend};
 pub use durability::DurableWait;
+pub(crate) use open::parse_name;
 pub use state::{LogState, Step};
 
 use crate::config::{LogConfig, Retention};
 use crate::crashsafe;
+use crate::dir_lock::DirLock;
 use crate::epochs::EpochHistory;
 use crate::error::{Result, StorageError};
 use crate::fragment::Fragment;
@@ -74,6 +76,8 @@ use crate::wal::Wal;
 #[derive(Debug)]
 pub struct PartitionLog {
     dir: PathBuf,
+    /// This process's claim on `dir`, held from open to close.
+    dir_lock: Mutex<Option<DirLock>>,
     config: LogConfig,
     /// What retention keeps: `config`'s at first, changed by the topic's
     /// settings while the log is open.

@@ -16,6 +16,7 @@ use crate::batch::Batch;
 use crate::clock::now_ms;
 use crate::config::LogConfig;
 use crate::crashsafe::{self, TMP_SUFFIX};
+use crate::dir_lock::DirLock;
 use crate::epochs::{EPOCHS_FILE, EpochHistory};
 use crate::error::{IoContext, Result, StorageError};
 use crate::fragment::{FRAGMENT_SUFFIX, Fragment, INDEX_SUFFIX, file_name};
@@ -24,7 +25,7 @@ use crate::producers::{ProducerStates, SNAPSHOT_SUFFIX};
 use crate::wal::{WAL_SUFFIX, Wal};
 
 /// A file name of the partition directory, parsed.
-fn parse_name(name: &str) -> Option<(u64, &str)> {
+pub(crate) fn parse_name(name: &str) -> Option<(u64, &str)> {
     let (stem, suffix) = name.split_once('.')?;
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -168,6 +169,9 @@ impl PartitionLog {
         config.validate()?;
         let dir = dir.into();
         crashsafe::create_dir_durably(&dir)?;
+        // Before anything is read or changed: recovery by two processes at
+        // once (a broker and an inspection) would cut each other's files.
+        let dir_lock = DirLock::acquire(&dir)?;
         let epoch = Instant::now();
         let interval = config.index_interval_bytes;
         let mut found = list(&dir)?;
@@ -237,6 +241,7 @@ impl PartitionLog {
         );
         let log = PartitionLog {
             dir,
+            dir_lock: Mutex::new(Some(dir_lock)),
             retention: Mutex::new(config.retention()),
             config,
             durability: Durability::new(inner.log_end()),

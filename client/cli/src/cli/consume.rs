@@ -1,10 +1,9 @@
 //! `goulette consume`: records to stdout, alone or as a group member.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-
-use bytes::Bytes;
 
 use goulette_client::ClientError;
 use goulette_client::cluster::Cluster;
@@ -13,7 +12,7 @@ use goulette_client::membership::GroupOptions;
 
 use goulette_proto::v1::ErrorCode;
 
-use super::RecordFormat;
+use super::record_format::{Encoding, RecordFormat, write_record};
 
 /// `consume` options.
 #[derive(Debug, Clone)]
@@ -25,6 +24,9 @@ pub struct ConsumeOptions {
     pub timeout: Option<Duration>,
     pub window_bytes: u64,
     pub format: RecordFormat,
+    pub encoding: Encoding,
+    /// Stop once every partition read reached the end it had at the start.
+    pub exit_at_end: bool,
     /// Consume as a member of this group (or, with `partition`, only
     /// resume at and commit its offsets).
     pub group: Option<String>,
@@ -70,11 +72,15 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
         _ = &mut interrupted => return Ok(true),
     };
     check_start(&cluster, &options, partitions).await?;
+    let mut ends = match options.exit_at_end {
+        true => Some(ends_at_start(&cluster, &options, partitions).await?),
+        false => None,
+    };
     let mut consumer = Consumer::subscribe(cluster, &options.topic, config).await?;
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut count = 0u64;
     let mut failed = None;
-    while options.max_messages.is_none_or(|max| count < max) {
+    while options.max_messages.is_none_or(|max| count < max) && ends.as_ref().is_none_or(|e| !e.is_empty()) {
         // Flushed before the consumer can wait (and, in a group, commit).
         if !consumer.has_buffered() {
             out.flush()?;
@@ -100,25 +106,11 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
             }
             None => break,
         };
-        match options.format {
-            RecordFormat::Value => {
-                out.write_all(&record.value)?;
-                out.write_all(b"\n")?;
-            }
-            RecordFormat::Json => {
-                let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
-                let headers: serde_json::Map<String, serde_json::Value> =
-                    record.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(text(v)))).collect();
-                let line = serde_json::json!({
-                    "partition": record.partition,
-                    "offset": record.offset,
-                    "timestamp": record.timestamp,
-                    "key": record.key.as_ref().map(text),
-                    "value": text(&record.value),
-                    "headers": headers,
-                });
-                writeln!(out, "{line}")?;
-            }
+        write_record(&mut out, &options.format, options.encoding, &record)?;
+        if let Some(ends) = &mut ends
+            && ends.get(&record.partition).is_some_and(|&end| record.offset + 1 >= end)
+        {
+            ends.remove(&record.partition);
         }
         count += 1;
     }
@@ -130,6 +122,38 @@ pub async fn consume(cluster: Arc<Cluster>, options: ConsumeOptions) -> anyhow::
     }
     closed?;
     Ok(true)
+}
+
+/// For `--exit-at-end`: each partition read that has something to read
+/// from the start position, with its high watermark now (where the run ends).
+async fn ends_at_start(
+    cluster: &Cluster,
+    options: &ConsumeOptions,
+    partitions: u32,
+) -> anyhow::Result<BTreeMap<u32, u64>> {
+    if options.group.is_some() && options.partition.is_none() {
+        anyhow::bail!(
+            "--exit-at-end needs --partition with --group: a member's partitions change as members come and go"
+        );
+    }
+    let mut ends = BTreeMap::new();
+    for p in options.partition.map_or_else(|| (0..partitions).collect(), |p| vec![p]) {
+        let timestamp = match options.start {
+            StartAt::Timestamp(ts) => Some(ts),
+            _ => None,
+        };
+        let offsets = cluster.list_offsets(&options.topic, p, timestamp).await?;
+        let start = match options.start {
+            StartAt::Beginning => offsets.log_start_offset,
+            StartAt::End => offsets.high_watermark,
+            StartAt::Offset(o) => o.max(offsets.log_start_offset),
+            StartAt::Timestamp(_) => offsets.timestamp_offset.unwrap_or(offsets.high_watermark),
+        };
+        if start < offsets.high_watermark {
+            ends.insert(p, offsets.high_watermark);
+        }
+    }
+    Ok(ends)
 }
 
 /// Waits until `topic` exists, saying so once (a consumer may start before

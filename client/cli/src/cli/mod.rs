@@ -8,12 +8,14 @@ mod cluster;
 mod consume;
 mod group;
 mod produce;
+mod record_format;
 mod topic;
 
 pub use cluster::{broker_decommission, cluster_status};
 pub use consume::{ConsumeOptions, consume};
 pub use group::{ResetTo, group_delete, group_describe, group_list, group_reset, parse_reset_to};
-pub use produce::{ProduceOptions, produce};
+pub use produce::{ProduceInput, ProduceOptions, produce};
+pub use record_format::{Encoding, RecordFormat, parse_record_format};
 pub use topic::{topic_add_partitions, topic_alter, topic_create, topic_delete, topic_describe, topic_list};
 
 use goulette_proto::v1::Acks;
@@ -24,15 +26,6 @@ pub enum Format {
     /// A readable table.
     Text,
     /// Machine-readable JSON.
-    Json,
-}
-
-/// Output format of `consume`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RecordFormat {
-    /// Each value on a line.
-    Value,
-    /// One JSON object per record.
     Json,
 }
 
@@ -66,6 +59,14 @@ pub fn parse_acks(s: &str) -> Result<Acks, String> {
 }
 
 /// Parses a compression codec name.
+/// Parses `name=value` (a header of `produce -H`).
+pub fn parse_header(s: &str) -> Result<(String, bytes::Bytes), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), bytes::Bytes::from(value.to_owned()))),
+        _ => Err(format!("{s:?} is not name=value")),
+    }
+}
+
 pub fn parse_compression(s: &str) -> Result<goulette_client::Compression, String> {
     use goulette_client::Compression;
     Ok(match s {

@@ -1,6 +1,8 @@
-//! `goulette produce`: stdin lines to records, byte for byte.
+//! `goulette produce`: stdin lines (optionally `key<SEP>value`), whole
+//! files, or one `--message` to records, byte for byte, with headers.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,13 +16,38 @@ use goulette_client::producer::{Producer, ProducerConfig, ProducerRecord};
 #[derive(Debug, Clone)]
 pub struct ProduceOptions {
     pub topic: String,
+    /// The key of every message (unless the input gives one).
     pub key: Option<String>,
+    /// Headers of every message.
+    pub headers: Vec<(String, Bytes)>,
     pub partition: Option<u32>,
     pub acks: Acks,
+    pub compression: goulette_client::Compression,
     pub window: usize,
-    pub message: Option<String>,
+    pub input: ProduceInput,
     pub print_offsets: bool,
     pub idempotent: bool,
+}
+
+/// Where the messages come from.
+#[derive(Debug, Clone)]
+pub enum ProduceInput {
+    /// One message.
+    Message(String),
+    /// Each file's content is one message.
+    Files(Vec<PathBuf>),
+    /// Each stdin line is one message; with a separator, the bytes before
+    /// its first occurrence are the key.
+    Stdin { key_separator: Option<Vec<u8>> },
+}
+
+/// Splits `line` at the first `separator` into key and value; a line
+/// without it is a value without key.
+fn split_key(line: Bytes, separator: &[u8]) -> (Option<Bytes>, Bytes) {
+    match line.windows(separator.len()).position(|w| w == separator) {
+        Some(at) if !separator.is_empty() => (Some(line.slice(..at)), line.slice(at + separator.len()..)),
+        _ => (None, line),
+    }
 }
 
 /// `produce`: `--message`, or each line of stdin (any bytes, the newline
@@ -31,6 +58,7 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
         acks: options.acks,
         window: options.window.max(1),
         idempotent: options.idempotent,
+        compression: options.compression,
         ..ProducerConfig::default()
     };
     let producer = Arc::new(Producer::new(cluster, config, Partitioner::KeyHash));
@@ -60,20 +88,21 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
         let _ = out.flush();
         failed
     });
-    let record = |value: Bytes| ProducerRecord {
+    let record = |key: Option<Bytes>, value: Bytes| ProducerRecord {
         topic: options.topic.clone(),
         partition: options.partition,
-        key: options.key.clone().map(Bytes::from),
+        key: key.or_else(|| options.key.clone().map(Bytes::from)),
         value,
+        headers: options.headers.clone(),
         ..ProducerRecord::default()
     };
     let mut sent = 0u64;
     let mut unsent = 0u64;
     let mut stdin_error = None;
-    let send = |value: Bytes| {
+    let send = |key: Option<Bytes>, value: Bytes| {
         let producer = producer.clone();
         let results_tx = results_tx.clone();
-        let rec = record(value);
+        let rec = record(key, value);
         async move {
             match producer.send(rec).await {
                 Ok(d) => results_tx.send(d).await.is_ok(),
@@ -84,25 +113,28 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
             }
         }
     };
-    match &options.message {
-        Some(m) => {
-            if send(Bytes::from(m.clone())).await {
-                sent += 1;
-            } else {
-                unsent += 1;
-            }
-        }
-        None => {
-            let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8192);
-            // stdin is blocking: read it on its own thread.
-            std::thread::spawn(move || {
-                read_lines(std::io::stdin().lock(), |line| lines_tx.blocking_send(line).is_ok())
-            });
-            while let Some(line) = lines_rx.recv().await {
-                match line {
-                    Ok(line) if send(line.clone()).await => sent += 1,
+    match &options.input {
+        // One message, or one per file, read when its turn comes (so
+        // memory holds one file at most).
+        ProduceInput::Message(_) | ProduceInput::Files(_) => {
+            let message = match &options.input {
+                ProduceInput::Message(m) => Some(Bytes::from(m.clone())),
+                _ => None,
+            };
+            let files: &[PathBuf] = match &options.input {
+                ProduceInput::Files(files) => files,
+                _ => &[],
+            };
+            let read = |file: &PathBuf| {
+                std::fs::read(file)
+                    .map(Bytes::from)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))
+            };
+            let values = message.into_iter().map(Ok).chain(files.iter().map(read));
+            for value in values {
+                match value {
+                    Ok(value) if send(None, value.clone()).await => sent += 1,
                     Ok(_) => {
-                        // The producer is closed: nothing more can be sent.
                         unsent += 1;
                         break;
                     }
@@ -110,6 +142,30 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
                         stdin_error = Some(e);
                         break;
                     }
+                }
+            }
+        }
+        ProduceInput::Stdin { key_separator } => {
+            let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8192);
+            // stdin is blocking: read it on its own thread.
+            std::thread::spawn(move || {
+                read_lines(std::io::stdin().lock(), |line| lines_tx.blocking_send(line).is_ok())
+            });
+            while let Some(line) = lines_rx.recv().await {
+                let (key, value) = match (line, key_separator) {
+                    (Ok(line), Some(sep)) => split_key(line, sep),
+                    (Ok(line), None) => (None, line),
+                    (Err(e), _) => {
+                        stdin_error = Some(e);
+                        break;
+                    }
+                };
+                if send(key, value).await {
+                    sent += 1;
+                } else {
+                    // The producer is closed: nothing more can be sent.
+                    unsent += 1;
+                    break;
                 }
             }
         }
@@ -124,7 +180,7 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
         eprintln!("error: {lost} of {} messages were not acknowledged", sent + unsent);
     }
     if let Some(e) = &stdin_error {
-        eprintln!("error: reading stdin failed after {sent} messages: {e}");
+        eprintln!("error: reading the input failed after {sent} messages: {e}");
     }
     Ok(lost == 0 && stdin_error.is_none())
 }
@@ -173,5 +229,17 @@ mod tests {
         assert_eq!(lines(b"no newline at the end"), vec![b"no newline at the end".to_vec()]);
         assert_eq!(lines(b"a\r\n\n\0b\n"), vec![b"a\r".to_vec(), Vec::new(), b"\0b".to_vec()]);
         assert!(lines(b"").is_empty());
+    }
+
+    #[test]
+    fn a_key_separator_splits_at_its_first_occurrence_only() {
+        let split = |line: &'static [u8], sep: &[u8]| {
+            let (k, v) = split_key(Bytes::from_static(line), sep);
+            (k.map(|k| k.to_vec()), v.to_vec())
+        };
+        assert_eq!(split(b"k1:v:1", b":"), (Some(b"k1".to_vec()), b"v:1".to_vec()));
+        assert_eq!(split(b":v", b":"), (Some(Vec::new()), b"v".to_vec()));
+        assert_eq!(split(b"no key", b":"), (None, b"no key".to_vec()));
+        assert_eq!(split(b"a=>b", b"=>"), (Some(b"a".to_vec()), b"b".to_vec()));
     }
 }

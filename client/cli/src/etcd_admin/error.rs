@@ -39,6 +39,14 @@ pub enum AdminError {
         #[source]
         source: SentinelError,
     },
+    /// The temporary etcd of `--etcd-data-dir` could not be started.
+    #[error("cannot open the etcd data directory {data_dir}: {why}")]
+    OfflineEtcd {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
     /// A key or value under the prefix is not UTF-8 (Goulette writes only UTF-8).
     #[error("{what} {key:?} is not UTF-8; Goulette writes only UTF-8, so it was not written by Goulette")]
     NotUtf8 {

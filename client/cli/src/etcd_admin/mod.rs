@@ -5,8 +5,9 @@
 //! backup / restore / clean of the whole prefix.
 //!
 //! Files: this one (the target, the connection, status, topics and the op
-//! log), `backup` (backup, restore and clean, with their protocol) and
-//! `error`.
+//! log), `backup` (backup, restore and clean, with their protocol),
+//! `offline` (a stopped cluster's etcd data directory, opened through a
+//! temporary etcd) and `error`.
 
 //!
 use std::collections::BTreeMap;
@@ -21,9 +22,11 @@ use goulette_sentinel::store::{self, Store};
 
 mod backup;
 mod error;
+mod offline;
 
 pub use backup::{Backup, BackupKey, BackupReport, PRODUCER_ID_RESTORE_JUMP, RESTORE_TXN_PUTS, RestoreReport};
 pub use error::{AdminError, Result};
+pub use offline::{OfflineEtcd, TemporaryEtcd};
 
 /// Keys read per request when reading the whole prefix, so that a large
 /// prefix never exceeds the gRPC message size.
@@ -120,14 +123,16 @@ impl EtcdAdmin {
     }
 
     /// `status`: each endpoint's etcd status (as probed when connecting),
-    /// the member list, and how many keys each section of the prefix holds,
-    /// with the op counter.
-    pub async fn status(&self) -> Result<String> {
+    /// every member with its health (probed on its own client URL), and how
+    /// many keys each section of the prefix holds, with the op counter.
+    /// `down` names every endpoint or member that did not answer healthy.
+    pub async fn status(&self) -> Result<EtcdStatus> {
         let sections = self.section_counts().await?;
         let mut client = self.client.clone();
         let members = client.member_list().await.map_err(self.etcd_error("list the cluster members"))?;
 
         let mut out = String::new();
+        let mut down = Vec::new();
         for (endpoint, status) in self.endpoints.iter().zip(&self.probes) {
             let _ = writeln!(out, "endpoint {endpoint}");
             match status {
@@ -146,16 +151,28 @@ impl EtcdAdmin {
                 }
                 Err(e) => {
                     let _ = writeln!(out, "  unreachable: {e}");
+                    down.push(format!("endpoint {endpoint}"));
                 }
             }
         }
+        let urls: Vec<String> =
+            members.members().iter().map(|m| m.client_urls().first().cloned().unwrap_or_default()).collect();
+        let healths = member_healths(&urls).await;
         let _ = writeln!(out, "members ({}):", members.members().len());
-        for m in members.members() {
+        for (m, health) in members.members().iter().zip(healths) {
             let name = if m.name().is_empty() { "(not started)" } else { m.name() };
             let learner = if m.is_learner() { " learner" } else { "" };
+            if !matches!(health, MemberHealth::Healthy) {
+                down.push(format!("member {:x} ({name})", m.id()));
+            }
+            let state = match health {
+                MemberHealth::Healthy => "healthy".to_owned(),
+                MemberHealth::NotStarted => "DOWN: never started (no client URL)".to_owned(),
+                MemberHealth::Down(why) => format!("DOWN: {why}"),
+            };
             let _ = writeln!(
                 out,
-                "  {:x}  {name}{learner}  peers {}  clients {}",
+                "  {:x}  {name}{learner}  {state}  peers {}  clients {}",
                 m.id(),
                 m.peer_urls().join(","),
                 m.client_urls().join(",")
@@ -175,7 +192,7 @@ impl EtcdAdmin {
                 let _ = writeln!(out, "op counter: absent (no change committed yet)");
             }
         }
-        Ok(out)
+        Ok(EtcdStatus { report: out, down })
     }
 
     /// Counts the keys of each section at one revision (one transaction).
@@ -363,16 +380,71 @@ struct SectionCounts {
     op_counter: Option<String>,
 }
 
+/// What `status` found.
+#[derive(Debug)]
+pub struct EtcdStatus {
+    /// The report to print.
+    pub report: String,
+    /// Endpoints and members that are not healthy (empty: all are).
+    pub down: Vec<String>,
+}
+
+/// One member's health, as its own client URL answers.
+#[derive(Debug)]
+enum MemberHealth {
+    Healthy,
+    /// Added to the cluster, never started (no client URL yet).
+    NotStarted,
+    Down(String),
+}
+
+/// How long a member gets to answer a health probe.
+const MEMBER_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Each member's health, all probed at once: healthy when its own client
+/// URL answers a status with a known leader and no errors (a member cut off
+/// from its quorum answers, but without a leader).
+async fn member_healths(urls: &[String]) -> Vec<MemberHealth> {
+    let reachable: Vec<String> = urls.iter().filter(|u| !u.is_empty()).cloned().collect();
+    let mut statuses = endpoint_statuses_within(&reachable, MEMBER_PROBE_TIMEOUT).await.into_iter();
+    urls.iter()
+        .map(|url| {
+            if url.is_empty() {
+                return MemberHealth::NotStarted;
+            }
+            match statuses.next() {
+                Some(Ok(s)) if s.leader() == 0 => {
+                    MemberHealth::Down("answers, but knows no leader (no quorum?)".into())
+                }
+                Some(Ok(s)) if !s.errors().is_empty() => MemberHealth::Down(s.errors().join("; ")),
+                Some(Ok(_)) => MemberHealth::Healthy,
+                Some(Err(e)) => MemberHealth::Down(format!("unreachable at {url}: {e}")),
+                None => MemberHealth::Down("not probed".into()),
+            }
+        })
+        .collect()
+}
+
 /// Each endpoint's status on its own connection, all at once, in endpoint order.
 async fn endpoint_statuses(endpoints: &[String]) -> Vec<EndpointStatus> {
+    endpoint_statuses_within(endpoints, store::ETCD_REQUEST_TIMEOUT).await
+}
+
+/// Like `endpoint_statuses`, each answer within `timeout`.
+async fn endpoint_statuses_within(endpoints: &[String], timeout: std::time::Duration) -> Vec<EndpointStatus> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, endpoint) in endpoints.iter().enumerate() {
         let endpoint = endpoint.clone();
         tasks.spawn(async move {
-            let status = match store::connect(std::slice::from_ref(&endpoint)).await {
-                Ok(mut client) => client.status().await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            let probe = async {
+                match store::connect(std::slice::from_ref(&endpoint)).await {
+                    Ok(mut client) => client.status().await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
             };
+            let status = tokio::time::timeout(timeout, probe)
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
             (i, status)
         });
     }
