@@ -331,10 +331,16 @@ enum GroupCommand {
     Reset {
         /// The group's name.
         group: String,
+        /// The topic whose committed offsets move (every partition of it).
         #[arg(long)]
         topic: String,
+        /// Where to: earliest, latest, an offset, or an RFC 3339 time.
         #[arg(long, value_parser = cli::parse_reset_to)]
         to: cli::ResetTo,
+        /// Print each partition's committed offset and where it would move,
+        /// and commit nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -690,8 +696,8 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
             Command::Group { command: GroupCommand::Describe { group, topic, format } } => {
                 cli::group_describe(cluster, &group, topic.as_deref(), format).await
             }
-            Command::Group { command: GroupCommand::Reset { group, topic, to } } => {
-                cli::group_reset(cluster, &group, &topic, to).await
+            Command::Group { command: GroupCommand::Reset { group, topic, to, dry_run } } => {
+                cli::group_reset(cluster, &group, &topic, to, dry_run).await
             }
             Command::Broker { command: BrokerCommand::Decommission { id } } => {
                 cli::broker_decommission(cluster, id, false).await

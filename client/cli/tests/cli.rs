@@ -140,6 +140,12 @@ async fn given_the_cli_a_group_should_consume_in_turns_be_described_and_reset() 
     let p0 = &described["partitions"][0];
     assert_eq!((p0["committed"].as_u64(), p0["log_end"].as_u64(), p0["lag"].as_u64()), (Some(6), Some(6), Some(0)));
 
+    // A dry run says where each partition would move and moves nothing.
+    let dry = run(&["group", "reset", "g", "--topic", "jobs", "--to", "2", "--dry-run"]);
+    assert!(dry.contains("g jobs/0: 6 -> 2 (dry run: not committed)"), "{dry}");
+    let described: serde_json::Value =
+        serde_json::from_str(&run(&["group", "describe", "g", "--topic", "jobs", "--format", "json"])).unwrap();
+    assert_eq!(described["partitions"][0]["committed"].as_u64(), Some(6), "the dry run committed");
     run(&["group", "reset", "g", "--topic", "jobs", "--to", "2"]);
     assert_eq!(run(&["consume", "--topic", "jobs", "--group", "g", "--max-messages", "1", "--timeout", "10s"]), "j2\n");
     run(&["group", "reset", "g", "--topic", "jobs", "--to", "earliest"]);

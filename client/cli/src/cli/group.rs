@@ -161,8 +161,16 @@ pub async fn group_delete(cluster: Arc<Cluster>, group: &str) -> anyhow::Result<
 
 /// `group reset`: commits, for every partition of `topic`, the offset `to` names.
 /// Refused while the group has members (they would overwrite it).
-pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: ResetTo) -> anyhow::Result<bool> {
-    require_no_members(&cluster, group).await?;
+pub async fn group_reset(
+    cluster: Arc<Cluster>,
+    group: &str,
+    topic: &str,
+    to: ResetTo,
+    dry_run: bool,
+) -> anyhow::Result<bool> {
+    if !dry_run {
+        require_no_members(&cluster, group).await?;
+    }
     let info = cluster.topic(topic, false).await?;
     let mut offsets = std::collections::BTreeMap::new();
     for p in &info.partitions {
@@ -178,6 +186,14 @@ pub async fn group_reset(cluster: Arc<Cluster>, group: &str, topic: &str, to: Re
             ResetTo::Timestamp(_) => o.timestamp_offset.unwrap_or(o.high_watermark),
         };
         offsets.insert(p.partition, offset);
+    }
+    if dry_run {
+        let committed = goulette_client::offsets::fetch(&cluster, group, topic).await?;
+        for (p, o) in &offsets {
+            let now = committed.get(p).map_or_else(|| "none".to_owned(), u64::to_string);
+            println!("{group} {topic}/{p}: {now} -> {o} (dry run: not committed)");
+        }
+        return Ok(true);
     }
     goulette_client::offsets::commit(&cluster, group, topic, &offsets, None).await?;
     for (p, o) in &offsets {
