@@ -18,7 +18,7 @@ ARGS ?=
 export MAKE
 
 .PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-storage bench-failover fuzz-batch \
-	run-all run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all \
+	run-all run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all package test-package \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
 
@@ -34,11 +34,12 @@ build: deps ## build every crate (debug)
 build-release: deps ## build the release binaries
 	$(CARGO) build --workspace --release --locked
 
-test: deps ## every test: unit, property, crash, process tests, then run-all/stop-all end to end
+test: deps ## every test: unit, property, crash, process tests, then run-all/stop-all end to end, then the Debian package (installed as root)
 	# Process tests start the binaries of other crates: build them all first.
 	$(CARGO) build --workspace --bins --locked
 	$(CARGO) test --workspace --locked
 	@scripts/test-run-all.sh
+	@scripts/test-package.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all
@@ -99,6 +100,12 @@ stop-all: ## stop the processes of run/*.pid (SIGTERM, then SIGKILL after 10 s)
 
 status: ## which local processes run, and the cluster status
 	@scripts/status.sh
+
+package: build-release ## build the Debian package target/debian/goulette_<version>_<arch>.deb (binaries, systemd units, settings, data directory)
+	@scripts/package.sh
+
+test-package: ## install the Debian package (root), run a one-broker cluster from it, round-trip a message, purge it (part of `make test`)
+	@scripts/test-package.sh
 
 test-run-all: ## end-to-end check of run-all, produce/consume, stop-all (the last step of `make test`)
 	@scripts/test-run-all.sh
