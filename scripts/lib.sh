@@ -26,6 +26,12 @@ DATA_DIR=data
 READY_TIMEOUT=${READY_TIMEOUT:-60}   # seconds to wait for a started cluster
 STOP_TIMEOUT=${STOP_TIMEOUT:-10}     # seconds a process gets after SIGTERM
 
+# The CLI calls of these scripts talk to the local cluster, never to a
+# cluster a user's current profile (`goulette profile use`) names.
+unset GOULETTE_PROFILE
+unset GOULETTE_CONFIG_DIR
+export XDG_CONFIG_HOME="$ROOT/run/no-profiles"
+
 # The fixed local addresses of every component.
 ETCD_CLIENT_URL=http://127.0.0.1:2379
 EMBEDDED_INITIAL_CLUSTER=sentinel-1=http://127.0.0.1:2380,sentinel-2=http://127.0.0.1:2382,sentinel-3=http://127.0.0.1:2384

@@ -9,6 +9,7 @@
 //! - [`inspect`]: `goulette storage inspect`, offline inspection of a
 //!   partition directory with the storage engine.
 //! - [`bench`]: `goulette bench`, the load generator.
+//! - [`profile`]: connection profiles (`goulette profile …`), stored in the user's configuration directory.
 //!
 //! The operator-only dependencies (etcd, the storage engine, histograms,
 //! argument parsing) live in this crate so that the client library does not
@@ -18,3 +19,4 @@ pub mod bench;
 pub mod cli;
 pub mod etcd_admin;
 pub mod inspect;
+pub mod profile;

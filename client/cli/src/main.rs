@@ -17,15 +17,24 @@ use goulette_proto::v1::Acks;
 #[derive(Debug, Parser)]
 #[command(name = "goulette", version)]
 struct Cli {
-    /// Comma-separated sentinel addresses.
-    #[arg(long, global = true, env = "GOULETTE_SENTINELS", default_value = "127.0.0.1:50052", value_delimiter = ',')]
-    sentinels: Vec<String>,
+    /// Comma-separated sentinel addresses (default: the profile's, else 127.0.0.1:50052).
+    #[arg(long, global = true, env = "GOULETTE_SENTINELS", value_delimiter = ',')]
+    sentinels: Option<Vec<String>>,
+    /// The connection profile to use instead of the current one (see `goulette profile`).
+    #[arg(long, global = true, env = "GOULETTE_PROFILE", value_name = "NAME")]
+    profile: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Connection profiles: named sentinel (and etcd) addresses, one of them
+    /// current, stored in the user's configuration directory.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
     /// Create, list, describe and delete topics.
     Topic {
         #[command(subcommand)]
@@ -345,6 +354,33 @@ enum GroupCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ProfileCommand {
+    /// Create (or replace) a profile with the addresses given by --sentinels.
+    Create {
+        /// The profile's name.
+        name: String,
+        /// etcd client URLs for `goulette etcd` commands (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        etcd_endpoints: Vec<String>,
+        /// Make it the current profile.
+        #[arg(long = "use")]
+        make_current: bool,
+    },
+    /// Make a profile the current one.
+    Use {
+        /// The profile's name.
+        name: String,
+    },
+    /// List the profiles, `*` marking the current one.
+    List,
+    /// Delete a profile.
+    Delete {
+        /// The profile's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BrokerCommand {
     /// Move every replica off broker ID (each is copied from its leader to
     /// the next brokers of the ring first) and give it no new ones. Watch
@@ -397,15 +433,9 @@ enum StorageCommand {
 
 #[derive(Debug, Args)]
 struct EtcdArgs {
-    /// Comma-separated etcd client URLs.
-    #[arg(
-        long,
-        global = true,
-        env = "GOULETTE_ETCD_ENDPOINTS",
-        default_value = "http://127.0.0.1:2379",
-        value_delimiter = ','
-    )]
-    etcd_endpoints: Vec<String>,
+    /// Comma-separated etcd client URLs (default: the profile's, else http://127.0.0.1:2379).
+    #[arg(long, global = true, env = "GOULETTE_ETCD_ENDPOINTS", value_delimiter = ',')]
+    etcd_endpoints: Option<Vec<String>>,
     /// Work on a stopped cluster's etcd data directory instead of
     /// --etcd-endpoints: a temporary etcd is started on it (loopback only)
     /// for the command, then stopped. A directory that does not exist is
@@ -479,8 +509,20 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    let sentinels = cli.sentinels.clone();
+    let profile = match selected_profile(cli.profile.as_deref()) {
+        Ok(profile) => profile,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sentinels = cli
+        .sentinels
+        .clone()
+        .or_else(|| profile.as_ref().map(|p| p.sentinels.clone()))
+        .unwrap_or_else(|| vec!["127.0.0.1:50052".to_owned()]);
     let result = match cli.command {
+        Command::Profile { command } => profile_command(cli.sentinels, command),
         Command::Topic { .. }
         | Command::Produce { .. }
         | Command::Consume { .. }
@@ -495,7 +537,7 @@ fn main() -> ExitCode {
             let wanted = records.then_some(goulette_cli::inspect::RecordsWanted { from, limit });
             goulette_cli::inspect::inspect(&dir, read_only, wanted).map(|report| print!("{report}"))
         }
-        Command::Etcd(args) => etcd(args),
+        Command::Etcd(args) => etcd(args, profile.map(|p| p.etcd_endpoints).unwrap_or_default()),
         Command::Bench(args) => bench(&sentinels, args),
     };
     match result {
@@ -705,12 +747,72 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
             Command::Broker { command: BrokerCommand::Recommission { id } } => {
                 cli::broker_decommission(cluster, id, true).await
             }
-            Command::Storage { .. } | Command::Etcd(_) | Command::Bench(_) => unreachable!("handled by main"),
+            Command::Profile { .. } | Command::Storage { .. } | Command::Etcd(_) | Command::Bench(_) => {
+                unreachable!("handled by main")
+            }
         }
     })
 }
 
-fn etcd(args: EtcdArgs) -> anyhow::Result<()> {
+/// The profile named, or the current one (`None`: no profile in use).
+fn selected_profile(name: Option<&str>) -> anyhow::Result<Option<goulette_cli::profile::Profile>> {
+    let path = match goulette_cli::profile::default_path() {
+        Ok(path) => path,
+        // No configuration directory: no profile, unless one was named.
+        Err(e) if name.is_some() => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    let profiles = goulette_cli::profile::Profiles::load(&path)?;
+    Ok(profiles.selected(name)?.map(|(_, p)| p.clone()))
+}
+
+/// `goulette profile …`.
+fn profile_command(sentinels: Option<Vec<String>>, command: ProfileCommand) -> anyhow::Result<()> {
+    use goulette_cli::profile::{Profile, Profiles, default_path};
+    let path = default_path()?;
+    let mut profiles = Profiles::load(&path)?;
+    match command {
+        ProfileCommand::Create { name, etcd_endpoints, make_current } => {
+            let Some(sentinels) = sentinels else {
+                anyhow::bail!("give the profile's sentinels: goulette profile create {name} --sentinels HOST:PORT,...")
+            };
+            // Checked (and URLs accepted) as for any command, when used.
+            let sentinels = sentinels.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            profiles.profiles.insert(name.clone(), Profile { sentinels, etcd_endpoints });
+            if make_current || profiles.current.is_none() {
+                profiles.current = Some(name.clone());
+            }
+            profiles.save(&path)?;
+            println!(
+                "profile {name} saved in {}{}",
+                path.display(),
+                if profiles.current.as_deref() == Some(&name) { " (current)" } else { "" }
+            );
+        }
+        ProfileCommand::Use { name } => {
+            if !profiles.profiles.contains_key(&name) {
+                anyhow::bail!("no profile {name:?} (goulette profile list shows them)");
+            }
+            profiles.current = Some(name.clone());
+            profiles.save(&path)?;
+            println!("profile {name} is current");
+        }
+        ProfileCommand::List => print!("{}", profiles.listing()),
+        ProfileCommand::Delete { name } => {
+            if profiles.profiles.remove(&name).is_none() {
+                anyhow::bail!("no profile {name:?} (goulette profile list shows them)");
+            }
+            if profiles.current.as_deref() == Some(&name) {
+                profiles.current = None;
+            }
+            profiles.save(&path)?;
+            println!("profile {name} deleted");
+        }
+    }
+    Ok(())
+}
+
+fn etcd(args: EtcdArgs, profile_endpoints: Vec<String>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         // Lives until the command is done, then stops its etcd.
@@ -727,7 +829,10 @@ fn etcd(args: EtcdArgs) -> anyhow::Result<()> {
         };
         let endpoints = match &temporary {
             Some(etcd) => vec![etcd.endpoint().to_owned()],
-            None => args.etcd_endpoints,
+            None => args.etcd_endpoints.unwrap_or_else(|| match profile_endpoints.is_empty() {
+                true => vec!["http://127.0.0.1:2379".to_owned()],
+                false => profile_endpoints,
+            }),
         };
         let target = EtcdTarget::new(endpoints, &args.etcd_prefix)?;
         let admin = EtcdAdmin::connect(&target).await?;

@@ -370,3 +370,36 @@ async fn given_keyed_lines_with_headers_consume_should_print_them_by_format_and_
     let out = run(&sentinels, &["consume", "--topic", "kv", "-e"], b"");
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_current_profile_commands_should_reach_its_cluster_without_sentinels_given() {
+    let env = Env::start(1, &[]).await;
+    let config = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_goulette"))
+            .args(args)
+            .env_remove("GOULETTE_SENTINELS")
+            .env_remove("GOULETTE_PROFILE")
+            .env("GOULETTE_CONFIG_DIR", config.path())
+            .output()
+            .unwrap()
+    };
+    let sentinels = env.sentinel.address.to_string();
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    assert!(cli(&["profile", "create", "here", "--sentinels", &sentinels]).status.success());
+    assert!(cli(&["profile", "create", "elsewhere", "--sentinels", &nowhere]).status.success());
+    let listed = String::from_utf8_lossy(&cli(&["profile", "list"]).stdout).into_owned();
+    assert!(listed.contains(&format!("* here  sentinels {sentinels}")), "the first profile is current: {listed}");
+
+    let out = cli(&["topic", "create", "profiled", "--partitions", "1"]);
+    assert!(out.status.success(), "the current profile's cluster: {}", String::from_utf8_lossy(&out.stderr));
+    // Another profile by name, then made current: its (absent) cluster is used.
+    assert!(!cli(&["--profile", "elsewhere", "topic", "list"]).status.success());
+    assert!(cli(&["profile", "use", "elsewhere"]).status.success());
+    let out = cli(&["topic", "list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&nowhere), "{out:?}");
+    // A flag still wins over the profile; an unknown profile is an error.
+    assert!(cli(&["--sentinels", &sentinels, "topic", "list"]).status.success());
+    let out = cli(&["--profile", "nope", "topic", "list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no profile \"nope\""), "{out:?}");
+}
