@@ -86,20 +86,26 @@ enum Command {
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         idempotent: bool,
     },
-    /// Print messages of a topic.
+    /// Print messages of a topic (or of several, interleaved).
     Consume {
-        /// Topic to read.
-        #[arg(long)]
-        topic: String,
+        /// Topic to read; several (repeated, or comma-separated) are read at
+        /// once, interleaved as they arrive (not with --group).
+        #[arg(long = "topic", required = true, value_delimiter = ',')]
+        topics: Vec<String>,
         /// Start at the oldest retained message (default: only new messages).
-        #[arg(long, conflicts_with_all = ["offset", "from_timestamp"])]
+        #[arg(long, conflicts_with_all = ["offset", "from_timestamp", "start"])]
         from_beginning: bool,
         /// Start at this offset (needs --partition when the topic has several).
-        #[arg(long, conflicts_with = "from_timestamp")]
+        #[arg(long, conflicts_with_all = ["from_timestamp", "start"])]
         offset: Option<u64>,
-        /// Start at the first message at or after this time (RFC 3339, e.g. 2026-11-22T10:00:00Z).
-        #[arg(long, value_parser = humantime::parse_rfc3339_weak)]
-        from_timestamp: Option<std::time::SystemTime>,
+        /// Start at the first message at or after this time: RFC 3339
+        /// (2026-11-22T10:00:00Z; without a zone, UTC) or a duration ago (-1h).
+        #[arg(long, value_parser = cli::parse_time, conflicts_with = "start", allow_hyphen_values = true)]
+        from_timestamp: Option<i64>,
+        /// Where to start, kcat's -o: beginning, end, an offset N, -N (the
+        /// last N of each partition), @TIME or @-DURATION (e.g. @-1h, @2026-12-01T10:00).
+        #[arg(short = 'o', long, value_parser = cli::parse_start, allow_hyphen_values = true)]
+        start: Option<StartAt>,
         /// Read only this partition.
         #[arg(long)]
         partition: Option<u32>,
@@ -689,10 +695,11 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 cli::produce(cluster, options).await
             }
             Command::Consume {
-                topic,
+                topics,
                 from_beginning,
                 offset,
                 from_timestamp,
+                start,
                 partition,
                 max_messages,
                 timeout,
@@ -705,16 +712,15 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 session_timeout,
                 no_wait,
             } => {
-                let start = match (from_beginning, offset, from_timestamp) {
-                    (true, _, _) => StartAt::Beginning,
-                    (_, Some(o), _) => StartAt::Offset(o),
-                    (_, _, Some(t)) => {
-                        StartAt::Timestamp(t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
-                    }
+                let start = match (start, from_beginning, offset, from_timestamp) {
+                    (Some(start), ..) => start,
+                    (_, true, _, _) => StartAt::Beginning,
+                    (_, _, Some(o), _) => StartAt::Offset(o),
+                    (_, _, _, Some(t)) => StartAt::Timestamp(t),
                     _ => StartAt::End,
                 };
                 let options = ConsumeOptions {
-                    topic,
+                    topics,
                     start,
                     partition,
                     max_messages,

@@ -403,3 +403,32 @@ async fn given_a_current_profile_commands_should_reach_its_cluster_without_senti
     let out = cli(&["--profile", "nope", "topic", "list"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no profile \"nope\""), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_relative_starts_and_several_topics_consume_should_read_what_they_name() {
+    let env = Env::start(1, &[]).await;
+    let sentinels = env.sentinel.address.to_string();
+    for (topic, input) in [("ra", &b"a0\na1\na2\na3\na4\n"[..]), ("rb", &b"b0\nb1\nb2\n"[..])] {
+        let out = run(&sentinels, &["produce", "--topic", topic, "--partition", "0"], input);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let lines = |args: &[&str]| {
+        let out = run(&sentinels, args, b"");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    // The last N of each partition.
+    assert_eq!(lines(&["consume", "--topic", "ra", "-o", "-2", "-e"]), ["a3", "a4"]);
+    // A time a while ago, as @-DURATION and as --from-timestamp -DURATION.
+    assert_eq!(lines(&["consume", "--topic", "ra", "-o", "@-1h", "-e"]).len(), 5);
+    assert_eq!(lines(&["consume", "--topic", "rb", "--from-timestamp", "-1h", "-e"]).len(), 3);
+    assert!(lines(&["consume", "--topic", "rb", "-o", "@2099-01-01T00:00", "-e"]).is_empty(), "nothing that late");
+    // Several topics, interleaved; each ends at its end.
+    let both = lines(&["consume", "--topic", "ra,rb", "-o", "beginning", "-e", "--format", r"%t:%v\n"]);
+    assert_eq!(both, ["ra:a0", "ra:a1", "ra:a2", "ra:a3", "ra:a4", "rb:b0", "rb:b1", "rb:b2"]);
+    let out = run(&sentinels, &["consume", "--topic", "ra", "--topic", "rb", "--group", "g", "--timeout", "1s"], b"");
+    assert!(!out.status.success(), "a group member reads one topic");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one topic"), "{out:?}");
+}

@@ -41,17 +41,8 @@ impl Fetcher {
 
     async fn start_offset(&self) -> Result<u64> {
         let start = self.committed.map_or(self.config.start, StartAt::Offset);
-        let ts = match start {
-            StartAt::Timestamp(ts) => Some(ts),
-            _ => None,
-        };
-        let offsets = self.cluster.list_offsets(&self.topic, self.partition, ts).await?;
-        Ok(match start {
-            StartAt::Beginning => offsets.log_start_offset,
-            StartAt::End => offsets.high_watermark,
-            StartAt::Offset(o) => o.clamp(offsets.log_start_offset, offsets.high_watermark),
-            StartAt::Timestamp(_) => offsets.timestamp_offset.unwrap_or(offsets.high_watermark),
-        })
+        let offsets = self.cluster.list_offsets(&self.topic, self.partition, start.timestamp()).await?;
+        Ok(start.resolve(&offsets))
     }
 
     pub(super) async fn run(self) {

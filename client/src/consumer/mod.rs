@@ -41,6 +41,31 @@ pub enum StartAt {
     Offset(u64),
     /// The first record at or after this timestamp (ms).
     Timestamp(i64),
+    /// The last N records (fewer when the partition holds fewer).
+    Last(u64),
+}
+
+impl StartAt {
+    /// The timestamp to ask `ListOffsets` for, if this start needs one.
+    pub fn timestamp(&self) -> Option<i64> {
+        match self {
+            StartAt::Timestamp(ts) => Some(*ts),
+            _ => None,
+        }
+    }
+
+    /// The offset this start means in a partition with these offsets
+    /// (asked with [`StartAt::timestamp`]).
+    pub fn resolve(&self, offsets: &goulette_proto::v1::ListOffsetsResponse) -> u64 {
+        let (start, end) = (offsets.log_start_offset, offsets.high_watermark);
+        match *self {
+            StartAt::Beginning => start,
+            StartAt::End => end,
+            StartAt::Offset(o) => o.clamp(start, end),
+            StartAt::Timestamp(_) => offsets.timestamp_offset.unwrap_or(end),
+            StartAt::Last(n) => end.saturating_sub(n).max(start),
+        }
+    }
 }
 
 /// Consumer settings.

@@ -9,13 +9,16 @@ mod consume;
 mod group;
 mod produce;
 mod record_format;
+mod start;
 mod topic;
+mod topic_reader;
 
 pub use cluster::{broker_decommission, cluster_status};
 pub use consume::{ConsumeOptions, consume};
 pub use group::{ResetTo, group_delete, group_describe, group_list, group_reset, parse_reset_to};
 pub use produce::{ProduceInput, ProduceOptions, produce};
 pub use record_format::{Encoding, RecordFormat, parse_record_format};
+pub use start::{parse_start, parse_time};
 pub use topic::{topic_add_partitions, topic_alter, topic_create, topic_delete, topic_describe, topic_list};
 
 use goulette_proto::v1::Acks;
