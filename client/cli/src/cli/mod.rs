@@ -6,6 +6,7 @@
 
 mod cluster;
 mod consume;
+mod consume_options;
 mod group;
 mod produce;
 mod record_format;

@@ -12,7 +12,7 @@ use goulette_client::consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartA
 use goulette_client::membership::GroupOptions;
 use goulette_proto::v1::ErrorCode;
 
-use super::consume::ConsumeOptions;
+use super::consume_options::ConsumeOptions;
 
 /// A subscribed topic.
 pub(super) struct TopicReader {
