@@ -74,6 +74,8 @@ pub struct BenchOptions {
     pub rate: Option<u64>,
     /// Print progress to stderr every second.
     pub progress: bool,
+    /// Delete the topic after the run if the run created it.
+    pub delete_topic: bool,
 }
 
 /// Latency percentiles in microseconds.
@@ -96,8 +98,8 @@ pub struct BenchResult {
     pub seconds: f64,
     pub messages_per_sec: f64,
     pub mb_per_sec: f64,
-    /// Per message (see `latency_of`); zeros when not measured (consume).
-    pub latency_us: Percentiles,
+    /// Per message (see `latency_of`); null when not measured (consume).
+    pub latency_us: Option<Percentiles>,
     /// What one latency sample is.
     pub latency_of: String,
     /// Sends or reads that failed.
@@ -142,7 +144,7 @@ pub async fn run(sentinels: &[String], options: &BenchOptions) -> anyhow::Result
     anyhow::ensure!(options.message_size >= STAMP || options.mode != Mode::E2e, "e2e needs --message-size >= {STAMP}");
     anyhow::ensure!(options.count.is_some() || options.duration.is_some(), "give --count or --duration");
     let admin = Admin::new(Arc::new(Cluster::new(sentinels.to_vec())?));
-    ensure_topic(&admin, options).await?;
+    let created = ensure_topic(&admin, options).await?;
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
     let progress = options.progress.then(|| tokio::spawn(report_progress(options.mode, counters.clone())));
@@ -162,6 +164,9 @@ pub async fn run(sentinels: &[String], options: &BenchOptions) -> anyhow::Result
     }
     let messages = counters.messages.load(Ordering::Relaxed);
     let bytes = counters.bytes.load(Ordering::Relaxed);
+    if options.delete_topic && created {
+        admin.delete_topic(&options.topic).await?;
+    }
     Ok(BenchResult {
         mode: options.mode,
         topic: options.topic.clone(),
@@ -170,7 +175,7 @@ pub async fn run(sentinels: &[String], options: &BenchOptions) -> anyhow::Result
         seconds,
         messages_per_sec: messages as f64 / seconds,
         mb_per_sec: bytes as f64 / seconds / 1e6,
-        latency_us: percentiles(&histogram),
+        latency_us: (options.mode != Mode::Consume).then(|| percentiles(&histogram)),
         latency_of: match options.mode {
             Mode::Produce => "message: intended send time to acknowledgement",
             Mode::Consume => "not measured (catch-up read)",
@@ -195,8 +200,9 @@ pub async fn run(sentinels: &[String], options: &BenchOptions) -> anyhow::Result
     })
 }
 
-/// Creates the topic unless it exists (produce and e2e only need it to exist).
-async fn ensure_topic(admin: &Admin, options: &BenchOptions) -> anyhow::Result<()> {
+/// Creates the topic unless it exists (produce and e2e only need it to
+/// exist); true when this run created it.
+async fn ensure_topic(admin: &Admin, options: &BenchOptions) -> anyhow::Result<bool> {
     let config = pb::TopicConfig {
         name: options.topic.clone(),
         partitions: options.partitions,
@@ -204,7 +210,8 @@ async fn ensure_topic(admin: &Admin, options: &BenchOptions) -> anyhow::Result<(
         ..Default::default()
     };
     match admin.create_topic(config).await {
-        Ok(_) | Err(ClientError::Server { code: pb::ErrorCode::TopicExists, .. }) => Ok(()),
+        Ok(_) => Ok(true),
+        Err(ClientError::Server { code: pb::ErrorCode::TopicExists, .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

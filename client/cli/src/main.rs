@@ -235,9 +235,12 @@ struct BenchArgs {
     /// Write the results as JSON to this file (`-`: to stdout, the summary then going to stderr).
     #[arg(long)]
     json: Option<std::path::PathBuf>,
-    /// No progress line on stderr.
+    /// No progress line on stderr (there is none either when stderr is not a terminal).
     #[arg(long)]
     quiet: bool,
+    /// Delete the topic after the run if the run created it.
+    #[arg(long)]
+    delete_topic: bool,
     /// Worker threads of the client's runtime (default: one per core). With
     /// one message in flight, one thread saves the wake-ups between threads
     /// that each hop (send, connection, acknowledgement) otherwise costs.
@@ -583,7 +586,9 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
         count: args.count,
         duration: args.duration,
         rate: args.rate,
-        progress: !args.quiet,
+        // A progress line rewritten in place is for a person watching.
+        progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        delete_topic: args.delete_topic,
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {

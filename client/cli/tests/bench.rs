@@ -55,6 +55,30 @@ async fn given_each_mode_bench_should_count_what_it_moved_and_write_its_json() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let to_stdout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(to_stdout["messages"], 100);
+    // The summary names the workload and gives latencies in ms; stderr is
+    // not a terminal here, so it carries no progress line even without --quiet.
+    let out = Command::new(env!("CARGO_BIN_EXE_goulette"))
+        .args(["bench", "produce", "--topic", "once", "--count", "100", "--delete-topic"])
+        .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        summary.starts_with("bench produce: topic once (1 partition, RF 1), 1 producer, 1 consumer, 1024 B messages"),
+        "{summary}"
+    );
+    assert!(summary.contains(" ms, p90 ") && summary.contains("closed loop"), "{summary}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("msg/s now"), "a progress line off a terminal");
+    // --delete-topic deleted the topic the run created (and only that one).
+    let listed = Command::new(env!("CARGO_BIN_EXE_goulette"))
+        .args(["topic", "list"])
+        .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(!listed.lines().any(|l| l.split_whitespace().next() == Some("once")), "{listed}");
+    assert!(listed.lines().any(|l| l.split_whitespace().next() == Some("j")), "{listed}");
 
     // acks=0 waits for nothing, and the producer still closes.
     let fire =
@@ -64,6 +88,7 @@ async fn given_each_mode_bench_should_count_what_it_moved_and_write_its_json() {
     // A catch-up read of what is there.
     let consumed = bench(&env, &["consume", "--topic", "b", "--consumers", "2", "--count", "100000"], dir.path(), "c");
     assert_eq!(consumed["messages"], 3000);
+    assert!(consumed["latency_us"].is_null(), "not measured is null, not zeros: {consumed}");
     assert!(consumed["mb_per_sec"].as_f64().unwrap() > 0.0);
 
     // Open loop, publish to delivery.

@@ -85,23 +85,49 @@ pub fn parse_compression(s: &str) -> Result<goulette_client::Compression, String
 
 /// The human summary of a `goulette bench` run.
 pub fn bench_summary(r: &crate::bench::BenchResult) -> String {
-    let l = &r.latency_us;
+    let setting = |key: &str| r.settings.get(key).map_or_else(|| "?".to_owned(), |v| v.to_string().replace('"', ""));
+    let rate = match r.settings.get("rate").and_then(serde_json::Value::as_u64) {
+        Some(rate) => format!("open loop at {rate} msg/s"),
+        None => "closed loop".to_owned(),
+    };
+    let count = |key: &str, noun: &str| {
+        let n = setting(key);
+        if n == "1" { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    };
     let mut out = format!(
-        "{:?} {}: {} messages, {:.1} MB in {:.2} s = {:.0} msg/s, {:.1} MB/s ({} errors)\n",
-        r.mode,
-        r.topic,
+        "bench {mode}: topic {topic} ({partitions}, RF {rf}), {producers}, {consumers}, \
+         {size} B messages, acks={acks}, compression {compression}, {rate}\n",
+        mode = format!("{:?}", r.mode).to_lowercase(),
+        topic = r.topic,
+        partitions = count("partitions", "partition"),
+        rf = setting("replication_factor"),
+        producers = count("producers", "producer"),
+        consumers = count("consumers", "consumer"),
+        size = setting("message_size"),
+        acks = setting("acks"),
+        compression = setting("compression"),
+    );
+    out.push_str(&format!(
+        "  {} messages, {:.1} MB in {:.2} s: {:.0} msg/s, {:.1} MB/s, {} errors\n",
         r.messages,
         r.bytes as f64 / 1e6,
         r.seconds,
         r.messages_per_sec,
         r.mb_per_sec,
         r.errors
-    );
-    if l.max > 0 {
-        out.push_str(&format!(
-            "latency (µs; {}): p50 {} p90 {} p99 {} p99.9 {} max {}\n",
-            r.latency_of, l.p50, l.p90, l.p99, l.p999, l.max
-        ));
+    ));
+    let ms = |us: u64| format!("{:.3} ms", us as f64 / 1000.0);
+    match &r.latency_us {
+        Some(l) => out.push_str(&format!(
+            "  latency ({}): p50 {}, p90 {}, p99 {}, p99.9 {}, max {}\n",
+            r.latency_of,
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
+        )),
+        None => out.push_str(&format!("  latency: {}\n", r.latency_of)),
     }
     out
 }
