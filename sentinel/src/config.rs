@@ -51,8 +51,23 @@ pub struct SentinelConfig {
     pub auto_create_topics: bool,
     pub default_partitions: u32,
     pub default_replication_factor: u32,
+    /// Cluster-wide defaults of new topics that set none (0: none; see
+    /// `Controller::topic_with_defaults`).
+    pub topic_defaults: TopicDefaults,
     /// Largest etcd transaction (etcd's `--max-txn-ops`, 128 by default).
     pub max_txn_ops: usize,
+}
+
+/// What a new topic gets for the settings its creation leaves at 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// Retention by age in ms (0: the brokers' own `--retention-ms`).
+    pub retention_ms: u64,
+    /// Retention by size per partition in bytes (0: no size limit).
+    pub retention_bytes: u64,
+    /// In-sync replicas an `acks=all` write needs (0: 2 from 3 replicas on,
+    /// else 1); never more than the topic's replication factor.
+    pub min_insync_replicas: u32,
 }
 
 impl SentinelConfig {
@@ -75,6 +90,7 @@ impl SentinelConfig {
             auto_create_topics: true,
             default_partitions: 3,
             default_replication_factor: 1,
+            topic_defaults: TopicDefaults::default(),
             max_txn_ops,
         }
     }

@@ -70,6 +70,18 @@ struct Args {
     /// Replication factor of auto-created topics.
     #[arg(long, env = "GOULETTE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
     default_replication_factor: u32,
+    /// Retention by age of new topics that set none, e.g. 7d (default: the
+    /// brokers' own --retention-ms).
+    #[arg(long, env = "GOULETTE_DEFAULT_RETENTION", value_parser = humantime::parse_duration)]
+    default_retention: Option<Duration>,
+    /// Retention by size per partition of new topics that set none, in
+    /// bytes (default: no size limit).
+    #[arg(long, env = "GOULETTE_DEFAULT_RETENTION_BYTES")]
+    default_retention_bytes: Option<u64>,
+    /// min.insync.replicas of new topics that set none, capped at each
+    /// topic's replication factor (default: 2 from 3 replicas on, else 1).
+    #[arg(long, env = "GOULETTE_DEFAULT_MIN_INSYNC_REPLICAS")]
+    default_min_insync_replicas: Option<u32>,
     /// TOML file of settings, keyed by these flags' long names
     /// (`config.example.toml`); environment variables and flags override it.
     #[arg(long, env = "GOULETTE_CONFIG")]
@@ -105,6 +117,11 @@ impl Args {
         config.auto_create_topics = self.auto_create_topics;
         config.default_partitions = self.default_partitions;
         config.default_replication_factor = self.default_replication_factor;
+        config.topic_defaults = goulette_sentinel::config::TopicDefaults {
+            retention_ms: self.default_retention.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            retention_bytes: self.default_retention_bytes.unwrap_or(0),
+            min_insync_replicas: self.default_min_insync_replicas.unwrap_or(0),
+        };
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }

@@ -151,6 +151,39 @@ async fn given_auto_create_metadata_should_create_missing_topics_with_defaults_u
 }
 
 #[tokio::test]
+async fn given_cluster_topic_defaults_new_topics_should_get_them_where_they_set_nothing() {
+    let etcd = EtcdProcess::start();
+    let args =
+        ["--default-retention", "1d", "--default-retention-bytes", "1000000", "--default-min-insync-replicas", "2"];
+    let s = SentinelProcess::start("s1", &etcd.endpoint(), &args);
+    wait_status(&s, "a leader", |r| leader_of(r).is_some()).await;
+    let _brokers =
+        [FakeBroker::register(&s, 1).await, FakeBroker::register(&s, 2).await, FakeBroker::register(&s, 3).await];
+    let config = |r: pb::CreateTopicResponse| r.topic.unwrap().config.unwrap();
+    let three = config(create_topic(&s, "three", 1, 3).await);
+    assert_eq!((three.retention_ms, three.retention_bytes, three.min_insync_replicas), (86_400_000, 1_000_000, 2));
+    // Capped at the replication factor: a small topic stays writable.
+    assert_eq!(config(create_topic(&s, "one", 1, 1).await).min_insync_replicas, 1);
+    // What a topic sets is kept.
+    let own = pb::TopicConfig {
+        name: "own".into(),
+        partitions: 1,
+        replication_factor: 3,
+        retention_ms: 5000,
+        min_insync_replicas: 3,
+        ..Default::default()
+    };
+    let own = sentinel_client(&s)
+        .await
+        .create_topic(pb::CreateTopicRequest { config: Some(own) })
+        .await
+        .unwrap()
+        .into_inner();
+    let own = config(own);
+    assert_eq!((own.retention_ms, own.retention_bytes, own.min_insync_replicas), (5000, 1_000_000, 3));
+}
+
+#[tokio::test]
 async fn given_a_broker_that_stops_heartbeating_should_take_its_partitions_offline_then_back() {
     let etcd = EtcdProcess::start();
     let s = SentinelProcess::start("s1", &etcd.endpoint(), &[]);

@@ -77,8 +77,19 @@ impl Controller {
         if topic.replication_factor == 0 {
             topic.replication_factor = self.config.default_replication_factor;
         }
+        let defaults = self.config.topic_defaults;
+        if topic.retention_ms == 0 {
+            topic.retention_ms = defaults.retention_ms;
+        }
+        if topic.retention_bytes == 0 {
+            topic.retention_bytes = defaults.retention_bytes;
+        }
         if topic.min_insync_replicas == 0 {
-            topic.min_insync_replicas = default_min_insync(topic.replication_factor);
+            topic.min_insync_replicas = match defaults.min_insync_replicas {
+                0 => default_min_insync(topic.replication_factor),
+                // A cluster default never makes a small topic unwritable.
+                n => n.min(topic.replication_factor),
+            };
         }
         if topic.min_insync_replicas > topic.replication_factor {
             return Err(SentinelError::InvalidArgument(format!(
