@@ -54,8 +54,14 @@ enum Command {
         key: Option<String>,
         /// Split each stdin line at the first SEP into key and value (kcat's
         /// -K); a line without SEP is a value without key.
-        #[arg(short = 'K', long, value_name = "SEP")]
+        #[arg(short = 'K', long, value_name = "SEP", conflicts_with = "input_format")]
         key_separator: Option<String>,
+        /// How each stdin line splits into a record (rpk's -f): %k key, %v
+        /// value, %h headers (name=value,...), %p partition, with text between
+        /// them, e.g. '%k\t%v' or '%p:%k=%h|%v'. A line that does not match is
+        /// not sent (and fails the run).
+        #[arg(long, value_name = "FORMAT", value_parser = cli::parse_input_format)]
+        input_format: Option<cli::InputFormat>,
         /// A header on every message, `name=value` (repeat for several).
         #[arg(short = 'H', long = "header", value_name = "NAME=VALUE", value_parser = cli::parse_header)]
         headers: Vec<(String, bytes::Bytes)>,
@@ -670,6 +676,7 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 topic,
                 key,
                 key_separator,
+                input_format,
                 headers,
                 partition,
                 acks,
@@ -683,7 +690,10 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
                 let input = match (message, files.is_empty()) {
                     (Some(message), _) => cli::ProduceInput::Message(message),
                     (None, false) => cli::ProduceInput::Files(files),
-                    (None, true) => cli::ProduceInput::Stdin { key_separator: key_separator.map(String::into_bytes) },
+                    (None, true) => cli::ProduceInput::Stdin {
+                        key_separator: key_separator.map(String::into_bytes),
+                        format: input_format,
+                    },
                 };
                 let options = ProduceOptions {
                     topic,

@@ -369,6 +369,20 @@ async fn given_keyed_lines_with_headers_consume_should_print_them_by_format_and_
     // Nothing to read from the end: -e exits at once.
     let out = run(&sentinels, &["consume", "--topic", "kv", "-e"], b"");
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
+
+    // An input format: partition, key and headers per line; a line that
+    // does not match is not sent and fails the run, the others are sent.
+    let produce = ["produce", "--topic", "fmt", "--input-format", "%p:%k=%h|%v", "-H", "all=1"];
+    let out = run(&sentinels, &produce, b"1:k1=a=x|v1\ngarbage\n1:k2=|v2\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("line 2 does not match --input-format"), "{stderr}");
+    assert!(stderr.contains("1 of 3 messages were not acknowledged"), "{stderr}");
+    let out = run(
+        &sentinels,
+        &["consume", "--topic", "fmt", "--partition", "1", "-o", "beginning", "-e", "--format", r"%k %v [%h]\n"],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "k1 v1 [all=1,a=x]\nk2 v2 [all=1]\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

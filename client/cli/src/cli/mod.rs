@@ -7,7 +7,9 @@
 mod cluster;
 mod consume;
 mod consume_options;
+mod format_tokens;
 mod group;
+mod input_format;
 mod produce;
 mod record_format;
 mod start;
@@ -17,6 +19,7 @@ mod topic_reader;
 pub use cluster::{broker_decommission, cluster_status};
 pub use consume::{ConsumeOptions, consume};
 pub use group::{ResetTo, group_delete, group_describe, group_list, group_reset, parse_reset_to};
+pub use input_format::{InputFormat, parse_input_format};
 pub use produce::{ProduceInput, ProduceOptions, produce};
 pub use record_format::{Encoding, RecordFormat, parse_record_format};
 pub use start::{parse_start, parse_time};

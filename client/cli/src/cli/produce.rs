@@ -9,6 +9,8 @@ use bytes::Bytes;
 use goulette_proto::v1::Acks;
 
 use goulette_client::cluster::Cluster;
+
+use super::input_format::{InputFormat, ParsedLine};
 use goulette_client::partitioner::Partitioner;
 use goulette_client::producer::{Producer, ProducerConfig, ProducerRecord};
 
@@ -37,8 +39,9 @@ pub enum ProduceInput {
     /// Each file's content is one message.
     Files(Vec<PathBuf>),
     /// Each stdin line is one message; with a separator, the bytes before
-    /// its first occurrence are the key.
-    Stdin { key_separator: Option<Vec<u8>> },
+    /// its first occurrence are the key; with a format, the line splits as
+    /// it says.
+    Stdin { key_separator: Option<Vec<u8>>, format: Option<InputFormat> },
 }
 
 /// Splits `line` at the first `separator` into key and value; a line
@@ -88,21 +91,22 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
         let _ = out.flush();
         failed
     });
-    let record = |key: Option<Bytes>, value: Bytes| ProducerRecord {
+    // What the input gives wins over the options' defaults for all records.
+    let record = |fields: ParsedLine| ProducerRecord {
         topic: options.topic.clone(),
-        partition: options.partition,
-        key: key.or_else(|| options.key.clone().map(Bytes::from)),
-        value,
-        headers: options.headers.clone(),
+        partition: fields.partition.or(options.partition),
+        key: fields.key.or_else(|| options.key.clone().map(Bytes::from)),
+        value: fields.value,
+        headers: options.headers.iter().cloned().chain(fields.headers).collect(),
         ..ProducerRecord::default()
     };
     let mut sent = 0u64;
     let mut unsent = 0u64;
     let mut stdin_error = None;
-    let send = |key: Option<Bytes>, value: Bytes| {
+    let send = |fields: ParsedLine| {
         let producer = producer.clone();
         let results_tx = results_tx.clone();
-        let rec = record(key, value);
+        let rec = record(fields);
         async move {
             match producer.send(rec).await {
                 Ok(d) => results_tx.send(d).await.is_ok(),
@@ -133,7 +137,7 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
             let values = message.into_iter().map(Ok).chain(files.iter().map(read));
             for value in values {
                 match value {
-                    Ok(value) if send(None, value.clone()).await => sent += 1,
+                    Ok(value) if send(ParsedLine { value: value.clone(), ..ParsedLine::default() }).await => sent += 1,
                     Ok(_) => {
                         unsent += 1;
                         break;
@@ -145,22 +149,39 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
                 }
             }
         }
-        ProduceInput::Stdin { key_separator } => {
+        ProduceInput::Stdin { key_separator, format } => {
             let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8192);
             // stdin is blocking: read it on its own thread.
             std::thread::spawn(move || {
                 read_lines(std::io::stdin().lock(), |line| lines_tx.blocking_send(line).is_ok())
             });
+            let mut number = 0u64;
             while let Some(line) = lines_rx.recv().await {
-                let (key, value) = match (line, key_separator) {
-                    (Ok(line), Some(sep)) => split_key(line, sep),
-                    (Ok(line), None) => (None, line),
-                    (Err(e), _) => {
+                number += 1;
+                let line = match line {
+                    Ok(line) => line,
+                    Err(e) => {
                         stdin_error = Some(e);
                         break;
                     }
                 };
-                if send(key, value).await {
+                let fields = match (format, key_separator) {
+                    (Some(format), _) => match format.parse(&line) {
+                        Ok(fields) => fields,
+                        Err(e) => {
+                            // Not sent, so not acknowledged: counted, and the run fails.
+                            eprintln!("error: line {number} does not match --input-format: {e}");
+                            unsent += 1;
+                            continue;
+                        }
+                    },
+                    (None, Some(sep)) => {
+                        let (key, value) = split_key(line, sep);
+                        ParsedLine { key, value, ..ParsedLine::default() }
+                    }
+                    (None, None) => ParsedLine { value: line, ..ParsedLine::default() },
+                };
+                if send(fields).await {
                     sent += 1;
                 } else {
                     // The producer is closed: nothing more can be sent.

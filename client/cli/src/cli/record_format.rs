@@ -14,6 +14,8 @@
 use std::io::Write;
 
 use bytes::Bytes;
+
+use super::format_tokens::{Part, tokenize};
 use goulette_client::consumer::ConsumedRecord;
 
 /// Output format of `consume`.
@@ -65,53 +67,27 @@ pub fn parse_record_format(s: &str) -> Result<RecordFormat, String> {
             "{s:?} is neither `value`, `json` nor a format string (tokens: %t %p %o %T %k %v %h %K %S %%)"
         ));
     }
-    let mut pieces = Vec::new();
-    let mut text = Vec::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        let token = match c {
-            '%' => match chars.next() {
-                Some('t') => Piece::Topic,
-                Some('p') => Piece::Partition,
-                Some('o') => Piece::Offset,
-                Some('T') => Piece::Timestamp,
-                Some('k') => Piece::Key,
-                Some('v') => Piece::Value,
-                Some('h') => Piece::Headers,
-                Some('K') => Piece::KeySize,
-                Some('S') => Piece::ValueSize,
-                Some('%') => {
-                    text.push(b'%');
-                    continue;
-                }
-                other => {
-                    return Err(format!("unknown token %{} in {s:?}", other.map(String::from).unwrap_or_default()));
-                }
-            },
-            '\\' => {
-                match chars.next() {
-                    Some('n') => text.push(b'\n'),
-                    Some('t') => text.push(b'\t'),
-                    Some('\\') => text.push(b'\\'),
-                    Some(other) => text.extend(format!("\\{other}").as_bytes()),
-                    None => text.push(b'\\'),
-                }
-                continue;
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                text.extend(c.encode_utf8(&mut buf).as_bytes());
-                continue;
-            }
-        };
-        if !text.is_empty() {
-            pieces.push(Piece::Text(std::mem::take(&mut text)));
-        }
-        pieces.push(token);
-    }
-    if !text.is_empty() {
-        pieces.push(Piece::Text(text));
-    }
+    let token = |letter| {
+        Some(match letter {
+            't' => Piece::Topic,
+            'p' => Piece::Partition,
+            'o' => Piece::Offset,
+            'T' => Piece::Timestamp,
+            'k' => Piece::Key,
+            'v' => Piece::Value,
+            'h' => Piece::Headers,
+            'K' => Piece::KeySize,
+            'S' => Piece::ValueSize,
+            _ => return None,
+        })
+    };
+    let pieces = tokenize(s, token, "%t %p %o %T %k %v %h %K %S %%")?
+        .into_iter()
+        .map(|part| match part {
+            Part::Text(text) => Piece::Text(text),
+            Part::Token(piece) => piece,
+        })
+        .collect();
     Ok(RecordFormat::Template(pieces))
 }
 
