@@ -291,8 +291,9 @@ impl Coordinator {
             Ok(r) => r,
             Err(e) => return answer(e),
         };
+        let committed: Vec<(&str, u32)> = req.offsets.iter().map(|o| (o.topic.as_str(), o.partition)).collect();
         if req.generation != NO_GENERATION
-            && let Err(e) = self.check_member(&req.group, &req.member_id, req.generation).await
+            && let Err(e) = self.check_member(&req.group, &req.member_id, req.generation, &committed).await
         {
             return answer(e);
         }
@@ -318,11 +319,20 @@ impl Coordinator {
     }
 
     /// Refuses (`FENCED`) a commit from a member that is not in the group's
-    /// current generation: a zombie whose session lapsed, or a member that
-    /// has not caught up with a rebalance. (A member whose session lapses
+    /// current generation — a zombie whose session lapsed, or a member that
+    /// has not caught up with a rebalance — or for a partition the member
+    /// neither owns nor is assigned in it: a late commit of a partition it
+    /// gave up would overwrite the new owner's, and could move the group past
+    /// records the new owner has not delivered. (A member whose session lapses
     /// between this check and the append can still land one commit: it
     /// only ever commits offsets it consumed, so nothing is skipped.)
-    async fn check_member(&self, group: &str, member: &str, generation: i64) -> Result<(), pb::Error> {
+    async fn check_member(
+        &self,
+        group: &str,
+        member: &str,
+        generation: i64,
+        committed: &[(&str, u32)],
+    ) -> Result<(), pb::Error> {
         let described = self
             .sentinels
             .describe_group(group, generation)
@@ -337,8 +347,19 @@ impl Coordinator {
                 format!("generation {generation} of group {group} is stale (current: {})", described.generation),
             ));
         }
-        if !described.members.iter().any(|m| m.member_id == member) {
+        let Some(me) = described.members.iter().find(|m| m.member_id == member) else {
             return Err(error(ErrorCode::Fenced, format!("{member:?} is not a member of group {group}")));
+        };
+        let holds = |topic: &str, partition: u32| {
+            me.owned.iter().chain(&me.assigned).any(|tp| tp.topic == topic && tp.partition == partition)
+        };
+        if let Some((topic, partition)) = committed.iter().find(|(t, p)| !holds(t, *p)) {
+            return Err(error(
+                ErrorCode::Fenced,
+                format!(
+                    "{member:?} neither owns nor is assigned {topic}/{partition} in generation {generation} of group {group}"
+                ),
+            ));
         }
         Ok(())
     }

@@ -292,6 +292,13 @@ async fn given_a_stale_or_lapsed_member_its_commits_should_be_refused() {
     let stale = commit(&member, g1.generation, 5).await.unwrap_err();
     assert!(matches!(stale, ClientError::Server { code: ErrorCode::Fenced, .. }), "{stale}");
     commit(&member, g2.generation, 4).await.unwrap();
+    // Not for a partition the other member holds, even at the current
+    // generation: a late commit of a partition given up would overwrite
+    // its new owner's.
+    let theirs = second.partitions()[0];
+    let foreign = commit_to(theirs, &member, g2.generation, 1).await.unwrap_err();
+    assert!(matches!(foreign, ClientError::Server { code: ErrorCode::Fenced, .. }), "{foreign}");
+    assert!(foreign.to_string().contains("neither owns nor is assigned"), "{foreign}");
 
     // The first member goes silent (dropped: no leave); once its session
     // lapses it is a zombie, and its commit is refused even at the
