@@ -24,6 +24,9 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes`): a bigger one closes its connection
     /// before anything is allocated for it.
     pub kafka_max_request_bytes: usize,
+    /// TLS files of the Kafka listener (None: plaintext); watched and
+    /// reloaded when they change.
+    pub kafka_tls: Option<goulette_tls::TlsFiles>,
     /// How long the first join of an empty Kafka group waits for more
     /// members (Kafka's `group.initial.rebalance.delay.ms`).
     pub kafka_group_initial_delay: Duration,
@@ -85,6 +88,7 @@ impl BrokerConfig {
             kafka_address: None,
             kafka_advertised_address: None,
             kafka_max_request_bytes: 100 << 20,
+            kafka_tls: None,
             kafka_group_initial_delay: Duration::from_secs(3),
             data_dir,
             sentinels,

@@ -31,6 +31,18 @@ struct Args {
     /// --kafka-address).
     #[arg(long, env = "GOULETTE_KAFKA_ADVERTISED_ADDRESS")]
     kafka_advertised_address: Option<String>,
+    /// Serve the Kafka listener over TLS only (SSL in Kafka clients' terms),
+    /// with this certificate chain (PEM); needs --kafka-tls-key. The files
+    /// are watched: new connections use renewed ones within seconds.
+    #[arg(long, env = "GOULETTE_KAFKA_TLS_CERT", value_name = "FILE")]
+    kafka_tls_cert: Option<PathBuf>,
+    /// The private key of --kafka-tls-cert (PEM).
+    #[arg(long, env = "GOULETTE_KAFKA_TLS_KEY", value_name = "FILE")]
+    kafka_tls_key: Option<PathBuf>,
+    /// Require Kafka clients to present a certificate signed by one of these
+    /// CAs (PEM): mutual TLS.
+    #[arg(long, env = "GOULETTE_KAFKA_TLS_CLIENT_CA", value_name = "FILE")]
+    kafka_tls_client_ca: Option<PathBuf>,
     /// Largest Kafka request accepted, in bytes; a bigger one closes its connection.
     #[arg(long, env = "GOULETTE_KAFKA_MAX_REQUEST_BYTES", default_value_t = 100 << 20)]
     kafka_max_request_bytes: usize,
@@ -105,6 +117,13 @@ fn main() -> anyhow::Result<()> {
     config.kafka_address = args.kafka_address;
     config.kafka_advertised_address = args.kafka_advertised_address;
     config.kafka_max_request_bytes = args.kafka_max_request_bytes;
+    config.kafka_tls = goulette_tls::reload::files_from_flags(
+        args.kafka_tls_cert,
+        args.kafka_tls_key,
+        args.kafka_tls_client_ca,
+        "kafka-tls",
+    )
+    .map_err(anyhow::Error::msg)?;
     config.kafka_group_initial_delay = args.kafka_group_initial_delay;
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;

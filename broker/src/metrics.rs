@@ -65,6 +65,10 @@ pub struct BrokerMetrics {
     pub isr_expands: Counter,
     /// Partitions this broker began or stopped leading.
     pub leader_changes: Counter,
+    /// Kafka-listener TLS handshakes that failed (plaintext clients, untrusted certificates).
+    pub kafka_tls_handshake_failures: Counter,
+    /// Changed TLS files that could not be loaded (the last good ones stayed).
+    pub tls_reload_failures: Counter,
     /// Open produce, fetch and replica-fetch streams.
     pub open_streams: Family<KindLabel, Gauge>,
     /// Per partition led: its high watermark (the end consumers can read to).
@@ -113,6 +117,8 @@ impl BrokerMetrics {
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
             leader_changes: Counter::default(),
+            kafka_tls_handshake_failures: Counter::default(),
+            tls_reload_failures: Counter::default(),
             open_streams: Family::default(),
             high_watermark: Family::default(),
             committed_offset: Family::default(),
@@ -140,6 +146,16 @@ impl BrokerMetrics {
         r.register("isr_shrinks", "Followers this leader removed from an ISR", m.isr_shrinks.clone());
         r.register("isr_expands", "Followers this leader added back to an ISR", m.isr_expands.clone());
         r.register("leader_changes", "Partitions this broker started or stopped leading", m.leader_changes.clone());
+        r.register(
+            "kafka_tls_handshake_failures",
+            "Kafka-listener TLS handshakes that failed (a plaintext client, an untrusted or expired certificate)",
+            m.kafka_tls_handshake_failures.clone(),
+        );
+        r.register(
+            "tls_reload_failures",
+            "Changed TLS files that could not be loaded; the last good ones stay in use (the log says why)",
+            m.tls_reload_failures.clone(),
+        );
         r.register("open_streams", "Open produce and fetch streams", m.open_streams.clone());
         r.register(
             "partition_high_watermark",

@@ -34,6 +34,14 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
         None => None,
     };
+    // Files that do not load stop the broker here, before it serves.
+    let kafka_tls = match &config.kafka_tls {
+        Some(files) => Some(
+            goulette_tls::ServerTls::load(files.clone(), Vec::new())
+                .map_err(|e| anyhow::anyhow!("Kafka listener TLS: {e}"))?,
+        ),
+        None => None,
+    };
     let http = match config.http_address {
         Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
         None => None,
@@ -117,7 +125,15 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
             fetch_budget: fetch_budget.clone(),
             shutdown: stop.clone(),
         });
-        tracker.spawn(crate::kafka::serve(listener, kafka, tracker.clone()));
+        let kafka_tls = kafka_tls.map(|tls| {
+            let failures = metrics.tls_reload_failures.clone();
+            let tls = Arc::new(tls.on_reload_failure(move || {
+                failures.inc();
+            }));
+            tracker.spawn(tls.clone().watch(goulette_tls::reload::DEFAULT_POLL, stop.clone()));
+            tls
+        });
+        tracker.spawn(crate::kafka::serve(listener, kafka, kafka_tls, tracker.clone()));
     }
     let grpc = BrokerGrpc {
         partitions: partitions.clone(),

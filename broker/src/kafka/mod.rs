@@ -67,9 +67,19 @@ pub struct Kafka {
     pub shutdown: CancellationToken,
 }
 
+/// How long a client gets to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accepts Kafka connections on `listener` (within the broker's
-/// connection limits) until `shutdown`, serving each on its own task.
-pub async fn serve(listener: tokio::net::TcpListener, kafka: Arc<Kafka>, tracker: TaskTracker) {
+/// connection limits) until `shutdown`, serving each on its own task; with
+/// `tls`, only over TLS (a plaintext client fails its handshake and is
+/// closed), each handshake with the configuration current at its start.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    kafka: Arc<Kafka>,
+    tls: Option<Arc<goulette_tls::ServerTls>>,
+    tracker: TaskTracker,
+) {
     tracker.spawn(kafka.groups.clone().run(kafka.shutdown.clone()));
     let mut incoming = goulette_proto::ops::serve::incoming(listener, kafka.config.connection_limits);
     loop {
@@ -78,9 +88,28 @@ pub async fn serve(listener: tokio::net::TcpListener, kafka: Arc<Kafka>, tracker
             _ = kafka.shutdown.cancelled() => return,
         };
         match accepted {
-            Some(Ok(stream)) => {
-                tracker.spawn(connection::serve(stream, kafka.clone()));
-            }
+            Some(Ok(stream)) => match &tls {
+                None => {
+                    tracker.spawn(connection::serve(stream, kafka.clone()));
+                }
+                Some(tls) => {
+                    let (acceptor, kafka) = (tls.acceptor(), kafka.clone());
+                    tracker.spawn(async move {
+                        let peer = stream.peer_addr().ok();
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => connection::serve(stream, kafka).await,
+                            Ok(Err(e)) => {
+                                kafka.partitions.metrics().kafka_tls_handshake_failures.inc();
+                                tracing::info!(?peer, error = %e, "Kafka TLS handshake failed (a plaintext client, or an untrusted certificate?)");
+                            }
+                            Err(_) => {
+                                kafka.partitions.metrics().kafka_tls_handshake_failures.inc();
+                                tracing::info!(?peer, "Kafka TLS handshake timed out");
+                            }
+                        }
+                    });
+                }
+            },
             Some(Err(e)) => tracing::debug!(error = %e, "Kafka accept failed"),
             None => return,
         }

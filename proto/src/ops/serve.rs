@@ -78,6 +78,11 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The client's address.
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.tcp.peer_addr()
+    }
+
     fn active(&mut self) {
         if let Some((after, timer)) = &mut self.idle {
             timer.as_mut().reset(tokio::time::Instant::now() + *after);
