@@ -27,6 +27,13 @@ pub struct BrokerConfig {
     /// TLS files of the Kafka listener (None: plaintext); watched and
     /// reloaded when they change.
     pub kafka_tls: Option<goulette_tls::TlsFiles>,
+    /// TLS files of the gRPC listener (clients and replication; None:
+    /// plaintext); watched and reloaded when they change.
+    pub grpc_tls: Option<goulette_tls::TlsFiles>,
+    /// CAs trusted when connecting to sentinels and brokers (None:
+    /// plaintext); the broker presents `grpc_tls`'s certificate to servers
+    /// that ask for one.
+    pub tls_ca: Option<PathBuf>,
     /// How long the first join of an empty Kafka group waits for more
     /// members (Kafka's `group.initial.rebalance.delay.ms`).
     pub kafka_group_initial_delay: Duration,
@@ -89,6 +96,8 @@ impl BrokerConfig {
             kafka_advertised_address: None,
             kafka_max_request_bytes: 100 << 20,
             kafka_tls: None,
+            grpc_tls: None,
+            tls_ca: None,
             kafka_group_initial_delay: Duration::from_secs(3),
             data_dir,
             sentinels,
@@ -124,6 +133,9 @@ impl BrokerConfig {
 
     /// Checks every value, naming the flag of the first bad one.
     pub fn validate(&self) -> Result<(), String> {
+        if self.grpc_tls.is_some() && self.tls_ca.is_none() {
+            return Err("--tls-cert needs --tls-ca: the broker connects to TLS sentinels and brokers too".into());
+        }
         if self.sentinels.is_empty() {
             return Err("--sentinels needs at least one address".into());
         }

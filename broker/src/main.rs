@@ -31,6 +31,8 @@ struct Args {
     /// --kafka-address).
     #[arg(long, env = "GOULETTE_KAFKA_ADVERTISED_ADDRESS")]
     kafka_advertised_address: Option<String>,
+    #[command(flatten)]
+    tls: goulette_proto::ops::tls::TlsArgs,
     /// Serve the Kafka listener over TLS only (SSL in Kafka clients' terms),
     /// with this certificate chain (PEM); needs --kafka-tls-key. The files
     /// are watched: new connections use renewed ones within seconds.
@@ -117,6 +119,8 @@ fn main() -> anyhow::Result<()> {
     config.kafka_address = args.kafka_address;
     config.kafka_advertised_address = args.kafka_advertised_address;
     config.kafka_max_request_bytes = args.kafka_max_request_bytes;
+    config.grpc_tls = args.tls.listener().map_err(anyhow::Error::msg)?;
+    config.tls_ca = args.tls.tls_ca;
     config.kafka_tls = goulette_tls::reload::files_from_flags(
         args.kafka_tls_cert,
         args.kafka_tls_key,

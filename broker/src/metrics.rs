@@ -36,6 +36,12 @@ pub struct GroupPartitionLabel {
     pub partition: u32,
 }
 
+/// A per-listener series (`grpc`, `kafka`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: &'static str,
+}
+
 /// A per-kind series (`produce`, `fetch`, `replica-fetch`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -65,8 +71,9 @@ pub struct BrokerMetrics {
     pub isr_expands: Counter,
     /// Partitions this broker began or stopped leading.
     pub leader_changes: Counter,
-    /// Kafka-listener TLS handshakes that failed (plaintext clients, untrusted certificates).
-    pub kafka_tls_handshake_failures: Counter,
+    /// TLS handshakes that failed, per listener (`grpc`, `kafka`):
+    /// plaintext clients, untrusted or expired certificates.
+    tls_handshake_failures: Family<ListenerLabel, Counter>,
     /// Changed TLS files that could not be loaded (the last good ones stayed).
     pub tls_reload_failures: Counter,
     /// Open produce, fetch and replica-fetch streams.
@@ -117,7 +124,7 @@ impl BrokerMetrics {
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
             leader_changes: Counter::default(),
-            kafka_tls_handshake_failures: Counter::default(),
+            tls_handshake_failures: Family::default(),
             tls_reload_failures: Counter::default(),
             open_streams: Family::default(),
             high_watermark: Family::default(),
@@ -147,9 +154,9 @@ impl BrokerMetrics {
         r.register("isr_expands", "Followers this leader added back to an ISR", m.isr_expands.clone());
         r.register("leader_changes", "Partitions this broker started or stopped leading", m.leader_changes.clone());
         r.register(
-            "kafka_tls_handshake_failures",
-            "Kafka-listener TLS handshakes that failed (a plaintext client, an untrusted or expired certificate)",
-            m.kafka_tls_handshake_failures.clone(),
+            "tls_handshake_failures",
+            "TLS handshakes that failed, per listener (a plaintext client, an untrusted or expired certificate)",
+            m.tls_handshake_failures.clone(),
         );
         r.register(
             "tls_reload_failures",
@@ -193,6 +200,11 @@ impl BrokerMetrics {
             m.failed.clone(),
         );
         BrokerMetrics { registry, ..m }
+    }
+
+    /// The handshake-failure counter of `listener` (`grpc` or `kafka`).
+    pub fn tls_handshake_failures(&self, listener: &'static str) -> Counter {
+        self.tls_handshake_failures.get_or_create(&ListenerLabel { listener }).clone()
     }
 
     /// Replaces the per-partition high watermarks (called before each scrape).

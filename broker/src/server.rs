@@ -29,19 +29,28 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         ),
         e => anyhow::anyhow!(e),
     })?;
+    if let Some(ca) = &config.tls_ca {
+        let identity = config.grpc_tls.as_ref().map(|f| (f.cert.as_path(), f.key.as_path()));
+        let tls = goulette_proto::channel::ClientTls::from_files(ca, identity.map(|i| i.0), identity.map(|i| i.1))
+            .map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?;
+        goulette_proto::channel::use_tls(tls).map_err(anyhow::Error::msg)?;
+    }
     let listener = tokio::net::TcpListener::bind(config.address).await?;
     let kafka_listener = match config.kafka_address {
         Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
         None => None,
     };
     // Files that do not load stop the broker here, before it serves.
-    let kafka_tls = match &config.kafka_tls {
-        Some(files) => Some(
-            goulette_tls::ServerTls::load(files.clone(), Vec::new())
-                .map_err(|e| anyhow::anyhow!("Kafka listener TLS: {e}"))?,
-        ),
-        None => None,
+    let load_tls = |files: &Option<goulette_tls::TlsFiles>, alpn: Vec<Vec<u8>>, what: &str| {
+        files
+            .as_ref()
+            .map(|files| goulette_tls::ServerTls::load(files.clone(), alpn))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{what} TLS: {e}"))
     };
+    let kafka_tls = load_tls(&config.kafka_tls, Vec::new(), "Kafka listener")?;
+    // gRPC clients insist on HTTP/2 being negotiated (ALPN).
+    let grpc_tls = load_tls(&config.grpc_tls, vec![b"h2".to_vec()], "gRPC listener")?;
     let http = match config.http_address {
         Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
         None => None,
@@ -125,16 +134,10 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
             fetch_budget: fetch_budget.clone(),
             shutdown: stop.clone(),
         });
-        let kafka_tls = kafka_tls.map(|tls| {
-            let failures = metrics.tls_reload_failures.clone();
-            let tls = Arc::new(tls.on_reload_failure(move || {
-                failures.inc();
-            }));
-            tracker.spawn(tls.clone().watch(goulette_tls::reload::DEFAULT_POLL, stop.clone()));
-            tls
-        });
+        let kafka_tls = kafka_tls.map(|tls| watched(tls, metrics, &tracker, &stop));
         tracker.spawn(crate::kafka::serve(listener, kafka, kafka_tls, tracker.clone()));
     }
+    let grpc_tls = grpc_tls.map(|tls| watched(tls, metrics, &tracker, &stop));
     let grpc = BrokerGrpc {
         partitions: partitions.clone(),
         config: config.clone(),
@@ -153,7 +156,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         data = %config.data_dir.display(),
         "broker serving"
     );
-    let served = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
         .max_frame_size(Some(256 << 10))
@@ -161,12 +164,18 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
             BrokerServiceServer::new(grpc)
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
-        )
-        .serve_with_incoming_shutdown(
-            goulette_proto::ops::serve::incoming(listener, config.connection_limits),
-            stop.clone().cancelled_owned(),
-        )
-        .await;
+        );
+    let incoming = goulette_proto::ops::serve::incoming(listener, config.connection_limits);
+    let served = match grpc_tls {
+        None => router.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()).await,
+        Some(tls) => {
+            let failures = metrics.tls_handshake_failures("grpc");
+            let incoming = goulette_proto::ops::serve::tls(incoming, tls, move || {
+                failures.inc();
+            });
+            router.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()).await
+        }
+    };
     tracker.close();
     tracker.wait().await;
     let closing = partitions.clone();
@@ -174,6 +183,21 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     crate::shutdown::deregister(&partitions, &sentinels).await;
     tracing::info!(id = config.id, "broker stopped");
     served.map_err(Into::into)
+}
+
+/// A listener's TLS with its files watched until `stop` (failed reloads counted).
+fn watched(
+    tls: goulette_tls::ServerTls,
+    metrics: &crate::metrics::BrokerMetrics,
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+) -> Arc<goulette_tls::ServerTls> {
+    let failures = metrics.tls_reload_failures.clone();
+    let tls = Arc::new(tls.on_reload_failure(move || {
+        failures.inc();
+    }));
+    tracker.spawn(tls.clone().watch(goulette_tls::reload::DEFAULT_POLL, stop.clone()));
+    tls
 }
 
 /// What the broker's HTTP endpoints report.

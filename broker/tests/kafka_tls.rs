@@ -105,7 +105,7 @@ fn given_a_tls_kafka_listener_kcat_should_round_trip_and_bad_clients_should_be_r
     let out = kcat(&bootstrap, &stranger, &[], &["-L", "-m", "3"], b"");
     assert!(!out.status.success(), "an untrusted certificate was accepted");
     assert!(String::from_utf8_lossy(&out.stderr).contains("certificate verify failed"), "{out:?}");
-    assert!(cluster.metric("goulette_broker_kafka_tls_handshake_failures_total") >= 2.0);
+    assert!(cluster.metric("goulette_broker_tls_handshake_failures_total{listener=\"kafka\"}") >= 2.0);
 }
 
 #[test]

@@ -92,6 +92,13 @@ fn is_transport(status: &tonic::Status) -> bool {
     )
 }
 
+/// A plaintext HTTP/2 client talking to a TLS listener reads the TLS
+/// alert as a broken HTTP/2 frame: a protocol error that is really a
+/// security mismatch, and is told as one.
+fn is_tls_mismatch(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Internal && status.message().contains("h2 protocol error")
+}
+
 impl Cluster {
     /// A cluster reached through `sentinels` (`host:port` or
     /// `http://host:port`, tried in turn).
@@ -172,6 +179,9 @@ impl Cluster {
                     return Ok(response.into_inner());
                 }
                 Ok(Err(status)) if is_transport(&status) => last = format!("{address}: {}", status.message()),
+                Ok(Err(status)) if is_tls_mismatch(&status) => {
+                    last = format!("{address}: {} (it seems to speak TLS: give --tls-ca)", status.message())
+                }
                 Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
                     last = format!("{address} does not serve the sentinel API (is it a broker's address?)")
                 }

@@ -9,7 +9,8 @@ pub enum ClientError {
     /// No sentinel in the list answered.
     #[error(
         "no sentinel reachable at {addresses}: {last} (is the cluster running? --sentinels or \
-         GOULETTE_SENTINELS must name sentinels' gRPC addresses, host:port)"
+         GOULETTE_SENTINELS must name sentinels' gRPC addresses, host:port; a cluster with TLS needs \
+         --tls-ca, one without it must not get it)"
     )]
     NoSentinel {
         /// The addresses tried.

@@ -1,11 +1,58 @@
 //! Every gRPC client channel in Goulette is built here: brokers to
 //! sentinels and to their partition leaders, sentinels forwarding to their
 //! leader, clients to sentinels and brokers. One place to set how a
-//! connection is made (and, when transport security comes, secured).
+//! connection is made and secured.
+//!
+//! TLS is a property of the process, set once with [`use_tls`] before the
+//! first channel (a server from its `--tls-ca`, the CLI from its): a
+//! cluster's gRPC is TLS everywhere or nowhere, so every channel of a
+//! process uses the same trust and the same identity.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// How this process's channels are secured: the CAs it trusts (PEM), and
+/// the certificate and key it presents (PEM) to servers that ask (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    pub ca_pem: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ClientTls {
+    /// Reads the CA bundle `ca` and, when both are given, the certificate
+    /// and key to present.
+    pub fn from_files(
+        ca: &std::path::Path,
+        cert: Option<&std::path::Path>,
+        key: Option<&std::path::Path>,
+    ) -> Result<ClientTls, String> {
+        let read =
+            |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            (None, None) => None,
+            _ => return Err("a client certificate needs its key, and a key its certificate".into()),
+        };
+        Ok(ClientTls { ca_pem: read(ca)?, identity })
+    }
+}
+
+static CLIENT_TLS: OnceLock<ClientTls> = OnceLock::new();
+
+/// Makes every channel built from now on use TLS with `tls`. Set once: a
+/// second, different setting is refused (a process has one trust).
+pub fn use_tls(tls: ClientTls) -> Result<(), String> {
+    let set = CLIENT_TLS.get_or_init(|| tls.clone());
+    if *set == tls { Ok(()) } else { Err("TLS of client channels is already set differently".into()) }
+}
+
+/// Whether channels use TLS.
+pub fn uses_tls() -> bool {
+    CLIENT_TLS.get().is_some()
+}
 
 /// How a channel connects and notices a dead peer.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +101,17 @@ impl ChannelOptions {
 /// dialled until the first call. Fails only on an address that is not a
 /// valid URI authority.
 pub fn lazy(address: &str, options: ChannelOptions) -> Result<Channel, tonic::transport::Error> {
-    let mut endpoint = Endpoint::from_shared(format!("http://{address}"))?.connect_timeout(options.connect_timeout);
+    let scheme = if uses_tls() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))?.connect_timeout(options.connect_timeout);
+    if let Some(tls) = CLIENT_TLS.get() {
+        // The server's name is checked against the address dialled (a DNS
+        // name or an IP address in its certificate).
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca_pem));
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint.tls_config(config)?;
+    }
     if let Some(timeout) = options.request_timeout {
         endpoint = endpoint.timeout(timeout);
     }

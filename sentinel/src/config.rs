@@ -54,6 +54,13 @@ pub struct SentinelConfig {
     /// Cluster-wide defaults of new topics that set none (0: none; see
     /// `Controller::topic_with_defaults`).
     pub topic_defaults: TopicDefaults,
+    /// TLS files of the gRPC listener (None: plaintext); watched and
+    /// reloaded when they change.
+    pub tls: Option<goulette_tls::TlsFiles>,
+    /// CAs trusted when forwarding to the leader sentinel (None:
+    /// plaintext); the sentinel presents `tls`'s certificate to servers
+    /// that ask for one.
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Largest etcd transaction (etcd's `--max-txn-ops`, 128 by default).
     pub max_txn_ops: usize,
 }
@@ -91,6 +98,8 @@ impl SentinelConfig {
             default_partitions: 3,
             default_replication_factor: 1,
             topic_defaults: TopicDefaults::default(),
+            tls: None,
+            tls_ca: None,
             max_txn_ops,
         }
     }
@@ -114,6 +123,9 @@ impl SentinelConfig {
         }
         if self.lease_ttl < Duration::from_secs(2) {
             return Err("--lease-ttl must be at least 2s".into());
+        }
+        if self.tls.is_some() && self.tls_ca.is_none() {
+            return Err("--tls-cert needs --tls-ca: a sentinel forwards to the leader sentinel over TLS too".into());
         }
         if self.default_partitions == 0 || self.default_replication_factor == 0 {
             return Err("--default-partitions and --default-replication-factor must be at least 1".into());

@@ -82,6 +82,8 @@ struct Args {
     /// topic's replication factor (default: 2 from 3 replicas on, else 1).
     #[arg(long, env = "GOULETTE_DEFAULT_MIN_INSYNC_REPLICAS")]
     default_min_insync_replicas: Option<u32>,
+    #[command(flatten)]
+    tls: goulette_proto::ops::tls::TlsArgs,
     /// TOML file of settings, keyed by these flags' long names
     /// (`config.example.toml`); environment variables and flags override it.
     #[arg(long, env = "GOULETTE_CONFIG")]
@@ -122,6 +124,8 @@ impl Args {
             retention_bytes: self.default_retention_bytes.unwrap_or(0),
             min_insync_replicas: self.default_min_insync_replicas.unwrap_or(0),
         };
+        config.tls = self.tls.listener().map_err(anyhow::Error::msg)?;
+        config.tls_ca = self.tls.tls_ca;
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }

@@ -35,6 +35,21 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
             vec![embedded::endpoint(cfg)]
         }
     };
+    if let Some(ca) = &config.tls_ca {
+        let identity = config.tls.as_ref().map(|f| (f.cert.as_path(), f.key.as_path()));
+        let tls = goulette_proto::channel::ClientTls::from_files(ca, identity.map(|i| i.0), identity.map(|i| i.1))
+            .map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?;
+        goulette_proto::channel::use_tls(tls).map_err(anyhow::Error::msg)?;
+    }
+    // Files that do not load stop the sentinel here, before it serves.
+    // gRPC clients insist on HTTP/2 being negotiated (ALPN).
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(
+            goulette_tls::ServerTls::load(files.clone(), vec![b"h2".to_vec()])
+                .map_err(|e| anyhow::anyhow!("gRPC listener TLS: {e}"))?,
+        )),
+        None => None,
+    };
     // Bind first, so the port is ours before anything announces it.
     let listener = tokio::net::TcpListener::bind(config.address).await?;
     // The HTTP endpoints answer from the start: /health while etcd is still
@@ -55,7 +70,7 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
     }
 
     let channels = Channels { views_tx, views, role_tx, role };
-    let result = serve(config, endpoints, listener, channels, shutdown).await;
+    let result = serve(config, endpoints, (listener, tls), channels, shutdown).await;
     http_token.cancel();
     http_tracker.close();
     http_tracker.wait().await;
@@ -77,7 +92,7 @@ struct Channels {
 async fn serve(
     config: SentinelConfig,
     endpoints: Vec<String>,
-    listener: tokio::net::TcpListener,
+    (listener, tls): (tokio::net::TcpListener, Option<Arc<goulette_tls::ServerTls>>),
     channels: Channels,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -120,14 +135,18 @@ async fn serve(
 
     let grpc = SentinelGrpc(sentinel);
     tracing::info!(id = %config.id, address = %config.address, etcd = %endpoints.join(","), "sentinel serving");
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(SentinelServiceServer::new(grpc.clone()))
-        .add_service(SentinelInternalServer::new(grpc))
-        .serve_with_incoming_shutdown(
-            goulette_proto::ops::serve::incoming(listener, Default::default()),
-            shutdown.clone().cancelled_owned(),
-        );
-    let served = server.await;
+        .add_service(SentinelInternalServer::new(grpc));
+    let incoming = goulette_proto::ops::serve::incoming(listener, Default::default());
+    let served = match tls {
+        None => router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()).await,
+        Some(tls) => {
+            tracker.spawn(tls.clone().watch(goulette_tls::reload::DEFAULT_POLL, shutdown.clone()));
+            let incoming = goulette_proto::ops::serve::tls(incoming, tls, || {});
+            router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()).await
+        }
+    };
     tracker.close();
     tracker.wait().await;
     tracing::info!(id = %config.id, "sentinel stopped");

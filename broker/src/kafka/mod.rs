@@ -42,7 +42,6 @@ pub mod versions;
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -67,9 +66,6 @@ pub struct Kafka {
     pub shutdown: CancellationToken,
 }
 
-/// How long a client gets to complete its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Accepts Kafka connections on `listener` (within the broker's
 /// connection limits) until `shutdown`, serving each on its own task; with
 /// `tls`, only over TLS (a plaintext client fails its handshake and is
@@ -81,35 +77,36 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     tracker.spawn(kafka.groups.clone().run(kafka.shutdown.clone()));
-    let mut incoming = goulette_proto::ops::serve::incoming(listener, kafka.config.connection_limits);
+    let incoming = goulette_proto::ops::serve::incoming(listener, kafka.config.connection_limits);
+    match tls {
+        None => accept(incoming, kafka, tracker).await,
+        Some(tls) => {
+            let failures = kafka.partitions.metrics().tls_handshake_failures("kafka");
+            let incoming = goulette_proto::ops::serve::tls(incoming, tls, move || {
+                failures.inc();
+            });
+            accept(incoming, kafka, tracker).await
+        }
+    }
+}
+
+/// Serves each connection of `incoming` on its own task until `shutdown`.
+async fn accept<S>(
+    mut incoming: impl tokio_stream::Stream<Item = std::io::Result<S>> + Unpin,
+    kafka: Arc<Kafka>,
+    tracker: TaskTracker,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
-            accepted = incoming.next() => accepted,
+            accepted = tokio_stream::StreamExt::next(&mut incoming) => accepted,
             _ = kafka.shutdown.cancelled() => return,
         };
         match accepted {
-            Some(Ok(stream)) => match &tls {
-                None => {
-                    tracker.spawn(connection::serve(stream, kafka.clone()));
-                }
-                Some(tls) => {
-                    let (acceptor, kafka) = (tls.acceptor(), kafka.clone());
-                    tracker.spawn(async move {
-                        let peer = stream.peer_addr().ok();
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => connection::serve(stream, kafka).await,
-                            Ok(Err(e)) => {
-                                kafka.partitions.metrics().kafka_tls_handshake_failures.inc();
-                                tracing::info!(?peer, error = %e, "Kafka TLS handshake failed (a plaintext client, or an untrusted certificate?)");
-                            }
-                            Err(_) => {
-                                kafka.partitions.metrics().kafka_tls_handshake_failures.inc();
-                                tracing::info!(?peer, "Kafka TLS handshake timed out");
-                            }
-                        }
-                    });
-                }
-            },
+            Some(Ok(stream)) => {
+                tracker.spawn(connection::serve(stream, kafka.clone()));
+            }
             Some(Err(e)) => tracing::debug!(error = %e, "Kafka accept failed"),
             None => return,
         }

@@ -23,6 +23,16 @@ struct Cli {
     /// The connection profile to use instead of the current one (see `goulette profile`).
     #[arg(long, global = true, env = "GOULETTE_PROFILE", value_name = "NAME")]
     profile: Option<String>,
+    /// Connect to the cluster over TLS, trusting these CAs (PEM) (default:
+    /// the profile's; without one, plaintext).
+    #[arg(long, global = true, env = "GOULETTE_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Certificate (PEM) to present to a cluster with mutual TLS (with --tls-key).
+    #[arg(long, global = true, env = "GOULETTE_CLIENT_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, global = true, env = "GOULETTE_CLIENT_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -370,7 +380,8 @@ enum GroupCommand {
 
 #[derive(Debug, Subcommand)]
 enum ProfileCommand {
-    /// Create (or replace) a profile with the addresses given by --sentinels.
+    /// Create (or replace) a profile with the addresses given by --sentinels
+    /// (and the TLS files given by --tls-ca, --tls-cert, --tls-key).
     Create {
         /// The profile's name.
         name: String,
@@ -515,14 +526,34 @@ enum EtcdCommand {
     },
 }
 
+/// The exit status of a process ended by SIGPIPE, as shells report it.
+const BROKEN_PIPE_STATUS: u8 = 128 + 13;
+
+/// Like other command-line tools, end quietly when the reader of our output
+/// goes away (`goulette consume … | head`). Not by restoring SIGPIPE's
+/// default action: that signal also comes from a network peer that closed
+/// its connection while hyper writes to it with `writev`, and killed the
+/// CLI silently (a plaintext client of a TLS cluster died with no word).
+/// So SIGPIPE stays ignored (Rust's default), and a write to a closed
+/// stdout — an error, or a panic in `println!` — ends the process here.
+fn end_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(i32::from(BROKEN_PIPE_STATUS));
+        }
+        default(info);
+    }));
+}
+
+/// Whether `e` is a write to a stdout nobody reads any more.
+fn is_closed_stdout(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 fn main() -> ExitCode {
-    // Like other command-line tools, end quietly when the reader of our
-    // output goes away (`goulette consume … | head`): Rust ignores SIGPIPE,
-    // which turns that into a panic on the next print.
-    // SAFETY: restoring a signal's default disposition before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    end_quietly_on_closed_stdout();
     let cli = Cli::parse();
     let profile = match selected_profile(cli.profile.as_deref()) {
         Ok(profile) => profile,
@@ -536,8 +567,22 @@ fn main() -> ExitCode {
         .clone()
         .or_else(|| profile.as_ref().map(|p| p.sentinels.clone()))
         .unwrap_or_else(|| vec!["127.0.0.1:50052".to_owned()]);
+    // TLS of every channel: the flags, else the profile's files.
+    let tls_ca = cli.tls_ca.clone().or_else(|| profile.as_ref().and_then(|p| p.tls_ca.clone()));
+    if let Some(ca) = &tls_ca {
+        let cert = cli.tls_cert.clone().or_else(|| profile.as_ref().and_then(|p| p.tls_cert.clone()));
+        let key = cli.tls_key.clone().or_else(|| profile.as_ref().and_then(|p| p.tls_key.clone()));
+        let tls = goulette_proto::channel::ClientTls::from_files(ca, cert.as_deref(), key.as_deref())
+            .and_then(goulette_proto::channel::use_tls);
+        if let Err(e) = tls {
+            eprintln!("error: TLS: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
-        Command::Profile { command } => profile_command(cli.sentinels, command),
+        Command::Profile { command } => {
+            profile_command(cli.sentinels, (cli.tls_ca, cli.tls_cert, cli.tls_key), command)
+        }
         Command::Topic { .. }
         | Command::Produce { .. }
         | Command::Consume { .. }
@@ -557,6 +602,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_closed_stdout(&e) => ExitCode::from(BROKEN_PIPE_STATUS),
         Err(e) => {
             // Every error's message already includes its cause.
             eprintln!("error: {e}");
@@ -788,7 +834,11 @@ fn selected_profile(name: Option<&str>) -> anyhow::Result<Option<goulette_cli::p
 }
 
 /// `goulette profile …`.
-fn profile_command(sentinels: Option<Vec<String>>, command: ProfileCommand) -> anyhow::Result<()> {
+fn profile_command(
+    sentinels: Option<Vec<String>>,
+    (tls_ca, tls_cert, tls_key): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>),
+    command: ProfileCommand,
+) -> anyhow::Result<()> {
     use goulette_cli::profile::{Profile, Profiles, default_path};
     let path = default_path()?;
     let mut profiles = Profiles::load(&path)?;
@@ -799,7 +849,16 @@ fn profile_command(sentinels: Option<Vec<String>>, command: ProfileCommand) -> a
             };
             // Checked (and URLs accepted) as for any command, when used.
             let sentinels = sentinels.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-            profiles.profiles.insert(name.clone(), Profile { sentinels, etcd_endpoints });
+            // Kept as absolute paths: the profile is used from any directory.
+            let absolute = |p: Option<PathBuf>| p.map(|p| std::path::absolute(&p).unwrap_or(p));
+            let profile = Profile {
+                sentinels,
+                etcd_endpoints,
+                tls_ca: absolute(tls_ca),
+                tls_cert: absolute(tls_cert),
+                tls_key: absolute(tls_key),
+            };
+            profiles.profiles.insert(name.clone(), profile);
             if make_current || profiles.current.is_none() {
                 profiles.current = Some(name.clone());
             }

@@ -24,6 +24,14 @@ pub struct Profile {
     /// etcd client URLs (for `goulette etcd`); empty: the default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub etcd_endpoints: Vec<String>,
+    /// CAs to trust (PEM) when the cluster's gRPC uses TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// Certificate and key (PEM) to present to a cluster with mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Every profile, and which one is current.
@@ -89,6 +97,9 @@ impl Profiles {
             if !p.etcd_endpoints.is_empty() {
                 out.push_str(&format!("  etcd {}", p.etcd_endpoints.join(",")));
             }
+            if let Some(ca) = &p.tls_ca {
+                out.push_str(&format!("  tls-ca {}", ca.display()));
+            }
             out.push('\n');
         }
         out
@@ -108,7 +119,11 @@ mod tests {
         p.profiles.insert("prod".into(), Profile { sentinels: vec!["10.0.0.1:50052".into()], ..Profile::default() });
         p.profiles.insert(
             "dev".into(),
-            Profile { sentinels: vec!["127.0.0.1:50052".into()], etcd_endpoints: vec!["http://127.0.0.1:2379".into()] },
+            Profile {
+                sentinels: vec!["127.0.0.1:50052".into()],
+                etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+                ..Profile::default()
+            },
         );
         p.current = Some("prod".into());
         p.save(&path).unwrap();

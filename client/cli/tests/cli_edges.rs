@@ -366,6 +366,23 @@ async fn given_keyed_lines_with_headers_consume_should_print_them_by_format_and_
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["value"], "d2hvbGUKZmlsZf8=", "{json}");
     assert_eq!(json["encoded"], serde_json::json!(["value"]));
+    // A reader that goes away (`| head -1`) ends the consumer quietly, as
+    // SIGPIPE ends other tools: no panic, no error message.
+    let lines: Vec<u8> = (0..3000).flat_map(|i| format!("{i:0>99}\n").into_bytes()).collect();
+    let out = run(&sentinels, &["produce", "--topic", "long", "--partition", "0"], &lines);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut reader = goulette(&sentinels, &["consume", "--topic", "long", "--partition", "0", "-o", "beginning", "-e"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(reader.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert_eq!(first.len(), 100);
+    let out = reader.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+
     // Nothing to read from the end: -e exits at once.
     let out = run(&sentinels, &["consume", "--topic", "kv", "-e"], b"");
     assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");

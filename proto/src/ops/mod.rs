@@ -16,3 +16,4 @@ pub mod process;
 pub mod rotate;
 pub mod serve;
 pub mod signals;
+pub mod tls;

@@ -252,6 +252,63 @@ pub fn incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
+/// How long a client gets to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connections of `incoming` over TLS, each handshake with the
+/// configuration current when it starts (see `goulette_tls::ServerTls`),
+/// run on its own task so that a slow client holds up no other. A failed
+/// handshake (a plaintext client, an untrusted certificate) closes its
+/// connection, is logged (rate-limited) and calls `failed`.
+pub fn tls(
+    mut incoming: tokio_stream::wrappers::ReceiverStream<io::Result<Connection>>,
+    tls: Arc<goulette_tls::ServerTls>,
+    failed: impl Fn() + Send + Sync + 'static,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<tokio_rustls::server::TlsStream<Connection>>> {
+    use tokio_stream::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let failed = Arc::new(failed);
+    tokio::spawn(async move {
+        let refused = Arc::new(Mutex::new(RateLimited::default()));
+        loop {
+            let next = tokio::select! {
+                next = incoming.next() => next,
+                _ = tx.closed() => return,
+            };
+            let Some(next) = next else { return };
+            let connection = match next {
+                Ok(c) => c,
+                Err(e) => {
+                    if tx.send(Err(e)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let (tx, acceptor, failed, refused) = (tx.clone(), tls.acceptor(), failed.clone(), refused.clone());
+            tokio::spawn(async move {
+                let peer = connection.peer_addr().ok();
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(connection)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    outcome => {
+                        failed();
+                        let why = match outcome {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "timed out".to_owned(),
+                        };
+                        if let Some(n) = refused.lock().unwrap_or_else(|p| p.into_inner()).due() {
+                            tracing::info!(?peer, error = %why, refused = n, "TLS handshake failed (a plaintext client, or an untrusted certificate?)");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
