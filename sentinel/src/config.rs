@@ -61,6 +61,8 @@ pub struct SentinelConfig {
     /// plaintext); the sentinel presents `tls`'s certificate to servers
     /// that ask for one.
     pub tls_ca: Option<std::path::PathBuf>,
+    /// TLS to etcd (read when the sentinel starts; none: plaintext).
+    pub etcd_tls: goulette_proto::ops::tls::EtcdTlsArgs,
     /// Largest etcd transaction (etcd's `--max-txn-ops`, 128 by default).
     pub max_txn_ops: usize,
 }
@@ -100,6 +102,7 @@ impl SentinelConfig {
             topic_defaults: TopicDefaults::default(),
             tls: None,
             tls_ca: None,
+            etcd_tls: Default::default(),
             max_txn_ops,
         }
     }

@@ -84,6 +84,8 @@ struct Args {
     default_min_insync_replicas: Option<u32>,
     #[command(flatten)]
     tls: goulette_proto::ops::tls::TlsArgs,
+    #[command(flatten)]
+    etcd_tls: goulette_proto::ops::tls::EtcdTlsArgs,
     /// TOML file of settings, keyed by these flags' long names
     /// (`config.example.toml`); environment variables and flags override it.
     #[arg(long, env = "GOULETTE_CONFIG")]
@@ -126,6 +128,7 @@ impl Args {
         };
         config.tls = self.tls.listener().map_err(anyhow::Error::msg)?;
         config.tls_ca = self.tls.tls_ca;
+        config.etcd_tls = self.etcd_tls;
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }

@@ -35,6 +35,9 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
             vec![embedded::endpoint(cfg)]
         }
     };
+    if let Some(tls) = config.etcd_tls.client_tls().map_err(|e| anyhow::anyhow!("etcd TLS: {e}"))? {
+        store::use_etcd_tls(tls).map_err(anyhow::Error::msg)?;
+    }
     if let Some(ca) = &config.tls_ca {
         let identity = config.tls.as_ref().map(|f| (f.cert.as_path(), f.key.as_path()));
         let tls = goulette_proto::channel::ClientTls::from_files(ca, identity.map(|i| i.0), identity.map(|i| i.1))

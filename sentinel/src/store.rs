@@ -33,6 +33,17 @@ const COMMIT_ATTEMPTS: usize = 5;
 pub const MAX_OPS: u64 = 10_000;
 const TRIM_EVERY: u64 = 100;
 
+/// TLS to etcd, set once per process (a sentinel from its `--etcd-tls-*`
+/// flags, the CLI from its): the CAs trusted and the client certificate
+/// presented (etcd's `--client-cert-auth`).
+static ETCD_TLS: std::sync::OnceLock<goulette_proto::channel::ClientTls> = std::sync::OnceLock::new();
+
+/// Makes every etcd connection from now on use TLS with `tls`; set once.
+pub fn use_etcd_tls(tls: goulette_proto::channel::ClientTls) -> std::result::Result<(), String> {
+    let set = ETCD_TLS.get_or_init(|| tls.clone());
+    if *set == tls { Ok(()) } else { Err("TLS to etcd is already set differently".into()) }
+}
+
 /// Connects to etcd, with `ETCD_REQUEST_TIMEOUT` per request. Fails fast
 /// (connect timeout) when it is unreachable.
 pub async fn connect(endpoints: &[String]) -> Result<Client> {
@@ -48,6 +59,13 @@ pub async fn connect_with(endpoints: &[String], request_timeout: Option<Duration
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
     if let Some(t) = request_timeout {
         options = options.with_timeout(t);
+    }
+    if let Some(tls) = ETCD_TLS.get() {
+        let mut config = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(&tls.ca_pem));
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        options = options.with_tls(config);
     }
     Client::connect(endpoints, Some(options))
         .await

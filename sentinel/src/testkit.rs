@@ -257,10 +257,27 @@ pub struct EtcdProcess(Managed);
 impl EtcdProcess {
     /// Starts etcd on free ports and waits until it is healthy.
     pub fn start() -> EtcdProcess {
+        EtcdProcess::launch("http", Vec::new(), etcd_healthy)
+    }
+
+    /// Starts etcd serving clients over TLS only, with `cert` and `key`,
+    /// requiring client certificates signed by `ca` (etcd's
+    /// `--client-cert-auth`). Its endpoint is `https://…`.
+    pub fn start_tls(ca: &Path, cert: &Path, key: &Path) -> EtcdProcess {
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let tls =
+            ["--cert-file".into(), path(cert), "--key-file".into(), path(key), "--trusted-ca-file".into(), path(ca)];
+        let mut tls = tls.to_vec();
+        tls.push("--client-cert-auth".into());
+        // Its /health needs a client certificate: ready once it listens.
+        EtcdProcess::launch("https", tls, listening)
+    }
+
+    fn launch(scheme: &str, extra: Vec<String>, ready: fn(SocketAddr) -> bool) -> EtcdProcess {
         let (client_port, peer_port) = (free_port(), free_port());
-        let client = format!("http://127.0.0.1:{client_port}");
+        let client = format!("{scheme}://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
-        let args = [
+        let mut args = [
             "--name",
             "test",
             "--data-dir",
@@ -284,13 +301,15 @@ impl EtcdProcess {
         ]
         .map(String::from)
         .to_vec();
+        args.extend(extra);
         let address = ([127, 0, 0, 1], client_port).into();
-        EtcdProcess(Managed::start("etcd", PathBuf::from("etcd"), args, Vec::new(), address, etcd_healthy, temp_dir()))
+        EtcdProcess(Managed::start("etcd", PathBuf::from("etcd"), args, Vec::new(), address, ready, temp_dir()))
     }
 
-    /// The client endpoint, `http://127.0.0.1:PORT`.
+    /// The client endpoint, `http://127.0.0.1:PORT` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.0.address)
+        let tls = self.0.args.iter().any(|a| a == "--cert-file");
+        format!("{}://{}", if tls { "https" } else { "http" }, self.0.address)
     }
 
     /// SIGKILLs etcd, deletes its data directory and starts it again on the

@@ -478,6 +478,8 @@ struct EtcdArgs {
     /// default: any free port).
     #[arg(long, global = true, value_name = "PORT")]
     etcd_peer_port: Option<u16>,
+    #[command(flatten)]
+    etcd_tls: goulette_proto::ops::tls::EtcdTlsArgs,
     /// The etcd key prefix Goulette's metadata lives under.
     #[arg(long, global = true, env = "GOULETTE_ETCD_PREFIX", default_value = DEFAULT_PREFIX)]
     etcd_prefix: String,
@@ -893,6 +895,9 @@ fn profile_command(
 }
 
 fn etcd(args: EtcdArgs, profile_endpoints: Vec<String>) -> anyhow::Result<()> {
+    if let Some(tls) = args.etcd_tls.client_tls().map_err(|e| anyhow::anyhow!("etcd TLS: {e}"))? {
+        goulette_sentinel::store::use_etcd_tls(tls).map_err(anyhow::Error::msg)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         // Lives until the command is done, then stops its etcd.

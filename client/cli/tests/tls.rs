@@ -102,3 +102,49 @@ fn given_a_cluster_on_mutual_tls_the_cli_should_work_with_the_ca_and_a_certifica
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("sealed"), "{out:?}");
 }
+
+#[test]
+fn given_an_etcd_that_requires_tls_and_client_certificates_the_sentinel_and_the_cli_should_reach_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("etcd CA");
+    let server = ca.issue(&["127.0.0.1", "localhost"]);
+    let client = ca.issue(&["goulette"]);
+    let (ca_file, cert, key) = (
+        write(dir.path(), "ca.pem", ca.pem()),
+        write(dir.path(), "etcd.crt", &server.cert),
+        write(dir.path(), "etcd.key", &server.key),
+    );
+    let (client_cert, client_key) =
+        (write(dir.path(), "client.crt", &client.cert), write(dir.path(), "client.key", &client.key));
+    let etcd = EtcdProcess::start_tls(&ca_file, &cert, &key);
+    let endpoint = etcd.endpoint();
+    assert!(endpoint.starts_with("https://"), "{endpoint}");
+    let etcd_tls = [
+        "--etcd-tls-ca",
+        ca_file.to_str().unwrap(),
+        "--etcd-tls-cert",
+        client_cert.to_str().unwrap(),
+        "--etcd-tls-key",
+        client_key.to_str().unwrap(),
+    ];
+    let sentinel = SentinelProcess::start("s1", &endpoint, &etcd_tls);
+    let sentinels = sentinel.address.to_string();
+    let _broker = BrokerProcess::start(1, &sentinels, &[]);
+    let cli = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_goulette")).args(args).env_remove("GOULETTE_SENTINELS").output().unwrap()
+    };
+    // The sentinel keeps its metadata in the TLS etcd: a topic can be created.
+    wait_for("a topic created through the sentinel", Duration::from_secs(60), || {
+        cli(&["--sentinels", &sentinels, "topic", "create", "guarded", "--partitions", "1"]).status.success()
+    });
+    // The CLI reads etcd directly over TLS with its certificate...
+    let mut args = vec!["etcd", "--etcd-endpoints", &endpoint];
+    args.extend(etcd_tls);
+    args.push("topics");
+    let out = cli(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("topic guarded:"), "{out:?}");
+    // ...and is refused without it (etcd asks for a client certificate).
+    let out = cli(&["etcd", "--etcd-endpoints", &endpoint, "--etcd-tls-ca", ca_file.to_str().unwrap(), "topics"]);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

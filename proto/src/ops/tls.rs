@@ -1,10 +1,11 @@
-//! The TLS flags of both servers' gRPC listener (`--tls-*`), flattened
-//! into each server's arguments.
+//! The TLS flags of both servers' gRPC listener (`--tls-*`), and of
+//! connections to etcd (`--etcd-tls-*`, sentinels and the CLI), flattened
+//! into each program's arguments.
 
 use std::path::PathBuf;
 
 /// How a server's gRPC listener and its own gRPC connections are secured.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct TlsArgs {
     /// Serve the gRPC listener over TLS only, with this certificate chain
     /// (PEM); needs --tls-key and --tls-ca. Watched: renewed files are used
@@ -35,5 +36,36 @@ impl TlsArgs {
             self.tls_client_ca.clone(),
             "tls",
         )
+    }
+}
+
+/// How a process reaches an etcd that requires TLS (`--etcd-tls-*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct EtcdTlsArgs {
+    /// Connect to etcd over TLS, trusting these CAs (PEM); give the
+    /// endpoints as https:// URLs.
+    #[arg(long, global = true, env = "GOULETTE_ETCD_TLS_CA", value_name = "FILE")]
+    pub etcd_tls_ca: Option<PathBuf>,
+    /// Certificate (PEM) to present to an etcd with --client-cert-auth (with --etcd-tls-key).
+    #[arg(long, global = true, env = "GOULETTE_ETCD_TLS_CERT", value_name = "FILE")]
+    pub etcd_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --etcd-tls-cert.
+    #[arg(long, global = true, env = "GOULETTE_ETCD_TLS_KEY", value_name = "FILE")]
+    pub etcd_tls_key: Option<PathBuf>,
+}
+
+impl EtcdTlsArgs {
+    /// The TLS of etcd connections, read from the files (None: plaintext).
+    pub fn client_tls(&self) -> Result<Option<crate::channel::ClientTls>, String> {
+        match &self.etcd_tls_ca {
+            None if self.etcd_tls_cert.is_some() || self.etcd_tls_key.is_some() => {
+                Err("--etcd-tls-cert and --etcd-tls-key need --etcd-tls-ca".into())
+            }
+            None => Ok(None),
+            Some(ca) => {
+                crate::channel::ClientTls::from_files(ca, self.etcd_tls_cert.as_deref(), self.etcd_tls_key.as_deref())
+                    .map(Some)
+            }
+        }
     }
 }
