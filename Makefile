@@ -17,7 +17,7 @@ ARGS ?=
 # The scripts call make again (build-release); they use this one.
 export MAKE
 
-.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-storage bench-failover fuzz-batch \
+.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-tls bench-storage bench-failover fuzz-batch \
 	run-all run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all package test-package \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
@@ -71,6 +71,10 @@ bench-failover: deps ## kill -9 a partition leader FAILOVER_KILLS times (default
 bench-replicated: deps ## RF=3 acks=all 1 KiB throughput, one producer, 3 brokers (release builds)
 	$(CARGO) build --workspace --bins --release --locked
 	$(CARGO) test -p goulette-client --release --locked --test replicated_throughput -- --ignored --nocapture
+
+bench-tls: deps ## 1 KiB durable produce over plaintext and over TLS on every gRPC hop, alternated ROUNDS times (default 3): msg/s and the ratio
+	$(CARGO) build --workspace --bins --release --locked
+	@scripts/bench-tls.sh
 
 bench-storage: deps ## criterion benchmarks of the storage engine (about 10 minutes)
 	$(CARGO) bench -p goulette-storage --locked --bench log
