@@ -16,6 +16,7 @@
 //! - [`groups`], [`assignor`]: consumer-group membership and assignment.
 //! - [`leases`]: keeping broker and member session leases alive.
 //! - [`etcd_metrics`]: process-wide etcd request counters and reachability.
+//! - [`tls_metrics`]: process-wide TLS counters (failed handshakes and reloads).
 //! - [`metrics`]: Prometheus metrics and readiness on `--http-address`.
 //! - [`service`]: the gRPC services (client-facing, internal) and, in
 //!   `service/forward.rs`, forwarding of writes to the leader.
@@ -44,5 +45,6 @@ pub mod service;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tls_metrics;
 pub mod view;
 pub mod watcher;

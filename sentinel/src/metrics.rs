@@ -70,6 +70,16 @@ impl SentinelProbe {
         r.register("etcd_reachable", "1 when etcd answered within the last 3 s", p.etcd_reachable.clone());
         r.register("etcd_request_duration_seconds", "etcd request latency", ETCD.latency.clone());
         r.register("etcd_errors", "etcd requests that failed", ETCD.errors.clone());
+        r.register(
+            "tls_handshake_failures",
+            "gRPC TLS handshakes that failed (a plaintext client, an untrusted or expired certificate)",
+            crate::tls_metrics::TLS.handshake_failures.clone(),
+        );
+        r.register(
+            "tls_reload_failures",
+            "Changed TLS files that could not be loaded; the last good ones stay in use (the log says why)",
+            crate::tls_metrics::TLS.reload_failures.clone(),
+        );
         r.register("brokers_up", "Brokers with a live session", p.brokers.clone());
         r.register("brokers_decommissioned", "Brokers being decommissioned", p.decommissioned.clone());
         r.register("topics", "Topics", p.topics.clone());

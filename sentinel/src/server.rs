@@ -49,7 +49,10 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
     let tls = match &config.tls {
         Some(files) => Some(Arc::new(
             goulette_tls::ServerTls::load(files.clone(), vec![b"h2".to_vec()])
-                .map_err(|e| anyhow::anyhow!("gRPC listener TLS: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("gRPC listener TLS: {e}"))?
+                .on_reload_failure(|| {
+                    crate::tls_metrics::TLS.reload_failures.inc();
+                }),
         )),
         None => None,
     };
@@ -146,7 +149,9 @@ async fn serve(
         None => router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()).await,
         Some(tls) => {
             tracker.spawn(tls.clone().watch(goulette_tls::reload::DEFAULT_POLL, shutdown.clone()));
-            let incoming = goulette_proto::ops::serve::tls(incoming, tls, || {});
+            let incoming = goulette_proto::ops::serve::tls(incoming, tls, || {
+                crate::tls_metrics::TLS.handshake_failures.inc();
+            });
             router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()).await
         }
     };

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use goulette_sentinel::testkit::{BrokerProcess, EtcdProcess, SentinelProcess, wait_for};
+use goulette_sentinel::testkit::{BrokerProcess, EtcdProcess, SentinelProcess, http_get, wait_for};
 use goulette_tls::testing::TestCa;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -82,6 +82,12 @@ fn given_a_cluster_on_mutual_tls_the_cli_should_work_with_the_ca_and_a_certifica
     let out = cli(&[], &["topic", "list"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--tls-ca"), "plaintext: {out:?}");
+    let (_, metrics) = http_get(sentinel.http_address, "/metrics").unwrap();
+    let failed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("goulette_sentinel_tls_handshake_failures_total ")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no handshake-failure counter in\n{metrics}"));
+    assert!(failed >= 1.0, "the plaintext handshake was not counted");
     let out = cli(&["--tls-ca", &ca_file], &["topic", "list"]);
     assert!(!out.status.success(), "no client certificate: {}", String::from_utf8_lossy(&out.stdout));
     let other = write(dir.path(), "other.pem", TestCa::new("other").pem());
