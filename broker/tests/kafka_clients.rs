@@ -196,7 +196,7 @@ fn given_a_kafka_group_when_its_coordinator_is_killed_the_members_should_rejoin_
                 .args([&bootstrap, "moving", "movers"])
                 .arg(work.path().join(format!("member-{i}.txt")))
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(work.path().join(format!("member-{i}.err"))).unwrap())
                 .spawn()
                 .unwrap()
         })
@@ -235,8 +235,10 @@ fn given_a_kafka_group_when_its_coordinator_is_killed_the_members_should_rejoin_
     for m in &members {
         goulette_sentinel::testkit::signal(m, libc::SIGTERM);
     }
-    for m in members {
-        assert!(m.wait_with_output().unwrap().status.success(), "a member failed");
+    for (i, m) in members.into_iter().enumerate() {
+        let status = m.wait_with_output().unwrap().status;
+        let stderr = std::fs::read_to_string(work.path().join(format!("member-{i}.err"))).unwrap_or_default();
+        assert!(status.success(), "member {i} failed ({status}):\n{stderr}");
     }
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("broker/tests/kafka/committed_at_end.py")).args([&survivors, "moving", "movers"]);
