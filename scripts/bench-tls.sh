@@ -57,8 +57,9 @@ run() {
   "$BIN/goulette-broker" --id 1 --address "$broker" --data "$dir/broker" --sentinels "$sentinel" "${tls[@]}" \
     >"$dir/broker.log" 2>&1 &
   pids+=($!)
+  # Up means the broker is registered too (with none, the status is healthy).
   for _ in $(seq 60); do
-    "$GOULETTE" --sentinels "$sentinel" "${cli_tls[@]}" cluster status >/dev/null 2>&1 && break
+    "$GOULETTE" --sentinels "$sentinel" "${cli_tls[@]}" cluster status 2>/dev/null | grep -q "$broker" && break
     sleep 0.5
   done
   if ! "$GOULETTE" --sentinels "$sentinel" "${cli_tls[@]}" bench produce --topic bench --partitions 1 \

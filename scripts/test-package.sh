@@ -81,11 +81,12 @@ pids+=($!)
   --kafka-address "127.0.0.1:$(free_port)" --data "$work/broker" --sentinels "$sentinel" >"$work/broker.log" 2>&1 &
 pids+=($!)
 export GOULETTE_SENTINELS=$sentinel
+# Up means the broker is registered too (with none, the status is healthy).
 for _ in $(seq 60); do
-  /usr/bin/goulette cluster status >/dev/null 2>&1 && break
+  /usr/bin/goulette cluster status >"$work/status.log" 2>&1 && grep -q "$broker" "$work/status.log" && break
   sleep 1
 done
-/usr/bin/goulette cluster status >"$work/status.log" 2>&1 || fail "the installed cluster did not come up"
+grep -q "$broker" "$work/status.log" || fail "the installed cluster did not come up"
 echo "hello from the package" | timeout 30 /usr/bin/goulette produce --topic packaged || fail "produce with the installed CLI"
 got=$(timeout 30 /usr/bin/goulette consume --topic packaged --from-beginning -e) || fail "consume with the installed CLI"
 [ "$got" = "hello from the package" ] || fail "read back '$got'"
