@@ -1,0 +1,29 @@
+//! Authentication for Goulette's listeners, the same on the Kafka protocol
+//! and on gRPC:
+//!
+//! - [`mechanism`]: SCRAM-SHA-256 and SCRAM-SHA-512, with their digests.
+//! - [`credential`]: what is stored for a user: a salt, an iteration count,
+//!   and the stored and server keys (RFC 5802) — never a password, nor
+//!   anything from which one logs in without knowing it.
+//! - [`server`] and [`client`]: the two sides of a SCRAM exchange (no
+//!   channel binding, as Kafka).
+//! - [`plain`]: SASL/PLAIN, checked against the same SCRAM credentials.
+//! - [`error`]: what an exchange fails with. A wrong password and an
+//!   unknown user are one and the same failure, after the same work.
+//!
+//! Every primitive (HMAC, SHA-2, PBKDF2, randomness) is `ring`'s, the one
+//! crypto library Goulette links (rustls uses it too).
+
+pub mod client;
+pub mod credential;
+pub mod error;
+pub mod mechanism;
+pub mod plain;
+pub mod server;
+mod wire;
+
+pub use client::ScramClient;
+pub use credential::{DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, ScramCredential};
+pub use error::AuthError;
+pub use mechanism::Mechanism;
+pub use server::{Decoy, ScramServer};
