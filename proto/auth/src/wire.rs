@@ -39,7 +39,7 @@ pub(crate) fn unescape_name(escaped: &str) -> Result<String, AuthError> {
 }
 
 /// The value of attribute `name` (`name=value`) in `part`.
-pub(crate) fn attribute<'a>(part: Option<&'a str>, name: char) -> Result<&'a str, AuthError> {
+pub(crate) fn attribute(part: Option<&str>, name: char) -> Result<&str, AuthError> {
     part.and_then(|p| p.strip_prefix(name))
         .and_then(|p| p.strip_prefix('='))
         .ok_or_else(|| AuthError::malformed(SCRAM, format!("expected the '{name}=' attribute")))
