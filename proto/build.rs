@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/goulette/v1/errors.proto",
         "proto/goulette/v1/cluster.proto",
+        "proto/goulette/v1/security.proto",
         "proto/goulette/v1/client.proto",
         "proto/goulette/v1/internal.proto",
     ];

@@ -27,6 +27,14 @@ pub struct BrokerConfig {
     /// TLS files of the Kafka listener (None: plaintext); watched and
     /// reloaded when they change.
     pub kafka_tls: Option<goulette_tls::TlsFiles>,
+    /// SASL mechanisms the Kafka listener requires a login with (empty: no
+    /// login). PLAIN only with `kafka_tls`.
+    pub kafka_sasl: Vec<goulette_auth::SaslMechanism>,
+    /// How long the answer to a failed login waits.
+    pub auth_failure_delay: Duration,
+    /// Failed logins one client address may make in a minute before its
+    /// logins are refused unread until the minute passes.
+    pub auth_failures_per_minute: u32,
     /// TLS files of the gRPC listener (clients and replication; None:
     /// plaintext); watched and reloaded when they change.
     pub grpc_tls: Option<goulette_tls::TlsFiles>,
@@ -96,6 +104,9 @@ impl BrokerConfig {
             kafka_advertised_address: None,
             kafka_max_request_bytes: 100 << 20,
             kafka_tls: None,
+            kafka_sasl: Vec::new(),
+            auth_failure_delay: Duration::from_millis(500),
+            auth_failures_per_minute: 10,
             grpc_tls: None,
             tls_ca: None,
             kafka_group_initial_delay: Duration::from_secs(3),
@@ -150,6 +161,9 @@ impl BrokerConfig {
         if let Some(advertised) = &self.kafka_advertised_address {
             split_host_port(advertised)
                 .ok_or_else(|| format!("--kafka-advertised-address {advertised:?}: expected host:port"))?;
+        }
+        if self.kafka_sasl.contains(&goulette_auth::SaslMechanism::Plain) && self.kafka_tls.is_none() {
+            return Err("--kafka-sasl-mechanisms PLAIN sends passwords in clear: it needs --kafka-tls-cert".into());
         }
         if self.kafka_max_request_bytes < self.log.max_batch_bytes {
             return Err("--kafka-max-request-bytes must be at least --max-batch-bytes".into());

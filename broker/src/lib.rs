@@ -8,6 +8,7 @@
 //! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
 //! - [`kafka`]: the Kafka protocol listener, over the same partitions.
+//! - [`security`]: users learnt from the sentinels, and what a failed login costs.
 //! - [`link`]: registration, heartbeats and assignments from the sentinels.
 //! - [`follower`]: a follower copying a partition from its leader.
 //! - [`isr`]: a leader shrinking and expanding the ISR.
@@ -43,6 +44,7 @@ pub mod partition;
 pub mod peers;
 pub mod produce;
 pub mod replica;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -25,21 +25,27 @@ fn channel(address: &str, timeout: Option<Duration>) -> anyhow::Result<Channel> 
 
 /// Rotates through the configured sentinels.
 #[derive(Debug)]
-struct Sentinels {
+pub(crate) struct Sentinels {
     addresses: Vec<String>,
     next: usize,
     timeout: Option<Duration>,
 }
 
 impl Sentinels {
-    fn client(&mut self) -> anyhow::Result<(String, SentinelInternalClient<Channel>)> {
+    /// For long-lived streams: no per-request timeout (their pings notice
+    /// a sentinel that vanished).
+    pub(crate) fn for_streams(addresses: &[String]) -> Sentinels {
+        Sentinels { addresses: addresses.to_vec(), next: 0, timeout: None }
+    }
+
+    pub(crate) fn client(&mut self) -> anyhow::Result<(String, SentinelInternalClient<Channel>)> {
         let address = self.addresses[self.next % self.addresses.len()].clone();
         self.next += 1;
         Ok((address.clone(), SentinelInternalClient::new(channel(&address, self.timeout)?)))
     }
 }
 
-async fn pause(token: &CancellationToken, d: Duration) -> bool {
+pub(crate) async fn pause(token: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
         _ = token.cancelled() => false,
@@ -318,6 +324,33 @@ impl SentinelClient {
         self.call(|channel| {
             let req = req.clone();
             async move { SentinelServiceClient::new(channel).add_partitions(req).await }
+        })
+        .await
+    }
+
+    /// Tells the sentinel leader this broker applied the security update
+    /// of `revision`.
+    pub async fn security_applied(
+        &self,
+        req: pb::SecurityAppliedRequest,
+    ) -> anyhow::Result<pb::SecurityAppliedResponse> {
+        self.call(|channel| async move { SentinelInternalClient::new(channel).security_applied(req).await }).await
+    }
+
+    /// Creates, changes or deletes a user (through the sentinel leader).
+    pub async fn alter_user(&self, req: pb::AlterUserRequest) -> anyhow::Result<pb::AlterUserResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).alter_user(req).await }
+        })
+        .await
+    }
+
+    /// Users and their mechanisms (no keys).
+    pub async fn list_users(&self, req: pb::ListUsersRequest) -> anyhow::Result<pb::ListUsersResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).list_users(req).await }
         })
         .await
     }

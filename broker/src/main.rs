@@ -45,6 +45,18 @@ struct Args {
     /// CAs (PEM): mutual TLS.
     #[arg(long, env = "GOULETTE_KAFKA_TLS_CLIENT_CA", value_name = "FILE")]
     kafka_tls_client_ca: Option<PathBuf>,
+    /// Require Kafka clients to log in with one of these SASL mechanisms
+    /// (comma-separated: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN; PLAIN only
+    /// with --kafka-tls-cert). Users: `goulette user create`.
+    #[arg(long, env = "GOULETTE_KAFKA_SASL_MECHANISMS", value_delimiter = ',')]
+    kafka_sasl_mechanisms: Vec<goulette_auth::SaslMechanism>,
+    /// How long the answer to a failed login waits (slows password guessing).
+    #[arg(long, env = "GOULETTE_AUTH_FAILURE_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
+    auth_failure_delay: std::time::Duration,
+    /// Failed logins one client address may make in a minute; beyond, its
+    /// logins are refused without being checked until the minute passes.
+    #[arg(long, env = "GOULETTE_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
+    auth_failures_per_minute: u32,
     /// Largest Kafka request accepted, in bytes; a bigger one closes its connection.
     #[arg(long, env = "GOULETTE_KAFKA_MAX_REQUEST_BYTES", default_value_t = 100 << 20)]
     kafka_max_request_bytes: usize,
@@ -129,6 +141,9 @@ fn main() -> anyhow::Result<()> {
     )
     .map_err(anyhow::Error::msg)?;
     config.kafka_group_initial_delay = args.kafka_group_initial_delay;
+    config.kafka_sasl = args.kafka_sasl_mechanisms;
+    config.auth_failure_delay = args.auth_failure_delay;
+    config.auth_failures_per_minute = args.auth_failures_per_minute;
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;

@@ -42,6 +42,13 @@ pub struct ListenerLabel {
     pub listener: &'static str,
 }
 
+/// A failed-login series: listener and reason.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthFailureLabel {
+    pub listener: &'static str,
+    pub reason: &'static str,
+}
+
 /// A per-kind series (`produce`, `fetch`, `replica-fetch`).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -76,6 +83,9 @@ pub struct BrokerMetrics {
     tls_handshake_failures: Family<ListenerLabel, Counter>,
     /// Changed TLS files that could not be loaded (the last good ones stayed).
     pub tls_reload_failures: Counter,
+    /// Failed logins, per listener and reason (`invalid-credentials`,
+    /// `throttled`, `malformed`, `unsupported`).
+    auth_failures: Family<AuthFailureLabel, Counter>,
     /// Open produce, fetch and replica-fetch streams.
     pub open_streams: Family<KindLabel, Gauge>,
     /// Per partition led: its high watermark (the end consumers can read to).
@@ -126,6 +136,7 @@ impl BrokerMetrics {
             leader_changes: Counter::default(),
             tls_handshake_failures: Family::default(),
             tls_reload_failures: Counter::default(),
+            auth_failures: Family::default(),
             open_streams: Family::default(),
             high_watermark: Family::default(),
             committed_offset: Family::default(),
@@ -162,6 +173,11 @@ impl BrokerMetrics {
             "tls_reload_failures",
             "Changed TLS files that could not be loaded; the last good ones stay in use (the log says why)",
             m.tls_reload_failures.clone(),
+        );
+        r.register(
+            "auth_failures",
+            "Failed logins, per listener and reason (invalid-credentials, throttled, malformed, unsupported)",
+            m.auth_failures.clone(),
         );
         r.register("open_streams", "Open produce and fetch streams", m.open_streams.clone());
         r.register(
@@ -205,6 +221,11 @@ impl BrokerMetrics {
     /// The handshake-failure counter of `listener` (`grpc` or `kafka`).
     pub fn tls_handshake_failures(&self, listener: &'static str) -> Counter {
         self.tls_handshake_failures.get_or_create(&ListenerLabel { listener }).clone()
+    }
+
+    /// The failed-login counter of `listener` and `reason`.
+    pub fn auth_failures(&self, listener: &'static str, reason: &'static str) -> Counter {
+        self.auth_failures.get_or_create(&AuthFailureLabel { listener, reason }).clone()
     }
 
     /// Replaces the per-partition high watermarks (called before each scrape).

@@ -82,6 +82,22 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
 
     tracker.spawn(link::run_session(config.clone(), partitions.clone(), stop.clone()));
     tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), stop.clone()));
+    let security = Arc::new(crate::security::Security {
+        users: Default::default(),
+        decoy: goulette_auth::Decoy::random(),
+        guard: crate::security::LoginGuard::new(
+            config.auth_failure_delay,
+            config.auth_failures_per_minute,
+            metrics.clone(),
+        ),
+    });
+    tracker.spawn(crate::security::watch::run(
+        config.id,
+        config.sentinels.clone(),
+        security.clone(),
+        sentinels.clone(),
+        stop.clone(),
+    ));
     {
         let (partitions, sentinels, stop, timeout) =
             (partitions.clone(), sentinels.clone(), stop.clone(), config.controlled_shutdown_timeout);
@@ -132,6 +148,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
             offsets: offsets.clone(),
             groups: kafka_groups.clone(),
             fetch_budget: fetch_budget.clone(),
+            security: security.clone(),
             shutdown: stop.clone(),
         });
         let kafka_tls = kafka_tls.map(|tls| watched(tls, metrics, &tracker, &stop));

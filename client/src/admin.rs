@@ -220,6 +220,31 @@ impl Admin {
         check(resp.error, ())
     }
 
+    /// Creates, changes or deletes a user (see `AlterUserRequest`);
+    /// answered once every live broker applied it (`lagging_brokers`
+    /// names those that had not, when the wait ran out).
+    pub async fn alter_user(&self, req: pb::AlterUserRequest) -> Result<pb::AlterUserResponse> {
+        let resp = self
+            .cluster
+            .with_sentinel("alter user", |mut c| {
+                let req = req.clone();
+                async move { c.alter_user(req).await }
+            })
+            .await?;
+        check(resp.error.clone(), resp)
+    }
+
+    /// Users and their mechanisms (no key), sorted by name.
+    pub async fn list_users(&self) -> Result<Vec<pb::UserInfo>> {
+        let resp = self
+            .cluster
+            .with_sentinel("list users", |mut c| async move {
+                c.list_users(pb::ListUsersRequest { names: Vec::new() }).await
+            })
+            .await?;
+        check(resp.error, resp.users)
+    }
+
     /// Every topic's name, sorted.
     pub async fn list_topics(&self) -> Result<Vec<pb::TopicMetadata>> {
         let mut topics = self.cluster.refresh(&[], false, &[]).await?.topics;

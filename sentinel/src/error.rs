@@ -43,6 +43,12 @@ pub enum SentinelError {
     /// The topic exists already.
     #[error("topic {0:?} already exists")]
     TopicExists(String),
+    /// The user does not exist (or has no credential of the mechanism named).
+    #[error("user {0:?} not found")]
+    UserNotFound(String),
+    /// The user exists already.
+    #[error("user {0:?} already exists")]
+    UserExists(String),
     /// Fewer live brokers than the replication factor asks for.
     #[error("replication factor {wanted} needs {wanted} live brokers, {live} are up")]
     NotEnoughBrokers {
@@ -119,6 +125,8 @@ impl SentinelError {
             SentinelError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             SentinelError::UnknownTopic(_) => ErrorCode::UnknownTopic,
             SentinelError::TopicExists(_) => ErrorCode::TopicExists,
+            SentinelError::UserNotFound(_) => ErrorCode::UserNotFound,
+            SentinelError::UserExists(_) => ErrorCode::UserExists,
             SentinelError::NotEnoughBrokers { .. } => ErrorCode::NotEnoughReplicas,
             SentinelError::UnknownBroker(_) => ErrorCode::UnknownBroker,
             SentinelError::Fenced(_) => ErrorCode::Fenced,

@@ -9,7 +9,9 @@
 //! - [`election`]: sentinel leader election (campaign, keep-alive, step down).
 //! - [`watcher`]: keeps the view current with one read and a watch.
 //! - [`controller`]: the leader's writes, by concept (topics, brokers,
-//!   partitions, producer ids), and the leader loop beside them.
+//!   partitions, producer ids, users), and the leader loop beside them.
+//! - [`security_acks`]: which security update each broker applied, so
+//!   that a user change is answered once every live broker has it.
 //! - [`assignments`]: what each broker must serve, and the pure diff of the
 //!   assignment stream (with the evidence every removal carries).
 //! - [`placement`]: where a partition's replicas go and who leads.
@@ -25,7 +27,7 @@
 //! - [`config`]: the validated settings.
 //! - [`error`]: the crate's error type and its protocol codes.
 
-pub use goulette_metadata::{keys, model};
+pub use goulette_metadata::{keys, model, users};
 
 pub mod assignments;
 pub mod assignor;
@@ -40,6 +42,7 @@ pub mod leases;
 pub mod metrics;
 pub mod placement;
 pub mod ring;
+pub mod security_acks;
 pub mod server;
 pub mod service;
 pub mod store;

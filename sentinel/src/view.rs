@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{Result, SentinelError};
 use crate::keys::{KeyKind, Keys};
 use crate::model::{BrokerRecord, GroupRecord, MemberRecord, PartitionRecord, SentinelRecord, TopicRecord};
+use crate::users::UserRecord;
 
 /// A candidate in the sentinel election.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +65,10 @@ pub struct ClusterView {
     pub candidates: BTreeMap<String, Candidate>,
     /// Consumer groups with membership state.
     pub groups: BTreeMap<String, GroupView>,
+    /// Users with their credentials.
+    pub users: BTreeMap<String, UserRecord>,
+    /// Mod revision of each user's key, for compare-and-swap writes.
+    pub user_revisions: BTreeMap<String, i64>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
@@ -108,6 +113,10 @@ impl ClusterView {
             Some(KeyKind::GroupMember(group, member)) => {
                 self.groups.entry(group.to_owned()).or_default().members.insert(member.to_owned(), decode(key, value)?);
             }
+            Some(KeyKind::User(name)) => {
+                self.users.insert(name.to_owned(), decode(key, value)?);
+                self.user_revisions.insert(name.to_owned(), mod_revision);
+            }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
         Ok(())
@@ -151,6 +160,10 @@ impl ClusterView {
                     g.members.remove(member);
                 }
                 self.drop_group_if_empty(group);
+            }
+            Some(KeyKind::User(name)) => {
+                self.users.remove(name);
+                self.user_revisions.remove(name);
             }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }

@@ -29,7 +29,7 @@ use kafka_protocol::protocol::Encodable;
 
 use crate::kafka::{
     Kafka, alter_configs, configs, create_partitions, delete_records, fetch, groups, leader_epochs, list_offsets,
-    metadata, produce, producer_ids, topics, versions,
+    metadata, produce, producer_ids, sasl, scram_credentials, topics, versions,
 };
 
 /// Requests one connection may have accepted and not yet answered.
@@ -45,6 +45,8 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct Outgoing {
     pub frame: Bytes,
     pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Close the connection once this is written (a failed login).
+    pub close: bool,
 }
 
 /// An accepted request's answer: a frame to write, nothing (a produce with
@@ -52,12 +54,12 @@ pub struct Outgoing {
 pub type Answer = Pin<Box<dyn Future<Output = Result<Option<Outgoing>, String>> + Send>>;
 
 fn ready(frame: Result<Bytes, String>) -> Answer {
-    Box::pin(std::future::ready(frame.map(|frame| Some(Outgoing { frame, permit: None }))))
+    Box::pin(std::future::ready(frame.map(|frame| Some(Outgoing { frame, permit: None, close: false }))))
 }
 
-/// Serves one connection until the client closes it, a frame cannot be
-/// read, or the broker stops.
-pub async fn serve<S>(stream: S, kafka: Arc<Kafka>)
+/// Serves one connection from `peer` (over TLS or not) until the client
+/// closes it, a frame cannot be read, a login fails, or the broker stops.
+pub async fn serve<S>(stream: S, kafka: Arc<Kafka>, peer: Option<std::net::SocketAddr>, tls: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
@@ -70,10 +72,11 @@ where
     let mut pending: FuturesOrdered<Answer> = FuturesOrdered::new();
     let mut reading = true;
     let mut drain_until = None;
+    let mut session = sasl::Session::new(!kafka.config.kafka_sasl.is_empty(), peer, tls);
     while reading || !pending.is_empty() {
         tokio::select! {
             frame = frames.next(), if reading && pending.len() < MAX_IN_FLIGHT => match frame {
-                Some(Ok(frame)) => match accept(&kafka, frame.freeze()).await {
+                Some(Ok(frame)) => match accept(&kafka, &mut session, frame.freeze()).await {
                     Ok(answer) => pending.push_back(answer),
                     Err(reason) => {
                         tracing::info!(%reason, "closing a Kafka connection after a request it could not read");
@@ -93,6 +96,7 @@ where
                     // broker's shutdown, which waits for this task.
                     let limit = drain_until.unwrap_or_else(|| tokio::time::Instant::now() + kafka.config.fetch_send_timeout);
                     match tokio::time::timeout_at(limit, writer.write_all(&out.frame)).await {
+                        Ok(Ok(())) if out.close => break,
                         Ok(Ok(())) => drop(out.permit),
                         Ok(Err(_)) => return,
                         Err(_) => {
@@ -127,12 +131,12 @@ where
     F: Future<Output = T> + Send + 'static,
 {
     Box::pin(async move {
-        request::encode(key, version, id, &work.await).map(|frame| Some(Outgoing { frame, permit: None }))
+        request::encode(key, version, id, &work.await).map(|frame| Some(Outgoing { frame, permit: None, close: false }))
     })
 }
 
 /// Reads one frame and starts serving it; `Err` closes the connection.
-async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
+async fn accept(kafka: &Arc<Kafka>, session: &mut sasl::Session, frame: Bytes) -> Result<Answer, String> {
     let (key, version, header, body) = match request::read(frame)? {
         Frame::Request { key, version, header, body } => (key, version, header, body),
         Frame::UnsupportedApiVersions { correlation_id } => {
@@ -141,6 +145,9 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         }
         Frame::Unsupported { answer } => return Ok(ready(Ok(answer))),
     };
+    if !session.allows(key) {
+        return Err(format!("{key:?} before authentication"));
+    }
     let id = header.correlation_id;
     let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();
     let k = kafka.clone();
@@ -148,6 +155,21 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         ApiKey::ApiVersions => {
             let _: kafka_protocol::messages::ApiVersionsRequest = request::decode(key, version, body)?;
             ready(request::encode(key, version, id, &versions::api_versions(0)))
+        }
+        ApiKey::SaslHandshake => {
+            let req = request::decode(key, version, body)?;
+            ready(request::encode(key, version, id, &session.handshake(kafka, req)))
+        }
+        ApiKey::SaslAuthenticate => {
+            let req = request::decode(key, version, body)?;
+            let answer = session.authenticate(kafka, req);
+            Box::pin(async move {
+                if let Some(delay) = answer.delay {
+                    tokio::time::sleep(delay).await;
+                }
+                let frame = request::encode(key, version, id, &answer.response)?;
+                Ok(Some(Outgoing { frame, permit: None, close: answer.close }))
+            })
         }
         ApiKey::Metadata => {
             let req = request::decode(key, version, body)?;
@@ -159,9 +181,8 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
             let produced = produce::accept(kafka, req).await;
             Box::pin(async move {
                 match produced.await? {
-                    Some(answer) => {
-                        request::encode(key, version, id, &answer).map(|frame| Some(Outgoing { frame, permit: None }))
-                    }
+                    Some(answer) => request::encode(key, version, id, &answer)
+                        .map(|frame| Some(Outgoing { frame, permit: None, close: false })),
                     None => Ok(None),
                 }
             })
@@ -171,7 +192,7 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
             // The read's budget is held until the answer is written.
             Box::pin(async move {
                 let (answer, permit) = fetch::handle(&k, req).await;
-                request::encode(key, version, id, &answer).map(|frame| Some(Outgoing { frame, permit }))
+                request::encode(key, version, id, &answer).map(|frame| Some(Outgoing { frame, permit, close: false }))
             })
         }
         ApiKey::ListOffsets => {
@@ -254,6 +275,14 @@ async fn accept(kafka: &Arc<Kafka>, frame: Bytes) -> Result<Answer, String> {
         ApiKey::DeleteGroups => {
             let req = request::decode(key, version, body)?;
             later(key, version, id, async move { groups::delete::handle(&k, req).await })
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { scram_credentials::describe(&k, req).await })
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let req = request::decode(key, version, body)?;
+            later(key, version, id, async move { scram_credentials::alter(&k, req).await })
         }
         other => return Err(format!("{other:?} is not served")),
     })

@@ -33,6 +33,8 @@ pub fn code(error: &pb::Error) -> i16 {
         ErrorCode::UnknownMember => ResponseError::UnknownMemberId,
         ErrorCode::GroupNotEmpty => ResponseError::NonEmptyGroup,
         ErrorCode::InvalidTimestamp => ResponseError::InvalidTimestamp,
+        ErrorCode::UserNotFound => ResponseError::ResourceNotFound,
+        ErrorCode::UserExists => ResponseError::DuplicateResource,
     };
     kafka.code()
 }

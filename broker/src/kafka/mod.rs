@@ -19,6 +19,11 @@
 //!   CreateTopics, DeleteTopics, CreatePartitions, DescribeConfigs,
 //!   AlterConfigs, IncrementalAlterConfigs, and topic settings under their
 //!   Kafka names.
+//! - [`sasl`]: SaslHandshake and SaslAuthenticate (SCRAM, PLAIN over TLS):
+//!   a connection's login, before anything else is served on a listener
+//!   with SASL mechanisms.
+//! - [`scram_credentials`]: DescribeUserScramCredentials and
+//!   AlterUserScramCredentials, so Kafka admin tools manage users.
 //! - [`errors`]: Goulette's typed errors as Kafka error codes.
 //!
 //! `docs/kafka.md` is the reader's reference.
@@ -37,6 +42,8 @@ pub mod metadata;
 pub mod produce;
 pub mod producer_ids;
 pub mod request;
+pub mod sasl;
+pub mod scram_credentials;
 pub mod topics;
 pub mod versions;
 
@@ -62,6 +69,8 @@ pub struct Kafka {
     pub groups: Arc<groups::Groups>,
     /// The memory fetch responses may hold, shared with the gRPC fetches.
     pub fetch_budget: FetchBudget,
+    /// Users and the login guard.
+    pub security: Arc<crate::security::Security>,
     /// Cancelled when the broker stops serving.
     pub shutdown: CancellationToken,
 }
@@ -79,24 +88,43 @@ pub async fn serve(
     tracker.spawn(kafka.groups.clone().run(kafka.shutdown.clone()));
     let incoming = goulette_proto::ops::serve::incoming(listener, kafka.config.connection_limits);
     match tls {
-        None => accept(incoming, kafka, tracker).await,
+        None => accept(incoming, kafka, tracker, false).await,
         Some(tls) => {
             let failures = kafka.partitions.metrics().tls_handshake_failures("kafka");
             let incoming = goulette_proto::ops::serve::tls(incoming, tls, move || {
                 failures.inc();
             });
-            accept(incoming, kafka, tracker).await
+            accept(incoming, kafka, tracker, true).await
         }
     }
 }
 
-/// Serves each connection of `incoming` on its own task until `shutdown`.
+/// A connection's client address.
+pub trait Peer {
+    fn peer(&self) -> Option<std::net::SocketAddr>;
+}
+
+impl Peer for goulette_proto::ops::serve::Connection {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.peer_addr().ok()
+    }
+}
+
+impl Peer for tokio_rustls::server::TlsStream<goulette_proto::ops::serve::Connection> {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.get_ref().0.peer_addr().ok()
+    }
+}
+
+/// Serves each connection of `incoming` (over TLS or not) on its own task
+/// until `shutdown`.
 async fn accept<S>(
     mut incoming: impl tokio_stream::Stream<Item = std::io::Result<S>> + Unpin,
     kafka: Arc<Kafka>,
     tracker: TaskTracker,
+    tls: bool,
 ) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Peer + Send + 'static,
 {
     loop {
         let accepted = tokio::select! {
@@ -105,7 +133,8 @@ async fn accept<S>(
         };
         match accepted {
             Some(Ok(stream)) => {
-                tracker.spawn(connection::serve(stream, kafka.clone()));
+                let peer = stream.peer();
+                tracker.spawn(connection::serve(stream, kafka.clone(), peer, tls));
             }
             Some(Err(e)) => tracing::debug!(error = %e, "Kafka accept failed"),
             None => return,

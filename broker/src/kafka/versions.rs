@@ -39,6 +39,11 @@ pub const SERVED: &[Served] = &[
     served(ApiKey::SyncGroup, 0, 5),
     served(ApiKey::DescribeGroups, 0, 5),
     served(ApiKey::ListGroups, 0, 4),
+    // Served from version 1 only: after it, SaslAuthenticate requests
+    // carry the tokens (version 0 sent them as bare frames). Advertised
+    // from 0, as Kafka 4 does for the same reason as Produce: librdkafka
+    // enables SASL only when the range includes 0 (its feature check).
+    Served { key: ApiKey::SaslHandshake, min: 1, max: 1, advertised_min: 0 },
     served(ApiKey::ApiVersions, 0, 3),
     served(ApiKey::CreateTopics, 2, 6),
     served(ApiKey::DeleteTopics, 1, 5),
@@ -47,9 +52,12 @@ pub const SERVED: &[Served] = &[
     served(ApiKey::OffsetForLeaderEpoch, 2, 4),
     served(ApiKey::DescribeConfigs, 1, 4),
     served(ApiKey::AlterConfigs, 0, 2),
+    served(ApiKey::SaslAuthenticate, 0, 2),
     served(ApiKey::CreatePartitions, 0, 3),
     served(ApiKey::DeleteGroups, 0, 2),
     served(ApiKey::IncrementalAlterConfigs, 0, 1),
+    served(ApiKey::DescribeUserScramCredentials, 0, 0),
+    served(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The served versions of `key`, if it is served at all.
@@ -94,5 +102,6 @@ mod tests {
         assert!(!is_served(ApiKey::Produce, 2));
         assert!(is_served(ApiKey::Produce, 3));
         assert!(!is_served(ApiKey::SaslHandshake, 0));
+        assert!(is_served(ApiKey::SaslHandshake, 1));
     }
 }

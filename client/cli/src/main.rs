@@ -179,6 +179,11 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// Users and their SCRAM credentials (for SASL logins).
+    User {
+        #[command(subcommand)]
+        command: cli::UserCommand,
+    },
     /// Broker administration.
     Broker {
         #[command(subcommand)]
@@ -590,6 +595,7 @@ fn main() -> ExitCode {
         | Command::Consume { .. }
         | Command::Cluster { .. }
         | Command::Group { .. }
+        | Command::User { .. }
         | Command::Broker { .. } => match cluster_command(sentinels, cli.command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
@@ -816,6 +822,7 @@ fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<b
             Command::Broker { command: BrokerCommand::Recommission { id } } => {
                 cli::broker_decommission(cluster, id, true).await
             }
+            Command::User { command } => cli::user(cluster, command).await,
             Command::Profile { .. } | Command::Storage { .. } | Command::Etcd(_) | Command::Bench(_) => {
                 unreachable!("handled by main")
             }

@@ -3,7 +3,7 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::credential::{MAX_ITERATIONS, MIN_ITERATIONS, random_bytes};
+use crate::credential::{MAX_ITERATIONS, MIN_ITERATIONS};
 use crate::error::AuthError;
 use crate::mechanism::Mechanism;
 use crate::wire::{self, SCRAM};
@@ -27,7 +27,7 @@ impl std::fmt::Debug for ScramClient {
 impl ScramClient {
     /// A login as `user` with a random nonce.
     pub fn new(mechanism: Mechanism, user: &str, password: &str) -> ScramClient {
-        ScramClient::with_nonce(mechanism, user, password, &wire::b64(&random_bytes(24)))
+        ScramClient::with_nonce(mechanism, user, password, &wire::new_nonce())
     }
 
     /// A login with a given client nonce (test vectors).

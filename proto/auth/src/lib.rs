@@ -8,6 +8,8 @@
 //! - [`server`] and [`client`]: the two sides of a SCRAM exchange (no
 //!   channel binding, as Kafka).
 //! - [`plain`]: SASL/PLAIN, checked against the same SCRAM credentials.
+//! - [`sasl`]: the SASL mechanisms by name, as listeners are configured.
+//! - [`proto`] (feature): credentials as Goulette's protocol messages.
 //! - [`error`]: what an exchange fails with. A wrong password and an
 //!   unknown user are one and the same failure, after the same work.
 //!
@@ -19,6 +21,9 @@ pub mod credential;
 pub mod error;
 pub mod mechanism;
 pub mod plain;
+#[cfg(feature = "proto")]
+pub mod proto;
+pub mod sasl;
 pub mod server;
 mod wire;
 
@@ -26,4 +31,5 @@ pub use client::ScramClient;
 pub use credential::{DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, ScramCredential};
 pub use error::AuthError;
 pub use mechanism::Mechanism;
+pub use sasl::SaslMechanism;
 pub use server::{Decoy, ScramServer};

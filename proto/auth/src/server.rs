@@ -20,9 +20,6 @@ use crate::error::AuthError;
 use crate::mechanism::Mechanism;
 use crate::wire::{self, SCRAM};
 
-/// Length of the random part the server adds to the nonce.
-const SERVER_NONCE_LEN: usize = 24;
-
 /// What answers logins of users that do not exist: a secret from which
 /// their salts are derived.
 #[derive(Clone)]
@@ -95,7 +92,7 @@ impl ScramServer {
         credential_of: impl FnOnce(&str) -> Option<ScramCredential>,
         decoy: &Decoy,
     ) -> Result<(ScramServer, Vec<u8>), AuthError> {
-        let server_nonce = wire::b64(&random_bytes(SERVER_NONCE_LEN));
+        let server_nonce = wire::new_nonce();
         ScramServer::start_with_nonce(mechanism, client_first, credential_of, decoy, &server_nonce)
     }
 
@@ -151,6 +148,11 @@ impl ScramServer {
         &self.user
     }
 
+    /// The exchange's mechanism.
+    pub fn mechanism(&self) -> Mechanism {
+        self.credential.mechanism
+    }
+
     /// Checks the client's proof: the authenticated user and the server's
     /// final message (its own proof), or [`AuthError::Failed`].
     pub fn finish(self, client_final: &[u8]) -> Result<(String, Vec<u8>), AuthError> {
@@ -162,7 +164,10 @@ impl ScramServer {
         if binding != self.gs2_header.as_bytes() {
             return Err(AuthError::malformed(SCRAM, "the channel binding does not repeat the GS2 header"));
         }
-        if wire::attribute(parts.next(), 'r')? != self.nonce {
+        // The nonce must end with the one the server sent: librdkafka
+        // sends its client nonce again in front of it, and Kafka accepts
+        // that (its ScramSaslServer checks `endsWith`), so Goulette does.
+        if !wire::attribute(parts.next(), 'r')?.ends_with(&self.nonce) {
             return Err(AuthError::malformed(SCRAM, "the nonce is not the one the server sent"));
         }
         let proof = wire::unb64("p", proof)?;
@@ -272,6 +277,10 @@ mod tests {
         let (server, _) =
             ScramServer::start_with_nonce(m, b"n,,n=alice,r=abc", |_| Some(c.clone()), &decoy, "xyz").unwrap();
         assert!(matches!(server.finish(b"c=biws,r=abcOTHER,p=AAAA"), Err(AuthError::Malformed { .. })));
+        // librdkafka's form (its nonce again in front) reaches the proof check.
+        let (server, _) =
+            ScramServer::start_with_nonce(m, b"n,,n=alice,r=abc", |_| Some(c.clone()), &decoy, "xyz").unwrap();
+        assert_eq!(server.finish(b"c=biws,r=abcabcxyz,p=AAAA").map(|_| ()), Err(AuthError::Failed));
         let (server, _) = ScramServer::start_with_nonce(m, b"n,,n=alice,r=abc", |_| Some(c), &decoy, "xyz").unwrap();
         // A proof of the wrong length is a failed login, not a crash.
         assert_eq!(server.finish(b"c=biws,r=abcxyz,p=AAAA").map(|_| ()), Err(AuthError::Failed));

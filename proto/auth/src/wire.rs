@@ -50,6 +50,13 @@ pub(crate) fn text(message: &[u8]) -> Result<&str, AuthError> {
     std::str::from_utf8(message).map_err(|_| AuthError::malformed(SCRAM, "not UTF-8"))
 }
 
+/// A new random nonce, in hex: SCRAM allows any printable character but
+/// `,`, and some clients (librdkafka) misread `=` in a nonce, so none of
+/// base64's symbols are used.
+pub(crate) fn new_nonce() -> String {
+    crate::credential::random_bytes(24).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A nonce: printable ASCII without `,` (RFC 5802 §7).
 pub(crate) fn check_nonce(nonce: &str) -> Result<(), AuthError> {
     if nonce.is_empty() || !nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') {

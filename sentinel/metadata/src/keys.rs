@@ -12,6 +12,7 @@
 //! {prefix}/ops/{seq:020}               OpRecord, the operation log
 //! {prefix}/groups/{group}/state        GroupRecord: generation and assignment
 //! {prefix}/groups/{group}/members/{id}  MemberRecord, under the member's session lease
+//! {prefix}/users/{name}               UserRecord: SCRAM credentials
 //! {prefix}/counters/ops                next op sequence number (decimal)
 //! {prefix}/counters/producer-ids       next free producer id (decimal)
 //! {prefix}/election/…                  sentinel leader election (etcd election API)
@@ -149,6 +150,16 @@ impl Keys {
         format!("{}/groups/{group}/members/{member}", self.prefix)
     }
 
+    /// Prefix of every user key.
+    pub fn users(&self) -> String {
+        format!("{}/users/", self.prefix)
+    }
+
+    /// A user's key.
+    pub fn user(&self, name: &str) -> String {
+        format!("{}/users/{name}", self.prefix)
+    }
+
     /// The election name (etcd's election API keeps candidates under it).
     pub fn election(&self) -> String {
         format!("{}/election", self.prefix)
@@ -175,6 +186,7 @@ impl Keys {
                 (group, "state") => KeyKind::GroupState(group),
                 (group, member) => KeyKind::GroupMember(group, member.strip_prefix("members/")?),
             },
+            "users" if !tail.is_empty() => KeyKind::User(tail),
             "ops" => KeyKind::Op(tail.parse().ok()?),
             "counters" => KeyKind::Counter(tail),
             "election" => KeyKind::Election,
@@ -202,6 +214,8 @@ pub enum KeyKind<'a> {
     GroupState(&'a str),
     /// `groups/{group}/members/{id}`
     GroupMember(&'a str, &'a str),
+    /// `users/{name}`
+    User(&'a str),
     /// `ops/{seq}`
     Op(u64),
     /// `counters/{name}`
@@ -221,6 +235,7 @@ mod tests {
         assert_eq!(k.parse(&k.topic("a.b")), Some(KeyKind::Topic("a.b")));
         assert_eq!(k.parse(&k.partition("a.b", 12)), Some(KeyKind::Partition("a.b", 12)));
         assert_eq!(k.parse(&k.op(99)), Some(KeyKind::Op(99)));
+        assert_eq!(k.parse(&k.user("a/b c")), Some(KeyKind::User("a/b c")));
         assert_eq!(k.parse(&k.tombstone("a.b", u64::MAX)), Some(KeyKind::Tombstone("a.b", u64::MAX)));
         assert_eq!(k.parse(&k.sentinel("s1")), Some(KeyKind::Sentinel("s1")));
         assert_eq!(k.parse(&format!("{}/694d9a", k.election())), Some(KeyKind::Election));

@@ -6,6 +6,7 @@
 //! - [`partitions`]: partition leadership and ISR: ISR changes asked by
 //!   leaders, elections when a leader is gone, moves towards the placement;
 //! - [`producer_ids`]: producer ids, reserved from etcd in blocks;
+//! - [`users`]: users and their SCRAM credentials;
 //! - [`leader_loop`]: the leader's standing duties (elections, moves,
 //!   consumer-group rebalances) on every change of the view.
 //!
@@ -33,6 +34,7 @@ pub mod leader_loop;
 pub mod partitions;
 pub mod producer_ids;
 pub mod topics;
+pub mod users;
 
 /// The leader's write path.
 pub struct Controller {

@@ -241,6 +241,31 @@ impl SentinelService for SentinelGrpc {
         Ok(Response::new(result.unwrap_or_else(|e| pb::RemoveGroupResponse { error: Some(e.to_proto()) })))
     }
 
+    async fn alter_user(
+        &self,
+        req: Request<pb::AlterUserRequest>,
+    ) -> std::result::Result<Response<pb::AlterUserResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move { s.alter_user_here(fence, req).await },
+                |channel, req| async move { SentinelServiceClient::new(channel).alter_user(req).await },
+            )
+            .await;
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::AlterUserResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn list_users(
+        &self,
+        req: Request<pb::ListUsersRequest>,
+    ) -> std::result::Result<Response<pb::ListUsersResponse>, Status> {
+        Ok(Response::new(self.0.list_users(&req.into_inner())))
+    }
+
     async fn cluster_status(
         &self,
         _req: Request<pb::ClusterStatusRequest>,

@@ -167,6 +167,34 @@ impl SentinelInternal for SentinelGrpc {
         Ok(Response::new(result.unwrap_or_else(|(e, state)| pb::AlterIsrResponse { error: Some(e.to_proto()), state })))
     }
 
+    type WatchSecurityStream = ReceiverStream<std::result::Result<pb::SecurityUpdate, Status>>;
+
+    async fn watch_security(
+        &self,
+        _req: Request<pb::WatchSecurityRequest>,
+    ) -> std::result::Result<Response<Self::WatchSecurityStream>, Status> {
+        Ok(Response::new(self.0.watch_security()))
+    }
+
+    async fn security_applied(
+        &self,
+        req: Request<pb::SecurityAppliedRequest>,
+    ) -> std::result::Result<Response<pb::SecurityAppliedResponse>, Status> {
+        let s = &self.0;
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |_fence, req| async move {
+                    s.security_acks.applied(req.broker_id, req.revision);
+                    Ok(pb::SecurityAppliedResponse { error: None })
+                },
+                |channel, req| async move { SentinelInternalClient::new(channel).security_applied(req).await },
+            )
+            .await;
+        Ok(Response::new(result.unwrap_or_else(|e| pb::SecurityAppliedResponse { error: Some(e.to_proto()) })))
+    }
+
     type WatchAssignmentsStream = ReceiverStream<std::result::Result<pb::AssignmentUpdate, Status>>;
 
     async fn watch_assignments(

@@ -4,7 +4,8 @@
 //! - `internal.rs`: `SentinelInternal`, what brokers ask, and their
 //!   assignment streams;
 //! - `forward.rs`: where a leader-only request runs, and its forwarding;
-//! - `topic_changes.rs`: changing a topic's settings and partition count.
+//! - `topic_changes.rs`: changing a topic's settings and partition count;
+//! - `users.rs`: users, and the security stream brokers follow.
 //!
 //! Reads are answered from this sentinel's [`ClusterView`]. Writes run on the
 //! leader; a follower forwards them to it, once.
@@ -31,6 +32,7 @@ mod client;
 mod forward;
 mod internal;
 mod topic_changes;
+mod users;
 
 use forward::{Forwarder, Route, forward_request, status_to_error};
 
@@ -42,6 +44,8 @@ pub struct Sentinel {
     views: watch::Receiver<Arc<ClusterView>>,
     /// Where leader-only requests run (it follows the role).
     forward: Forwarder,
+    /// The security updates brokers applied (used while leading).
+    security_acks: crate::security_acks::SecurityAcks,
     shutdown: CancellationToken,
 }
 
@@ -62,7 +66,8 @@ impl Sentinel {
         shutdown: CancellationToken,
     ) -> Sentinel {
         let forward = Forwarder::new(config.address.to_string(), views.clone(), role);
-        Sentinel { config, controller, groups, views, forward, shutdown }
+        let security_acks = crate::security_acks::SecurityAcks::default();
+        Sentinel { config, controller, groups, views, forward, security_acks, shutdown }
     }
 
     /// This sentinel's current view.

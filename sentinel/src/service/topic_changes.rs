@@ -67,7 +67,7 @@ impl Sentinel {
 
     /// Runs `attempt` on the current view, again on a newer one when the
     /// topic changed since (`Conflict`).
-    async fn retry_on_conflict<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    pub(super) async fn retry_on_conflict<T, F, Fut>(&self, mut attempt: F) -> Result<T>
     where
         F: FnMut(Arc<ClusterView>) -> Fut,
         Fut: Future<Output = Result<T>>,

@@ -1,0 +1,28 @@
+//! Authentication on the broker: the users it learns from the sentinels,
+//! and the guard every login on its listeners goes through.
+//!
+//! - [`users`]: the users and their SCRAM credentials, replaced whole on
+//!   each update of the security stream.
+//! - [`watch`]: follows that stream, and tells the sentinel leader which
+//!   update was applied (a user change is answered only once every live
+//!   broker applied it).
+//! - [`login_guard`]: what a failed login costs: a delay before the
+//!   answer, a per-address limit, a metric and an audit log line.
+
+pub mod login_guard;
+pub mod users;
+pub mod watch;
+
+use goulette_auth::Decoy;
+
+pub use login_guard::LoginGuard;
+pub use users::Users;
+
+/// What the listeners authenticate with.
+#[derive(Debug)]
+pub struct Security {
+    pub users: Users,
+    /// Answers logins of unknown users like those of known ones.
+    pub decoy: Decoy,
+    pub guard: LoginGuard,
+}
