@@ -30,11 +30,8 @@ pub struct BrokerConfig {
     /// SASL mechanisms the Kafka listener requires a login with (empty: no
     /// login). PLAIN only with `kafka_tls`.
     pub kafka_sasl: Vec<goulette_auth::SaslMechanism>,
-    /// How long the answer to a failed login waits.
-    pub auth_failure_delay: Duration,
-    /// Failed logins one client address may make in a minute before its
-    /// logins are refused unread until the minute passes.
-    pub auth_failures_per_minute: u32,
+    /// What a failed login costs (delay, per-address limit).
+    pub auth: goulette_proto::ops::auth::AuthArgs,
     /// TLS files of the gRPC listener (clients and replication; None:
     /// plaintext); watched and reloaded when they change.
     pub grpc_tls: Option<goulette_tls::TlsFiles>,
@@ -105,8 +102,7 @@ impl BrokerConfig {
             kafka_max_request_bytes: 100 << 20,
             kafka_tls: None,
             kafka_sasl: Vec::new(),
-            auth_failure_delay: Duration::from_millis(500),
-            auth_failures_per_minute: 10,
+            auth: Default::default(),
             grpc_tls: None,
             tls_ca: None,
             kafka_group_initial_delay: Duration::from_secs(3),

@@ -50,13 +50,8 @@ struct Args {
     /// with --kafka-tls-cert). Users: `goulette user create`.
     #[arg(long, env = "GOULETTE_KAFKA_SASL_MECHANISMS", value_delimiter = ',')]
     kafka_sasl_mechanisms: Vec<goulette_auth::SaslMechanism>,
-    /// How long the answer to a failed login waits (slows password guessing).
-    #[arg(long, env = "GOULETTE_AUTH_FAILURE_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
-    auth_failure_delay: std::time::Duration,
-    /// Failed logins one client address may make in a minute; beyond, its
-    /// logins are refused without being checked until the minute passes.
-    #[arg(long, env = "GOULETTE_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
-    auth_failures_per_minute: u32,
+    #[command(flatten)]
+    auth: goulette_proto::ops::auth::AuthArgs,
     /// Largest Kafka request accepted, in bytes; a bigger one closes its connection.
     #[arg(long, env = "GOULETTE_KAFKA_MAX_REQUEST_BYTES", default_value_t = 100 << 20)]
     kafka_max_request_bytes: usize,
@@ -132,6 +127,7 @@ fn main() -> anyhow::Result<()> {
     config.kafka_advertised_address = args.kafka_advertised_address;
     config.kafka_max_request_bytes = args.kafka_max_request_bytes;
     config.grpc_tls = args.tls.listener().map_err(anyhow::Error::msg)?;
+    args.auth.apply_to(&mut config.grpc_tls).map_err(anyhow::Error::msg)?;
     config.tls_ca = args.tls.tls_ca;
     config.kafka_tls = goulette_tls::reload::files_from_flags(
         args.kafka_tls_cert,
@@ -142,8 +138,7 @@ fn main() -> anyhow::Result<()> {
     .map_err(anyhow::Error::msg)?;
     config.kafka_group_initial_delay = args.kafka_group_initial_delay;
     config.kafka_sasl = args.kafka_sasl_mechanisms;
-    config.auth_failure_delay = args.auth_failure_delay;
-    config.auth_failures_per_minute = args.auth_failures_per_minute;
+    config.auth = args.auth;
     config.log.flush = args.flush;
     config.log.fragment_bytes = args.fragment_bytes;
     config.log.max_batch_bytes = args.max_batch_bytes;

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use goulette_auth::gate::{Admit, Gate};
+
 use goulette_proto::v1::broker_service_server::BrokerServiceServer;
 use goulette_storage::batch::MAX_BATCH_LEN;
 use tokio_util::sync::CancellationToken;
@@ -86,9 +88,14 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         users: Default::default(),
         decoy: goulette_auth::Decoy::random(),
         guard: crate::security::LoginGuard::new(
-            config.auth_failure_delay,
-            config.auth_failures_per_minute,
-            metrics.clone(),
+            config.auth.auth_failure_delay,
+            config.auth.auth_failures_per_minute,
+            {
+                let metrics = metrics.clone();
+                Arc::new(move |listener, reason| {
+                    metrics.auth_failures(listener, reason).inc();
+                })
+            },
         ),
     });
     tracker.spawn(crate::security::watch::run(
@@ -173,15 +180,23 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         data = %config.data_dir.display(),
         "broker serving"
     );
+    // Who may call: with --auth-required, users with a token from a login
+    // and the cluster's servers with their certificates.
+    let admit = if config.auth.auth_required { Admit::UsersAndServers } else { Admit::Anyone };
+    let gate = Gate::new(admit, {
+        let security = security.clone();
+        Arc::new(move || security.users.token_keys())
+    });
     let router = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
         .max_frame_size(Some(256 << 10))
-        .add_service(
+        .add_service(tonic::service::interceptor::InterceptedService::new(
             BrokerServiceServer::new(grpc)
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message),
-        );
+            gate.interceptor(),
+        ));
     let incoming = goulette_proto::ops::serve::incoming(listener, config.connection_limits);
     let served = match grpc_tls {
         None => router.serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()).await,

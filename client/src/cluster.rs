@@ -155,7 +155,7 @@ impl Cluster {
     /// transport failure or after 10 s.
     pub async fn with_sentinel<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
     where
-        F: FnMut(SentinelServiceClient<Channel>) -> Fut,
+        F: FnMut(SentinelServiceClient<goulette_proto::channel::Authorized>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         self.with_sentinel_within(what, Duration::from_secs(10), call).await
@@ -164,7 +164,7 @@ impl Cluster {
     /// Like `with_sentinel`, giving each sentinel `timeout`.
     pub async fn with_sentinel_within<T, F, Fut>(&self, what: &str, timeout: Duration, mut call: F) -> Result<T>
     where
-        F: FnMut(SentinelServiceClient<Channel>) -> Fut,
+        F: FnMut(SentinelServiceClient<goulette_proto::channel::Authorized>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
         let start = *self.preferred.lock().unwrap_or_else(|p| p.into_inner());
@@ -172,7 +172,7 @@ impl Cluster {
         for i in 0..self.sentinels.len() {
             let index = (start + i) % self.sentinels.len();
             let address = &self.sentinels[index];
-            let client = SentinelServiceClient::new(self.channel(address)?);
+            let client = SentinelServiceClient::new(goulette_proto::channel::authorized(self.channel(address)?));
             match tokio::time::timeout(timeout, call(client)).await {
                 Ok(Ok(response)) => {
                     *self.preferred.lock().unwrap_or_else(|p| p.into_inner()) = index;
@@ -350,28 +350,32 @@ impl Cluster {
         mut call: F,
     ) -> Result<T>
     where
-        F: FnMut(BrokerServiceClient<Channel>) -> Fut,
+        F: FnMut(BrokerServiceClient<goulette_proto::channel::Authorized>) -> Fut,
         Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
     {
         let mut unreachable = None;
         let mut last = None;
         for attempt in 0..attempts {
             match self.find_leader(topic, partition, unreachable.take(), false).await {
-                Ok((broker, address)) => match call(BrokerServiceClient::new(self.channel(&address)?)).await {
-                    Ok((value, None)) => return Ok(value),
-                    Ok((_, Some(e))) => {
-                        let error = ClientError::from_proto(&e);
-                        if !error.is_retriable() {
-                            return Err(error);
+                Ok((broker, address)) => {
+                    match call(BrokerServiceClient::new(goulette_proto::channel::authorized(self.channel(&address)?)))
+                        .await
+                    {
+                        Ok((value, None)) => return Ok(value),
+                        Ok((_, Some(e))) => {
+                            let error = ClientError::from_proto(&e);
+                            if !error.is_retriable() {
+                                return Err(error);
+                            }
+                            self.invalidate(topic);
+                            last = Some(error);
                         }
-                        self.invalidate(topic);
-                        last = Some(error);
+                        Err(status) => {
+                            unreachable = Some(broker);
+                            last = Some(ClientError::transport(format!("{what} {broker}"), &status));
+                        }
                     }
-                    Err(status) => {
-                        unreachable = Some(broker);
-                        last = Some(ClientError::transport(format!("{what} {broker}"), &status));
-                    }
-                },
+                }
                 Err(e) => last = Some(e),
             }
             tokio::time::sleep(backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))).await;

@@ -6,6 +6,8 @@
 //! - [`membership`]: consumer-group membership (join, heartbeat, leave).
 //! - [`offsets`]: committed consumer offsets (the `__offsets` coordinator).
 //! - [`handler`]: a message handler run with retries, and a dead-letter topic.
+//! - [`login`]: a SCRAM login to a cluster that requires one, and the
+//!   bearer token every later call carries.
 //! - [`admin`]: topics, groups, partition offsets and cluster status.
 //! - [`cluster`]: sentinels (with failover), metadata cache, broker
 //!   channels, and the call-the-leader-with-retries loop the others share.
@@ -26,6 +28,7 @@ pub mod cluster;
 pub mod consumer;
 pub mod error;
 pub mod handler;
+pub mod login;
 pub mod membership;
 pub mod offsets;
 pub mod partitioner;

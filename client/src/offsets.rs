@@ -45,7 +45,7 @@ async fn offsets_partitions(cluster: &Arc<Cluster>, create: bool) -> Result<Opti
 /// `__offsets` does not exist and `create` is false.
 async fn with_coordinator<T, F, Fut>(cluster: &Arc<Cluster>, group: &str, create: bool, call: F) -> Result<Option<T>>
 where
-    F: FnMut(BrokerServiceClient<tonic::transport::Channel>, u32) -> Fut,
+    F: FnMut(BrokerServiceClient<goulette_proto::channel::Authorized>, u32) -> Fut,
     Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
 {
     goulette_proto::validate_topic_name(group).map_err(|r| ClientError::InvalidArgument(format!("group name: {r}")))?;
@@ -57,7 +57,7 @@ where
 /// retrying while leadership moves.
 async fn with_leader_of<T, F, Fut>(cluster: &Cluster, partition: u32, mut call: F) -> Result<T>
 where
-    F: FnMut(BrokerServiceClient<tonic::transport::Channel>, u32) -> Fut,
+    F: FnMut(BrokerServiceClient<goulette_proto::channel::Authorized>, u32) -> Fut,
     Fut: Future<Output = std::result::Result<(T, Option<pb::Error>), tonic::Status>>,
 {
     cluster.with_leader("offsets coordinator", OFFSETS_TOPIC, partition, 10, |client| call(client, partition)).await

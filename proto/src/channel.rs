@@ -124,6 +124,37 @@ pub fn lazy(address: &str, options: ChannelOptions) -> Result<Channel, tonic::tr
     Ok(endpoint.connect_lazy())
 }
 
+/// The bearer token this process sends on every call (set after a login,
+/// replaced when renewed).
+static BEARER: std::sync::RwLock<Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>> =
+    std::sync::RwLock::new(None);
+
+/// Sends `token` as `authorization: Bearer TOKEN` on every call made
+/// through [`authorized`] from now on.
+pub fn use_bearer(token: &str) -> Result<(), String> {
+    let value = format!("Bearer {token}").parse().map_err(|_| "a token must be ASCII".to_owned())?;
+    *BEARER.write().unwrap_or_else(|p| p.into_inner()) = Some(value);
+    Ok(())
+}
+
+/// The interceptor adding this process's bearer token (if any) to a call.
+pub type Bearer = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+fn add_bearer(mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    if let Some(value) = BEARER.read().unwrap_or_else(|p| p.into_inner()).clone() {
+        req.metadata_mut().insert("authorization", value);
+    }
+    Ok(req)
+}
+
+/// A channel sending this process's bearer token on every call.
+pub type Authorized = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+/// `channel` with this process's bearer token on every call.
+pub fn authorized(channel: Channel) -> Authorized {
+    tonic::service::interceptor::InterceptedService::new(channel, add_bearer as Bearer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,8 @@ pub struct SentinelConfig {
     pub tls_ca: Option<std::path::PathBuf>,
     /// TLS to etcd (read when the sentinel starts; none: plaintext).
     pub etcd_tls: goulette_proto::ops::tls::EtcdTlsArgs,
+    /// Logins on the gRPC API: what a failure costs, how long a token lives.
+    pub auth: goulette_proto::ops::auth::AuthArgs,
     /// Largest etcd transaction (etcd's `--max-txn-ops`, 128 by default).
     pub max_txn_ops: usize,
 }
@@ -103,6 +105,7 @@ impl SentinelConfig {
             tls: None,
             tls_ca: None,
             etcd_tls: Default::default(),
+            auth: Default::default(),
             max_txn_ops,
         }
     }

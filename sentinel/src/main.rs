@@ -86,6 +86,8 @@ struct Args {
     tls: goulette_proto::ops::tls::TlsArgs,
     #[command(flatten)]
     etcd_tls: goulette_proto::ops::tls::EtcdTlsArgs,
+    #[command(flatten)]
+    auth: goulette_proto::ops::auth::AuthArgs,
     /// TOML file of settings, keyed by these flags' long names
     /// (`config.example.toml`); environment variables and flags override it.
     #[arg(long, env = "GOULETTE_CONFIG")]
@@ -127,8 +129,10 @@ impl Args {
             min_insync_replicas: self.default_min_insync_replicas.unwrap_or(0),
         };
         config.tls = self.tls.listener().map_err(anyhow::Error::msg)?;
+        self.auth.apply_to(&mut config.tls).map_err(anyhow::Error::msg)?;
         config.tls_ca = self.tls.tls_ca;
         config.etcd_tls = self.etcd_tls;
+        config.auth = self.auth;
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }

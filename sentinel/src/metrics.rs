@@ -80,6 +80,11 @@ impl SentinelProbe {
             "Changed TLS files that could not be loaded; the last good ones stay in use (the log says why)",
             crate::tls_metrics::TLS.reload_failures.clone(),
         );
+        r.register(
+            "auth_failures",
+            "Failed gRPC logins, by reason (invalid-credentials, throttled, malformed, unsupported)",
+            crate::tls_metrics::TLS.auth_failures.clone(),
+        );
         r.register("brokers_up", "Brokers with a live session", p.brokers.clone());
         r.register("brokers_decommissioned", "Brokers being decommissioned", p.decommissioned.clone());
         r.register("topics", "Topics", p.topics.clone());

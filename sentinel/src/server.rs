@@ -21,6 +21,7 @@ use crate::service::{Sentinel, SentinelGrpc};
 use crate::store::{self, Store};
 use crate::view::ClusterView;
 use crate::{embedded, watcher};
+use goulette_auth::gate::{Admit, Gate};
 
 /// Runs a sentinel until `shutdown` is cancelled.
 pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -137,13 +138,25 @@ async fn serve(
     let controller = Arc::new(Controller::new(store, config.clone(), leases));
     let duties = LeaderLoop::new(controller.clone(), groups.clone(), views.clone(), role.clone(), shutdown.clone());
     tracker.spawn(duties.run());
+    // Who may call: with --auth-required, users with a token from a login
+    // and servers with a certificate; the internal service, servers only.
+    let keys: goulette_auth::gate::Keys = {
+        let views = views.clone();
+        Arc::new(move || views.borrow().token_keys.as_ref().map(|(k, _)| k.keys()).unwrap_or_default())
+    };
+    let (users, servers) = match config.auth.auth_required {
+        true => (Admit::UsersAndServers, Admit::ServersOnly),
+        false => (Admit::Anyone, Admit::Anyone),
+    };
+    let (users, servers) = (Gate::new(users, keys.clone()), Gate::new(servers, keys));
     let sentinel = Arc::new(Sentinel::new(config.clone(), controller, groups, views, role, shutdown.clone()));
 
     let grpc = SentinelGrpc(sentinel);
     tracing::info!(id = %config.id, address = %config.address, etcd = %endpoints.join(","), "sentinel serving");
     let router = tonic::transport::Server::builder()
-        .add_service(SentinelServiceServer::new(grpc.clone()))
-        .add_service(SentinelInternalServer::new(grpc));
+        .add_service(SentinelServiceServer::with_interceptor(grpc.clone(), users.interceptor()))
+        .add_service(goulette_proto::v1::auth_service_server::AuthServiceServer::new(grpc.clone()))
+        .add_service(SentinelInternalServer::with_interceptor(grpc, servers.interceptor()));
     let incoming = goulette_proto::ops::serve::incoming(listener, Default::default());
     let served = match tls {
         None => router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()).await,

@@ -1,14 +1,25 @@
-//! The sentinel's TLS counters, process-wide (the listener's TLS is set up
-//! before the metrics endpoint exists): handshakes that failed and changed
-//! TLS files that could not be loaded.
+//! The sentinel's TLS and login counters, process-wide (the listener's
+//! TLS is set up before the metrics endpoint exists): handshakes that
+//! failed, changed TLS files that could not be loaded, failed logins.
 
 use std::sync::LazyLock;
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
-/// The sentinel's TLS counters.
+/// A failed-login series: why it failed.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// The sentinel's TLS and login counters.
 #[derive(Debug, Default)]
 pub struct TlsMetrics {
+    /// Failed gRPC logins, by reason (`invalid-credentials`, `throttled`,
+    /// `malformed`, `unsupported`).
+    pub auth_failures: Family<ReasonLabel, Counter>,
     /// gRPC TLS handshakes that failed (plaintext clients, untrusted or
     /// expired certificates).
     pub handshake_failures: Counter,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::{Result, SentinelError};
 use crate::keys::{KeyKind, Keys};
 use crate::model::{BrokerRecord, GroupRecord, MemberRecord, PartitionRecord, SentinelRecord, TopicRecord};
-use crate::users::UserRecord;
+use crate::users::{TokenKeysRecord, UserRecord};
 
 /// A candidate in the sentinel election.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,8 @@ pub struct ClusterView {
     pub users: BTreeMap<String, UserRecord>,
     /// Mod revision of each user's key, for compare-and-swap writes.
     pub user_revisions: BTreeMap<String, i64>,
+    /// The keys signing gRPC tokens, with their key's mod revision.
+    pub token_keys: Option<(TokenKeysRecord, i64)>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
@@ -117,6 +119,7 @@ impl ClusterView {
                 self.users.insert(name.to_owned(), decode(key, value)?);
                 self.user_revisions.insert(name.to_owned(), mod_revision);
             }
+            Some(KeyKind::TokenKeys) => self.token_keys = Some((decode(key, value)?, mod_revision)),
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
         Ok(())
@@ -165,6 +168,7 @@ impl ClusterView {
                 self.users.remove(name);
                 self.user_revisions.remove(name);
             }
+            Some(KeyKind::TokenKeys) => self.token_keys = None,
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
     }

@@ -35,6 +35,7 @@ pub fn code(error: &pb::Error) -> i16 {
         ErrorCode::InvalidTimestamp => ResponseError::InvalidTimestamp,
         ErrorCode::UserNotFound => ResponseError::ResourceNotFound,
         ErrorCode::UserExists => ResponseError::DuplicateResource,
+        ErrorCode::AuthenticationFailed => ResponseError::SaslAuthenticationFailed,
     };
     kafka.code()
 }

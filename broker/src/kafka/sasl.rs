@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::kafka::Kafka;
-use crate::security::login_guard::Failure;
+use goulette_auth::guard::Failure;
 
 const LISTENER: &str = "kafka";
 

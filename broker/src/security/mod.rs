@@ -6,16 +6,16 @@
 //! - [`watch`]: follows that stream, and tells the sentinel leader which
 //!   update was applied (a user change is answered only once every live
 //!   broker applied it).
-//! - [`login_guard`]: what a failed login costs: a delay before the
-//!   answer, a per-address limit, a metric and an audit log line.
+//!
+//! What a failed login costs is `goulette_auth::guard`'s [`LoginGuard`],
+//! counted here in `goulette_broker_auth_failures`.
 
-pub mod login_guard;
 pub mod users;
 pub mod watch;
 
 use goulette_auth::Decoy;
 
-pub use login_guard::LoginGuard;
+pub use goulette_auth::guard::LoginGuard;
 pub use users::Users;
 
 /// What the listeners authenticate with.

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use goulette_auth::token::TokenKey;
 use goulette_auth::{Mechanism, ScramCredential};
 use goulette_proto::v1 as pb;
 
@@ -10,6 +11,8 @@ use goulette_proto::v1 as pb;
 struct Snapshot {
     revision: u64,
     users: HashMap<String, Vec<ScramCredential>>,
+    /// The keys gRPC tokens are checked with.
+    token_keys: Vec<TokenKey>,
 }
 
 /// The users and their credentials; readers take a snapshot, updates
@@ -42,13 +45,19 @@ impl Users {
                 .collect();
             users.insert(user.name.clone(), credentials);
         }
-        let next = Arc::new(Snapshot { revision: update.revision, users });
+        let token_keys = update.token_keys.iter().map(|k| TokenKey { id: k.id, secret: k.secret.to_vec() }).collect();
+        let next = Arc::new(Snapshot { revision: update.revision, users, token_keys });
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
     /// The metadata revision of the users held.
     pub fn revision(&self) -> u64 {
         self.snapshot().revision
+    }
+
+    /// The keys gRPC tokens are checked with.
+    pub fn token_keys(&self) -> Vec<TokenKey> {
+        self.snapshot().token_keys.clone()
     }
 
     /// How many users are known.
@@ -81,14 +90,16 @@ mod tests {
         let users = Users::default();
         let c = ScramCredential::new(Mechanism::ScramSha512, "pw", 4096).unwrap();
         let alice = pb::User { name: "alice".into(), credentials: vec![(&c).into()] };
-        users.apply(&pb::SecurityUpdate { revision: 7, users: vec![alice] });
+        let key = pb::TokenKey { id: 3, secret: vec![7; 32].into() };
+        users.apply(&pb::SecurityUpdate { revision: 7, users: vec![alice], token_keys: vec![key] });
+        assert_eq!(users.token_keys().iter().map(|k| k.id).collect::<Vec<_>>(), vec![3]);
         assert_eq!(users.credential("alice", Mechanism::ScramSha512), Some(c.clone()));
         assert_eq!(users.credential("alice", Mechanism::ScramSha256), None);
         assert_eq!(users.revision(), 7);
         let mut broken: pb::ScramCredential = (&c).into();
         broken.iterations = 1;
         let bob = pb::User { name: "bob".into(), credentials: vec![broken] };
-        users.apply(&pb::SecurityUpdate { revision: 9, users: vec![bob] });
+        users.apply(&pb::SecurityUpdate { revision: 9, users: vec![bob], token_keys: Vec::new() });
         assert!(users.credentials_of("alice").is_empty());
         assert!(users.credentials_of("bob").is_empty(), "an unusable credential is left out");
         assert_eq!(users.len(), 1);

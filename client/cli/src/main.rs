@@ -33,6 +33,14 @@ struct Cli {
     /// Private key (PEM) of --tls-cert.
     #[arg(long, global = true, env = "GOULETTE_CLIENT_KEY", value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// Log in as this user (SCRAM-SHA-512) before anything else, on a
+    /// cluster that requires it (default: the profile's user).
+    #[arg(long, global = true, env = "GOULETTE_USER", value_name = "NAME")]
+    user: Option<String>,
+    /// The password of --user (prefer the environment variable: flags are
+    /// visible to other local users).
+    #[arg(long, global = true, env = "GOULETTE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -586,9 +594,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let user = cli.user.clone().or_else(|| profile.as_ref().and_then(|p| p.user.clone()));
+    let credentials = match (user, cli.password.clone()) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (Some(user), None) => {
+            eprintln!("error: --user {user} needs a password: set GOULETTE_PASSWORD (or --password)");
+            return ExitCode::FAILURE;
+        }
+        (None, _) => None,
+    };
     let result = match cli.command {
         Command::Profile { command } => {
-            profile_command(cli.sentinels, (cli.tls_ca, cli.tls_cert, cli.tls_key), command)
+            profile_command(cli.sentinels, (cli.tls_ca, cli.tls_cert, cli.tls_key), cli.user, command)
         }
         Command::Topic { .. }
         | Command::Produce { .. }
@@ -596,7 +613,7 @@ fn main() -> ExitCode {
         | Command::Cluster { .. }
         | Command::Group { .. }
         | Command::User { .. }
-        | Command::Broker { .. } => match cluster_command(sentinels, cli.command) {
+        | Command::Broker { .. } => match cluster_command(sentinels, credentials, cli.command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
@@ -675,10 +692,20 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a command that talks to the cluster; `Ok(false)` = partial failure.
-fn cluster_command(sentinels: Vec<String>, command: Command) -> anyhow::Result<bool> {
+/// Runs a command that talks to the cluster (logged in first with
+/// `credentials`, if any); `Ok(false)` = partial failure.
+fn cluster_command(
+    sentinels: Vec<String>,
+    credentials: Option<(String, String)>,
+    command: Command,
+) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        if let Some((user, password)) = credentials {
+            goulette_client::login::login(&sentinels, &user, &password)
+                .await
+                .map_err(|e| anyhow::anyhow!("logging in as {user}: {e}"))?;
+        }
         // A user waits on the command: no sentinel answering is an error at
         // once, not after seconds of retrying.
         let cluster = Arc::new(Cluster::new(sentinels)?.fail_fast());
@@ -846,6 +873,7 @@ fn selected_profile(name: Option<&str>) -> anyhow::Result<Option<goulette_cli::p
 fn profile_command(
     sentinels: Option<Vec<String>>,
     (tls_ca, tls_cert, tls_key): (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>),
+    user: Option<String>,
     command: ProfileCommand,
 ) -> anyhow::Result<()> {
     use goulette_cli::profile::{Profile, Profiles, default_path};
@@ -866,6 +894,7 @@ fn profile_command(
                 tls_ca: absolute(tls_ca),
                 tls_cert: absolute(tls_cert),
                 tls_key: absolute(tls_key),
+                user,
             };
             profiles.profiles.insert(name.clone(), profile);
             if make_current || profiles.current.is_none() {

@@ -32,6 +32,10 @@ pub struct Profile {
     pub tls_cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// The user to log in as (its password comes from GOULETTE_PASSWORD,
+    /// never from this file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Every profile, and which one is current.

@@ -99,7 +99,7 @@ impl Fetcher {
                 return Outcome::Stop;
             }
         };
-        let mut client = BrokerServiceClient::new(channel)
+        let mut client = BrokerServiceClient::new(goulette_proto::channel::authorized(channel))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let (requests, rx) = mpsc::channel(16);

@@ -143,7 +143,7 @@ impl PartitionSender {
             self.cluster.find_leader(&self.topic, self.partition, unreachable, self.config.auto_create_topics).await?;
         self.last_broker = Some(broker);
         let channel = self.cluster.channel(&address)?;
-        let mut client = BrokerServiceClient::new(channel)
+        let mut client = BrokerServiceClient::new(goulette_proto::channel::authorized(channel))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         let (requests, rx) = mpsc::channel(self.config.window.max(1) * 2);

@@ -9,7 +9,13 @@
 //!   channel binding, as Kafka).
 //! - [`plain`]: SASL/PLAIN, checked against the same SCRAM credentials.
 //! - [`sasl`]: the SASL mechanisms by name, as listeners are configured.
+//! - [`token`]: short-lived bearer tokens for the gRPC API, signed with
+//!   the cluster's rotating keys.
+//! - [`gate`] (feature `gate`): who calls a gRPC service (a token or a
+//!   verified client certificate), checked before the call runs.
 //! - [`proto`] (feature): credentials as Goulette's protocol messages.
+//! - [`guard`]: what a failed login costs (a delay, a per-address limit,
+//!   a count and an audit line), the same on every listener.
 //! - [`error`]: what an exchange fails with. A wrong password and an
 //!   unknown user are one and the same failure, after the same work.
 //!
@@ -19,12 +25,16 @@
 pub mod client;
 pub mod credential;
 pub mod error;
+#[cfg(feature = "gate")]
+pub mod gate;
+pub mod guard;
 pub mod mechanism;
 pub mod plain;
 #[cfg(feature = "proto")]
 pub mod proto;
 pub mod sasl;
 pub mod server;
+pub mod token;
 mod wire;
 
 pub use client::ScramClient;

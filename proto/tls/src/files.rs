@@ -18,8 +18,12 @@ pub struct TlsFiles {
     /// The private key of the leaf (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
     /// CA certificates that client certificates must chain to; when set,
-    /// every client must present one (mutual TLS).
+    /// every client must present one (mutual TLS)…
     pub client_ca: Option<PathBuf>,
+    /// …unless this is set: a client may then connect without one (and
+    /// authenticate otherwise, with a login), but one it presents must
+    /// still chain to `client_ca`.
+    pub client_cert_optional: bool,
 }
 
 impl TlsFiles {
@@ -49,9 +53,9 @@ impl TlsFiles {
                 for cert in read_certs(ca)? {
                     roots.add(cert).map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))?;
                 }
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))?;
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = if self.client_cert_optional { verifier.allow_unauthenticated() } else { verifier };
+                let verifier = verifier.build().map_err(|e| TlsError::Config(format!("{}: {e}", ca.display())))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };

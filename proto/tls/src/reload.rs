@@ -151,7 +151,7 @@ pub fn files_from_flags(
 ) -> Result<Option<TlsFiles>, String> {
     match (cert, key, client_ca) {
         (None, None, None) => Ok(None),
-        (Some(cert), Some(key), client_ca) => Ok(Some(TlsFiles { cert, key, client_ca })),
+        (Some(cert), Some(key), client_ca) => Ok(Some(TlsFiles { cert, key, client_ca, client_cert_optional: false })),
         (None, None, Some(_)) => {
             Err(format!("--{flag_prefix}-client-ca needs --{flag_prefix}-cert and --{flag_prefix}-key"))
         }
@@ -174,7 +174,12 @@ mod tests {
     fn a_bad_file_keeps_the_last_good_configuration_and_a_good_one_replaces_it() {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = issue();
-        let files = TlsFiles { cert: dir.path().join("c.pem"), key: dir.path().join("k.pem"), client_ca: None };
+        let files = TlsFiles {
+            cert: dir.path().join("c.pem"),
+            key: dir.path().join("k.pem"),
+            client_ca: None,
+            client_cert_optional: false,
+        };
         std::fs::write(&files.cert, &cert).unwrap();
         std::fs::write(&files.key, &key).unwrap();
         let counted = Arc::new(AtomicU64::new(0));

@@ -13,6 +13,7 @@
 //! {prefix}/groups/{group}/state        GroupRecord: generation and assignment
 //! {prefix}/groups/{group}/members/{id}  MemberRecord, under the member's session lease
 //! {prefix}/users/{name}               UserRecord: SCRAM credentials
+//! {prefix}/security/token-keys         TokenKeysRecord: keys signing gRPC tokens
 //! {prefix}/counters/ops                next op sequence number (decimal)
 //! {prefix}/counters/producer-ids       next free producer id (decimal)
 //! {prefix}/election/…                  sentinel leader election (etcd election API)
@@ -160,6 +161,11 @@ impl Keys {
         format!("{}/users/{name}", self.prefix)
     }
 
+    /// The keys signing the gRPC API's bearer tokens.
+    pub fn token_keys(&self) -> String {
+        format!("{}/security/token-keys", self.prefix)
+    }
+
     /// The election name (etcd's election API keeps candidates under it).
     pub fn election(&self) -> String {
         format!("{}/election", self.prefix)
@@ -187,6 +193,7 @@ impl Keys {
                 (group, member) => KeyKind::GroupMember(group, member.strip_prefix("members/")?),
             },
             "users" if !tail.is_empty() => KeyKind::User(tail),
+            "security" if tail == "token-keys" => KeyKind::TokenKeys,
             "ops" => KeyKind::Op(tail.parse().ok()?),
             "counters" => KeyKind::Counter(tail),
             "election" => KeyKind::Election,
@@ -216,6 +223,8 @@ pub enum KeyKind<'a> {
     GroupMember(&'a str, &'a str),
     /// `users/{name}`
     User(&'a str),
+    /// `security/token-keys`
+    TokenKeys,
     /// `ops/{seq}`
     Op(u64),
     /// `counters/{name}`
@@ -236,6 +245,7 @@ mod tests {
         assert_eq!(k.parse(&k.partition("a.b", 12)), Some(KeyKind::Partition("a.b", 12)));
         assert_eq!(k.parse(&k.op(99)), Some(KeyKind::Op(99)));
         assert_eq!(k.parse(&k.user("a/b c")), Some(KeyKind::User("a/b c")));
+        assert_eq!(k.parse(&k.token_keys()), Some(KeyKind::TokenKeys));
         assert_eq!(k.parse(&k.tombstone("a.b", u64::MAX)), Some(KeyKind::Tombstone("a.b", u64::MAX)));
         assert_eq!(k.parse(&k.sentinel("s1")), Some(KeyKind::Sentinel("s1")));
         assert_eq!(k.parse(&format!("{}/694d9a", k.election())), Some(KeyKind::Election));

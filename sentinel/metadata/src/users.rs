@@ -105,6 +105,72 @@ impl UserRecord {
     }
 }
 
+/// The keys signing gRPC bearer tokens (`security/token-keys`), newest
+/// last. Secrets: whoever holds one can make tokens for any user.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenKeysRecord {
+    pub keys: Vec<TokenKeyRecord>,
+}
+
+impl std::fmt::Debug for TokenKeysRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.keys).finish()
+    }
+}
+
+/// One token key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenKeyRecord {
+    pub id: u32,
+    /// Base64.
+    pub secret: String,
+    /// Wall-clock ms of its creation (keys rotate by age).
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for TokenKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeyRecord")
+            .field("id", &self.id)
+            .field("created_ms", &self.created_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenKeysRecord {
+    /// The keys, decoded (a damaged one is left out).
+    pub fn keys(&self) -> Vec<goulette_auth::token::TokenKey> {
+        self.keys
+            .iter()
+            .filter_map(|k| {
+                let secret = STANDARD.decode(&k.secret).ok().filter(|s| s.len() >= 16)?;
+                Some(goulette_auth::token::TokenKey { id: k.id, secret })
+            })
+            .collect()
+    }
+
+    /// The keys as brokers receive them.
+    pub fn to_proto(&self) -> Vec<pb::TokenKey> {
+        self.keys().into_iter().map(|k| pb::TokenKey { id: k.id, secret: k.secret.into() }).collect()
+    }
+
+    /// These keys with a new one added (the oldest dropped beyond `keep`).
+    pub fn rotated(&self, now_ms: i64, keep: usize) -> TokenKeysRecord {
+        let id = self.keys.iter().map(|k| k.id).max().unwrap_or(0) + 1;
+        let key = goulette_auth::token::TokenKey::generate(id);
+        let mut keys = self.keys.clone();
+        keys.push(TokenKeyRecord { id, secret: STANDARD.encode(&key.secret), created_ms: now_ms });
+        let excess = keys.len().saturating_sub(keep.max(1));
+        keys.drain(..excess);
+        TokenKeysRecord { keys }
+    }
+
+    /// When the newest key was made (none: no key).
+    pub fn newest_ms(&self) -> Option<i64> {
+        self.keys.last().map(|k| k.created_ms)
+    }
+}
+
 /// Why `name` cannot be a user name, if it cannot.
 pub fn check_user_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -141,6 +207,18 @@ mod tests {
         bad.stored_key = "not base64!".into();
         let record = UserRecord { name: "u".into(), credentials: vec![bad, CredentialRecord::from(&c)] };
         assert_eq!(record.scram_credentials(), vec![c]);
+    }
+
+    #[test]
+    fn token_keys_rotate_keeping_the_newest() {
+        let none = TokenKeysRecord::default();
+        let one = none.rotated(10, 2);
+        let three = one.rotated(20, 2).rotated(30, 2);
+        assert_eq!(three.keys.iter().map(|k| k.id).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(three.newest_ms(), Some(30));
+        assert_eq!(three.keys().len(), 2);
+        assert_ne!(three.keys()[0].secret, three.keys()[1].secret);
+        assert!(!format!("{three:?}").contains(&three.keys[0].secret));
     }
 
     #[test]

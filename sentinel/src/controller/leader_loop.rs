@@ -2,7 +2,9 @@
 //! (and at least every second, to retry what failed): while this sentinel
 //! leads, give partitions whose leader is gone a new one and move replicas
 //! towards their placement ([`Controller::reconcile`]), and rebalance
-//! consumer groups ([`Groups::rebalance`]). A follower's loop only waits.
+//! consumer groups ([`Groups::rebalance`]), and keep a young key for the
+//! gRPC API's tokens ([`Controller::ensure_token_key`]). A follower's
+//! loop only waits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +52,9 @@ impl LeaderLoop {
                 }
                 if let Err(e) = self.groups.rebalance(&fence, &view).await {
                     tracing::warn!(error = %e, "rebalancing consumer groups failed; will retry");
+                }
+                if let Err(e) = self.controller.ensure_token_key(&fence, &view).await {
+                    tracing::warn!(error = %e, "creating or rotating the token key failed; will retry");
                 }
             }
             tokio::select! {

@@ -62,7 +62,30 @@ pub fn next_record(current: Option<&UserRecord>, change: &UserChange) -> Result<
     Ok((!credentials.is_empty()).then(|| UserRecord { name: change.name.clone(), credentials }))
 }
 
+/// How long a token key signs new tokens before the next one replaces it
+/// (the one before is kept, so tokens it signed stay good until they expire).
+pub const TOKEN_KEY_ROTATION_MS: i64 = 24 * 3600 * 1000;
+
 impl Controller {
+    /// Makes sure a token key exists and is younger than a rotation period
+    /// (a new one is added, the oldest beyond two dropped). A leader duty.
+    pub async fn ensure_token_key(&self, fence: &Fence, view: &ClusterView) -> Result<()> {
+        let now = crate::model::now_ms();
+        let current = view.token_keys.as_ref();
+        if current.and_then(|(k, _)| k.newest_ms()).is_some_and(|t| now - t < TOKEN_KEY_ROTATION_MS) {
+            return Ok(());
+        }
+        let next = current.map(|(k, _)| k.clone()).unwrap_or_default().rotated(now, 2);
+        let key = self.store.keys().token_keys();
+        let newest = next.keys.last().map(|k| k.id).unwrap_or(0);
+        let mut op = Change::new("rotate-token-key", format!("token key {newest}")).put_json(key.clone(), &next, None);
+        match current {
+            Some((_, revision)) => op.require_mod_revision.push((key, *revision)),
+            None => op.require_absent.push(key),
+        }
+        self.store.commit(fence, op).await.map(drop)
+    }
+
     /// Applies `change` against `view`; the etcd revision it landed at.
     /// `Conflict` when the user changed since the view was taken.
     pub async fn alter_user(&self, fence: &Fence, view: &ClusterView, change: &UserChange) -> Result<i64> {

@@ -5,7 +5,8 @@
 //!   assignment streams;
 //! - `forward.rs`: where a leader-only request runs, and its forwarding;
 //! - `topic_changes.rs`: changing a topic's settings and partition count;
-//! - `users.rs`: users, and the security stream brokers follow.
+//! - `users.rs`: users, and the security stream brokers follow;
+//! - `login.rs`: `AuthService`, logins that issue gRPC tokens.
 //!
 //! Reads are answered from this sentinel's [`ClusterView`]. Writes run on the
 //! leader; a follower forwards them to it, once.
@@ -31,6 +32,7 @@ use crate::view::ClusterView;
 mod client;
 mod forward;
 mod internal;
+mod login;
 mod topic_changes;
 mod users;
 
@@ -46,6 +48,8 @@ pub struct Sentinel {
     forward: Forwarder,
     /// The security updates brokers applied (used while leading).
     security_acks: crate::security_acks::SecurityAcks,
+    /// Logins on the gRPC API.
+    logins: login::Logins,
     shutdown: CancellationToken,
 }
 
@@ -67,7 +71,8 @@ impl Sentinel {
     ) -> Sentinel {
         let forward = Forwarder::new(config.address.to_string(), views.clone(), role);
         let security_acks = crate::security_acks::SecurityAcks::default();
-        Sentinel { config, controller, groups, views, forward, security_acks, shutdown }
+        let logins = login::Logins::new(&config.auth);
+        Sentinel { config, controller, groups, views, forward, security_acks, logins, shutdown }
     }
 
     /// This sentinel's current view.
@@ -215,3 +220,16 @@ impl Sentinel {
 /// The gRPC face of a [`Sentinel`].
 #[derive(Debug, Clone)]
 pub struct SentinelGrpc(pub Arc<Sentinel>);
+
+#[tonic::async_trait]
+impl goulette_proto::v1::auth_service_server::AuthService for SentinelGrpc {
+    type LoginStream = tokio_stream::wrappers::ReceiverStream<std::result::Result<pb::LoginResponse, tonic::Status>>;
+
+    async fn login(
+        &self,
+        req: tonic::Request<tonic::Streaming<pb::LoginRequest>>,
+    ) -> std::result::Result<Response<Self::LoginStream>, tonic::Status> {
+        let peer = req.remote_addr();
+        Ok(Response::new(self.0.login(peer, req.into_inner())))
+    }
+}

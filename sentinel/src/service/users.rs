@@ -16,7 +16,7 @@ use super::Sentinel;
 use crate::controller::users::UserChange;
 use crate::error::{Result, SentinelError};
 use crate::store::Fence;
-use crate::users::UserRecord;
+use crate::users::{TokenKeysRecord, UserRecord};
 use crate::view::ClusterView;
 
 /// How long a user change waits for live brokers to apply it.
@@ -98,15 +98,20 @@ impl Sentinel {
                 _ = tx.closed() => return,
                 _ = shutdown.cancelled() => return,
             }
-            let mut sent: Option<BTreeMap<String, UserRecord>> = None;
+            let mut sent: Option<(BTreeMap<String, UserRecord>, Option<TokenKeysRecord>)> = None;
             loop {
                 let view = views.borrow_and_update().clone();
-                if sent.as_ref() != Some(&view.users) {
-                    let update = pb::SecurityUpdate { revision: view.revision as u64, users: users_of(&view) };
+                let keys = view.token_keys.as_ref().map(|(k, _)| k.clone());
+                if sent.as_ref().is_none_or(|(users, sent_keys)| *users != view.users || *sent_keys != keys) {
+                    let update = pb::SecurityUpdate {
+                        revision: view.revision as u64,
+                        users: users_of(&view),
+                        token_keys: keys.as_ref().map(TokenKeysRecord::to_proto).unwrap_or_default(),
+                    };
                     if tx.send(Ok(update)).await.is_err() {
                         return;
                     }
-                    sent = Some(view.users.clone());
+                    sent = Some((view.users.clone(), keys));
                 }
                 tokio::select! {
                     changed = views.changed() => if changed.is_err() { return },

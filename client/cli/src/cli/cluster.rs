@@ -32,7 +32,8 @@ fn or_dash(s: &str) -> &str {
 async fn sentinels_etcd(cluster: &Cluster, sentinels: &[pb::SentinelInfo]) -> Vec<Option<bool>> {
     let ask = |address: String| async move {
         let channel = cluster.channel(&address).ok()?;
-        let mut client = pb::sentinel_service_client::SentinelServiceClient::new(channel);
+        let mut client =
+            pb::sentinel_service_client::SentinelServiceClient::new(goulette_proto::channel::authorized(channel));
         let call = client.cluster_status(pb::ClusterStatusRequest {});
         let status = tokio::time::timeout(Duration::from_secs(2), call).await.ok()?.ok()?;
         Some(status.into_inner().etcd_reachable)
@@ -50,7 +51,8 @@ async fn sentinels_etcd(cluster: &Cluster, sentinels: &[pb::SentinelInfo]) -> Ve
 async fn replica_problems(cluster: &Cluster, brokers: &[pb::BrokerInfo]) -> Vec<(u32, pb::ReplicaProblem)> {
     let ask = |address: String| async move {
         let channel = cluster.channel(&address).ok()?;
-        let mut client = pb::broker_service_client::BrokerServiceClient::new(channel);
+        let mut client =
+            pb::broker_service_client::BrokerServiceClient::new(goulette_proto::channel::authorized(channel));
         let call = client.replica_problems(pb::ReplicaProblemsRequest {});
         Some(tokio::time::timeout(Duration::from_secs(2), call).await.ok()?.ok()?.into_inner().problems)
     };
@@ -72,7 +74,9 @@ async fn unregistered_sentinels(cluster: &Cluster, registered: &[pb::SentinelInf
         }
         let answered = match cluster.channel(address) {
             Ok(channel) => {
-                let mut client = pb::sentinel_service_client::SentinelServiceClient::new(channel);
+                let mut client = pb::sentinel_service_client::SentinelServiceClient::new(
+                    goulette_proto::channel::authorized(channel),
+                );
                 let call = client.cluster_status(pb::ClusterStatusRequest {});
                 matches!(tokio::time::timeout(Duration::from_secs(2), call).await, Ok(Ok(_)))
             }

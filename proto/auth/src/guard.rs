@@ -2,16 +2,15 @@
 //! slow: the answer comes only after a delay (Kafka's
 //! `connection.failed.authentication.delay.ms`), and an address with too
 //! many recent failures is refused without its credentials being looked
-//! at until the minute passes. Each failure is counted
-//! (`goulette_broker_auth_failures`) and written to the audit log (target
-//! `goulette::audit`). The answer is the same whatever failed.
+//! at until the minute passes. Each failure is counted (by the caller's
+//! callback: a metric of the server's) and written to the audit log
+//! (target `goulette::audit`). The answer is the same whatever failed.
+//! Brokers and sentinels each hold one for all their listeners.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use crate::metrics::BrokerMetrics;
 
 /// The window failures are counted over.
 const WINDOW: Duration = Duration::from_secs(60);
@@ -36,7 +35,8 @@ pub enum Failure {
 }
 
 impl Failure {
-    fn label(self) -> &'static str {
+    /// The reason as counted and audited.
+    pub fn label(self) -> &'static str {
         match self {
             Failure::InvalidCredentials => "invalid-credentials",
             Failure::Throttled => "throttled",
@@ -46,20 +46,29 @@ impl Failure {
     }
 }
 
+/// Counts a failure: `(listener, reason)`.
+pub type OnFailure = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
+
 /// Failed logins by client address.
-#[derive(Debug)]
 pub struct LoginGuard {
     delay: Duration,
     per_minute: usize,
     recent: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
-    metrics: Arc<BrokerMetrics>,
+    on_failure: OnFailure,
+}
+
+impl std::fmt::Debug for LoginGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginGuard").field("delay", &self.delay).field("per_minute", &self.per_minute).finish()
+    }
 }
 
 impl LoginGuard {
-    /// A guard delaying each failure's answer by `delay` and refusing an
-    /// address after `per_minute` failures within a minute.
-    pub fn new(delay: Duration, per_minute: u32, metrics: Arc<BrokerMetrics>) -> LoginGuard {
-        LoginGuard { delay, per_minute: per_minute.max(1) as usize, recent: Mutex::new(HashMap::new()), metrics }
+    /// A guard delaying each failure's answer by `delay`, refusing an
+    /// address after `per_minute` failures within a minute, and calling
+    /// `on_failure` for each failure.
+    pub fn new(delay: Duration, per_minute: u32, on_failure: OnFailure) -> LoginGuard {
+        LoginGuard { delay, per_minute: per_minute.max(1) as usize, recent: Mutex::new(HashMap::new()), on_failure }
     }
 
     /// Whether `peer` may try to log in now.
@@ -86,7 +95,7 @@ impl LoginGuard {
         mechanism: &str,
         failure: Failure,
     ) -> Duration {
-        self.metrics.auth_failures(listener, failure.label()).inc();
+        (self.on_failure)(listener, failure.label());
         tracing::warn!(
             target: AUDIT,
             event = "authentication-failed",
@@ -136,7 +145,13 @@ mod tests {
 
     #[test]
     fn an_address_is_refused_after_its_limit_and_others_are_not() {
-        let guard = LoginGuard::new(Duration::from_millis(5), 3, Arc::new(BrokerMetrics::new()));
+        let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = counted.clone();
+        let on_failure: OnFailure = Arc::new(move |_, reason| {
+            assert_eq!(reason, "invalid-credentials");
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        let guard = LoginGuard::new(Duration::from_millis(5), 3, on_failure);
         let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:5000".parse().unwrap();
         for _ in 0..3 {
@@ -156,6 +171,6 @@ mod tests {
             *t -= WINDOW;
         }
         assert!(guard.admits(Some(a)));
-        assert_eq!(guard.metrics.auth_failures("kafka", "invalid-credentials").get(), 3);
+        assert_eq!(counted.load(std::sync::atomic::Ordering::Relaxed), 3);
     }
 }

@@ -1,0 +1,136 @@
+//! The gRPC API with authentication required (`--auth-required`): the
+//! servers authenticate each other by certificate; a user logs in with
+//! SCRAM (`goulette --user`, the password in GOULETTE_PASSWORD) and its
+//! token is accepted by the sentinel and by every broker; a caller with
+//! neither a token nor a certificate is refused and told how to log in; a
+//! wrong password and an unknown user are refused alike; the internal
+//! service takes no user token.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use goulette_sentinel::testkit::{BrokerProcess, EtcdProcess, SentinelProcess, http_get, wait_for};
+use goulette_tls::testing::TestCa;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let server = ca.issue(&["127.0.0.1", "localhost"]);
+    let operator = ca.issue(&["operator"]);
+    let ca_file = write(dir.path(), "ca.pem", ca.pem());
+    let (cert, key) = (write(dir.path(), "server.crt", &server.cert), write(dir.path(), "server.key", &server.key));
+    let (op_cert, op_key) = (write(dir.path(), "op.crt", &operator.cert), write(dir.path(), "op.key", &operator.key));
+    let secure = [
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-ca",
+        &ca_file,
+        "--tls-client-ca",
+        &ca_file,
+        "--auth-required",
+        "true",
+        "--auth-failure-delay",
+        "200ms",
+    ];
+    let etcd = EtcdProcess::start();
+    let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &secure);
+    let sentinels = sentinel.address.to_string();
+    let brokers: Vec<BrokerProcess> = (1..=2).map(|id| BrokerProcess::start(id, &sentinels, &secure)).collect();
+    let cli = |extra: &[&str], env: &[(&str, &str)], args: &[&str], stdin: &[u8]| -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_goulette"))
+            .args(["--sentinels", &sentinels, "--tls-ca", &ca_file])
+            .args(extra)
+            .args(args)
+            .env_remove("GOULETTE_SENTINELS")
+            .env_remove("GOULETTE_USER")
+            .env_remove("GOULETTE_PASSWORD")
+            .envs(env.iter().copied())
+            .env("GOULETTE_CONFIG_DIR", dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // The operator, with a certificate of the cluster's CA, creates the first user.
+    let operator = ["--tls-cert", op_cert.as_str(), "--tls-key", op_key.as_str()];
+    wait_for("both brokers up, asked with a certificate", Duration::from_secs(60), || {
+        cli(&operator, &[], &["cluster", "status"], b"").status.success()
+    });
+    let out = cli(&operator, &[("GOULETTE_USER_PASSWORD", "alice-secret")], &["user", "create", "alice"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Nothing but the CA: refused, and told how to log in.
+    let out = cli(&[], &[], &["topic", "list"], b"");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("authentication required") && stderr(&out).contains("--user"), "{}", stderr(&out));
+
+    // alice logs in; her token works on the sentinel and on both brokers
+    // (a replicated topic: produce to its leader, consume from it).
+    let alice = [("GOULETTE_USER", "alice"), ("GOULETTE_PASSWORD", "alice-secret")];
+    let ok = |args: &[&str], stdin: &[u8]| {
+        let out = cli(&[], &alice, args, stdin);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["topic", "create", "guarded", "--partitions", "2", "--replication-factor", "2"], b"");
+    ok(&["produce", "--topic", "guarded", "-K", ":"], b"a:one\nb:two\nc:three\n");
+    let mut got: Vec<String> =
+        ok(&["consume", "--topic", "guarded", "-o", "beginning", "-e"], b"").lines().map(str::to_owned).collect();
+    got.sort();
+    assert_eq!(got, ["one", "three", "two"]);
+
+    // A wrong password and an unknown user: the same refusal, after the delay.
+    let wrong = cli(&[], &[("GOULETTE_USER", "alice"), ("GOULETTE_PASSWORD", "guess")], &["topic", "list"], b"");
+    let unknown = cli(&[], &[("GOULETTE_USER", "mallory"), ("GOULETTE_PASSWORD", "guess")], &["topic", "list"], b"");
+    assert!(!wrong.status.success() && !unknown.status.success());
+    // The same words after the user's name.
+    let reason = |out: &Output| stderr(out).split_once(" authentication failed").map(|(_, r)| r.to_owned());
+    assert!(reason(&wrong).is_some_and(|r| r.contains("invalid credentials")), "{}", stderr(&wrong));
+    assert_eq!(reason(&wrong), reason(&unknown));
+    let (_, metrics) = http_get(sentinel.http_address, "/metrics").unwrap();
+    let failures: f64 = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("goulette_sentinel_auth_failures_total{reason=\"invalid-credentials\"} "))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum();
+    assert!(failures >= 2.0, "{metrics}");
+    assert!(sentinel.log().contains("authentication-failed"), "no audit line");
+
+    // Brokers check too: a call straight to a broker, over TLS with the CA
+    // but without a token, is refused.
+    let tls = goulette_proto::channel::ClientTls::from_files(Path::new(&ca_file), None, None).unwrap();
+    goulette_proto::channel::use_tls(tls).unwrap();
+    let status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let options = goulette_proto::channel::ChannelOptions::INTERNAL.without_keep_alive();
+        let channel = goulette_proto::channel::lazy(&brokers[0].address.to_string(), options).unwrap();
+        let req = goulette_proto::v1::ListOffsetsRequest { topic: "guarded".into(), partition: 0, timestamp: None };
+        goulette_proto::v1::broker_service_client::BrokerServiceClient::new(channel).list_offsets(req).await
+    });
+    assert_eq!(status.map(|_| ()).unwrap_err().code(), tonic::Code::Unauthenticated);
+
+    // A deleted user can no longer log in.
+    let out = cli(&operator, &[], &["user", "delete", "alice"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli(&[], &alice, &["topic", "list"], b"");
+    assert!(!out.status.success(), "a deleted user logged in");
+}

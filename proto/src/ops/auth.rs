@@ -1,0 +1,56 @@
+//! The login flags both servers share (`--auth-*`), flattened into each
+//! program's arguments: what a failed login costs, and how long a gRPC
+//! token lives (sentinels issue them).
+
+use std::time::Duration;
+
+/// How a server treats logins.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct AuthArgs {
+    /// Require every gRPC call to be authenticated: by a token from a login
+    /// (users), or by a client certificate signed by --tls-client-ca (the
+    /// cluster's servers; internal services take only these). Needs
+    /// --tls-cert and --tls-client-ca; client certificates become optional,
+    /// so that users can log in instead.
+    #[arg(long, env = "GOULETTE_AUTH_REQUIRED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub auth_required: bool,
+    /// How long the answer to a failed login waits (slows password guessing).
+    #[arg(long, env = "GOULETTE_AUTH_FAILURE_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub auth_failure_delay: Duration,
+    /// Failed logins one client address may make in a minute; beyond, its
+    /// logins are refused without being checked until the minute passes.
+    #[arg(long, env = "GOULETTE_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
+    pub auth_failures_per_minute: u32,
+    /// How long a gRPC token issued by a login is good for (sentinels
+    /// issue them; clients log in again before it ends).
+    #[arg(long, env = "GOULETTE_AUTH_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub auth_token_ttl: Duration,
+}
+
+impl AuthArgs {
+    /// Checks `--auth-required` against the listener's TLS files, and makes
+    /// client certificates optional under it.
+    pub fn apply_to(&self, tls: &mut Option<goulette_tls::TlsFiles>) -> Result<(), String> {
+        if !self.auth_required {
+            return Ok(());
+        }
+        match tls {
+            Some(files) if files.client_ca.is_some() => {
+                files.client_cert_optional = true;
+                Ok(())
+            }
+            _ => Err("--auth-required needs --tls-cert, --tls-key and --tls-client-ca: servers authenticate each other by certificate".into()),
+        }
+    }
+}
+
+impl Default for AuthArgs {
+    fn default() -> AuthArgs {
+        AuthArgs {
+            auth_required: false,
+            auth_failure_delay: Duration::from_millis(500),
+            auth_failures_per_minute: 10,
+            auth_token_ttl: Duration::from_secs(3600),
+        }
+    }
+}
