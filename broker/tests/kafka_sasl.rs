@@ -114,7 +114,7 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn given_scram_users_kcat_and_confluent_kafka_should_log_in_at_once_on_every_broker_over_sasl_ssl() {
     let _serial = common::serial();
-    let cluster = SaslCluster::start(2, "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN", true, &[]);
+    let cluster = SaslCluster::start(2, "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN", true, &["--audit-log", "audit.log"]);
     let ca = cluster.ca();
     let (b1, b2) = (cluster.brokers[0].kafka_address.to_string(), cluster.brokers[1].kafka_address.to_string());
 
@@ -159,6 +159,12 @@ fn given_scram_users_kcat_and_confluent_kafka_should_log_in_at_once_on_every_bro
     );
     let log = cluster.brokers[0].log();
     assert!(log.contains("authentication-failed") && log.contains("User:mallory"), "no audit line in the log");
+    // The audit log of its own: JSON lines with the principal and address.
+    let audit = std::fs::read_to_string(cluster.brokers[0].dir().join("audit.log")).unwrap();
+    let line = audit.lines().find(|l| l.contains("User:mallory")).unwrap_or_else(|| panic!("{audit}"));
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(event["fields"]["event"], "authentication-failed", "{line}");
+    assert!(event["fields"]["address"].as_str().is_some_and(|a| a.contains("127.0.0.1")), "{line}");
 
     // confluent-kafka: AdminClient creates bob; bob produces and consumes at once.
     let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".venv/bin/python");

@@ -48,6 +48,8 @@ fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_re
         "true",
         "--auth-failure-delay",
         "200ms",
+        "--audit-log",
+        "audit.log",
     ];
     let etcd = EtcdProcess::start();
     let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &secure);
@@ -131,6 +133,19 @@ fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_re
     // A deleted user can no longer log in.
     let out = cli(&operator, &[], &["user", "delete", "alice"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
+    // The sentinel's audit log has the changes, with who made them.
+    let audit = std::fs::read_to_string(sentinel.dir().join("audit.log")).unwrap_or_else(|e| {
+        let listing: Vec<_> = std::fs::read_dir(sentinel.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        panic!("{e}: {listing:?}\n{}", sentinel.log())
+    });
+    let events: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let event = |name: &str| events.iter().find(|e| e["fields"]["event"] == name).cloned();
+    let created = event("create-user").unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(
+        (created["fields"]["user"].as_str(), created["fields"]["principal"].as_str()),
+        (Some("alice"), Some("certificate"))
+    );
+    assert!(event("delete-user").is_some() && event("authentication-failed").is_some(), "{audit}");
     let out = cli(&[], &alice, &["topic", "list"], b"");
     assert!(!out.status.success(), "a deleted user logged in");
 }

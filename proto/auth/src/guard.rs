@@ -100,7 +100,7 @@ impl LoginGuard {
             target: AUDIT,
             event = "authentication-failed",
             listener,
-            address = ?peer,
+            address = %peer.map(|p| p.to_string()).unwrap_or_default(),
             principal = %format!("User:{user}"),
             mechanism,
             reason = failure.label(),

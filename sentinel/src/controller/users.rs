@@ -83,7 +83,11 @@ impl Controller {
             Some((_, revision)) => op.require_mod_revision.push((key, *revision)),
             None => op.require_absent.push(key),
         }
-        self.store.commit(fence, op).await.map(drop)
+        match self.store.commit(fence, op).await {
+            // The view had not shown our own write yet: the next round will.
+            Err(SentinelError::Conflict(_)) => Ok(()),
+            other => other.map(drop),
+        }
     }
 
     /// Applies `change` against `view`; the etcd revision it landed at.

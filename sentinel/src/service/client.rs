@@ -246,6 +246,8 @@ impl SentinelService for SentinelGrpc {
         req: Request<pb::AlterUserRequest>,
     ) -> std::result::Result<Response<pb::AlterUserResponse>, Status> {
         let s = &self.0;
+        let caller = super::users::caller(&req);
+        let (name, what) = (req.get_ref().name.clone(), super::users::what(req.get_ref()));
         let result = s
             .forward
             .on_leader(
@@ -254,6 +256,7 @@ impl SentinelService for SentinelGrpc {
                 |channel, req| async move { SentinelServiceClient::new(channel).alter_user(req).await },
             )
             .await;
+        super::users::audit(&caller, &name, what, &result);
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::AlterUserResponse { error: Some(e.to_proto()), ..Default::default() }),
         ))

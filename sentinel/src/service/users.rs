@@ -45,6 +45,39 @@ fn user_change(req: &pb::AlterUserRequest) -> Result<UserChange> {
     })
 }
 
+/// Who made a request, for the audit log: principal and address.
+pub(super) fn caller<T>(req: &tonic::Request<T>) -> (String, String) {
+    let principal = match req.extensions().get::<goulette_auth::gate::Principal>() {
+        Some(goulette_auth::gate::Principal::User(u)) => format!("User:{u}"),
+        Some(goulette_auth::gate::Principal::Certificate) => "certificate".to_owned(),
+        _ => "anonymous".to_owned(),
+    };
+    (principal, req.remote_addr().map(|a| a.to_string()).unwrap_or_default())
+}
+
+/// What a user change does, in a word.
+pub(super) fn what(req: &pb::AlterUserRequest) -> &'static str {
+    match req {
+        r if r.delete_user => "delete-user",
+        r if r.create_only => "create-user",
+        _ => "alter-user",
+    }
+}
+
+/// Writes a user change (done or refused) to the audit log.
+pub(super) fn audit(
+    (principal, address): &(String, String),
+    user: &str,
+    what: &str,
+    result: &Result<pb::AlterUserResponse>,
+) {
+    let outcome = match result {
+        Ok(_) => "done".to_owned(),
+        Err(e) => format!("refused: {e}"),
+    };
+    tracing::info!(target: goulette_auth::guard::AUDIT, event = what, user, %principal, %address, %outcome);
+}
+
 /// Every user as brokers receive them.
 fn users_of(view: &ClusterView) -> Vec<pb::User> {
     view.users.values().map(UserRecord::to_proto).collect()
