@@ -1,6 +1,8 @@
 //! Authentication for Goulette's listeners, the same on the Kafka protocol
 //! and on gRPC:
 //!
+//! - [`acl`]: access control lists in Kafka's model, and the index that
+//!   checks them.
 //! - [`mechanism`]: SCRAM-SHA-256 and SCRAM-SHA-512, with their digests.
 //! - [`credential`]: what is stored for a user: a salt, an iteration count,
 //!   and the stored and server keys (RFC 5802) — never a password, nor
@@ -22,6 +24,7 @@
 //! Every primitive (HMAC, SHA-2, PBKDF2, randomness) is `ring`'s, the one
 //! crypto library Goulette links (rustls uses it too).
 
+pub mod acl;
 pub mod client;
 pub mod credential;
 pub mod error;

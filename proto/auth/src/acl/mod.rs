@@ -1,0 +1,15 @@
+//! Access control lists in Kafka's model: a *binding* lets (or forbids) a
+//! principal, from a host, an operation on resources of one type whose
+//! name is given literally (`*`: every one) or as a prefix. Deny wins over
+//! allow; super users are allowed everything; when nothing matches, the
+//! answer is no.
+//!
+//! - [`model`]: bindings and their parts, with Kafka's codes and names.
+//! - [`authorizer`]: the index that answers "may P do O on R?" with a cost
+//!   that does not grow with other principals' bindings.
+
+pub mod authorizer;
+pub mod model;
+
+pub use authorizer::Authorizer;
+pub use model::{AclBinding, Operation, PatternType, Permission, ResourceType};
