@@ -355,6 +355,33 @@ impl SentinelClient {
         .await
     }
 
+    /// Adds ACL bindings (through the sentinel leader).
+    pub async fn create_acls(&self, req: pb::CreateAclsRequest) -> anyhow::Result<pb::CreateAclsResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).create_acls(req).await }
+        })
+        .await
+    }
+
+    /// Removes the ACL bindings a filter matches (through the sentinel leader).
+    pub async fn delete_acls(&self, req: pb::DeleteAclsRequest) -> anyhow::Result<pb::DeleteAclsResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).delete_acls(req).await }
+        })
+        .await
+    }
+
+    /// The ACL bindings a filter selects.
+    pub async fn describe_acls(&self, req: pb::DescribeAclsRequest) -> anyhow::Result<pb::DescribeAclsResponse> {
+        self.call(|channel| {
+            let req = req.clone();
+            async move { SentinelServiceClient::new(channel).describe_acls(req).await }
+        })
+        .await
+    }
+
     /// A new idempotent-producer id, allocated by the sentinel leader.
     pub async fn init_producer_id(&self) -> anyhow::Result<pb::InitProducerIdResponse> {
         self.call(|channel| async move {

@@ -86,6 +86,8 @@ pub struct BrokerMetrics {
     /// Failed logins, per listener and reason (`invalid-credentials`,
     /// `throttled`, `malformed`, `unsupported`).
     auth_failures: Family<AuthFailureLabel, Counter>,
+    /// Requests (or parts of requests) the ACLs refused.
+    pub acl_denials: Counter,
     /// Open produce, fetch and replica-fetch streams.
     pub open_streams: Family<KindLabel, Gauge>,
     /// Per partition led: its high watermark (the end consumers can read to).
@@ -137,6 +139,7 @@ impl BrokerMetrics {
             tls_handshake_failures: Family::default(),
             tls_reload_failures: Counter::default(),
             auth_failures: Family::default(),
+            acl_denials: Counter::default(),
             open_streams: Family::default(),
             high_watermark: Family::default(),
             committed_offset: Family::default(),
@@ -179,6 +182,7 @@ impl BrokerMetrics {
             "Failed logins, per listener and reason (invalid-credentials, throttled, malformed, unsupported)",
             m.auth_failures.clone(),
         );
+        r.register("acl_denials", "Requests, or parts of requests, the ACLs refused", m.acl_denials.clone());
         r.register("open_streams", "Open produce and fetch streams", m.open_streams.clone());
         r.register(
             "partition_high_watermark",

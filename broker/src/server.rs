@@ -86,6 +86,11 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     tracker.spawn(link::run_assignments(config.clone(), partitions.clone(), stop.clone()));
     let security = Arc::new(crate::security::Security {
         users: Default::default(),
+        acls: crate::security::acls::Acls::new(
+            config.auth.acl_enabled,
+            config.auth.super_users.clone(),
+            metrics.acl_denials.clone(),
+        ),
         decoy: goulette_auth::Decoy::random(),
         guard: crate::security::LoginGuard::new(
             config.auth.auth_failure_delay,

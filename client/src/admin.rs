@@ -245,6 +245,45 @@ impl Admin {
         check(resp.error, resp.users)
     }
 
+    /// Adds ACL bindings; answered once every live broker applied them.
+    pub async fn create_acls(&self, acls: Vec<pb::AclBinding>) -> Result<pb::CreateAclsResponse> {
+        let req = pb::CreateAclsRequest { acls };
+        let resp = self
+            .cluster
+            .with_sentinel("create ACLs", |mut c| {
+                let req = req.clone();
+                async move { c.create_acls(req).await }
+            })
+            .await?;
+        check(resp.error.clone(), resp)
+    }
+
+    /// Removes the ACL bindings any filter matches; those removed.
+    pub async fn delete_acls(&self, filters: Vec<pb::AclFilter>) -> Result<pb::DeleteAclsResponse> {
+        let req = pb::DeleteAclsRequest { filters };
+        let resp = self
+            .cluster
+            .with_sentinel("delete ACLs", |mut c| {
+                let req = req.clone();
+                async move { c.delete_acls(req).await }
+            })
+            .await?;
+        check(resp.error.clone(), resp)
+    }
+
+    /// The ACL bindings `filter` selects.
+    pub async fn describe_acls(&self, filter: pb::AclFilter) -> Result<Vec<pb::AclBinding>> {
+        let req = pb::DescribeAclsRequest { filter: Some(filter) };
+        let resp = self
+            .cluster
+            .with_sentinel("describe ACLs", |mut c| {
+                let req = req.clone();
+                async move { c.describe_acls(req).await }
+            })
+            .await?;
+        check(resp.error, resp.acls)
+    }
+
     /// Every topic's name, sorted.
     pub async fn list_topics(&self) -> Result<Vec<pb::TopicMetadata>> {
         let mut topics = self.cluster.refresh(&[], false, &[]).await?.topics;

@@ -27,7 +27,7 @@
 //! - [`config`]: the validated settings.
 //! - [`error`]: the crate's error type and its protocol codes.
 
-pub use goulette_metadata::{keys, model, users};
+pub use goulette_metadata::{acls, keys, model, users};
 
 pub mod assignments;
 pub mod assignor;

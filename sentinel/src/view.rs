@@ -71,6 +71,8 @@ pub struct ClusterView {
     pub user_revisions: BTreeMap<String, i64>,
     /// The keys signing gRPC tokens, with their key's mod revision.
     pub token_keys: Option<(TokenKeysRecord, i64)>,
+    /// ACL bindings by id.
+    pub acls: BTreeMap<String, goulette_auth::acl::AclBinding>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
@@ -120,6 +122,12 @@ impl ClusterView {
                 self.user_revisions.insert(name.to_owned(), mod_revision);
             }
             Some(KeyKind::TokenKeys) => self.token_keys = Some((decode(key, value)?, mod_revision)),
+            Some(KeyKind::Acl(id)) => {
+                let record: crate::acls::AclRecord = decode(key, value)?;
+                let binding = goulette_auth::acl::AclBinding::try_from(&record)
+                    .map_err(|reason| SentinelError::CorruptValue { key: key.to_owned(), reason })?;
+                self.acls.insert(id.to_owned(), binding);
+            }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
         Ok(())
@@ -169,6 +177,9 @@ impl ClusterView {
                 self.user_revisions.remove(name);
             }
             Some(KeyKind::TokenKeys) => self.token_keys = None,
+            Some(KeyKind::Acl(id)) => {
+                self.acls.remove(id);
+            }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
     }

@@ -24,15 +24,23 @@
 //!   with SASL mechanisms.
 //! - [`scram_credentials`]: DescribeUserScramCredentials and
 //!   AlterUserScramCredentials, so Kafka admin tools manage users.
+//! - [`answer`]: an accepted request's answer, as a future of its frame.
+//! - [`dispatch`]: one request decoded, checked and handed to its API.
+//! - [`authorize`]: the ACL checks of each API (with `--acl-enabled`).
+//! - [`acls`]: CreateAcls, DescribeAcls, DeleteAcls.
 //! - [`errors`]: Goulette's typed errors as Kafka error codes.
 //!
 //! `docs/kafka.md` is the reader's reference.
 
+pub mod acls;
 pub mod alter_configs;
+pub mod answer;
+pub mod authorize;
 pub mod configs;
 pub mod connection;
 pub mod create_partitions;
 pub mod delete_records;
+pub mod dispatch;
 pub mod errors;
 pub mod fetch;
 pub mod groups;

@@ -72,6 +72,13 @@ impl Session {
         }
     }
 
+    /// Who makes this connection's requests: the logged-in user, else
+    /// `User:ANONYMOUS` (as Kafka), from the client's address.
+    pub fn caller(&self) -> crate::security::acls::Caller {
+        let principal = self.principal().unwrap_or_else(|| crate::security::acls::ANONYMOUS.to_owned());
+        crate::security::acls::Caller::user(principal, self.peer.map(|p| p.ip()))
+    }
+
     /// Whether a request of `key` may be served now.
     pub fn allows(&self, key: ApiKey) -> bool {
         match self.state {

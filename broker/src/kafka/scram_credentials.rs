@@ -102,8 +102,30 @@ fn entry<'a>(asked: &'a mut BTreeMap<String, Asked>, name: &str) -> Option<&'a m
         .ok()
 }
 
-/// Answers AlterUserScramCredentials, user by user.
-pub async fn alter(kafka: &Kafka, req: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+/// Answers AlterUserScramCredentials, user by user (every one refused
+/// unless `allowed`: ALTER on the cluster).
+pub async fn alter(
+    kafka: &Kafka,
+    req: AlterUserScramCredentialsRequest,
+    allowed: bool,
+) -> AlterUserScramCredentialsResponse {
+    if !allowed {
+        let names: BTreeSet<String> = req
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(req.upsertions.iter().map(|u| u.name.to_string()))
+            .collect();
+        let results = names
+            .into_iter()
+            .map(|n| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(StrBytes::from_string(n))
+                    .with_error_code(crate::kafka::authorize::cluster_denied())
+            })
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(results);
+    }
     let mut asked: BTreeMap<String, Asked> = BTreeMap::new();
     for d in &req.deletions {
         let name = d.name.to_string();

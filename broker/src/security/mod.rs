@@ -3,6 +3,7 @@
 //!
 //! - [`users`]: the users and their SCRAM credentials, replaced whole on
 //!   each update of the security stream.
+//! - [`acls`]: the ACLs enforced, rebuilt from each update.
 //! - [`watch`]: follows that stream, and tells the sentinel leader which
 //!   update was applied (a user change is answered only once every live
 //!   broker applied it).
@@ -10,6 +11,7 @@
 //! What a failed login costs is `goulette_auth::guard`'s [`LoginGuard`],
 //! counted here in `goulette_broker_auth_failures`.
 
+pub mod acls;
 pub mod users;
 pub mod watch;
 
@@ -22,6 +24,7 @@ pub use users::Users;
 #[derive(Debug)]
 pub struct Security {
     pub users: Users,
+    pub acls: acls::Acls,
     /// Answers logins of unknown users like those of known ones.
     pub decoy: Decoy,
     pub guard: LoginGuard,

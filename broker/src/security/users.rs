@@ -91,7 +91,7 @@ mod tests {
         let c = ScramCredential::new(Mechanism::ScramSha512, "pw", 4096).unwrap();
         let alice = pb::User { name: "alice".into(), credentials: vec![(&c).into()] };
         let key = pb::TokenKey { id: 3, secret: vec![7; 32].into() };
-        users.apply(&pb::SecurityUpdate { revision: 7, users: vec![alice], token_keys: vec![key] });
+        users.apply(&pb::SecurityUpdate { revision: 7, users: vec![alice], token_keys: vec![key], acls: Vec::new() });
         assert_eq!(users.token_keys().iter().map(|k| k.id).collect::<Vec<_>>(), vec![3]);
         assert_eq!(users.credential("alice", Mechanism::ScramSha512), Some(c.clone()));
         assert_eq!(users.credential("alice", Mechanism::ScramSha256), None);
@@ -99,7 +99,7 @@ mod tests {
         let mut broken: pb::ScramCredential = (&c).into();
         broken.iterations = 1;
         let bob = pb::User { name: "bob".into(), credentials: vec![broken] };
-        users.apply(&pb::SecurityUpdate { revision: 9, users: vec![bob], token_keys: Vec::new() });
+        users.apply(&pb::SecurityUpdate { revision: 9, users: vec![bob], token_keys: Vec::new(), acls: Vec::new() });
         assert!(users.credentials_of("alice").is_empty());
         assert!(users.credentials_of("bob").is_empty(), "an unusable credential is left out");
         assert_eq!(users.len(), 1);

@@ -43,6 +43,7 @@ pub async fn run(
                     match message {
                         Ok(Some(update)) => {
                             security.users.apply(&update);
+                            security.acls.apply(&update.acls);
                             tracing::info!(
                                 users = update.users.len(),
                                 revision = update.revision,

@@ -187,6 +187,11 @@ enum Command {
         #[command(subcommand)]
         command: GroupCommand,
     },
+    /// ACL bindings: who may do what on which topics, groups and the cluster.
+    Acl {
+        #[command(subcommand)]
+        command: cli::AclCommand,
+    },
     /// Users and their SCRAM credentials (for SASL logins).
     User {
         #[command(subcommand)]
@@ -613,6 +618,7 @@ fn main() -> ExitCode {
         | Command::Cluster { .. }
         | Command::Group { .. }
         | Command::User { .. }
+        | Command::Acl { .. }
         | Command::Broker { .. } => match cluster_command(sentinels, credentials, cli.command) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
@@ -850,6 +856,7 @@ fn cluster_command(
                 cli::broker_decommission(cluster, id, true).await
             }
             Command::User { command } => cli::user(cluster, command).await,
+            Command::Acl { command } => cli::acl(cluster, command).await,
             Command::Profile { .. } | Command::Storage { .. } | Command::Etcd(_) | Command::Bench(_) => {
                 unreachable!("handled by main")
             }

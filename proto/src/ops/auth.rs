@@ -14,6 +14,14 @@ pub struct AuthArgs {
     /// so that users can log in instead.
     #[arg(long, env = "GOULETTE_AUTH_REQUIRED", default_value_t = false, action = clap::ArgAction::Set)]
     pub auth_required: bool,
+    /// Check every request against the ACLs (`goulette acl`, Kafka's
+    /// CreateAcls): a request no ALLOW covers is refused, a DENY always wins.
+    #[arg(long, env = "GOULETTE_ACL_ENABLED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub acl_enabled: bool,
+    /// Principals allowed everything whatever the ACLs (comma-separated,
+    /// `User:admin`).
+    #[arg(long, env = "GOULETTE_SUPER_USERS", value_delimiter = ',')]
+    pub super_users: Vec<String>,
     /// How long the answer to a failed login waits (slows password guessing).
     #[arg(long, env = "GOULETTE_AUTH_FAILURE_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub auth_failure_delay: Duration,
@@ -48,6 +56,8 @@ impl Default for AuthArgs {
     fn default() -> AuthArgs {
         AuthArgs {
             auth_required: false,
+            acl_enabled: false,
+            super_users: Vec::new(),
             auth_failure_delay: Duration::from_millis(500),
             auth_failures_per_minute: 10,
             auth_token_ttl: Duration::from_secs(3600),

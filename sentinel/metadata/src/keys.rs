@@ -14,6 +14,7 @@
 //! {prefix}/groups/{group}/members/{id}  MemberRecord, under the member's session lease
 //! {prefix}/users/{name}               UserRecord: SCRAM credentials
 //! {prefix}/security/token-keys         TokenKeysRecord: keys signing gRPC tokens
+//! {prefix}/acls/{id}                   AclRecord: one ACL binding (id: its hash)
 //! {prefix}/counters/ops                next op sequence number (decimal)
 //! {prefix}/counters/producer-ids       next free producer id (decimal)
 //! {prefix}/election/…                  sentinel leader election (etcd election API)
@@ -166,6 +167,16 @@ impl Keys {
         format!("{}/security/token-keys", self.prefix)
     }
 
+    /// Prefix of every ACL binding.
+    pub fn acls(&self) -> String {
+        format!("{}/acls/", self.prefix)
+    }
+
+    /// An ACL binding's key.
+    pub fn acl(&self, id: &str) -> String {
+        format!("{}/acls/{id}", self.prefix)
+    }
+
     /// The election name (etcd's election API keeps candidates under it).
     pub fn election(&self) -> String {
         format!("{}/election", self.prefix)
@@ -194,6 +205,7 @@ impl Keys {
             },
             "users" if !tail.is_empty() => KeyKind::User(tail),
             "security" if tail == "token-keys" => KeyKind::TokenKeys,
+            "acls" if !tail.is_empty() => KeyKind::Acl(tail),
             "ops" => KeyKind::Op(tail.parse().ok()?),
             "counters" => KeyKind::Counter(tail),
             "election" => KeyKind::Election,
@@ -225,6 +237,8 @@ pub enum KeyKind<'a> {
     User(&'a str),
     /// `security/token-keys`
     TokenKeys,
+    /// `acls/{id}`
+    Acl(&'a str),
     /// `ops/{seq}`
     Op(u64),
     /// `counters/{name}`
@@ -246,6 +260,7 @@ mod tests {
         assert_eq!(k.parse(&k.op(99)), Some(KeyKind::Op(99)));
         assert_eq!(k.parse(&k.user("a/b c")), Some(KeyKind::User("a/b c")));
         assert_eq!(k.parse(&k.token_keys()), Some(KeyKind::TokenKeys));
+        assert_eq!(k.parse(&k.acl("0a1b")), Some(KeyKind::Acl("0a1b")));
         assert_eq!(k.parse(&k.tombstone("a.b", u64::MAX)), Some(KeyKind::Tombstone("a.b", u64::MAX)));
         assert_eq!(k.parse(&k.sentinel("s1")), Some(KeyKind::Sentinel("s1")));
         assert_eq!(k.parse(&format!("{}/694d9a", k.election())), Some(KeyKind::Election));

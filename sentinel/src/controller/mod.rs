@@ -7,6 +7,7 @@
 //!   leaders, elections when a leader is gone, moves towards the placement;
 //! - [`producer_ids`]: producer ids, reserved from etcd in blocks;
 //! - [`users`]: users and their SCRAM credentials;
+//! - [`acls`]: ACL bindings;
 //! - [`leader_loop`]: the leader's standing duties (elections, moves,
 //!   consumer-group rebalances) on every change of the view.
 //!
@@ -29,6 +30,7 @@ use crate::placement::Membership;
 use crate::store::{Change, Fence, Store};
 use crate::view::ClusterView;
 
+pub mod acls;
 pub mod brokers;
 pub mod leader_loop;
 pub mod partitions;

@@ -269,6 +269,58 @@ impl SentinelService for SentinelGrpc {
         Ok(Response::new(self.0.list_users(&req.into_inner())))
     }
 
+    async fn create_acls(
+        &self,
+        req: Request<pb::CreateAclsRequest>,
+    ) -> std::result::Result<Response<pb::CreateAclsResponse>, Status> {
+        let s = &self.0;
+        let caller = super::users::caller(&req);
+        let count = req.get_ref().acls.len();
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move { s.create_acls_here(fence, req).await },
+                |channel, req| async move { SentinelServiceClient::new(channel).create_acls(req).await },
+            )
+            .await;
+        super::users::audit_change(&caller, "create-acls", &format!("{count} bindings"), result.as_ref().err());
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::CreateAclsResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn delete_acls(
+        &self,
+        req: Request<pb::DeleteAclsRequest>,
+    ) -> std::result::Result<Response<pb::DeleteAclsResponse>, Status> {
+        let s = &self.0;
+        let caller = super::users::caller(&req);
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move { s.delete_acls_here(fence, req).await },
+                |channel, req| async move { SentinelServiceClient::new(channel).delete_acls(req).await },
+            )
+            .await;
+        let what = result.as_ref().map(|r| format!("{} bindings", r.deleted.len())).unwrap_or_default();
+        super::users::audit_change(&caller, "delete-acls", &what, result.as_ref().err());
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::DeleteAclsResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
+    async fn describe_acls(
+        &self,
+        req: Request<pb::DescribeAclsRequest>,
+    ) -> std::result::Result<Response<pb::DescribeAclsResponse>, Status> {
+        let result = self.0.describe_acls(req.get_ref());
+        Ok(Response::new(
+            result.unwrap_or_else(|e| pb::DescribeAclsResponse { error: Some(e.to_proto()), ..Default::default() }),
+        ))
+    }
+
     async fn cluster_status(
         &self,
         _req: Request<pb::ClusterStatusRequest>,

@@ -6,7 +6,8 @@
 //! - `forward.rs`: where a leader-only request runs, and its forwarding;
 //! - `topic_changes.rs`: changing a topic's settings and partition count;
 //! - `users.rs`: users, and the security stream brokers follow;
-//! - `login.rs`: `AuthService`, logins that issue gRPC tokens.
+//! - `login.rs`: `AuthService`, logins that issue gRPC tokens;
+//! - `acls.rs`: ACL bindings.
 //!
 //! Reads are answered from this sentinel's [`ClusterView`]. Writes run on the
 //! leader; a follower forwards them to it, once.
@@ -29,6 +30,7 @@ use crate::groups::Groups;
 use crate::model::TopicRecord;
 use crate::view::ClusterView;
 
+mod acls;
 mod client;
 mod forward;
 mod internal;

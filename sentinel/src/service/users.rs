@@ -22,6 +22,14 @@ use crate::view::ClusterView;
 /// How long a user change waits for live brokers to apply it.
 const APPLIED_WITHIN: Duration = Duration::from_secs(5);
 
+/// What a security stream last sent.
+#[derive(PartialEq)]
+struct Sent {
+    users: BTreeMap<String, UserRecord>,
+    keys: Option<TokenKeysRecord>,
+    acls: BTreeMap<String, goulette_auth::acl::AclBinding>,
+}
+
 /// The change a request asks for, checked.
 fn user_change(req: &pb::AlterUserRequest) -> Result<UserChange> {
     let invalid = |e: goulette_auth::AuthError| SentinelError::InvalidArgument(e.to_string());
@@ -78,6 +86,17 @@ pub(super) fn audit(
     tracing::info!(target: goulette_auth::guard::AUDIT, event = what, user, %principal, %address, %outcome);
 }
 
+/// Writes a security change (done, or refused with `error`) to the audit log.
+pub(super) fn audit_change(
+    (principal, address): &(String, String),
+    event: &str,
+    what: &str,
+    error: Option<&SentinelError>,
+) {
+    let outcome = error.map_or_else(|| "done".to_owned(), |e| format!("refused: {e}"));
+    tracing::info!(target: goulette_auth::guard::AUDIT, event, what, %principal, %address, %outcome);
+}
+
 /// Every user as brokers receive them.
 fn users_of(view: &ClusterView) -> Vec<pb::User> {
     view.users.values().map(UserRecord::to_proto).collect()
@@ -98,12 +117,20 @@ impl Sentinel {
                 async move { self.controller.alter_user(fence, &view, change).await }
             })
             .await? as u64;
-        let live = self.view().brokers.keys().copied().collect();
-        let lagging = self.security_acks.wait(&live, revision, APPLIED_WITHIN).await;
-        if !lagging.is_empty() {
-            tracing::warn!(user = %req.name, ?lagging, "brokers have not applied a user change yet");
-        }
+        let lagging = self.applied_everywhere(Some(revision as i64)).await;
         Ok(pb::AlterUserResponse { error: None, revision, lagging_brokers: lagging })
+    }
+
+    /// Waits (bounded) until every live broker applied the security update
+    /// of `revision` (none: nothing changed); the brokers that had not.
+    pub(super) async fn applied_everywhere(&self, revision: Option<i64>) -> Vec<u32> {
+        let Some(revision) = revision else { return Vec::new() };
+        let live = self.view().brokers.keys().copied().collect();
+        let lagging = self.security_acks.wait(&live, revision as u64, APPLIED_WITHIN).await;
+        if !lagging.is_empty() {
+            tracing::warn!(?lagging, revision, "brokers have not applied a security change yet");
+        }
+        lagging
     }
 
     /// The users named (every user when none is), without their keys.
@@ -131,20 +158,25 @@ impl Sentinel {
                 _ = tx.closed() => return,
                 _ = shutdown.cancelled() => return,
             }
-            let mut sent: Option<(BTreeMap<String, UserRecord>, Option<TokenKeysRecord>)> = None;
+            let mut sent: Option<Sent> = None;
             loop {
                 let view = views.borrow_and_update().clone();
-                let keys = view.token_keys.as_ref().map(|(k, _)| k.clone());
-                if sent.as_ref().is_none_or(|(users, sent_keys)| *users != view.users || *sent_keys != keys) {
+                let now = Sent {
+                    users: view.users.clone(),
+                    keys: view.token_keys.as_ref().map(|(k, _)| k.clone()),
+                    acls: view.acls.clone(),
+                };
+                if sent.as_ref() != Some(&now) {
                     let update = pb::SecurityUpdate {
                         revision: view.revision as u64,
                         users: users_of(&view),
-                        token_keys: keys.as_ref().map(TokenKeysRecord::to_proto).unwrap_or_default(),
+                        token_keys: now.keys.as_ref().map(TokenKeysRecord::to_proto).unwrap_or_default(),
+                        acls: view.acls.values().map(pb::AclBinding::from).collect(),
                     };
                     if tx.send(Ok(update)).await.is_err() {
                         return;
                     }
-                    sent = Some((view.users.clone(), keys));
+                    sent = Some(now);
                 }
                 tokio::select! {
                     changed = views.changed() => if changed.is_err() { return },

@@ -4,6 +4,7 @@
 //! exit status). This file holds what they share: output formats and
 //! argument parsers.
 
+mod acl;
 mod cluster;
 mod consume;
 mod consume_options;
@@ -17,6 +18,7 @@ mod topic;
 mod topic_reader;
 mod user;
 
+pub use acl::{AclCommand, acl};
 pub use cluster::{broker_decommission, cluster_status};
 pub use consume::{ConsumeOptions, consume};
 pub use group::{ResetTo, group_delete, group_describe, group_list, group_reset, parse_reset_to};

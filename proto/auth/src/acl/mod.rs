@@ -5,11 +5,18 @@
 //! answer is no.
 //!
 //! - [`model`]: bindings and their parts, with Kafka's codes and names.
+//! - [`filter`]: which bindings a describe or delete is about.
+//! - [`proto`] (feature): bindings and filters as protocol messages
+//!   (Kafka's numbers).
 //! - [`authorizer`]: the index that answers "may P do O on R?" with a cost
 //!   that does not grow with other principals' bindings.
 
 pub mod authorizer;
+pub mod filter;
 pub mod model;
+#[cfg(feature = "proto")]
+pub mod proto;
 
 pub use authorizer::Authorizer;
+pub use filter::{AclFilter, PatternFilter};
 pub use model::{AclBinding, Operation, PatternType, Permission, ResourceType};

@@ -245,6 +245,23 @@ impl AclBinding {
         Ok(())
     }
 
+    /// A stable identity of the binding (hex, from a SHA-256 of all its
+    /// parts): the same binding added twice is stored once.
+    pub fn id(&self) -> String {
+        let canonical = format!(
+            "{}\0{}\0{}\0{}\0{}\0{}\0{}",
+            self.resource_type.kafka_code(),
+            self.pattern.kafka_code(),
+            self.name,
+            self.principal,
+            self.host,
+            self.operation.kafka_code(),
+            self.permission.kafka_code()
+        );
+        let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+        digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether this binding's pattern covers resource `name`.
     pub fn matches_name(&self, name: &str) -> bool {
         match self.pattern {
@@ -323,6 +340,9 @@ mod tests {
         assert!(AclBinding { host: "10.1.2.3".into(), ..ok.clone() }.check().is_ok());
         assert!(AclBinding { resource_type: ResourceType::Cluster, ..ok.clone() }.check().is_err());
         assert!(AclBinding { name: "*".into(), pattern: PatternType::Prefixed, ..ok.clone() }.check().is_err());
-        assert!(AclBinding { name: String::new(), ..ok }.check().is_err());
+        assert!(AclBinding { name: String::new(), ..ok.clone() }.check().is_err());
+        assert_eq!(ok.id(), ok.clone().id());
+        assert_ne!(ok.id(), AclBinding { permission: Permission::Deny, ..ok.clone() }.id());
+        assert_eq!(ok.id().len(), 32);
     }
 }

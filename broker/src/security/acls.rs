@@ -1,0 +1,107 @@
+//! The ACLs this broker enforces: rebuilt from each security update, and
+//! asked before a request touches a resource. Refusals are counted
+//! (`goulette_broker_acl_denials_total`) and audited, at most one line per
+//! principal and second-long burst so a looping client cannot flood the
+//! audit log.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use goulette_auth::acl::{AclBinding, Authorizer, Operation, ResourceType};
+use goulette_proto::v1 as pb;
+use prometheus_client::metrics::counter::Counter;
+
+/// Who asks: a principal (`User:alice`) from a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal: String,
+    pub host: Option<IpAddr>,
+    /// One of the cluster's servers (a verified client certificate on
+    /// gRPC): allowed everything, as Kafka's inter-broker principal.
+    pub server: bool,
+}
+
+/// The principal of a Kafka client that did not log in.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+impl Caller {
+    pub fn user(principal: String, host: Option<IpAddr>) -> Caller {
+        Caller { principal, host, server: false }
+    }
+}
+
+/// The ACLs in force.
+#[derive(Debug)]
+pub struct Acls {
+    enabled: bool,
+    super_users: Vec<String>,
+    current: RwLock<Arc<Authorizer>>,
+    denials: Counter,
+    /// When each principal's last refusal was audited.
+    audited: Mutex<HashMap<String, Instant>>,
+}
+
+/// A principal's refusals are audited at most this often.
+const AUDIT_EVERY: Duration = Duration::from_secs(1);
+
+impl Acls {
+    /// ACLs enforced when `enabled`, with `super_users` allowed everything.
+    pub fn new(enabled: bool, super_users: Vec<String>, denials: Counter) -> Acls {
+        let current = RwLock::new(Arc::new(Authorizer::new(&[], super_users.clone())));
+        Acls { enabled, super_users, current, denials, audited: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether requests are checked at all.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Replaces the bindings with those of a security update (unusable
+    /// ones left out, and logged).
+    pub fn apply(&self, bindings: &[pb::AclBinding]) {
+        let parsed: Vec<AclBinding> = bindings
+            .iter()
+            .filter_map(|b| match AclBinding::try_from(b) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::error!(error = %e, "an ACL binding is unusable; left out");
+                    None
+                }
+            })
+            .collect();
+        let next = Arc::new(Authorizer::new(&parsed, self.super_users.clone()));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    /// Whether `caller` may do `operation` on `resource_type` `name`
+    /// (always, when ACLs are off). A refusal is counted and audited.
+    pub fn allows(&self, caller: &Caller, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        if !self.enabled || caller.server {
+            return true;
+        }
+        let authorizer = self.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if authorizer.authorize(&caller.principal, caller.host, operation, resource_type, name) {
+            return true;
+        }
+        self.denials.inc();
+        let now = Instant::now();
+        let mut audited = self.audited.lock().unwrap_or_else(|p| p.into_inner());
+        if audited.get(&caller.principal).is_none_or(|t| now.duration_since(*t) >= AUDIT_EVERY) {
+            if audited.len() > 10_000 {
+                audited.retain(|_, t| now.duration_since(*t) < AUDIT_EVERY);
+            }
+            audited.insert(caller.principal.clone(), now);
+            tracing::warn!(
+                target: goulette_auth::guard::AUDIT,
+                event = "request-denied",
+                principal = %caller.principal,
+                address = %caller.host.map(|h| h.to_string()).unwrap_or_default(),
+                operation = operation.name(),
+                resource = %format!("{}:{name}", resource_type.name()),
+            );
+        }
+        false
+    }
+}
