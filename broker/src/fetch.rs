@@ -31,6 +31,7 @@ pub async fn serve(
     budget: FetchBudget,
     max_fetch_bytes: usize,
     shutdown: CancellationToken,
+    readable: crate::security::acls::Check<bool>,
 ) {
     let start = match requests.next().await {
         Some(Ok(pb::FetchRequest { kind: Some(Kind::Start(start)) })) => start,
@@ -45,6 +46,9 @@ pub async fn serve(
     };
     if let Err(reason) = goulette_proto::validate_topic_name(&start.topic) {
         return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, reason)).await;
+    }
+    if let Err(e) = readable(&start.topic, start.replica_id.is_some()) {
+        return send_error(&out, e).await;
     }
     let Some(replica) = partitions.get(&start.topic, start.partition) else {
         return send_error(&out, partitions.unavailable(&start.topic, start.partition)).await;

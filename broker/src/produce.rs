@@ -29,6 +29,7 @@ use tonic::{Status, Streaming};
 use crate::config::{BrokerConfig, ProduceLimits};
 use crate::error::{not_leader, storage_error};
 use crate::partition::Partitions;
+use crate::security::acls::Check;
 
 /// How long a stopping broker keeps answering the requests in flight.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -40,7 +41,6 @@ fn answer(correlation_id: u64, error: pb::Error) -> Pending {
 }
 
 /// One connection's produce stream (see the module documentation).
-#[derive(Debug)]
 pub struct ProduceStream {
     partitions: Arc<Partitions>,
     /// Requests pending at most; beyond, the stream is not read.
@@ -49,17 +49,31 @@ pub struct ProduceStream {
     shutdown: CancellationToken,
     /// Partitions refused on this stream: later requests to them are too.
     refused: HashSet<(String, u32)>,
+    /// Whether the stream's caller may write a topic (its ACLs).
+    writable: Check<()>,
+}
+
+impl std::fmt::Debug for ProduceStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProduceStream").field("max_in_flight", &self.max_in_flight).finish_non_exhaustive()
+    }
 }
 
 impl ProduceStream {
     /// A stream of this broker's, with its produce settings.
-    pub fn new(partitions: Arc<Partitions>, config: &BrokerConfig, shutdown: CancellationToken) -> ProduceStream {
+    pub fn new(
+        partitions: Arc<Partitions>,
+        config: &BrokerConfig,
+        shutdown: CancellationToken,
+        writable: Check<()>,
+    ) -> ProduceStream {
         ProduceStream {
             partitions,
             max_in_flight: config.max_in_flight,
             limits: config.produce_limits(),
             shutdown,
             refused: HashSet::new(),
+            writable,
         }
     }
 
@@ -120,7 +134,7 @@ impl ProduceStream {
     /// (its durability and replication awaited by the returned future).
     async fn accept(&mut self, request: pb::ProduceRequest) -> Pending {
         let key = (request.topic.clone(), request.partition);
-        if let Err(error) = client_writable(&key.0) {
+        if let Err(error) = client_writable(&key.0).and_then(|()| (self.writable)(&key.0, ())) {
             return answer(request.correlation_id, error);
         }
         if self.refused.contains(&key) {

@@ -174,6 +174,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         offsets,
         fetch_budget,
         kafka_groups,
+        security: security.clone(),
     };
     // Room for the largest batch plus the request's other fields.
     let max_message = MAX_BATCH_LEN + (1 << 20);

@@ -7,9 +7,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use goulette_auth::acl::model::CLUSTER_NAME;
+use goulette_auth::acl::{Caller, Operation, ResourceType};
+
 use crate::config::BrokerConfig;
 use crate::error::{not_leader, storage_error};
 use crate::partition::{Partitions, Replica};
+use crate::security::acls::Check;
 use crate::{fetch, produce};
 
 /// Serves produce and fetch for the partitions this broker leads.
@@ -24,9 +28,28 @@ pub struct BrokerGrpc {
     pub fetch_budget: crate::fetch_budget::FetchBudget,
     /// The Kafka consumer groups this broker coordinates.
     pub kafka_groups: Arc<crate::kafka::groups::Groups>,
+    /// Users and ACLs.
+    pub security: Arc<crate::security::Security>,
 }
 
 impl BrokerGrpc {
+    /// Who makes `req`, as the ACLs see it: unchecked (as a server) unless
+    /// gRPC requests are checked (`--acl-enabled` with `--auth-required`).
+    fn caller<T>(&self, req: &Request<T>) -> Caller {
+        if self.config.auth.grpc_acls() { Caller::of(req) } else { Caller::server() }
+    }
+
+    /// `Ok` when `caller` may do `operation` on `resource_type` `name`.
+    fn permit(
+        &self,
+        caller: &Caller,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> Result<(), pb::Error> {
+        permit(&self.security, caller, operation, resource_type, name)
+    }
+
     /// The replica of a partition this broker leads, or the error to answer:
     /// `INVALID_ARGUMENT` for a bad topic name, `NOT_LEADER` (with the
     /// leader's address when known) otherwise.
@@ -42,6 +65,22 @@ impl BrokerGrpc {
     }
 }
 
+/// `Ok` when `caller` may do `operation` on `resource_type` `name`, else
+/// the NOT_AUTHORIZED error to answer.
+fn permit(
+    security: &crate::security::Security,
+    caller: &Caller,
+    operation: Operation,
+    resource_type: ResourceType,
+    name: &str,
+) -> Result<(), pb::Error> {
+    if security.acls.allows(caller, operation, resource_type, name) {
+        return Ok(());
+    }
+    let what = format!("{} may not {} {} {name}", caller.principal, operation.name(), resource_type.name());
+    Err(pb::Error::new(pb::ErrorCode::NotAuthorized, what))
+}
+
 #[tonic::async_trait]
 impl BrokerService for BrokerGrpc {
     type ProduceStream = ReceiverStream<Result<pb::ProduceResponse, Status>>;
@@ -53,7 +92,10 @@ impl BrokerService for BrokerGrpc {
     ) -> Result<Response<Self::ProduceStream>, Status> {
         let (tx, rx) = mpsc::channel(64);
         let (partitions, config) = (self.partitions.clone(), self.config.clone());
-        let stream = produce::ProduceStream::new(partitions, &config, self.shutdown.clone());
+        let (security, caller) = (self.security.clone(), self.caller(&req));
+        let writable =
+            Box::new(move |topic: &str, ()| permit(&security, &caller, Operation::Write, ResourceType::Topic, topic));
+        let stream = produce::ProduceStream::new(partitions, &config, self.shutdown.clone(), writable);
         tokio::spawn(stream.run(req.into_inner(), tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -62,8 +104,12 @@ impl BrokerService for BrokerGrpc {
         &self,
         req: Request<pb::ListOffsetsRequest>,
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let caller = self.caller(&req);
         let req = req.into_inner();
         let error = |e| Ok(Response::new(pb::ListOffsetsResponse { error: Some(e), ..Default::default() }));
+        if let Err(e) = self.permit(&caller, Operation::Describe, ResourceType::Topic, &req.topic) {
+            return error(e);
+        }
         let replica = match self.led_replica(&req.topic, req.partition) {
             Ok(r) => r,
             Err(e) => return error(e),
@@ -92,8 +138,12 @@ impl BrokerService for BrokerGrpc {
         &self,
         req: Request<pb::OffsetForLeaderEpochRequest>,
     ) -> Result<Response<pb::OffsetForLeaderEpochResponse>, Status> {
+        let caller = self.caller(&req);
         let req = req.into_inner();
         let error = |e| Ok(Response::new(pb::OffsetForLeaderEpochResponse { error: Some(e), ..Default::default() }));
+        if let Err(e) = self.permit(&caller, Operation::Describe, ResourceType::Topic, &req.topic) {
+            return error(e);
+        }
         let replica = match self.led_replica(&req.topic, req.partition) {
             Ok(r) => r,
             Err(e) => return error(e),
@@ -110,6 +160,9 @@ impl BrokerService for BrokerGrpc {
         &self,
         req: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
+        if let Err(e) = self.permit(&self.caller(&req), Operation::Read, ResourceType::Group, &req.get_ref().group) {
+            return Ok(Response::new(pb::CommitOffsetsResponse { error: Some(e) }));
+        }
         Ok(Response::new(self.offsets.commit(req.into_inner()).await))
     }
 
@@ -117,6 +170,10 @@ impl BrokerService for BrokerGrpc {
         &self,
         req: Request<pb::FetchOffsetsRequest>,
     ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
+        if let Err(e) = self.permit(&self.caller(&req), Operation::Describe, ResourceType::Group, &req.get_ref().group)
+        {
+            return Ok(Response::new(pb::FetchOffsetsResponse { error: Some(e), ..Default::default() }));
+        }
         Ok(Response::new(self.offsets.fetch(req.into_inner()).await))
     }
 
@@ -124,13 +181,21 @@ impl BrokerService for BrokerGrpc {
         &self,
         req: Request<pb::ListGroupsRequest>,
     ) -> Result<Response<pb::ListGroupsResponse>, Status> {
-        Ok(Response::new(self.offsets.list_groups(req.into_inner()).await))
+        let caller = self.caller(&req);
+        let mut answer = self.offsets.list_groups(req.into_inner()).await;
+        if self.permit(&caller, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME).is_err() {
+            answer.groups.retain(|g| self.permit(&caller, Operation::Describe, ResourceType::Group, g).is_ok());
+        }
+        Ok(Response::new(answer))
     }
 
     async fn delete_group(
         &self,
         req: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteGroupResponse>, Status> {
+        if let Err(e) = self.permit(&self.caller(&req), Operation::Delete, ResourceType::Group, &req.get_ref().group) {
+            return Ok(Response::new(pb::DeleteGroupResponse { error: Some(e) }));
+        }
         Ok(Response::new(self.offsets.delete_group(req.into_inner()).await))
     }
 
@@ -138,13 +203,20 @@ impl BrokerService for BrokerGrpc {
         &self,
         req: Request<pb::DescribeKafkaGroupRequest>,
     ) -> Result<Response<pb::DescribeKafkaGroupResponse>, Status> {
+        if let Err(e) = self.permit(&self.caller(&req), Operation::Describe, ResourceType::Group, &req.get_ref().group)
+        {
+            return Ok(Response::new(pb::DescribeKafkaGroupResponse { error: Some(e), ..Default::default() }));
+        }
         Ok(Response::new(crate::kafka::groups::native_view::describe(&self.kafka_groups, &req.into_inner())))
     }
 
     async fn replica_problems(
         &self,
-        _req: Request<pb::ReplicaProblemsRequest>,
+        req: Request<pb::ReplicaProblemsRequest>,
     ) -> Result<Response<pb::ReplicaProblemsResponse>, Status> {
+        if let Err(e) = self.permit(&self.caller(&req), Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+            return Err(Status::permission_denied(e.message));
+        }
         Ok(Response::new(pb::ReplicaProblemsResponse { problems: self.partitions.problems() }))
     }
 
@@ -152,7 +224,14 @@ impl BrokerService for BrokerGrpc {
         let (out, responses) = crate::fetch_budget::channel(self.config.fetch_send_timeout);
         let (partitions, budget) = (self.partitions.clone(), self.fetch_budget.clone());
         let max = self.config.max_fetch_bytes;
-        tokio::spawn(fetch::serve(partitions, req.into_inner(), out, budget, max, self.shutdown.clone()));
+        let (security, caller) = (self.security.clone(), self.caller(&req));
+        // Consumers need READ on the topic; followers are servers (Kafka's
+        // CLUSTER_ACTION), so a user cannot pose as a replica.
+        let readable: Check<bool> = Box::new(move |topic: &str, replica: bool| match replica {
+            true => permit(&security, &caller, Operation::ClusterAction, ResourceType::Cluster, CLUSTER_NAME),
+            false => permit(&security, &caller, Operation::Read, ResourceType::Topic, topic),
+        });
+        tokio::spawn(fetch::serve(partitions, req.into_inner(), out, budget, max, self.shutdown.clone(), readable));
         Ok(Response::new(responses))
     }
 }

@@ -46,6 +46,9 @@ pub enum SentinelError {
     /// The user does not exist (or has no credential of the mechanism named).
     #[error("user {0:?} not found")]
     UserNotFound(String),
+    /// The ACLs do not allow the caller this.
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
     /// The user exists already.
     #[error("user {0:?} already exists")]
     UserExists(String),
@@ -127,6 +130,7 @@ impl SentinelError {
             SentinelError::TopicExists(_) => ErrorCode::TopicExists,
             SentinelError::UserNotFound(_) => ErrorCode::UserNotFound,
             SentinelError::UserExists(_) => ErrorCode::UserExists,
+            SentinelError::NotAuthorized(_) => ErrorCode::NotAuthorized,
             SentinelError::NotEnoughBrokers { .. } => ErrorCode::NotEnoughReplicas,
             SentinelError::UnknownBroker(_) => ErrorCode::UnknownBroker,
             SentinelError::Fenced(_) => ErrorCode::Fenced,

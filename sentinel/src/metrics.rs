@@ -85,6 +85,7 @@ impl SentinelProbe {
             "Failed gRPC logins, by reason (invalid-credentials, throttled, malformed, unsupported)",
             crate::tls_metrics::TLS.auth_failures.clone(),
         );
+        r.register("acl_denials", "gRPC requests the ACLs refused", crate::tls_metrics::TLS.acl_denials.clone());
         r.register("brokers_up", "Brokers with a live session", p.brokers.clone());
         r.register("brokers_decommissioned", "Brokers being decommissioned", p.decommissioned.clone());
         r.register("topics", "Topics", p.topics.clone());

@@ -20,6 +20,8 @@ pub struct TlsMetrics {
     /// Failed gRPC logins, by reason (`invalid-credentials`, `throttled`,
     /// `malformed`, `unsupported`).
     pub auth_failures: Family<ReasonLabel, Counter>,
+    /// gRPC requests the ACLs refused.
+    pub acl_denials: Counter,
     /// gRPC TLS handshakes that failed (plaintext clients, untrusted or
     /// expired certificates).
     pub handshake_failures: Counter,

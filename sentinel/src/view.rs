@@ -73,6 +73,8 @@ pub struct ClusterView {
     pub token_keys: Option<(TokenKeysRecord, i64)>,
     /// ACL bindings by id.
     pub acls: BTreeMap<String, goulette_auth::acl::AclBinding>,
+    /// Counts the changes of `acls` (so their index is rebuilt only then).
+    pub acls_version: u64,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
@@ -127,6 +129,7 @@ impl ClusterView {
                 let binding = goulette_auth::acl::AclBinding::try_from(&record)
                     .map_err(|reason| SentinelError::CorruptValue { key: key.to_owned(), reason })?;
                 self.acls.insert(id.to_owned(), binding);
+                self.acls_version += 1;
             }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
@@ -179,6 +182,7 @@ impl ClusterView {
             Some(KeyKind::TokenKeys) => self.token_keys = None,
             Some(KeyKind::Acl(id)) => {
                 self.acls.remove(id);
+                self.acls_version += 1;
             }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }

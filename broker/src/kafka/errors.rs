@@ -36,6 +36,7 @@ pub fn code(error: &pb::Error) -> i16 {
         ErrorCode::UserNotFound => ResponseError::ResourceNotFound,
         ErrorCode::UserExists => ResponseError::DuplicateResource,
         ErrorCode::AuthenticationFailed => ResponseError::SaslAuthenticationFailed,
+        ErrorCode::NotAuthorized => ResponseError::TopicAuthorizationFailed,
     };
     kafka.code()
 }

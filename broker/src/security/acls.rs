@@ -5,32 +5,17 @@
 //! audit log.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+pub use goulette_auth::acl::{ANONYMOUS, Caller};
 use goulette_auth::acl::{AclBinding, Authorizer, Operation, ResourceType};
 use goulette_proto::v1 as pb;
 use prometheus_client::metrics::counter::Counter;
 
-/// Who asks: a principal (`User:alice`) from a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub principal: String,
-    pub host: Option<IpAddr>,
-    /// One of the cluster's servers (a verified client certificate on
-    /// gRPC): allowed everything, as Kafka's inter-broker principal.
-    pub server: bool,
-}
-
-/// The principal of a Kafka client that did not log in.
-pub const ANONYMOUS: &str = "User:ANONYMOUS";
-
-impl Caller {
-    pub fn user(principal: String, host: Option<IpAddr>) -> Caller {
-        Caller { principal, host, server: false }
-    }
-}
+/// A check of one request of a stream (with what else it needs, `A`):
+/// `Ok`, or the NOT_AUTHORIZED error to answer.
+pub type Check<A> = Box<dyn Fn(&str, A) -> Result<(), pb::Error> + Send + Sync>;
 
 /// The ACLs in force.
 #[derive(Debug)]

@@ -149,3 +149,96 @@ fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_re
     let out = cli(&[], &alice, &["topic", "list"], b"");
     assert!(!out.status.success(), "a deleted user logged in");
 }
+
+#[test]
+fn given_acls_on_grpc_a_user_should_do_only_what_its_bindings_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let server = ca.issue(&["127.0.0.1", "localhost"]);
+    let operator = ca.issue(&["operator"]);
+    let ca_file = write(dir.path(), "ca.pem", ca.pem());
+    let (cert, key) = (write(dir.path(), "server.crt", &server.cert), write(dir.path(), "server.key", &server.key));
+    let (op_cert, op_key) = (write(dir.path(), "op.crt", &operator.cert), write(dir.path(), "op.key", &operator.key));
+    let secure = [
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-ca",
+        &ca_file,
+        "--tls-client-ca",
+        &ca_file,
+        "--auth-required",
+        "true",
+        "--acl-enabled",
+        "true",
+    ];
+    let etcd = EtcdProcess::start();
+    let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &secure);
+    let sentinels = sentinel.address.to_string();
+    let _broker = BrokerProcess::start(1, &sentinels, &secure);
+    let run = |extra: &[&str], env: &[(&str, &str)], args: &[&str], stdin: &[u8]| -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_goulette"))
+            .args(["--sentinels", &sentinels, "--tls-ca", &ca_file])
+            .args(extra)
+            .args(args)
+            .env_remove("GOULETTE_SENTINELS")
+            .env_remove("GOULETTE_USER")
+            .env_remove("GOULETTE_PASSWORD")
+            .envs(env.iter().copied())
+            .env("GOULETTE_CONFIG_DIR", dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // The operator's certificate makes it a server: everything is allowed.
+    let operator = ["--tls-cert", op_cert.as_str(), "--tls-key", op_key.as_str()];
+    let admin = |args: &[&str]| {
+        let out = run(&operator, &[("GOULETTE_USER_PASSWORD", "alice-pw")], args, b"");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    wait_for("the broker up", Duration::from_secs(60), || {
+        run(&operator, &[], &["cluster", "status"], b"").status.success()
+    });
+    admin(&["user", "create", "alice"]);
+    admin(&["topic", "create", "hidden", "--partitions", "1"]);
+    let alice = [("GOULETTE_USER", "alice"), ("GOULETTE_PASSWORD", "alice-pw")];
+    let as_alice = |args: &[&str], stdin: &[u8]| run(&[], &alice, args, stdin);
+    let refused = |out: Output| {
+        assert!(!out.status.success() && stderr(&out).contains("may not"), "not refused: {}", stderr(&out));
+    };
+
+    // Nothing allowed: she sees no topic, creates none, lists no ACL.
+    let out = as_alice(&["topic", "list"], b"");
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("hidden"), "{out:?}");
+    refused(as_alice(&["topic", "create", "mine", "--partitions", "1"], b""));
+    refused(as_alice(&["acl", "list"], b""));
+
+    // Each binding opens exactly its operation.
+    admin(&["acl", "add", "--principal", "User:alice", "--operation", "create", "--topic", "mine"]);
+    let out = as_alice(&["topic", "create", "mine", "--partitions", "1"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // (Producing needs WRITE; without any binding on the topic she is
+    // refused at its description already.)
+    refused(as_alice(&["produce", "--topic", "mine"], b"one\n"));
+    // With DESCRIBE she finds the leader, which refuses the write itself.
+    admin(&["acl", "add", "--principal", "User:alice", "--operation", "describe", "--topic", "mine"]);
+    let out = as_alice(&["produce", "--topic", "mine"], b"one\n");
+    assert!(!out.status.success() && stderr(&out).contains("may not write topic mine"), "{}", stderr(&out));
+    let out = run(&operator, &[], &["produce", "--topic", "mine"], b"zero\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_alice(&["consume", "--topic", "mine", "-o", "beginning", "-e"], b"");
+    assert!(!out.status.success() && stderr(&out).contains("may not read topic mine"), "{}", stderr(&out));
+    admin(&["acl", "add", "--principal", "User:alice", "--operation", "write,read", "--topic", "mine"]);
+    let out = as_alice(&["produce", "--topic", "mine"], b"one\ntwo\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_alice(&["consume", "--topic", "mine", "-o", "beginning", "-e"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "zero\none\ntwo\n", "{}", stderr(&out));
+    // The other topic stays closed to her.
+    let out = as_alice(&["consume", "--topic", "hidden", "-o", "beginning", "-e"], b"");
+    assert!(!out.status.success(), "{out:?}");
+}

@@ -16,6 +16,8 @@ pub struct AuthArgs {
     pub auth_required: bool,
     /// Check every request against the ACLs (`goulette acl`, Kafka's
     /// CreateAcls): a request no ALLOW covers is refused, a DENY always wins.
+    /// Kafka requests always; gRPC requests with --auth-required (which
+    /// tells the cluster's servers, allowed everything, from users).
     #[arg(long, env = "GOULETTE_ACL_ENABLED", default_value_t = false, action = clap::ArgAction::Set)]
     pub acl_enabled: bool,
     /// Principals allowed everything whatever the ACLs (comma-separated,
@@ -36,6 +38,11 @@ pub struct AuthArgs {
 }
 
 impl AuthArgs {
+    /// Whether gRPC requests are checked against the ACLs.
+    pub fn grpc_acls(&self) -> bool {
+        self.acl_enabled && self.auth_required
+    }
+
     /// Checks `--auth-required` against the listener's TLS files, and makes
     /// client certificates optional under it.
     pub fn apply_to(&self, tls: &mut Option<goulette_tls::TlsFiles>) -> Result<(), String> {

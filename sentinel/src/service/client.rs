@@ -9,8 +9,19 @@ use tonic::{Request, Response, Status};
 use super::forward::forwarded;
 use super::{Sentinel, SentinelGrpc};
 use crate::error::SentinelError;
+use goulette_auth::acl::model::CLUSTER_NAME;
+use goulette_auth::acl::{Operation, ResourceType};
 
 /// `e` carried in the response's `error` field: the RPC itself succeeds.
+/// Answers `$build(error)` unless `$caller` may `$op` on `$rt` `$name`.
+macro_rules! permit_or_refuse {
+    ($s:expr, $caller:expr, $op:expr, $rt:expr, $name:expr, $build:expr) => {
+        if let Err(e) = $s.permit(&$caller, $op, $rt, $name) {
+            return error_response(&e, $build);
+        }
+    };
+}
+
 fn error_response<T>(
     e: &SentinelError,
     build: impl FnOnce(pb::Error) -> T,
@@ -25,12 +36,24 @@ impl SentinelService for SentinelGrpc {
         req: Request<pb::MetadataRequest>,
     ) -> std::result::Result<Response<pb::MetadataResponse>, Status> {
         let already_forwarded = forwarded(&req);
-        let req = req.into_inner();
         let s = &self.0;
+        let caller = s.caller(&req);
+        let req = req.into_inner();
         s.probe_in_background(req.unreachable_brokers.clone(), already_forwarded);
         let mut view = s.view();
         if req.allow_auto_create && s.config.auto_create_topics {
-            let missing: Vec<String> = req.topics.iter().filter(|t| !view.topics.contains_key(*t)).cloned().collect();
+            // Created only with CREATE on the cluster or the topic.
+            let may_create = |name: &String| {
+                s.may(&caller, Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+                    || s.may(&caller, Operation::Create, ResourceType::Topic, name)
+            };
+            let missing: Vec<String> = req
+                .topics
+                .iter()
+                .filter(|t| !view.topics.contains_key(*t))
+                .filter(|t| may_create(t))
+                .cloned()
+                .collect();
             for name in &missing {
                 let create = pb::CreateTopicRequest {
                     config: Some(pb::TopicConfig { name: name.clone(), ..Default::default() }),
@@ -57,11 +80,23 @@ impl SentinelService for SentinelGrpc {
                 view = s.view();
             }
         }
-        let names: Vec<String> = if req.topics.is_empty() { view.topics.keys().cloned().collect() } else { req.topics };
+        // Topics without DESCRIBE: left out of a listing, refused when named.
+        let describable = |n: &String| s.may(&caller, Operation::Describe, ResourceType::Topic, n);
+        let topics = match req.topics.is_empty() {
+            true => view.topics.keys().filter(|n| describable(n)).map(|n| Sentinel::topic_metadata(&view, n)).collect(),
+            false => req
+                .topics
+                .iter()
+                .map(|n| match s.permit(&caller, Operation::Describe, ResourceType::Topic, n) {
+                    Ok(()) => Sentinel::topic_metadata(&view, n),
+                    Err(e) => pb::TopicMetadata { name: n.clone(), error: Some(e.to_proto()), ..Default::default() },
+                })
+                .collect(),
+        };
         Ok(Response::new(pb::MetadataResponse {
             error: None,
             brokers: Sentinel::brokers(&view),
-            topics: names.iter().map(|n| Sentinel::topic_metadata(&view, n)).collect(),
+            topics,
             metadata_version: view.revision as u64,
         }))
     }
@@ -70,6 +105,18 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::CreateTopicRequest>,
     ) -> std::result::Result<Response<pb::CreateTopicResponse>, Status> {
+        // CREATE on the cluster, or on the topic.
+        let caller = self.0.caller(&req);
+        if !self.0.may(&caller, Operation::Create, ResourceType::Cluster, CLUSTER_NAME) {
+            permit_or_refuse!(
+                self.0,
+                caller,
+                Operation::Create,
+                ResourceType::Topic,
+                req.get_ref().config.as_ref().map(|c| c.name.as_str()).unwrap_or_default(),
+                |e| pb::CreateTopicResponse { error: Some(e), topic: None }
+            );
+        }
         let already_forwarded = forwarded(&req);
         match self.0.create_topic(req.into_inner(), already_forwarded).await {
             Ok(r) => Ok(Response::new(r)),
@@ -81,6 +128,14 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::DeleteTopicRequest>,
     ) -> std::result::Result<Response<pb::DeleteTopicResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::Delete,
+            ResourceType::Topic,
+            &req.get_ref().name,
+            |e| pb::DeleteTopicResponse { error: Some(e) }
+        );
         let s = &self.0;
         let result = s
             .forward
@@ -100,6 +155,14 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::AlterTopicRequest>,
     ) -> std::result::Result<Response<pb::AlterTopicResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::AlterConfigs,
+            ResourceType::Topic,
+            &req.get_ref().name,
+            |e| pb::AlterTopicResponse { error: Some(e), topic: None }
+        );
         let s = &self.0;
         let result = s
             .forward
@@ -119,6 +182,14 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::AddPartitionsRequest>,
     ) -> std::result::Result<Response<pb::AddPartitionsResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::Alter,
+            ResourceType::Topic,
+            &req.get_ref().name,
+            |e| pb::AddPartitionsResponse { error: Some(e), topic: None }
+        );
         let s = &self.0;
         let result = s
             .forward
@@ -161,6 +232,9 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::DecommissionBrokerRequest>,
     ) -> std::result::Result<Response<pb::DecommissionBrokerResponse>, Status> {
+        permit_or_refuse!(self.0, self.0.caller(&req), Operation::Alter, ResourceType::Cluster, CLUSTER_NAME, |e| {
+            pb::DecommissionBrokerResponse { error: Some(e) }
+        });
         let s = &self.0;
         let result = s
             .forward
@@ -180,6 +254,14 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::JoinGroupRequest>,
     ) -> std::result::Result<Response<pb::JoinGroupResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::Read,
+            ResourceType::Group,
+            &req.get_ref().group,
+            |e| pb::JoinGroupResponse { error: Some(e), ..Default::default() }
+        );
         let result = self.0.groups.join(req.into_inner()).await;
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::JoinGroupResponse { error: Some(e.to_proto()), ..Default::default() }),
@@ -190,6 +272,14 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::GroupHeartbeatRequest>,
     ) -> std::result::Result<Response<pb::GroupHeartbeatResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::Read,
+            ResourceType::Group,
+            &req.get_ref().group,
+            |e| pb::GroupHeartbeatResponse { error: Some(e), ..Default::default() }
+        );
         let result = self.0.groups.heartbeat(req.into_inner()).await;
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::GroupHeartbeatResponse { error: Some(e.to_proto()), ..Default::default() }),
@@ -200,6 +290,14 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::LeaveGroupRequest>,
     ) -> std::result::Result<Response<pb::LeaveGroupResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::Read,
+            ResourceType::Group,
+            &req.get_ref().group,
+            |e| pb::LeaveGroupResponse { error: Some(e) }
+        );
         let result = self.0.groups.leave(req.into_inner()).await;
         Ok(Response::new(pb::LeaveGroupResponse { error: result.err().map(|e| e.to_proto()) }))
     }
@@ -208,6 +306,14 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::DescribeGroupRequest>,
     ) -> std::result::Result<Response<pb::DescribeGroupResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::Describe,
+            ResourceType::Group,
+            &req.get_ref().group,
+            |e| pb::DescribeGroupResponse { error: Some(e), ..Default::default() }
+        );
         let req = req.into_inner();
         let result = self.0.groups.describe(&req.group, req.min_generation).await;
         Ok(Response::new(
@@ -217,15 +323,28 @@ impl SentinelService for SentinelGrpc {
 
     async fn list_member_groups(
         &self,
-        _req: Request<pb::ListMemberGroupsRequest>,
+        req: Request<pb::ListMemberGroupsRequest>,
     ) -> std::result::Result<Response<pb::ListMemberGroupsResponse>, Status> {
-        Ok(Response::new(pb::ListMemberGroupsResponse { error: None, groups: self.0.groups.list() }))
+        let (s, caller) = (&self.0, self.0.caller(&req));
+        let mut groups = s.groups.list();
+        if !s.may(&caller, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+            groups.retain(|g| s.may(&caller, Operation::Describe, ResourceType::Group, g));
+        }
+        Ok(Response::new(pb::ListMemberGroupsResponse { error: None, groups }))
     }
 
     async fn remove_group(
         &self,
         req: Request<pb::RemoveGroupRequest>,
     ) -> std::result::Result<Response<pb::RemoveGroupResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::Delete,
+            ResourceType::Group,
+            &req.get_ref().group,
+            |e| pb::RemoveGroupResponse { error: Some(e) }
+        );
         let s = &self.0;
         let result = s
             .forward
@@ -245,6 +364,9 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::AlterUserRequest>,
     ) -> std::result::Result<Response<pb::AlterUserResponse>, Status> {
+        permit_or_refuse!(self.0, self.0.caller(&req), Operation::Alter, ResourceType::Cluster, CLUSTER_NAME, |e| {
+            pb::AlterUserResponse { error: Some(e), ..Default::default() }
+        });
         let s = &self.0;
         let caller = super::users::caller(&req);
         let (name, what) = (req.get_ref().name.clone(), super::users::what(req.get_ref()));
@@ -266,6 +388,9 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::ListUsersRequest>,
     ) -> std::result::Result<Response<pb::ListUsersResponse>, Status> {
+        permit_or_refuse!(self.0, self.0.caller(&req), Operation::Describe, ResourceType::Cluster, CLUSTER_NAME, |e| {
+            pb::ListUsersResponse { error: Some(e), ..Default::default() }
+        });
         Ok(Response::new(self.0.list_users(&req.into_inner())))
     }
 
@@ -273,6 +398,9 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::CreateAclsRequest>,
     ) -> std::result::Result<Response<pb::CreateAclsResponse>, Status> {
+        permit_or_refuse!(self.0, self.0.caller(&req), Operation::Alter, ResourceType::Cluster, CLUSTER_NAME, |e| {
+            pb::CreateAclsResponse { error: Some(e), ..Default::default() }
+        });
         let s = &self.0;
         let caller = super::users::caller(&req);
         let count = req.get_ref().acls.len();
@@ -294,6 +422,9 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::DeleteAclsRequest>,
     ) -> std::result::Result<Response<pb::DeleteAclsResponse>, Status> {
+        permit_or_refuse!(self.0, self.0.caller(&req), Operation::Alter, ResourceType::Cluster, CLUSTER_NAME, |e| {
+            pb::DeleteAclsResponse { error: Some(e), ..Default::default() }
+        });
         let s = &self.0;
         let caller = super::users::caller(&req);
         let result = s
@@ -315,6 +446,9 @@ impl SentinelService for SentinelGrpc {
         &self,
         req: Request<pb::DescribeAclsRequest>,
     ) -> std::result::Result<Response<pb::DescribeAclsResponse>, Status> {
+        permit_or_refuse!(self.0, self.0.caller(&req), Operation::Describe, ResourceType::Cluster, CLUSTER_NAME, |e| {
+            pb::DescribeAclsResponse { error: Some(e), ..Default::default() }
+        });
         let result = self.0.describe_acls(req.get_ref());
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::DescribeAclsResponse { error: Some(e.to_proto()), ..Default::default() }),
@@ -323,8 +457,11 @@ impl SentinelService for SentinelGrpc {
 
     async fn cluster_status(
         &self,
-        _req: Request<pb::ClusterStatusRequest>,
+        req: Request<pb::ClusterStatusRequest>,
     ) -> std::result::Result<Response<pb::ClusterStatusResponse>, Status> {
+        permit_or_refuse!(self.0, self.0.caller(&req), Operation::Describe, ResourceType::Cluster, CLUSTER_NAME, |e| {
+            pb::ClusterStatusResponse { error: Some(e), ..Default::default() }
+        });
         let view = self.0.view();
         let leader = view.leader_address().map(str::to_owned);
         let sentinels = view

@@ -7,7 +7,8 @@
 //! - `topic_changes.rs`: changing a topic's settings and partition count;
 //! - `users.rs`: users, and the security stream brokers follow;
 //! - `login.rs`: `AuthService`, logins that issue gRPC tokens;
-//! - `acls.rs`: ACL bindings.
+//! - `acls.rs`: ACL bindings;
+//! - `authorize.rs`: the ACL checks of the client API.
 //!
 //! Reads are answered from this sentinel's [`ClusterView`]. Writes run on the
 //! leader; a follower forwards them to it, once.
@@ -31,6 +32,7 @@ use crate::model::TopicRecord;
 use crate::view::ClusterView;
 
 mod acls;
+mod authorize;
 mod client;
 mod forward;
 mod internal;
@@ -52,6 +54,8 @@ pub struct Sentinel {
     security_acks: crate::security_acks::SecurityAcks,
     /// Logins on the gRPC API.
     logins: login::Logins,
+    /// The index of the ACLs, for the checks of `authorize.rs`.
+    acl_index: authorize::AclIndex,
     shutdown: CancellationToken,
 }
 
@@ -74,7 +78,8 @@ impl Sentinel {
         let forward = Forwarder::new(config.address.to_string(), views.clone(), role);
         let security_acks = crate::security_acks::SecurityAcks::default();
         let logins = login::Logins::new(&config.auth);
-        Sentinel { config, controller, groups, views, forward, security_acks, logins, shutdown }
+        let acl_index = authorize::AclIndex::default();
+        Sentinel { config, controller, groups, views, forward, security_acks, logins, acl_index, shutdown }
     }
 
     /// This sentinel's current view.

@@ -5,6 +5,7 @@
 //! answer is no.
 //!
 //! - [`model`]: bindings and their parts, with Kafka's codes and names.
+//! - [`caller`]: who makes a request.
 //! - [`filter`]: which bindings a describe or delete is about.
 //! - [`proto`] (feature): bindings and filters as protocol messages
 //!   (Kafka's numbers).
@@ -12,11 +13,13 @@
 //!   that does not grow with other principals' bindings.
 
 pub mod authorizer;
+pub mod caller;
 pub mod filter;
 pub mod model;
 #[cfg(feature = "proto")]
 pub mod proto;
 
 pub use authorizer::Authorizer;
+pub use caller::{ANONYMOUS, Caller};
 pub use filter::{AclFilter, PatternFilter};
 pub use model::{AclBinding, Operation, PatternType, Permission, ResourceType};
