@@ -18,7 +18,7 @@ ARGS ?=
 export MAKE
 
 .PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-tls bench-storage bench-failover fuzz-batch \
-	run-all run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all package test-package \
+	run-all run-all-secure run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all package test-package \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
 
@@ -95,6 +95,9 @@ fuzz-batch: ## fuzz the record-batch decoder for FUZZ_SECONDS (default 120) with
 
 run-all: ## build, start 1 sentinel (embedded etcd) + brokers 1-3 in the background, wait until ready
 	@scripts/run-all.sh embedded
+
+run-all-secure: ## like run-all, TLS on every listener, logins and ACLs required, a private CA and an admin user (data/secure/)
+	@scripts/run-all.sh secure
 
 run-all-with-etcd: ## like run-all, with a standalone etcd (data/etcd; brokers in data/with-etcd/)
 	@scripts/run-all.sh with-etcd

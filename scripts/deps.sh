@@ -16,6 +16,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)               # make lint'
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(faketime)  # clock-step tests (libfaketime)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)                  # Kafka-protocol tests (librdkafka's CLI)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)  # the Kafka clients' virtualenv
+command -v openssl >/dev/null 2>&1 || need+=(openssl)            # make run-all-secure's private CA
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "deps: cargo is missing; install Rust >= 1.88 from https://rustup.rs" >&2

@@ -48,6 +48,7 @@ make_target_of() {
   case $1 in
     embedded) echo run-all ;;
     with-etcd) echo run-all-with-etcd ;;
+    secure) echo run-all-secure ;;
     sentinel-cluster) echo run-sentinel-cluster-embedded ;;
     *) echo run-all ;;
   esac
@@ -475,6 +476,7 @@ build_release() {
 layout_dir() {
   case $1 in
     with-etcd) echo "$DATA_DIR/with-etcd" ;;
+    secure) echo "$DATA_DIR/secure" ;;
     sentinel-cluster) echo "$DATA_DIR/sentinel-cluster" ;;
     *) echo "$DATA_DIR" ;;
   esac
@@ -503,20 +505,26 @@ start_etcd() {
     --logger zap --log-outputs stderr
 }
 
-# start_sentinel N MODE: sentinel-N at sentinel_address N. MODE is
+# start_sentinel N MODE [FLAG...]: sentinel-N at sentinel_address N, with
+# the extra FLAGs. MODE is
 #   external          use the etcd at ETCD_CLIENT_URL (--etcd-endpoints)
 #   embedded          its own one-member etcd on 2379/2380 in data/etcd-sentinel-N
+#   secure            the same in data/secure/etcd-sentinel-N
 #   sentinel-cluster  member N of the 3-member embedded etcd: client port
 #                     2377+2N (2379, 2381, 2383), peer port one above, data
 #                     in data/sentinel-cluster/etcd-sentinel-N
 start_sentinel() {
   local n=$1 mode=$2 name="sentinel-$1" client
+  shift 2
   local args=(--id "$name" --address "$(sentinel_address "$n")" --http-address "$(sentinel_http_address "$n")"
     --log-file "$LOG_DIR/$name.log" --log-console=false)
   case $mode in
     external) args+=(--etcd-endpoints "$ETCD_CLIENT_URL") ;;
     embedded)
       args+=(--embedded-etcd --etcd-port 2379 --etcd-peer-port 2380 --etcd-data-dir "$DATA_DIR/etcd-$name") ;;
+    secure)
+      args+=(--embedded-etcd --etcd-port 2379 --etcd-peer-port 2380 --etcd-data-dir "$(layout_dir secure)/etcd-$name"
+        --audit-log "$LOG_DIR/audit-$name.log") ;;
     sentinel-cluster)
       client=$((2377 + 2 * n))
       args+=(--embedded-etcd --etcd-port "$client" --etcd-peer-port $((client + 1))
@@ -524,18 +532,19 @@ start_sentinel() {
     *) die "start_sentinel: unknown mode $mode" ;;
   esac
   mkdir -p "$(layout_dir "$mode")"
-  start_bg "$name" "$BIN/goulette-sentinel" "${args[@]}"
+  start_bg "$name" "$BIN/goulette-sentinel" "${args[@]}" "$@"
 }
 
-# start_broker N DATA_ROOT SENTINELS: broker-N at broker_address N, storing
-# its partitions in DATA_ROOT/broker-N.
+# start_broker N DATA_ROOT SENTINELS [FLAG...]: broker-N at broker_address
+# N, storing its partitions in DATA_ROOT/broker-N, with the extra FLAGs.
 start_broker() {
   local n=$1 root=$2 sentinels=$3 name="broker-$1"
+  shift 3
   mkdir -p "$root"
   start_bg "$name" "$BIN/goulette-broker" --id "$n" --address "$(broker_address "$n")" \
     --http-address "$(broker_http_address "$n")" --kafka-address "$(broker_kafka_address "$n")" \
     --data "$root/$name" --sentinels "$sentinels" \
-    --log-file "$LOG_DIR/$name.log" --log-console=false
+    --log-file "$LOG_DIR/$name.log" --log-console=false "$@"
 }
 
 # print_cluster LAYOUT SENTINELS: what runs (from the pid files), and the
@@ -567,6 +576,11 @@ print_cluster() {
     printf '  %-11s %-22s http %-23s pid %-7s log %s%s\n' "$name" "$addr" "$http" "$(pid_of "$name")" \
       "$LOG_DIR/$name.log" "$extra"
   done
+  if [ "$layout" = secure ]; then
+    # How to connect follows (print_secure): the plaintext commands below would be refused.
+    printf '\nStop everything:  make stop-all\n'
+    return
+  fi
   if [ "$sentinels" != 127.0.0.1:50052 ]; then flag=" --sentinels $sentinels"; fi
   cat <<USAGE
 

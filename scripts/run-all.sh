@@ -8,6 +8,9 @@
 #                     (etcd on 2379/2380, data/etcd-sentinel-1) and brokers 1-3
 #   with-etcd         a standalone etcd (2379/2380, data/etcd), one sentinel
 #                     using it, and brokers 1-3 (data/with-etcd/broker-N)
+#   secure            like embedded, with TLS on every listener, logins and
+#                     ACLs required, a private CA (scripts/secure.sh), all
+#                     data in data/secure/
 #   sentinel-cluster  three sentinels (50052-50054) whose embedded etcds form
 #                     one 3-member etcd cluster (client ports 2379/2381/2383,
 #                     peer ports 2380/2382/2384), brokers 1-3, all data
@@ -22,10 +25,12 @@ set -euo pipefail
 ME=run-all
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=scripts/secure.sh
+source "$(dirname "$0")/secure.sh"
 
 layout=${1:-embedded}
 case $layout in
-  embedded | with-etcd)
+  embedded | with-etcd | secure)
     sentinel_ids=(1)
     sentinels=$(sentinel_address 1)
     ports=(2379 2380 50052 50061 50062 50063 9652 9661 9662 9663 9092 9093 9094)
@@ -35,9 +40,12 @@ case $layout in
     sentinels="$(sentinel_address 1),$(sentinel_address 2),$(sentinel_address 3)"
     ports=(2379 2380 2381 2382 2383 2384 50052 50053 50054 50061 50062 50063 9652 9653 9654 9661 9662 9663 9092 9093 9094)
     ;;
-  *) die "unknown layout '$layout' (embedded, with-etcd or sentinel-cluster)" ;;
+  *) die "unknown layout '$layout' (embedded, with-etcd, secure or sentinel-cluster)" ;;
 esac
 export GOULETTE_SENTINELS=$sentinels   # for the `goulette cluster status` polls
+if [ "$layout" = secure ]; then
+  secure_client_env                    # ... which then show the operator's certificate
+fi
 
 # The components this layout runs, by pid-file name.
 expected=(broker-1 broker-2 broker-3)
@@ -71,6 +79,7 @@ fi
 # 2. Build (and install etcd/protoc if missing), then check the ports.
 build_release
 require_free_ports "${ports[@]}"
+if [ "$layout" = secure ]; then secure_certificates; fi
 
 # 3. Start, stopping whatever was started if anything fails or on Ctrl-C.
 trap 'fail_start "interrupted"' INT TERM
@@ -78,6 +87,10 @@ set_layout "$layout"
 case $layout in
   embedded)
     start_sentinel 1 embedded
+    ;;
+  secure)
+    # shellcheck disable=SC2046
+    start_sentinel 1 secure $(secure_server_args)
     ;;
   with-etcd)
     start_etcd
@@ -91,7 +104,15 @@ case $layout in
     ;;
 esac
 since=$(now_utc)
-for n in 1 2 3; do start_broker "$n" "$(layout_dir "$layout")" "$sentinels"; done
+for n in 1 2 3; do
+  if [ "$layout" = secure ]; then
+    # shellcheck disable=SC2046
+    start_broker "$n" "$(layout_dir "$layout")" "$sentinels" $(secure_server_args) $(secure_broker_args) \
+      --audit-log "$LOG_DIR/audit-broker-$n.log"
+  else
+    start_broker "$n" "$(layout_dir "$layout")" "$sentinels"
+  fi
+done
 
 # 4. Ready means: `goulette cluster status` succeeds (a sentinel leader is
 # known, every registered broker is up), it lists every sentinel and the
@@ -109,6 +130,8 @@ if [ "$layout" = sentinel-cluster ]; then
     fail_start "the embedded etcds did not form one 3-member cluster: $(grep '^members' <<<"$status" || echo "$status")"
   log "etcd: one cluster with 3 members"
 fi
+if [ "$layout" = secure ]; then secure_admin; fi
 trap - INT TERM
 
 print_cluster "$layout" "$sentinels"
+if [ "$layout" = secure ]; then print_secure; fi

@@ -11,6 +11,8 @@
 #   5. make stop-all; every started pid (and the embedded etcd) must be gone
 #   6. make etcd-topics / etcd-backup on the stopped cluster (a temporary etcd
 #      on its data directory), which leaves nothing running
+#   7. make run-all-secure: strangers refused, admin served, alice only once a
+#      binding lets her (goulette and kcat over SASL_SSL); make stop-all
 # Every step has its own time limit; on failure it stops what it started.
 set -euo pipefail
 ME=test-run-all
@@ -140,6 +142,33 @@ for port in 2379 2380; do
 done
 rm -rf "$(dirname "$backup_file")"
 log "read and backed up with no cluster running; the temporary etcd is gone"
+
+step "make run-all-secure: TLS, logins and ACLs; admin works, alice only where a binding lets her"
+started_by_us=true
+timeout $((READY_TIMEOUT + 120)) "$MAKE" --no-print-directory -C "$ROOT" run-all-secure || fail "make run-all-secure"
+secure=$ROOT/data/secure
+[ -f "$secure/ca.pem" ] && [ -f "$secure/admin.password" ] || fail "make run-all-secure left no CA or admin password in $secure"
+as_admin=(env GOULETTE_TLS_CA="$secure/ca.pem" GOULETTE_USER=admin GOULETTE_PASSWORD="$(cat "$secure/admin.password")")
+alice="alice-$(date +%s)-$$"   # data/secure/ outlives a run: a new user each time
+as_alice=(env GOULETTE_TLS_CA="$secure/ca.pem" GOULETTE_USER="$alice" GOULETTE_PASSWORD=alice-secret)
+stopic="test-run-all-secure-$(date +%s)-$$"
+! timeout 20 env GOULETTE_TLS_CA="$secure/ca.pem" "$GOULETTE" topic list >/dev/null 2>&1 ||
+  fail "an anonymous client was served by the secure cluster"
+timeout 30 "${as_admin[@]}" "$GOULETTE" topic create "$stopic" --partitions 1 >/dev/null || fail "admin: topic create"
+echo secret | timeout 30 "${as_admin[@]}" "$GOULETTE" produce --topic "$stopic" || fail "admin: produce"
+echo alice-secret | timeout 30 "${as_admin[@]}" "$GOULETTE" user create "$alice" >/dev/null || fail "admin: user create $alice"
+! echo nope | timeout 30 "${as_alice[@]}" "$GOULETTE" produce --topic "$stopic" 2>/dev/null ||
+  fail "alice produced with no binding"
+timeout 30 "${as_admin[@]}" "$GOULETTE" acl add --principal "User:$alice" --operation read,write --topic "$stopic" >/dev/null ||
+  fail "admin: acl add"
+echo from-alice | timeout 30 "${as_alice[@]}" "$GOULETTE" produce --topic "$stopic" || fail "alice: produce with a binding"
+kcat_alice=(kcat -b "$bootstrap" -X security.protocol=sasl_ssl -X ssl.ca.location="$secure/ca.pem"
+  -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username="$alice" -X sasl.password=alice-secret)
+got=$(timeout 30 "${kcat_alice[@]}" -C -t "$stopic" -o beginning -e) || fail "alice: kcat over SASL_SSL"
+[ "$got" = "$(printf 'secret\nfrom-alice')" ] || fail "alice read '$got' with kcat"
+timeout 120 "$MAKE" --no-print-directory -C "$ROOT" stop-all || fail "make stop-all (secure)"
+started_by_us=false
+log "the secure cluster refused strangers, served admin and alice as their bindings say, over SASL_SSL too"
 
 echo
 log "PASSED in $((SECONDS - start_time))s"

@@ -160,6 +160,9 @@ impl Store {
             self.keys.sentinels(),
             self.keys.decommissioned_all(),
             self.keys.all_groups(),
+            self.keys.users(),
+            self.keys.acls(),
+            self.keys.security(),
         ];
         let mut revision = 0;
         for (i, section) in sections.iter().chain([&format!("{}/", self.keys.election())]).enumerate() {

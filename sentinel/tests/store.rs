@@ -108,3 +108,36 @@ async fn given_etcd_down_should_fail_with_etcd_unavailable_and_recover_after() {
     let view = store.load().await.unwrap();
     assert_eq!(view.topics.keys().collect::<Vec<_>>(), vec!["after", "before"]);
 }
+
+/// A sentinel that starts (or reloads its view after a watch failure)
+/// reads users, token keys and ACLs too: without them every login and
+/// every request would be refused after a restart.
+#[tokio::test]
+async fn given_security_metadata_a_fresh_load_should_read_it_back() {
+    use goulette_sentinel::acls::AclRecord;
+    use goulette_sentinel::users::{CredentialRecord, TokenKeysRecord, UserRecord};
+    let etcd = EtcdProcess::start();
+    let (store, fence) = store_and_fence(&etcd).await;
+    let keys = store.keys().clone();
+    let credential = goulette_auth::ScramCredential::new(goulette_auth::Mechanism::ScramSha512, "pw", 4096).unwrap();
+    let user = UserRecord { name: "alice".into(), credentials: vec![CredentialRecord::from(&credential)] };
+    let binding = goulette_auth::acl::AclBinding {
+        resource_type: goulette_auth::acl::ResourceType::Topic,
+        name: "orders".into(),
+        pattern: goulette_auth::acl::PatternType::Literal,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: goulette_auth::acl::Operation::Read,
+        permission: goulette_auth::acl::Permission::Allow,
+    };
+    let token_keys = TokenKeysRecord::default().rotated(1, 2);
+    let change = Change::new("security", "users, keys, acls")
+        .put_json(keys.user("alice"), &user, None)
+        .put_json(keys.token_keys(), &token_keys, None)
+        .put_json(keys.acl(&binding.id()), &AclRecord::from(&binding), None);
+    store.commit(&fence, change).await.unwrap();
+    let view = store.load().await.unwrap();
+    assert_eq!(view.users.get("alice"), Some(&user));
+    assert_eq!(view.token_keys.as_ref().map(|(k, _)| k.clone()), Some(token_keys));
+    assert_eq!(view.acls.values().collect::<Vec<_>>(), vec![&binding]);
+}

@@ -162,6 +162,11 @@ impl Keys {
         format!("{}/users/{name}", self.prefix)
     }
 
+    /// Prefix of the security settings (the token keys).
+    pub fn security(&self) -> String {
+        format!("{}/security/", self.prefix)
+    }
+
     /// The keys signing the gRPC API's bearer tokens.
     pub fn token_keys(&self) -> String {
         format!("{}/security/token-keys", self.prefix)
@@ -260,6 +265,7 @@ mod tests {
         assert_eq!(k.parse(&k.op(99)), Some(KeyKind::Op(99)));
         assert_eq!(k.parse(&k.user("a/b c")), Some(KeyKind::User("a/b c")));
         assert_eq!(k.parse(&k.token_keys()), Some(KeyKind::TokenKeys));
+        assert!(k.token_keys().starts_with(&k.security()));
         assert_eq!(k.parse(&k.acl("0a1b")), Some(KeyKind::Acl("0a1b")));
         assert_eq!(k.parse(&k.tombstone("a.b", u64::MAX)), Some(KeyKind::Tombstone("a.b", u64::MAX)));
         assert_eq!(k.parse(&k.sentinel("s1")), Some(KeyKind::Sentinel("s1")));

@@ -16,11 +16,12 @@ use super::Format;
 /// How the password is given, and which credentials are made from it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PasswordArgs {
-    /// The password (visible to other local users in the process list:
-    /// prefer the environment variable, or standard input, its first line,
-    /// which is read when neither is set).
-    #[arg(long, env = "GOULETTE_USER_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
+    /// The user's password (visible to other local users in the process
+    /// list: prefer the environment variable, or standard input, its first
+    /// line, which is read when neither is set). Not --password, which is
+    /// the password this command logs in with.
+    #[arg(long = "user-password", env = "GOULETTE_USER_PASSWORD", hide_env_values = true)]
+    user_password: Option<String>,
     /// The SCRAM mechanisms to make credentials for (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "SCRAM-SHA-256,SCRAM-SHA-512", value_parser = parse_mechanism)]
     mechanisms: Vec<Mechanism>,
@@ -91,7 +92,7 @@ pub async fn user(cluster: Arc<Cluster>, command: UserCommand) -> anyhow::Result
 
 /// The credentials `args` asks for, from the password.
 fn credentials(args: &PasswordArgs) -> anyhow::Result<Vec<pb::ScramCredential>> {
-    let password = match &args.password {
+    let password = match &args.user_password {
         Some(p) => p.clone(),
         None => {
             let mut line = String::new();
@@ -100,7 +101,9 @@ fn credentials(args: &PasswordArgs) -> anyhow::Result<Vec<pb::ScramCredential>> 
         }
     };
     if password.is_empty() {
-        anyhow::bail!("the password is empty (give it with --password, GOULETTE_USER_PASSWORD or on standard input)");
+        anyhow::bail!(
+            "the password is empty (give it with --user-password, GOULETTE_USER_PASSWORD or on standard input)"
+        );
     }
     let mut mechanisms = args.mechanisms.clone();
     mechanisms.sort();
