@@ -1,13 +1,11 @@
 //! The ACLs this broker enforces: rebuilt from each security update, and
 //! asked before a request touches a resource. Refusals are counted
-//! (`goulette_broker_acl_denials_total`) and audited, at most one line per
-//! principal and second-long burst so a looping client cannot flood the
-//! audit log.
+//! (`goulette_broker_acl_denials_total`) and audited (see
+//! `goulette_auth::acl::denials`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
 
+use goulette_auth::acl::denials::DenialAudit;
 pub use goulette_auth::acl::{ANONYMOUS, Caller};
 use goulette_auth::acl::{AclBinding, Authorizer, Operation, ResourceType};
 use goulette_proto::v1 as pb;
@@ -24,18 +22,14 @@ pub struct Acls {
     super_users: Vec<String>,
     current: RwLock<Arc<Authorizer>>,
     denials: Counter,
-    /// When each principal's last refusal was audited.
-    audited: Mutex<HashMap<String, Instant>>,
+    audit: DenialAudit,
 }
-
-/// A principal's refusals are audited at most this often.
-const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
 impl Acls {
     /// ACLs enforced when `enabled`, with `super_users` allowed everything.
     pub fn new(enabled: bool, super_users: Vec<String>, denials: Counter) -> Acls {
         let current = RwLock::new(Arc::new(Authorizer::new(&[], super_users.clone())));
-        Acls { enabled, super_users, current, denials, audited: Mutex::new(HashMap::new()) }
+        Acls { enabled, super_users, current, denials, audit: DenialAudit::default() }
     }
 
     /// Whether requests are checked at all.
@@ -71,22 +65,7 @@ impl Acls {
             return true;
         }
         self.denials.inc();
-        let now = Instant::now();
-        let mut audited = self.audited.lock().unwrap_or_else(|p| p.into_inner());
-        if audited.get(&caller.principal).is_none_or(|t| now.duration_since(*t) >= AUDIT_EVERY) {
-            if audited.len() > 10_000 {
-                audited.retain(|_, t| now.duration_since(*t) < AUDIT_EVERY);
-            }
-            audited.insert(caller.principal.clone(), now);
-            tracing::warn!(
-                target: goulette_auth::guard::AUDIT,
-                event = "request-denied",
-                principal = %caller.principal,
-                address = %caller.host.map(|h| h.to_string()).unwrap_or_default(),
-                operation = operation.name(),
-                resource = %format!("{}:{name}", resource_type.name()),
-            );
-        }
+        self.audit.record(caller, operation, resource_type, name);
         false
     }
 }

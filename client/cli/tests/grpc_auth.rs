@@ -26,45 +26,49 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[test]
-fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("cluster CA");
-    let server = ca.issue(&["127.0.0.1", "localhost"]);
-    let operator = ca.issue(&["operator"]);
-    let ca_file = write(dir.path(), "ca.pem", ca.pem());
-    let (cert, key) = (write(dir.path(), "server.crt", &server.cert), write(dir.path(), "server.key", &server.key));
-    let (op_cert, op_key) = (write(dir.path(), "op.crt", &operator.cert), write(dir.path(), "op.key", &operator.key));
-    let secure = [
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-ca",
-        &ca_file,
-        "--tls-client-ca",
-        &ca_file,
-        "--auth-required",
-        "true",
-        "--auth-failure-delay",
-        "200ms",
-        "--audit-log",
-        "audit.log",
-    ];
-    let etcd = EtcdProcess::start();
-    let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &secure);
-    let sentinels = sentinel.address.to_string();
-    let brokers: Vec<BrokerProcess> = (1..=2).map(|id| BrokerProcess::start(id, &sentinels, &secure)).collect();
-    let cli = |extra: &[&str], env: &[(&str, &str)], args: &[&str], stdin: &[u8]| -> Output {
+/// A cluster with TLS on every hop and `--auth-required`, whose servers
+/// authenticate each other by certificate, and an operator's certificate.
+struct SecureCluster {
+    dir: tempfile::TempDir,
+    ca_file: String,
+    op_cert: String,
+    op_key: String,
+    _etcd: EtcdProcess,
+    sentinel: SentinelProcess,
+    brokers: Vec<BrokerProcess>,
+}
+
+impl SecureCluster {
+    fn start(brokers: u32, extra: &[&str]) -> SecureCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("cluster CA");
+        let server = ca.issue(&["127.0.0.1", "localhost"]);
+        let operator = ca.issue(&["operator"]);
+        let ca_file = write(dir.path(), "ca.pem", ca.pem());
+        let (cert, key) = (write(dir.path(), "server.crt", &server.cert), write(dir.path(), "server.key", &server.key));
+        let (op_cert, op_key) =
+            (write(dir.path(), "op.crt", &operator.cert), write(dir.path(), "op.key", &operator.key));
+        let mut args = vec!["--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca_file, "--tls-client-ca", &ca_file];
+        args.extend(["--auth-required", "true"]);
+        args.extend_from_slice(extra);
+        let etcd = EtcdProcess::start();
+        let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &args);
+        let sentinels = sentinel.address.to_string();
+        let brokers = (1..=brokers).map(|id| BrokerProcess::start(id, &sentinels, &args)).collect();
+        SecureCluster { dir, ca_file, op_cert, op_key, _etcd: etcd, sentinel, brokers }
+    }
+
+    /// `goulette` with the CA (and `extra`, `env`), `stdin` on its input.
+    fn cli(&self, extra: &[&str], env: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_goulette"))
-            .args(["--sentinels", &sentinels, "--tls-ca", &ca_file])
+            .args(["--sentinels", &self.sentinel.address.to_string(), "--tls-ca", &self.ca_file])
             .args(extra)
             .args(args)
             .env_remove("GOULETTE_SENTINELS")
             .env_remove("GOULETTE_USER")
             .env_remove("GOULETTE_PASSWORD")
             .envs(env.iter().copied())
-            .env("GOULETTE_CONFIG_DIR", dir.path())
+            .env("GOULETTE_CONFIG_DIR", self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -72,9 +76,21 @@ fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_re
             .unwrap();
         child.stdin.take().unwrap().write_all(stdin).unwrap();
         child.wait_with_output().unwrap()
-    };
+    }
+
+    /// The flags presenting the operator's certificate.
+    fn operator(&self) -> [&str; 4] {
+        ["--tls-cert", self.op_cert.as_str(), "--tls-key", self.op_key.as_str()]
+    }
+}
+
+#[test]
+fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_refused() {
+    let c = SecureCluster::start(2, &["--auth-failure-delay", "200ms", "--audit-log", "audit.log"]);
+    let (sentinel, brokers, ca_file) = (&c.sentinel, &c.brokers, c.ca_file.clone());
+    let cli = |extra: &[&str], env: &[(&str, &str)], args: &[&str], stdin: &[u8]| c.cli(extra, env, args, stdin);
     // The operator, with a certificate of the cluster's CA, creates the first user.
-    let operator = ["--tls-cert", op_cert.as_str(), "--tls-key", op_key.as_str()];
+    let operator = c.operator();
     wait_for("both brokers up, asked with a certificate", Duration::from_secs(60), || {
         cli(&operator, &[], &["cluster", "status"], b"").status.success()
     });
@@ -152,51 +168,10 @@ fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_re
 
 #[test]
 fn given_acls_on_grpc_a_user_should_do_only_what_its_bindings_allow() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new("cluster CA");
-    let server = ca.issue(&["127.0.0.1", "localhost"]);
-    let operator = ca.issue(&["operator"]);
-    let ca_file = write(dir.path(), "ca.pem", ca.pem());
-    let (cert, key) = (write(dir.path(), "server.crt", &server.cert), write(dir.path(), "server.key", &server.key));
-    let (op_cert, op_key) = (write(dir.path(), "op.crt", &operator.cert), write(dir.path(), "op.key", &operator.key));
-    let secure = [
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--tls-ca",
-        &ca_file,
-        "--tls-client-ca",
-        &ca_file,
-        "--auth-required",
-        "true",
-        "--acl-enabled",
-        "true",
-    ];
-    let etcd = EtcdProcess::start();
-    let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &secure);
-    let sentinels = sentinel.address.to_string();
-    let _broker = BrokerProcess::start(1, &sentinels, &secure);
-    let run = |extra: &[&str], env: &[(&str, &str)], args: &[&str], stdin: &[u8]| -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_goulette"))
-            .args(["--sentinels", &sentinels, "--tls-ca", &ca_file])
-            .args(extra)
-            .args(args)
-            .env_remove("GOULETTE_SENTINELS")
-            .env_remove("GOULETTE_USER")
-            .env_remove("GOULETTE_PASSWORD")
-            .envs(env.iter().copied())
-            .env("GOULETTE_CONFIG_DIR", dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let c = SecureCluster::start(1, &["--acl-enabled", "true"]);
+    let run = |extra: &[&str], env: &[(&str, &str)], args: &[&str], stdin: &[u8]| c.cli(extra, env, args, stdin);
     // The operator's certificate makes it a server: everything is allowed.
-    let operator = ["--tls-cert", op_cert.as_str(), "--tls-key", op_key.as_str()];
+    let operator = c.operator();
     let admin = |args: &[&str]| {
         let out = run(&operator, &[("GOULETTE_USER_PASSWORD", "alice-pw")], args, b"");
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));

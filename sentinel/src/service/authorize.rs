@@ -16,6 +16,8 @@ use crate::error::{Result, SentinelError};
 #[derive(Debug, Default)]
 pub(super) struct AclIndex {
     built: Mutex<Option<(u64, Arc<Authorizer>)>>,
+    /// The audit of refusals.
+    audit: goulette_auth::acl::denials::DenialAudit,
 }
 
 impl Sentinel {
@@ -44,14 +46,7 @@ impl Sentinel {
         let allowed = authorizer.authorize(&caller.principal, caller.host, operation, resource_type, name);
         if !allowed {
             crate::tls_metrics::TLS.acl_denials.inc();
-            tracing::warn!(
-                target: goulette_auth::guard::AUDIT,
-                event = "request-denied",
-                principal = %caller.principal,
-                address = %caller.host.map(|h| h.to_string()).unwrap_or_default(),
-                operation = operation.name(),
-                resource = %format!("{}:{name}", resource_type.name()),
-            );
+            self.acl_index.audit.record(caller, operation, resource_type, name);
         }
         allowed
     }

@@ -6,6 +6,7 @@
 //!
 //! - [`model`]: bindings and their parts, with Kafka's codes and names.
 //! - [`caller`]: who makes a request.
+//! - [`denials`]: the (rate-limited) audit of refused requests.
 //! - [`filter`]: which bindings a describe or delete is about.
 //! - [`proto`] (feature): bindings and filters as protocol messages
 //!   (Kafka's numbers).
@@ -14,6 +15,7 @@
 
 pub mod authorizer;
 pub mod caller;
+pub mod denials;
 pub mod filter;
 pub mod model;
 #[cfg(feature = "proto")]
