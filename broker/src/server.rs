@@ -31,12 +31,8 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         ),
         e => anyhow::anyhow!(e),
     })?;
-    if let Some(ca) = &config.tls_ca {
-        let identity = config.grpc_tls.as_ref().map(|f| (f.cert.as_path(), f.key.as_path()));
-        let tls = goulette_proto::channel::ClientTls::from_files(ca, identity.map(|i| i.0), identity.map(|i| i.1))
-            .map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?;
-        goulette_proto::channel::use_tls(tls).map_err(anyhow::Error::msg)?;
-    }
+    goulette_proto::ops::tls::use_client_tls(config.tls_ca.as_deref(), config.grpc_tls.as_ref())
+        .map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(config.address).await?;
     let kafka_listener = match config.kafka_address {
         Some(address) => Some(tokio::net::TcpListener::bind(address).await?),

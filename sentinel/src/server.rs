@@ -39,12 +39,8 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
     if let Some(tls) = config.etcd_tls.client_tls().map_err(|e| anyhow::anyhow!("etcd TLS: {e}"))? {
         store::use_etcd_tls(tls).map_err(anyhow::Error::msg)?;
     }
-    if let Some(ca) = &config.tls_ca {
-        let identity = config.tls.as_ref().map(|f| (f.cert.as_path(), f.key.as_path()));
-        let tls = goulette_proto::channel::ClientTls::from_files(ca, identity.map(|i| i.0), identity.map(|i| i.1))
-            .map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?;
-        goulette_proto::channel::use_tls(tls).map_err(anyhow::Error::msg)?;
-    }
+    goulette_proto::ops::tls::use_client_tls(config.tls_ca.as_deref(), config.tls.as_ref())
+        .map_err(anyhow::Error::msg)?;
     // Files that do not load stop the sentinel here, before it serves.
     // gRPC clients insist on HTTP/2 being negotiated (ALPN).
     let tls = match &config.tls {

@@ -26,6 +26,19 @@ pub struct TlsArgs {
     pub tls_ca: Option<PathBuf>,
 }
 
+/// Makes this process's gRPC connections TLS when `tls_ca` is set
+/// (`--tls-ca`), presenting the listener's certificate (`listener`) to the
+/// servers that ask for one. Both servers call it before they serve.
+pub fn use_client_tls(
+    tls_ca: Option<&std::path::Path>,
+    listener: Option<&goulette_tls::TlsFiles>,
+) -> Result<(), String> {
+    let Some(ca) = tls_ca else { return Ok(()) };
+    let (cert, key) = (listener.map(|f| f.cert.as_path()), listener.map(|f| f.key.as_path()));
+    let tls = crate::channel::ClientTls::from_files(ca, cert, key).map_err(|e| format!("--tls-ca: {e}"))?;
+    crate::channel::use_tls(tls)
+}
+
 impl TlsArgs {
     /// The listener's files (None: plaintext); both of cert and key or
     /// neither, a client CA only with them.
