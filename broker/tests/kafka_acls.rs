@@ -204,3 +204,79 @@ fn given_acls_each_kafka_operation_should_be_allowed_only_by_a_binding_and_denie
     assert!(denials >= 5.0, "{denials}");
     assert!(c.broker.log().contains("request-denied"), "no audit line");
 }
+
+/// With `--tls-principal-rules`, a Kafka client's certificate (mutual
+/// TLS, no SASL) names the user the ACLs check: alice's certificate may
+/// write where alice may, bob's may not.
+#[test]
+fn given_principal_rules_a_client_certificate_should_name_the_user_the_acls_check() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = goulette_tls::testing::TestCa::new("test CA");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let server = ca.issue(&["127.0.0.1"]);
+    let (cert, key, ca_file) = (file("s.crt", &server.cert), file("s.key", &server.key), file("ca.pem", ca.pem()));
+    let etcd = EtcdProcess::start();
+    let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &["--default-partitions", "1"]);
+    let args = [
+        "--kafka-tls-cert",
+        &cert,
+        "--kafka-tls-key",
+        &key,
+        "--kafka-tls-client-ca",
+        &ca_file,
+        "--acl-enabled",
+        "true",
+        "--tls-principal-rules",
+        "san-dns",
+    ];
+    let broker = BrokerProcess::start(1, &sentinel.address.to_string(), &args);
+    let goulette = |args: &[&str]| {
+        let out = Command::new(bin_dir().join("goulette"))
+            .args(args)
+            .args(["--sentinels", &sentinel.address.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "goulette {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    wait_for("the broker registered", Duration::from_secs(30), || {
+        Command::new(bin_dir().join("goulette"))
+            .args(["topic", "create", "certs", "--partitions", "1", "--sentinels", &sentinel.address.to_string()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    goulette(&["acl", "add", "--principal", "User:alice", "--operation", "write,read", "--topic", "certs"]);
+    let kcat = |who: &str, args: &[&str], stdin: &[u8]| {
+        use std::io::Write;
+        let issued = ca.issue(&[who]);
+        let (c, k) = (file(&format!("{who}.crt"), &issued.cert), file(&format!("{who}.key"), &issued.key));
+        let mut child = Command::new("timeout")
+            .args(["20", "kcat", "-b", &broker.kafka_address.to_string(), "-X", "security.protocol=ssl"])
+            .arg("-X")
+            .arg(format!("ssl.ca.location={ca_file}"))
+            .arg("-X")
+            .arg(format!("ssl.certificate.location={c}"))
+            .arg("-X")
+            .arg(format!("ssl.key.location={k}"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = kcat("alice", &["-P", "-t", "certs"], b"by alice's certificate\n");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kcat("bob", &["-P", "-t", "certs"], b"by bob\n");
+    assert!(text(&out).contains("Topic authorization failed"), "{}", text(&out));
+    let out = kcat("alice", &["-C", "-t", "certs", "-o", "beginning", "-e"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "by alice's certificate\n", "{}", text(&out));
+}

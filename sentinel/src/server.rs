@@ -144,7 +144,10 @@ async fn serve(
         true => (Admit::UsersAndServers, Admit::ServersOnly),
         false => (Admit::Anyone, Admit::Anyone),
     };
-    let (users, servers) = (Gate::new(users, keys.clone()), Gate::new(servers, keys));
+    let rules =
+        goulette_auth::cert_principal::parse_rules(&config.auth.tls_principal_rules).map_err(anyhow::Error::msg)?;
+    let with_rules = |gate: Gate| gate.with_certificate_rules(rules.clone(), config.auth.super_users.clone());
+    let (users, servers) = (with_rules(Gate::new(users, keys.clone())), with_rules(Gate::new(servers, keys)));
     let sentinel = Arc::new(Sentinel::new(config.clone(), controller, groups, views, role, shutdown.clone()));
 
     let grpc = SentinelGrpc(sentinel);

@@ -38,8 +38,13 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves one connection from `peer` (over TLS or not) until the client
 /// closes it, a frame cannot be read, a login fails, or the broker stops.
-pub async fn serve<S>(stream: S, kafka: Arc<Kafka>, peer: Option<std::net::SocketAddr>, tls: bool)
-where
+pub async fn serve<S>(
+    stream: S,
+    kafka: Arc<Kafka>,
+    peer: Option<std::net::SocketAddr>,
+    tls: bool,
+    by_certificate: Option<String>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let (reader, mut writer) = tokio::io::split(stream);
@@ -51,7 +56,7 @@ where
     let mut pending: FuturesOrdered<Answer> = FuturesOrdered::new();
     let mut reading = true;
     let mut drain_until = None;
-    let mut session = sasl::Session::new(!kafka.config.kafka_sasl.is_empty(), peer, tls);
+    let mut session = sasl::Session::new(!kafka.config.kafka_sasl.is_empty(), peer, tls, by_certificate);
     while reading || !pending.is_empty() {
         tokio::select! {
             frame = frames.next(), if reading && pending.len() < MAX_IN_FLIGHT => match frame {

@@ -79,6 +79,8 @@ pub struct Kafka {
     pub fetch_budget: FetchBudget,
     /// Users and the login guard.
     pub security: Arc<crate::security::Security>,
+    /// How client certificates name users (`--tls-principal-rules`).
+    pub certificate_rules: Vec<goulette_auth::cert_principal::CertField>,
     /// Cancelled when the broker stops serving.
     pub shutdown: CancellationToken,
 }
@@ -107,20 +109,30 @@ pub async fn serve(
     }
 }
 
-/// A connection's client address.
+/// A connection's client address, and its certificate (mutual TLS).
 pub trait Peer {
     fn peer(&self) -> Option<std::net::SocketAddr>;
+    /// The client's certificate (DER), if it presented one.
+    fn certificate(&self) -> Option<Vec<u8>>;
 }
 
 impl Peer for goulette_proto::ops::serve::Connection {
     fn peer(&self) -> Option<std::net::SocketAddr> {
         self.peer_addr().ok()
     }
+
+    fn certificate(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 impl Peer for tokio_rustls::server::TlsStream<goulette_proto::ops::serve::Connection> {
     fn peer(&self) -> Option<std::net::SocketAddr> {
         self.get_ref().0.peer_addr().ok()
+    }
+
+    fn certificate(&self) -> Option<Vec<u8>> {
+        self.get_ref().1.peer_certificates()?.first().map(|c| c.to_vec())
     }
 }
 
@@ -142,7 +154,13 @@ async fn accept<S>(
         match accepted {
             Some(Ok(stream)) => {
                 let peer = stream.peer();
-                tracker.spawn(connection::serve(stream, kafka.clone(), peer, tls));
+                // With --tls-principal-rules, a client certificate names a user.
+                let rules = &kafka.certificate_rules;
+                let by_certificate = stream
+                    .certificate()
+                    .filter(|_| !rules.is_empty())
+                    .and_then(|der| goulette_auth::cert_principal::principal_of(&der, rules));
+                tracker.spawn(connection::serve(stream, kafka.clone(), peer, tls, by_certificate));
             }
             Some(Err(e)) => tracing::debug!(error = %e, "Kafka accept failed"),
             None => return,

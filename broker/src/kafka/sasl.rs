@@ -46,6 +46,8 @@ pub struct Session {
     peer: Option<SocketAddr>,
     /// Whether the connection is over TLS (PLAIN is refused otherwise).
     tls: bool,
+    /// The user its client certificate names (`--tls-principal-rules`).
+    by_certificate: Option<String>,
 }
 
 /// A SaslAuthenticate answer, and what follows it.
@@ -60,8 +62,8 @@ pub struct Authenticated {
 
 impl Session {
     /// A connection of a listener that requires a login (`required`) or not.
-    pub fn new(required: bool, peer: Option<SocketAddr>, tls: bool) -> Session {
-        Session { state: if required { State::Start } else { State::Open }, peer, tls }
+    pub fn new(required: bool, peer: Option<SocketAddr>, tls: bool, by_certificate: Option<String>) -> Session {
+        Session { state: if required { State::Start } else { State::Open }, peer, tls, by_certificate }
     }
 
     /// The authenticated principal (`User:alice`), if a login succeeded.
@@ -72,10 +74,14 @@ impl Session {
         }
     }
 
-    /// Who makes this connection's requests: the logged-in user, else
-    /// `User:ANONYMOUS` (as Kafka), from the client's address.
+    /// Who makes this connection's requests: the logged-in user, else the
+    /// user its certificate names, else `User:ANONYMOUS` (as Kafka), from
+    /// the client's address.
     pub fn caller(&self) -> crate::security::acls::Caller {
-        let principal = self.principal().unwrap_or_else(|| crate::security::acls::ANONYMOUS.to_owned());
+        let principal = self
+            .principal()
+            .or_else(|| self.by_certificate.clone())
+            .unwrap_or_else(|| crate::security::acls::ANONYMOUS.to_owned());
         crate::security::acls::Caller::user(principal, self.peer.map(|p| p.ip()))
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
+use crate::cert_principal::{CertField, principal_of};
 use crate::token::{TokenKey, verify};
 
 /// An authenticated caller.
@@ -40,6 +41,10 @@ pub type Keys = Arc<dyn Fn() -> Vec<TokenKey> + Send + Sync>;
 pub struct Gate {
     admit: Admit,
     keys: Keys,
+    /// Rules mapping a certificate to a user (empty: a certificate is a server).
+    rules: Vec<CertField>,
+    /// With rules: the users that are servers (the internal service admits those).
+    super_users: Vec<String>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -55,7 +60,16 @@ fn now_ms() -> i64 {
 impl Gate {
     /// A gate letting in what `admit` says, checking tokens against `keys`.
     pub fn new(admit: Admit, keys: Keys) -> Gate {
-        Gate { admit, keys }
+        Gate { admit, keys, rules: Vec::new(), super_users: Vec::new() }
+    }
+
+    /// Certificates stand for users by `rules` (see `cert_principal`);
+    /// `super_users` (the servers among them) are what the internal
+    /// service admits.
+    pub fn with_certificate_rules(mut self, rules: Vec<CertField>, super_users: Vec<String>) -> Gate {
+        self.rules = rules;
+        self.super_users = super_users;
+        self
     }
 
     /// The caller of `req`, or the refusal to answer it with.
@@ -63,9 +77,22 @@ impl Gate {
         if self.admit == Admit::Anyone {
             return Ok(Principal::Anonymous);
         }
-        let certified = req.peer_certs().is_some_and(|certs| !certs.is_empty());
-        if certified {
-            return Ok(Principal::Certificate);
+        if let Some(certs) = req.peer_certs().filter(|c| !c.is_empty()) {
+            if self.rules.is_empty() {
+                return Ok(Principal::Certificate);
+            }
+            let Some(principal) = principal_of(&certs[0], &self.rules) else {
+                return Err(Status::unauthenticated(
+                    "the client certificate names no user by the cluster's --tls-principal-rules",
+                ));
+            };
+            if self.admit == Admit::ServersOnly && !self.super_users.contains(&principal) {
+                return Err(Status::permission_denied(format!(
+                    "{principal} is not one of the cluster's servers (--super-users)"
+                )));
+            }
+            let user = principal.strip_prefix("User:").unwrap_or(&principal).to_owned();
+            return Ok(Principal::User(user));
         }
         if self.admit == Admit::ServersOnly {
             return Err(Status::unauthenticated(

@@ -13,6 +13,8 @@
 //! - [`sasl`]: the SASL mechanisms by name, as listeners are configured.
 //! - [`token`]: short-lived bearer tokens for the gRPC API, signed with
 //!   the cluster's rotating keys.
+//! - [`cert_principal`] (feature `gate`): the user a client certificate
+//!   stands for, by rules on its subject and SANs.
 //! - [`gate`] (feature `gate`): who calls a gRPC service (a token or a
 //!   verified client certificate), checked before the call runs.
 //! - [`proto`] (feature): credentials as Goulette's protocol messages.
@@ -25,6 +27,8 @@
 //! crypto library Goulette links (rustls uses it too).
 
 pub mod acl;
+#[cfg(feature = "gate")]
+pub mod cert_principal;
 pub mod client;
 pub mod credential;
 pub mod error;

@@ -24,6 +24,13 @@ pub struct AuthArgs {
     /// `User:admin`).
     #[arg(long, env = "GOULETTE_SUPER_USERS", value_delimiter = ',')]
     pub super_users: Vec<String>,
+    /// Map client certificates to users: the first of these fields the
+    /// certificate has names it (`User:VALUE`; comma-separated: cn,
+    /// san-dns, san-email, san-uri). Without rules, a certificate signed by
+    /// the client CA is one of the cluster's servers (allowed everything);
+    /// with rules, servers are users too, so list theirs in --super-users.
+    #[arg(long, env = "GOULETTE_TLS_PRINCIPAL_RULES", value_delimiter = ',')]
+    pub tls_principal_rules: Vec<String>,
     /// How long the answer to a failed login waits (slows password guessing).
     #[arg(long, env = "GOULETTE_AUTH_FAILURE_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub auth_failure_delay: Duration,
@@ -65,6 +72,7 @@ impl Default for AuthArgs {
             auth_required: false,
             acl_enabled: false,
             super_users: Vec::new(),
+            tls_principal_rules: Vec::new(),
             auth_failure_delay: Duration::from_millis(500),
             auth_failures_per_minute: 10,
             auth_token_ttl: Duration::from_secs(3600),
