@@ -73,8 +73,17 @@ pub struct ClusterView {
     pub token_keys: Option<(TokenKeysRecord, i64)>,
     /// ACL bindings by id.
     pub acls: BTreeMap<String, goulette_auth::acl::AclBinding>,
-    /// Counts the changes of `acls` (so their index is rebuilt only then).
+    /// Changes with every change of `acls`: unique in this process (drawn
+    /// from one counter, so a view read afresh never repeats an older
+    /// view's), so that equal versions mean equal bindings and their index
+    /// is rebuilt only when they change.
     pub acls_version: u64,
+}
+
+/// A version no view of this process had before.
+fn next_acls_version() -> u64 {
+    static ACL_CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    ACL_CHANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T> {
@@ -129,7 +138,7 @@ impl ClusterView {
                 let binding = goulette_auth::acl::AclBinding::try_from(&record)
                     .map_err(|reason| SentinelError::CorruptValue { key: key.to_owned(), reason })?;
                 self.acls.insert(id.to_owned(), binding);
-                self.acls_version += 1;
+                self.acls_version = next_acls_version();
             }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
@@ -182,7 +191,7 @@ impl ClusterView {
             Some(KeyKind::TokenKeys) => self.token_keys = None,
             Some(KeyKind::Acl(id)) => {
                 self.acls.remove(id);
-                self.acls_version += 1;
+                self.acls_version = next_acls_version();
             }
             Some(KeyKind::Op(_) | KeyKind::Counter(_)) | None => {}
         }
@@ -214,5 +223,39 @@ impl ClusterView {
     /// Partitions of one topic, in partition order.
     pub fn topic_partitions<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = &'a PartitionRecord> + 'a {
         self.partitions.range((topic.to_owned(), 0)..=(topic.to_owned(), u32::MAX)).map(|(_, p)| p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two views read apart (a reload after a watch failure) with as many
+    /// ACL changes never share a version: their bindings' index and the
+    /// brokers' stream tell them apart.
+    #[test]
+    fn acl_versions_never_repeat_across_views() {
+        let keys = Keys::new("/g");
+        let binding = |name: &str| {
+            let b = goulette_auth::acl::AclBinding {
+                resource_type: goulette_auth::acl::ResourceType::Topic,
+                name: name.into(),
+                pattern: goulette_auth::acl::PatternType::Literal,
+                principal: "User:a".into(),
+                host: "*".into(),
+                operation: goulette_auth::acl::Operation::Read,
+                permission: goulette_auth::acl::Permission::Allow,
+            };
+            (b.id(), serde_json::to_vec(&crate::acls::AclRecord::from(&b)).unwrap())
+        };
+        let (mut before, mut after) = (ClusterView::default(), ClusterView::default());
+        let (id, json) = binding("x");
+        before.put(&keys, &keys.acl(&id), &json, 1, 1).unwrap();
+        let (id, json) = binding("y");
+        after.put(&keys, &keys.acl(&id), &json, 1, 1).unwrap();
+        assert_ne!(before.acls_version, after.acls_version);
+        let version = after.acls_version;
+        after.delete(&keys, &keys.acl(&id));
+        assert!(after.acls.is_empty() && after.acls_version != version);
     }
 }

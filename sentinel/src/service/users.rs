@@ -22,12 +22,13 @@ use crate::view::ClusterView;
 /// How long a user change waits for live brokers to apply it.
 const APPLIED_WITHIN: Duration = Duration::from_secs(5);
 
-/// What a security stream last sent.
+/// What a security stream last sent (the bindings by their version: see
+/// `ClusterView::acls_version`).
 #[derive(PartialEq)]
 struct Sent {
     users: BTreeMap<String, UserRecord>,
     keys: Option<TokenKeysRecord>,
-    acls: BTreeMap<String, goulette_auth::acl::AclBinding>,
+    acls_version: u64,
 }
 
 /// The change a request asks for, checked.
@@ -164,7 +165,7 @@ impl Sentinel {
                 let now = Sent {
                     users: view.users.clone(),
                     keys: view.token_keys.as_ref().map(|(k, _)| k.clone()),
-                    acls: view.acls.clone(),
+                    acls_version: view.acls_version,
                 };
                 if sent.as_ref() != Some(&now) {
                     let update = pb::SecurityUpdate {
