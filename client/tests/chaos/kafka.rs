@@ -81,9 +81,20 @@ impl KafkaWorkload {
         (acks, sent, failed)
     }
 
-    /// Stops the consumer and adds what it delivered to `history`.
+    /// Stops the consumer and adds what it delivered to `history`. It
+    /// writes each record as it gets it, so one that does not stop within
+    /// 10 s (librdkafka's close has been seen to hang) is killed and what it
+    /// wrote still counts.
     pub fn finish(mut self, history: &mut History) {
         signal(&self.consumer, libc::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while matches!(self.consumer.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if matches!(self.consumer.try_wait(), Ok(None)) {
+            eprintln!("chaos: the Kafka consumer did not stop within 10 s of SIGTERM; killed");
+            let _ = self.consumer.kill();
+        }
         let _ = self.consumer.wait();
         for line in self.read("observed.txt").lines() {
             let mut f = line.splitn(3, ' ');
