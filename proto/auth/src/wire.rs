@@ -51,8 +51,8 @@ pub(crate) fn text(message: &[u8]) -> Result<&str, AuthError> {
 }
 
 /// A new random nonce, in hex: SCRAM allows any printable character but
-/// `,`, and some clients (librdkafka) misread `=` in a nonce, so none of
-/// base64's symbols are used.
+/// `,`; letters and digits only, as Kafka's own nonces, leave nothing for a
+/// client's parser to get wrong.
 pub(crate) fn new_nonce() -> String {
     crate::credential::random_bytes(24).iter().map(|b| format!("{b:02x}")).collect()
 }
