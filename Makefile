@@ -53,7 +53,7 @@ lint: deps ## clippy with warnings as errors, a formatting check, no import cycl
 	python3 scripts/import-cycles.py
 	python3 scripts/long-files.py
 
-bench: deps ## the goulette bench suite of issue 6 on release builds (about 2 minutes of runs, 6–7 with the release build); appends to docs/benchmarks.md
+bench: deps ## the goulette bench suite of issue 6 on release builds (about 3½ minutes of runs, 8 with the release build, TLS row included); appends to docs/benchmarks.md
 	$(CARGO) build --workspace --bins --release --locked
 	$(CARGO) test -p goulette-cli --release --locked --test bench -- --ignored --nocapture bench_suite
 

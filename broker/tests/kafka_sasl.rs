@@ -266,6 +266,51 @@ fn given_repeated_failed_logins_from_one_address_they_should_be_slowed_then_refu
     );
 }
 
+/// The salt a broker gives `user` in its first SCRAM-SHA-512 answer.
+fn scram_salt(address: SocketAddr, user: &str) -> String {
+    let mut conn = KafkaConn::connect(address).unwrap();
+    let handshake: SaslHandshakeResponse = conn
+        .call(ApiKey::SaslHandshake, 1, &SaslHandshakeRequest::default().with_mechanism("SCRAM-SHA-512".into()))
+        .unwrap();
+    assert_eq!(handshake.error_code, 0);
+    let client = ScramClient::new(Mechanism::ScramSha512, user, "any");
+    let first: SaslAuthenticateResponse = conn
+        .call(ApiKey::SaslAuthenticate, 2, &SaslAuthenticateRequest::default().with_auth_bytes(client.first().into()))
+        .unwrap();
+    assert_eq!(first.error_code, 0, "the first step is answered for anyone");
+    let text = String::from_utf8(first.auth_bytes.to_vec()).unwrap();
+    text.split(',').find_map(|f| f.strip_prefix("s=")).unwrap().to_owned()
+}
+
+#[test]
+fn given_an_unknown_user_every_broker_should_give_the_same_salt_across_restarts_like_a_real_user() {
+    let _serial = common::serial();
+    let mut cluster = SaslCluster::start(2, "SCRAM-SHA-512", false, &["--auth-failure-delay", "10ms"]);
+    cluster.create_user("dave", "pw");
+    let salts = |c: &SaslCluster, user: &str| -> Vec<String> {
+        c.brokers.iter().map(|b| scram_salt(b.kafka_address, user)).collect()
+    };
+    // A real user's salt is the same everywhere: so must a stranger's be,
+    // or asking two brokers would tell them apart.
+    let real = salts(&cluster, "dave");
+    assert_eq!(real[0], real[1]);
+    // The cluster's decoy secret reaches brokers on the security stream
+    // (the leader makes it with the first token key).
+    wait_for("one salt for a stranger on both brokers", Duration::from_secs(20), || {
+        let stranger = salts(&cluster, "nobody");
+        stranger[0] == stranger[1]
+    });
+    let stranger = salts(&cluster, "nobody")[0].clone();
+    assert_ne!(stranger, salts(&cluster, "nobody-else")[0], "one salt for every unknown user");
+    // A restarted broker gives the same salts (the secret is in etcd).
+    cluster.brokers[0].restart();
+    wait_for("the restarted broker answers a stranger with the same salt", Duration::from_secs(30), || {
+        KafkaConn::connect(cluster.brokers[0].kafka_address).is_ok()
+            && scram_salt(cluster.brokers[0].kafka_address, "nobody") == stranger
+    });
+    assert_eq!(salts(&cluster, "dave"), real);
+}
+
 #[test]
 fn given_plain_without_tls_the_broker_should_refuse_to_start() {
     let out = Command::new(bin_dir().join("goulette-broker"))

@@ -2,6 +2,10 @@
 //! with a sentinel (`AuthService.Login`) that ends with a short-lived
 //! bearer token, which every later call of this process sends (to
 //! sentinels and brokers alike). The password never crosses the network.
+//!
+//! The token is short-lived, so [`login`] keeps the process logged in: a
+//! task logs in again at two thirds of each token's lifetime, for as long
+//! as the returned [`Session`] is kept.
 
 use std::time::Duration;
 
@@ -15,11 +19,19 @@ use crate::error::{ClientError, Result};
 /// failure).
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A renewal that failed is tried again after this, doubling up to
+/// [`RETRY_MAX`]: the current token stays in use meanwhile.
+const RETRY_MIN: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
 /// A token and when it expires.
 #[derive(Clone)]
 pub struct Token {
     pub token: String,
+    /// The server's clock.
     pub expires_at_ms: i64,
+    /// Its lifetime when issued (renewals go by this, not by clocks).
+    pub ttl: Duration,
 }
 
 impl std::fmt::Debug for Token {
@@ -28,9 +40,66 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// A process logged in: while it is kept, a task renews the token before
+/// it expires (so it holds the password in memory); dropping it stops the
+/// renewals, and calls fail once the last token expires.
+#[must_use = "dropping the session stops renewing its token"]
+#[derive(Debug)]
+pub struct Session {
+    token: Token,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Session {
+    /// The token of the first login.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
 /// Logs in as `user` with SCRAM-SHA-512 on the first sentinel that
-/// answers, and makes every later call of this process carry the token.
-pub async fn login(sentinels: &[String], user: &str, password: &str) -> Result<Token> {
+/// answers, makes every later call of this process carry the token, and
+/// keeps it renewed while the session lives (on the current runtime).
+pub async fn login(sentinels: &[String], user: &str, password: &str) -> Result<Session> {
+    let token = login_once(sentinels, user, password).await?;
+    let renewer = tokio::spawn(renew(sentinels.to_vec(), user.to_owned(), password.to_owned(), token.ttl));
+    Ok(Session { token, renewer })
+}
+
+/// When to renew a token of lifetime `ttl`: at two thirds of it, which
+/// leaves a third for retries and for a server clock stepped forward.
+fn renew_after(ttl: Duration) -> Duration {
+    (ttl * 2 / 3).max(Duration::from_millis(100))
+}
+
+async fn renew(sentinels: Vec<String>, user: String, password: String, ttl: Duration) {
+    let mut wait = renew_after(ttl);
+    let mut retry = RETRY_MIN;
+    loop {
+        tokio::time::sleep(wait).await;
+        match login_once(&sentinels, &user, &password).await {
+            Ok(token) => {
+                tracing::debug!(%user, ttl_ms = token.ttl.as_millis() as u64, "token renewed");
+                wait = renew_after(token.ttl);
+                retry = RETRY_MIN;
+            }
+            Err(e) => {
+                tracing::warn!(%user, error = %e, retry_in_ms = retry.as_millis() as u64, "renewing the login failed; the current token stays in use");
+                wait = retry;
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// One login: the token is in use for every later call when this returns.
+async fn login_once(sentinels: &[String], user: &str, password: &str) -> Result<Token> {
     let mut last = None;
     for address in sentinels {
         match tokio::time::timeout(LOGIN_TIMEOUT, login_at(address, user, password)).await {
@@ -79,5 +148,12 @@ async fn login_at(address: &str, user: &str, password: &str) -> Result<Token> {
     let done = next().await?;
     // The server proves it knows the credential too (no impostor sentinel).
     scram.verify(&done.auth_bytes).map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
-    Ok(Token { token: done.token, expires_at_ms: done.expires_at_ms })
+    // A server without ttl_ms: its expiry against this clock, at least 1 s.
+    let ttl_ms = if done.ttl_ms > 0 {
+        done.ttl_ms
+    } else {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        (done.expires_at_ms - now.as_millis() as i64).max(1000)
+    };
+    Ok(Token { token: done.token, expires_at_ms: done.expires_at_ms, ttl: Duration::from_millis(ttl_ms as u64) })
 }

@@ -123,6 +123,7 @@ impl Session {
     /// Answers one SaslAuthenticate step.
     pub fn authenticate(&mut self, kafka: &Arc<Kafka>, req: SaslAuthenticateRequest) -> Authenticated {
         let security = &kafka.security;
+        let decoy = security.users.decoy_or(&security.decoy);
         let state = std::mem::replace(&mut self.state, State::Failed);
         let step = match state {
             State::Chosen(mechanism) if !security.guard.admits(self.peer) => {
@@ -130,14 +131,13 @@ impl Session {
             }
             State::Chosen(SaslMechanism::Plain) => {
                 let user = plain::parse(&req.auth_bytes).map(|p| p.user).unwrap_or_default();
-                match plain::authenticate(&req.auth_bytes, |u| security.users.credentials_of(u), &security.decoy) {
+                match plain::authenticate(&req.auth_bytes, |u| security.users.credentials_of(u), &decoy) {
                     Ok(user) => Ok((SaslMechanism::Plain, user, Bytes::new())),
                     Err(e) => Err((SaslMechanism::Plain, user, failure_of(&e))),
                 }
             }
             State::Chosen(SaslMechanism::Scram(m)) => {
-                let started =
-                    ScramServer::start(m, &req.auth_bytes, |u| security.users.credential(u, m), &security.decoy);
+                let started = ScramServer::start(m, &req.auth_bytes, |u| security.users.credential(u, m), &decoy);
                 match started {
                     Ok((server, first)) => {
                         self.state = State::Scram(Box::new(server));

@@ -25,7 +25,8 @@ pub use users::Users;
 pub struct Security {
     pub users: Users,
     pub acls: acls::Acls,
-    /// Answers logins of unknown users like those of known ones.
+    /// Answers logins of unknown users like those of known ones until the
+    /// cluster's decoy arrives (`Users::decoy_or`).
     pub decoy: Decoy,
     pub guard: LoginGuard,
 }

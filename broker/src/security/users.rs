@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use goulette_auth::token::TokenKey;
-use goulette_auth::{Mechanism, ScramCredential};
+use goulette_auth::{Decoy, Mechanism, ScramCredential};
 use goulette_proto::v1 as pb;
 
 #[derive(Debug, Default)]
@@ -13,6 +13,8 @@ struct Snapshot {
     users: HashMap<String, Vec<ScramCredential>>,
     /// The keys gRPC tokens are checked with.
     token_keys: Vec<TokenKey>,
+    /// The cluster's decoy, once the sentinels sent it.
+    decoy: Option<Decoy>,
 }
 
 /// The users and their credentials; readers take a snapshot, updates
@@ -46,7 +48,8 @@ impl Users {
             users.insert(user.name.clone(), credentials);
         }
         let token_keys = update.token_keys.iter().map(|k| TokenKey { id: k.id, secret: k.secret.to_vec() }).collect();
-        let next = Arc::new(Snapshot { revision: update.revision, users, token_keys });
+        let decoy = (!update.decoy_secret.is_empty()).then(|| Decoy::from_secret(&update.decoy_secret));
+        let next = Arc::new(Snapshot { revision: update.revision, users, token_keys, decoy });
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
@@ -58,6 +61,12 @@ impl Users {
     /// The keys gRPC tokens are checked with.
     pub fn token_keys(&self) -> Vec<TokenKey> {
         self.snapshot().token_keys.clone()
+    }
+
+    /// What answers logins of unknown users: the cluster's decoy, or
+    /// `fallback` (this process's) until the sentinels sent it.
+    pub fn decoy_or(&self, fallback: &Decoy) -> Decoy {
+        self.snapshot().decoy.clone().unwrap_or_else(|| fallback.clone())
     }
 
     /// How many users are known.
@@ -91,7 +100,12 @@ mod tests {
         let c = ScramCredential::new(Mechanism::ScramSha512, "pw", 4096).unwrap();
         let alice = pb::User { name: "alice".into(), credentials: vec![(&c).into()] };
         let key = pb::TokenKey { id: 3, secret: vec![7; 32].into() };
-        users.apply(&pb::SecurityUpdate { revision: 7, users: vec![alice], token_keys: vec![key], acls: Vec::new() });
+        users.apply(&pb::SecurityUpdate {
+            revision: 7,
+            users: vec![alice],
+            token_keys: vec![key],
+            ..Default::default()
+        });
         assert_eq!(users.token_keys().iter().map(|k| k.id).collect::<Vec<_>>(), vec![3]);
         assert_eq!(users.credential("alice", Mechanism::ScramSha512), Some(c.clone()));
         assert_eq!(users.credential("alice", Mechanism::ScramSha256), None);
@@ -99,7 +113,7 @@ mod tests {
         let mut broken: pb::ScramCredential = (&c).into();
         broken.iterations = 1;
         let bob = pb::User { name: "bob".into(), credentials: vec![broken] };
-        users.apply(&pb::SecurityUpdate { revision: 9, users: vec![bob], token_keys: Vec::new(), acls: Vec::new() });
+        users.apply(&pb::SecurityUpdate { revision: 9, users: vec![bob], ..Default::default() });
         assert!(users.credentials_of("alice").is_empty());
         assert!(users.credentials_of("bob").is_empty(), "an unusable credential is left out");
         assert_eq!(users.len(), 1);

@@ -707,11 +707,16 @@ fn cluster_command(
 ) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        if let Some((user, password)) = credentials {
-            goulette_client::login::login(&sentinels, &user, &password)
-                .await
-                .map_err(|e| anyhow::anyhow!("logging in as {user}: {e}"))?;
-        }
+        // Kept for the command's run: a long one (consume --follow, bench)
+        // outlives a token, and the session renews it.
+        let _session = match credentials {
+            Some((user, password)) => Some(
+                goulette_client::login::login(&sentinels, &user, &password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("logging in as {user}: {e}"))?,
+            ),
+            None => None,
+        };
         // A user waits on the command: no sentinel answering is an error at
         // once, not after seconds of retrying.
         let cluster = Arc::new(Cluster::new(sentinels)?.fail_fast());

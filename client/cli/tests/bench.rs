@@ -263,6 +263,32 @@ async fn thousand_partitions(env: &Env) -> Vec<String> {
         ),
     ]
 }
+/// The cost of TLS on every gRPC hop for a 1 KiB durable producer:
+/// `scripts/bench-tls.sh` (`make bench-tls`), which alternates plaintext and
+/// TLS clusters in paired rounds, because this machine's fsync-bound
+/// throughput drifts more between minutes than TLS moves it.
+fn tls_row() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench-tls.sh");
+    let out = Command::new("bash").arg(script).env("ROUNDS", "3").env("SECONDS_PER_RUN", "10").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "bench-tls: {text}{}", String::from_utf8_lossy(&out.stderr));
+    print!("{text}");
+    // "bench-tls: medians: plaintext P msg/s, TLS T msg/s; TLS/plaintext per round: …, median R"
+    let medians = text.lines().find(|l| l.contains("medians:")).expect("a medians line");
+    let number_after = |key: &str| -> f64 {
+        let rest = &medians[medians.find(key).expect(key) + key.len()..];
+        rest.trim_start().split(|c: char| !(c.is_ascii_digit() || c == '.')).next().unwrap().parse().unwrap()
+    };
+    let (plain, tls, ratio) = (number_after("plaintext"), number_after("TLS"), number_after("median"));
+    row(
+        "1 KiB, 1 producer, durable, TLS on every gRPC hop",
+        "`make bench-tls` (3 rounds of 10 s, plaintext and TLS alternated)",
+        format!("{tls:.0} msg/s with TLS, {plain:.0} without: TLS/plaintext {ratio:.2} (median of the rounds)"),
+        "costs ≤ 15 % (ratio ≥ 0.85)",
+        ratio >= 0.85,
+    )
+}
+
 fn case(name: &'static str, target: &'static str, args: &[&'static str], met: fn(&serde_json::Value) -> bool) -> Case {
     Case { name, target, args: args.to_vec(), met }
 }
@@ -362,6 +388,7 @@ async fn bench_suite() {
         rows.extend(run_cases(&env, replicated, dir.path(), "replicated"));
         rows.extend(thousand_partitions(&env).await);
     }
+    rows.push(tls_row());
 
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])

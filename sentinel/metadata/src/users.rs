@@ -110,6 +110,13 @@ impl UserRecord {
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenKeysRecord {
     pub keys: Vec<TokenKeyRecord>,
+    /// Base64: what unknown users' SCRAM salts derive from, made once and
+    /// never rotated, so that an unknown user's salt is the same on every
+    /// server and across restarts and days, like a real user's (a salt that
+    /// changed would tell a stranger from a user). Empty in records written
+    /// before it existed; the leader adds it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub decoy_secret: String,
 }
 
 impl std::fmt::Debug for TokenKeysRecord {
@@ -149,6 +156,19 @@ impl TokenKeysRecord {
             .collect()
     }
 
+    /// The decoy secret, decoded (`None`: not made yet, or damaged).
+    pub fn decoy_secret(&self) -> Option<Vec<u8>> {
+        STANDARD.decode(&self.decoy_secret).ok().filter(|s| s.len() >= 16)
+    }
+
+    /// These keys with a decoy secret, made if missing or damaged.
+    pub fn with_decoy_secret(mut self) -> TokenKeysRecord {
+        if self.decoy_secret().is_none() {
+            self.decoy_secret = STANDARD.encode(goulette_auth::token::TokenKey::generate(0).secret);
+        }
+        self
+    }
+
     /// The keys as brokers receive them.
     pub fn to_proto(&self) -> Vec<pb::TokenKey> {
         self.keys().into_iter().map(|k| pb::TokenKey { id: k.id, secret: k.secret.into() }).collect()
@@ -162,7 +182,7 @@ impl TokenKeysRecord {
         keys.push(TokenKeyRecord { id, secret: STANDARD.encode(&key.secret), created_ms: now_ms });
         let excess = keys.len().saturating_sub(keep.max(1));
         keys.drain(..excess);
-        TokenKeysRecord { keys }
+        TokenKeysRecord { keys, decoy_secret: self.decoy_secret.clone() }.with_decoy_secret()
     }
 
     /// When the newest key was made (none: no key).
@@ -219,6 +239,20 @@ mod tests {
         assert_eq!(three.keys().len(), 2);
         assert_ne!(three.keys()[0].secret, three.keys()[1].secret);
         assert!(!format!("{three:?}").contains(&three.keys[0].secret));
+    }
+
+    #[test]
+    fn the_decoy_secret_is_made_once_and_kept_by_rotations() {
+        let one = TokenKeysRecord::default().rotated(10, 2);
+        let secret = one.decoy_secret().unwrap();
+        assert_eq!(one.rotated(20, 2).rotated(30, 2).decoy_secret(), Some(secret.clone()));
+        assert!(!format!("{one:?}").contains(&one.decoy_secret), "a secret in a log line");
+        // A record written before the field existed gets one.
+        let old: TokenKeysRecord = serde_json::from_str(r#"{"keys":[]}"#).unwrap();
+        assert_eq!(old.decoy_secret(), None);
+        let mended = old.with_decoy_secret();
+        assert!(mended.decoy_secret().is_some_and(|s| s.len() >= 16));
+        assert_eq!(mended.clone().with_decoy_secret(), mended, "made once");
     }
 
     #[test]

@@ -68,17 +68,24 @@ pub const TOKEN_KEY_ROTATION_MS: i64 = 24 * 3600 * 1000;
 
 impl Controller {
     /// Makes sure a token key exists and is younger than a rotation period
-    /// (a new one is added, the oldest beyond two dropped). A leader duty.
+    /// (a new one is added, the oldest beyond two dropped), and that the
+    /// decoy secret exists. A leader duty.
     pub async fn ensure_token_key(&self, fence: &Fence, view: &ClusterView) -> Result<()> {
         let now = crate::model::now_ms();
         let current = view.token_keys.as_ref();
-        if current.and_then(|(k, _)| k.newest_ms()).is_some_and(|t| now - t < TOKEN_KEY_ROTATION_MS) {
-            return Ok(());
-        }
-        let next = current.map(|(k, _)| k.clone()).unwrap_or_default().rotated(now, 2);
+        let fresh = current.and_then(|(k, _)| k.newest_ms()).is_some_and(|t| now - t < TOKEN_KEY_ROTATION_MS);
+        let has_decoy = current.is_some_and(|(k, _)| k.decoy_secret().is_some());
+        let (next, what) = match (fresh, current) {
+            (true, _) if has_decoy => return Ok(()),
+            (true, Some((k, _))) => (k.clone().with_decoy_secret(), "decoy secret made".to_owned()),
+            _ => {
+                let next = current.map(|(k, _)| k.clone()).unwrap_or_default().rotated(now, 2);
+                let newest = next.keys.last().map(|k| k.id).unwrap_or(0);
+                (next, format!("token key {newest}"))
+            }
+        };
         let key = self.store.keys().token_keys();
-        let newest = next.keys.last().map(|k| k.id).unwrap_or(0);
-        let mut op = Change::new("rotate-token-key", format!("token key {newest}")).put_json(key.clone(), &next, None);
+        let mut op = Change::new("rotate-token-key", what).put_json(key.clone(), &next, None);
         match current {
             Some((_, revision)) => op.require_mod_revision.push((key, *revision)),
             None => op.require_absent.push(key),

@@ -75,9 +75,12 @@ impl Sentinel {
                 let credential_of = |user: &str| {
                     view.users.get(user)?.scram_credentials().into_iter().find(|c| c.mechanism == mechanism)
                 };
-                let (server, server_first) =
-                    ScramServer::start(mechanism, &first.auth_bytes, credential_of, &logins.decoy)
-                        .map_err(|e| (String::new(), failure_of(&e)))?;
+                // The cluster's decoy (this process's until the leader made one).
+                let shared =
+                    view.token_keys.as_ref().and_then(|(k, _)| k.decoy_secret()).map(|s| Decoy::from_secret(&s));
+                let decoy = shared.as_ref().unwrap_or(&logins.decoy);
+                let (server, server_first) = ScramServer::start(mechanism, &first.auth_bytes, credential_of, decoy)
+                    .map_err(|e| (String::new(), failure_of(&e)))?;
                 let user = server.user().to_owned();
                 let answer = pb::LoginResponse { auth_bytes: server_first.into(), ..Default::default() };
                 tx.send(Ok(answer)).await.map_err(|_| (user.clone(), Failure::Malformed))?;
@@ -105,6 +108,7 @@ impl Sentinel {
                         auth_bytes: server_final.into(),
                         token,
                         expires_at_ms: expires,
+                        ttl_ms: logins.token_ttl.as_millis() as i64,
                     };
                     let _ = tx.send(Ok(answer)).await;
                 }

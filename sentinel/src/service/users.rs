@@ -173,6 +173,12 @@ impl Sentinel {
                         users: users_of(&view),
                         token_keys: now.keys.as_ref().map(TokenKeysRecord::to_proto).unwrap_or_default(),
                         acls: view.acls.values().map(pb::AclBinding::from).collect(),
+                        decoy_secret: now
+                            .keys
+                            .as_ref()
+                            .and_then(TokenKeysRecord::decoy_secret)
+                            .unwrap_or_default()
+                            .into(),
                     };
                     if tx.send(Ok(update)).await.is_err() {
                         return;
