@@ -180,6 +180,19 @@ fn given_scram_users_kcat_and_confluent_kafka_should_log_in_at_once_on_every_bro
     assert!(out.status.success(), "sasl_client.py: {}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     let out = kcat(&b2, &ca, "SCRAM-SHA-512", "bob", "bob-secret", &["-L", "-m", "10"], b"");
     assert!(out.status.success(), "bob: {}", stderr(&out));
+    // The broker that took the change audited it, with alice as its author.
+    let audits: String =
+        cluster.brokers.iter().map(|b| std::fs::read_to_string(b.dir().join("audit.log")).unwrap()).collect();
+    let change = audits
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["fields"]["event"] == "alter-user-credentials")
+        .unwrap_or_else(|| panic!("no audit line of bob's creation: {audits}"));
+    let fields = &change["fields"];
+    assert_eq!(
+        (&fields["what"], &fields["principal"], &fields["outcome"]),
+        (&"bob".into(), &"User:alice".into(), &"done".into())
+    );
 
     // A new password works at once, the old one no longer; a deleted user is refused at once.
     let out = cluster.goulette(&["user", "passwd", "alice"], Some("alice-new"));

@@ -9,6 +9,7 @@ use goulette_auth::acl::Operation;
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 
 use crate::kafka::answer::{Answer, Outgoing, later, ready};
+use crate::kafka::audit::Audit;
 use crate::kafka::authorize::{self as acl, Guard};
 use crate::kafka::request;
 use crate::kafka::{
@@ -39,8 +40,9 @@ pub async fn dispatch(
     let id = header.correlation_id;
     let client_id = header.client_id.map(|c| c.to_string()).unwrap_or_default();
     let k = kafka.clone();
-    let caller = Arc::new(session.caller());
+    let caller = session.caller();
     let guard = Guard::new(kafka, &caller);
+    let audit = Audit::new(&caller);
     Ok(match key {
         ApiKey::ApiVersions => {
             let _: kafka_protocol::messages::ApiVersionsRequest = request::decode(key, version, body)?;
@@ -121,6 +123,13 @@ pub async fn dispatch(
             later(key, version, id, async move {
                 let mut answer = delete_records::handle(&k, req).await;
                 answer.topics.extend(denied);
+                // A topic's first failed partition stands for it.
+                audit.record(
+                    "delete-records",
+                    answer.topics.iter().map(|t| {
+                        (t.name.as_str(), t.partitions.iter().map(|p| p.error_code).find(|c| *c != 0).unwrap_or(0))
+                    }),
+                );
                 answer
             })
         }
@@ -224,15 +233,18 @@ pub async fn dispatch(
             later(key, version, id, async move {
                 let mut answer = groups::delete::handle(&k, req).await;
                 answer.results.extend(denied);
+                audit.record("delete-groups", answer.results.iter().map(|g| (g.group_id.as_str(), g.error_code)));
                 answer
             })
         }
         ApiKey::CreateTopics => {
-            let mut req = request::decode(key, version, body)?;
+            let mut req: kafka_protocol::messages::CreateTopicsRequest = request::decode(key, version, body)?;
             let denied = acl::admin::create_topics(guard, &mut req);
+            let event = if req.validate_only { "create-topics (validate only)" } else { "create-topics" };
             later(key, version, id, async move {
                 let mut answer = topics::create(&k, version, req).await;
                 answer.topics.extend(denied);
+                audit.record(event, answer.topics.iter().map(|t| (t.name.as_str(), t.error_code)));
                 answer
             })
         }
@@ -242,6 +254,10 @@ pub async fn dispatch(
             later(key, version, id, async move {
                 let mut answer = topics::delete(&k, version, req).await;
                 answer.responses.extend(denied);
+                audit.record(
+                    "delete-topics",
+                    answer.responses.iter().map(|t| (t.name.as_ref().map_or("", |n| n.as_str()), t.error_code)),
+                );
                 answer
             })
         }
@@ -267,6 +283,8 @@ pub async fn dispatch(
                         .with_resource_name(n)
                         .with_error_code(code)
                 }));
+                audit
+                    .record("alter-configs", answer.responses.iter().map(|r| (r.resource_name.as_str(), r.error_code)));
                 answer
             })
         }
@@ -285,6 +303,8 @@ pub async fn dispatch(
                     .with_resource_name(n)
                     .with_error_code(code)
                 }));
+                audit
+                    .record("alter-configs", answer.responses.iter().map(|r| (r.resource_name.as_str(), r.error_code)));
                 answer
             })
         }
@@ -294,6 +314,7 @@ pub async fn dispatch(
             later(key, version, id, async move {
                 let mut answer = create_partitions::handle(&k, req).await;
                 answer.results.extend(denied);
+                audit.record("create-partitions", answer.results.iter().map(|r| (r.name.as_str(), r.error_code)));
                 answer
             })
         }
@@ -309,12 +330,20 @@ pub async fn dispatch(
         ApiKey::AlterUserScramCredentials => {
             let req = request::decode(key, version, body)?;
             let allowed = guard.cluster(Operation::Alter);
-            later(key, version, id, async move { scram_credentials::alter(&k, req, allowed).await })
+            later(key, version, id, async move {
+                let answer = scram_credentials::alter(&k, req, allowed).await;
+                audit.record("alter-user-credentials", answer.results.iter().map(|r| (r.user.as_str(), r.error_code)));
+                answer
+            })
         }
         ApiKey::CreateAcls => {
             let req = request::decode(key, version, body)?;
             let allowed = guard.cluster(Operation::Alter);
-            later(key, version, id, async move { acls::create(&k, req, allowed).await })
+            later(key, version, id, async move {
+                let answer = acls::create(&k, req, allowed).await;
+                audit.record("create-acls", answer.results.iter().map(|r| ("binding", r.error_code)));
+                answer
+            })
         }
         ApiKey::DescribeAcls => {
             let req = request::decode(key, version, body)?;
@@ -324,7 +353,13 @@ pub async fn dispatch(
         ApiKey::DeleteAcls => {
             let req = request::decode(key, version, body)?;
             let allowed = guard.cluster(Operation::Alter);
-            later(key, version, id, async move { acls::delete(&k, req, allowed).await })
+            later(key, version, id, async move {
+                let answer = acls::delete(&k, req, allowed).await;
+                let deleted: usize = answer.filter_results.iter().map(|f| f.matching_acls.len()).sum();
+                let what = format!("{deleted} bindings");
+                audit.record("delete-acls", answer.filter_results.iter().map(|f| (what.as_str(), f.error_code)));
+                answer
+            })
         }
         other => return Err(format!("{other:?} is not served")),
     })

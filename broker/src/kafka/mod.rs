@@ -28,6 +28,7 @@
 //! - [`dispatch`]: one request decoded, checked and handed to its API.
 //! - [`authorize`]: the ACL checks of each API (with `--acl-enabled`).
 //! - [`acls`]: CreateAcls, DescribeAcls, DeleteAcls.
+//! - [`audit`]: the audit line of each change a Kafka client asks for.
 //! - [`errors`]: Goulette's typed errors as Kafka error codes.
 //!
 //! `docs/kafka.md` is the reader's reference.
@@ -35,6 +36,7 @@
 pub mod acls;
 pub mod alter_configs;
 pub mod answer;
+pub mod audit;
 pub mod authorize;
 pub mod configs;
 pub mod connection;

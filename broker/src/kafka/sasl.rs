@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::kafka::Kafka;
+use crate::security::acls::Caller;
 use goulette_auth::guard::Failure;
 
 const LISTENER: &str = "kafka";
@@ -48,6 +49,8 @@ pub struct Session {
     tls: bool,
     /// The user its client certificate names (`--tls-principal-rules`).
     by_certificate: Option<String>,
+    /// Who makes its requests, once asked (until a login changes it).
+    caller: Option<Arc<Caller>>,
 }
 
 /// A SaslAuthenticate answer, and what follows it.
@@ -63,7 +66,7 @@ pub struct Authenticated {
 impl Session {
     /// A connection of a listener that requires a login (`required`) or not.
     pub fn new(required: bool, peer: Option<SocketAddr>, tls: bool, by_certificate: Option<String>) -> Session {
-        Session { state: if required { State::Start } else { State::Open }, peer, tls, by_certificate }
+        Session { state: if required { State::Start } else { State::Open }, peer, tls, by_certificate, caller: None }
     }
 
     /// The authenticated principal (`User:alice`), if a login succeeded.
@@ -77,12 +80,19 @@ impl Session {
     /// Who makes this connection's requests: the logged-in user, else the
     /// user its certificate names, else `User:ANONYMOUS` (as Kafka), from
     /// the client's address.
-    pub fn caller(&self) -> crate::security::acls::Caller {
+    ///
+    /// Kept until a login changes it: every request asks.
+    pub fn caller(&mut self) -> Arc<Caller> {
+        if let Some(caller) = &self.caller {
+            return caller.clone();
+        }
         let principal = self
             .principal()
             .or_else(|| self.by_certificate.clone())
             .unwrap_or_else(|| crate::security::acls::ANONYMOUS.to_owned());
-        crate::security::acls::Caller::user(principal, self.peer.map(|p| p.ip()))
+        let caller = Arc::new(Caller::user(principal, self.peer.map(|p| p.ip())));
+        self.caller = Some(caller.clone());
+        caller
     }
 
     /// Whether a request of `key` may be served now.
@@ -172,6 +182,7 @@ impl Session {
             Ok((mechanism, user, last)) => {
                 security.guard.succeeded(LISTENER, self.peer, &user, mechanism.name());
                 self.state = State::Authenticated(user);
+                self.caller = None;
                 Authenticated {
                     response: SaslAuthenticateResponse::default().with_auth_bytes(last),
                     delay: None,

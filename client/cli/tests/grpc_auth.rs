@@ -92,8 +92,14 @@ fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_re
     let event = |name: &str| events.iter().find(|e| e["fields"]["event"] == name).cloned();
     let created = event("create-user").unwrap_or_else(|| panic!("{audit}"));
     assert_eq!(
-        (created["fields"]["user"].as_str(), created["fields"]["principal"].as_str()),
+        (created["fields"]["what"].as_str(), created["fields"]["principal"].as_str()),
         (Some("alice"), Some("certificate"))
+    );
+    // Metadata changes too, with their author and how they ended.
+    let topic = event("create-topic").unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(
+        (topic["fields"]["what"].as_str(), topic["fields"]["principal"].as_str(), topic["fields"]["outcome"].as_str()),
+        (Some("guarded"), Some("User:alice"), Some("done"))
     );
     assert!(event("delete-user").is_some() && event("authentication-failed").is_some(), "{audit}");
     let out = cli(&[], &alice, &["topic", "list"], b"");

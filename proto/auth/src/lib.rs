@@ -3,6 +3,7 @@
 //!
 //! - [`acl`]: access control lists in Kafka's model, and the index that
 //!   checks them.
+//! - [`audit`]: the audit line of a change, the same on every server.
 //! - [`mechanism`]: SCRAM-SHA-256 and SCRAM-SHA-512, with their digests.
 //! - [`credential`]: what is stored for a user: a salt, an iteration count,
 //!   and the stored and server keys (RFC 5802) — never a password, nor
@@ -27,6 +28,7 @@
 //! crypto library Goulette links (rustls uses it too).
 
 pub mod acl;
+pub mod audit;
 #[cfg(feature = "gate")]
 pub mod cert_principal;
 pub mod client;

@@ -6,6 +6,7 @@ use goulette_proto::v1::sentinel_service_server::SentinelService;
 use goulette_proto::v1::{self as pb};
 use tonic::{Request, Response, Status};
 
+use super::audit::{self, Audit};
 use super::forward::forwarded;
 use super::{Sentinel, SentinelGrpc};
 use crate::error::SentinelError;
@@ -118,7 +119,11 @@ impl SentinelService for SentinelGrpc {
             );
         }
         let already_forwarded = forwarded(&req);
-        match self.0.create_topic(req.into_inner(), already_forwarded).await {
+        let audit = Audit::of(&req);
+        let name = req.get_ref().config.as_ref().map(|c| c.name.clone()).unwrap_or_default();
+        let result = self.0.create_topic(req.into_inner(), already_forwarded).await;
+        audit::record(&audit, "create-topic", &name, &result);
+        match result {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => error_response(&e, |e| pb::CreateTopicResponse { error: Some(e), topic: None }),
         }
@@ -137,6 +142,7 @@ impl SentinelService for SentinelGrpc {
             |e| pb::DeleteTopicResponse { error: Some(e) }
         );
         let s = &self.0;
+        let (audit, name) = (Audit::of(&req), req.get_ref().name.clone());
         let result = s
             .forward
             .on_leader(
@@ -148,6 +154,7 @@ impl SentinelService for SentinelGrpc {
                 |channel, req| async move { SentinelServiceClient::new(channel).delete_topic(req).await },
             )
             .await;
+        audit::record(&audit, "delete-topic", &name, &result);
         Ok(Response::new(result.unwrap_or_else(|e| pb::DeleteTopicResponse { error: Some(e.to_proto()) })))
     }
 
@@ -164,6 +171,7 @@ impl SentinelService for SentinelGrpc {
             |e| pb::AlterTopicResponse { error: Some(e), topic: None }
         );
         let s = &self.0;
+        let (audit, name) = (Audit::of(&req), req.get_ref().name.clone());
         let result = s
             .forward
             .on_leader(
@@ -175,6 +183,7 @@ impl SentinelService for SentinelGrpc {
                 |channel, req| async move { SentinelServiceClient::new(channel).alter_topic(req).await },
             )
             .await;
+        audit::record(&audit, "alter-topic", &name, &result);
         Ok(Response::new(result.unwrap_or_else(|e| pb::AlterTopicResponse { error: Some(e.to_proto()), topic: None })))
     }
 
@@ -191,6 +200,8 @@ impl SentinelService for SentinelGrpc {
             |e| pb::AddPartitionsResponse { error: Some(e), topic: None }
         );
         let s = &self.0;
+        let audit = Audit::of(&req);
+        let what = format!("{} to {} partitions", req.get_ref().name, req.get_ref().total);
         let result = s
             .forward
             .on_leader(
@@ -202,6 +213,7 @@ impl SentinelService for SentinelGrpc {
                 |channel, req| async move { SentinelServiceClient::new(channel).add_partitions(req).await },
             )
             .await;
+        audit::record(&audit, "add-partitions", &what, &result);
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::AddPartitionsResponse { error: Some(e.to_proto()), topic: None }),
         ))
@@ -236,6 +248,8 @@ impl SentinelService for SentinelGrpc {
             pb::DecommissionBrokerResponse { error: Some(e) }
         });
         let s = &self.0;
+        let audit = Audit::of(&req);
+        let (id, undo) = (req.get_ref().broker_id, req.get_ref().undo);
         let result = s
             .forward
             .on_leader(
@@ -247,6 +261,8 @@ impl SentinelService for SentinelGrpc {
                 |channel, req| async move { SentinelServiceClient::new(channel).decommission_broker(req).await },
             )
             .await;
+        let event = if undo { "recommission-broker" } else { "decommission-broker" };
+        audit::record(&audit, event, &format!("broker {id}"), &result);
         Ok(Response::new(result.unwrap_or_else(|e| pb::DecommissionBrokerResponse { error: Some(e.to_proto()) })))
     }
 
@@ -346,6 +362,7 @@ impl SentinelService for SentinelGrpc {
             |e| pb::RemoveGroupResponse { error: Some(e) }
         );
         let s = &self.0;
+        let (audit, group) = (Audit::of(&req), req.get_ref().group.clone());
         let result = s
             .forward
             .on_leader(
@@ -357,6 +374,7 @@ impl SentinelService for SentinelGrpc {
                 |channel, req| async move { SentinelServiceClient::new(channel).remove_group(req).await },
             )
             .await;
+        audit::record(&audit, "delete-group", &group, &result);
         Ok(Response::new(result.unwrap_or_else(|e| pb::RemoveGroupResponse { error: Some(e.to_proto()) })))
     }
 
@@ -368,8 +386,8 @@ impl SentinelService for SentinelGrpc {
             pb::AlterUserResponse { error: Some(e), ..Default::default() }
         });
         let s = &self.0;
-        let caller = super::users::caller(&req);
-        let (name, what) = (req.get_ref().name.clone(), super::users::what(req.get_ref()));
+        let audit = Audit::of(&req);
+        let (name, event) = (req.get_ref().name.clone(), super::users::what(req.get_ref()));
         let result = s
             .forward
             .on_leader(
@@ -378,7 +396,7 @@ impl SentinelService for SentinelGrpc {
                 |channel, req| async move { SentinelServiceClient::new(channel).alter_user(req).await },
             )
             .await;
-        super::users::audit(&caller, &name, what, &result);
+        audit::record(&audit, event, &name, &result);
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::AlterUserResponse { error: Some(e.to_proto()), ..Default::default() }),
         ))
@@ -402,7 +420,7 @@ impl SentinelService for SentinelGrpc {
             pb::CreateAclsResponse { error: Some(e), ..Default::default() }
         });
         let s = &self.0;
-        let caller = super::users::caller(&req);
+        let audit = Audit::of(&req);
         let count = req.get_ref().acls.len();
         let result = s
             .forward
@@ -412,7 +430,7 @@ impl SentinelService for SentinelGrpc {
                 |channel, req| async move { SentinelServiceClient::new(channel).create_acls(req).await },
             )
             .await;
-        super::users::audit_change(&caller, "create-acls", &format!("{count} bindings"), result.as_ref().err());
+        audit::record(&audit, "create-acls", &format!("{count} bindings"), &result);
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::CreateAclsResponse { error: Some(e.to_proto()), ..Default::default() }),
         ))
@@ -426,7 +444,7 @@ impl SentinelService for SentinelGrpc {
             pb::DeleteAclsResponse { error: Some(e), ..Default::default() }
         });
         let s = &self.0;
-        let caller = super::users::caller(&req);
+        let audit = Audit::of(&req);
         let result = s
             .forward
             .on_leader(
@@ -436,7 +454,7 @@ impl SentinelService for SentinelGrpc {
             )
             .await;
         let what = result.as_ref().map(|r| format!("{} bindings", r.deleted.len())).unwrap_or_default();
-        super::users::audit_change(&caller, "delete-acls", &what, result.as_ref().err());
+        audit::record(&audit, "delete-acls", &what, &result);
         Ok(Response::new(
             result.unwrap_or_else(|e| pb::DeleteAclsResponse { error: Some(e.to_proto()), ..Default::default() }),
         ))

@@ -32,6 +32,7 @@ use crate::model::TopicRecord;
 use crate::view::ClusterView;
 
 mod acls;
+mod audit;
 mod authorize;
 mod client;
 mod forward;

@@ -54,16 +54,6 @@ fn user_change(req: &pb::AlterUserRequest) -> Result<UserChange> {
     })
 }
 
-/// Who made a request, for the audit log: principal and address.
-pub(super) fn caller<T>(req: &tonic::Request<T>) -> (String, String) {
-    let principal = match req.extensions().get::<goulette_auth::gate::Principal>() {
-        Some(goulette_auth::gate::Principal::User(u)) => format!("User:{u}"),
-        Some(goulette_auth::gate::Principal::Certificate) => "certificate".to_owned(),
-        _ => "anonymous".to_owned(),
-    };
-    (principal, req.remote_addr().map(|a| a.to_string()).unwrap_or_default())
-}
-
 /// What a user change does, in a word.
 pub(super) fn what(req: &pb::AlterUserRequest) -> &'static str {
     match req {
@@ -71,31 +61,6 @@ pub(super) fn what(req: &pb::AlterUserRequest) -> &'static str {
         r if r.create_only => "create-user",
         _ => "alter-user",
     }
-}
-
-/// Writes a user change (done or refused) to the audit log.
-pub(super) fn audit(
-    (principal, address): &(String, String),
-    user: &str,
-    what: &str,
-    result: &Result<pb::AlterUserResponse>,
-) {
-    let outcome = match result {
-        Ok(_) => "done".to_owned(),
-        Err(e) => format!("refused: {e}"),
-    };
-    tracing::info!(target: goulette_auth::guard::AUDIT, event = what, user, %principal, %address, %outcome);
-}
-
-/// Writes a security change (done, or refused with `error`) to the audit log.
-pub(super) fn audit_change(
-    (principal, address): &(String, String),
-    event: &str,
-    what: &str,
-    error: Option<&SentinelError>,
-) {
-    let outcome = error.map_or_else(|| "done".to_owned(), |e| format!("refused: {e}"));
-    tracing::info!(target: goulette_auth::guard::AUDIT, event, what, %principal, %address, %outcome);
 }
 
 /// Every user as brokers receive them.
