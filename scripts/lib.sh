@@ -523,8 +523,8 @@ start_sentinel() {
     embedded)
       args+=(--embedded-etcd --etcd-port 2379 --etcd-peer-port 2380 --etcd-data-dir "$DATA_DIR/etcd-$name") ;;
     secure)
-      args+=(--embedded-etcd --etcd-port 2379 --etcd-peer-port 2380 --etcd-data-dir "$(layout_dir secure)/etcd-$name"
-        --audit-log "$LOG_DIR/audit-$name.log") ;;
+      args+=(--embedded-etcd --embedded-etcd-tls --etcd-port 2379 --etcd-peer-port 2380
+        --etcd-data-dir "$(layout_dir secure)/etcd-$name" --audit-log "$LOG_DIR/audit-$name.log") ;;
     sentinel-cluster)
       client=$((2377 + 2 * n))
       args+=(--embedded-etcd --etcd-port "$client" --etcd-peer-port $((client + 1))

@@ -26,6 +26,23 @@ pub struct EmbeddedEtcd {
     pub initial_cluster: String,
     /// Largest transaction etcd accepts (passed as `--max-txn-ops`).
     pub max_txn_ops: usize,
+    /// TLS for its clients and peers (`--embedded-etcd-tls`); None: plaintext.
+    pub tls: Option<EmbeddedEtcdTls>,
+}
+
+/// The embedded etcd over TLS: the sentinel's own certificate serves
+/// etcd's clients and peers, and both must present a certificate of
+/// `client_ca` (etcd's `--client-cert-auth`); the sentinel connects with
+/// the same certificate. etcd reads the files at each handshake, so a
+/// renewed certificate is used without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedEtcdTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CAs of the certificates etcd's clients and peers present.
+    pub client_ca: PathBuf,
+    /// CAs the sentinel trusts etcd's certificate by.
+    pub ca: PathBuf,
 }
 
 /// Everything the sentinel needs to run.
@@ -140,6 +157,11 @@ impl SentinelConfig {
             && endpoints.is_empty()
         {
             return Err("give --etcd-endpoints or --embedded-etcd".into());
+        }
+        if let EtcdMode::Embedded(EmbeddedEtcd { tls: Some(_), .. }) = &self.etcd
+            && self.etcd_tls.etcd_tls_ca.is_some()
+        {
+            return Err("--embedded-etcd-tls connects with the sentinel's certificate: drop --etcd-tls-ca".into());
         }
         Ok(())
     }

@@ -28,19 +28,40 @@ pub fn missing_etcd_message() -> String {
         .into()
 }
 
+fn scheme(cfg: &EmbeddedEtcd) -> &'static str {
+    if cfg.tls.is_some() { "https" } else { "http" }
+}
+
 /// The client endpoint of the embedded etcd.
 pub fn endpoint(cfg: &EmbeddedEtcd) -> String {
-    format!("http://127.0.0.1:{}", cfg.client_port)
+    format!("{}://127.0.0.1:{}", scheme(cfg), cfg.client_port)
+}
+
+/// The TLS flags of etcd (clients and peers alike), if any.
+fn tls_args(cfg: &EmbeddedEtcd) -> Vec<std::ffi::OsString> {
+    let Some(tls) = &cfg.tls else { return Vec::new() };
+    let mut args = Vec::new();
+    for side in ["", "peer-"] {
+        args.push(format!("--{side}cert-file").into());
+        args.push(tls.cert.clone().into_os_string());
+        args.push(format!("--{side}key-file").into());
+        args.push(tls.key.clone().into_os_string());
+        args.push(format!("--{side}trusted-ca-file").into());
+        args.push(tls.client_ca.clone().into_os_string());
+        args.push(format!("--{side}client-cert-auth").into());
+    }
+    args
 }
 
 fn spawn(binary: &PathBuf, cfg: &EmbeddedEtcd) -> std::io::Result<Child> {
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let peer = format!("http://127.0.0.1:{}", cfg.peer_port);
+    let peer = format!("{}://127.0.0.1:{}", scheme(cfg), cfg.peer_port);
     let client = endpoint(cfg);
     let initial_cluster =
         if cfg.initial_cluster.is_empty() { format!("{}={peer}", cfg.name) } else { cfg.initial_cluster.clone() };
     let log = std::fs::OpenOptions::new().create(true).append(true).open(cfg.data_dir.with_extension("log"))?;
     Command::new(binary)
+        .args(tls_args(cfg))
         .args(["--name", &cfg.name, "--data-dir"])
         .arg(&cfg.data_dir)
         .args(["--listen-client-urls", &client, "--advertise-client-urls", &client])

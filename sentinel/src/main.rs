@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use goulette_sentinel::config::{EmbeddedEtcd, EtcdMode, SentinelConfig};
+use goulette_sentinel::config::{EmbeddedEtcd, EmbeddedEtcdTls, EtcdMode, SentinelConfig};
 
 /// Goulette sentinel: broker membership, partition assignment and cluster metadata in etcd.
 #[derive(Debug, Parser)]
@@ -28,6 +28,12 @@ struct Args {
     /// Start and supervise an etcd child process instead.
     #[arg(long, env = "GOULETTE_EMBEDDED_ETCD")]
     embedded_etcd: bool,
+    /// Serve the embedded etcd over TLS to its clients and peers, with this
+    /// sentinel's --tls-cert and --tls-key, requiring their certificates to
+    /// chain to --tls-client-ca (else --tls-ca); the sentinel connects with
+    /// its own certificate.
+    #[arg(long, env = "GOULETTE_EMBEDDED_ETCD_TLS", requires = "embedded_etcd")]
+    embedded_etcd_tls: bool,
     /// Client port of the embedded etcd.
     #[arg(long, env = "GOULETTE_ETCD_PORT", default_value_t = 2379)]
     etcd_port: u16,
@@ -106,6 +112,7 @@ impl Args {
                 data_dir: self.etcd_data_dir.unwrap_or_else(|| PathBuf::from(format!("data/etcd-{}", self.id))),
                 initial_cluster: self.etcd_initial_cluster,
                 max_txn_ops: self.max_txn_ops.unwrap_or(4096),
+                tls: if self.embedded_etcd_tls { Some(embedded_etcd_tls(&self.tls)?) } else { None },
             })
         } else {
             EtcdMode::External(self.etcd_endpoints)
@@ -136,6 +143,15 @@ impl Args {
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
+}
+
+/// The embedded etcd's TLS, from the sentinel's own files.
+fn embedded_etcd_tls(tls: &goulette_proto::ops::tls::TlsArgs) -> anyhow::Result<EmbeddedEtcdTls> {
+    let (Some(cert), Some(key), Some(ca)) = (&tls.tls_cert, &tls.tls_key, &tls.tls_ca) else {
+        anyhow::bail!("--embedded-etcd-tls needs --tls-cert, --tls-key and --tls-ca (etcd serves with them)");
+    };
+    let client_ca = tls.tls_client_ca.clone().unwrap_or_else(|| ca.clone());
+    Ok(EmbeddedEtcdTls { cert: cert.clone(), key: key.clone(), client_ca, ca: ca.clone() })
 }
 
 fn main() -> anyhow::Result<()> {

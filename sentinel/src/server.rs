@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{EtcdMode, SentinelConfig};
+use crate::config::{EmbeddedEtcd, EtcdMode, SentinelConfig};
 use crate::controller::Controller;
 use crate::controller::leader_loop::LeaderLoop;
 use crate::election::{self, Role};
@@ -38,6 +38,11 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
     };
     if let Some(tls) = config.etcd_tls.client_tls().map_err(|e| anyhow::anyhow!("etcd TLS: {e}"))? {
         store::use_etcd_tls(tls).map_err(anyhow::Error::msg)?;
+    }
+    if let EtcdMode::Embedded(EmbeddedEtcd { tls: Some(tls), .. }) = &config.etcd {
+        let client = goulette_proto::channel::ClientTls::from_files(&tls.ca, Some(&tls.cert), Some(&tls.key))
+            .map_err(|e| anyhow::anyhow!("embedded etcd TLS: {e}"))?;
+        store::use_etcd_tls(client).map_err(anyhow::Error::msg)?;
     }
     goulette_proto::ops::tls::use_client_tls(config.tls_ca.as_deref(), config.tls.as_ref())
         .map_err(anyhow::Error::msg)?;

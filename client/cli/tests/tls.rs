@@ -154,3 +154,78 @@ fn given_an_etcd_that_requires_tls_and_client_certificates_the_sentinel_and_the_
     let out = cli(&["etcd", "--etcd-endpoints", &endpoint, "--etcd-tls-ca", ca_file.to_str().unwrap(), "topics"]);
     assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn given_embedded_etcd_tls_the_embedded_etcd_should_take_only_clients_with_a_certificate_of_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("cluster CA");
+    let server = ca.issue(&["127.0.0.1", "localhost"]);
+    let operator = ca.issue(&["operator"]);
+    let stranger = TestCa::new("another CA").issue(&["stranger"]);
+    let ca_file = write(dir.path(), "ca.pem", ca.pem());
+    let (cert, key) = (write(dir.path(), "server.crt", &server.cert), write(dir.path(), "server.key", &server.key));
+    let (op_cert, op_key) = (write(dir.path(), "op.crt", &operator.cert), write(dir.path(), "op.key", &operator.key));
+    let (other_cert, other_key) =
+        (write(dir.path(), "other.crt", &stranger.cert), write(dir.path(), "other.key", &stranger.key));
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let (client_port, peer_port) =
+        (goulette_sentinel::testkit::free_port().to_string(), goulette_sentinel::testkit::free_port().to_string());
+    let mut args: Vec<String> = ["--embedded-etcd", "--embedded-etcd-tls", "--etcd-port", &client_port]
+        .into_iter()
+        .chain(["--etcd-peer-port", &peer_port, "--etcd-data-dir"])
+        .map(String::from)
+        .collect();
+    args.push(dir.path().join("etcd").to_str().unwrap().to_owned());
+    args.extend(["--tls-cert", &path(&cert), "--tls-key", &path(&key), "--tls-ca", &path(&ca_file)].map(String::from));
+    args.extend(["--tls-client-ca".to_owned(), path(&ca_file)]);
+    let sentinel = SentinelProcess::start_with("s1", args);
+    let sentinels = sentinel.address.to_string();
+    let server_tls = ["--tls-cert", &path(&cert), "--tls-key", &path(&key), "--tls-ca", &path(&ca_file)];
+    let _broker = BrokerProcess::start(1, &sentinels, &server_tls);
+    let cli = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_goulette")).args(args).env_remove("GOULETTE_SENTINELS").output().unwrap()
+    };
+    // The sentinel keeps its metadata in its etcd over TLS.
+    let operator_grpc = ["--tls-ca", &path(&ca_file), "--tls-cert", &path(&op_cert), "--tls-key", &path(&op_key)];
+    wait_for("a topic created through the sentinel", Duration::from_secs(60), || {
+        let mut a = vec!["--sentinels", sentinels.as_str()];
+        a.extend(operator_grpc);
+        a.extend(["topic", "create", "kept", "--partitions", "1"]);
+        cli(&a).status.success()
+    });
+    let https = format!("https://127.0.0.1:{client_port}");
+    let etcd = |endpoint: &str, tls: &[&str]| -> Output {
+        let mut a = vec!["etcd", "--etcd-endpoints", endpoint];
+        a.extend(tls);
+        a.push("topics");
+        cli(&a)
+    };
+    // An operator's certificate of the cluster's CA reads it...
+    let out = etcd(
+        &https,
+        &["--etcd-tls-ca", &path(&ca_file), "--etcd-tls-cert", &path(&op_cert), "--etcd-tls-key", &path(&op_key)],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("topic kept:"), "{out:?}");
+    // ...nothing else does: plaintext, no certificate, another CA's certificate.
+    let http = format!("http://127.0.0.1:{client_port}");
+    for (what, endpoint, tls) in [
+        ("plaintext", http.as_str(), vec![]),
+        ("no certificate", https.as_str(), vec!["--etcd-tls-ca", ca_file.to_str().unwrap()]),
+        (
+            "another CA's certificate",
+            https.as_str(),
+            vec![
+                "--etcd-tls-ca",
+                ca_file.to_str().unwrap(),
+                "--etcd-tls-cert",
+                other_cert.to_str().unwrap(),
+                "--etcd-tls-key",
+                other_key.to_str().unwrap(),
+            ],
+        ),
+    ] {
+        let out = etcd(endpoint, &tls);
+        assert!(!out.status.success(), "{what} was let in: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
