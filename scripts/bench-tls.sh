@@ -37,8 +37,9 @@ printf 'subjectAltName=IP:127.0.0.1\n' >"$work/san.ext"
 openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 \
   -extfile "$work/san.ext" -out "$work/server.crt" 2>/dev/null
 
-# run MODE: one cluster, one bench run; prints msg/s.
-run() {
+# run_once MODE: one cluster, one bench run; prints msg/s, or fails
+# (saying why on stderr).
+run_once() {
   local mode=$1 dir etcd_port peer_port sentinel broker tls=() cli_tls=()
   dir=$(mktemp -d -p "$work")
   etcd_port=$(free_port) peer_port=$(free_port) sentinel=127.0.0.1:$(free_port) broker=127.0.0.1:$(free_port)
@@ -65,12 +66,19 @@ run() {
   if ! "$GOULETTE" --sentinels "$sentinel" "${cli_tls[@]}" bench produce --topic bench --partitions 1 \
     --message-size 1024 --duration "${SECONDS_PER_RUN}s" --json "$dir/result.json" >/dev/null 2>"$dir/bench.err"; then
     warn "the $mode run failed:"
-    tail -5 "$dir/bench.err" "$dir/broker.log" "$dir/sentinel.log" >&2
+    tail -n 5 "$dir/bench.err" "$dir/broker.log" "$dir/sentinel.log" >&2
     stop_all
-    exit 1
+    return 1
   fi
   python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["messages_per_sec"]))' "$dir/result.json"
   stop_all
+}
+
+# run MODE: run_once, tried a second time if the first failed (a port
+# taken between its choice and its use, a cluster slow to come up after
+# the previous run).
+run() {
+  run_once "$1" || { warn "trying the $1 run once more"; run_once "$1"; } || exit 1
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }

@@ -140,6 +140,8 @@ impl BrokerConfig {
 
     /// Checks every value, naming the flag of the first bad one.
     pub fn validate(&self) -> Result<(), String> {
+        // A bad rule stops the broker before it binds anything.
+        goulette_auth::cert_principal::parse_rules(&self.auth.tls_principal_rules)?;
         if self.grpc_tls.is_some() && self.tls_ca.is_none() {
             return Err("--tls-cert needs --tls-ca: the broker connects to TLS sentinels and brokers too".into());
         }

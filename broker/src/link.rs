@@ -177,12 +177,38 @@ pub async fn run_session(config: Arc<BrokerConfig>, partitions: Arc<Partitions>,
 /// Follows the assignment stream until `token` is cancelled, applying every
 /// update, and reconnecting (to the next sentinel) when the stream ends.
 pub async fn run_assignments(config: Arc<BrokerConfig>, partitions: Arc<Partitions>, token: CancellationToken) {
-    let mut sentinels = Sentinels { addresses: config.sentinels.clone(), next: 0, timeout: None };
+    let open = |mut client: SentinelInternalClient<Channel>| {
+        // Asked at each (re)connection: what this broker holds now.
+        let req = pb::WatchAssignmentsRequest { broker_id: config.id, held: partitions.held() };
+        async move { client.watch_assignments(req).await }
+    };
+    let apply = |update| async {
+        let changes = partitions.apply(update).await;
+        tracing::debug!(?changes, "applied an assignment update");
+    };
+    follow(Sentinels::for_streams(&config.sentinels), "assignment", &token, open, apply).await;
+}
+
+/// Follows a stream of the sentinels (`what` names it in the log) until
+/// `token` is cancelled: opens it with `open` on a sentinel, hands each
+/// message to `apply` in order, and when the stream ends or breaks opens
+/// it again on the next sentinel after a pause.
+pub(crate) async fn follow<T, Open, Opened, Apply, Applied>(
+    mut sentinels: Sentinels,
+    what: &str,
+    token: &CancellationToken,
+    mut open: Open,
+    mut apply: Apply,
+) where
+    Open: FnMut(SentinelInternalClient<Channel>) -> Opened,
+    Opened: Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+    Apply: FnMut(T) -> Applied,
+    Applied: Future<Output = ()>,
+{
     while !token.is_cancelled() {
-        let Ok((address, mut client)) = sentinels.client() else { return };
-        // The stream is long-lived: no per-request timeout on it.
+        let Ok((address, client)) = sentinels.client() else { return };
         let opened = tokio::select! {
-            r = client.watch_assignments(pb::WatchAssignmentsRequest { broker_id: config.id, held: partitions.held() }) => r,
+            r = open(client) => r,
             _ = token.cancelled() => return,
         };
         match opened {
@@ -194,21 +220,18 @@ pub async fn run_assignments(config: Arc<BrokerConfig>, partitions: Arc<Partitio
                         _ = token.cancelled() => return,
                     };
                     match message {
-                        Ok(Some(update)) => {
-                            let changes = partitions.apply(update).await;
-                            tracing::debug!(?changes, "applied an assignment update");
-                        }
+                        Ok(Some(message)) => apply(message).await,
                         Ok(None) => break,
                         Err(status) => {
-                            tracing::warn!(sentinel = %address, %status, "assignment stream broke; reconnecting");
+                            tracing::warn!(sentinel = %address, %status, "{what} stream broke; reconnecting");
                             break;
                         }
                     }
                 }
             }
-            Err(status) => tracing::warn!(sentinel = %address, %status, "cannot open the assignment stream"),
+            Err(status) => tracing::warn!(sentinel = %address, %status, "cannot open the {what} stream"),
         }
-        if !pause(&token, Duration::from_millis(300)).await {
+        if !pause(token, Duration::from_millis(300)).await {
             return;
         }
     }

@@ -20,6 +20,9 @@ use crate::service::BrokerGrpc;
 /// in flight, closes its logs and deregisters.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
+    // Who a client certificate stands for, on the Kafka and gRPC listeners.
+    let certificate_rules =
+        goulette_auth::cert_principal::parse_rules(&config.auth.tls_principal_rules).map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| anyhow::anyhow!("create data directory {}: {e}", config.data_dir.display()))?;
     // Held until the broker returns: a second broker on the same data
@@ -157,8 +160,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
             groups: kafka_groups.clone(),
             fetch_budget: fetch_budget.clone(),
             security: security.clone(),
-            certificate_rules: goulette_auth::cert_principal::parse_rules(&config.auth.tls_principal_rules)
-                .map_err(anyhow::Error::msg)?,
+            certificate_rules: certificate_rules.clone(),
             shutdown: stop.clone(),
         });
         let kafka_tls = kafka_tls.map(|tls| watched(tls, metrics, &tracker, &stop));
@@ -187,13 +189,11 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     // Who may call: with --auth-required, users with a token from a login
     // and the cluster's servers with their certificates.
     let admit = if config.auth.auth_required { Admit::UsersAndServers } else { Admit::Anyone };
-    let rules =
-        goulette_auth::cert_principal::parse_rules(&config.auth.tls_principal_rules).map_err(anyhow::Error::msg)?;
     let gate = Gate::new(admit, {
         let security = security.clone();
         Arc::new(move || security.users.token_keys())
     })
-    .with_certificate_rules(rules, config.auth.super_users.clone());
+    .with_certificate_rules(certificate_rules, config.auth.super_users.clone());
     let router = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))

@@ -129,6 +129,8 @@ impl SentinelConfig {
 
     /// Checks the values, naming the flag of the first bad one.
     pub fn validate(&self) -> Result<(), String> {
+        // A bad rule stops the sentinel before it binds anything.
+        goulette_auth::cert_principal::parse_rules(&self.auth.tls_principal_rules)?;
         if self.id.is_empty() || self.id.contains('/') {
             return Err(format!("--id {:?} must be non-empty and contain no '/'", self.id));
         }

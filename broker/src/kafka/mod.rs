@@ -82,7 +82,7 @@ pub struct Kafka {
     /// Users and the login guard.
     pub security: Arc<crate::security::Security>,
     /// How client certificates name users (`--tls-principal-rules`).
-    pub certificate_rules: Vec<goulette_auth::cert_principal::CertField>,
+    pub certificate_rules: Vec<goulette_auth::cert_principal::CertRule>,
     /// Cancelled when the broker stops serving.
     pub shutdown: CancellationToken,
 }

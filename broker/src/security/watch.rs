@@ -10,7 +10,9 @@ use goulette_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
 use super::Security;
-use crate::link::{SentinelClient, Sentinels, pause};
+use crate::link::{SentinelClient, Sentinels, follow, pause};
+use goulette_proto::v1::sentinel_internal_client::SentinelInternalClient;
+use tonic::transport::Channel;
 
 /// Times a report of an applied update is tried (a leader election in
 /// progress answers NO_LEADER for a moment).
@@ -25,46 +27,19 @@ pub async fn run(
     sentinels: Arc<SentinelClient>,
     token: CancellationToken,
 ) {
-    let mut rotation = Sentinels::for_streams(&addresses);
-    while !token.is_cancelled() {
-        let Ok((address, mut client)) = rotation.client() else { return };
-        let opened = tokio::select! {
-            r = client.watch_security(pb::WatchSecurityRequest { broker_id }) => r,
-            _ = token.cancelled() => return,
-        };
-        match opened {
-            Ok(stream) => {
-                let mut stream = stream.into_inner();
-                loop {
-                    let message = tokio::select! {
-                        m = stream.message() => m,
-                        _ = token.cancelled() => return,
-                    };
-                    match message {
-                        Ok(Some(update)) => {
-                            security.users.apply(&update);
-                            security.acls.apply(&update.acls);
-                            tracing::info!(
-                                users = update.users.len(),
-                                revision = update.revision,
-                                "applied a security update"
-                            );
-                            report(broker_id, update.revision, &sentinels, &token).await;
-                        }
-                        Ok(None) => break,
-                        Err(status) => {
-                            tracing::warn!(sentinel = %address, %status, "security stream broke; reconnecting");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(status) => tracing::warn!(sentinel = %address, %status, "cannot open the security stream"),
+    let open = |mut client: SentinelInternalClient<Channel>| async move {
+        client.watch_security(pb::WatchSecurityRequest { broker_id }).await
+    };
+    let apply = |update: pb::SecurityUpdate| {
+        let (security, sentinels, token) = (&security, &sentinels, &token);
+        async move {
+            security.users.apply(&update);
+            security.acls.apply(&update.acls);
+            tracing::info!(users = update.users.len(), revision = update.revision, "applied a security update");
+            report(broker_id, update.revision, sentinels, token).await;
         }
-        if !pause(&token, Duration::from_millis(300)).await {
-            return;
-        }
-    }
+    };
+    follow(Sentinels::for_streams(&addresses), "security", &token, open, apply).await;
 }
 
 /// Tells the sentinel leader `revision` is applied here.

@@ -4,7 +4,8 @@
 //! token is accepted by the sentinel and by every broker; a caller with
 //! neither a token nor a certificate is refused and told how to log in; a
 //! wrong password and an unknown user are refused alike; the internal
-//! service takes no user token.
+//! service takes no user token; ACLs bind users; certificate rules
+//! (`--tls-principal-rules`) make a client certificate a user, rewritten.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,7 +17,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use goulette_sentinel::testkit::{http_get, wait_for};
-use secure::{SecureCluster, stderr};
+use secure::{SecureCluster, stderr, write};
 
 #[test]
 fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_refused() {
@@ -156,4 +157,39 @@ fn given_acls_on_grpc_a_user_should_do_only_what_its_bindings_allow() {
     // The other topic stays closed to her.
     let out = as_alice(&["consume", "--topic", "hidden", "-o", "beginning", "-e"], b"");
     assert!(!out.status.success(), "{out:?}");
+}
+
+#[test]
+fn given_certificate_rules_a_client_certificate_should_act_as_the_user_its_rewritten_name_gives() {
+    // Servers and the operator keep their common names; users' certificates
+    // (NAME.users.example) stand for NAME.
+    let rules = r"cn:/([a-z]+)\.users\.example/$1/L,cn";
+    let c = SecureCluster::start(
+        1,
+        &["--acl-enabled", "true", "--tls-principal-rules", rules, "--super-users", "User:127.0.0.1,User:operator"],
+    );
+    let operator = c.operator();
+    wait_for("the broker up", Duration::from_secs(60), || {
+        c.cli(&operator, &[], &["cluster", "status"], b"").status.success()
+    });
+    let admin = |args: &[&str]| {
+        let out = c.cli(&operator, &[], args, b"");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    admin(&["topic", "create", "inbox", "--partitions", "1"]);
+    let carol = c.ca.issue(&["carol.users.example"]);
+    let (cert, key) = (write(c.dir.path(), "carol.crt", &carol.cert), write(c.dir.path(), "carol.key", &carol.key));
+    let as_carol = |args: &[&str], stdin: &[u8]| c.cli(&["--tls-cert", &cert, "--tls-key", &key], &[], args, stdin);
+
+    // No binding for User:carol yet: refused, and by that name.
+    let out = as_carol(&["produce", "--topic", "inbox"], b"one\n");
+    assert!(!out.status.success() && stderr(&out).contains("may not"), "{}", stderr(&out));
+    admin(&["acl", "add", "--principal", "User:carol", "--operation", "write,describe", "--topic", "inbox"]);
+    let out = as_carol(&["produce", "--topic", "inbox"], b"one\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Writing is all she may do.
+    let out = as_carol(&["consume", "--topic", "inbox", "-o", "beginning", "-e"], b"");
+    assert!(!out.status.success() && stderr(&out).contains("may not read topic inbox"), "{}", stderr(&out));
+    let out = c.cli(&operator, &[], &["consume", "--topic", "inbox", "-o", "beginning", "-e"], b"");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\n", "{}", stderr(&out));
 }

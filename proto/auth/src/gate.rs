@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
-use crate::cert_principal::{CertField, principal_of};
+use crate::cert_principal::{CertRule, principal_of};
 use crate::token::{TokenKey, verify};
 
 /// An authenticated caller.
@@ -42,7 +42,7 @@ pub struct Gate {
     admit: Admit,
     keys: Keys,
     /// Rules mapping a certificate to a user (empty: a certificate is a server).
-    rules: Vec<CertField>,
+    rules: Vec<CertRule>,
     /// With rules: the users that are servers (the internal service admits those).
     super_users: Vec<String>,
 }
@@ -66,7 +66,7 @@ impl Gate {
     /// Certificates stand for users by `rules` (see `cert_principal`);
     /// `super_users` (the servers among them) are what the internal
     /// service admits.
-    pub fn with_certificate_rules(mut self, rules: Vec<CertField>, super_users: Vec<String>) -> Gate {
+    pub fn with_certificate_rules(mut self, rules: Vec<CertRule>, super_users: Vec<String>) -> Gate {
         self.rules = rules;
         self.super_users = super_users;
         self

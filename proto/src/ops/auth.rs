@@ -24,11 +24,12 @@ pub struct AuthArgs {
     /// `User:admin`).
     #[arg(long, env = "GOULETTE_SUPER_USERS", value_delimiter = ',')]
     pub super_users: Vec<String>,
-    /// Map client certificates to users: the first of these fields the
-    /// certificate has names it (`User:VALUE`; comma-separated: cn,
-    /// san-dns, san-email, san-uri). Without rules, a certificate signed by
-    /// the client CA is one of the cluster's servers (allowed everything);
-    /// with rules, servers are users too, so list theirs in --super-users.
+    /// Map client certificates to users: the first rule that finds a value
+    /// names it (`User:VALUE`). A rule is a field (cn, san-dns, san-email,
+    /// san-uri), or a field with a rewrite, `cn:/REGEX/REPLACEMENT/[L|U]`
+    /// (docs/security.md). Without rules, a certificate signed by the
+    /// client CA is one of the cluster's servers (allowed everything); with
+    /// rules, servers are users too, so list theirs in --super-users.
     #[arg(long, env = "GOULETTE_TLS_PRINCIPAL_RULES", value_delimiter = ',')]
     pub tls_principal_rules: Vec<String>,
     /// How long the answer to a failed login waits (slows password guessing).

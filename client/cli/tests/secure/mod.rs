@@ -24,6 +24,8 @@ pub fn stderr(out: &Output) -> String {
 /// authenticate each other by certificate, and an operator's certificate.
 pub struct SecureCluster {
     pub dir: tempfile::TempDir,
+    /// The cluster's CA, to issue more certificates.
+    pub ca: TestCa,
     pub ca_file: String,
     pub op_cert: String,
     pub op_key: String,
@@ -49,7 +51,7 @@ impl SecureCluster {
         let sentinel = SentinelProcess::start("s1", &etcd.endpoint(), &args);
         let sentinels = sentinel.address.to_string();
         let brokers = (1..=brokers).map(|id| BrokerProcess::start(id, &sentinels, &args)).collect();
-        SecureCluster { dir, ca_file, op_cert, op_key, _etcd: etcd, sentinel, brokers }
+        SecureCluster { dir, ca, ca_file, op_cert, op_key, _etcd: etcd, sentinel, brokers }
     }
 
     /// `goulette` with the CA (and `extra`, `env`), `stdin` on its input.
