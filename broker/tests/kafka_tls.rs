@@ -4,8 +4,10 @@
 //! certificate renewed on disk (signed by another CA) is used by new
 //! connections within seconds while an open consumer connection keeps
 //! receiving; a bad file keeps the last good certificate, counted in a
-//! metric; with a client CA, only clients with a certificate it signed
-//! get in (mutual TLS).
+//! metric; expired certificates and certificates for another host are
+//! refused by clients; with a client CA, only clients with a certificate
+//! it signed get in (mutual TLS), and a rotated client CA takes effect
+//! for new connections within seconds without cutting open ones.
 
 #![allow(clippy::unwrap_used)]
 
@@ -180,6 +182,22 @@ fn given_renewed_certificate_files_new_connections_should_use_them_without_cutti
         assert!(Instant::now() < deadline, "the expired certificate was not refused: {stderr}");
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // A certificate of the trusted CA for another host: refused by
+    // clients, which check the name they connected to.
+    let elsewhere = second_ca.issue(&["elsewhere.example"]);
+    write(&cluster.dir.path().join("key.pem"), &elsewhere.key);
+    write(&cluster.dir.path().join("cert.pem"), &elsewhere.cert);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = kcat(&bootstrap, &second, &[], &["-L", "-m", "3"], b"");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() && stderr.contains("certificate verify failed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a certificate for another host was accepted: {stderr}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 #[test]
@@ -202,6 +220,42 @@ fn given_a_client_ca_only_clients_with_a_certificate_it_signed_should_get_in() {
     let mallory = identity("mallory", &TestCa::new("elsewhere").issue(&["mallory"]));
     let mallory: Vec<&str> = mallory.iter().map(String::as_str).collect();
     assert!(!lists(&bootstrap, &trusted, &mallory), "a certificate of another CA got in");
+
+    // The client CA rotates while a consumer with alice's certificate is
+    // connected: new connections need the new CA's certificates within
+    // seconds; the open one keeps receiving; nothing is lost.
+    let out = kcat(&bootstrap, &trusted, &alice, &["-P", "-t", "rotating"], b"before\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut args = vec!["-b", bootstrap.as_str(), "-X", "security.protocol=ssl"];
+    let ca_setting = format!("ssl.ca.location={}", trusted.display());
+    args.extend(["-X", &ca_setting]);
+    for setting in &alice {
+        args.extend(["-X", setting]);
+    }
+    args.extend(["-C", "-t", "rotating", "-o", "beginning", "-u"]);
+    let mut consumer = Command::new("kcat").args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = consumer.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(lines.recv_timeout(Duration::from_secs(20)).unwrap(), "before");
+    let next_clients = TestCa::new("client CA 2");
+    let carol = identity("carol", &next_clients.issue(&["carol"]));
+    let carol: Vec<&str> = carol.iter().map(String::as_str).collect();
+    let rotated_at = Instant::now();
+    write(&cluster.dir.path().join("client-ca.pem"), next_clients.pem());
+    wait_for("a certificate of the new client CA let in", Duration::from_secs(10), || {
+        lists(&bootstrap, &trusted, &carol)
+    });
+    assert!(rotated_at.elapsed() < Duration::from_secs(8), "took {:?}", rotated_at.elapsed());
+    assert!(!lists(&bootstrap, &trusted, &alice), "a certificate of the old client CA still gets in");
+    let out = kcat(&bootstrap, &trusted, &carol, &["-P", "-t", "rotating"], b"after\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines.recv_timeout(Duration::from_secs(20)).unwrap(), "after", "the open consumer was cut");
+    stop(&mut consumer);
 }
 
 fn stop(child: &mut Child) {
