@@ -68,10 +68,13 @@ run_once() {
     warn "the $mode run failed:"
     tail -n 5 "$dir/bench.err" "$dir/broker.log" "$dir/sentinel.log" >&2
     stop_all
+    rm -rf "$dir"
     return 1
   fi
   python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["messages_per_sec"]))' "$dir/result.json"
   stop_all
+  # A run writes gigabytes: the next one must not find the disk full.
+  rm -rf "$dir"
 }
 
 # run MODE: run_once, tried a second time if the first failed (a port
