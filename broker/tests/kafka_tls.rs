@@ -57,6 +57,12 @@ impl TlsCluster {
         path
     }
 
+    /// Writes `issued` as the listener's files, key first.
+    fn serve(&self, issued: &Issued) {
+        write(&self.dir.path().join("key.pem"), &issued.key);
+        write(&self.dir.path().join("cert.pem"), &issued.cert);
+    }
+
     fn metric(&self, name: &str) -> f64 {
         let (_, page) = http_get(self.broker.http_address, "/metrics").unwrap();
         page.lines()
@@ -121,21 +127,8 @@ fn given_renewed_certificate_files_new_connections_should_use_them_without_cutti
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // A consumer connected before the renewal, trusting only the first CA.
-    let mut consumer = Command::new("kcat")
-        .args(["-b", &bootstrap, "-X", "security.protocol=ssl", "-X"])
-        .arg(format!("ssl.ca.location={}", first.display()))
-        .args(["-C", "-t", "renewed", "-o", "beginning", "-u"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    let stdout = consumer.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let ssl = [format!("ssl.ca.location={}", first.display())];
+    let (mut consumer, lines) = follow(&consumer_args(&bootstrap, &ssl, "renewed"));
     assert_eq!(lines.recv_timeout(Duration::from_secs(20)).unwrap(), "before");
 
     // Renewal by another CA, written file by file (the key lags the
@@ -167,37 +160,40 @@ fn given_renewed_certificate_files_new_connections_should_use_them_without_cutti
     assert!(lists(&bootstrap, &second, &[]), "the last good certificate is no longer served");
     assert!(cluster.broker.log().contains("cannot be loaded; the last good ones stay in use"));
 
-    // An expired certificate (of the trusted CA, so expiry is what fails it)
-    // is refused by clients.
-    let expired = second_ca.issue_expired(&["127.0.0.1"]);
-    write(&cluster.dir.path().join("key.pem"), &expired.key);
-    write(&cluster.dir.path().join("cert.pem"), &expired.cert);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = kcat(&bootstrap, &second, &[], &["-L", "-m", "3"], b"");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if !out.status.success() && stderr.contains("certificate verify failed") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the expired certificate was not refused: {stderr}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    // An expired certificate (of the trusted CA, so expiry is what fails
+    // it) is refused by clients; so is one for another host, as clients
+    // check the name they connected to.
+    cluster.serve(&second_ca.issue_expired(&["127.0.0.1"]));
+    refused_within(&bootstrap, &second, Duration::from_secs(10), "the expired certificate");
+    cluster.serve(&second_ca.issue(&["elsewhere.example"]));
+    refused_within(&bootstrap, &second, Duration::from_secs(10), "a certificate for another host");
+}
 
-    // A certificate of the trusted CA for another host: refused by
-    // clients, which check the name they connected to.
-    let elsewhere = second_ca.issue(&["elsewhere.example"]);
-    write(&cluster.dir.path().join("key.pem"), &elsewhere.key);
-    write(&cluster.dir.path().join("cert.pem"), &elsewhere.cert);
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Waits until kcat, trusting `ca`, refuses the broker's certificate.
+fn refused_within(bootstrap: &str, ca: &Path, bound: Duration, what: &str) {
+    let deadline = Instant::now() + bound;
     loop {
-        let out = kcat(&bootstrap, &second, &[], &["-L", "-m", "3"], b"");
+        let out = kcat(bootstrap, ca, &[], &["-L", "-m", "3"], b"");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() && stderr.contains("certificate verify failed") {
-            break;
+            return;
         }
-        assert!(Instant::now() < deadline, "a certificate for another host was accepted: {stderr}");
+        assert!(Instant::now() < deadline, "{what} was accepted: {stderr}");
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// Starts kcat with `args`, its output lines sent to the receiver.
+fn follow(args: &[String]) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new("kcat").args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, lines)
 }
 
 #[test]
@@ -226,21 +222,9 @@ fn given_a_client_ca_only_clients_with_a_certificate_it_signed_should_get_in() {
     // seconds; the open one keeps receiving; nothing is lost.
     let out = kcat(&bootstrap, &trusted, &alice, &["-P", "-t", "rotating"], b"before\n");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut args = vec!["-b", bootstrap.as_str(), "-X", "security.protocol=ssl"];
-    let ca_setting = format!("ssl.ca.location={}", trusted.display());
-    args.extend(["-X", &ca_setting]);
-    for setting in &alice {
-        args.extend(["-X", setting]);
-    }
-    args.extend(["-C", "-t", "rotating", "-o", "beginning", "-u"]);
-    let mut consumer = Command::new("kcat").args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    let stdout = consumer.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut ssl = vec![format!("ssl.ca.location={}", trusted.display())];
+    ssl.extend(alice.iter().map(|s| s.to_string()));
+    let (mut consumer, lines) = follow(&consumer_args(&bootstrap, &ssl, "rotating"));
     assert_eq!(lines.recv_timeout(Duration::from_secs(20)).unwrap(), "before");
     let next_clients = TestCa::new("client CA 2");
     let carol = identity("carol", &next_clients.issue(&["carol"]));
@@ -256,6 +240,17 @@ fn given_a_client_ca_only_clients_with_a_certificate_it_signed_should_get_in() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(lines.recv_timeout(Duration::from_secs(20)).unwrap(), "after", "the open consumer was cut");
     stop(&mut consumer);
+}
+
+/// kcat's arguments to consume `topic` from the beginning over SSL with
+/// `ssl` settings, unbuffered.
+fn consumer_args(bootstrap: &str, ssl: &[String], topic: &str) -> Vec<String> {
+    let mut args = vec!["-b".to_owned(), bootstrap.to_owned(), "-X".to_owned(), "security.protocol=ssl".to_owned()];
+    for setting in ssl {
+        args.extend(["-X".to_owned(), setting.clone()]);
+    }
+    args.extend(["-C", "-t", topic, "-o", "beginning", "-u"].map(String::from));
+    args
 }
 
 fn stop(child: &mut Child) {

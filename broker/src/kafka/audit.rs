@@ -30,11 +30,12 @@ impl Audit {
     }
 }
 
-/// Kafka's name of a non-zero error code (`None` for 0).
+/// Kafka's name of a non-zero error code (`None` for 0; a code Kafka
+/// does not define is `Unknown(CODE)`).
 fn error_name(code: i16) -> Option<String> {
     (code != 0).then(|| match ResponseError::try_from_code(code) {
         Some(e) => format!("{e:?}"),
-        None => format!("error {code}"),
+        None => format!("Unknown({code})"),
     })
 }
 
@@ -46,6 +47,6 @@ mod tests {
     fn codes_are_named() {
         assert_eq!(error_name(0), None);
         assert_eq!(error_name(29).as_deref(), Some("TopicAuthorizationFailed"));
-        assert_eq!(error_name(-42).as_deref(), Some("error -42"));
+        assert_eq!(error_name(-42).as_deref(), Some("Unknown(-42)"));
     }
 }
