@@ -1,0 +1,367 @@
+//! The mirror's settings: a TOML file (`--config FILE`), over which
+//! `GOULETTE_MIRROR_*` environment variables set single keys.
+//!
+//! ```toml
+//! [target]                       # the Goulette cluster records go to
+//! sentinels = ["127.0.0.1:50052"]
+//!
+//! [[source]]                     # one per input
+//! name = "drops"
+//! kind = "files"
+//! directory = "/var/spool/drops"
+//! topic = "drops"
+//! ```
+//!
+//! An environment variable names a key by its path in capitals, sections
+//! joined by `_`: `GOULETTE_MIRROR_TARGET_SENTINELS=a:1,b:2`,
+//! `GOULETTE_MIRROR_HTTP_ADDRESS=…`, and for a source its name:
+//! `GOULETTE_MIRROR_SOURCE_DROPS_TOPIC=other` (`-` in a name is `_`). A
+//! value is read as TOML if it parses (numbers, booleans, arrays), else as a
+//! string; a comma-separated value of a list key is a list. Unknown keys
+//! are refused, in the file and in the environment, naming the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why the settings could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{origin}: {reason}")]
+    Invalid { origin: String, reason: String },
+}
+
+/// Everything the mirror runs with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    pub target: TargetConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(rename = "source")]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// The Goulette cluster records go to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TargetConfig {
+    pub sentinels: Vec<String>,
+    /// Where records that cannot be written go (too large, refused), with
+    /// the reason in headers; none: such a record stops its source.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// Records sent but not yet acknowledged, per source, at most.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// How long a write is retried (with backoff and jitter) before the
+    /// source stops with an error (its records stay unacknowledged).
+    #[serde(default = "default_retry_for", with = "humantime_serde_lite")]
+    pub retry_for: Duration,
+}
+
+fn default_in_flight() -> usize {
+    10_000
+}
+
+fn default_retry_for() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+/// The operator's endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `/health`, `/ready`, `/metrics`; none: not served.
+    pub address: Option<SocketAddr>,
+}
+
+/// One input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SourceConfig {
+    Files(FilesConfig),
+}
+
+impl SourceConfig {
+    /// The source's name (in logs, metrics and its state directory).
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Files(f) => &f.name,
+        }
+    }
+}
+
+/// Files dropped into a directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FilesConfig {
+    pub name: String,
+    pub directory: PathBuf,
+    /// The topic records go to.
+    pub topic: String,
+    /// File names taken (`*` and `?` wildcards).
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    /// Also files in subdirectories.
+    #[serde(default)]
+    pub recursive: bool,
+    /// `lines`: each line a record; `file`: each file one record.
+    #[serde(default)]
+    pub mode: FileMode,
+    /// Where a file moves once every record of it is acknowledged
+    /// (default: `DIRECTORY/.finished`).
+    #[serde(default)]
+    pub finished_directory: Option<PathBuf>,
+    /// Where progress is kept (default: `data/mirror/NAME`).
+    #[serde(default)]
+    pub state_directory: Option<PathBuf>,
+    /// How often the directory is scanned.
+    #[serde(default = "default_poll", with = "humantime_serde_lite")]
+    pub poll_interval: Duration,
+    /// A file is taken once its size and time have not changed for this
+    /// long (a writer still busy with it is waited for).
+    #[serde(default = "default_settle", with = "humantime_serde_lite")]
+    pub settle: Duration,
+}
+
+fn default_pattern() -> String {
+    "*".into()
+}
+
+fn default_poll() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_settle() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// How a file becomes records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileMode {
+    #[default]
+    Lines,
+    File,
+}
+
+impl FilesConfig {
+    pub fn finished_directory(&self) -> PathBuf {
+        self.finished_directory.clone().unwrap_or_else(|| self.directory.join(".finished"))
+    }
+
+    pub fn state_directory(&self) -> PathBuf {
+        self.state_directory.clone().unwrap_or_else(|| PathBuf::from("data/mirror").join(&self.name))
+    }
+}
+
+/// Durations as humantime strings (`500ms`, `2s`, `1h`).
+mod humantime_serde_lite {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+/// Reads `path`, with the overrides of `env` (`GOULETTE_MIRROR_*`).
+pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<MirrorConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Unreadable { path: path.to_owned(), reason: e.to_string() })?;
+    let origin = path.display().to_string();
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid { origin: origin.clone(), reason: e.to_string() })?;
+    let overridden = apply_env(&mut table, env)?;
+    let config: MirrorConfig = if overridden.is_empty() {
+        // From the text, so that an error points at its line.
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid { origin, reason: e.to_string() })?
+    } else {
+        let origin = format!("{origin} with {}", overridden.join(", "));
+        table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid { origin, reason: e.to_string() })?
+    };
+    config.validate().map_err(|reason| ConfigError::Invalid { origin: path.display().to_string(), reason })?;
+    Ok(config)
+}
+
+const ENV_PREFIX: &str = "GOULETTE_MIRROR_";
+
+/// Sets the keys `env` names in `table`; the variables used.
+fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<Vec<String>, ConfigError> {
+    let mut used = Vec::new();
+    for (name, value) in env {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if path == "CONFIG" || path == "PASSWORD" {
+            continue;
+        }
+        let refuse = |reason: String| ConfigError::Invalid { origin: name.clone(), reason };
+        let section = ["TARGET", "HTTP"].into_iter().find(|s| path.starts_with(&format!("{s}_")));
+        let (entry, key) = if let Some(section) = section {
+            let key = path[section.len() + 1..].to_ascii_lowercase().replace('_', "-");
+            let entry = table
+                .entry(section.to_ascii_lowercase())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| refuse(format!("[{}] is not a table", section.to_ascii_lowercase())))?;
+            (entry, key)
+        } else if let Some(rest) = path.strip_prefix("SOURCE_") {
+            let sources =
+                table.get_mut("source").and_then(|s| s.as_array_mut()).ok_or_else(|| refuse("no [[source]]".into()))?;
+            let found = sources.iter_mut().filter_map(|s| s.as_table_mut()).find_map(|s| {
+                let name = s.get("name")?.as_str()?.to_ascii_uppercase().replace('-', "_");
+                rest.strip_prefix(&format!("{name}_")).map(|key| (key.to_ascii_lowercase().replace('_', "-"), s))
+            });
+            let (key, entry) = found.ok_or_else(|| refuse("names no [[source]] by its name".into()))?;
+            (entry, key)
+        } else {
+            return Err(refuse("unknown variable: GOULETTE_MIRROR_TARGET_*, _HTTP_* or _SOURCE_<NAME>_*".into()));
+        };
+        entry.insert(key, env_value(value, entry_is_list(entry, name)));
+        used.push(name.clone());
+    }
+    Ok(used)
+}
+
+/// Whether the key a variable sets holds a list (so `a,b` is one).
+fn entry_is_list(_entry: &toml::Table, variable: &str) -> bool {
+    variable.ends_with("_SENTINELS")
+}
+
+/// A variable's value: TOML if it parses as a value, else a string.
+fn env_value(text: &str, list: bool) -> toml::Value {
+    if list && !text.trim_start().starts_with('[') {
+        return toml::Value::Array(text.split(',').map(|s| toml::Value::String(s.trim().to_owned())).collect());
+    }
+    match toml::from_str::<toml::Table>(&format!("v = {text}")) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(text.to_owned())),
+        Err(_) => toml::Value::String(text.to_owned()),
+    }
+}
+
+impl MirrorConfig {
+    /// Checks what types alone do not.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.target.sentinels.is_empty() {
+            return Err("target.sentinels: at least one address".into());
+        }
+        if self.sources.is_empty() {
+            return Err("no [[source]]: nothing to mirror".into());
+        }
+        if self.target.max_in_flight == 0 {
+            return Err("target.max-in-flight must be at least 1".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for source in &self.sources {
+            let name = source.name();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(format!("source name {name:?}: letters, digits, - and _ only"));
+            }
+            if !names.insert(name.to_owned()) {
+                return Err(format!("two sources are named {name:?}"));
+            }
+            match source {
+                SourceConfig::Files(f) if f.topic.is_empty() => {
+                    return Err(format!("source {name}: topic is empty"));
+                }
+                SourceConfig::Files(f) if f.poll_interval.is_zero() => {
+                    return Err(format!("source {name}: poll-interval must be positive"));
+                }
+                SourceConfig::Files(_) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<MirrorConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mirror.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path, &env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    const GOOD: &str = r#"
+[target]
+sentinels = ["127.0.0.1:50052"]
+
+[[source]]
+name = "drops"
+kind = "files"
+directory = "/tmp/in"
+topic = "drops"
+poll-interval = "200ms"
+"#;
+
+    #[test]
+    fn a_file_is_read_with_its_defaults() {
+        let c = load_text(GOOD, &[]).unwrap();
+        let SourceConfig::Files(f) = &c.sources[0];
+        assert_eq!((f.pattern.as_str(), f.mode, f.poll_interval), ("*", FileMode::Lines, Duration::from_millis(200)));
+        assert_eq!(f.finished_directory(), PathBuf::from("/tmp/in/.finished"));
+        assert_eq!(c.target.max_in_flight, 10_000);
+    }
+
+    #[test]
+    fn variables_set_single_keys() {
+        let env = [
+            ("GOULETTE_MIRROR_TARGET_SENTINELS", "a:1, b:2"),
+            ("GOULETTE_MIRROR_SOURCE_DROPS_TOPIC", "elsewhere"),
+            ("GOULETTE_MIRROR_SOURCE_DROPS_RECURSIVE", "true"),
+            ("GOULETTE_MIRROR_HTTP_ADDRESS", "127.0.0.1:9000"),
+            ("HOME", "/root"),
+        ];
+        let c = load_text(GOOD, &env).unwrap();
+        assert_eq!(c.target.sentinels, ["a:1", "b:2"]);
+        let SourceConfig::Files(f) = &c.sources[0];
+        assert_eq!((f.topic.as_str(), f.recursive), ("elsewhere", true));
+        assert_eq!(c.http.address, Some("127.0.0.1:9000".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_examples_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                load(&path, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
+                checked += 1;
+            }
+        }
+        assert!(checked >= 1);
+    }
+
+    #[test]
+    fn mistakes_are_refused_naming_the_key() {
+        let typo = GOOD.replace("poll-interval", "poll-intervall");
+        let e = load_text(&typo, &[]).unwrap_err().to_string();
+        assert!(e.contains("poll-intervall"), "{e}");
+        let e = load_text(&GOOD.replace("\"200ms\"", "\"soon\""), &[]).unwrap_err().to_string();
+        assert!(e.contains("soon"), "{e}");
+        let e = load_text(GOOD, &[("GOULETTE_MIRROR_SOURCE_NOPE_TOPIC", "x")]).unwrap_err().to_string();
+        assert!(e.contains("GOULETTE_MIRROR_SOURCE_NOPE_TOPIC"), "{e}");
+        let e = load_text(GOOD, &[("GOULETTE_MIRROR_SOURCE_DROPS_TOPICC", "x")]).unwrap_err().to_string();
+        assert!(e.contains("topicc"), "{e}");
+        let e = load_text(&GOOD.replace("kind = \"files\"", "kind = \"ftp\""), &[]).unwrap_err().to_string();
+        assert!(e.contains("ftp"), "{e}");
+        let e = load_text(
+            &format!("{GOOD}{}", GOOD.split("[[source]]").nth(1).map(|s| format!("[[source]]{s}")).unwrap()),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("two sources are named"), "{e}");
+    }
+}

@@ -1,0 +1,109 @@
+//! What `/metrics` shows, per source (label `source`): records and bytes
+//! read and written, write retries, dead letters, errors, files finished,
+//! records in flight, and the time from a batch's read to its
+//! acknowledgement by the target (the mirror's own latency).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Every series of the mirror.
+#[derive(Debug)]
+pub struct Metrics {
+    pub registry: Registry,
+    records_in: Family<SourceLabel, Counter>,
+    bytes_in: Family<SourceLabel, Counter>,
+    records_out: Family<SourceLabel, Counter>,
+    bytes_out: Family<SourceLabel, Counter>,
+    retries: Family<SourceLabel, Counter>,
+    dead_letters: Family<SourceLabel, Counter>,
+    errors: Family<SourceLabel, Counter>,
+    files_finished: Family<SourceLabel, Counter>,
+    in_flight: Family<SourceLabel, Gauge>,
+    ack_latency: Family<SourceLabel, Histogram, fn() -> Histogram>,
+}
+
+/// One source's series.
+#[derive(Debug, Clone)]
+pub struct SourceMetrics {
+    pub records_in: Counter,
+    pub bytes_in: Counter,
+    pub records_out: Counter,
+    pub bytes_out: Counter,
+    pub retries: Counter,
+    pub dead_letters: Counter,
+    pub errors: Counter,
+    pub files_finished: Counter,
+    pub in_flight: Gauge,
+    pub ack_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("goulette_mirror");
+        let m = Metrics {
+            records_in: Family::default(),
+            bytes_in: Family::default(),
+            records_out: Family::default(),
+            bytes_out: Family::default(),
+            retries: Family::default(),
+            dead_letters: Family::default(),
+            errors: Family::default(),
+            files_finished: Family::default(),
+            in_flight: Family::default(),
+            ack_latency: Family::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        registry.register("records_in", "Records read from the source", m.records_in.clone());
+        registry.register("bytes_in", "Key and value bytes read from the source", m.bytes_in.clone());
+        registry.register("records_out", "Records acknowledged by the target", m.records_out.clone());
+        registry.register("bytes_out", "Key and value bytes acknowledged by the target", m.bytes_out.clone());
+        registry.register("retries", "Writes tried again after a failure", m.retries.clone());
+        registry.register("dead_letters", "Records sent to the dead-letter topic", m.dead_letters.clone());
+        registry.register("errors", "Errors (failed writes, moves, source failures)", m.errors.clone());
+        registry.register("files_finished", "Files completely mirrored and moved", m.files_finished.clone());
+        registry.register("in_flight", "Records sent and not yet acknowledged", m.in_flight.clone());
+        registry.register(
+            "ack_latency_seconds",
+            "From a batch's read to its acknowledgement by the target",
+            m.ack_latency.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The series of source `name`.
+    pub fn source(&self, name: &str) -> SourceMetrics {
+        let label = SourceLabel { source: name.to_owned() };
+        SourceMetrics {
+            records_in: self.records_in.get_or_create(&label).clone(),
+            bytes_in: self.bytes_in.get_or_create(&label).clone(),
+            records_out: self.records_out.get_or_create(&label).clone(),
+            bytes_out: self.bytes_out.get_or_create(&label).clone(),
+            retries: self.retries.get_or_create(&label).clone(),
+            dead_letters: self.dead_letters.get_or_create(&label).clone(),
+            errors: self.errors.get_or_create(&label).clone(),
+            files_finished: self.files_finished.get_or_create(&label).clone(),
+            in_flight: self.in_flight.get_or_create(&label).clone(),
+            ack_latency: self.ack_latency.get_or_create(&label).clone(),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! What sources hand to the pipeline: records in their source's order,
+//! in batches, each batch with the position that acknowledges it.
+
+use bytes::Bytes;
+
+/// A record on its way to the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorRecord {
+    pub topic: String,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+    /// Milliseconds since the epoch; none: when the target writes it.
+    pub timestamp: Option<i64>,
+}
+
+/// Records read together. Acknowledging `position` tells the source that
+/// this batch and every one before it are acknowledged by the target.
+#[derive(Debug)]
+pub struct Batch {
+    pub records: Vec<MirrorRecord>,
+    pub position: u64,
+}
+
+impl Batch {
+    /// Bytes of keys and values (what rate and memory limits count).
+    pub fn bytes(&self) -> usize {
+        self.records.iter().map(|r| r.value.len() + r.key.as_ref().map_or(0, Bytes::len)).sum()
+    }
+}

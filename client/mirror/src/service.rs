@@ -1,0 +1,134 @@
+//! The running mirror: one pipeline per source, the operator's endpoints,
+//! and a graceful stop (SIGTERM/SIGINT: sources stop reading, what is in
+//! flight is written and acknowledged to its source, then the process
+//! exits), with periodic stats in the log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{MirrorConfig, SourceConfig};
+use crate::metrics::{Metrics, SourceMetrics};
+use crate::pipeline::{self, PipelineSettings};
+use crate::source;
+use crate::target::Target;
+
+/// How often each source's counts are logged.
+const STATS_EVERY: Duration = Duration::from_secs(30);
+
+/// Ready once every source runs; says which stopped otherwise.
+struct Probe {
+    metrics: Arc<Metrics>,
+    failed: std::sync::Mutex<Vec<String>>,
+}
+
+impl goulette_proto::ops::http::Probe for Probe {
+    fn ready(&self) -> Result<(), String> {
+        let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if failed.is_empty() { Ok(()) } else { Err(format!("stopped: {}", failed.join("; "))) }
+    }
+
+    fn metrics(&self) -> String {
+        goulette_proto::ops::http::encode(&self.metrics.registry)
+    }
+}
+
+/// Runs every source of `config` until `shutdown`; an error when a source
+/// stopped on its own (the others are stopped too, gracefully).
+pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let probe = Arc::new(Probe { metrics: metrics.clone(), failed: std::sync::Mutex::new(Vec::new()) });
+    let http_stop = CancellationToken::new();
+    if let Some(address) = config.http.address {
+        let listener =
+            tokio::net::TcpListener::bind(address).await.map_err(|e| anyhow::anyhow!("http.address {address}: {e}"))?;
+        tracing::info!(%address, "serving /health, /ready and /metrics");
+        tokio::spawn(goulette_proto::ops::http::serve(listener, probe.clone(), http_stop.clone()));
+    }
+    let target = Arc::new(Target::new(&config.target)?);
+    // A source that fails stops the others (gracefully) too.
+    let stop = shutdown.child_token();
+    let mut tasks = tokio::task::JoinSet::new();
+    for source in config.sources.clone() {
+        let name = source.name().to_owned();
+        tokio::spawn(log_stats(name.clone(), metrics.source(&name), stop.clone()));
+        let source_metrics = metrics.source(&name);
+        let settings = PipelineSettings {
+            source_name: name.clone(),
+            max_in_flight: config.target.max_in_flight,
+            retry_for: config.target.retry_for,
+        };
+        let (link, ends) = source::link();
+        let reader = spawn_source(source, ends, source_metrics.clone(), stop.clone());
+        let (target, stop, m) = (target.clone(), stop.clone(), source_metrics.clone());
+        tasks.spawn(async move {
+            let piped = pipeline::run(settings, link, target, m, stop.clone()).await;
+            if piped.is_err() {
+                stop.cancel();
+            }
+            let read = reader.await.map_err(|e| anyhow::anyhow!("source {name}: {e}"))?;
+            piped.map_err(anyhow::Error::from)?;
+            read.map_err(|e| anyhow::anyhow!("source {name}: {e}"))
+        });
+    }
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "a source stopped; stopping the others");
+            probe.failed.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+            stop.cancel();
+            first_error.get_or_insert(e);
+        }
+    }
+    match Arc::try_unwrap(target) {
+        Ok(target) => target.close().await,
+        Err(_) => tracing::warn!("the producer is still shared at exit"),
+    }
+    http_stop.cancel();
+    match first_error {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("every source stopped; in-flight records were written and acknowledged");
+            Ok(())
+        }
+    }
+}
+
+/// Starts the reading side of `source`.
+fn spawn_source(
+    source: SourceConfig,
+    ends: source::SourceEnds,
+    metrics: SourceMetrics,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    match source {
+        SourceConfig::Files(files) => tokio::task::spawn_blocking(move || {
+            source::files::run(files, ends, metrics, stop).map_err(|e| e.to_string())
+        }),
+    }
+}
+
+/// Logs `name`'s counts every [`STATS_EVERY`] until `stop`.
+async fn log_stats(name: String, m: SourceMetrics, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(STATS_EVERY);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        tracing::info!(
+            source = %name,
+            records_in = m.records_in.get(),
+            records_out = m.records_out.get(),
+            bytes_out = m.bytes_out.get(),
+            in_flight = m.in_flight.get(),
+            retries = m.retries.get(),
+            dead_letters = m.dead_letters.get(),
+            errors = m.errors.get(),
+            "mirror stats"
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! The inputs. A source runs as a task of its own: it sends batches, in
+//! its order, on a bounded channel (so it reads no further ahead than the
+//! pipeline takes), and learns on another channel which positions the
+//! target acknowledged. Only then does it let go of the records at its end
+//! (a file moved, a message acknowledged, an offset committed): a crash
+//! in between makes it send them again, never lose them.
+//!
+//! - [`files`]: files dropped into a directory (progress in a
+//!   [`checkpoint`]).
+
+pub mod checkpoint;
+pub mod files;
+
+use tokio::sync::mpsc;
+
+use crate::record::Batch;
+
+/// Batches a source may send ahead of the pipeline.
+pub const AHEAD: usize = 4;
+
+/// The pipeline's side of a source.
+#[derive(Debug)]
+pub struct SourceLink {
+    pub batches: mpsc::Receiver<Batch>,
+    pub acks: mpsc::UnboundedSender<u64>,
+}
+
+/// The source's side: where it sends batches and hears acknowledgements.
+#[derive(Debug)]
+pub struct SourceEnds {
+    pub batches: mpsc::Sender<Batch>,
+    pub acks: mpsc::UnboundedReceiver<u64>,
+}
+
+/// A connected pair of ends.
+pub fn link() -> (SourceLink, SourceEnds) {
+    let (batches_tx, batches) = mpsc::channel(AHEAD);
+    let (acks, acks_rx) = mpsc::unbounded_channel();
+    (SourceLink { batches, acks }, SourceEnds { batches: batches_tx, acks: acks_rx })
+}

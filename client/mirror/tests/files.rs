@@ -1,0 +1,231 @@
+//! The files source against a real cluster: a directory fed while the
+//! mirror runs, is killed -9 and restarted: every line arrives (at least
+//! once; a duplicate only from what was in flight at the kill), every file
+//! moves to the finished directory once all its lines are acknowledged,
+//! and a SIGTERM stops the mirror cleanly. Bad configs are refused naming
+//! the key.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Env;
+use goulette_client::{Consumer, ConsumerConfig, StartAt};
+use goulette_sentinel::testkit::{free_port, http_get, signal};
+
+const FILES: usize = 8;
+const LINES: usize = 20_000;
+
+struct Mirror {
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Mirror {
+    fn start(config: &Path, log: &Path) -> Mirror {
+        let mut m = Mirror { config: config.to_owned(), log: log.to_owned(), child: None };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_goulette-mirror"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM; the exit status once it stopped (bounded).
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        signal(&child, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal(&child, libc::SIGKILL);
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Drops file `n` into `dir` the safe way: written aside, renamed in.
+fn drop_file(dir: &Path, n: usize) {
+    let text: String = (0..LINES).map(|l| format!("file{n}-line{l}\n")).collect();
+    let aside = dir.parent().unwrap().join(format!("writing-{n}"));
+    std::fs::write(&aside, text).unwrap();
+    std::fs::rename(&aside, dir.join(format!("part-{n:02}.log"))).unwrap();
+}
+
+fn finished(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join(".finished")).map(|d| d.count()).unwrap_or(0)
+}
+
+fn config_text(sentinels: &str, dir: &Path, state: &Path, http: u16) -> String {
+    format!(
+        r#"
+[target]
+sentinels = ["{sentinels}"]
+
+[http]
+address = "127.0.0.1:{http}"
+
+[[source]]
+name = "drops"
+kind = "files"
+directory = "{}"
+topic = "drops"
+pattern = "*.log"
+state-directory = "{}"
+poll-interval = "100ms"
+settle = "200ms"
+"#,
+        dir.display(),
+        state.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_fed_directory_every_line_should_arrive_across_a_kill_and_files_should_move_when_done() {
+    let env = Env::start(1, &[]).await;
+    let work = tempfile::tempdir().unwrap();
+    let (dir, state) = (work.path().join("in"), work.path().join("state"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let http = free_port();
+    let config = work.path().join("mirror.toml");
+    std::fs::write(&config, config_text(&env.sentinel.address.to_string(), &dir, &state, http)).unwrap();
+    let mut mirror = Mirror::start(&config, &work.path().join("mirror.log"));
+
+    // Half the files, then a kill -9 while they are being mirrored.
+    for n in 0..FILES / 2 {
+        drop_file(&dir, n);
+    }
+    let address = format!("127.0.0.1:{http}").parse().unwrap();
+    let out = |page: &str| common::metric(page, "goulette_mirror_records_out_total{source=\"drops\"}").unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_get(address, "/metrics").is_none_or(|(_, page)| out(&page) < (LINES * 3 / 2) as f64) {
+        assert!(
+            Instant::now() < deadline,
+            "nothing mirrored: {}",
+            std::fs::read_to_string(work.path().join("mirror.log")).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    mirror.kill();
+    let finished_at_kill = finished(&dir);
+    // What the checkpoint held at the kill: those lines must not come again.
+    let acked_at_kill: HashMap<String, u64> = std::fs::read(state.join("checkpoint.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["checkpoint"]["files"].as_object().cloned())
+        .map(|files| files.into_iter().map(|(name, p)| (name, p["acked"].as_u64().unwrap_or(0))).collect())
+        .unwrap_or_default();
+    mirror.spawn();
+    for n in FILES / 2..FILES {
+        drop_file(&dir, n);
+    }
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while finished(&dir) < FILES {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {FILES} files finished: {}",
+            finished(&dir),
+            std::fs::read_to_string(work.path().join("mirror.log")).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Only the finished directory is left, and the checkpoint forgot them.
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from(".finished")]);
+    let (_, ready) = http_get(address, "/ready").unwrap();
+    assert!(ready.starts_with("ok") || ready.is_empty() || !ready.contains("stopped"), "{ready}");
+
+    // Every line, at least once; duplicates only from the kill.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let config = ConsumerConfig { start: StartAt::Beginning, ..ConsumerConfig::default() };
+    let mut consumer = Consumer::subscribe(env.cluster(), "drops", config).await.unwrap();
+    while let Ok(Some(record)) = tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await {
+        let record = record.unwrap();
+        let file = record.headers.iter().find(|(k, _)| k == "goulette-mirror-file").map(|(_, v)| v.clone());
+        assert!(file.is_some_and(|f| f.starts_with(b"part-")), "{:?}", record.headers);
+        *seen.entry(String::from_utf8(record.value.to_vec()).unwrap()).or_default() += 1;
+    }
+    for n in 0..FILES {
+        for l in 0..LINES {
+            assert!(seen.contains_key(&format!("file{n}-line{l}")), "file{n}-line{l} never arrived");
+        }
+    }
+    assert_eq!(seen.len(), FILES * LINES, "records that were never written");
+    let duplicates: usize = seen.values().map(|c| c - 1).sum();
+    eprintln!(
+        "at the kill: {finished_at_kill} files finished, acknowledged {acked_at_kill:?}; {duplicates} duplicate lines after the restart"
+    );
+    // A line the checkpoint had acknowledged at the kill came once: the
+    // restart resumed each file where the target had acknowledged it (and a
+    // file finished then was not sent again).
+    for n in 0..FILES {
+        let name = format!("part-{n:02}.log");
+        let acked = acked_at_kill.get(&name).copied();
+        let mut offset = 0u64;
+        for l in 0..LINES {
+            let line = format!("file{n}-line{l}");
+            let once = match acked {
+                Some(acked) => offset < acked,
+                // Not in the checkpoint: finished before the kill, or not taken yet.
+                None => true,
+            };
+            assert!(
+                !once || seen[&line] == 1,
+                "{line} came {} times (acknowledged before the kill: {acked:?})",
+                seen[&line]
+            );
+            offset += line.len() as u64 + 1;
+        }
+    }
+    assert!(duplicates < FILES * LINES / 2, "{duplicates} duplicates: more than was in flight");
+
+    // SIGTERM: a clean stop.
+    let status = mirror.terminate().expect("the mirror did not stop within 20 s of SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn given_a_bad_config_the_mirror_should_refuse_it_naming_the_key() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("mirror.toml");
+    let text = config_text("127.0.0.1:1", &work.path().join("in"), &work.path().join("state"), free_port())
+        .replace("poll-interval", "poll-intervall");
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_goulette-mirror")).arg("--config").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("poll-intervall") && stderr.contains("mirror.toml"), "{stderr}");
+}
