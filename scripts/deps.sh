@@ -17,6 +17,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)               # make lint'
 command -v kcat >/dev/null 2>&1 || need+=(kcat)                  # Kafka-protocol tests (librdkafka's CLI)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)  # the Kafka clients' virtualenv
 command -v openssl >/dev/null 2>&1 || need+=(openssl)            # make run-all-secure's private CA
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)  # the mirror's RabbitMQ tests start a real node
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "deps: cargo is missing; install Rust >= 1.88 from https://rustup.rs" >&2

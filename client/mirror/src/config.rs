@@ -86,6 +86,7 @@ pub struct HttpConfig {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum SourceConfig {
     Files(FilesConfig),
+    Rabbitmq(RabbitConfig),
 }
 
 impl SourceConfig {
@@ -93,6 +94,7 @@ impl SourceConfig {
     pub fn name(&self) -> &str {
         match self {
             SourceConfig::Files(f) => &f.name,
+            SourceConfig::Rabbitmq(r) => &r.name,
         }
     }
 }
@@ -140,6 +142,51 @@ fn default_poll() -> Duration {
 
 fn default_settle() -> Duration {
     Duration::from_secs(2)
+}
+
+/// A RabbitMQ queue (AMQP 0-9-1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RabbitConfig {
+    pub name: String,
+    /// `amqp://USER:PASSWORD@HOST:PORT/VHOST` (`%2f` is the default vhost).
+    #[serde(default = "default_amqp_url")]
+    pub url: String,
+    pub queue: String,
+    /// The topic records go to.
+    pub topic: String,
+    /// Messages RabbitMQ delivers ahead of their acknowledgement.
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// Declare the queue (durable) if it does not exist.
+    #[serde(default)]
+    pub declare: bool,
+    /// Bind the queue to this exchange (with `routing-key`).
+    #[serde(default)]
+    pub exchange: Option<String>,
+    #[serde(default)]
+    pub routing_key: String,
+    /// What becomes the record's key: `none`, `routing-key` or `message-id`.
+    #[serde(default)]
+    pub key: RabbitKey,
+}
+
+fn default_amqp_url() -> String {
+    "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+}
+
+fn default_prefetch() -> u16 {
+    1000
+}
+
+/// The record key of a RabbitMQ message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RabbitKey {
+    #[default]
+    None,
+    RoutingKey,
+    MessageId,
 }
 
 /// How a file becomes records.
@@ -275,6 +322,13 @@ impl MirrorConfig {
                     return Err(format!("source {name}: poll-interval must be positive"));
                 }
                 SourceConfig::Files(_) => {}
+                SourceConfig::Rabbitmq(r) if r.topic.is_empty() || r.queue.is_empty() => {
+                    return Err(format!("source {name}: queue and topic must be set"));
+                }
+                SourceConfig::Rabbitmq(r) if r.prefetch == 0 => {
+                    return Err(format!("source {name}: prefetch must be at least 1"));
+                }
+                SourceConfig::Rabbitmq(_) => {}
             }
         }
         Ok(())
@@ -307,7 +361,7 @@ poll-interval = "200ms"
     #[test]
     fn a_file_is_read_with_its_defaults() {
         let c = load_text(GOOD, &[]).unwrap();
-        let SourceConfig::Files(f) = &c.sources[0];
+        let SourceConfig::Files(f) = &c.sources[0] else { panic!("{c:?}") };
         assert_eq!((f.pattern.as_str(), f.mode, f.poll_interval), ("*", FileMode::Lines, Duration::from_millis(200)));
         assert_eq!(f.finished_directory(), PathBuf::from("/tmp/in/.finished"));
         assert_eq!(c.target.max_in_flight, 10_000);
@@ -324,7 +378,7 @@ poll-interval = "200ms"
         ];
         let c = load_text(GOOD, &env).unwrap();
         assert_eq!(c.target.sentinels, ["a:1", "b:2"]);
-        let SourceConfig::Files(f) = &c.sources[0];
+        let SourceConfig::Files(f) = &c.sources[0] else { panic!("{c:?}") };
         assert_eq!((f.topic.as_str(), f.recursive), ("elsewhere", true));
         assert_eq!(c.http.address, Some("127.0.0.1:9000".parse().unwrap()));
     }

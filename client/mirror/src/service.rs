@@ -107,6 +107,11 @@ fn spawn_source(
         SourceConfig::Files(files) => tokio::task::spawn_blocking(move || {
             source::files::run(files, ends, metrics, stop).map_err(|e| e.to_string())
         }),
+        SourceConfig::Rabbitmq(rabbit) => {
+            tokio::spawn(
+                async move { source::rabbitmq::run(rabbit, ends, metrics, stop).await.map_err(|e| e.to_string()) },
+            )
+        }
     }
 }
 

@@ -9,73 +9,20 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod process;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Env;
 use goulette_client::{Consumer, ConsumerConfig, StartAt};
-use goulette_sentinel::testkit::{free_port, http_get, signal};
+use goulette_sentinel::testkit::{free_port, http_get};
+use process::Mirror;
 
 const FILES: usize = 8;
 const LINES: usize = 20_000;
-
-struct Mirror {
-    config: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Mirror {
-    fn start(config: &Path, log: &Path) -> Mirror {
-        let mut m = Mirror { config: config.to_owned(), log: log.to_owned(), child: None };
-        m.spawn();
-        m
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_goulette-mirror"))
-            .arg("--config")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            signal(&child, libc::SIGKILL);
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGTERM; the exit status once it stopped (bounded).
-    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        signal(&child, libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(status) = child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        signal(&child, libc::SIGKILL);
-        let _ = child.wait();
-        None
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Drops file `n` into `dir` the safe way: written aside, renamed in.
 fn drop_file(dir: &Path, n: usize) {

@@ -7,9 +7,11 @@
 //!
 //! - [`files`]: files dropped into a directory (progress in a
 //!   [`checkpoint`]).
+//! - [`rabbitmq`]: a RabbitMQ queue.
 
 pub mod checkpoint;
 pub mod files;
+pub mod rabbitmq;
 
 use tokio::sync::mpsc;
 
