@@ -14,9 +14,8 @@ mod secure;
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
-use goulette_sentinel::testkit::{http_get, wait_for};
+use goulette_sentinel::testkit::http_get;
 use secure::{SecureCluster, stderr, write};
 
 #[test]
@@ -26,9 +25,7 @@ fn given_auth_required_users_should_log_in_with_scram_and_strangers_should_be_re
     let cli = |extra: &[&str], env: &[(&str, &str)], args: &[&str], stdin: &[u8]| c.cli(extra, env, args, stdin);
     // The operator, with a certificate of the cluster's CA, creates the first user.
     let operator = c.operator();
-    wait_for("both brokers up, asked with a certificate", Duration::from_secs(60), || {
-        cli(&operator, &[], &["cluster", "status"], b"").status.success()
-    });
+    c.wait_brokers_up();
     let out = cli(&operator, &[("GOULETTE_USER_PASSWORD", "alice-secret")], &["user", "create", "alice"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -117,9 +114,7 @@ fn given_acls_on_grpc_a_user_should_do_only_what_its_bindings_allow() {
         let out = run(&operator, &[("GOULETTE_USER_PASSWORD", "alice-pw")], args, b"");
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
     };
-    wait_for("the broker up", Duration::from_secs(60), || {
-        run(&operator, &[], &["cluster", "status"], b"").status.success()
-    });
+    c.wait_brokers_up();
     admin(&["user", "create", "alice"]);
     admin(&["topic", "create", "hidden", "--partitions", "1"]);
     let alice = [("GOULETTE_USER", "alice"), ("GOULETTE_PASSWORD", "alice-pw")];
@@ -169,9 +164,7 @@ fn given_certificate_rules_a_client_certificate_should_act_as_the_user_its_rewri
         &["--acl-enabled", "true", "--tls-principal-rules", rules, "--super-users", "User:127.0.0.1,User:operator"],
     );
     let operator = c.operator();
-    wait_for("the broker up", Duration::from_secs(60), || {
-        c.cli(&operator, &[], &["cluster", "status"], b"").status.success()
-    });
+    c.wait_brokers_up();
     let admin = |args: &[&str]| {
         let out = c.cli(&operator, &[], args, b"");
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));

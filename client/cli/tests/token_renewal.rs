@@ -12,16 +12,13 @@ mod secure;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use goulette_sentinel::testkit::wait_for;
 use secure::{SecureCluster, stderr};
 
 #[test]
 fn given_a_short_token_ttl_a_logged_in_session_should_keep_working_until_dropped() {
     let c = SecureCluster::start(1, &["--auth-token-ttl", "2s"]);
     let operator = c.operator();
-    wait_for("the broker up, asked with a certificate", Duration::from_secs(60), || {
-        c.cli(&operator, &[], &["cluster", "status"], b"").status.success()
-    });
+    c.wait_brokers_up();
     let out = c.cli(&operator, &[("GOULETTE_USER_PASSWORD", "bob-secret")], &["user", "create", "bob"], b"");
     assert!(out.status.success(), "{}", stderr(&out));
 

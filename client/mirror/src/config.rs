@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::dedup::DedupConfig;
+
 /// Why the settings could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -61,7 +63,7 @@ pub struct TargetConfig {
     pub max_in_flight: usize,
     /// How long a write is retried (with backoff and jitter) before the
     /// source stops with an error (its records stay unacknowledged).
-    #[serde(default = "default_retry_for", with = "humantime_serde_lite")]
+    #[serde(default = "default_retry_for", with = "duration")]
     pub retry_for: Duration,
 }
 
@@ -97,6 +99,22 @@ impl SourceConfig {
             SourceConfig::Rabbitmq(r) => &r.name,
         }
     }
+
+    /// The topic its records go to.
+    pub fn topic(&self) -> &str {
+        match self {
+            SourceConfig::Files(f) => &f.topic,
+            SourceConfig::Rabbitmq(r) => &r.topic,
+        }
+    }
+
+    /// Its dedup, if on.
+    pub fn dedup(&self) -> Option<&DedupConfig> {
+        match self {
+            SourceConfig::Files(f) => f.dedup.as_ref(),
+            SourceConfig::Rabbitmq(r) => r.dedup.as_ref(),
+        }
+    }
 }
 
 /// Files dropped into a directory.
@@ -124,12 +142,14 @@ pub struct FilesConfig {
     #[serde(default)]
     pub state_directory: Option<PathBuf>,
     /// How often the directory is scanned.
-    #[serde(default = "default_poll", with = "humantime_serde_lite")]
+    #[serde(default = "default_poll", with = "duration")]
     pub poll_interval: Duration,
     /// A file is taken once its size and time have not changed for this
     /// long (a writer still busy with it is waited for).
-    #[serde(default = "default_settle", with = "humantime_serde_lite")]
+    #[serde(default = "default_settle", with = "duration")]
     pub settle: Duration,
+    #[serde(default)]
+    pub dedup: Option<DedupConfig>,
 }
 
 fn default_pattern() -> String {
@@ -169,6 +189,8 @@ pub struct RabbitConfig {
     /// What becomes the record's key: `none`, `routing-key` or `message-id`.
     #[serde(default)]
     pub key: RabbitKey,
+    #[serde(default)]
+    pub dedup: Option<DedupConfig>,
 }
 
 fn default_amqp_url() -> String {
@@ -209,7 +231,7 @@ impl FilesConfig {
 }
 
 /// Durations as humantime strings (`500ms`, `2s`, `1h`).
-mod humantime_serde_lite {
+pub(crate) mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};

@@ -7,6 +7,8 @@
 //! - [`source`]: the inputs (files and RabbitMQ today), each on its own task.
 //! - [`pipeline`]: one source's way to the target, in order, bounded,
 //!   acknowledged back in order; retries and dead letters.
+//! - [`dedup`]: the optional dedup of a source's records, [`seed`]ed at
+//!   start from what the target topic holds.
 //! - [`target`]: the Goulette producer and the dead-letter topic.
 //! - [`record`]: what flows between them.
 //! - [`metrics`]: what `/metrics` shows.
@@ -15,9 +17,11 @@
 //! `docs/mirror.md` is the reader's reference.
 
 pub mod config;
+pub mod dedup;
 pub mod metrics;
 pub mod pipeline;
 pub mod record;
+pub mod seed;
 pub mod service;
 pub mod source;
 pub mod target;

@@ -1,5 +1,5 @@
 //! What `/metrics` shows, per source (label `source`): records and bytes
-//! read and written, write retries, dead letters, errors, files finished,
+//! read and written, write retries, dead letters, dedup hits, errors, files finished,
 //! records in flight, and the time from a batch's read to its
 //! acknowledgement by the target (the mirror's own latency).
 
@@ -30,6 +30,7 @@ pub struct Metrics {
     bytes_out: Family<SourceLabel, Counter>,
     retries: Family<SourceLabel, Counter>,
     dead_letters: Family<SourceLabel, Counter>,
+    dedup_hits: Family<SourceLabel, Counter>,
     errors: Family<SourceLabel, Counter>,
     files_finished: Family<SourceLabel, Counter>,
     in_flight: Family<SourceLabel, Gauge>,
@@ -45,6 +46,7 @@ pub struct SourceMetrics {
     pub bytes_out: Counter,
     pub retries: Counter,
     pub dead_letters: Counter,
+    pub dedup_hits: Counter,
     pub errors: Counter,
     pub files_finished: Counter,
     pub in_flight: Gauge,
@@ -67,6 +69,7 @@ impl Metrics {
             bytes_out: Family::default(),
             retries: Family::default(),
             dead_letters: Family::default(),
+            dedup_hits: Family::default(),
             errors: Family::default(),
             files_finished: Family::default(),
             in_flight: Family::default(),
@@ -79,6 +82,7 @@ impl Metrics {
         registry.register("bytes_out", "Key and value bytes acknowledged by the target", m.bytes_out.clone());
         registry.register("retries", "Writes tried again after a failure", m.retries.clone());
         registry.register("dead_letters", "Records sent to the dead-letter topic", m.dead_letters.clone());
+        registry.register("dedup_hits", "Records dropped as duplicates (dedup)", m.dedup_hits.clone());
         registry.register("errors", "Errors (failed writes, moves, source failures)", m.errors.clone());
         registry.register("files_finished", "Files completely mirrored and moved", m.files_finished.clone());
         registry.register("in_flight", "Records sent and not yet acknowledged", m.in_flight.clone());
@@ -100,6 +104,7 @@ impl Metrics {
             bytes_out: self.bytes_out.get_or_create(&label).clone(),
             retries: self.retries.get_or_create(&label).clone(),
             dead_letters: self.dead_letters.get_or_create(&label).clone(),
+            dedup_hits: self.dedup_hits.get_or_create(&label).clone(),
             errors: self.errors.get_or_create(&label).clone(),
             files_finished: self.files_finished.get_or_create(&label).clone(),
             in_flight: self.in_flight.get_or_create(&label).clone(),

@@ -19,6 +19,7 @@ use rand::Rng;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::dedup::Dedup;
 use crate::metrics::SourceMetrics;
 use crate::record::{Batch, MirrorRecord};
 use crate::source::SourceLink;
@@ -59,6 +60,7 @@ pub async fn run(
     link: SourceLink,
     target: Arc<Target>,
     metrics: SourceMetrics,
+    mut dedup: Option<Dedup>,
     token: CancellationToken,
 ) -> Result<(), PipelineError> {
     let SourceLink { mut batches, acks } = link;
@@ -91,7 +93,7 @@ pub async fn run(
             batch = batches.recv(), if reading && records < settings.max_in_flight => match batch {
                 Some(batch) => {
                     let count = batch.records.len();
-                    let task = queue(&settings, batch, &target, &metrics).await;
+                    let task = queue(&settings, batch, &target, &metrics, dedup.as_mut()).await;
                     records += count;
                     metrics.in_flight.set(records as i64);
                     in_flight.push_back(InFlight { task, records: count });
@@ -122,11 +124,28 @@ async fn queue(
     batch: Batch,
     target: &Arc<Target>,
     metrics: &SourceMetrics,
+    dedup: Option<&mut Dedup>,
 ) -> JoinHandle<Result<u64, PipelineError>> {
     let read_at = Instant::now();
     let bytes = batch.bytes() as u64;
     let mut deliveries = Vec::with_capacity(batch.records.len());
-    for record in batch.records {
+    let records = match dedup {
+        None => batch.records,
+        Some(dedup) => {
+            let now = Instant::now();
+            let mut kept = Vec::with_capacity(batch.records.len());
+            for record in batch.records {
+                let hash = dedup.hash_record(&record);
+                if dedup.first(hash, now) {
+                    kept.push(record);
+                } else {
+                    metrics.dedup_hits.inc();
+                }
+            }
+            kept
+        }
+    };
+    for record in records {
         let delivery = target.send(&record).await;
         deliveries.push((record, delivery));
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{MirrorConfig, SourceConfig};
+use crate::dedup::Dedup;
 use crate::metrics::{Metrics, SourceMetrics};
 use crate::pipeline::{self, PipelineSettings};
 use crate::source;
@@ -60,10 +61,15 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
             retry_for: config.target.retry_for,
         };
         let (link, ends) = source::link();
-        let reader = spawn_source(source, ends, source_metrics.clone(), stop.clone());
+        let reader = spawn_source(source.clone(), ends, source_metrics.clone(), stop.clone());
         let (target, stop, m) = (target.clone(), stop.clone(), source_metrics.clone());
+        let (dedup, topic) = (source.dedup().cloned(), source.topic().to_owned());
         tasks.spawn(async move {
-            let piped = pipeline::run(settings, link, target, m, stop.clone()).await;
+            let dedup = match dedup {
+                Some(config) => Some(seeded(Dedup::new(config), &target, &topic, &name).await?),
+                None => None,
+            };
+            let piped = pipeline::run(settings, link, target, m, dedup, stop.clone()).await;
             if piped.is_err() {
                 stop.cancel();
             }
@@ -94,6 +100,15 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
             Ok(())
         }
     }
+}
+
+/// `dedup` seeded from what `topic` holds.
+async fn seeded(mut dedup: Dedup, target: &Target, topic: &str, name: &str) -> anyhow::Result<Dedup> {
+    let seeded = crate::seed::seed(&mut dedup, target.cluster(), topic)
+        .await
+        .map_err(|e| anyhow::anyhow!("source {name}: seeding the dedup from topic {topic}: {e}"))?;
+    tracing::info!(source = %name, topic, seeded, "dedup seeded from the topic's last records");
+    Ok(dedup)
 }
 
 /// Starts the reading side of `source`.

@@ -19,6 +19,7 @@ pub const HEADER_TOPIC: &str = "goulette-mirror-topic";
 /// Where records are written.
 #[derive(Debug)]
 pub struct Target {
+    cluster: Arc<Cluster>,
     producer: Producer,
     dead_letter_topic: Option<String>,
 }
@@ -27,8 +28,13 @@ impl Target {
     /// A producer to the cluster of `config`.
     pub fn new(config: &TargetConfig) -> Result<Target, ClientError> {
         let cluster = Arc::new(Cluster::new(config.sentinels.clone())?);
-        let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
-        Ok(Target { producer, dead_letter_topic: config.dead_letter_topic.clone() })
+        let producer = Producer::new(cluster.clone(), ProducerConfig::default(), Partitioner::KeyHash);
+        Ok(Target { cluster, producer, dead_letter_topic: config.dead_letter_topic.clone() })
+    }
+
+    /// The cluster written to.
+    pub fn cluster(&self) -> Arc<Cluster> {
+        self.cluster.clone()
     }
 
     /// Queues `record` (in call order); the delivery resolves on acknowledgement.

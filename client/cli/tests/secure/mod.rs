@@ -74,6 +74,16 @@ impl SecureCluster {
         child.wait_with_output().unwrap()
     }
 
+    /// Waits until every broker is registered and up (asked with the
+    /// operator's certificate; a status without brokers is healthy too).
+    pub fn wait_brokers_up(&self) {
+        let want = self.brokers.len();
+        goulette_sentinel::testkit::wait_for("every broker up", std::time::Duration::from_secs(60), || {
+            let out = self.cli(&self.operator(), &[], &["cluster", "status", "--format", "json"], b"");
+            String::from_utf8_lossy(&out.stdout).matches("\"state\": \"up\"").count() >= want
+        });
+    }
+
     /// The flags presenting the operator's certificate.
     pub fn operator(&self) -> [&str; 4] {
         ["--tls-cert", self.op_cert.as_str(), "--tls-key", self.op_key.as_str()]
