@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::dedup::DedupConfig;
+use crate::rate::RateConfig;
 
 /// Why the settings could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,14 @@ impl SourceConfig {
         }
     }
 
+    /// Its rate limits, if any.
+    pub fn rate(&self) -> Option<&RateConfig> {
+        match self {
+            SourceConfig::Files(f) => f.rate.as_ref(),
+            SourceConfig::Rabbitmq(r) => r.rate.as_ref(),
+        }
+    }
+
     /// Its dedup, if on.
     pub fn dedup(&self) -> Option<&DedupConfig> {
         match self {
@@ -150,6 +159,8 @@ pub struct FilesConfig {
     pub settle: Duration,
     #[serde(default)]
     pub dedup: Option<DedupConfig>,
+    #[serde(default)]
+    pub rate: Option<RateConfig>,
 }
 
 fn default_pattern() -> String {
@@ -191,6 +202,8 @@ pub struct RabbitConfig {
     pub key: RabbitKey,
     #[serde(default)]
     pub dedup: Option<DedupConfig>,
+    #[serde(default)]
+    pub rate: Option<RateConfig>,
 }
 
 fn default_amqp_url() -> String {
@@ -335,6 +348,12 @@ impl MirrorConfig {
             }
             if !names.insert(name.to_owned()) {
                 return Err(format!("two sources are named {name:?}"));
+            }
+            if let Some(rate) = source.rate() {
+                let bad = |r: Option<f64>| r.is_some_and(|r| !(r > 0.0 && r.is_finite()));
+                if bad(rate.messages_per_second) || bad(rate.bytes_per_second) {
+                    return Err(format!("source {name}: rate limits must be positive"));
+                }
             }
             match source {
                 SourceConfig::Files(f) if f.topic.is_empty() => {

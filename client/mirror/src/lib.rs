@@ -9,6 +9,7 @@
 //!   acknowledged back in order; retries and dead letters.
 //! - [`dedup`]: the optional dedup of a source's records, [`seed`]ed at
 //!   start from what the target topic holds.
+//! - [`rate`]: the optional rate limits of a source.
 //! - [`target`]: the Goulette producer and the dead-letter topic.
 //! - [`record`]: what flows between them.
 //! - [`metrics`]: what `/metrics` shows.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod dedup;
 pub mod metrics;
 pub mod pipeline;
+pub mod rate;
 pub mod record;
 pub mod seed;
 pub mod service;

@@ -4,6 +4,9 @@
 //! once every record of a batch (and of all before it) is acknowledged by
 //! the target. So the source only lets go of what the target holds.
 //!
+//! Optional dedup drops records already written; optional rate limits
+//! pace the batches.
+//!
 //! A write that fails is retried (after the producer's own retries) with
 //! exponential backoff and jitter for `retry_for`; a record the target will
 //! never take (too large, invalid) goes to the dead-letter topic, or, with
@@ -21,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dedup::Dedup;
 use crate::metrics::SourceMetrics;
+use crate::rate::RateLimit;
 use crate::record::{Batch, MirrorRecord};
 use crate::source::SourceLink;
 use crate::target::{Target, unwritable};
@@ -61,6 +65,7 @@ pub async fn run(
     target: Arc<Target>,
     metrics: SourceMetrics,
     mut dedup: Option<Dedup>,
+    mut rate: Option<RateLimit>,
     token: CancellationToken,
 ) -> Result<(), PipelineError> {
     let SourceLink { mut batches, acks } = link;
@@ -93,6 +98,9 @@ pub async fn run(
             batch = batches.recv(), if reading && records < settings.max_in_flight => match batch {
                 Some(batch) => {
                     let count = batch.records.len();
+                    if let Some(rate) = rate.as_mut() {
+                        rate.admit(count, batch.bytes()).await;
+                    }
                     let task = queue(&settings, batch, &target, &metrics, dedup.as_mut()).await;
                     records += count;
                     metrics.in_flight.set(records as i64);

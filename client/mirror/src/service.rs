@@ -64,12 +64,13 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
         let reader = spawn_source(source.clone(), ends, source_metrics.clone(), stop.clone());
         let (target, stop, m) = (target.clone(), stop.clone(), source_metrics.clone());
         let (dedup, topic) = (source.dedup().cloned(), source.topic().to_owned());
+        let rate = source.rate().map(crate::rate::RateLimit::new);
         tasks.spawn(async move {
             let dedup = match dedup {
                 Some(config) => Some(seeded(Dedup::new(config), &target, &topic, &name).await?),
                 None => None,
             };
-            let piped = pipeline::run(settings, link, target, m, dedup, stop.clone()).await;
+            let piped = pipeline::run(settings, link, target, m, dedup, rate, stop.clone()).await;
             if piped.is_err() {
                 stop.cancel();
             }
