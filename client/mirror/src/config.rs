@@ -425,6 +425,29 @@ poll-interval = "200ms"
     }
 
     #[test]
+    fn dedup_and_rate_are_read_and_checked() {
+        let text = format!(
+            "{GOOD}dedup = {{ by = \"key-value\", ttl = \"5m\" }}\nrate = {{ messages-per-second = 10, burst = \"2s\" }}\n"
+        );
+        let c = load_text(&text, &[]).unwrap();
+        let source = &c.sources[0];
+        let dedup = source.dedup().unwrap();
+        assert_eq!(
+            (dedup.by, dedup.ttl, dedup.max_entries),
+            (crate::dedup::DedupBy::KeyValue, Duration::from_secs(300), 1_000_000)
+        );
+        let rate = source.rate().unwrap();
+        assert_eq!(
+            (rate.messages_per_second, rate.bytes_per_second, rate.burst),
+            (Some(10.0), None, Duration::from_secs(2))
+        );
+        let e = load_text(&text.replace("= 10,", "= -1,"), &[]).unwrap_err().to_string();
+        assert!(e.contains("rate limits must be positive"), "{e}");
+        let e = load_text(&text.replace("key-value", "md5"), &[]).unwrap_err().to_string();
+        assert!(e.contains("md5"), "{e}");
+    }
+
+    #[test]
     fn the_examples_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
         let mut checked = 0;
