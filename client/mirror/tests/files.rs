@@ -164,6 +164,82 @@ async fn given_a_fed_directory_every_line_should_arrive_across_a_kill_and_files_
     assert!(status.success(), "{status:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_record_larger_than_the_cluster_takes_it_should_go_to_the_dead_letters_or_stop_the_source() {
+    let env = Env::start(1, &["--max-batch-bytes", "1048576"]).await;
+    let work = tempfile::tempdir().unwrap();
+    let sentinels = env.sentinel.address.to_string();
+    let line = |n: usize| format!("line{n}\n");
+    let huge = "x".repeat(2 << 20);
+    let text = format!("{}{huge}\n{}", line(0), line(2));
+
+    // With a dead-letter topic: the huge line goes there, without its
+    // value and with the reason; the others go on; the file finishes.
+    let (dir, state) = (work.path().join("a"), work.path().join("a-state"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = work.path().join("a.toml");
+    let text_a = config_text(&sentinels, &dir, &state, free_port())
+        .replace("[http]", "dead-letter-topic = \"letters\"\n\n[http]");
+    std::fs::write(&config, text_a).unwrap();
+    std::fs::write(dir.join("big.log"), &text).unwrap();
+    let mut mirror = Mirror::start(&config, &work.path().join("a.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while finished(&dir) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "not finished: {}",
+            std::fs::read_to_string(work.path().join("a.log")).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let values = |records: &[goulette_client::ConsumedRecord]| -> Vec<String> {
+        records.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect()
+    };
+    let written = common::consume_all(env.cluster(), "drops", 2).await;
+    assert_eq!(values(&written), ["line0", "line2"]);
+    let letters = common::consume_all(env.cluster(), "letters", 1).await;
+    let letter = &letters[0];
+    assert!(letter.value.is_empty(), "the dead letter kept a value too large for the topic");
+    let header = |name: &str| {
+        letter.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(header("goulette-mirror-topic").as_deref(), Some("drops"));
+    assert!(header("goulette-mirror-error").is_some_and(|e| !e.is_empty()), "{:?}", letter.headers);
+    assert_eq!(header("goulette-mirror-file").as_deref(), Some("big.log"));
+    mirror.terminate();
+
+    // Without one: the source stops, says why, and the file stays (nothing
+    // after the refused record is acknowledged).
+    let (dir, state) = (work.path().join("b"), work.path().join("b-state"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = work.path().join("b.toml");
+    let http = free_port();
+    std::fs::write(
+        &config,
+        config_text(&sentinels, &dir, &state, http).replace("topic = \"drops\"", "topic = \"drops-b\""),
+    )
+    .unwrap();
+    std::fs::write(dir.join("big.log"), &text).unwrap();
+    let mut mirror = Mirror::start(&config, &work.path().join("b.log"));
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = mirror.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the mirror went on past a record it cannot write");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!status.success());
+    let log = std::fs::read_to_string(work.path().join("b.log")).unwrap();
+    assert!(log.contains("no dead-letter topic is set"), "{log}");
+    assert_eq!(finished(&dir), 0, "a file with a record never written was finished");
+    assert!(dir.join("big.log").exists());
+}
+
 #[test]
 fn given_a_bad_config_the_mirror_should_refuse_it_naming_the_key() {
     let work = tempfile::tempdir().unwrap();

@@ -41,6 +41,13 @@ impl Mirror {
         }
     }
 
+    /// Its exit status, if it exited (then it is reaped: nothing to stop).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok().flatten()?;
+        self.child = None;
+        Some(status)
+    }
+
     /// SIGTERM; the exit status once it stopped (bounded).
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
