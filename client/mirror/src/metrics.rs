@@ -35,11 +35,17 @@ pub struct Metrics {
     files_finished: Family<SourceLabel, Counter>,
     in_flight: Family<SourceLabel, Gauge>,
     ack_latency: Family<SourceLabel, Histogram, fn() -> Histogram>,
+    problems: std::sync::Mutex<Vec<(String, Problem)>>,
 }
+
+/// Why a source is not serving now (none: it is), for `/ready`.
+pub type Problem = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
 /// One source's series.
 #[derive(Debug, Clone)]
 pub struct SourceMetrics {
+    /// Why it is not serving now, if it is not (`/ready`).
+    pub problem: Problem,
     pub records_in: Counter,
     pub bytes_in: Counter,
     pub records_out: Counter,
@@ -74,6 +80,7 @@ impl Metrics {
             files_finished: Family::default(),
             in_flight: Family::default(),
             ack_latency: Family::new_with_constructor(latency_histogram),
+            problems: std::sync::Mutex::new(Vec::new()),
             registry: Registry::default(),
         };
         registry.register("records_in", "Records read from the source", m.records_in.clone());
@@ -94,10 +101,31 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// What keeps sources from serving now: `source: why` each.
+    pub fn problems(&self) -> Vec<String> {
+        let problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        problems
+            .iter()
+            .filter_map(|(name, p)| {
+                p.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|why| format!("{name}: {why}"))
+            })
+            .collect()
+    }
+
     /// The series of source `name`.
     pub fn source(&self, name: &str) -> SourceMetrics {
         let label = SourceLabel { source: name.to_owned() };
+        let mut problems = self.problems.lock().unwrap_or_else(|p| p.into_inner());
+        let problem = match problems.iter().find(|(n, _)| n == name) {
+            Some((_, p)) => p.clone(),
+            None => {
+                let p = Problem::default();
+                problems.push((name.to_owned(), p.clone()));
+                p
+            }
+        };
         SourceMetrics {
+            problem,
             records_in: self.records_in.get_or_create(&label).clone(),
             bytes_in: self.bytes_in.get_or_create(&label).clone(),
             records_out: self.records_out.get_or_create(&label).clone(),

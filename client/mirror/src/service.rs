@@ -18,7 +18,8 @@ use crate::target::Target;
 /// How often each source's counts are logged.
 const STATS_EVERY: Duration = Duration::from_secs(30);
 
-/// Ready once every source runs; says which stopped otherwise.
+/// Ready while every source serves; says which stopped, or which cannot
+/// reach its system now, otherwise.
 struct Probe {
     metrics: Arc<Metrics>,
     failed: std::sync::Mutex<Vec<String>>,
@@ -27,7 +28,11 @@ struct Probe {
 impl goulette_proto::ops::http::Probe for Probe {
     fn ready(&self) -> Result<(), String> {
         let failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-        if failed.is_empty() { Ok(()) } else { Err(format!("stopped: {}", failed.join("; "))) }
+        if !failed.is_empty() {
+            return Err(format!("stopped: {}", failed.join("; ")));
+        }
+        let problems = self.metrics.problems();
+        if problems.is_empty() { Ok(()) } else { Err(format!("not serving: {}", problems.join("; "))) }
     }
 
     fn metrics(&self) -> String {

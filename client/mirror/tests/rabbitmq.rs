@@ -178,3 +178,51 @@ key = "message-id"
     assert!(status.success(), "{status:?}: {}", log());
     duplicates
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_rabbitmq_down_at_start_the_mirror_should_say_so_retry_and_lose_nothing_once_it_is_up() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("late", 1, 1).await;
+    let port = free_port();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let (work, http) = (tempfile::tempdir().unwrap(), free_port());
+    let config = work.path().join("mirror.toml");
+    let text = format!(
+        "[target]\nsentinels = [\"{}\"]\n\n[http]\naddress = \"127.0.0.1:{http}\"\n\n\
+         [[source]]\nname = \"late\"\nkind = \"rabbitmq\"\nurl = \"{url}\"\nqueue = \"late\"\ntopic = \"late\"\ndeclare = true\n",
+        env.sentinel.address
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut mirror = Mirror::start(&config, &work.path().join("mirror.log"));
+    let log = || std::fs::read_to_string(work.path().join("mirror.log")).unwrap_or_default();
+    let address = format!("127.0.0.1:{http}").parse().unwrap();
+
+    // Not ready, and saying why; the log names the broker, not the password.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((503, why)) = http_get(address, "/ready")
+            && why.contains("cannot consume from RabbitMQ")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready does not say RabbitMQ is out of reach: {}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(log().contains(&format!("guest:***@127.0.0.1:{port}")) && !log().contains("guest:guest"), "{}", log());
+
+    // RabbitMQ comes up: the mirror connects on its own, and nothing is lost.
+    let rabbit = RabbitProcess::start_on(port);
+    publish(&rabbit.url(), "late", 1000).await;
+    let out = |page: &str| common::metric(page, "goulette_mirror_records_out_total{source=\"late\"}").unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while http_get(address, "/metrics").is_none_or(|(_, page)| out(&page) < 1000.0) {
+        assert!(Instant::now() < deadline, "not mirrored once RabbitMQ was up: {}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(http_get(address, "/ready").map(|(code, _)| code), Some(200));
+    let records = common::consume_all(env.cluster(), "late", 1000).await;
+    let mut values: Vec<String> = records.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect();
+    values.dedup();
+    assert_eq!(values.len(), 1000);
+    assert!(mirror.terminate().is_some_and(|s| s.success()));
+}

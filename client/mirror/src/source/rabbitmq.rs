@@ -96,6 +96,7 @@ pub async fn run(
         match source.connect().await {
             Ok((connection, channel, consumer)) => {
                 pause = RECONNECT_FIRST;
+                source.set_problem(None);
                 let outcome = source.consume(&channel, consumer, &token).await;
                 if outcome.is_ok() {
                     // Stopped: unacknowledged messages go back to the queue.
@@ -105,10 +106,12 @@ pub async fn run(
                 }
                 if let Err(e) = outcome {
                     tracing::warn!(source = %source.config.name, error = %e, "the RabbitMQ connection broke; reconnecting");
+                    source.set_problem(Some(format!("the RabbitMQ connection broke: {e}")));
                 }
             }
             Err(e) => {
-                tracing::warn!(source = %source.config.name, error = %e, retry_in_ms = pause.as_millis() as u64, "cannot consume from RabbitMQ; retrying")
+                tracing::warn!(source = %source.config.name, error = %e, retry_in_ms = pause.as_millis() as u64, "cannot consume from RabbitMQ; retrying");
+                source.set_problem(Some(format!("cannot consume from RabbitMQ: {e}")));
             }
         }
         source.metrics.errors.inc();
@@ -121,6 +124,10 @@ pub async fn run(
 }
 
 impl RabbitSource {
+    fn set_problem(&self, why: Option<String>) {
+        *self.metrics.problem.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
     fn amqp(&self, what: &'static str) -> impl Fn(lapin::Error) -> RabbitError + '_ {
         move |error| RabbitError::Amqp { what, url: shown(&self.config.url), error }
     }

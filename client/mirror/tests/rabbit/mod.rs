@@ -37,10 +37,15 @@ fn stop_group(child: &mut Child) {
 impl RabbitProcess {
     /// Starts a node and waits until it accepts AMQP connections.
     pub fn start() -> RabbitProcess {
+        RabbitProcess::start_on(free_port())
+    }
+
+    /// Starts a node whose AMQP listener is on `port`.
+    pub fn start_on(port: u16) -> RabbitProcess {
         let server = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
         assert!(server.exists(), "rabbitmq-server is missing: run `make deps` (Debian package rabbitmq-server)");
         let dir = tempfile::tempdir().unwrap();
-        let (port, epmd_port, dist_port) = (free_port(), free_port(), free_port());
+        let (epmd_port, dist_port) = (free_port(), free_port());
         let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         std::fs::write(dir.path().join("enabled_plugins"), "[].").unwrap();
