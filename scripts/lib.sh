@@ -34,6 +34,9 @@ export XDG_CONFIG_HOME="$ROOT/run/no-profiles"
 
 # The fixed local addresses of every component.
 ETCD_CLIENT_URL=http://127.0.0.1:2379
+# TLS flags of `goulette etcd` calls (the secure layout's etcd asks for a
+# certificate; see secure_client_env).
+ETCD_TLS_ARGS=()
 EMBEDDED_INITIAL_CLUSTER=sentinel-1=http://127.0.0.1:2380,sentinel-2=http://127.0.0.1:2382,sentinel-3=http://127.0.0.1:2384
 sentinel_address() { echo "127.0.0.1:$((50051 + $1))"; }  # sentinel-1 -> 50052, -2 -> 50053, -3 -> 50054
 broker_address() { echo "127.0.0.1:$((50060 + $1))"; }    # broker-1 -> 50061, ...
@@ -362,7 +365,7 @@ wait_until() {
 
 # etcd_ready: the etcd at ETCD_CLIENT_URL answers.
 etcd_ready() {
-  timeout 10 "$GOULETTE" etcd status --etcd-endpoints "$ETCD_CLIENT_URL" >/dev/null 2>&1
+  timeout 10 "$GOULETTE" etcd status --etcd-endpoints "$ETCD_CLIENT_URL" "${ETCD_TLS_ARGS[@]}" >/dev/null 2>&1
 }
 
 # sentinel_ready ADDRESS: cluster status lists the sentinel at ADDRESS and
@@ -397,7 +400,8 @@ now_utc() {
 registered_since() {
   local since=$1 ops n
   shift
-  ops=$(timeout 10 "$GOULETTE" etcd ops --last 1000 --etcd-endpoints "$ETCD_CLIENT_URL" 2>/dev/null) || return 1
+  ops=$(timeout 10 "$GOULETTE" etcd ops --last 1000 --etcd-endpoints "$ETCD_CLIENT_URL" "${ETCD_TLS_ARGS[@]}" 2>/dev/null) ||
+    return 1
   for n in "$@"; do
     # Columns: SEQ TIME SENTINEL KIND DETAIL ("broker N at ADDRESS session ...")
     awk -v since="$since" -v n="$n" '
@@ -565,6 +569,7 @@ print_cluster() {
         http="http://$(sentinel_http_address "$n")"
         case $layout in
           embedded) extra="  embedded etcd $ETCD_CLIENT_URL (data $DATA_DIR/etcd-$name)" ;;
+          secure) extra="  embedded etcd https://127.0.0.1:2379, TLS (data $(layout_dir secure)/etcd-$name)" ;;
           sentinel-cluster) extra="  embedded etcd http://127.0.0.1:$((2377 + 2 * n)) (data $(layout_dir sentinel-cluster)/etcd-$name)" ;;
         esac ;;
       broker-*)

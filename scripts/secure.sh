@@ -53,10 +53,17 @@ secure_broker_args() {
     --kafka-sasl-mechanisms SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
 }
 
-# secure_client_env: `goulette` as the operator (for the status polls).
+# secure_client_env: `goulette` as the operator (for the status polls),
+# and `goulette etcd` to the embedded etcd, which serves TLS only and asks
+# for a certificate of the CA (--embedded-etcd-tls).
 secure_client_env() {
   export GOULETTE_TLS_CA="$SECURE_DIR/ca.pem"
   export GOULETTE_CLIENT_CERT="$SECURE_DIR/operator.crt" GOULETTE_CLIENT_KEY="$SECURE_DIR/operator.key"
+  # Flags, not GOULETTE_ETCD_TLS_* variables: the servers started from this
+  # shell would read those too.
+  ETCD_CLIENT_URL=https://127.0.0.1:2379
+  ETCD_TLS_ARGS=(--etcd-tls-ca "$SECURE_DIR/ca.pem" --etcd-tls-cert "$SECURE_DIR/operator.crt"
+    --etcd-tls-key "$SECURE_DIR/operator.key")
 }
 
 # secure_admin: creates the admin user (a super user) unless it exists.
@@ -87,6 +94,9 @@ confluent-kafka (Python):
   Producer({"bootstrap.servers": "$b", "security.protocol": "SASL_SSL", "ssl.ca.location": "$d/ca.pem",
             "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "admin", "sasl.password": "..."})
 An operator certificate (a server's rights): --tls-cert $d/operator.crt --tls-key $d/operator.key
+etcd (TLS, a certificate of the CA):
+  target/release/goulette etcd --etcd-endpoints https://127.0.0.1:2379 --etcd-tls-ca $d/ca.pem \\
+       --etcd-tls-cert $d/operator.crt --etcd-tls-key $d/operator.key status
 Rotate a certificate: replace server.crt and server.key (new connections use them within seconds).
 USAGE
 }
