@@ -157,6 +157,10 @@ pub struct FilesConfig {
     /// long (a writer still busy with it is waited for).
     #[serde(default = "default_settle", with = "duration")]
     pub settle: Duration,
+    /// A line (or, in `file` mode, a file) larger than this is not read
+    /// into memory: it goes to the dead letters without its value.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: u64,
     #[serde(default)]
     pub dedup: Option<DedupConfig>,
     #[serde(default)]
@@ -169,6 +173,10 @@ fn default_pattern() -> String {
 
 fn default_poll() -> Duration {
     Duration::from_secs(1)
+}
+
+fn default_max_record_bytes() -> u64 {
+    8 << 20
 }
 
 fn default_settle() -> Duration {

@@ -154,7 +154,11 @@ async fn queue(
         }
     };
     for record in records {
-        let delivery = target.send(&record).await;
+        let delivery = match &record.refused {
+            // Not written: straight to the dead letters (or the stop).
+            Some(reason) => Err(ClientError::InvalidArgument(reason.clone())),
+            None => target.send(&record).await,
+        };
         deliveries.push((record, delivery));
     }
     let (target, metrics, settings) = (target.clone(), metrics.clone(), settings.clone());

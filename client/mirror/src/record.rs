@@ -12,6 +12,10 @@ pub struct MirrorRecord {
     pub headers: Vec<(String, Bytes)>,
     /// Milliseconds since the epoch; none: when the target writes it.
     pub timestamp: Option<i64>,
+    /// Why the source could not make this record whole (a line or file
+    /// over `max-record-bytes`): it is not written to its topic but goes
+    /// to the dead letters, without its value, with this reason.
+    pub refused: Option<String>,
 }
 
 /// Records read together. Acknowledging `position` tells the source that

@@ -193,7 +193,10 @@ async fn given_a_record_larger_than_the_cluster_takes_it_should_go_to_the_dead_l
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let values = |records: &[goulette_client::ConsumedRecord]| -> Vec<String> {
-        records.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect()
+        // Sorted: the topic has several partitions.
+        let mut values: Vec<String> = records.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect();
+        values.sort();
+        values
     };
     let written = common::consume_all(env.cluster(), "drops", 2).await;
     assert_eq!(values(&written), ["line0", "line2"]);
@@ -206,6 +209,40 @@ async fn given_a_record_larger_than_the_cluster_takes_it_should_go_to_the_dead_l
     assert_eq!(header("goulette-mirror-topic").as_deref(), Some("drops"));
     assert!(header("goulette-mirror-error").is_some_and(|e| !e.is_empty()), "{:?}", letter.headers);
     assert_eq!(header("goulette-mirror-file").as_deref(), Some("big.log"));
+    mirror.terminate();
+
+    // A line over max-record-bytes is not even read into memory: a dead
+    // letter says where it is, and the lines around it go on.
+    let (dir, state) = (work.path().join("c"), work.path().join("c-state"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = work.path().join("c.toml");
+    let text_c = config_text(&sentinels, &dir, &state, free_port())
+        .replace("[http]", "dead-letter-topic = \"letters-c\"\n\n[http]")
+        .replace("topic = \"drops\"", "topic = \"drops-c\"\nmax-record-bytes = 1024");
+    std::fs::write(&config, text_c).unwrap();
+    std::fs::write(dir.join("long.log"), format!("{}{}\n{}", line(0), "y".repeat(3000), line(2))).unwrap();
+    let mut mirror = Mirror::start(&config, &work.path().join("c.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while finished(&dir) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "not finished: {}",
+            std::fs::read_to_string(work.path().join("c.log")).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(values(&common::consume_all(env.cluster(), "drops-c", 2).await), ["line0", "line2"]);
+    let letter = &common::consume_all(env.cluster(), "letters-c", 1).await[0];
+    let error = letter
+        .headers
+        .iter()
+        .find(|(k, _)| k == "goulette-mirror-error")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    assert!(
+        error.as_deref().is_some_and(|e| e.contains("line of 3001 bytes") && e.contains("max-record-bytes")),
+        "{error:?}"
+    );
+    assert!(letter.value.is_empty());
     mirror.terminate();
 
     // Without one: the source stops, says why, and the file stays (nothing

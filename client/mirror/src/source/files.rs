@@ -34,9 +34,6 @@ use crate::record::{Batch, MirrorRecord};
 const BATCH_RECORDS: usize = 1000;
 /// …and bytes.
 const BATCH_BYTES: usize = 1 << 20;
-/// A file larger than this is not read whole in `file` mode: it goes to
-/// the dead-letter topic as an empty record saying so.
-pub const MAX_FILE_RECORD: u64 = 8 << 20;
 /// How often acknowledgements are looked for while idle.
 const ACK_POLL: Duration = Duration::from_millis(20);
 /// Checkpoints are written at most this often (and whenever a file completes).
@@ -285,12 +282,10 @@ impl FilesSource {
             return self.finish_completed();
         }
         if self.config.mode == FileMode::File {
-            let record = if size > MAX_FILE_RECORD {
+            let max = self.config.max_record_bytes;
+            let record = if size > max {
                 let mut r = self.record(name, 0, Bytes::new());
-                r.headers.push((
-                    "goulette-mirror-error".into(),
-                    Bytes::from(format!("file of {size} bytes is larger than {MAX_FILE_RECORD}")),
-                ));
+                r.refused = Some(format!("a file of {size} bytes is larger than max-record-bytes ({max})"));
                 r
             } else {
                 let mut value = Vec::with_capacity(size as usize);
@@ -305,15 +300,29 @@ impl FilesSource {
         let mut records = Vec::new();
         let mut bytes = 0;
         let mut line = Vec::new();
+        let max = self.config.max_record_bytes;
         loop {
             line.clear();
-            let read = reader.read_until(b'\n', &mut line).map_err(io)?;
+            // At most max-record-bytes (and its newline) in memory.
+            let mut read = (&mut reader).take(max + 2).read_until(b'\n', &mut line).map_err(io)?;
             if read > 0 {
                 let mut value = &line[..];
                 value = value.strip_suffix(b"\n").unwrap_or(value);
                 value = value.strip_suffix(b"\r").unwrap_or(value);
-                records.push(self.record(name, offset, Bytes::copy_from_slice(value)));
-                bytes += read;
+                let record = if value.len() as u64 > max {
+                    // Skipped to its end without keeping it: a dead letter
+                    // says where it is (the file keeps it).
+                    if !line.ends_with(b"\n") {
+                        read += skip_line(&mut reader).map_err(io)?;
+                    }
+                    let mut r = self.record(name, offset, Bytes::new());
+                    r.refused = Some(format!("a line of {read} bytes is larger than max-record-bytes ({max})"));
+                    r
+                } else {
+                    self.record(name, offset, Bytes::copy_from_slice(value))
+                };
+                records.push(record);
+                bytes += read.min(max as usize);
                 offset += read as u64;
             }
             let last = read == 0 || offset >= size;
@@ -342,6 +351,7 @@ impl FilesSource {
                 (HEADER_OFFSET.into(), Bytes::from(offset.to_string())),
             ],
             timestamp: None,
+            refused: None,
         }
     }
 
@@ -360,6 +370,26 @@ impl FilesSource {
             return Err(FilesError::PipelineGone);
         }
         Ok(())
+    }
+}
+
+/// Reads past the rest of a line (through its newline); the bytes skipped.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<usize> {
+    let mut skipped = 0;
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(skipped);
+        }
+        let (n, done) = match buffer.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buffer.len(), false),
+        };
+        reader.consume(n);
+        skipped += n;
+        if done {
+            return Ok(skipped);
+        }
     }
 }
 

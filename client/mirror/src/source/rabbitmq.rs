@@ -277,6 +277,7 @@ impl RabbitSource {
             value: Bytes::from(delivery.data.clone()),
             headers: headers_of(delivery.exchange.as_str(), delivery.routing_key.as_str(), p),
             timestamp: p.timestamp().map(|seconds| seconds as i64 * 1000),
+            refused: None,
         }
     }
 }
