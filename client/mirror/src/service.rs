@@ -58,8 +58,8 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
     let mut tasks = tokio::task::JoinSet::new();
     for source in config.sources.clone() {
         let name = source.name().to_owned();
-        tokio::spawn(log_stats(name.clone(), metrics.source(&name), stop.clone()));
         let source_metrics = metrics.source(&name);
+        tokio::spawn(log_stats(name.clone(), source_metrics.clone(), stop.clone()));
         let settings = PipelineSettings {
             source_name: name.clone(),
             max_in_flight: config.target.max_in_flight,

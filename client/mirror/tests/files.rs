@@ -36,6 +36,21 @@ fn finished(dir: &Path) -> usize {
     std::fs::read_dir(dir.join(".finished")).map(|d| d.count()).unwrap_or(0)
 }
 
+/// Waits until `files` files of `dir` are finished, failing after `bound`
+/// with the mirror's log.
+async fn wait_finished(dir: &Path, files: usize, bound: Duration, log: &Path) {
+    let deadline = Instant::now() + bound;
+    while finished(dir) < files {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {files} files finished: {}",
+            finished(dir),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn config_text(sentinels: &str, dir: &Path, state: &Path, http: u16) -> String {
     format!(
         r#"
@@ -99,16 +114,7 @@ async fn given_a_fed_directory_every_line_should_arrive_across_a_kill_and_files_
     for n in FILES / 2..FILES {
         drop_file(&dir, n);
     }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while finished(&dir) < FILES {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {FILES} files finished: {}",
-            finished(&dir),
-            std::fs::read_to_string(work.path().join("mirror.log")).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_finished(&dir, FILES, Duration::from_secs(90), &work.path().join("mirror.log")).await;
     // Only the finished directory is left, and the checkpoint forgot them.
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, [std::ffi::OsString::from(".finished")]);
@@ -183,15 +189,7 @@ async fn given_a_record_larger_than_the_cluster_takes_it_should_go_to_the_dead_l
     std::fs::write(&config, text_a).unwrap();
     std::fs::write(dir.join("big.log"), &text).unwrap();
     let mut mirror = Mirror::start(&config, &work.path().join("a.log"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while finished(&dir) < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "not finished: {}",
-            std::fs::read_to_string(work.path().join("a.log")).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_finished(&dir, 1, Duration::from_secs(60), &work.path().join("a.log")).await;
     let values = |records: &[goulette_client::ConsumedRecord]| -> Vec<String> {
         // Sorted: the topic has several partitions.
         let mut values: Vec<String> = records.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect();
@@ -222,15 +220,7 @@ async fn given_a_record_larger_than_the_cluster_takes_it_should_go_to_the_dead_l
     std::fs::write(&config, text_c).unwrap();
     std::fs::write(dir.join("long.log"), format!("{}{}\n{}", line(0), "y".repeat(3000), line(2))).unwrap();
     let mut mirror = Mirror::start(&config, &work.path().join("c.log"));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while finished(&dir) < 1 {
-        assert!(
-            Instant::now() < deadline,
-            "not finished: {}",
-            std::fs::read_to_string(work.path().join("c.log")).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_finished(&dir, 1, Duration::from_secs(60), &work.path().join("c.log")).await;
     assert_eq!(values(&common::consume_all(env.cluster(), "drops-c", 2).await), ["line0", "line2"]);
     let letter = &common::consume_all(env.cluster(), "letters-c", 1).await[0];
     let error = letter
