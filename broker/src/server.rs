@@ -36,9 +36,9 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     })?;
     goulette_proto::ops::tls::use_client_tls(config.tls_ca.as_deref(), config.grpc_tls.as_ref())
         .map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(config.address).await?;
+    let listener = goulette_proto::ops::serve::listen(config.address, "--address").await?;
     let kafka_listener = match config.kafka_address {
-        Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
+        Some(address) => Some(goulette_proto::ops::serve::listen(address, "--kafka-address").await?),
         None => None,
     };
     // Files that do not load stop the broker here, before it serves.
@@ -53,7 +53,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     // gRPC clients insist on HTTP/2 being negotiated (ALPN).
     let grpc_tls = load_tls(&config.grpc_tls, vec![b"h2".to_vec()], "gRPC listener")?;
     let http = match config.http_address {
-        Some(address) => Some(tokio::net::TcpListener::bind(address).await?),
+        Some(address) => Some(goulette_proto::ops::serve::listen(address, "--http-address").await?),
         None => None,
     };
     let config = Arc::new(config);

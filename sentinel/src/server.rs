@@ -59,7 +59,7 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
         None => None,
     };
     // Bind first, so the port is ours before anything announces it.
-    let listener = tokio::net::TcpListener::bind(config.address).await?;
+    let listener = goulette_proto::ops::serve::listen(config.address, "--address").await?;
     // The HTTP endpoints answer from the start: /health while etcd is still
     // out of reach, /ready saying why not.
     let (views_tx, views) = watch::channel(Arc::new(ClusterView::default()));
@@ -67,7 +67,7 @@ pub async fn run(config: SentinelConfig, shutdown: CancellationToken) -> anyhow:
     let http_tracker = TaskTracker::new();
     let http_token = shutdown.child_token();
     if let Some(address) = config.http_address {
-        let http = tokio::net::TcpListener::bind(address).await?;
+        let http = goulette_proto::ops::serve::listen(address, "--http-address").await?;
         let probe = Arc::new(crate::metrics::SentinelProbe::new(views.clone(), role.clone()));
         let token = http_token.clone();
         http_tracker.spawn(async move {

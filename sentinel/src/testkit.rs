@@ -97,6 +97,43 @@ pub struct Managed {
     pub address: SocketAddr,
 }
 
+/// A process that exited before it was ready.
+#[derive(Debug)]
+pub struct EarlyExit {
+    name: &'static str,
+    status: std::process::ExitStatus,
+    log: String,
+}
+
+impl std::fmt::Display for EarlyExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} exited before it was ready ({}); its log ends:\n{}", self.name, self.status, self.log)
+    }
+}
+
+impl EarlyExit {
+    fn port_taken(&self) -> bool {
+        self.log.to_ascii_lowercase().contains("address already in use")
+            || self.log.to_ascii_lowercase().contains("address in use")
+    }
+}
+
+/// Runs `launch` (which picks its ports with [`free_port`]) until the
+/// process starts. `free_port` releases its port before the process binds
+/// it, so another process (or an outgoing connection) may take it in
+/// between: a process that exits for a taken port is started again on new
+/// ports rather than failing the test.
+fn on_free_ports<T>(mut launch: impl FnMut() -> Result<T, EarlyExit>) -> T {
+    for _ in 1..5 {
+        match launch() {
+            Ok(t) => return t,
+            Err(e) if e.port_taken() => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    launch().unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn listening(address: SocketAddr) -> bool {
     TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
 }
@@ -114,13 +151,21 @@ impl Managed {
         address: SocketAddr,
         ready: fn(SocketAddr) -> bool,
         dir: tempfile::TempDir,
-    ) -> Managed {
+    ) -> Result<Managed, EarlyExit> {
         let mut m = Managed { child: None, dir, name, program, args, envs, ready, address };
-        m.spawn();
-        m
+        m.try_spawn()?;
+        Ok(m)
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the process and waits until it is ready, or until it exits
+    /// (then its log says why: no point waiting out the timeout).
+    fn try_spawn(&mut self) -> Result<(), EarlyExit> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -142,7 +187,30 @@ impl Managed {
             });
         self.child = Some(child);
         let (address, ready) = (self.address, self.ready);
-        wait_for(&format!("{} to be ready", self.name), Duration::from_secs(20), || ready(address));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Err(EarlyExit { name: self.name, status, log: self.log_tail() });
+            }
+            if ready(address) {
+                return Ok(());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after 20s waiting for {} to be ready; its log ends:\n{}",
+                self.name,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last lines of its log.
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// Its pid while it runs.
@@ -274,6 +342,10 @@ impl EtcdProcess {
     }
 
     fn launch(scheme: &str, extra: Vec<String>, ready: fn(SocketAddr) -> bool) -> EtcdProcess {
+        on_free_ports(|| EtcdProcess::try_launch(scheme, extra.clone(), ready))
+    }
+
+    fn try_launch(scheme: &str, extra: Vec<String>, ready: fn(SocketAddr) -> bool) -> Result<EtcdProcess, EarlyExit> {
         let (client_port, peer_port) = (free_port(), free_port());
         let client = format!("{scheme}://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
@@ -303,7 +375,7 @@ impl EtcdProcess {
         .to_vec();
         args.extend(extra);
         let address = ([127, 0, 0, 1], client_port).into();
-        EtcdProcess(Managed::start("etcd", PathBuf::from("etcd"), args, Vec::new(), address, ready, temp_dir()))
+        Managed::start("etcd", PathBuf::from("etcd"), args, Vec::new(), address, ready, temp_dir()).map(EtcdProcess)
     }
 
     /// The client endpoint, `http://127.0.0.1:PORT` (`https://` with TLS).
@@ -347,15 +419,26 @@ impl SentinelProcess {
 
     /// Starts a sentinel with exactly these arguments besides id and address.
     pub fn start_with(id: &str, extra: Vec<String>) -> SentinelProcess {
+        on_free_ports(|| SentinelProcess::try_start(id, extra.clone()))
+    }
+
+    fn try_start(id: &str, extra: Vec<String>) -> Result<SentinelProcess, EarlyExit> {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let http_address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut args = vec!["--id".to_owned(), id.to_owned(), "--address".to_owned(), address.to_string()];
         args.extend(["--http-address".to_owned(), http_address.to_string()]);
         args.extend(extra);
         let envs = vec![("RUST_LOG".to_owned(), "info,goulette_sentinel=debug".to_owned())];
-        let process =
-            Managed::start("sentinel", bin_dir().join("goulette-sentinel"), args, envs, address, listening, temp_dir());
-        SentinelProcess { id: id.to_owned(), http_address, process }
+        let process = Managed::start(
+            "sentinel",
+            bin_dir().join("goulette-sentinel"),
+            args,
+            envs,
+            address,
+            listening,
+            temp_dir(),
+        )?;
+        Ok(SentinelProcess { id: id.to_owned(), http_address, process })
     }
 
     /// The gRPC endpoint URL.
@@ -394,6 +477,16 @@ impl BrokerProcess {
     }
 
     fn launch(id: u32, sentinels: &str, extra: &[&str], env: &[(&str, &str)], fds: Option<u64>) -> BrokerProcess {
+        on_free_ports(|| BrokerProcess::try_launch(id, sentinels, extra, env, fds))
+    }
+
+    fn try_launch(
+        id: u32,
+        sentinels: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        fds: Option<u64>,
+    ) -> Result<BrokerProcess, EarlyExit> {
         let address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let http_address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let kafka_address: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -425,8 +518,8 @@ impl BrokerProcess {
                 (PathBuf::from("prlimit"), limited)
             }
         };
-        let process = Managed::start("broker", program, args, envs, address, listening, temp_dir());
-        BrokerProcess { id, http_address, kafka_address, process }
+        let process = Managed::start("broker", program, args, envs, address, listening, temp_dir())?;
+        Ok(BrokerProcess { id, http_address, kafka_address, process })
     }
 
     /// The data directory.
@@ -452,3 +545,31 @@ macro_rules! deref_to_managed {
 }
 
 deref_to_managed!(EtcdProcess => 0, SentinelProcess => process, BrokerProcess => process);
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    fn exit(log: &str) -> EarlyExit {
+        EarlyExit { name: "broker", status: std::process::ExitStatus::from_raw(256), log: log.into() }
+    }
+
+    #[test]
+    fn given_a_taken_port_a_launch_should_be_tried_again_and_any_other_exit_should_fail_at_once() {
+        let mut tries = 0;
+        let started = on_free_ports(|| {
+            tries += 1;
+            match tries {
+                1 => Err(exit("Error: listen on 127.0.0.1:1 (--http-address): Address already in use (os error 98)")),
+                _ => Ok(tries),
+            }
+        });
+        assert_eq!(started, 2);
+
+        let failed = std::panic::catch_unwind(|| on_free_ports(|| Err::<(), _>(exit("Error: bad flag"))));
+        let message = *failed.expect_err("an exit for another reason fails").downcast::<String>().unwrap();
+        assert!(message.contains("Error: bad flag"), "{message}");
+    }
+}

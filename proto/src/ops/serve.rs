@@ -20,6 +20,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+/// Binds a listener, naming the flag and address when it cannot ("Address
+/// already in use" alone does not say which of a server's ports is taken).
+pub async fn listen(address: std::net::SocketAddr, flag: &str) -> io::Result<TcpListener> {
+    TcpListener::bind(address).await.map_err(|e| io::Error::new(e.kind(), format!("listen on {address} ({flag}): {e}")))
+}
+
 /// Limits on the connections a server keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
