@@ -18,6 +18,8 @@ command -v kcat >/dev/null 2>&1 || need+=(kcat)                  # Kafka-protoco
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)  # the Kafka clients' virtualenv
 command -v openssl >/dev/null 2>&1 || need+=(openssl)            # make run-all-secure's private CA
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)  # the mirror's RabbitMQ tests start a real node
+[ -f /usr/include/librdkafka/rdkafka.h ] || need+=(librdkafka-dev)  # the mirror's Kafka source links Debian's librdkafka
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)     # ... found through pkg-config
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "deps: cargo is missing; install Rust >= 1.88 from https://rustup.rs" >&2

@@ -90,6 +90,7 @@ pub struct HttpConfig {
 pub enum SourceConfig {
     Files(FilesConfig),
     Rabbitmq(RabbitConfig),
+    Kafka(KafkaConfig),
 }
 
 impl SourceConfig {
@@ -98,14 +99,20 @@ impl SourceConfig {
         match self {
             SourceConfig::Files(f) => &f.name,
             SourceConfig::Rabbitmq(r) => &r.name,
+            SourceConfig::Kafka(k) => &k.name,
         }
     }
 
-    /// The topic its records go to.
-    pub fn topic(&self) -> &str {
+    /// The topics its records go to, as far as they are known before it
+    /// runs (a Kafka source subscribed by a pattern names only its fixed
+    /// topics).
+    pub fn topics(&self) -> Vec<String> {
         match self {
-            SourceConfig::Files(f) => &f.topic,
-            SourceConfig::Rabbitmq(r) => &r.topic,
+            SourceConfig::Files(f) => vec![f.topic.clone()],
+            SourceConfig::Rabbitmq(r) => vec![r.topic.clone()],
+            SourceConfig::Kafka(k) => {
+                k.topics.iter().filter(|t| !t.starts_with('^')).map(|t| k.target_topic(t)).collect()
+            }
         }
     }
 
@@ -114,6 +121,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Files(f) => f.rate.as_ref(),
             SourceConfig::Rabbitmq(r) => r.rate.as_ref(),
+            SourceConfig::Kafka(k) => k.rate.as_ref(),
         }
     }
 
@@ -122,6 +130,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Files(f) => f.dedup.as_ref(),
             SourceConfig::Rabbitmq(r) => r.dedup.as_ref(),
+            SourceConfig::Kafka(k) => k.dedup.as_ref(),
         }
     }
 }
@@ -220,6 +229,111 @@ fn default_amqp_url() -> String {
 
 fn default_prefetch() -> u16 {
     1000
+}
+
+/// Topics of a Kafka-protocol cluster (Apache Kafka, Redpanda, another
+/// Goulette's Kafka listener), read as a consumer group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KafkaConfig {
+    pub name: String,
+    /// The source's bootstrap servers, `host:port,…`.
+    pub brokers: String,
+    /// The mirror's consumer group on the source (where its progress is
+    /// committed).
+    #[serde(default = "default_kafka_group")]
+    pub group: String,
+    /// Topic names, or regular expressions starting with `^`.
+    pub topics: Vec<String>,
+    /// The target topic of a source topic: `{topic}` is replaced by the
+    /// source topic's name (`"{topic}"`, the default, keeps it).
+    #[serde(default = "default_topic_rule")]
+    pub topic: String,
+    /// `same`: a record goes to the target partition of its source
+    /// partition's number (the target topic needs as many partitions);
+    /// `key`: to the partition of its key, as the target chooses.
+    #[serde(default)]
+    pub partition: KafkaPartition,
+    /// Where a new mirror group starts: `earliest` or `latest`.
+    #[serde(default)]
+    pub start: KafkaStart,
+    /// Source consumer groups whose committed offsets are translated into
+    /// the target (needs `partition = "same"`).
+    #[serde(default)]
+    pub sync_groups: Vec<String>,
+    /// How often they are.
+    #[serde(default = "default_sync_interval", with = "duration")]
+    pub sync_interval: Duration,
+    /// Where the offset translation is kept (default: `data/mirror/NAME`).
+    #[serde(default)]
+    pub state_directory: Option<PathBuf>,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[serde(default)]
+    pub security_protocol: Option<String>,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    #[serde(default)]
+    pub sasl_mechanism: Option<String>,
+    #[serde(default)]
+    pub sasl_username: Option<String>,
+    /// Better set by `GOULETTE_MIRROR_SOURCE_<NAME>_SASL_PASSWORD`.
+    #[serde(default)]
+    pub sasl_password: Option<String>,
+    /// The CA bundle (PEM) the source's certificates are checked against.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate and key (PEM), for mutual TLS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Any other librdkafka consumer setting, as librdkafka names it.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    #[serde(default)]
+    pub dedup: Option<DedupConfig>,
+    #[serde(default)]
+    pub rate: Option<RateConfig>,
+}
+
+fn default_kafka_group() -> String {
+    "goulette-mirror".into()
+}
+
+fn default_topic_rule() -> String {
+    "{topic}".into()
+}
+
+fn default_sync_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// The target partition of a Kafka record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KafkaPartition {
+    Same,
+    #[default]
+    Key,
+}
+
+/// Where a mirror group without committed offsets starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KafkaStart {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+impl KafkaConfig {
+    /// The target topic of `source_topic`.
+    pub fn target_topic(&self, source_topic: &str) -> String {
+        self.topic.replace("{topic}", source_topic)
+    }
+
+    pub fn state_directory(&self) -> PathBuf {
+        self.state_directory.clone().unwrap_or_else(|| PathBuf::from("data/mirror").join(&self.name))
+    }
 }
 
 /// The record key of a RabbitMQ message.
@@ -378,7 +492,33 @@ impl MirrorConfig {
                     return Err(format!("source {name}: prefetch must be at least 1"));
                 }
                 SourceConfig::Rabbitmq(_) => {}
+                SourceConfig::Kafka(k) => k.validate()?,
             }
+        }
+        Ok(())
+    }
+}
+
+impl KafkaConfig {
+    fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        if self.brokers.trim().is_empty() || self.group.is_empty() {
+            return Err(format!("source {name}: brokers and group must be set"));
+        }
+        if self.topics.is_empty() || self.topics.iter().any(String::is_empty) {
+            return Err(format!("source {name}: topics: at least one name or ^pattern"));
+        }
+        if self.topic.is_empty() {
+            return Err(format!("source {name}: topic (the rename rule) is empty"));
+        }
+        if !self.sync_groups.is_empty() && self.partition != KafkaPartition::Same {
+            return Err(format!(
+                "source {name}: sync-groups needs partition = \"same\" (a group's offsets translate \
+                 partition by partition)"
+            ));
+        }
+        if self.sync_interval.is_zero() {
+            return Err(format!("source {name}: sync-interval must be positive"));
         }
         Ok(())
     }

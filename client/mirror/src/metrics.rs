@@ -33,6 +33,7 @@ pub struct Metrics {
     dedup_hits: Family<SourceLabel, Counter>,
     errors: Family<SourceLabel, Counter>,
     files_finished: Family<SourceLabel, Counter>,
+    offsets_synced: Family<SourceLabel, Counter>,
     in_flight: Family<SourceLabel, Gauge>,
     ack_latency: Family<SourceLabel, Histogram, fn() -> Histogram>,
     problems: std::sync::Mutex<Vec<(String, Problem)>>,
@@ -55,6 +56,7 @@ pub struct SourceMetrics {
     pub dedup_hits: Counter,
     pub errors: Counter,
     pub files_finished: Counter,
+    pub offsets_synced: Counter,
     pub in_flight: Gauge,
     pub ack_latency: Histogram,
 }
@@ -78,6 +80,7 @@ impl Metrics {
             dedup_hits: Family::default(),
             errors: Family::default(),
             files_finished: Family::default(),
+            offsets_synced: Family::default(),
             in_flight: Family::default(),
             ack_latency: Family::new_with_constructor(latency_histogram),
             problems: std::sync::Mutex::new(Vec::new()),
@@ -92,6 +95,11 @@ impl Metrics {
         registry.register("dedup_hits", "Records dropped as duplicates (dedup)", m.dedup_hits.clone());
         registry.register("errors", "Errors (failed writes, moves, source failures)", m.errors.clone());
         registry.register("files_finished", "Files completely mirrored and moved", m.files_finished.clone());
+        registry.register(
+            "offsets_synced",
+            "Consumer-group offsets translated and committed to the target",
+            m.offsets_synced.clone(),
+        );
         registry.register("in_flight", "Records sent and not yet acknowledged", m.in_flight.clone());
         registry.register(
             "ack_latency_seconds",
@@ -135,6 +143,7 @@ impl Metrics {
             dedup_hits: self.dedup_hits.get_or_create(&label).clone(),
             errors: self.errors.get_or_create(&label).clone(),
             files_finished: self.files_finished.get_or_create(&label).clone(),
+            offsets_synced: self.offsets_synced.get_or_create(&label).clone(),
             in_flight: self.in_flight.get_or_create(&label).clone(),
             ack_latency: self.ack_latency.get_or_create(&label).clone(),
         }

@@ -26,7 +26,7 @@ use crate::dedup::Dedup;
 use crate::metrics::SourceMetrics;
 use crate::rate::RateLimit;
 use crate::record::{Batch, MirrorRecord};
-use crate::source::SourceLink;
+use crate::source::{Acked, SourceLink};
 use crate::target::{Target, unwritable};
 
 /// Why a pipeline stopped.
@@ -53,7 +53,7 @@ const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
 struct InFlight {
-    task: JoinHandle<Result<u64, PipelineError>>,
+    task: JoinHandle<Result<Acked, PipelineError>>,
     records: usize,
 }
 
@@ -88,8 +88,8 @@ pub async fn run(
                 records -= front.records;
                 metrics.in_flight.set(records as i64);
                 match done {
-                    Some(Ok(position)) => {
-                        let _ = acks.send(position);
+                    Some(Ok(acked)) => {
+                        let _ = acks.send(acked);
                     }
                     Some(Err(e)) => break Err(e),
                     None => break Err(PipelineError::Task { source_name: settings.source_name.clone(), reason: "panicked or cancelled".into() }),
@@ -133,66 +133,60 @@ async fn queue(
     target: &Arc<Target>,
     metrics: &SourceMetrics,
     dedup: Option<&mut Dedup>,
-) -> JoinHandle<Result<u64, PipelineError>> {
+) -> JoinHandle<Result<Acked, PipelineError>> {
     let read_at = Instant::now();
     let bytes = batch.bytes() as u64;
     let mut deliveries = Vec::with_capacity(batch.records.len());
-    let records = match dedup {
-        None => batch.records,
-        Some(dedup) => {
-            let now = Instant::now();
-            let mut kept = Vec::with_capacity(batch.records.len());
-            for record in batch.records {
-                let hash = dedup.hash_record(&record);
-                if dedup.first(hash, now) {
-                    kept.push(record);
-                } else {
-                    metrics.dedup_hits.inc();
-                }
+    let mut offsets = vec![None; batch.records.len()];
+    let mut dedup = dedup.map(|d| (d, Instant::now()));
+    for (index, record) in batch.records.into_iter().enumerate() {
+        if let Some((dedup, now)) = dedup.as_mut() {
+            let hash = dedup.hash_record(&record);
+            if !dedup.first(hash, *now) {
+                metrics.dedup_hits.inc();
+                continue;
             }
-            kept
         }
-    };
-    for record in records {
         let delivery = match &record.refused {
             // Not written: straight to the dead letters (or the stop).
             Some(reason) => Err(ClientError::InvalidArgument(reason.clone())),
             None => target.send(&record).await,
         };
-        deliveries.push((record, delivery));
+        deliveries.push((index, record, delivery));
     }
     let (target, metrics, settings) = (target.clone(), metrics.clone(), settings.clone());
     tokio::spawn(async move {
         let count = deliveries.len() as u64;
-        for (record, delivery) in deliveries {
+        for (index, record, delivery) in deliveries {
             let first = match delivery {
-                Ok(d) => d.wait().await.map(drop),
+                Ok(d) => d.wait().await.map(|m| m.offset),
                 Err(e) => Err(e),
             };
-            settle(&settings, &target, &metrics, &record, first).await?;
+            offsets[index] = settle(&settings, &target, &metrics, &record, first).await?;
         }
         metrics.records_out.inc_by(count);
         metrics.bytes_out.inc_by(bytes);
         metrics.ack_latency.observe(read_at.elapsed().as_secs_f64());
-        Ok(batch.position)
+        Ok(Acked { position: batch.position, offsets })
     })
 }
 
 /// Sees one record through: retried while that may help, dead-lettered
-/// when the target will never take it.
+/// when the target will never take it. Its offset in its topic (none:
+/// dead-lettered).
 async fn settle(
     settings: &PipelineSettings,
     target: &Target,
     metrics: &SourceMetrics,
     record: &MirrorRecord,
-    first: Result<(), ClientError>,
-) -> Result<(), PipelineError> {
+    first: Result<Option<u64>, ClientError>,
+) -> Result<Option<u64>, PipelineError> {
     let started = Instant::now();
     let mut pause = RETRY_FIRST;
     let mut outcome = first;
     loop {
         let error = match outcome {
-            Ok(()) => return Ok(()),
+            Ok(offset) => return Ok(offset),
             Err(e) => e,
         };
         metrics.errors.inc();
@@ -201,7 +195,7 @@ async fn settle(
                 Some(Ok(())) => {
                     metrics.dead_letters.inc();
                     tracing::warn!(source = %settings.source_name, topic = %record.topic, %error, "a record went to the dead-letter topic");
-                    Ok(())
+                    Ok(None)
                 }
                 Some(Err(e)) => Err(PipelineError::Write {
                     source_name: settings.source_name.clone(),

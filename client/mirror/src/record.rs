@@ -7,6 +7,8 @@ use bytes::Bytes;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorRecord {
     pub topic: String,
+    /// The target partition; none: the key's (or any, without a key).
+    pub partition: Option<u32>,
     pub key: Option<Bytes>,
     pub value: Bytes,
     pub headers: Vec<(String, Bytes)>,

@@ -66,13 +66,13 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
             retry_for: config.target.retry_for,
         };
         let (link, ends) = source::link();
-        let reader = spawn_source(source.clone(), ends, source_metrics.clone(), stop.clone());
+        let reader = spawn_source(source.clone(), ends, source_metrics.clone(), target.cluster(), stop.clone());
         let (target, stop, m) = (target.clone(), stop.clone(), source_metrics.clone());
-        let (dedup, topic) = (source.dedup().cloned(), source.topic().to_owned());
+        let (dedup, topics) = (source.dedup().cloned(), source.topics());
         let rate = source.rate().map(crate::rate::RateLimit::new);
         tasks.spawn(async move {
             let dedup = match dedup {
-                Some(config) => Some(seeded(Dedup::new(config), &target, &topic, &name).await?),
+                Some(config) => Some(seeded(Dedup::new(config), &target, &topics, &name).await?),
                 None => None,
             };
             let piped = pipeline::run(settings, link, target, m, dedup, rate, stop.clone()).await;
@@ -108,12 +108,14 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
     }
 }
 
-/// `dedup` seeded from what `topic` holds.
-async fn seeded(mut dedup: Dedup, target: &Target, topic: &str, name: &str) -> anyhow::Result<Dedup> {
-    let seeded = crate::seed::seed(&mut dedup, target.cluster(), topic)
-        .await
-        .map_err(|e| anyhow::anyhow!("source {name}: seeding the dedup from topic {topic}: {e}"))?;
-    tracing::info!(source = %name, topic, seeded, "dedup seeded from the topic's last records");
+/// `dedup` seeded from what `topics` hold.
+async fn seeded(mut dedup: Dedup, target: &Target, topics: &[String], name: &str) -> anyhow::Result<Dedup> {
+    for topic in topics {
+        let seeded = crate::seed::seed(&mut dedup, target.cluster(), topic)
+            .await
+            .map_err(|e| anyhow::anyhow!("source {name}: seeding the dedup from topic {topic}: {e}"))?;
+        tracing::info!(source = %name, topic, seeded, "dedup seeded from the topic's last records");
+    }
     Ok(dedup)
 }
 
@@ -122,6 +124,7 @@ fn spawn_source(
     source: SourceConfig,
     ends: source::SourceEnds,
     metrics: SourceMetrics,
+    target: Arc<goulette_client::Cluster>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<(), String>> {
     match source {
@@ -133,6 +136,9 @@ fn spawn_source(
                 async move { source::rabbitmq::run(rabbit, ends, metrics, stop).await.map_err(|e| e.to_string()) },
             )
         }
+        SourceConfig::Kafka(kafka) => tokio::spawn(async move {
+            source::kafka::run(kafka, ends, metrics, target, stop).await.map_err(|e| e.to_string())
+        }),
     }
 }
 

@@ -42,9 +42,9 @@ impl Target {
         self.producer.send(producer_record(record)).await
     }
 
-    /// Queues and waits for `record`.
-    pub async fn write(&self, record: &MirrorRecord) -> Result<(), ClientError> {
-        self.send(record).await?.wait().await.map(drop)
+    /// Queues and waits for `record`: its offset.
+    pub async fn write(&self, record: &MirrorRecord) -> Result<Option<u64>, ClientError> {
+        Ok(self.send(record).await?.wait().await?.offset)
     }
 
     /// Writes `record` to the dead-letter topic with `error` in its
@@ -60,7 +60,7 @@ impl Target {
         }
         letter.headers.push((HEADER_ERROR.into(), Bytes::from(error.to_string())));
         letter.headers.push((HEADER_TOPIC.into(), Bytes::from(record.topic.clone())));
-        Some(self.write(&letter).await)
+        Some(self.write(&letter).await.map(drop))
     }
 
     /// Flushes what is queued and stops the producer.
@@ -85,7 +85,7 @@ pub fn unwritable(error: &ClientError) -> bool {
 fn producer_record(record: &MirrorRecord) -> ProducerRecord {
     ProducerRecord {
         topic: record.topic.clone(),
-        partition: None,
+        partition: record.partition,
         key: record.key.clone(),
         value: record.value.clone(),
         headers: record.headers.clone(),

@@ -71,7 +71,7 @@ struct FilesSource {
     config: FilesConfig,
     /// None once the source stops sending.
     batches: Option<tokio::sync::mpsc::Sender<Batch>>,
-    acks: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    acks: tokio::sync::mpsc::UnboundedReceiver<super::Acked>,
     checkpoint: Checkpoint,
     /// Files this run took (sent, or being sent): not taken again.
     taken: std::collections::HashSet<String>,
@@ -117,8 +117,8 @@ pub fn run(
     // Stop sending; take the acknowledgements of what is in flight until
     // the pipeline lets go.
     source.batches = None;
-    while let Some(position) = source.acks.blocking_recv() {
-        source.acknowledged(position);
+    while let Some(acked) = source.acks.blocking_recv() {
+        source.acknowledged(acked.position);
     }
     source.finish_completed()?;
     source.save(true)?;
@@ -148,8 +148,8 @@ impl FilesSource {
     /// Applies the acknowledgements received so far; finishes complete files.
     fn take_acks(&mut self) -> Result<(), FilesError> {
         // Empty or closed: either way, nothing more now.
-        while let Ok(position) = self.acks.try_recv() {
-            self.acknowledged(position);
+        while let Ok(acked) = self.acks.try_recv() {
+            self.acknowledged(acked.position);
         }
         self.finish_completed()?;
         self.save(false)
@@ -343,6 +343,7 @@ impl FilesSource {
     fn record(&self, file: &str, offset: u64, value: Bytes) -> MirrorRecord {
         MirrorRecord {
             topic: self.config.topic.clone(),
+            partition: None,
             key: None,
             value,
             headers: vec![

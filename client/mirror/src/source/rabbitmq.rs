@@ -68,7 +68,7 @@ fn shown(url: &str) -> String {
 struct RabbitSource {
     config: RabbitConfig,
     batches: Option<tokio::sync::mpsc::Sender<Batch>>,
-    acks: tokio::sync::mpsc::UnboundedReceiver<u64>,
+    acks: tokio::sync::mpsc::UnboundedReceiver<super::Acked>,
     sent: VecDeque<Sent>,
     next_position: u64,
     generation: u64,
@@ -189,7 +189,7 @@ impl RabbitSource {
             tokio::select! {
                 biased;
                 ack = self.acks.recv() => match ack {
-                    Some(position) => self.acknowledge(channel, position).await?,
+                    Some(acked) => self.acknowledge(channel, acked.position).await?,
                     // The pipeline is done (after a stop): nothing more will come.
                     None => return Ok(()),
                 },
@@ -273,6 +273,7 @@ impl RabbitSource {
         };
         MirrorRecord {
             topic: self.config.topic.clone(),
+            partition: None,
             key,
             value: Bytes::from(delivery.data.clone()),
             headers: headers_of(delivery.exchange.as_str(), delivery.routing_key.as_str(), p),

@@ -1,0 +1,403 @@
+//! Topics of a Kafka-protocol cluster, read as a consumer group through
+//! librdkafka (the `rdkafka` crate): the Kafka client most used outside the
+//! JVM, with the whole group protocol (rebalances, cooperative or eager),
+//! TLS and SASL (PLAIN, SCRAM) to any Kafka-compatible cluster. It is
+//! linked dynamically to Debian's librdkafka (`librdkafka-dev`), so it is
+//! patched with the system and adds no C build.
+//!
+//! Offsets are committed to the source only once the target acknowledged
+//! the records: they are stored (`enable.auto.offset.store=false`) after
+//! the pipeline's acknowledgement, and librdkafka commits what is stored
+//! every second, on a rebalance and at the end. A crash re-reads from the
+//! last commit (at least once); a graceful stop commits everything
+//! acknowledged, synchronously.
+//!
+//! Record: key, value (a null value becomes empty), headers and timestamp
+//! as they are; the target topic by the `topic` rule; the target partition
+//! the source's with `partition = "same"`. Then [`translate`] learns where
+//! each record landed, and [`groups`] moves consumer groups' offsets.
+
+pub mod groups;
+pub mod translate;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use goulette_client::Cluster;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::{Acked, SourceEnds};
+use crate::config::{KafkaConfig, KafkaPartition, KafkaStart};
+use crate::metrics::{Problem, SourceMetrics};
+use crate::record::{Batch, MirrorRecord};
+use translate::Translation;
+
+/// Records per batch at most…
+const BATCH_RECORDS: usize = 500;
+/// …and how long a batch waits for more.
+const BATCH_WAIT: Duration = Duration::from_millis(5);
+/// How often acknowledged offsets are handed to librdkafka (after the
+/// translation is saved, when groups are synced).
+const STORE_EVERY: Duration = Duration::from_secs(1);
+/// The translation's file in the state directory.
+const TRANSLATION_FILE: &str = "translation.json";
+
+/// Why the source stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSourceError {
+    #[error("the Kafka consumer ({brokers}): {error}")]
+    Client { brokers: String, error: KafkaError },
+    #[error(transparent)]
+    Checkpoint(#[from] super::checkpoint::CheckpointError),
+}
+
+/// The librdkafka settings of `config` for consumer group `group`.
+pub fn client_config(config: &KafkaConfig, group: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.brokers)
+        .set("group.id", group)
+        .set("client.id", format!("goulette-mirror-{}", config.name))
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", if config.start == KafkaStart::Latest { "latest" } else { "earliest" })
+        .set_log_level(RDKafkaLogLevel::Warning);
+    let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+    let typed = [
+        ("security.protocol", config.security_protocol.clone()),
+        ("sasl.mechanism", config.sasl_mechanism.clone()),
+        ("sasl.username", config.sasl_username.clone()),
+        ("sasl.password", config.sasl_password.clone()),
+        ("ssl.ca.location", config.tls_ca.as_ref().map(path)),
+        ("ssl.certificate.location", config.tls_cert.as_ref().map(path)),
+        ("ssl.key.location", config.tls_key.as_ref().map(path)),
+    ];
+    for (key, value) in typed {
+        if let Some(value) = value {
+            c.set(key, value);
+        }
+    }
+    for (key, value) in &config.properties {
+        c.set(key, value);
+    }
+    c
+}
+
+/// librdkafka's logs, errors and rebalances, into the mirror's log and
+/// `/ready`.
+#[derive(Debug)]
+pub struct Context {
+    source: String,
+    problem: Problem,
+}
+
+impl Context {
+    pub fn new(source: &str, problem: Problem) -> Context {
+        Context { source: source.to_owned(), problem }
+    }
+
+    fn set_problem(&self, why: Option<String>) {
+        *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Debug => tracing::debug!(source = %self.source, facility, "librdkafka: {message}"),
+            RDKafkaLogLevel::Info | RDKafkaLogLevel::Notice => {
+                tracing::info!(source = %self.source, facility, "librdkafka: {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(source = %self.source, facility, "librdkafka: {message}"),
+            _ => tracing::error!(source = %self.source, facility, "librdkafka: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(source = %self.source, %error, reason, "the Kafka source reports an error");
+        self.set_problem(Some(format!("the Kafka source: {error}: {reason}")));
+    }
+}
+
+impl ConsumerContext for Context {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => {
+                tracing::debug!(source = %self.source, partitions = offsets.count(), "offsets committed to the source")
+            }
+            Err(error) => tracing::warn!(source = %self.source, %error, "an offset commit to the source failed"),
+        }
+    }
+
+    fn post_rebalance(&self, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(source = %self.source, partitions = tpl.count(), "source partitions assigned")
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(source = %self.source, partitions = tpl.count(), "source partitions revoked")
+            }
+            Rebalance::Error(e) => tracing::warn!(source = %self.source, error = %e, "a rebalance failed"),
+        }
+    }
+}
+
+/// Where a batch's records came from.
+#[derive(Debug)]
+struct Sent {
+    position: u64,
+    origins: Vec<(Arc<str>, u32, u64)>,
+}
+
+struct KafkaSource {
+    config: KafkaConfig,
+    consumer: Arc<StreamConsumer<Context>>,
+    batches: Option<tokio::sync::mpsc::Sender<Batch>>,
+    acks: tokio::sync::mpsc::UnboundedReceiver<Acked>,
+    sent: VecDeque<Sent>,
+    next_position: u64,
+    /// The next offset of each partition the target acknowledged up to…
+    acked: BTreeMap<(Arc<str>, u32), u64>,
+    /// …and those not yet handed to librdkafka.
+    unstored: BTreeMap<(Arc<str>, u32), u64>,
+    /// With groups to sync: where records landed, saved before the
+    /// source's commit covers them.
+    translation: Option<(Translation, bool)>,
+    published: Option<tokio::sync::watch::Sender<Translation>>,
+    topics: BTreeMap<String, Arc<str>>,
+    metrics: SourceMetrics,
+}
+
+/// Runs the source until `token` is cancelled and the pipeline let go.
+pub async fn run(
+    config: KafkaConfig,
+    ends: SourceEnds,
+    metrics: SourceMetrics,
+    target: Arc<Cluster>,
+    token: CancellationToken,
+) -> Result<(), KafkaSourceError> {
+    let brokers = config.brokers.clone();
+    let client = |error| KafkaSourceError::Client { brokers: brokers.clone(), error };
+    let consumer: StreamConsumer<Context> = client_config(&config, &config.group)
+        .create_with_context(Context::new(&config.name, metrics.problem.clone()))
+        .map_err(client)?;
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(client)?;
+    tracing::info!(source = %config.name, brokers = %config.brokers, group = %config.group, ?topics, "consuming from Kafka");
+    let mut published = None;
+    let translation = if config.sync_groups.is_empty() {
+        None
+    } else {
+        let dir = config.state_directory();
+        let saved: Translation = super::checkpoint::load(
+            &dir,
+            TRANSLATION_FILE,
+            "groups are then translated again only once the mirror wrote their offsets anew",
+        )?;
+        let (publish, watched) = tokio::sync::watch::channel(saved.clone());
+        tokio::spawn(groups::sync(config.clone(), watched, target, metrics.clone(), token.clone()));
+        published = Some(publish);
+        Some((saved, false))
+    };
+    let mut source = KafkaSource {
+        config,
+        consumer: Arc::new(consumer),
+        batches: Some(ends.batches),
+        acks: ends.acks,
+        sent: VecDeque::new(),
+        next_position: 1,
+        acked: BTreeMap::new(),
+        unstored: BTreeMap::new(),
+        translation,
+        published,
+        topics: BTreeMap::new(),
+        metrics,
+    };
+    source.consume(&token).await?;
+    source.store()?;
+    source.commit_acknowledged().await;
+    Ok(())
+}
+
+impl KafkaSource {
+    /// Reads until the source is stopped and the pipeline let go.
+    async fn consume(&mut self, token: &CancellationToken) -> Result<(), KafkaSourceError> {
+        let consumer = self.consumer.clone();
+        let mut stream = consumer.stream();
+        let mut batch: Vec<MirrorRecord> = Vec::new();
+        let mut origins = Vec::new();
+        let mut deadline = tokio::time::Instant::now();
+        let mut store = tokio::time::interval(STORE_EVERY);
+        loop {
+            tokio::select! {
+                biased;
+                ack = self.acks.recv() => match ack {
+                    Some(acked) => self.acknowledged(acked),
+                    // The pipeline is done (after a stop): nothing more will come.
+                    None => return Ok(()),
+                },
+                _ = store.tick() => self.store()?,
+                _ = token.cancelled(), if self.batches.is_some() => {
+                    // Read no further; the open batch was never sent: its
+                    // records are read again after the last commit.
+                    self.batches = None;
+                    batch.clear();
+                    origins.clear();
+                }
+                _ = tokio::time::sleep_until(deadline), if !batch.is_empty() && self.batches.is_some() => {
+                    self.send(std::mem::take(&mut batch), std::mem::take(&mut origins)).await;
+                }
+                message = stream.next(), if self.batches.is_some() => match message {
+                    Some(Ok(message)) => {
+                        if batch.is_empty() {
+                            deadline = tokio::time::Instant::now() + BATCH_WAIT;
+                        }
+                        let topic = self.topic(message.topic());
+                        origins.push((topic, message.partition() as u32, message.offset() as u64));
+                        batch.push(self.record(&message));
+                        if batch.len() >= BATCH_RECORDS {
+                            self.send(std::mem::take(&mut batch), std::mem::take(&mut origins)).await;
+                        }
+                    }
+                    Some(Err(error)) => {
+                        // librdkafka goes on by itself (reconnects, retries).
+                        self.metrics.errors.inc();
+                        tracing::warn!(source = %self.config.name, %error, "the Kafka consumer reports an error");
+                        self.set_problem(Some(format!("the Kafka consumer: {error}")));
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    fn set_problem(&self, why: Option<String>) {
+        *self.metrics.problem.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    /// A shared name for `topic` (batches hold one per record).
+    fn topic(&mut self, topic: &str) -> Arc<str> {
+        if let Some(t) = self.topics.get(topic) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(topic);
+        self.topics.insert(topic.to_owned(), t.clone());
+        t
+    }
+
+    fn record(&self, m: &BorrowedMessage<'_>) -> MirrorRecord {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter().map(|h| (h.key.to_owned(), Bytes::copy_from_slice(h.value.unwrap_or_default()))).collect()
+            })
+            .unwrap_or_default();
+        MirrorRecord {
+            topic: self.config.target_topic(m.topic()),
+            partition: (self.config.partition == KafkaPartition::Same).then_some(m.partition() as u32),
+            key: m.key().map(Bytes::copy_from_slice),
+            value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+            headers,
+            timestamp: m.timestamp().to_millis(),
+            refused: None,
+        }
+    }
+
+    /// Hands a batch to the pipeline (waiting while it is full).
+    async fn send(&mut self, records: Vec<MirrorRecord>, origins: Vec<(Arc<str>, u32, u64)>) {
+        let Some(batches) = &self.batches else { return };
+        self.set_problem(None);
+        let position = self.next_position;
+        self.next_position += 1;
+        let batch = Batch { records, position };
+        self.metrics.records_in.inc_by(batch.records.len() as u64);
+        self.metrics.bytes_in.inc_by(batch.bytes() as u64);
+        if batches.send(batch).await.is_ok() {
+            self.sent.push_back(Sent { position, origins });
+        } else {
+            // The pipeline stopped: these records are read again.
+            self.batches = None;
+        }
+    }
+
+    /// Every batch up to `acked.position` is held by the target.
+    fn acknowledged(&mut self, acked: Acked) {
+        while self.sent.front().is_some_and(|s| s.position <= acked.position) {
+            let Some(sent) = self.sent.pop_front() else { break };
+            for (index, (topic, partition, offset)) in sent.origins.into_iter().enumerate() {
+                if let Some((translation, changed)) = self.translation.as_mut() {
+                    let map = translation.partition(&topic, partition);
+                    match acked.offsets.get(index).copied().flatten().filter(|_| sent.position == acked.position) {
+                        Some(target) => map.written(offset, target),
+                        None => map.skipped(offset),
+                    }
+                    *changed = true;
+                }
+                self.acked.insert((topic.clone(), partition), offset + 1);
+                self.unstored.insert((topic, partition), offset + 1);
+            }
+        }
+    }
+
+    /// Saves the translation (when it changed), then lets librdkafka
+    /// commit the offsets it covers.
+    fn store(&mut self) -> Result<(), KafkaSourceError> {
+        if self.unstored.is_empty() {
+            return Ok(());
+        }
+        if let Some((translation, changed)) = self.translation.as_mut()
+            && *changed
+        {
+            super::checkpoint::save(&self.config.state_directory(), TRANSLATION_FILE, translation)?;
+            *changed = false;
+            if let Some(published) = &self.published {
+                published.send_replace(translation.clone());
+            }
+        }
+        let tpl = partition_list(&self.unstored);
+        if let Err(error) = self.consumer.store_offsets(&tpl) {
+            // A partition revoked meanwhile: its new owner reads those
+            // records again (at least once).
+            tracing::warn!(source = %self.config.name, %error, "some acknowledged offsets could not be stored");
+        }
+        self.unstored.clear();
+        Ok(())
+    }
+
+    /// At the end: commits every acknowledged offset, and waits for it.
+    async fn commit_acknowledged(&self) {
+        if self.acked.is_empty() {
+            return;
+        }
+        let tpl = partition_list(&self.acked);
+        let consumer = self.consumer.clone();
+        let name = self.config.name.clone();
+        let committed = tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync)).await;
+        match committed {
+            Ok(Ok(())) => tracing::info!(source = %name, "acknowledged offsets committed to the source"),
+            Ok(Err(error)) => {
+                tracing::warn!(source = %name, %error, "the last commit failed; the next run reads those records again")
+            }
+            Err(e) => tracing::warn!(source = %name, error = %e, "the last commit did not run"),
+        }
+    }
+}
+
+fn partition_list(offsets: &BTreeMap<(Arc<str>, u32), u64>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in offsets {
+        // Only errors for a negative offset, which a u64 is not.
+        let _ = tpl.add_partition_offset(topic, *partition as i32, Offset::Offset(*offset as i64));
+    }
+    tpl
+}

@@ -1,0 +1,234 @@
+//! The Kafka source against a second Goulette cluster through its Kafka
+//! listener (librdkafka in the mirror, Goulette's Kafka protocol on the
+//! other side): keys, headers and timestamps kept partition by partition;
+//! the source's partition leader killed -9 while the mirror runs, nothing
+//! lost; a source consumer group's committed offsets translated exactly
+//! into the target, where a consumer of that group resumes at the very
+//! record the group would have read next on the source.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+mod process;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::Env;
+use goulette_client::{
+    Cluster, Consumer, ConsumerConfig, Partitioner, Producer, ProducerConfig, ProducerRecord, StartAt,
+};
+use goulette_sentinel::testkit::{free_port, http_get};
+use process::Mirror;
+
+const TOPIC: &str = "orders";
+/// Records produced before the leader is killed, and after.
+const BEFORE: usize = 4000;
+const AFTER: usize = 2000;
+/// Foreign records already in the target's partition 0: its offsets are
+/// the source's plus this, so a translation that is not done fails.
+const SHIFT: u64 = 5;
+
+/// Produces records `from..to` to the source: record i goes to partition
+/// i % 2 with key `k{i}`, value `v{i}` and header `n: i`.
+async fn produce(cluster: Arc<Cluster>, range: std::ops::Range<usize>) {
+    let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
+    let mut deliveries = Vec::new();
+    for i in range {
+        let record = ProducerRecord {
+            topic: TOPIC.into(),
+            partition: Some((i % 2) as u32),
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Bytes::from(format!("v{i}")),
+            headers: vec![("n".into(), Bytes::from(i.to_string()))],
+            timestamp: Some(1_700_000_000_000 + i as i64),
+        };
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.wait().await.unwrap();
+    }
+    producer.close().await;
+}
+
+/// What the target's `partition` holds from `offset` on, until it has
+/// been quiet for a while: (offset, value) pairs.
+async fn read(cluster: Arc<Cluster>, partition: u32, offset: u64) -> Vec<goulette_client::ConsumedRecord> {
+    let config = ConsumerConfig {
+        partitions: Some(vec![partition]),
+        start: StartAt::Offset(offset),
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::subscribe(cluster, TOPIC, config).await.unwrap();
+    let mut out = Vec::new();
+    while let Ok(Some(record)) = tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await {
+        out.push(record.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_kafka_source_records_and_group_offsets_should_arrive_exactly_across_a_leader_kill() {
+    let mut source = Env::start(2, &[]).await;
+    source.create_topic(TOPIC, 2, 2).await;
+    source.wait_serving(TOPIC).await;
+    let target = Env::start(1, &[]).await;
+    target.create_topic(TOPIC, 2, 1).await;
+    target.wait_serving(TOPIC).await;
+    let foreign: Vec<String> = (0..SHIFT).map(|i| format!("foreign{i}")).collect();
+    let producer = Producer::new(target.cluster(), ProducerConfig::default(), Partitioner::KeyHash);
+    for value in &foreign {
+        let r = ProducerRecord {
+            topic: TOPIC.into(),
+            partition: Some(0),
+            value: Bytes::from(value.clone()),
+            ..Default::default()
+        };
+        producer.send(r).await.unwrap().wait().await.unwrap();
+    }
+    producer.close().await;
+
+    produce(source.cluster(), 0..BEFORE).await;
+    // A source group that read some of each partition.
+    let billing = BTreeMap::from([(0, 300), (1, 200)]);
+    goulette_client::offsets::commit(&source.cluster(), "billing", TOPIC, &billing, None).await.unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let brokers: Vec<String> = source.brokers.iter().map(|b| b.kafka_address.to_string()).collect();
+    let config = work.path().join("mirror.toml");
+    let text = format!(
+        r#"
+[target]
+sentinels = ["{}"]
+
+[http]
+address = "127.0.0.1:{http}"
+
+[[source]]
+name = "legacy"
+kind = "kafka"
+brokers = "{}"
+group = "mirror"
+topics = ["{TOPIC}"]
+partition = "same"
+sync-groups = ["billing"]
+sync-interval = "300ms"
+state-directory = "{}"
+"#,
+        target.sentinel.address,
+        brokers.join(","),
+        work.path().join("state").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut mirror = Mirror::start(&config, &work.path().join("mirror.log"));
+    let log = || std::fs::read_to_string(work.path().join("mirror.log")).unwrap_or_default();
+    let address = format!("127.0.0.1:{http}").parse().unwrap();
+    let out = |page: &str| common::metric(page, "goulette_mirror_records_out_total{source=\"legacy\"}").unwrap_or(0.0);
+    let wait_out = |n: usize, what: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while http_get(address, "/metrics").is_none_or(|(_, page)| out(&page) < n as f64) {
+            assert!(Instant::now() < deadline, "{what}: too little mirrored: {}", log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    wait_out(BEFORE, "before the kill").await;
+
+    // The group's offsets, translated: partition 0 shifted by the foreign records.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let want = BTreeMap::from([(0, 300 + SHIFT), (1, 200)]);
+    loop {
+        let synced = goulette_client::offsets::fetch(&target.cluster(), "billing", TOPIC).await.unwrap_or_default();
+        if synced == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "group offsets synced: {synced:?}, want {want:?}: {}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let meta = goulette_client::Admin::new(source.cluster()).describe_topic(TOPIC).await.unwrap();
+    let leader = meta.partition_details.iter().find(|p| p.partition == 0).and_then(|p| p.leader).unwrap();
+    // Once the mirror committed its progress (librdkafka commits what
+    // was acknowledged every second), the leader of partition 0 dies; the
+    // other replica takes over.
+    let each = (BEFORE / 2) as u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while goulette_client::offsets::fetch(&source.cluster(), "mirror", TOPIC).await.unwrap_or_default()
+        != BTreeMap::from([(0, each), (1, each)])
+    {
+        assert!(Instant::now() < deadline, "the mirror's progress is not committed: {}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    source.brokers[leader as usize - 1].kill();
+    produce(source.cluster(), BEFORE..BEFORE + AFTER).await;
+    wait_out(BEFORE + AFTER, "after the kill").await;
+
+    // The group moves on at the source: the target follows, forward only.
+    let billing = BTreeMap::from([(0, 1000)]);
+    goulette_client::offsets::commit(&source.cluster(), "billing", TOPIC, &billing, None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let synced = goulette_client::offsets::fetch(&target.cluster(), "billing", TOPIC).await.unwrap_or_default();
+        if synced.get(&0) == Some(&(1000 + SHIFT)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "group offsets synced: {synced:?}: {}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Stopped: it exits cleanly, and its own group's progress is committed.
+    let status = mirror.terminate().expect("the mirror did not stop within 20 s of SIGTERM");
+    assert!(status.success(), "{status:?}: {}", log());
+    let progress = goulette_client::offsets::fetch(&source.cluster(), "mirror", TOPIC).await.unwrap();
+    let each = ((BEFORE + AFTER) / 2) as u64;
+    assert_eq!(progress, BTreeMap::from([(0, each), (1, each)]), "the mirror's committed progress");
+
+    // Every record, in each partition in the source's order, keys,
+    // headers and timestamps kept (duplicates only where the leader died).
+    let mut duplicates = 0;
+    for partition in 0..2u32 {
+        let records = read(target.cluster(), partition, 0).await;
+        let mut first_order = Vec::new();
+        let mut seen: HashMap<usize, usize> = HashMap::new();
+        for r in &records {
+            let value = String::from_utf8(r.value.to_vec()).unwrap();
+            if value.starts_with("foreign") {
+                continue;
+            }
+            let i: usize = value.strip_prefix('v').unwrap().parse().unwrap();
+            assert_eq!(i % 2, partition as usize, "record {i} in partition {partition}");
+            assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+            assert_eq!(r.headers, vec![("n".to_owned(), Bytes::from(i.to_string()))]);
+            assert_eq!(r.timestamp, 1_700_000_000_000 + i as i64);
+            let count = seen.entry(i).or_default();
+            if *count == 0 {
+                first_order.push(i);
+            }
+            *count += 1;
+        }
+        assert_eq!(seen.len(), (BEFORE + AFTER) / 2, "partition {partition}: records missing");
+        assert!(first_order.windows(2).all(|w| w[0] < w[1]), "partition {partition}: the source's order was not kept");
+        duplicates += seen.values().map(|c| c - 1).sum::<usize>();
+    }
+    eprintln!("{duplicates} duplicates after the leader's kill");
+
+    // A consumer of the group on the target resumes exactly where it
+    // stopped on the source: partition 0 at source offset 1000 (record
+    // 2000), partition 1 at 200 (record 401).
+    let config = ConsumerConfig {
+        group: Some("billing".into()),
+        start: StartAt::Beginning,
+        partitions: Some(vec![0, 1]),
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::subscribe(target.cluster(), TOPIC, config).await.unwrap();
+    let mut first: BTreeMap<u32, String> = BTreeMap::new();
+    while first.len() < 2 {
+        let r = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await.unwrap().unwrap().unwrap();
+        first.entry(r.partition).or_insert_with(|| String::from_utf8(r.value.to_vec()).unwrap());
+    }
+    assert_eq!(first, BTreeMap::from([(0, "v2000".to_owned()), (1, "v401".to_owned())]));
+}
