@@ -51,7 +51,8 @@ log "== make package"
 deb=$("$MAKE" --no-print-directory -C "$ROOT" package | tail -1)
 [ -f "$deb" ] || fail "make package made no file ($deb)"
 contents=$(dpkg-deb -c "$deb")
-for f in ./usr/bin/goulette ./usr/bin/goulette-broker ./usr/bin/goulette-sentinel \
+for f in ./usr/bin/goulette ./usr/bin/goulette-broker ./usr/bin/goulette-sentinel ./usr/bin/goulette-mirror \
+  ./lib/systemd/system/goulette-mirror.service ./usr/share/doc/goulette/examples/mirror-kafka.toml \
   ./lib/systemd/system/goulette-broker.service ./lib/systemd/system/goulette-sentinel.service \
   ./etc/goulette/broker.toml ./etc/goulette/sentinel.toml ./usr/share/doc/goulette/examples/broker.toml \
   ./var/lib/goulette/; do
@@ -64,6 +65,8 @@ dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || fail "dpkg -i $deb"
 getent passwd goulette >/dev/null || fail "no goulette system user after installing"
 [ "$(stat -c %U /var/lib/goulette)" = goulette ] || fail "/var/lib/goulette is not owned by goulette"
 /usr/bin/goulette --version >/dev/null || fail "the installed goulette does not run"
+# Linked to the system's librdkafka (a dependency of the package).
+/usr/bin/goulette-mirror --version >/dev/null || fail "the installed goulette-mirror does not run"
 
 log "== a one-broker cluster from the installed binaries and /etc/goulette settings"
 etcd_port=$(free_port) peer_port=$(free_port) sentinel=127.0.0.1:$(free_port) broker=127.0.0.1:$(free_port)

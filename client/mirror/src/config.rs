@@ -610,6 +610,23 @@ poll-interval = "200ms"
     }
 
     #[test]
+    fn a_kafka_source_renames_topics_and_syncs_groups_only_partition_to_partition() {
+        let text = "[target]\nsentinels = [\"127.0.0.1:50052\"]\n\n[[source]]\nname = \"legacy\"\nkind = \"kafka\"\n\
+                    brokers = \"k:9092\"\ntopics = [\"orders\", \"^ev.*\"]\ntopic = \"old.{topic}\"\n";
+        let c = load_text(text, &[("GOULETTE_MIRROR_SOURCE_LEGACY_SASL_PASSWORD", "secret")]).unwrap();
+        let SourceConfig::Kafka(k) = &c.sources[0] else { panic!("{c:?}") };
+        assert_eq!(
+            (k.group.as_str(), k.partition, k.start),
+            ("goulette-mirror", KafkaPartition::Key, KafkaStart::Earliest)
+        );
+        assert_eq!(k.sasl_password.as_deref(), Some("secret"));
+        assert_eq!(c.sources[0].topics(), ["old.orders"], "a pattern's topics are not known before it runs");
+        let e = load_text(&format!("{text}sync-groups = [\"billing\"]\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("partition = \"same\""), "{e}");
+        load_text(&format!("{text}sync-groups = [\"billing\"]\npartition = \"same\"\n"), &[]).unwrap();
+    }
+
+    #[test]
     fn mistakes_are_refused_naming_the_key() {
         let typo = GOOD.replace("poll-interval", "poll-intervall");
         let e = load_text(&typo, &[]).unwrap_err().to_string();
