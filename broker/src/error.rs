@@ -14,6 +14,7 @@ pub fn storage_error(e: &StorageError) -> pb::Error {
         StorageError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequence,
         StorageError::DuplicateSequence { .. } => ErrorCode::DuplicateSequence,
         StorageError::ProducerFenced { .. } => ErrorCode::Fenced,
+        StorageError::LogEndMismatch { .. } => ErrorCode::OffsetMismatch,
         // The replica changed under the request (truncated for a new leader,
         // or closed because it moved): the client should look up the leader.
         StorageError::Truncated { .. } | StorageError::Closed { .. } => ErrorCode::NotLeader,

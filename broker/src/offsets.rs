@@ -400,6 +400,7 @@ impl Coordinator {
             partition: replica.partition,
             acks: Acks::All as i32,
             batch,
+            expected_offset: None,
         };
         let (pending, _) = crate::produce::handle(&self.partitions, produce, self.limits).await;
         drop(ticket);

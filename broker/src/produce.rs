@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use goulette_proto::v1::{self as pb, Acks, ErrorCode};
-use goulette_storage::Batch;
+use goulette_storage::{Batch, StorageError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
@@ -256,9 +256,19 @@ async fn append(
     let epoch = state.leader_epoch as u32;
     // The append itself (a write into the page cache) happens now, in order.
     let (records, bytes) = (batch.record_count(), batch.len());
-    let pending = match append_now(&replica.log, batch, epoch).await {
+    let pending = match append_now(&replica.log, batch, epoch, req.expected_offset).await {
         Ok(pending) => pending,
-        Err(error) => return refuse(error),
+        Err(StorageError::LogEndMismatch { expected, log_end }) => {
+            let error = storage_error(&StorageError::LogEndMismatch { expected, log_end });
+            let response = pb::ProduceResponse {
+                correlation_id: id,
+                error: Some(error),
+                log_end_offset: log_end,
+                ..Default::default()
+            };
+            return (Box::pin(std::future::ready(Some(response))), true);
+        }
+        Err(error) => return refuse(storage_error(&error)),
     };
     if !pending.duplicate {
         replica.appended();
@@ -305,6 +315,7 @@ async fn append(
             error,
             base_offset: pending.info.base_offset,
             log_start_offset: replica.log.log_start_offset(),
+            log_end_offset: 0,
         })
     });
     (response, false)
@@ -323,23 +334,32 @@ async fn append(
 /// (no growth, no journal commit per fdatasync) would remove the wait.
 const INLINE_APPEND_BYTES: usize = 64 << 10;
 
-/// Appends `batch` as leader at `epoch`, inline when it is small and the log
-/// needs nothing else, else on a blocking thread.
+/// Appends `batch` as leader at `epoch` (only where the log ends at
+/// `expected`, when given), inline when it is small and the log needs
+/// nothing else, else on a blocking thread.
 async fn append_now(
     log: &Arc<goulette_storage::PartitionLog>,
     batch: Batch,
     epoch: u32,
-) -> Result<goulette_storage::PendingAppend, pb::Error> {
-    if batch.len() <= INLINE_APPEND_BYTES
-        && let Some(appended) = log.try_append_deferred(&batch, epoch)
-    {
-        return appended.map_err(|e| storage_error(&e));
+    expected: Option<u64>,
+) -> Result<goulette_storage::PendingAppend, StorageError> {
+    if batch.len() <= INLINE_APPEND_BYTES {
+        let inline = match expected {
+            None => log.try_append_deferred(&batch, epoch),
+            Some(at) => log.try_append_deferred_at(&batch, at, epoch),
+        };
+        if let Some(appended) = inline {
+            return appended;
+        }
     }
     let log = log.clone();
-    match tokio::task::spawn_blocking(move || log.append_deferred(&batch, epoch)).await {
-        Ok(appended) => appended.map_err(|e| storage_error(&e)),
-        Err(e) => Err(pb::Error::new(ErrorCode::Internal, format!("append task failed: {e}"))),
-    }
+    let appended = tokio::task::spawn_blocking(move || match expected {
+        None => log.append_deferred(&batch, epoch),
+        Some(at) => log.append_deferred_at(&batch, at, epoch),
+    })
+    .await;
+    appended
+        .unwrap_or_else(|e| Err(StorageError::Io { context: "append task".into(), source: std::io::Error::other(e) }))
 }
 
 /// Waits until the high watermark passes `next_offset` (every in-sync

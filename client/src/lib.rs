@@ -24,6 +24,7 @@
 //! `group_consumer`); `Producer`, `Consumer` and `Admin` show the calls.
 
 pub mod admin;
+pub mod append;
 pub mod cluster;
 pub mod consumer;
 pub mod error;

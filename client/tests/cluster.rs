@@ -155,6 +155,7 @@ async fn raw_produce_with(
             partition,
             acks: acks as i32,
             batch,
+            expected_offset: None,
         })
         .collect();
     let mut responses = client.produce(tokio_stream::iter(requests)).await.unwrap().into_inner();

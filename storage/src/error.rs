@@ -63,6 +63,16 @@ pub enum StorageError {
         log_end: u64,
     },
 
+    /// A conditional append expected the log to end elsewhere: nothing was
+    /// written.
+    #[error("the append expected the log to end at offset {expected}; it ends at {log_end}")]
+    LogEndMismatch {
+        /// Where the writer expected the log to end.
+        expected: u64,
+        /// Where it ends.
+        log_end: u64,
+    },
+
     /// An idempotent producer's batch does not start at its next sequence
     /// (an earlier batch is missing): resend in order.
     #[error("producer {producer_id}: sequence {got} is out of order, expected {expected}")]

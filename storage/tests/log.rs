@@ -480,6 +480,25 @@ fn given_flush_always_concurrent_appenders_should_share_fsyncs_and_lose_nothing(
 }
 
 #[test]
+fn given_a_conditional_append_it_should_land_only_where_the_log_ends_and_otherwise_say_where_that_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let appended = log.append_deferred_at(&batch("first", 3, 0), 0, 1).unwrap();
+    log.wait_durable_for(&appended).unwrap();
+    assert_eq!((appended.info.base_offset, appended.info.next_offset), (0, 3));
+    // A copy of what is there already (an earlier run's write): refused, the log unchanged.
+    let again = log.append_deferred_at(&batch("first", 3, 0), 0, 1);
+    assert!(matches!(again, Err(StorageError::LogEndMismatch { expected: 0, log_end: 3 })), "{again:?}");
+    let ahead = log.append_deferred_at(&batch("gap", 1, 0), 7, 1);
+    assert!(matches!(ahead, Err(StorageError::LogEndMismatch { expected: 7, log_end: 3 })), "{ahead:?}");
+    let inline = log.try_append_deferred_at(&batch("next", 2, 0), 3, 1).unwrap().unwrap();
+    log.wait_durable_for(&inline).unwrap();
+    assert_eq!(inline.info.base_offset, 3);
+    let values: Vec<String> = all_values(&log, 0).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, ["first-0", "first-1", "first-2", "next-0", "next-1"]);
+}
+
+#[test]
 fn given_replicated_batches_should_keep_the_leaders_offsets_and_refuse_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let leader = PartitionLog::open(dir.path().join("leader"), small_config()).unwrap();

@@ -23,6 +23,8 @@ pub fn code(error: &pb::Error) -> i16 {
         ErrorCode::TooLarge => ResponseError::MessageTooLarge,
         ErrorCode::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
         ErrorCode::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+        // Only native conditional produces meet it; Kafka has no such request.
+        ErrorCode::OffsetMismatch => ResponseError::InvalidRequest,
         ErrorCode::Unavailable | ErrorCode::NoLeader => ResponseError::RequestTimedOut,
         ErrorCode::CorruptStorage | ErrorCode::StorageUnavailable => ResponseError::KafkaStorageError,
         ErrorCode::Fenced => ResponseError::InvalidProducerEpoch,

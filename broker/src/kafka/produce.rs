@@ -124,8 +124,14 @@ async fn append(
         let message = "a partition's records must be exactly one record batch".to_owned();
         return Err((ResponseError::InvalidRecord.code(), message));
     }
-    let req =
-        pb::ProduceRequest { correlation_id: 0, topic: topic.to_owned(), partition, acks: acks as i32, batch: records };
+    let req = pb::ProduceRequest {
+        correlation_id: 0,
+        topic: topic.to_owned(),
+        partition,
+        acks: acks as i32,
+        batch: records,
+        expected_offset: None,
+    };
     let (pending, refused_before_append) = crate::produce::handle(&kafka.partitions, req, limits).await;
     Ok(Box::pin(async move {
         let answer = PartitionProduceResponse::default().with_index(index).with_log_append_time_ms(-1);

@@ -257,6 +257,11 @@ pub struct KafkaConfig {
     /// Where a new mirror group starts: `earliest` or `latest`.
     #[serde(default)]
     pub start: KafkaStart,
+    /// Exactly once between two Goulette clusters: every record at its
+    /// source offset in the target, once (needs `partition = "same"`,
+    /// topic names, and target partitions written by the mirror alone).
+    #[serde(default)]
+    pub exactly_once: bool,
     /// Source consumer groups whose committed offsets are translated into
     /// the target (needs `partition = "same"`).
     #[serde(default)]
@@ -519,6 +524,20 @@ impl KafkaConfig {
         }
         if self.sync_interval.is_zero() {
             return Err(format!("source {name}: sync-interval must be positive"));
+        }
+        if self.exactly_once {
+            if self.partition != KafkaPartition::Same {
+                return Err(format!("source {name}: exactly-once needs partition = \"same\""));
+            }
+            if self.topics.iter().any(|t| t.starts_with('^')) {
+                return Err(format!("source {name}: exactly-once needs topic names, not patterns"));
+            }
+            if self.dedup.is_some() || !self.sync_groups.is_empty() {
+                return Err(format!(
+                    "source {name}: exactly-once does not take dedup or sync-groups (target offsets equal the \
+                     source's: a group's offsets are valid on both as they are)"
+                ));
+            }
         }
         Ok(())
     }

@@ -66,7 +66,8 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
             retry_for: config.target.retry_for,
         };
         let (link, ends) = source::link();
-        let reader = spawn_source(source.clone(), ends, source_metrics.clone(), target.cluster(), stop.clone());
+        let target_side = (target.cluster(), config.target.retry_for);
+        let reader = spawn_source(source.clone(), ends, source_metrics.clone(), target_side, stop.clone());
         let (target, stop, m) = (target.clone(), stop.clone(), source_metrics.clone());
         let (dedup, topics) = (source.dedup().cloned(), source.topics());
         let rate = source.rate().map(crate::rate::RateLimit::new);
@@ -124,7 +125,7 @@ fn spawn_source(
     source: SourceConfig,
     ends: source::SourceEnds,
     metrics: SourceMetrics,
-    target: Arc<goulette_client::Cluster>,
+    (target, retry_for): (Arc<goulette_client::Cluster>, std::time::Duration),
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<Result<(), String>> {
     match source {
@@ -136,6 +137,11 @@ fn spawn_source(
                 async move { source::rabbitmq::run(rabbit, ends, metrics, stop).await.map_err(|e| e.to_string()) },
             )
         }
+        // It writes by itself (conditional appends): its pipeline gets nothing.
+        SourceConfig::Kafka(kafka) if kafka.exactly_once => tokio::spawn(async move {
+            drop(ends);
+            source::kafka::exact::run(kafka, metrics, target, retry_for, stop).await.map_err(|e| e.to_string())
+        }),
         SourceConfig::Kafka(kafka) => tokio::spawn(async move {
             source::kafka::run(kafka, ends, metrics, target, stop).await.map_err(|e| e.to_string())
         }),

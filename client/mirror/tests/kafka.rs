@@ -232,3 +232,95 @@ state-directory = "{}"
     }
     assert_eq!(first, BTreeMap::from([(0, "v2000".to_owned()), (1, "v401".to_owned())]));
 }
+
+/// Every record of `topic`'s `partition`: (offset, key, value, headers).
+async fn partition_records(cluster: Arc<Cluster>, topic: &str, partition: u32) -> Vec<(u64, Option<Bytes>, Bytes)> {
+    let end = cluster.list_offsets(topic, partition, None).await.unwrap().high_watermark;
+    let config =
+        ConsumerConfig { partitions: Some(vec![partition]), start: StartAt::Beginning, ..ConsumerConfig::default() };
+    let mut consumer = Consumer::subscribe(cluster, topic, config).await.unwrap();
+    let mut out = Vec::new();
+    while (out.len() as u64) < end {
+        let r = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await.unwrap().unwrap().unwrap();
+        out.push((r.offset, r.key, r.value));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_exactly_once_a_kill_should_leave_every_record_once_at_its_source_offset() {
+    const LEDGER: &str = "ledger";
+    let source = Env::start(1, &[]).await;
+    source.create_topic(LEDGER, 2, 1).await;
+    source.wait_serving(LEDGER).await;
+    let target = Env::start(1, &[]).await;
+    target.create_topic(LEDGER, 2, 1).await;
+    target.wait_serving(LEDGER).await;
+    let produce_ledger = |cluster: Arc<Cluster>, range: std::ops::Range<usize>| async move {
+        let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
+        let mut deliveries = Vec::new();
+        for i in range {
+            let record = ProducerRecord {
+                topic: LEDGER.into(),
+                partition: Some((i % 2) as u32),
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Bytes::from(format!("v{i}")),
+                ..Default::default()
+            };
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        for d in deliveries {
+            d.wait().await.unwrap();
+        }
+        producer.close().await;
+    };
+    produce_ledger(source.cluster(), 0..20_000).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let http = free_port();
+    let config = work.path().join("mirror.toml");
+    let text = format!(
+        "[target]\nsentinels = [\"{}\"]\n\n[http]\naddress = \"127.0.0.1:{http}\"\n\n[[source]]\nname = \"ledger\"\n\
+         kind = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"{LEDGER}\"]\npartition = \"same\"\nexactly-once = true\n",
+        target.sentinel.address, source.brokers[0].kafka_address
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut mirror = Mirror::start(&config, &work.path().join("mirror.log"));
+    let log = || std::fs::read_to_string(work.path().join("mirror.log")).unwrap_or_default();
+    let address = format!("127.0.0.1:{http}").parse().unwrap();
+    let out = |page: &str| common::metric(page, "goulette_mirror_records_out_total{source=\"ledger\"}").unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while http_get(address, "/metrics").is_none_or(|(_, page)| out(&page) < 5000.0) {
+        assert!(Instant::now() < deadline, "too little mirrored: {}", log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Killed -9 while it writes; restarted; the source grows meanwhile.
+    mirror.kill();
+    mirror.spawn();
+    produce_ledger(source.cluster(), 20_000..25_000).await;
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for partition in 0..2 {
+        let want = source.cluster().list_offsets(LEDGER, partition, None).await.unwrap().high_watermark;
+        loop {
+            let got = target.cluster().list_offsets(LEDGER, partition, None).await.unwrap().high_watermark;
+            if got == want {
+                break;
+            }
+            assert!(got < want, "partition {partition}: the target holds {got} records, the source {want}: {}", log());
+            assert!(Instant::now() < deadline, "partition {partition}: {got} of {want} mirrored: {}", log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let status = mirror.terminate().expect("the mirror did not stop within 20 s of SIGTERM");
+    assert!(status.success(), "{status:?}: {}", log());
+    // Offset for offset the same records: none twice, none missing.
+    for partition in 0..2 {
+        let (from, to) = (
+            partition_records(source.cluster(), LEDGER, partition).await,
+            partition_records(target.cluster(), LEDGER, partition).await,
+        );
+        assert_eq!(from.len(), 12_500);
+        assert!(from == to, "partition {partition}: the target differs from the source");
+    }
+}

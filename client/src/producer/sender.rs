@@ -312,6 +312,7 @@ impl PartitionSender {
                 partition: self.partition,
                 acks: self.config.acks as i32,
                 batch: ready.bytes.clone(),
+                expected_offset: None,
             };
             if conn.requests.send(request).await.is_err() {
                 self.queue.push_front(ready);

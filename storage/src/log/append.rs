@@ -40,6 +40,18 @@ pub struct PendingAppend {
     pub(super) generation: u64,
 }
 
+/// Where an append lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// As leader, at the log end.
+    Leader,
+    /// As leader, only if the log ends at this offset (a conditional
+    /// append: [`PartitionLog::append_deferred_at`]).
+    LeaderAt(u64),
+    /// A follower's copy, which must start at the log end.
+    Replicated(u64),
+}
+
 /// Whether `batch` would overflow the WAL's offsets: index entries hold
 /// offsets relative to the file's base as u32 (the WAL is sealed first).
 fn offsets_full(inner: &Inner, batch: &Batch) -> bool {
@@ -70,7 +82,17 @@ impl PartitionLog {
     /// so that many appends share one fdatasync. Nothing appended may be
     /// acknowledged before that wait.
     pub fn append_deferred(&self, batch: &Batch, leader_epoch: u32) -> Result<PendingAppend> {
-        self.append_at(batch, None, leader_epoch)
+        self.append_at(batch, Placement::Leader, leader_epoch)
+    }
+
+    /// [`PartitionLog::append_deferred`] only if the log ends at
+    /// `log_end`: otherwise nothing is written and the error says where it
+    /// ends (`LogEndMismatch`). A writer that copies another log offset for
+    /// offset (a mirror) appends each batch at its source offset: a batch
+    /// written already, by it or by an earlier run of it, is refused rather
+    /// than stored twice.
+    pub fn append_deferred_at(&self, batch: &Batch, log_end: u64, leader_epoch: u32) -> Result<PendingAppend> {
+        self.append_at(batch, Placement::LeaderAt(log_end), leader_epoch)
     }
 
     /// [`PartitionLog::append_deferred`] when the append needs nothing but
@@ -82,6 +104,26 @@ impl PartitionLog {
     /// (where a seal may wait on the disk). A seal that this append makes due
     /// happens at the next blocking append or [`PartitionLog::maintain`].
     pub fn try_append_deferred(&self, batch: &Batch, leader_epoch: u32) -> Option<Result<PendingAppend>> {
+        self.try_append_deferred_placed(batch, Placement::Leader, leader_epoch)
+    }
+
+    /// [`PartitionLog::try_append_deferred`] for
+    /// [`PartitionLog::append_deferred_at`].
+    pub fn try_append_deferred_at(
+        &self,
+        batch: &Batch,
+        log_end: u64,
+        leader_epoch: u32,
+    ) -> Option<Result<PendingAppend>> {
+        self.try_append_deferred_placed(batch, Placement::LeaderAt(log_end), leader_epoch)
+    }
+
+    fn try_append_deferred_placed(
+        &self,
+        batch: &Batch,
+        placement: Placement,
+        leader_epoch: u32,
+    ) -> Option<Result<PendingAppend>> {
         if let Err(e) = self.check_size(batch) {
             return Some(Err(e));
         }
@@ -94,7 +136,7 @@ impl PartitionLog {
         if offsets_full(&inner, batch) || starts_epoch(&inner, leader_epoch) || self.seal_due(&inner, now) {
             return None;
         }
-        Some(self.append_locked(&mut inner, batch, None, leader_epoch, now, None))
+        Some(self.append_locked(&mut inner, batch, placement, leader_epoch, now, None))
     }
 
     /// Appends a batch copied from the partition leader, keeping its offsets
@@ -109,7 +151,7 @@ impl PartitionLog {
     /// follower appends a whole fetch response and waits once, for its last
     /// batch.
     pub fn append_replicated_deferred(&self, batch: &Batch) -> Result<PendingAppend> {
-        self.append_at(batch, Some(batch.base_offset()), batch.partition_leader_epoch())
+        self.append_at(batch, Placement::Replicated(batch.base_offset()), batch.partition_leader_epoch())
     }
 
     fn check_size(&self, batch: &Batch) -> Result<()> {
@@ -122,7 +164,7 @@ impl PartitionLog {
 
     /// An append that may seal: a seal it begins (under the lock) is
     /// finished here, after the lock is released.
-    fn append_at(&self, batch: &Batch, expected_base: Option<u64>, leader_epoch: u32) -> Result<PendingAppend> {
+    fn append_at(&self, batch: &Batch, placement: Placement, leader_epoch: u32) -> Result<PendingAppend> {
         self.check_size(batch)?;
         loop {
             let now = now_ms();
@@ -135,7 +177,7 @@ impl PartitionLog {
                 continue;
             }
             let mut sealing = false;
-            let appended = self.append_locked(&mut inner, batch, expected_base, leader_epoch, now, Some(&mut sealing));
+            let appended = self.append_locked(&mut inner, batch, placement, leader_epoch, now, Some(&mut sealing));
             drop(inner);
             if sealing {
                 self.finish_seal()?;
@@ -176,13 +218,13 @@ impl PartitionLog {
         &self,
         inner: &mut Inner,
         batch: &Batch,
-        expected_base: Option<u64>,
+        placement: Placement,
         leader_epoch: u32,
         now: i64,
         mut sealing: Option<&mut bool>,
     ) -> Result<PendingAppend> {
         self.check_open(inner)?;
-        if expected_base.is_none()
+        if !matches!(placement, Placement::Replicated(_))
             && let Some(answer) = self.check_producer(inner, batch)
         {
             return answer;
@@ -193,12 +235,16 @@ impl PartitionLog {
             *began |= self.begin_seal(inner)?;
         }
         let base = inner.log_end();
-        if let Some(expected) = expected_base
-            && expected != base
-        {
-            return Err(StorageError::invalid_batch(format!(
-                "replicated batch starts at offset {expected}, the log ends at {base}"
-            )));
+        match placement {
+            Placement::Replicated(expected) if expected != base => {
+                return Err(StorageError::invalid_batch(format!(
+                    "replicated batch starts at offset {expected}, the log ends at {base}"
+                )));
+            }
+            Placement::LeaderAt(expected) if expected != base => {
+                return Err(StorageError::LogEndMismatch { expected, log_end: base });
+            }
+            _ => {}
         }
         // Write-ahead: the history learns of a new epoch before its first
         // batch is in the log.

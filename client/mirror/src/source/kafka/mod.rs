@@ -17,6 +17,7 @@
 //! the source's with `partition = "same"`. Then [`translate`] learns where
 //! each record landed, and [`groups`] moves consumer groups' offsets.
 
+pub mod exact;
 pub mod groups;
 pub mod translate;
 
@@ -59,6 +60,10 @@ pub enum KafkaSourceError {
     Client { brokers: String, error: KafkaError },
     #[error(transparent)]
     Checkpoint(#[from] super::checkpoint::CheckpointError),
+    #[error("the target: {0}")]
+    Target(String),
+    #[error(transparent)]
+    Exact(#[from] exact::ExactError),
 }
 
 /// The librdkafka settings of `config` for consumer group `group`.
