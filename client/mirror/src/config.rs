@@ -532,11 +532,8 @@ impl KafkaConfig {
             if self.topics.iter().any(|t| t.starts_with('^')) {
                 return Err(format!("source {name}: exactly-once needs topic names, not patterns"));
             }
-            if self.dedup.is_some() || !self.sync_groups.is_empty() {
-                return Err(format!(
-                    "source {name}: exactly-once does not take dedup or sync-groups (target offsets equal the \
-                     source's: a group's offsets are valid on both as they are)"
-                ));
+            if self.dedup.is_some() {
+                return Err(format!("source {name}: exactly-once does not take dedup (nothing is written twice)"));
             }
         }
         Ok(())
@@ -643,6 +640,13 @@ poll-interval = "200ms"
         let e = load_text(&format!("{text}sync-groups = [\"billing\"]\n"), &[]).unwrap_err().to_string();
         assert!(e.contains("partition = \"same\""), "{e}");
         load_text(&format!("{text}sync-groups = [\"billing\"]\npartition = \"same\"\n"), &[]).unwrap();
+        let exact = format!("{text}exactly-once = true\npartition = \"same\"\n");
+        let e = load_text(&exact, &[]).unwrap_err().to_string();
+        assert!(e.contains("topic names, not patterns"), "{e}");
+        let exact = exact.replace(", \"^ev.*\"", "");
+        load_text(&exact, &[]).unwrap();
+        let e = load_text(&exact.replace("\"same\"", "\"key\""), &[]).unwrap_err().to_string();
+        assert!(e.contains("exactly-once needs partition"), "{e}");
     }
 
     #[test]

@@ -275,13 +275,16 @@ async fn given_exactly_once_a_kill_should_leave_every_record_once_at_its_source_
         producer.close().await;
     };
     produce_ledger(source.cluster(), 0..20_000).await;
+    let audit = BTreeMap::from([(0, 1234), (1, 99)]);
+    goulette_client::offsets::commit(&source.cluster(), "audit", LEDGER, &audit, None).await.unwrap();
 
     let work = tempfile::tempdir().unwrap();
     let http = free_port();
     let config = work.path().join("mirror.toml");
     let text = format!(
         "[target]\nsentinels = [\"{}\"]\n\n[http]\naddress = \"127.0.0.1:{http}\"\n\n[[source]]\nname = \"ledger\"\n\
-         kind = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"{LEDGER}\"]\npartition = \"same\"\nexactly-once = true\n",
+         kind = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"{LEDGER}\"]\npartition = \"same\"\nexactly-once = true\n\
+         sync-groups = [\"audit\"]\nsync-interval = \"300ms\"\n",
         target.sentinel.address, source.brokers[0].kafka_address
     );
     std::fs::write(&config, text).unwrap();
@@ -311,6 +314,12 @@ async fn given_exactly_once_a_kill_should_leave_every_record_once_at_its_source_
             assert!(Instant::now() < deadline, "partition {partition}: {got} of {want} mirrored: {}", log());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+    // A group's offsets are the same on both sides.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while goulette_client::offsets::fetch(&target.cluster(), "audit", LEDGER).await.unwrap_or_default() != audit {
+        assert!(Instant::now() < deadline, "the group's offsets did not reach the target: {}", log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let status = mirror.terminate().expect("the mirror did not stop within 20 s of SIGTERM");
     assert!(status.success(), "{status:?}: {}", log());

@@ -22,6 +22,9 @@
 //! shift offsets.
 //!
 //! Partitions are written in parallel, one task each, each in its order.
+//!
+//! Consumer groups to sync need no translation: their offsets are the
+//! same on both sides, once the target holds what they committed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::translate::Identity;
 use super::{Context, KafkaSourceError, client_config};
 use crate::config::KafkaConfig;
 use crate::metrics::SourceMetrics;
@@ -100,6 +104,8 @@ pub async fn run(
     let mut assignment = TopicPartitionList::new();
     let mut writers = BTreeMap::new();
     let mut tasks = JoinSet::new();
+    let (held, watched) = tokio::sync::watch::channel(Identity::default());
+    let held = Arc::new(held);
     for topic in &config.topics {
         let partitions = source_partitions(&consumer, topic).await.map_err(client)?;
         let target_topic = config.target_topic(topic);
@@ -112,7 +118,12 @@ pub async fn run(
             assignment.add_partition_offset(topic, partition as i32, Offset::Offset(end as i64)).map_err(client)?;
             let (runs, queued) = mpsc::channel(AHEAD);
             writers.insert((topic.clone(), partition), runs);
+            held.send_modify(|h| {
+                h.0.insert((topic.clone(), partition), end);
+            });
             let writer = Writer {
+                source_topic: topic.clone(),
+                held: held.clone(),
                 topic: target_topic.clone(),
                 partition,
                 target: target.clone(),
@@ -124,6 +135,9 @@ pub async fn run(
         }
     }
     consumer.assign(&assignment).map_err(client)?;
+    if !config.sync_groups.is_empty() {
+        tokio::spawn(super::groups::sync(config.clone(), watched, target.clone(), metrics.clone(), token.clone()));
+    }
     let read = read(&config, &consumer, &mut writers, &metrics, &token, &mut tasks).await;
     // Stopped reading: the writers finish what they were given.
     writers.clear();
@@ -249,6 +263,9 @@ async fn source_partitions(
 
 /// One target partition's writer.
 struct Writer {
+    source_topic: String,
+    /// Where each target partition ends, for the group sync.
+    held: Arc<tokio::sync::watch::Sender<Identity>>,
     topic: String,
     partition: u32,
     target: Arc<Cluster>,
@@ -305,6 +322,10 @@ impl Writer {
         }
         self.metrics.records_out.inc_by(count);
         self.metrics.bytes_out.inc_by(bytes);
+        let end = run.first + run.records.len() as u64;
+        self.held.send_modify(|h| {
+            h.0.insert((self.source_topic.clone(), self.partition), end);
+        });
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::translate::Translation;
+use super::translate::Translate;
 use super::{Context, client_config};
 use crate::config::KafkaConfig;
 use crate::metrics::SourceMetrics;
@@ -34,9 +34,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Syncs `config.sync_groups` until `token` is cancelled, with the
 /// translation `translation` publishes.
-pub async fn sync(
+pub async fn sync<T: Translate + Clone + Send + Sync + 'static>(
     config: KafkaConfig,
-    translation: watch::Receiver<Translation>,
+    translation: watch::Receiver<T>,
     target: Arc<Cluster>,
     metrics: SourceMetrics,
     token: CancellationToken,
@@ -86,14 +86,12 @@ async fn sync_group(
     config: &KafkaConfig,
     group: &str,
     reader: &Arc<BaseConsumer<Context>>,
-    translation: &Translation,
+    translation: &impl Translate,
     target: &Arc<Cluster>,
 ) -> Result<Round, String> {
     let mut asked = TopicPartitionList::new();
-    for (topic, partitions) in &translation.partitions {
-        for partition in partitions.keys() {
-            asked.add_partition(topic, *partition as i32);
-        }
+    for (topic, partition) in translation.mirrored() {
+        asked.add_partition(&topic, partition as i32);
     }
     let mut round = Round::default();
     if asked.count() == 0 {

@@ -115,6 +115,31 @@ impl PartitionMap {
     }
 }
 
+/// Source offsets to target offsets, for [`super::groups`].
+pub trait Translate {
+    /// The source partitions mirrored so far.
+    fn mirrored(&self) -> Vec<(String, u32)>;
+    /// The target offset of committed source offset `committed`; none
+    /// while it is not known exactly.
+    fn translate(&self, topic: &str, partition: u32, committed: u64) -> Option<u64>;
+}
+
+/// Exactly-once mode: target offsets are the source's, for everything
+/// the target holds (partition by partition, where it ends).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity(pub BTreeMap<(String, u32), u64>);
+
+impl Translate for Identity {
+    fn mirrored(&self) -> Vec<(String, u32)> {
+        self.0.keys().cloned().collect()
+    }
+
+    fn translate(&self, topic: &str, partition: u32, committed: u64) -> Option<u64> {
+        let end = *self.0.get(&(topic.to_owned(), partition))?;
+        (committed <= end).then_some(committed)
+    }
+}
+
 /// Every mirrored partition's translation, by source topic and partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Translation {
@@ -126,9 +151,14 @@ impl Translation {
     pub fn partition(&mut self, topic: &str, partition: u32) -> &mut PartitionMap {
         self.partitions.entry(topic.to_owned()).or_default().entry(partition).or_default()
     }
+}
 
-    /// `committed` of `topic`'s `partition`, translated.
-    pub fn translate(&self, topic: &str, partition: u32, committed: u64) -> Option<u64> {
+impl Translate for Translation {
+    fn mirrored(&self) -> Vec<(String, u32)> {
+        self.partitions.iter().flat_map(|(t, ps)| ps.keys().map(move |p| (t.clone(), *p))).collect()
+    }
+
+    fn translate(&self, topic: &str, partition: u32, committed: u64) -> Option<u64> {
         self.partitions.get(topic)?.get(&partition)?.translate(committed)
     }
 }
