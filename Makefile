@@ -17,7 +17,7 @@ ARGS ?=
 # The scripts call make again (build-release); they use this one.
 export MAKE
 
-.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-tls bench-storage bench-failover fuzz-batch \
+.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-tls bench-mirror bench-storage bench-failover fuzz-batch \
 	run-all run-all-secure run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all package test-package \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
@@ -53,9 +53,14 @@ lint: deps ## clippy with warnings as errors, a formatting check, no import cycl
 	python3 scripts/import-cycles.py
 	python3 scripts/long-files.py
 
-bench: deps ## the goulette bench suite of issue 6 on release builds (about 3½ minutes of runs, 8 with the release build, TLS row included); appends to docs/benchmarks.md
+bench: deps ## the goulette bench suite of issue 6 on release builds (about 5½ minutes of runs, 10 with the release build, TLS and mirror rows included); appends to docs/benchmarks.md
 	$(CARGO) build --workspace --bins --release --locked
 	$(CARGO) test -p goulette-cli --release --locked --test bench -- --ignored --nocapture bench_suite
+	$(CARGO) test -p goulette-mirror --release --locked --test bench -- --ignored --nocapture bench_mirror
+
+bench-mirror: deps ## goulette-mirror's throughput, 1 KiB records: Goulette → Goulette (Kafka source, at least and exactly once) and RabbitMQ → Goulette, against each side alone (about 2 minutes)
+	$(CARGO) build --workspace --bins --release --locked
+	$(CARGO) test -p goulette-mirror --release --locked --test bench -- --ignored --nocapture bench_mirror
 
 SEED ?=
 DURATION ?= 300

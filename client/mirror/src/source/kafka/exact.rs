@@ -47,8 +47,12 @@ use super::{Context, KafkaSourceError, client_config};
 use crate::config::KafkaConfig;
 use crate::metrics::SourceMetrics;
 
-/// Records per batch at most…
-const BATCH_RECORDS: usize = 500;
+/// Records per batch at most, and their key and value bytes: one
+/// conditional append is in flight per partition, so a partition moves a
+/// batch per round trip (measured: 500 records of 1 KiB moved ~97k
+/// records/s, docs/benchmarks.md)…
+const BATCH_RECORDS: usize = 4096;
+const BATCH_BYTES: usize = 2 << 20;
 /// …and how long a batch waits for more.
 const BATCH_WAIT: Duration = Duration::from_millis(5);
 /// Batches read ahead of a partition's writer.
@@ -221,7 +225,7 @@ async fn read(
                     let run = open.entry(key.clone()).or_insert_with(|| Run { first: offset, records: Vec::new(), bytes: 0 });
                     run.records.push(record);
                     run.bytes += bytes;
-                    if run.records.len() >= BATCH_RECORDS
+                    if (run.records.len() >= BATCH_RECORDS || run.bytes >= BATCH_BYTES)
                         && let Some(run) = open.remove(&key)
                     {
                         hand_over(writers, key, run).await;
