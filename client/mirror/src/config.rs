@@ -116,6 +116,16 @@ impl SourceConfig {
         }
     }
 
+    /// The pipelines its records go through: several only for a Kafka
+    /// source (partitions spread over them), and without dedup or rate
+    /// limits, which count for the whole source.
+    pub fn pipelines(&self) -> usize {
+        match self {
+            SourceConfig::Kafka(k) if !k.exactly_once && k.dedup.is_none() && k.rate.is_none() => k.workers.max(1),
+            _ => 1,
+        }
+    }
+
     /// Its rate limits, if any.
     pub fn rate(&self) -> Option<&RateConfig> {
         match self {
@@ -257,6 +267,11 @@ pub struct KafkaConfig {
     /// Where a new mirror group starts: `earliest` or `latest`.
     #[serde(default)]
     pub start: KafkaStart,
+    /// Pipelines writing to the target at once. A source partition always
+    /// goes through the same one, so its records stay in order. With dedup
+    /// or rate limits there is one (they count for the whole source).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// Exactly once between two Goulette clusters: every record at its
     /// source offset in the target, once (needs `partition = "same"`,
     /// topic names, and target partitions written by the mirror alone).
@@ -298,6 +313,10 @@ pub struct KafkaConfig {
     pub dedup: Option<DedupConfig>,
     #[serde(default)]
     pub rate: Option<RateConfig>,
+}
+
+fn default_workers() -> usize {
+    2
 }
 
 fn default_kafka_group() -> String {
@@ -524,6 +543,9 @@ impl KafkaConfig {
         }
         if self.sync_interval.is_zero() {
             return Err(format!("source {name}: sync-interval must be positive"));
+        }
+        if self.workers == 0 {
+            return Err(format!("source {name}: workers must be at least 1"));
         }
         if self.exactly_once {
             if self.partition != KafkaPartition::Same {

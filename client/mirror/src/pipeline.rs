@@ -38,6 +38,10 @@ pub enum PipelineError {
     Unwritable { source_name: String, topic: String, error: ClientError },
     #[error("source {source_name}: a write task failed: {reason}")]
     Task { source_name: String, reason: String },
+    /// Stopped (SIGTERM) while writes were failing: what was not
+    /// acknowledged stays so, and is read again on the next run.
+    #[error("source {source_name}: stopped while writes were failing; {unacknowledged} records not acknowledged")]
+    Stopped { source_name: String, unacknowledged: usize },
 }
 
 /// How a pipeline runs.
@@ -47,6 +51,11 @@ pub struct PipelineSettings {
     pub max_in_flight: usize,
     pub retry_for: Duration,
 }
+
+/// After a stop, how long records in flight may still take to be
+/// acknowledged (a healthy target needs milliseconds); then they are left
+/// unacknowledged, to be read again on the next run.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// A retry's first pause, doubled up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -91,6 +100,9 @@ pub async fn run(
                     Some(Ok(acked)) => {
                         let _ = acks.send(acked);
                     }
+                    Some(Err(PipelineError::Stopped { source_name, .. })) => {
+                        break Err(PipelineError::Stopped { source_name, unacknowledged: records + front.records });
+                    }
                     Some(Err(e)) => break Err(e),
                     None => break Err(PipelineError::Task { source_name: settings.source_name.clone(), reason: "panicked or cancelled".into() }),
                 }
@@ -101,7 +113,7 @@ pub async fn run(
                     if let Some(rate) = rate.as_mut() {
                         rate.admit(count, batch.bytes()).await;
                     }
-                    let task = queue(&settings, batch, &target, &metrics, dedup.as_mut()).await;
+                    let task = queue(&settings, batch, &target, &metrics, dedup.as_mut(), &token).await;
                     records += count;
                     metrics.in_flight.set(records as i64);
                     in_flight.push_back(InFlight { task, records: count });
@@ -133,6 +145,7 @@ async fn queue(
     target: &Arc<Target>,
     metrics: &SourceMetrics,
     dedup: Option<&mut Dedup>,
+    token: &CancellationToken,
 ) -> JoinHandle<Result<Acked, PipelineError>> {
     let read_at = Instant::now();
     let bytes = batch.bytes() as u64;
@@ -154,15 +167,20 @@ async fn queue(
         };
         deliveries.push((index, record, delivery));
     }
-    let (target, metrics, settings) = (target.clone(), metrics.clone(), settings.clone());
+    let (target, metrics, settings, token) = (target.clone(), metrics.clone(), settings.clone(), token.clone());
     tokio::spawn(async move {
         let count = deliveries.len() as u64;
         for (index, record, delivery) in deliveries {
             let first = match delivery {
-                Ok(d) => d.wait().await.map(|m| m.offset),
+                Ok(d) => tokio::select! {
+                    outcome = d.wait() => outcome.map(|m| m.offset),
+                    _ = async { token.cancelled().await; tokio::time::sleep(DRAIN_GRACE).await } => {
+                        return Err(PipelineError::Stopped { source_name: settings.source_name.clone(), unacknowledged: 0 });
+                    }
+                },
                 Err(e) => Err(e),
             };
-            offsets[index] = settle(&settings, &target, &metrics, &record, first).await?;
+            offsets[index] = settle(&settings, &target, &metrics, &record, first, &token).await?;
         }
         metrics.records_out.inc_by(count);
         metrics.bytes_out.inc_by(bytes);
@@ -173,13 +191,15 @@ async fn queue(
 
 /// Sees one record through: retried while that may help, dead-lettered
 /// when the target will never take it. Its offset in its topic (none:
-/// dead-lettered).
+/// dead-lettered). A stop (`token`) ends the retries: the record stays
+/// unacknowledged rather than hold the stop for `retry_for`.
 async fn settle(
     settings: &PipelineSettings,
     target: &Target,
     metrics: &SourceMetrics,
     record: &MirrorRecord,
     first: Result<Option<u64>, ClientError>,
+    token: &CancellationToken,
 ) -> Result<Option<u64>, PipelineError> {
     let started = Instant::now();
     let mut pause = RETRY_FIRST;
@@ -220,7 +240,14 @@ async fn settle(
         }
         tracing::warn!(source = %settings.source_name, topic = %record.topic, %error, retry_in_ms = pause.as_millis() as u64, "a write failed; retrying");
         metrics.retries.inc();
-        tokio::time::sleep(jitter(pause)).await;
+        let stopped = PipelineError::Stopped { source_name: settings.source_name.clone(), unacknowledged: 0 };
+        if token.is_cancelled() {
+            return Err(stopped);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(jitter(pause)) => {}
+            _ = token.cancelled() => return Err(stopped),
+        }
         pause = (pause * 2).min(RETRY_MAX);
         outcome = target.write(record).await;
     }

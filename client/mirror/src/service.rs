@@ -60,25 +60,58 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
         let name = source.name().to_owned();
         let source_metrics = metrics.source(&name);
         tokio::spawn(log_stats(name.clone(), source_metrics.clone(), stop.clone()));
+        let pipelines = source.pipelines();
         let settings = PipelineSettings {
             source_name: name.clone(),
-            max_in_flight: config.target.max_in_flight,
+            max_in_flight: (config.target.max_in_flight / pipelines).max(1),
             retry_for: config.target.retry_for,
         };
-        let (link, ends) = source::link();
+        let (links, ends) = source::link(pipelines);
         let target_side = (target.cluster(), config.target.retry_for);
         let reader = spawn_source(source.clone(), ends, source_metrics.clone(), target_side, stop.clone());
         let (target, stop, m) = (target.clone(), stop.clone(), source_metrics.clone());
         let (dedup, topics) = (source.dedup().cloned(), source.topics());
         let rate = source.rate().map(crate::rate::RateLimit::new);
         tasks.spawn(async move {
-            let dedup = match dedup {
+            let mut dedup = match dedup {
                 Some(config) => Some(seeded(Dedup::new(config), &target, &topics, &name).await?),
                 None => None,
             };
-            let piped = pipeline::run(settings, link, target, m, dedup, rate, stop.clone()).await;
-            if piped.is_err() {
-                stop.cancel();
+            // Dedup and rate limits come with one pipeline only.
+            let mut rate = rate;
+            let mut pipes = tokio::task::JoinSet::new();
+            for link in links {
+                let run = pipeline::run(
+                    settings.clone(),
+                    link,
+                    target.clone(),
+                    m.clone(),
+                    dedup.take(),
+                    rate.take(),
+                    stop.clone(),
+                );
+                pipes.spawn(run);
+            }
+            let mut piped = Ok(());
+            while let Some(done) = pipes.join_next().await {
+                let outcome = match done {
+                    Ok(outcome) => outcome,
+                    Err(e) => Err(pipeline::PipelineError::Task { source_name: name.clone(), reason: e.to_string() }),
+                };
+                match outcome {
+                    Ok(()) => {}
+                    // A stop asked for, not a failure: the source reads the
+                    // unacknowledged records again on its next run.
+                    Err(e @ pipeline::PipelineError::Stopped { .. }) => {
+                        tracing::warn!(error = %e, "stopping without waiting for the target");
+                    }
+                    Err(e) => {
+                        stop.cancel();
+                        if piped.is_ok() {
+                            piped = Err(e);
+                        }
+                    }
+                }
             }
             let read = reader.await.map_err(|e| anyhow::anyhow!("source {name}: {e}"))?;
             piped.map_err(anyhow::Error::from)?;
@@ -96,7 +129,14 @@ pub async fn run(config: MirrorConfig, shutdown: CancellationToken) -> anyhow::R
         }
     }
     match Arc::try_unwrap(target) {
-        Ok(target) => target.close().await,
+        // Everything acknowledged is written; what the producer still
+        // holds was not acknowledged to any source: it need not wait for a
+        // target that is down.
+        Ok(target) => {
+            if tokio::time::timeout(pipeline::DRAIN_GRACE, target.close()).await.is_err() {
+                tracing::warn!("the producer did not flush in time; its records are read again on the next run");
+            }
+        }
         Err(_) => tracing::warn!("the producer is still shared at exit"),
     }
     http_stop.cancel();

@@ -279,3 +279,44 @@ fn given_a_bad_config_the_mirror_should_refuse_it_naming_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("poll-intervall") && stderr.contains("mirror.toml"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_the_target_down_a_sigterm_should_stop_the_mirror_soon_and_lose_nothing() {
+    let mut env = Env::start(1, &[]).await;
+    env.create_topic("drops", 1, 1).await;
+    let work = tempfile::tempdir().unwrap();
+    let (dir, state) = (work.path().join("in"), work.path().join("state"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = work.path().join("mirror.toml");
+    std::fs::write(&config, config_text(&env.sentinel.address.to_string(), &dir, &state, free_port())).unwrap();
+    let log = work.path().join("mirror.log");
+    let mut mirror = Mirror::start(&config, &log);
+    drop_file(&dir, 0);
+    wait_finished(&dir, 1, Duration::from_secs(60), &log).await;
+
+    // The target goes down; a file comes; its writes fail and are retried.
+    env.brokers[0].kill();
+    drop_file(&dir, 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let asked = Instant::now();
+    let status = mirror.terminate().expect("the mirror did not stop within 20 s of SIGTERM");
+    let took = asked.elapsed();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status:?}: {text}");
+    assert!(took < Duration::from_secs(15), "the stop took {took:?}: {text}");
+    assert_eq!(finished(&dir), 1, "a file was moved without being written");
+
+    // Back up: the file is sent on the next run, every line of both.
+    env.brokers[0].restart();
+    env.wait_brokers_up().await;
+    mirror.spawn();
+    wait_finished(&dir, 2, Duration::from_secs(90), &log).await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let config = ConsumerConfig { start: StartAt::Beginning, ..ConsumerConfig::default() };
+    let mut consumer = Consumer::subscribe(env.cluster(), "drops", config).await.unwrap();
+    while let Ok(Some(record)) = tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await {
+        *seen.entry(String::from_utf8(record.unwrap().value.to_vec()).unwrap()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 2 * LINES, "lines missing");
+    assert!(mirror.terminate().is_some_and(|s| s.success()));
+}

@@ -42,15 +42,28 @@ pub struct SourceLink {
 }
 
 /// The source's side: where it sends batches and hears acknowledgements.
+/// A source whose records may go through several pipelines at once (the
+/// Kafka source: one partition always through the same one) sends to
+/// `workers` too; the acknowledgements of all come on `acks`, each
+/// pipeline's in its order.
 #[derive(Debug)]
 pub struct SourceEnds {
     pub batches: mpsc::Sender<Batch>,
+    /// The pipelines after the first.
+    pub workers: Vec<mpsc::Sender<Batch>>,
     pub acks: mpsc::UnboundedReceiver<Acked>,
 }
 
-/// A connected pair of ends.
-pub fn link() -> (SourceLink, SourceEnds) {
-    let (batches_tx, batches) = mpsc::channel(AHEAD);
+/// The ends of `pipelines` pipelines (at least one) and their source.
+pub fn link(pipelines: usize) -> (Vec<SourceLink>, SourceEnds) {
     let (acks, acks_rx) = mpsc::unbounded_channel();
-    (SourceLink { batches, acks }, SourceEnds { batches: batches_tx, acks: acks_rx })
+    let mut links = Vec::new();
+    let mut senders = Vec::new();
+    for _ in 0..pipelines.max(1) {
+        let (batches_tx, batches) = mpsc::channel(AHEAD);
+        links.push(SourceLink { batches, acks: acks.clone() });
+        senders.push(batches_tx);
+    }
+    let batches = senders.remove(0);
+    (links, SourceEnds { batches, workers: senders, acks: acks_rx })
 }

@@ -21,7 +21,7 @@ pub mod exact;
 pub mod groups;
 pub mod translate;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,19 +166,25 @@ impl ConsumerContext for Context {
     }
 }
 
+/// Where a record came from: source topic, partition and offset.
+type Origin = (Arc<str>, u32, u64);
+
 /// Where a batch's records came from.
 #[derive(Debug)]
 struct Sent {
     position: u64,
-    origins: Vec<(Arc<str>, u32, u64)>,
+    origins: Vec<Origin>,
 }
 
 struct KafkaSource {
     config: KafkaConfig,
     consumer: Arc<StreamConsumer<Context>>,
-    batches: Option<tokio::sync::mpsc::Sender<Batch>>,
+    /// The pipelines: a partition's records always go through the same one
+    /// (so they stay in order), partitions spread over them.
+    batches: Option<Vec<tokio::sync::mpsc::Sender<Batch>>>,
     acks: tokio::sync::mpsc::UnboundedReceiver<Acked>,
-    sent: VecDeque<Sent>,
+    /// Batches in the pipelines, by position.
+    sent: BTreeMap<u64, Sent>,
     next_position: u64,
     /// The next offset of each partition the target acknowledged up to…
     acked: BTreeMap<(Arc<str>, u32), u64>,
@@ -226,9 +232,9 @@ pub async fn run(
     let mut source = KafkaSource {
         config,
         consumer: Arc::new(consumer),
-        batches: Some(ends.batches),
+        batches: Some(std::iter::once(ends.batches).chain(ends.workers).collect()),
         acks: ends.acks,
-        sent: VecDeque::new(),
+        sent: BTreeMap::new(),
         next_position: 1,
         acked: BTreeMap::new(),
         unstored: BTreeMap::new(),
@@ -344,39 +350,53 @@ impl KafkaSource {
         }
     }
 
-    /// Hands a batch to the pipeline (waiting while it is full).
-    async fn send(&mut self, records: Vec<MirrorRecord>, origins: Vec<(Arc<str>, u32, u64)>) {
-        let Some(batches) = &self.batches else { return };
+    /// Hands the records to their pipelines, one batch each (waiting
+    /// while one is full).
+    async fn send(&mut self, records: Vec<MirrorRecord>, origins: Vec<Origin>) {
+        let Some(pipelines) = &self.batches else { return };
         self.set_problem(None);
-        let position = self.next_position;
-        self.next_position += 1;
-        let batch = Batch { records, position };
-        self.metrics.records_in.inc_by(batch.records.len() as u64);
-        self.metrics.bytes_in.inc_by(batch.bytes() as u64);
-        if batches.send(batch).await.is_ok() {
-            self.sent.push_back(Sent { position, origins });
-        } else {
-            // The pipeline stopped: these records are read again.
-            self.batches = None;
+        let mut split: Vec<(Vec<MirrorRecord>, Vec<Origin>)> = vec![Default::default(); pipelines.len()];
+        for (record, origin) in records.into_iter().zip(origins) {
+            let (records, origins) = &mut split[pipeline_of(&origin.0, origin.1, pipelines.len())];
+            records.push(record);
+            origins.push(origin);
+        }
+        for (pipeline, (records, origins)) in split.into_iter().enumerate() {
+            if records.is_empty() {
+                continue;
+            }
+            let Some(pipelines) = &self.batches else { return };
+            let position = self.next_position;
+            self.next_position += 1;
+            let batch = Batch { records, position };
+            self.metrics.records_in.inc_by(batch.records.len() as u64);
+            self.metrics.bytes_in.inc_by(batch.bytes() as u64);
+            if pipelines[pipeline].send(batch).await.is_ok() {
+                self.sent.insert(position, Sent { position, origins });
+            } else {
+                // A pipeline stopped: these records are read again.
+                self.batches = None;
+            }
         }
     }
 
-    /// Every batch up to `acked.position` is held by the target.
+    /// The batch at `acked.position` is held by the target (each
+    /// pipeline acknowledges its batches in order, so each partition's
+    /// records are acknowledged in order).
     fn acknowledged(&mut self, acked: Acked) {
-        while self.sent.front().is_some_and(|s| s.position <= acked.position) {
-            let Some(sent) = self.sent.pop_front() else { break };
-            for (index, (topic, partition, offset)) in sent.origins.into_iter().enumerate() {
-                if let Some((translation, changed)) = self.translation.as_mut() {
-                    let map = translation.partition(&topic, partition);
-                    match acked.offsets.get(index).copied().flatten().filter(|_| sent.position == acked.position) {
-                        Some(target) => map.written(offset, target),
-                        None => map.skipped(offset),
-                    }
-                    *changed = true;
+        let Some(sent) = self.sent.remove(&acked.position) else { return };
+        debug_assert_eq!(sent.position, acked.position);
+        for (index, (topic, partition, offset)) in sent.origins.into_iter().enumerate() {
+            if let Some((translation, changed)) = self.translation.as_mut() {
+                let map = translation.partition(&topic, partition);
+                match acked.offsets.get(index).copied().flatten() {
+                    Some(target) => map.written(offset, target),
+                    None => map.skipped(offset),
                 }
-                self.acked.insert((topic.clone(), partition), offset + 1);
-                self.unstored.insert((topic, partition), offset + 1);
+                *changed = true;
             }
+            self.acked.insert((topic.clone(), partition), offset + 1);
+            self.unstored.insert((topic, partition), offset + 1);
         }
     }
 
@@ -424,6 +444,15 @@ impl KafkaSource {
     }
 }
 
+/// The pipeline of `topic`'s `partition` among `pipelines` (stable).
+fn pipeline_of(topic: &str, partition: u32, pipelines: usize) -> usize {
+    if pipelines <= 1 {
+        return 0;
+    }
+    let hash = crc32fast::hash(topic.as_bytes()) as usize;
+    (hash.wrapping_add(partition as usize)) % pipelines
+}
+
 fn partition_list(offsets: &BTreeMap<(Arc<str>, u32), u64>) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
     for ((topic, partition), offset) in offsets {
@@ -431,4 +460,17 @@ fn partition_list(offsets: &BTreeMap<(Arc<str>, u32), u64>) -> TopicPartitionLis
         let _ = tpl.add_partition_offset(topic, *partition as i32, Offset::Offset(*offset as i64));
     }
     tpl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_always_goes_through_the_same_pipeline_and_partitions_spread() {
+        assert_eq!(pipeline_of("orders", 3, 1), 0);
+        assert_eq!(pipeline_of("orders", 3, 4), pipeline_of("orders", 3, 4));
+        let used: std::collections::BTreeSet<usize> = (0..8).map(|p| pipeline_of("orders", p, 4)).collect();
+        assert_eq!(used.len(), 4, "consecutive partitions use every pipeline");
+    }
 }
