@@ -32,14 +32,14 @@ const AFTER: usize = 2000;
 /// the source's plus this, so a translation that is not done fails.
 const SHIFT: u64 = 5;
 
-/// Produces records `from..to` to the source: record i goes to partition
-/// i % 2 with key `k{i}`, value `v{i}` and header `n: i`.
-async fn produce(cluster: Arc<Cluster>, range: std::ops::Range<usize>) {
+/// Produces records `from..to` to `topic` of the source: record i goes to
+/// partition i % 2 with key `k{i}`, value `v{i}` and header `n: i`.
+async fn produce(cluster: Arc<Cluster>, topic: &str, range: std::ops::Range<usize>) {
     let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
     let mut deliveries = Vec::new();
     for i in range {
         let record = ProducerRecord {
-            topic: TOPIC.into(),
+            topic: topic.into(),
             partition: Some((i % 2) as u32),
             key: Some(Bytes::from(format!("k{i}"))),
             value: Bytes::from(format!("v{i}")),
@@ -91,7 +91,7 @@ async fn given_a_kafka_source_records_and_group_offsets_should_arrive_exactly_ac
     }
     producer.close().await;
 
-    produce(source.cluster(), 0..BEFORE).await;
+    produce(source.cluster(), TOPIC, 0..BEFORE).await;
     // A source group that read some of each partition.
     let billing = BTreeMap::from([(0, 300), (1, 200)]);
     goulette_client::offsets::commit(&source.cluster(), "billing", TOPIC, &billing, None).await.unwrap();
@@ -163,7 +163,7 @@ state-directory = "{}"
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     source.brokers[leader as usize - 1].kill();
-    produce(source.cluster(), BEFORE..BEFORE + AFTER).await;
+    produce(source.cluster(), TOPIC, BEFORE..BEFORE + AFTER).await;
     wait_out(BEFORE + AFTER, "after the kill").await;
 
     // The group moves on at the source: the target follows, forward only.
@@ -256,25 +256,7 @@ async fn given_exactly_once_a_kill_should_leave_every_record_once_at_its_source_
     let target = Env::start(1, &[]).await;
     target.create_topic(LEDGER, 2, 1).await;
     target.wait_serving(LEDGER).await;
-    let produce_ledger = |cluster: Arc<Cluster>, range: std::ops::Range<usize>| async move {
-        let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
-        let mut deliveries = Vec::new();
-        for i in range {
-            let record = ProducerRecord {
-                topic: LEDGER.into(),
-                partition: Some((i % 2) as u32),
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Bytes::from(format!("v{i}")),
-                ..Default::default()
-            };
-            deliveries.push(producer.send(record).await.unwrap());
-        }
-        for d in deliveries {
-            d.wait().await.unwrap();
-        }
-        producer.close().await;
-    };
-    produce_ledger(source.cluster(), 0..20_000).await;
+    produce(source.cluster(), LEDGER, 0..20_000).await;
     let audit = BTreeMap::from([(0, 1234), (1, 99)]);
     goulette_client::offsets::commit(&source.cluster(), "audit", LEDGER, &audit, None).await.unwrap();
 
@@ -300,7 +282,7 @@ async fn given_exactly_once_a_kill_should_leave_every_record_once_at_its_source_
     // Killed -9 while it writes; restarted; the source grows meanwhile.
     mirror.kill();
     mirror.spawn();
-    produce_ledger(source.cluster(), 20_000..25_000).await;
+    produce(source.cluster(), LEDGER, 20_000..25_000).await;
 
     let deadline = Instant::now() + Duration::from_secs(90);
     for partition in 0..2 {
