@@ -4,7 +4,7 @@
 //! only after the target acknowledged it, durable and replicated.
 //!
 //! - [`config`]: the TOML file and its `GOULETTE_MIRROR_*` overrides.
-//! - [`source`]: the inputs (files and RabbitMQ today), each on its own task.
+//! - [`source`]: the inputs (files, RabbitMQ, Kafka), each on its own task.
 //! - [`pipeline`]: one source's way to the target, in order, bounded,
 //!   acknowledged back in order; retries and dead letters.
 //! - [`dedup`]: the optional dedup of a source's records, [`seed`]ed at

@@ -17,30 +17,29 @@
 //! the source's with `partition = "same"`. Then [`translate`] learns where
 //! each record landed, and [`groups`] moves consumer groups' offsets.
 
+pub mod client;
 pub mod exact;
 pub mod groups;
 pub mod translate;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use goulette_client::Cluster;
-use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::{Acked, SourceEnds};
-use crate::config::{KafkaConfig, KafkaPartition, KafkaStart};
-use crate::metrics::{Problem, SourceMetrics};
+use crate::config::{KafkaConfig, KafkaPartition};
+use crate::metrics::SourceMetrics;
 use crate::record::{Batch, MirrorRecord};
+pub use client::{Context, client_config};
 use translate::Translation;
 
 /// Records per batch at most…
@@ -64,106 +63,6 @@ pub enum KafkaSourceError {
     Target(String),
     #[error(transparent)]
     Exact(#[from] exact::ExactError),
-}
-
-/// The librdkafka settings of `config` for consumer group `group`.
-pub fn client_config(config: &KafkaConfig, group: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.brokers)
-        .set("group.id", group)
-        .set("client.id", format!("goulette-mirror-{}", config.name))
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", if config.start == KafkaStart::Latest { "latest" } else { "earliest" })
-        // Before 2.1 (Debian 12 has 2.0.2), librdkafka stops fetching for a
-        // whole second whenever its prefetch queue is full, which a consumer
-        // slower than its source (the mirror: it waits for the target) meets
-        // all the time. With the defaults (64 MiB) a 1 KiB backlog moved in
-        // bursts with idle seconds between them: 155k records/s, against
-        // 285k with 128 MiB (docs/benchmarks.md). The memory it costs:
-        // 128 MiB of prefetched records per source at most.
-        .set("queued.max.messages.kbytes", "131072")
-        .set("queued.min.messages", "1000000")
-        .set_log_level(RDKafkaLogLevel::Warning);
-    let path = |p: &PathBuf| p.to_string_lossy().into_owned();
-    let typed = [
-        ("security.protocol", config.security_protocol.clone()),
-        ("sasl.mechanism", config.sasl_mechanism.clone()),
-        ("sasl.username", config.sasl_username.clone()),
-        ("sasl.password", config.sasl_password.clone()),
-        ("ssl.ca.location", config.tls_ca.as_ref().map(path)),
-        ("ssl.certificate.location", config.tls_cert.as_ref().map(path)),
-        ("ssl.key.location", config.tls_key.as_ref().map(path)),
-    ];
-    for (key, value) in typed {
-        if let Some(value) = value {
-            c.set(key, value);
-        }
-    }
-    for (key, value) in &config.properties {
-        c.set(key, value);
-    }
-    c
-}
-
-/// librdkafka's logs, errors and rebalances, into the mirror's log and
-/// `/ready`.
-#[derive(Debug)]
-pub struct Context {
-    source: String,
-    problem: Problem,
-}
-
-impl Context {
-    pub fn new(source: &str, problem: Problem) -> Context {
-        Context { source: source.to_owned(), problem }
-    }
-
-    fn set_problem(&self, why: Option<String>) {
-        *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = why;
-    }
-}
-
-impl ClientContext for Context {
-    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        match level {
-            RDKafkaLogLevel::Debug => tracing::debug!(source = %self.source, facility, "librdkafka: {message}"),
-            RDKafkaLogLevel::Info | RDKafkaLogLevel::Notice => {
-                tracing::info!(source = %self.source, facility, "librdkafka: {message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(source = %self.source, facility, "librdkafka: {message}"),
-            _ => tracing::error!(source = %self.source, facility, "librdkafka: {message}"),
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(source = %self.source, %error, reason, "the Kafka source reports an error");
-        self.set_problem(Some(format!("the Kafka source: {error}: {reason}")));
-    }
-}
-
-impl ConsumerContext for Context {
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, offsets: &TopicPartitionList) {
-        match result {
-            Ok(()) => {
-                tracing::debug!(source = %self.source, partitions = offsets.count(), "offsets committed to the source")
-            }
-            Err(error) => tracing::warn!(source = %self.source, %error, "an offset commit to the source failed"),
-        }
-    }
-
-    fn post_rebalance(&self, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                tracing::info!(source = %self.source, partitions = tpl.count(), "source partitions assigned")
-            }
-            Rebalance::Revoke(tpl) => {
-                tracing::info!(source = %self.source, partitions = tpl.count(), "source partitions revoked")
-            }
-            Rebalance::Error(e) => tracing::warn!(source = %self.source, error = %e, "a rebalance failed"),
-        }
-    }
 }
 
 /// Where a record came from: source topic, partition and offset.
