@@ -12,12 +12,19 @@ use goulette_sentinel::testkit::signal;
 pub struct Mirror {
     config: PathBuf,
     pub log: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
 impl Mirror {
     pub fn start(config: &Path, log: &Path) -> Mirror {
-        let mut m = Mirror { config: config.to_owned(), log: log.to_owned(), child: None };
+        Mirror::start_with_env(config, log, &[])
+    }
+
+    /// Like `start`, with environment variables (`GOULETTE_MIRROR_*`).
+    pub fn start_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Mirror {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut m = Mirror { config: config.to_owned(), log: log.to_owned(), env, child: None };
         m.spawn();
         m
     }
@@ -25,6 +32,7 @@ impl Mirror {
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_goulette-mirror"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--config")
             .arg(&self.config)
             .stdout(Stdio::null())

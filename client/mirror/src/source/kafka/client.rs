@@ -67,10 +67,6 @@ impl Context {
     pub fn new(source: &str, problem: Problem) -> Context {
         Context { source: source.to_owned(), problem }
     }
-
-    fn set_problem(&self, why: Option<String>) {
-        *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = why;
-    }
 }
 
 impl ClientContext for Context {
@@ -87,7 +83,14 @@ impl ClientContext for Context {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(source = %self.source, %error, reason, "the Kafka source reports an error");
-        self.set_problem(Some(format!("the Kafka source: {error}: {reason}")));
+        let why = format!("the Kafka source: {error}: {reason}");
+        let mut problem = self.problem.lock().unwrap_or_else(|p| p.into_inner());
+        // A refused login is followed by "all brokers down": keep saying
+        // what the operator must fix, not its consequence.
+        let refused = |p: &str| p.to_ascii_lowercase().contains("authentication");
+        if !problem.as_deref().is_some_and(|p| refused(p) && !refused(&why)) {
+            *problem = Some(why);
+        }
     }
 }
 
