@@ -133,6 +133,7 @@ pub async fn run(
                 target: target.clone(),
                 metrics: metrics.clone(),
                 retry_for,
+                stop: token.clone(),
             };
             tasks.spawn(writer.run(queued));
             tracing::info!(source = %config.name, topic, partition, from = end, "exactly-once: reading from the target's end");
@@ -275,19 +276,26 @@ struct Writer {
     target: Arc<Cluster>,
     metrics: SourceMetrics,
     retry_for: Duration,
+    /// A stop ends the retries: the target is the record of progress, so
+    /// the next run starts where it ends.
+    stop: CancellationToken,
 }
 
 impl Writer {
     async fn run(self, mut runs: mpsc::Receiver<Run>) -> Result<(), ExactError> {
         while let Some(run) = runs.recv().await {
-            self.write(run).await?;
+            if !self.write(run).await? {
+                // Stopped while failing: the runs left are read again.
+                break;
+            }
         }
         Ok(())
     }
 
     /// Appends `run` at its source offsets, skipping what the target holds
-    /// already, retrying failures with backoff for `retry_for`.
-    async fn write(&self, mut run: Run) -> Result<(), ExactError> {
+    /// already, retrying failures with backoff for `retry_for`; false when
+    /// a stop ended the retries first.
+    async fn write(&self, mut run: Run) -> Result<bool, ExactError> {
         let started = Instant::now();
         let mut pause = Duration::from_millis(200);
         let (count, bytes) = (run.records.len() as u64, run.bytes as u64);
@@ -311,7 +319,10 @@ impl Writer {
                     self.metrics.retries.inc();
                     self.metrics.errors.inc();
                     tracing::warn!(topic = %self.topic, partition = self.partition, %error, "a conditional append failed; retrying");
-                    tokio::time::sleep(pause).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = self.stop.cancelled() => return Ok(false),
+                    }
                     pause = (pause * 2).min(Duration::from_secs(30));
                 }
                 Err(error) => {
@@ -330,7 +341,7 @@ impl Writer {
         self.held.send_modify(|h| {
             h.0.insert((self.source_topic.clone(), self.partition), end);
         });
-        Ok(())
+        Ok(true)
     }
 }
 
