@@ -33,6 +33,7 @@ pub struct Metrics {
     dedup_hits: Family<SourceLabel, Counter>,
     errors: Family<SourceLabel, Counter>,
     files_finished: Family<SourceLabel, Counter>,
+    source_lag: Family<SourceLabel, Gauge>,
     offsets_synced: Family<SourceLabel, Counter>,
     in_flight: Family<SourceLabel, Gauge>,
     ack_latency: Family<SourceLabel, Histogram, fn() -> Histogram>,
@@ -57,6 +58,7 @@ pub struct SourceMetrics {
     pub errors: Counter,
     pub files_finished: Counter,
     pub offsets_synced: Counter,
+    pub source_lag: Gauge,
     pub in_flight: Gauge,
     pub ack_latency: Histogram,
 }
@@ -80,6 +82,7 @@ impl Metrics {
             dedup_hits: Family::default(),
             errors: Family::default(),
             files_finished: Family::default(),
+            source_lag: Family::default(),
             offsets_synced: Family::default(),
             in_flight: Family::default(),
             ack_latency: Family::new_with_constructor(latency_histogram),
@@ -95,6 +98,11 @@ impl Metrics {
         registry.register("dedup_hits", "Records dropped as duplicates (dedup)", m.dedup_hits.clone());
         registry.register("errors", "Errors (failed writes, moves, source failures)", m.errors.clone());
         registry.register("files_finished", "Files completely mirrored and moved", m.files_finished.clone());
+        registry.register(
+            "source_lag",
+            "Records in the source not read yet (Kafka source: over its partitions, every 5 s)",
+            m.source_lag.clone(),
+        );
         registry.register(
             "offsets_synced",
             "Consumer-group offsets translated and committed to the target",
@@ -144,6 +152,7 @@ impl Metrics {
             errors: self.errors.get_or_create(&label).clone(),
             files_finished: self.files_finished.get_or_create(&label).clone(),
             offsets_synced: self.offsets_synced.get_or_create(&label).clone(),
+            source_lag: self.source_lag.get_or_create(&label).clone(),
             in_flight: self.in_flight.get_or_create(&label).clone(),
             ack_latency: self.ack_latency.get_or_create(&label).clone(),
         }

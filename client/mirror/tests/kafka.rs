@@ -315,3 +315,41 @@ async fn given_exactly_once_a_kill_should_leave_every_record_once_at_its_source_
         assert!(from == to, "partition {partition}: the target differs from the source");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_backlog_the_lag_metric_should_count_it_down_to_zero() {
+    let source = Env::start(1, &[]).await;
+    source.create_topic("backlog", 2, 1).await;
+    source.wait_serving("backlog").await;
+    let target = Env::start(1, &[]).await;
+    produce(source.cluster(), "backlog", 0..1200).await;
+    let work = tempfile::tempdir().unwrap();
+    let http = free_port();
+    // Paced, so that librdkafka's statistics (every 200 ms here) see the lag.
+    let text = format!(
+        "[target]\nsentinels = [\"{}\"]\n\n[http]\naddress = \"127.0.0.1:{http}\"\n\n[[source]]\nname = \"paced\"\n\
+         kind = \"kafka\"\nbrokers = \"{}\"\ntopics = [\"backlog\"]\nrate = {{ messages-per-second = 400, burst = \"100ms\" }}\n\
+         properties = {{ \"statistics.interval.ms\" = \"200\" }}\n",
+        target.sentinel.address, source.brokers[0].kafka_address
+    );
+    std::fs::write(work.path().join("mirror.toml"), text).unwrap();
+    let mut mirror = Mirror::start(&work.path().join("mirror.toml"), &work.path().join("mirror.log"));
+    let address = format!("127.0.0.1:{http}").parse().unwrap();
+    let read = |name: &str| {
+        let name = format!("goulette_mirror_{name}{{source=\"paced\"}}");
+        http_get(address, "/metrics").and_then(|(_, page)| common::metric(&page, &name))
+    };
+    let (mut most, deadline) = (0.0f64, Instant::now() + Duration::from_secs(60));
+    loop {
+        let (lag, out) = (read("source_lag").unwrap_or(0.0), read("records_out_total").unwrap_or(0.0));
+        most = most.max(lag);
+        if out >= 1200.0 && lag == 0.0 && most > 0.0 {
+            break;
+        }
+        let log = std::fs::read_to_string(work.path().join("mirror.log")).unwrap_or_default();
+        assert!(Instant::now() < deadline, "lag {lag} (most {most}), {out} written: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(most <= 1200.0, "a lag of {most} records, more than the backlog");
+    assert!(mirror.terminate().is_some_and(|s| s.success()));
+}

@@ -33,6 +33,8 @@ pub fn client_config(config: &KafkaConfig, group: &str) -> ClientConfig {
         // 128 MiB of prefetched records per source at most.
         .set("queued.max.messages.kbytes", "131072")
         .set("queued.min.messages", "1000000")
+        // For the lag metric.
+        .set("statistics.interval.ms", "5000")
         .set_log_level(RDKafkaLogLevel::Warning);
     let path = |p: &PathBuf| p.to_string_lossy().into_owned();
     let typed = [
@@ -61,15 +63,35 @@ pub fn client_config(config: &KafkaConfig, group: &str) -> ClientConfig {
 pub struct Context {
     source: String,
     problem: Problem,
+    lag: Option<prometheus_client::metrics::gauge::Gauge>,
 }
 
 impl Context {
     pub fn new(source: &str, problem: Problem) -> Context {
-        Context { source: source.to_owned(), problem }
+        Context { source: source.to_owned(), problem, lag: None }
+    }
+
+    /// Also sets `lag` to the records not read yet, from librdkafka's
+    /// statistics (`statistics.interval.ms`).
+    pub fn with_lag(self, lag: prometheus_client::metrics::gauge::Gauge) -> Context {
+        Context { lag: Some(lag), ..self }
     }
 }
 
 impl ClientContext for Context {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(lag) = &self.lag else { return };
+        // Partition -1 is librdkafka's own; -1 lag means not known yet.
+        let behind: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|p| p.consumer_lag)
+            .sum();
+        lag.set(behind);
+    }
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         match level {
             RDKafkaLogLevel::Debug => tracing::debug!(source = %self.source, facility, "librdkafka: {message}"),

@@ -102,8 +102,13 @@ pub async fn run(
     let client = |error| KafkaSourceError::Client { brokers: brokers.clone(), error };
     let mut settings = client_config(&config, &config.group);
     settings.set("enable.auto.commit", "false");
-    let consumer: Arc<StreamConsumer<Context>> =
-        Arc::new(settings.create_with_context(Context::new(&config.name, metrics.problem.clone())).map_err(client)?);
+    let consumer: Arc<StreamConsumer<Context>> = Arc::new(
+        settings
+            .create_with_context(
+                Context::new(&config.name, metrics.problem.clone()).with_lag(metrics.source_lag.clone()),
+            )
+            .map_err(client)?,
+    );
     // Each source partition, from where its target partition ends.
     let mut assignment = TopicPartitionList::new();
     let mut writers = BTreeMap::new();

@@ -108,7 +108,7 @@ pub async fn run(
     let brokers = config.brokers.clone();
     let client = |error| KafkaSourceError::Client { brokers: brokers.clone(), error };
     let consumer: StreamConsumer<Context> = client_config(&config, &config.group)
-        .create_with_context(Context::new(&config.name, metrics.problem.clone()))
+        .create_with_context(Context::new(&config.name, metrics.problem.clone()).with_lag(metrics.source_lag.clone()))
         .map_err(client)?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(client)?;
