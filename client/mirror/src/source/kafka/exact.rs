@@ -36,7 +36,7 @@ use goulette_batch::Record;
 use goulette_client::Cluster;
 use goulette_client::append::{Appended, append_at};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -210,10 +210,7 @@ async fn read(
                         timestamp: m.timestamp().to_millis().unwrap_or_else(now_ms),
                         key: m.key().map(Bytes::copy_from_slice),
                         value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-                        headers: m
-                            .headers()
-                            .map(|h| h.iter().map(|h| (h.key.to_owned(), Bytes::copy_from_slice(h.value.unwrap_or_default()))).collect())
-                            .unwrap_or_default(),
+                        headers: super::headers_of(&m),
                     };
                     let bytes = record.key.as_ref().map_or(0, Bytes::len) + record.value.len();
                     metrics.records_in.inc();

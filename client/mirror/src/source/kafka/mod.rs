@@ -232,12 +232,7 @@ impl KafkaSource {
     }
 
     fn record(&self, m: &BorrowedMessage<'_>) -> MirrorRecord {
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter().map(|h| (h.key.to_owned(), Bytes::copy_from_slice(h.value.unwrap_or_default()))).collect()
-            })
-            .unwrap_or_default();
+        let headers = headers_of(m);
         MirrorRecord {
             topic: self.config.target_topic(m.topic()),
             partition: (self.config.partition == KafkaPartition::Same).then_some(m.partition() as u32),
@@ -341,6 +336,13 @@ impl KafkaSource {
             Err(e) => tracing::warn!(source = %name, error = %e, "the last commit did not run"),
         }
     }
+}
+
+/// A Kafka message's headers as record headers (a null value as empty).
+pub(crate) fn headers_of(m: &BorrowedMessage<'_>) -> Vec<(String, Bytes)> {
+    m.headers()
+        .map(|h| h.iter().map(|h| (h.key.to_owned(), Bytes::copy_from_slice(h.value.unwrap_or_default()))).collect())
+        .unwrap_or_default()
 }
 
 /// The pipeline of `topic`'s `partition` among `pipelines` (stable).
