@@ -95,6 +95,45 @@ pub struct Managed {
     ready: fn(SocketAddr) -> bool,
     /// The address `ready` checks.
     pub address: SocketAddr,
+    /// Every port it must listen on itself before it counts as ready.
+    ports: Vec<u16>,
+}
+
+/// When a started process counts as ready: `check` answers on `address`,
+/// and the process itself listens on every one of `ports`.
+struct Readiness {
+    address: SocketAddr,
+    check: fn(SocketAddr) -> bool,
+    ports: Vec<u16>,
+}
+
+/// The TCP ports process `pid` listens on, from `/proc`: its socket inodes
+/// matched against the listening sockets of `/proc/net/tcp{,6}`.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) = (fields.get(1), fields.get(3), fields.get(9)) else {
+                continue;
+            };
+            let port = local.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if *state == "0A" && inodes.contains(*inode) {
+                ports.extend(port);
+            }
+        }
+    }
+    ports
 }
 
 /// A process that exited before it was ready.
@@ -148,11 +187,11 @@ impl Managed {
         program: PathBuf,
         args: Vec<String>,
         envs: Vec<(String, String)>,
-        address: SocketAddr,
-        ready: fn(SocketAddr) -> bool,
+        readiness: Readiness,
         dir: tempfile::TempDir,
     ) -> Result<Managed, EarlyExit> {
-        let mut m = Managed { child: None, dir, name, program, args, envs, ready, address };
+        let Readiness { address, check: ready, ports } = readiness;
+        let mut m = Managed { child: None, dir, name, program, args, envs, ready, address, ports };
         m.try_spawn()?;
         Ok(m)
     }
@@ -193,7 +232,10 @@ impl Managed {
                 self.child = None;
                 return Err(EarlyExit { name: self.name, status, log: self.log_tail() });
             }
-            if ready(address) {
+            // A port released by `free_port` may since have been taken by
+            // another process: its listener would answer `ready` while ours
+            // fails to bind. Ready means it is our process that listens.
+            if ready(address) && self.owns_its_ports() {
                 return Ok(());
             }
             assert!(
@@ -204,6 +246,12 @@ impl Managed {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn owns_its_ports(&self) -> bool {
+        let Some(child) = &self.child else { return false };
+        let listening = listening_ports(child.id());
+        self.ports.iter().all(|p| listening.contains(p))
     }
 
     /// The last lines of its log.
@@ -375,7 +423,8 @@ impl EtcdProcess {
         .to_vec();
         args.extend(extra);
         let address = ([127, 0, 0, 1], client_port).into();
-        Managed::start("etcd", PathBuf::from("etcd"), args, Vec::new(), address, ready, temp_dir()).map(EtcdProcess)
+        let readiness = Readiness { address, check: ready, ports: vec![client_port, peer_port] };
+        Managed::start("etcd", PathBuf::from("etcd"), args, Vec::new(), readiness, temp_dir()).map(EtcdProcess)
     }
 
     /// The client endpoint, `http://127.0.0.1:PORT` (`https://` with TLS).
@@ -434,8 +483,7 @@ impl SentinelProcess {
             bin_dir().join("goulette-sentinel"),
             args,
             envs,
-            address,
-            listening,
+            Readiness { address, check: listening, ports: vec![address.port(), http_address.port()] },
             temp_dir(),
         )?;
         Ok(SentinelProcess { id: id.to_owned(), http_address, process })
@@ -518,7 +566,9 @@ impl BrokerProcess {
                 (PathBuf::from("prlimit"), limited)
             }
         };
-        let process = Managed::start("broker", program, args, envs, address, listening, temp_dir())?;
+        let ports = vec![address.port(), http_address.port(), kafka_address.port()];
+        let readiness = Readiness { address, check: listening, ports };
+        let process = Managed::start("broker", program, args, envs, readiness, temp_dir())?;
         Ok(BrokerProcess { id, http_address, kafka_address, process })
     }
 
@@ -571,5 +621,27 @@ mod tests {
         let failed = std::panic::catch_unwind(|| on_free_ports(|| Err::<(), _>(exit("Error: bad flag"))));
         let message = *failed.expect_err("an exit for another reason fails").downcast::<String>().unwrap();
         assert!(message.contains("Error: bad flag"), "{message}");
+    }
+
+    #[test]
+    fn given_a_listener_its_port_should_be_seen_as_this_processs_and_a_released_one_not() {
+        let ours = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = ours.local_addr().unwrap().port();
+        assert!(listening_ports(std::process::id()).contains(&port));
+        drop(ours);
+        assert!(!listening_ports(std::process::id()).contains(&port));
+    }
+
+    /// The CI failure this guards against: a sentinel's port was taken by
+    /// another process, whose listener made the sentinel look ready while it
+    /// had exited with "Address already in use".
+    #[test]
+    fn given_its_port_answered_by_another_process_a_child_should_not_count_as_ready() {
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = other.local_addr().unwrap();
+        let readiness = Readiness { address, check: listening, ports: vec![address.port()] };
+        let started = Managed::start("sleep", "sleep".into(), vec!["0.5".into()], Vec::new(), readiness, temp_dir());
+        let exit = started.expect_err("a child that never listened is not ready");
+        assert!(exit.status.success(), "{exit}");
     }
 }
