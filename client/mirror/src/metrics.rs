@@ -1,7 +1,8 @@
 //! What `/metrics` shows, per source (label `source`): records and bytes
 //! read and written, write retries, dead letters, dedup hits, errors, files finished,
-//! records in flight, and the time from a batch's read to its
-//! acknowledgement by the target (the mirror's own latency).
+//! records in flight, the time from a batch's read to its
+//! acknowledgement by the target (the mirror's own latency), and the time
+//! from a record's source timestamp to that acknowledgement (end to end).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -18,6 +19,11 @@ struct SourceLabel {
 fn latency_histogram() -> Histogram {
     // 1 ms to ~65 s.
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 17))
+}
+
+fn end_to_end_histogram() -> Histogram {
+    // 1 ms to ~18 h: a backlog read long after it was written shows its age.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 27))
 }
 
 /// Every series of the mirror.
@@ -37,6 +43,7 @@ pub struct Metrics {
     offsets_synced: Family<SourceLabel, Counter>,
     in_flight: Family<SourceLabel, Gauge>,
     ack_latency: Family<SourceLabel, Histogram, fn() -> Histogram>,
+    end_to_end_latency: Family<SourceLabel, Histogram, fn() -> Histogram>,
     problems: std::sync::Mutex<Vec<(String, Problem)>>,
 }
 
@@ -61,6 +68,19 @@ pub struct SourceMetrics {
     pub source_lag: Gauge,
     pub in_flight: Gauge,
     pub ack_latency: Histogram,
+    pub end_to_end_latency: Histogram,
+}
+
+impl SourceMetrics {
+    /// Observes, for records the target has just acknowledged, the time
+    /// since their source timestamps (ms since the epoch). Clocks of other
+    /// machines may run ahead: a timestamp in the future counts as 0.
+    pub fn observe_end_to_end(&self, timestamps: impl IntoIterator<Item = i64>) {
+        let now = goulette_batch::now_ms();
+        for t in timestamps {
+            self.end_to_end_latency.observe(now.saturating_sub(t).max(0) as f64 / 1000.0);
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -86,6 +106,7 @@ impl Metrics {
             offsets_synced: Family::default(),
             in_flight: Family::default(),
             ack_latency: Family::new_with_constructor(latency_histogram),
+            end_to_end_latency: Family::new_with_constructor(end_to_end_histogram),
             problems: std::sync::Mutex::new(Vec::new()),
             registry: Registry::default(),
         };
@@ -100,7 +121,7 @@ impl Metrics {
         registry.register("files_finished", "Files completely mirrored and moved", m.files_finished.clone());
         registry.register(
             "source_lag",
-            "Records in the source not read yet (Kafka source: over its partitions, every 5 s)",
+            "Records in the source not mirrored yet (Kafka source: over its partitions, every 5 s)",
             m.source_lag.clone(),
         );
         registry.register(
@@ -113,6 +134,11 @@ impl Metrics {
             "ack_latency_seconds",
             "From a batch's read to its acknowledgement by the target",
             m.ack_latency.clone(),
+        );
+        registry.register(
+            "end_to_end_latency_seconds",
+            "From a record's timestamp at the source to its acknowledgement by the target (records with a source timestamp)",
+            m.end_to_end_latency.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -155,6 +181,7 @@ impl Metrics {
             source_lag: self.source_lag.get_or_create(&label).clone(),
             in_flight: self.in_flight.get_or_create(&label).clone(),
             ack_latency: self.ack_latency.get_or_create(&label).clone(),
+            end_to_end_latency: self.end_to_end_latency.get_or_create(&label).clone(),
         }
     }
 }

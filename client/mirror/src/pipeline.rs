@@ -170,6 +170,7 @@ async fn queue(
     let (target, metrics, settings, token) = (target.clone(), metrics.clone(), settings.clone(), token.clone());
     tokio::spawn(async move {
         let count = deliveries.len() as u64;
+        let mut stamps = Vec::with_capacity(deliveries.len());
         for (index, record, delivery) in deliveries {
             let first = match delivery {
                 Ok(d) => tokio::select! {
@@ -181,10 +182,12 @@ async fn queue(
                 Err(e) => Err(e),
             };
             offsets[index] = settle(&settings, &target, &metrics, &record, first, &token).await?;
+            stamps.extend(record.timestamp);
         }
         metrics.records_out.inc_by(count);
         metrics.bytes_out.inc_by(bytes);
         metrics.ack_latency.observe(read_at.elapsed().as_secs_f64());
+        metrics.observe_end_to_end(stamps);
         Ok(Acked { position: batch.position, offsets })
     })
 }

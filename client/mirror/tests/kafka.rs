@@ -351,5 +351,13 @@ async fn given_a_backlog_the_lag_metric_should_count_it_down_to_zero() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(most <= 1200.0, "a lag of {most} records, more than the backlog");
+    // End to end from the records' source timestamps: the backlog was
+    // written before the mirror started and read at 400/s, so its records
+    // waited 1.5 s on average, far longer than the mirror's own write.
+    let (count, sum) = (read("end_to_end_latency_seconds_count"), read("end_to_end_latency_seconds_sum"));
+    assert_eq!(count, Some(1200.0), "every record's end-to-end latency observed once");
+    let mean = sum.unwrap_or(0.0) / 1200.0;
+    let own = read("ack_latency_seconds_sum").unwrap_or(0.0) / read("ack_latency_seconds_count").unwrap_or(1.0);
+    assert!(mean >= 0.5 && mean > own, "mean end-to-end latency {mean} s (the mirror's own: {own} s)");
     assert!(mirror.terminate().is_some_and(|s| s.success()));
 }

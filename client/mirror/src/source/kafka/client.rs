@@ -78,17 +78,26 @@ impl Context {
     }
 }
 
+/// A partition's records not mirrored yet: from the next one the target
+/// has not acknowledged (the offset stored for the commit; before any in
+/// this run, the last commit; before any commit, the next one handed to
+/// the mirror) to the partition's end. None when librdkafka does not know
+/// yet, and for partition -1 (librdkafka's own). Not librdkafka's
+/// `consumer_lag`: that counts from the last commit only, so it stays
+/// unknown for a new group until its first commit, and trails by a commit
+/// interval after.
+fn not_mirrored(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    if p.partition < 0 || p.hi_offset < 0 {
+        return None;
+    }
+    let from = [p.stored_offset, p.committed_offset, p.app_offset].into_iter().find(|o| *o >= 0)?;
+    Some((p.hi_offset - from).max(0))
+}
+
 impl ClientContext for Context {
     fn stats(&self, statistics: rdkafka::Statistics) {
         let Some(lag) = &self.lag else { return };
-        // Partition -1 is librdkafka's own; -1 lag means not known yet.
-        let behind: i64 = statistics
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
-            .map(|p| p.consumer_lag)
-            .sum();
+        let behind: i64 = statistics.topics.values().flat_map(|t| t.partitions.values()).filter_map(not_mirrored).sum();
         lag.set(behind);
     }
 
@@ -136,5 +145,34 @@ impl ConsumerContext for Context {
             }
             Rebalance::Error(e) => tracing::warn!(source = %self.source, error = %e, "a rebalance failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::statistics::Partition;
+
+    use super::not_mirrored;
+
+    fn partition(hi: i64, stored: i64, committed: i64, app: i64) -> Partition {
+        Partition {
+            partition: 0,
+            hi_offset: hi,
+            stored_offset: stored,
+            committed_offset: committed,
+            app_offset: app,
+            ..Partition::default()
+        }
+    }
+
+    #[test]
+    fn the_lag_counts_from_what_the_target_acknowledged_else_the_commit_else_the_reading() {
+        assert_eq!(not_mirrored(&partition(1000, 600, 400, 900)), Some(400), "stored: acknowledged by the target");
+        assert_eq!(not_mirrored(&partition(1000, -1001, 400, 900)), Some(600), "nothing stored yet: the commit");
+        assert_eq!(not_mirrored(&partition(1000, -1001, -1001, 900)), Some(100), "a new group: the reading");
+        assert_eq!(not_mirrored(&partition(1000, -1001, -1001, -1001)), None, "nothing known");
+        assert_eq!(not_mirrored(&partition(-1001, 600, 400, 900)), None, "the end not known");
+        assert_eq!(not_mirrored(&Partition { partition: -1, ..partition(1000, 600, 400, 900) }), None);
+        assert_eq!(not_mirrored(&partition(500, 600, 400, 900)), Some(0), "an end behind (stale) is no lag");
     }
 }

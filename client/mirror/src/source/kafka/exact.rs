@@ -207,7 +207,7 @@ async fn read(
                 Some(Ok(m)) => {
                     let (offset, key) = (m.offset() as u64, (m.topic().to_owned(), m.partition() as u32));
                     let record = Record {
-                        timestamp: m.timestamp().to_millis().unwrap_or_else(now_ms),
+                        timestamp: m.timestamp().to_millis().unwrap_or_else(goulette_batch::now_ms),
                         key: m.key().map(Bytes::copy_from_slice),
                         value: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
                         headers: super::headers_of(&m),
@@ -242,10 +242,6 @@ async fn read(
             },
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Gives a run to its partition's writer (waiting while it is behind).
@@ -301,6 +297,7 @@ impl Writer {
         let started = Instant::now();
         let mut pause = Duration::from_millis(200);
         let (count, bytes) = (run.records.len() as u64, run.bytes as u64);
+        let stamps: Vec<i64> = run.records.iter().map(|r| r.timestamp).collect();
         while !run.records.is_empty() {
             match append_at(&self.target, &self.topic, self.partition, run.first, &run.records).await {
                 Ok(Appended::Stored) => break,
@@ -339,6 +336,7 @@ impl Writer {
         }
         self.metrics.records_out.inc_by(count);
         self.metrics.bytes_out.inc_by(bytes);
+        self.metrics.observe_end_to_end(stamps);
         let end = run.first + run.records.len() as u64;
         self.held.send_modify(|h| {
             h.0.insert((self.source_topic.clone(), self.partition), end);

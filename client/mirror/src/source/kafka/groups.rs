@@ -44,7 +44,11 @@ pub async fn sync<T: Translate + Clone + Send + Sync + 'static>(
     let mut readers = Vec::new();
     for group in &config.sync_groups {
         let mut c = client_config(&config, group);
-        c.set("enable.auto.commit", "false");
+        // These readers never consume: their events (errors, logs) are
+        // served by the poll of each round, and they make no statistics,
+        // which would pile up in librdkafka's queue between rounds (the
+        // lag comes from the source's own consumer).
+        c.set("enable.auto.commit", "false").set("statistics.interval.ms", "0");
         match c.create_with_context::<_, BaseConsumer<Context>>(Context::new(&config.name, Default::default())) {
             Ok(reader) => readers.push((group.clone(), Arc::new(reader))),
             Err(error) => tracing::error!(source = %config.name, group, %error, "cannot read this group's offsets"),
@@ -58,6 +62,9 @@ pub async fn sync<T: Translate + Clone + Send + Sync + 'static>(
         }
         let snapshot = translation.borrow().clone();
         for (group, reader) in &readers {
+            // Serves its queued events (logged by its context); with no
+            // subscription there is never a message.
+            while reader.poll(Duration::ZERO).is_some() {}
             match sync_group(&config, group, reader, &snapshot, &target).await {
                 Ok(Round { written, waiting }) => {
                     metrics.offsets_synced.inc_by(written as u64);
