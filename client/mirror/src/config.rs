@@ -227,6 +227,15 @@ pub struct RabbitConfig {
     /// What becomes the record's key: `none`, `routing-key` or `message-id`.
     #[serde(default)]
     pub key: RabbitKey,
+    /// With an `amqps://` url: a CA bundle (PEM) trusted besides the
+    /// system's, to check the server's certificate.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for mutual TLS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     #[serde(default)]
     pub dedup: Option<DedupConfig>,
     #[serde(default)]
@@ -515,9 +524,23 @@ impl MirrorConfig {
                 SourceConfig::Rabbitmq(r) if r.prefetch == 0 => {
                     return Err(format!("source {name}: prefetch must be at least 1"));
                 }
-                SourceConfig::Rabbitmq(_) => {}
+                SourceConfig::Rabbitmq(r) => r.validate()?,
                 SourceConfig::Kafka(k) => k.validate()?,
             }
+        }
+        Ok(())
+    }
+}
+
+impl RabbitConfig {
+    fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        let tls = self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_key.is_some();
+        if tls && !self.url.starts_with("amqps://") {
+            return Err(format!("source {name}: tls-ca, tls-cert and tls-key need an amqps:// url"));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(format!("source {name}: tls-cert and tls-key go together"));
         }
         Ok(())
     }
@@ -669,6 +692,20 @@ poll-interval = "200ms"
         load_text(&exact, &[]).unwrap();
         let e = load_text(&exact.replace("\"same\"", "\"key\""), &[]).unwrap_err().to_string();
         assert!(e.contains("exactly-once needs partition"), "{e}");
+    }
+
+    #[test]
+    fn rabbitmq_tls_files_need_an_amqps_url_and_a_key_goes_with_its_certificate() {
+        let text = "[target]\nsentinels = [\"127.0.0.1:50052\"]\n\n[[source]]\nname = \"orders\"\nkind = \"rabbitmq\"\n\
+                    queue = \"q\"\ntopic = \"t\"\nurl = \"amqps://u:p@rabbit:5671/%2f\"\ntls-ca = \"/ca.pem\"\n";
+        let c = load_text(text, &[]).unwrap();
+        let SourceConfig::Rabbitmq(r) = &c.sources[0] else { panic!("{c:?}") };
+        assert_eq!(r.tls_ca.as_deref(), Some(Path::new("/ca.pem")));
+        let e = load_text(&text.replace("amqps://", "amqp://"), &[]).unwrap_err().to_string();
+        assert!(e.contains("need an amqps:// url"), "{e}");
+        let e = load_text(&format!("{text}tls-cert = \"/c.pem\"\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("tls-cert and tls-key go together"), "{e}");
+        load_text(&format!("{text}tls-cert = \"/c.pem\"\ntls-key = \"/c.key\"\n"), &[]).unwrap();
     }
 
     #[test]

@@ -13,13 +13,18 @@
 //! Record: the body as value; the routing key, exchange, the AMQP
 //! properties and the message's headers as `amqp-*` headers; the AMQP
 //! timestamp (seconds) as the record's; the key as `key` says.
+//!
+//! `amqps://` urls connect over TLS (rustls with `ring`, the one crypto
+//! provider Goulette links), trusting the system's CAs and `tls-ca`.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
@@ -42,6 +47,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 pub enum RabbitError {
     #[error("{what} ({url}): {error}")]
     Amqp { what: &'static str, url: String, error: lapin::Error },
+    #[error("read TLS file {}: {error}", path.display())]
+    TlsFile { path: PathBuf, error: std::io::Error },
 }
 
 /// A batch handed to the pipeline: its position, the channel it came on
@@ -132,13 +139,31 @@ impl RabbitSource {
         move |error| RabbitError::Amqp { what, url: shown(&self.config.url), error }
     }
 
+    /// The TLS files of an `amqps://` url, read at each connection (so a
+    /// renewed certificate is used from the next one on).
+    fn tls(&self) -> Result<OwnedTLSConfig, RabbitError> {
+        let read =
+            |path: &PathBuf| std::fs::read(path).map_err(|error| RabbitError::TlsFile { path: path.clone(), error });
+        let cert_chain = match &self.config.tls_ca {
+            Some(path) => Some(String::from_utf8_lossy(&read(path)?).into_owned()),
+            None => None,
+        };
+        let identity = match (&self.config.tls_cert, &self.config.tls_key) {
+            (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 { pem: read(cert)?, key: read(key)? }),
+            _ => None,
+        };
+        Ok(OwnedTLSConfig { identity, cert_chain })
+    }
+
     /// A connection, a channel with the prefetch, the queue declared and
     /// bound if asked, and a consumer on it.
     async fn connect(&mut self) -> Result<(Connection, Channel, lapin::Consumer), RabbitError> {
         let properties = ConnectionProperties::default()
             .with_executor(tokio_executor_trait::Tokio::current())
             .with_reactor(tokio_reactor_trait::Tokio::current());
-        let connection = Connection::connect(&self.config.url, properties).await.map_err(self.amqp("connect"))?;
+        let tls = self.tls()?;
+        let connection =
+            Connection::connect_with_config(&self.config.url, properties, tls).await.map_err(self.amqp("connect"))?;
         let channel = connection.create_channel().await.map_err(self.amqp("open a channel"))?;
         channel
             .basic_qos(self.config.prefetch, BasicQosOptions::default())

@@ -42,6 +42,31 @@ impl RabbitProcess {
 
     /// Starts a node whose AMQP listener is on `port`.
     pub fn start_on(port: u16) -> RabbitProcess {
+        RabbitProcess::start_configured(port, port, None)
+    }
+
+    /// Starts a node whose AMQPS listener (TLS, `amqps://`) is on the
+    /// returned node's `port`, with these PEM files (`ca` checks client
+    /// certificates, which it then requires).
+    pub fn start_tls(ca: &Path, cert: &Path, key: &Path) -> RabbitProcess {
+        let tls_port = free_port();
+        let conf = format!(
+            "listeners.ssl.default = {tls_port}\n\
+             ssl_options.cacertfile = {}\n\
+             ssl_options.certfile = {}\n\
+             ssl_options.keyfile = {}\n\
+             ssl_options.verify = verify_peer\n\
+             ssl_options.fail_if_no_peer_cert = true\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        );
+        RabbitProcess::start_configured(free_port(), tls_port, Some(conf))
+    }
+
+    /// A node with its plain AMQP listener on `amqp_port`, ready once
+    /// `port` accepts connections, with `conf` (rabbitmq.conf format).
+    fn start_configured(amqp_port: u16, port: u16, conf: Option<String>) -> RabbitProcess {
         let server = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
         assert!(server.exists(), "rabbitmq-server is missing: run `make deps` (Debian package rabbitmq-server)");
         let dir = tempfile::tempdir().unwrap();
@@ -49,6 +74,11 @@ impl RabbitProcess {
         let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         std::fs::write(dir.path().join("enabled_plugins"), "[].").unwrap();
+        // A directory of .conf files; none there: the defaults.
+        std::fs::create_dir_all(dir.path().join("conf.d")).unwrap();
+        if let Some(conf) = conf {
+            std::fs::write(dir.path().join("conf.d").join("10-test.conf"), conf).unwrap();
+        }
         let log = |name: &str| std::fs::File::create(dir.path().join(name)).unwrap();
         let epmd = Command::new("epmd")
             .args(["-port", &epmd_port.to_string(), "-address", "127.0.0.1"])
@@ -62,7 +92,7 @@ impl RabbitProcess {
             .env("HOME", path("home"))
             .env("ERL_EPMD_PORT", epmd_port.to_string())
             .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_NODE_PORT", amqp_port.to_string())
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_DIST_PORT", dist_port.to_string())
             .env("RABBITMQ_NODENAME", format!("goulette-test-{port}@localhost"))
@@ -70,7 +100,7 @@ impl RabbitProcess {
             .env("RABBITMQ_LOG_BASE", path("log"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins"))
             .env("RABBITMQ_PID_FILE", path("rabbit.pid"))
-            .env("RABBITMQ_CONFIG_FILES", path("no-config"))
+            .env("RABBITMQ_CONFIG_FILES", path("conf.d"))
             .process_group(0)
             .stdout(log("server.log"))
             .stderr(Stdio::null())
