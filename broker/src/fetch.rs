@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use goulette_proto::v1::{self as pb, ErrorCode, fetch_request::Kind};
 use goulette_storage::batch::peek_next_offset;
+use goulette_storage::tags::TagFilter;
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
@@ -50,6 +51,14 @@ pub async fn serve(
     if let Err(e) = readable(&start.topic, start.replica_id.is_some()) {
         return send_error(&out, e).await;
     }
+    let filter = match start.tag_filter.as_deref().map(TagFilter::parse).transpose() {
+        _ if start.tag_filter.is_some() && start.replica_id.is_some() => {
+            let message = "a follower replicates every record: no tag filter";
+            return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, message)).await;
+        }
+        Ok(filter) => filter.filter(|f| *f != TagFilter::All).map(Arc::new),
+        Err(why) => return send_error(&out, pb::Error::new(ErrorCode::InvalidArgument, why)).await,
+    };
     let Some(replica) = partitions.get(&start.topic, start.partition) else {
         return send_error(&out, partitions.unavailable(&start.topic, start.partition)).await;
     };
@@ -140,9 +149,17 @@ pub async fn serve(
             };
             let reading_started = std::time::Instant::now();
             let log = replica.log.clone();
-            let read = tokio::task::spawn_blocking(move || log.read_bounded(offset, want, upper)).await;
-            let batches = match read {
-                Ok(Ok(batches)) => batches,
+            let filter = filter.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let batches = log.read_bounded(offset, want, upper)?;
+                Ok::<_, goulette_storage::StorageError>(match filter {
+                    Some(filter) => crate::tag_filter::apply(batches, &filter),
+                    None => (batches, None),
+                })
+            })
+            .await;
+            let (batches, next_unfiltered) = match read {
+                Ok(Ok(read)) => read,
                 Ok(Err(e)) => {
                     if let goulette_storage::StorageError::Corruption { .. } = e {
                         // Never served, and never led from again until repaired.
@@ -159,7 +176,7 @@ pub async fn serve(
                 }
                 Err(e) => return send_error(&out, pb::Error::new(ErrorCode::Internal, e.to_string())).await,
             };
-            if let Some(next) = batches.last().and_then(|b| peek_next_offset(b)) {
+            if let Some(next) = next_unfiltered.or_else(|| batches.last().and_then(|b| peek_next_offset(b))) {
                 let bytes: u64 = batches.iter().map(|b| b.len() as u64).sum();
                 // Give back what the read did not fill.
                 drop(permit.split(want.saturating_sub(bytes as usize)));

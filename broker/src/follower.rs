@@ -102,6 +102,7 @@ async fn replicate(
         credit_bytes: FOLLOWER_CREDIT,
         replica_id: Some(me),
         leader_epoch: Some(epoch),
+        tag_filter: None,
     };
     requests.send(pb::FetchRequest { kind: Some(Kind::Start(start)) }).await?;
     let mut responses = client.fetch(ReceiverStream::new(rx)).await?.into_inner();

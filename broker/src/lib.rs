@@ -4,6 +4,7 @@
 //! - [`replica`]: one replica: its log, state and high watermark.
 //! - [`leader_state`]: what only a leader keeps, and the pure high-watermark rule.
 //! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
+//! - [`tag_filter`]: a consumer's tag filter applied to a fetch's batches.
 //! - [`group_commit`]: produce requests and follower appends waiting, as tasks, for storage's group-commit rounds.
 //! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
@@ -50,4 +51,5 @@ pub mod service;
 pub mod session;
 pub mod shutdown;
 pub mod supervisor;
+pub mod tag_filter;
 pub mod timestamps;

@@ -47,6 +47,8 @@ pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMet
 pub use bytes::Bytes;
 /// How a producer compresses its batches.
 pub use goulette_batch::Compression;
+/// Record tags and the filters consumers read with (`docs/tags.md`).
+pub use goulette_batch::tags;
 /// Protocol types that appear in this library's API.
 pub use goulette_proto::v1::{
     Acks, ClusterStatusResponse, DescribeGroupResponse, ErrorCode, ListOffsetsResponse, TopicConfig, TopicMetadata,

@@ -22,7 +22,7 @@
 //! No networking lives here. The formats are documented in each module and in
 //! `docs/storage.md`.
 
-pub use goulette_batch::{batch, compression};
+pub use goulette_batch::{batch, compression, tags};
 
 pub mod clock;
 pub mod config;

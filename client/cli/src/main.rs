@@ -83,6 +83,10 @@ enum Command {
         /// A header on every message, `name=value` (repeat for several).
         #[arg(short = 'H', long = "header", value_name = "NAME=VALUE", value_parser = cli::parse_header)]
         headers: Vec<(String, bytes::Bytes)>,
+        /// A tag on every message (repeat for several), which consumers
+        /// filter on with `consume --tags` (a `goulette-tag` header).
+        #[arg(long = "tag", value_name = "TAG", value_parser = cli::parse_tag)]
+        tags: Vec<String>,
         /// Send to this partition instead of choosing by key or round-robin.
         #[arg(long)]
         partition: Option<u32>,
@@ -176,6 +180,11 @@ enum Command {
         /// waits for its first producer to create it).
         #[arg(long)]
         no_wait: bool,
+        /// Only messages tagged with one of these tags: `TagA || TagB`
+        /// (`*`: all). The broker filters, so the others are not sent;
+        /// a group's committed offsets still move past them.
+        #[arg(long, value_name = "FILTER", value_parser = cli::parse_tag_filter)]
+        tags: Option<String>,
     },
     /// Cluster health.
     Cluster {
@@ -769,7 +778,8 @@ fn cluster_command(
                 key,
                 key_separator,
                 input_format,
-                headers,
+                mut headers,
+                tags,
                 partition,
                 acks,
                 compression,
@@ -779,6 +789,7 @@ fn cluster_command(
                 print_offsets,
                 idempotent,
             } => {
+                headers.extend(tags.into_iter().map(|t| (goulette_client::tags::TAG_HEADER.to_owned(), t.into())));
                 let input = match (message, files.is_empty()) {
                     (Some(message), _) => cli::ProduceInput::Message(message),
                     (None, false) => cli::ProduceInput::Files(files),
@@ -802,6 +813,7 @@ fn cluster_command(
                 cli::produce(cluster, options).await
             }
             Command::Consume {
+                tags,
                 topics,
                 from_beginning,
                 offset,
@@ -840,6 +852,7 @@ fn cluster_command(
                     strategy,
                     session_timeout,
                     wait_for_topic: !no_wait,
+                    tags,
                 };
                 cli::consume(cluster, options).await
             }

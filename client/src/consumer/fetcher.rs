@@ -111,6 +111,7 @@ impl Fetcher {
             credit_bytes: self.config.window_bytes,
             replica_id: None,
             leader_epoch: None,
+            tag_filter: self.config.tag_filter.clone(),
         };
         let _ = requests.send(pb::FetchRequest { kind: Some(Kind::Start(start)) }).await;
         let mut responses = match client.fetch(ReceiverStream::new(rx)).await {
@@ -139,8 +140,9 @@ impl Fetcher {
             let mut bytes = 0u64;
             for raw in response.batches {
                 bytes += raw.len() as u64;
-                let batch = match Batch::parse(raw).and_then(|b| b.records().map(|r| (b, r))) {
-                    Ok((_, records)) => records,
+                // Sparse when a tag filter left records out.
+                let (end, batch) = match Batch::parse_sparse(raw).and_then(|b| b.records().map(|r| (b, r))) {
+                    Ok((batch, records)) => (batch.next_offset(), records),
                     Err(e) => {
                         let error = ClientError::CorruptBatch {
                             topic: self.topic.to_string(),
@@ -164,11 +166,18 @@ impl Fetcher {
                         headers: r.record.headers,
                     })
                     .collect();
-                let Some(last) = records.last().map(|r| r.offset) else { continue };
-                if self.out.send((self.partition, self.run, Event::Records(records.into_iter()))).await.is_err() {
+                let delivered_to = records.last().map(|r| r.offset + 1);
+                if delivered_to.is_some()
+                    && self.out.send((self.partition, self.run, Event::Records(records.into_iter()))).await.is_err()
+                {
                     return Outcome::Stop;
                 }
-                *next = last + 1;
+                if end > delivered_to.unwrap_or(*next)
+                    && self.out.send((self.partition, self.run, Event::Skipped(end))).await.is_err()
+                {
+                    return Outcome::Stop;
+                }
+                *next = (*next).max(end);
             }
             // The records were handed on: the broker may send that much again.
             if bytes > 0

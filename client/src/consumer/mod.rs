@@ -90,6 +90,11 @@ pub struct ConsumerConfig {
     /// consumer (`partitions` must then be `None`). Without it a consumer
     /// with a group reads the partitions it was told and only commits.
     pub membership: Option<GroupOptions>,
+    /// Only records carrying one of these tags (`TagA || TagB`; `*` or
+    /// `None`: every record), filtered by the broker: the others are not
+    /// sent, and committed positions still move past them
+    /// (`docs/tags.md`). Members of one group must use the same filter.
+    pub tag_filter: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -102,6 +107,7 @@ impl Default for ConsumerConfig {
             group: None,
             auto_commit: None,
             membership: None,
+            tag_filter: None,
         }
     }
 }
@@ -133,6 +139,9 @@ enum Event {
     /// batch, not per record (a send per record cost more than the rest of
     /// the delivery at 600k records/s).
     Records(std::vec::IntoIter<ConsumedRecord>),
+    /// The broker's tag filter left out the records up to here (after
+    /// those delivered before): the position moves past them.
+    Skipped(u64),
     /// An error that stopped the partition.
     Failed(ClientError),
 }
@@ -215,6 +224,9 @@ impl Consumer {
     /// Starts reading `topic` through `cluster`.
     pub async fn subscribe(cluster: Arc<Cluster>, topic: &str, config: ConsumerConfig) -> Result<Consumer> {
         goulette_proto::validate_topic_name(topic).map_err(ClientError::InvalidArgument)?;
+        if let Some(filter) = &config.tag_filter {
+            goulette_batch::TagFilter::parse(filter).map_err(ClientError::InvalidArgument)?;
+        }
         // Batches: at most this many buffered (with 256 KiB batches, 8 MiB).
         let (tx, records) = mpsc::channel(32);
         let mut consumer = Consumer {
@@ -460,6 +472,10 @@ impl Consumer {
                     self.positions.insert(partition, offset);
                 }
                 Event::Records(records) => self.delivering = Some((partition, run, records)),
+                Event::Skipped(next) => {
+                    let position = self.positions.entry(partition).or_insert(next);
+                    *position = (*position).max(next);
+                }
                 Event::Failed(error) => return Some(Err(error)),
             }
         }

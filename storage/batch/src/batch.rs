@@ -162,6 +162,15 @@ pub struct ProducerInfo {
     pub base_sequence: i32,
 }
 
+/// Whether a batch's records must hold every offset it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Density {
+    /// Produced and stored batches: offset deltas `0..record_count`.
+    Dense,
+    /// Served through a filter: offset deltas may skip.
+    Sparse,
+}
+
 /// A validated view of one encoded batch. Cheap to clone; holds the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -214,6 +223,17 @@ impl Batch {
     /// exactly one batch, and that it is one Goulette accepts (see the module
     /// doc). Records are not decoded (see [`Batch::records`]).
     pub fn parse(bytes: Bytes) -> Result<Batch> {
+        Batch::parse_with(bytes, Density::Dense)
+    }
+
+    /// Like [`Batch::parse`], for a batch a broker served through a filter
+    /// (see `sparse`): its records may skip offsets, and it may hold none,
+    /// but it still covers `base_offset ..= base_offset + last_offset_delta`.
+    pub fn parse_sparse(bytes: Bytes) -> Result<Batch> {
+        Batch::parse_with(bytes, Density::Sparse)
+    }
+
+    fn parse_with(bytes: Bytes, density: Density) -> Result<Batch> {
         if bytes.len() < HEADER_LEN {
             return Err(BatchError::invalid_batch(format!(
                 "{} bytes is shorter than the {HEADER_LEN}-byte header",
@@ -255,11 +275,16 @@ impl Batch {
             return Err(BatchError::invalid_batch("control batches are not supported"));
         }
         let count = be_i32(&batch.bytes, OFF_RECORD_COUNT);
-        if count < 1 {
-            return Err(BatchError::invalid_batch(format!("record_count is {count}")));
-        }
         let last_delta = batch.last_offset_delta();
-        if i64::from(last_delta) != i64::from(count) - 1 {
+        if density == Density::Sparse {
+            if count < 0 || last_delta < 0 || i64::from(last_delta) < i64::from(count) - 1 {
+                return Err(BatchError::invalid_batch(format!(
+                    "{count} records cannot cover offset deltas 0..={last_delta}"
+                )));
+            }
+        } else if count < 1 {
+            return Err(BatchError::invalid_batch(format!("record_count is {count}")));
+        } else if i64::from(last_delta) != i64::from(count) - 1 {
             return Err(BatchError::invalid_batch(format!(
                 "last_offset_delta is {last_delta} for {count} records: offsets must be dense \
                  (last_offset_delta = record_count - 1)"
@@ -293,9 +318,10 @@ impl Batch {
         be_i64(&self.bytes, OFF_BASE_OFFSET) as u64
     }
 
-    /// Offset after the last record.
+    /// Offset after the last one the batch covers (its last record's,
+    /// unless a filter took that record out).
     pub fn next_offset(&self) -> u64 {
-        self.base_offset() + u64::from(self.record_count())
+        self.base_offset() + self.last_offset_delta() as u64 + 1
     }
 
     /// Leader epoch stamped by the leader that appended it (a Kafka producer
@@ -323,7 +349,8 @@ impl Batch {
         }
     }
 
-    /// Offset delta of the last record: `record_count - 1` in a parsed batch.
+    /// Offset delta of the last offset the batch covers: `record_count - 1`
+    /// in a batch parsed by [`Batch::parse`] (dense).
     pub fn last_offset_delta(&self) -> i32 {
         be_i32(&self.bytes, OFF_LAST_OFFSET_DELTA)
     }
@@ -353,7 +380,8 @@ impl Batch {
         })
     }
 
-    /// Number of records (at least 1: [`Batch::parse`] checks it).
+    /// Number of records (at least 1 after [`Batch::parse`]; a sparse
+    /// batch may have none).
     pub fn record_count(&self) -> u32 {
         be_i32(&self.bytes, OFF_RECORD_COUNT) as u32
     }
@@ -413,6 +441,8 @@ impl Batch {
             count: self.record_count(),
             base_offset: self.base_offset(),
             first_timestamp: self.first_timestamp(),
+            last_delta: i64::from(self.last_offset_delta()),
+            previous_delta: -1,
             done: false,
         })
     }
@@ -428,6 +458,10 @@ pub struct RecordIter {
     count: u32,
     base_offset: u64,
     first_timestamp: i64,
+    /// Offset deltas rise strictly up to this one: in a dense batch each
+    /// record's delta is its index, in a sparse one some are skipped.
+    last_delta: i64,
+    previous_delta: i64,
     done: bool,
 }
 
@@ -471,6 +505,14 @@ fn nullable_field(records: &Bytes, end: usize, rec: &mut &[u8]) -> Option<Option
 }
 
 impl RecordIter {
+    /// The next record with its encoded bytes (length prefix included), for
+    /// copying it into another batch unchanged.
+    pub(crate) fn next_with_bytes(&mut self) -> Option<Result<(StoredRecord, Bytes)>> {
+        let from = self.pos;
+        let record = self.next()?;
+        Some(record.map(|r| (r, self.records.slice(from..self.pos))))
+    }
+
     fn decode_one(&mut self) -> Result<StoredRecord> {
         let i = self.index;
         let bad = |what: &str| BatchError::invalid_batch(format!("record {i}: {what}"));
@@ -491,10 +533,11 @@ impl RecordIter {
         let (_attributes, tail) = rec.split_first().ok_or_else(|| bad("missing attributes"))?;
         rec = tail;
         let ts_delta = varint::get_varlong(&mut rec).ok_or_else(|| bad("bad timestamp delta"))?;
-        let offset_delta = varint::get_varint(&mut rec).ok_or_else(|| bad("bad offset delta"))?;
-        if i64::from(offset_delta) != i64::from(i) {
+        let offset_delta = i64::from(varint::get_varint(&mut rec).ok_or_else(|| bad("bad offset delta"))?);
+        if offset_delta <= self.previous_delta || offset_delta > self.last_delta {
             return Err(bad(&format!("offset delta {offset_delta} out of order")));
         }
+        self.previous_delta = offset_delta;
         let key = field(&mut rec, "key")?;
         let value = field(&mut rec, "value")?.unwrap_or_default();
         let header_count = varint::get_varint(&mut rec).ok_or_else(|| bad("bad header count"))?;
@@ -513,7 +556,7 @@ impl RecordIter {
             return Err(bad("trailing bytes"));
         }
         Ok(StoredRecord {
-            offset: self.base_offset + u64::from(i),
+            offset: self.base_offset + offset_delta as u64,
             record: Record { timestamp: self.first_timestamp.wrapping_add(ts_delta), key, value, headers },
         })
     }

@@ -8,6 +8,9 @@
 //! - [`compression`]: gzip, snappy, lz4 and zstd for a batch's records, in
 //!   Kafka's framings.
 //! - [`error`]: [`BatchError`], what encoding or decoding can fail with.
+//! - `sparse`: [`Batch::retain`], a batch with some records left out (what
+//!   a filtered fetch serves).
+//! - [`tags`]: record tags and the filters consumers fetch with.
 //!
 //! Pure computation on bytes: no file or network I/O, so that a client can
 //! encode batches without depending on the storage engine.
@@ -16,6 +19,8 @@ pub mod batch;
 mod builder;
 pub mod compression;
 pub mod error;
+mod sparse;
+pub mod tags;
 mod varint;
 
 pub use batch::{
@@ -24,3 +29,4 @@ pub use batch::{
 pub use builder::BatchBuilder;
 pub use compression::Compression;
 pub use error::{BatchError, Result};
+pub use tags::{TAG_HEADER, TagFilter};

@@ -29,4 +29,6 @@ pub struct ConsumeOptions {
     /// Wait for a topic that does not exist yet (it is created by its
     /// first producer) instead of failing.
     pub wait_for_topic: bool,
+    /// Only records with one of these tags (`A || B`), filtered by the broker.
+    pub tags: Option<String>,
 }

@@ -70,6 +70,16 @@ pub fn parse_acks(s: &str) -> Result<Acks, String> {
 }
 
 /// Parses a compression codec name.
+/// Checks a tag of `produce --tag`.
+pub fn parse_tag(s: &str) -> Result<String, String> {
+    goulette_client::tags::check_tag(s).map(|()| s.to_owned())
+}
+
+/// Checks a filter of `consume --tags`.
+pub fn parse_tag_filter(s: &str) -> Result<String, String> {
+    goulette_client::tags::TagFilter::parse(s).map(|_| s.to_owned())
+}
+
 /// Parses `name=value` (a header of `produce -H`).
 pub fn parse_header(s: &str) -> Result<(String, bytes::Bytes), String> {
     match s.split_once('=') {

@@ -50,6 +50,7 @@ impl TopicReader {
             group: options.group.clone(),
             auto_commit: grouped.then_some(Duration::from_secs(1)),
             membership,
+            tag_filter: options.tags.clone(),
             ..ConsumerConfig::default()
         };
         let consumer = Consumer::subscribe(cluster, topic, config).await?;
@@ -62,7 +63,24 @@ impl TopicReader {
         if self.ends.as_ref().is_some_and(BTreeMap::is_empty) {
             return None;
         }
-        let next = self.consumer.recv().await;
+        let next = match &mut self.ends {
+            None => self.consumer.recv().await,
+            // A tag filter may leave a partition's last records out: the
+            // consumer's position, not a record, then says it reached its
+            // end (recv is cancel-safe).
+            Some(ends) => loop {
+                tokio::select! {
+                    next = self.consumer.recv() => break next,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        let positions = self.consumer.positions();
+                        ends.retain(|p, end| positions.get(p).is_none_or(|position| position < end));
+                        if ends.is_empty() {
+                            return None;
+                        }
+                    }
+                }
+            },
+        };
         if let (Some(Ok(record)), Some(ends)) = (&next, &mut self.ends)
             && ends.get(&record.partition).is_some_and(|&end| record.offset + 1 >= end)
         {

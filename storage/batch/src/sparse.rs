@@ -1,0 +1,123 @@
+//! Batches with offsets left out: what a broker serves a consumer whose
+//! filter (tags) takes some records out of a stored batch.
+//!
+//! A filtered batch keeps the stored batch's header: its base offset, its
+//! `last_offset_delta` (so it still covers every offset the stored one
+//! did, and the consumer moves past the records left out), its
+//! timestamps and producer fields. Its records are the kept ones, their
+//! encoded bytes copied unchanged, so each keeps its own offset and
+//! timestamp deltas. The records section is written uncompressed: a
+//! filtered read decompresses anyway, and the consumer's cost of an
+//! uncompressed section is a copy. A batch whose records all go is still
+//! sent, empty, to move the consumer on.
+//!
+//! Only consumers see such batches ([`Batch::parse_sparse`]); produce,
+//! storage and replication keep dense ones ([`Batch::parse`]).
+
+use bytes::{BufMut, BytesMut};
+
+use crate::batch::{
+    Batch, COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD, OFF_ATTRIBUTES, OFF_BATCH_LEN, OFF_CRC, OFF_RECORD_COUNT,
+    StoredRecord, batch_crc,
+};
+use crate::error::Result;
+
+impl Batch {
+    /// This batch with only the records `keep` accepts; itself (no copy)
+    /// when it accepts them all.
+    pub fn retain(&self, mut keep: impl FnMut(&StoredRecord) -> bool) -> Result<Batch> {
+        let mut records = self.iter_records()?;
+        let mut kept = Vec::new();
+        let (mut total, mut body) = (0usize, 0usize);
+        while let Some(next) = records.next_with_bytes() {
+            let (record, bytes) = next?;
+            total += 1;
+            if keep(&record) {
+                body += bytes.len();
+                kept.push(bytes);
+            }
+        }
+        if kept.len() == total {
+            return Ok(self.clone());
+        }
+        let mut out = BytesMut::with_capacity(HEADER_LEN + body);
+        out.put_slice(&self.as_bytes()[..HEADER_LEN]);
+        for bytes in &kept {
+            out.put_slice(bytes);
+        }
+        let length = (out.len() - LOG_OVERHEAD) as i32;
+        out[OFF_BATCH_LEN..OFF_BATCH_LEN + 4].copy_from_slice(&length.to_be_bytes());
+        let attributes = self.attributes() & !COMPRESSION_MASK;
+        out[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        out[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+        let crc = batch_crc(&out);
+        out[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        Batch::parse_sparse(out.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use crate::{Batch, BatchBuilder, Compression, Record};
+
+    fn batch(n: usize, compression: Compression) -> Batch {
+        let mut builder = BatchBuilder::new(compression);
+        for i in 0..n {
+            let headers = if i % 3 == 0 { vec![("t".to_owned(), Bytes::from("a"))] } else { Vec::new() };
+            builder.push(&Record {
+                timestamp: 1_000 + i as i64,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Bytes::from(format!("v{i}")),
+                headers,
+            });
+        }
+        Batch::parse(builder.build().unwrap()).unwrap().stamped(100, 7)
+    }
+
+    #[test]
+    fn kept_records_keep_their_offsets_and_the_batch_still_covers_every_offset() {
+        for compression in [Compression::None, Compression::Zstd, Compression::Lz4] {
+            let full = batch(10, compression);
+            let some = full.retain(|r| r.record.headers.iter().any(|(k, _)| k == "t")).unwrap();
+            let offsets: Vec<u64> = some.records().unwrap().iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, [100, 103, 106, 109], "{compression:?}");
+            let values: Vec<Bytes> = some.records().unwrap().into_iter().map(|r| r.record.value).collect();
+            assert_eq!(values, ["v0", "v3", "v6", "v9"].map(Bytes::from), "{compression:?}");
+            assert_eq!((some.base_offset(), some.next_offset(), some.record_count()), (100, 110, 4));
+            assert_eq!(some.partition_leader_epoch(), 7);
+            assert_eq!(some.compression(), Some(Compression::None));
+            assert!(Batch::parse(some.as_bytes().clone()).is_err(), "a sparse batch is never taken as produced");
+            assert_eq!(Batch::parse_sparse(some.as_bytes().clone()).unwrap(), some);
+
+            let none = full.retain(|_| false).unwrap();
+            assert_eq!((none.record_count(), none.next_offset()), (0, 110), "an empty batch still moves consumers on");
+            assert!(none.records().unwrap().is_empty());
+            let all = full.retain(|_| true).unwrap();
+            assert_eq!(all.as_bytes(), full.as_bytes(), "nothing left out: the stored bytes as they are");
+        }
+    }
+
+    #[test]
+    fn a_sparse_batch_whose_deltas_do_not_rise_or_pass_its_end_is_refused() {
+        let full = batch(4, Compression::None);
+        let some = full.retain(|r| r.offset == 101 || r.offset == 103).unwrap();
+        // Claim fewer offsets than the kept records span: the last record's
+        // delta (3) is now past last_offset_delta.
+        let mut bytes = some.as_bytes().to_vec();
+        bytes[crate::batch::OFF_LAST_OFFSET_DELTA..crate::batch::OFF_LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&2i32.to_be_bytes());
+        let crc = crate::batch::batch_crc(&bytes);
+        bytes[crate::batch::OFF_CRC..crate::batch::OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        let damaged = Batch::parse_sparse(Bytes::from(bytes)).unwrap();
+        assert!(damaged.records().unwrap_err().to_string().contains("out of order"));
+        // More records than offsets: refused at once.
+        let mut bytes = full.as_bytes().to_vec();
+        bytes[crate::batch::OFF_LAST_OFFSET_DELTA..crate::batch::OFF_LAST_OFFSET_DELTA + 4]
+            .copy_from_slice(&1i32.to_be_bytes());
+        let crc = crate::batch::batch_crc(&bytes);
+        bytes[crate::batch::OFF_CRC..crate::batch::OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(Batch::parse_sparse(Bytes::from(bytes)).is_err());
+    }
+}
