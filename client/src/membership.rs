@@ -97,6 +97,7 @@ struct Member {
     group: String,
     topic: String,
     options: GroupOptions,
+    tag_filter: String,
     shared: Arc<Mutex<Shared>>,
     poke: Arc<Notify>,
     stop: Arc<Notify>,
@@ -112,7 +113,15 @@ struct Session {
 
 impl Membership {
     /// Joins `group` for `topic` and keeps the membership alive in the background.
-    pub fn start(cluster: Arc<Cluster>, group: &str, topic: &str, options: GroupOptions) -> Membership {
+    /// `tag_filter` is the consumer's, normalized (empty: none): the group
+    /// refuses a member whose filter differs from the others'.
+    pub fn start(
+        cluster: Arc<Cluster>,
+        group: &str,
+        topic: &str,
+        options: GroupOptions,
+        tag_filter: String,
+    ) -> Membership {
         let (publish, assignment) = watch::channel(Assignment { generation: -1, ..Assignment::default() });
         let shared = Arc::new(Mutex::new(Shared { fetching: BTreeSet::new(), publish }));
         let (poke, stop) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
@@ -123,6 +132,7 @@ impl Membership {
             group: group.to_owned(),
             topic: topic.to_owned(),
             options,
+            tag_filter,
             shared: shared.clone(),
             poke: poke.clone(),
             stop: stop.clone(),
@@ -236,6 +246,7 @@ impl Member {
             topics: vec![self.topic.clone()],
             strategy: self.options.strategy.clone(),
             session_timeout_ms: self.options.session_timeout.as_millis() as u32,
+            tag_filter: self.tag_filter.clone(),
         };
         let resp = self
             .cluster

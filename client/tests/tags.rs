@@ -144,3 +144,41 @@ async fn given_tag_filters_consumers_should_get_exactly_their_tags_and_move_past
     assert_eq!(read("blue || green"), "two\nthree\n");
     assert_eq!(read("*"), "one\ntwo\nthree\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_a_group_reading_some_tags_a_member_with_another_filter_should_be_refused_clearly() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("mixed", 2, 1).await;
+    env.wait_serving("mixed").await;
+    produce(&env, "mixed", Compression::None).await;
+    let member = |filter: Option<&str>| ConsumerConfig {
+        start: StartAt::Beginning,
+        group: Some("shipping".into()),
+        membership: Some(goulette_client::GroupOptions::default()),
+        tag_filter: filter.map(str::to_owned),
+        ..ConsumerConfig::default()
+    };
+    // The first member reads A || B (written another way: normalized).
+    let mut first = Consumer::subscribe(env.cluster(), "mixed", member(Some("B||A || B"))).await.unwrap();
+    let record = tokio::time::timeout(Duration::from_secs(20), first.recv()).await.unwrap().unwrap().unwrap();
+    assert!(["A", "B"].contains(&tag_of(record.offset as usize).unwrap()), "{record:?}");
+
+    for (filter, shown) in [(Some("C"), "tags `C`"), (None, "every record")] {
+        let mut other = Consumer::subscribe(env.cluster(), "mixed", member(filter)).await.unwrap();
+        match tokio::time::timeout(Duration::from_secs(20), other.recv()).await {
+            Ok(Some(Err(e))) => {
+                let message = e.to_string();
+                assert!(message.contains("reads tags `A || B`") && message.contains(shown), "{message}");
+            }
+            other => panic!("a member with another filter ({filter:?}) was not refused: {other:?}"),
+        }
+    }
+    // The same filter, however written, joins: no refusal (which comes
+    // at once, as above) while it waits for its share.
+    let mut same = Consumer::subscribe(env.cluster(), "mixed", member(Some("A||B"))).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(3), same.recv()).await {
+        Err(_) | Ok(Some(Ok(_))) => {}
+        other => panic!("the member with the same filter was refused: {other:?}"),
+    }
+    drop(first);
+}

@@ -41,6 +41,8 @@ pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_SESSION_TIMEOUT: Duration = Duration::from_secs(300);
 /// Grant attempts of one heartbeat when its view keeps being overtaken.
 const GRANT_ATTEMPTS: usize = 4;
+/// A member's tag filter is stored with it: bounded (as brokers bound it).
+const MAX_TAG_FILTER: usize = 4096;
 
 /// Serves group membership.
 pub struct Groups {
@@ -102,6 +104,20 @@ impl Groups {
                 strategy.name()
             )));
         }
+        if req.tag_filter.len() > MAX_TAG_FILTER {
+            return Err(SentinelError::InvalidArgument(format!("a tag filter is at most {MAX_TAG_FILTER} bytes")));
+        }
+        if let Some(other) = self.view().groups.get(&req.group).and_then(|g| g.members.values().next())
+            && other.tag_filter != req.tag_filter
+        {
+            let shown = |f: &str| if f.is_empty() { "every record".to_owned() } else { format!("tags `{f}`") };
+            return Err(SentinelError::InvalidArgument(format!(
+                "group {} reads {}; this member asked for {}: every member of a group must use the same tag filter (use another group)",
+                req.group,
+                shown(&other.tag_filter),
+                shown(&req.tag_filter)
+            )));
+        }
         let timeout = match req.session_timeout_ms {
             0 => DEFAULT_SESSION_TIMEOUT,
             ms => Duration::from_millis(u64::from(ms)).clamp(MIN_SESSION_TIMEOUT, MAX_SESSION_TIMEOUT),
@@ -122,6 +138,7 @@ impl Groups {
             client_id,
             topics,
             strategy: strategy.name().to_owned(),
+            tag_filter: req.tag_filter.clone(),
             session,
             session_timeout_ms: timeout.as_millis() as u64,
             owned: Vec::new(),

@@ -93,7 +93,8 @@ pub struct ConsumerConfig {
     /// Only records carrying one of these tags (`TagA || TagB`; `*` or
     /// `None`: every record), filtered by the broker: the others are not
     /// sent, and committed positions still move past them
-    /// (`docs/tags.md`). Members of one group must use the same filter.
+    /// (`docs/tags.md`). A group refuses a member whose filter differs
+    /// from its other members'.
     pub tag_filter: Option<String>,
 }
 
@@ -224,9 +225,12 @@ impl Consumer {
     /// Starts reading `topic` through `cluster`.
     pub async fn subscribe(cluster: Arc<Cluster>, topic: &str, config: ConsumerConfig) -> Result<Consumer> {
         goulette_proto::validate_topic_name(topic).map_err(ClientError::InvalidArgument)?;
-        if let Some(filter) = &config.tag_filter {
-            goulette_batch::TagFilter::parse(filter).map_err(ClientError::InvalidArgument)?;
-        }
+        // Normalized, for the group to compare members' filters.
+        let tag_filter = match config.tag_filter.as_deref().map(goulette_batch::TagFilter::parse).transpose() {
+            Ok(None | Some(goulette_batch::TagFilter::All)) => String::new(),
+            Ok(Some(filter)) => filter.to_string(),
+            Err(why) => return Err(ClientError::InvalidArgument(why)),
+        };
         // Batches: at most this many buffered (with 256 KiB batches, 8 MiB).
         let (tx, records) = mpsc::channel(32);
         let mut consumer = Consumer {
@@ -258,7 +262,7 @@ impl Consumer {
             }
             goulette_proto::validate_topic_name(group)
                 .map_err(|r| ClientError::InvalidArgument(format!("group name: {r}")))?;
-            let membership = Membership::start(cluster, group, topic, options.clone());
+            let membership = Membership::start(cluster, group, topic, options.clone(), tag_filter);
             consumer.assignment = Some(membership.assignment());
             consumer.membership = Some(membership);
             return Ok(consumer);

@@ -121,6 +121,9 @@ pub struct MemberRecord {
     pub topics: Vec<String>,
     /// The assignment strategy it asked for.
     pub strategy: String,
+    /// Its tag filter, normalized (empty: every record).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tag_filter: String,
     /// Its session: the lease holding this key.
     pub session: i64,
     pub session_timeout_ms: u64,

@@ -37,10 +37,12 @@ impl TagFilter {
         let mut tags = Vec::new();
         for tag in expression.split("||").map(str::trim) {
             check_tag(tag).map_err(|why| format!("tag filter {expression:?}: {why} (write `*` or `A || B`)"))?;
-            if !tags.iter().any(|t| t == tag) {
-                tags.push(tag.to_owned());
-            }
+            tags.push(tag.to_owned());
         }
+        // One spelling per filter (order and repeats do not change what it
+        // takes), so that a group can compare its members' filters.
+        tags.sort();
+        tags.dedup();
         Ok(TagFilter::Any(tags))
     }
 
@@ -94,9 +96,9 @@ mod tests {
 
     #[test]
     fn a_filter_takes_records_with_any_of_its_tags_and_star_takes_all() {
-        let filter = TagFilter::parse(" TagA ||TagB|| TagA ").unwrap();
+        let filter = TagFilter::parse(" TagB ||TagA|| TagB ").unwrap();
         assert_eq!(filter, TagFilter::Any(vec!["TagA".into(), "TagB".into()]));
-        assert_eq!(filter.to_string(), "TagA || TagB");
+        assert_eq!(filter.to_string(), "TagA || TagB", "one spelling, whatever the order");
         assert!(filter.matches(&tagged(&["TagA"])));
         assert!(filter.matches(&tagged(&["TagC", "TagB"])));
         assert!(!filter.matches(&tagged(&["TagC"])));
