@@ -195,7 +195,7 @@ fn append_response(
             break;
         }
         bytes += raw.len() as u64;
-        let batch = Batch::parse(raw)?;
+        let batch = Batch::parse_sparse(raw)?;
         if batch.next_offset() <= replica.log.log_end_offset() {
             continue; // already held (a resent batch)
         }

@@ -229,7 +229,7 @@ impl Coordinator {
                         break;
                     }
                     for bytes in batches {
-                        let batch = Batch::parse(bytes)?;
+                        let batch = Batch::parse_sparse(bytes)?;
                         offset = batch.next_offset();
                         for r in batch.records()? {
                             let Some(key) = r.record.key.as_deref().and_then(decode_key) else {

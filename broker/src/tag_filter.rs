@@ -17,7 +17,7 @@ pub fn apply(batches: Vec<Bytes>, filter: &TagFilter) -> (Vec<Bytes>, Option<u64
     let filtered = batches
         .into_iter()
         .map(|bytes| {
-            let kept = Batch::parse(bytes.clone()).and_then(|batch| batch.retain(|r| filter.matches(&r.record)));
+            let kept = Batch::parse_sparse(bytes.clone()).and_then(|batch| batch.retain(|r| filter.matches(&r.record)));
             kept.map_or(bytes, Batch::into_bytes)
         })
         .collect();

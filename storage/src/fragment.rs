@@ -52,7 +52,8 @@ pub(crate) struct Fragment {
     /// Mirrors `loaded.is_some()` without taking its lock, which a first read
     /// holds while it maps the file (and perhaps rebuilds the index).
     mapped: AtomicBool,
-    /// Set by retention or truncation before the files are unlinked.
+    /// Set by retention, truncation or compaction before the files are
+    /// unlinked or replaced.
     deleted: AtomicBool,
     /// Microseconds since `epoch` of the last read, for LRU unmapping.
     last_used: AtomicU64,
@@ -107,6 +108,12 @@ impl Fragment {
         if let Some(l) = &*loaded {
             return Ok((l.map.clone(), l.index.clone()));
         }
+        // Checked under `loaded`, which `mark_deleted` takes: once a
+        // compaction replaced this fragment, its path names the new file,
+        // which must not be mapped as this one.
+        if self.is_deleted() {
+            return Err(StorageError::corruption(&self.path, 0, "fragment removed from the log"));
+        }
         let map = sys::map_file(&self.path, self.len)?;
         let index = match SparseIndex::load(&self.index_path, self.base_offset, self.len)? {
             Some(index) => index,
@@ -138,6 +145,7 @@ impl Fragment {
 
     /// Marks the fragment as removed from the log (its files are about to go).
     pub fn mark_deleted(&self) {
+        let _loading = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         self.deleted.store(true, Ordering::Relaxed);
     }
 

@@ -34,8 +34,8 @@
 use std::path::Path;
 
 use crate::batch::{
-    self, BATCH_MAGIC, HEADER_LEN as BATCH_HEADER_LEN, MAX_BATCH_LEN, OFF_BASE_OFFSET, OFF_MAGIC, OFF_MAX_TIMESTAMP,
-    OFF_RECORD_COUNT,
+    self, BATCH_MAGIC, HEADER_LEN as BATCH_HEADER_LEN, MAX_BATCH_LEN, OFF_BASE_OFFSET, OFF_LAST_OFFSET_DELTA,
+    OFF_MAGIC, OFF_MAX_TIMESTAMP, OFF_RECORD_COUNT,
 };
 use crate::error::{Result, StorageError};
 
@@ -183,20 +183,18 @@ pub(crate) fn peek_frame(bytes: &[u8]) -> std::result::Result<FrameInfo, String>
         a.copy_from_slice(&b[at..at + 8]);
         i64::from_be_bytes(a)
     };
-    let count = i32::from_be_bytes([
-        b[OFF_RECORD_COUNT],
-        b[OFF_RECORD_COUNT + 1],
-        b[OFF_RECORD_COUNT + 2],
-        b[OFF_RECORD_COUNT + 3],
-    ]);
-    if count < 1 {
-        return Err(format!("batch with record count {count}"));
+    let i32_at = |at: usize| i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    // A compacted batch keeps its `last_offset_delta` (the offsets it
+    // covers) with fewer records, down to none.
+    let (count, last_delta) = (i32_at(OFF_RECORD_COUNT), i32_at(OFF_LAST_OFFSET_DELTA));
+    if count < 0 || last_delta < 0 || i64::from(count) > i64::from(last_delta) + 1 {
+        return Err(format!("batch with record count {count} and last offset delta {last_delta}"));
     }
     let base_offset = u64::try_from(i64_at(OFF_BASE_OFFSET))
         .map_err(|_| format!("negative base offset {}", i64_at(OFF_BASE_OFFSET)))?;
     let next_offset = base_offset
-        .checked_add(count as u64)
-        .ok_or_else(|| format!("base offset {base_offset} + {count} records overflows"))?;
+        .checked_add(last_delta as u64 + 1)
+        .ok_or_else(|| format!("base offset {base_offset} + {last_delta} + 1 overflows"))?;
     Ok(FrameInfo {
         len,
         crc: u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),

@@ -4,7 +4,7 @@
 //!   `goulette-batch` (the crate clients depend on instead of this one).
 //! - [`log`]: [`PartitionLog`], one partition's log, one file per concept:
 //!   append, read, open and recovery, durability (group commit), seal,
-//!   lifecycle (truncation, retention, close).
+//!   lifecycle (truncation, retention, close), compaction.
 //! - `wal`, `fragment`: the active WAL file and the sealed, mmap'd fragments.
 //! - [`frame`], [`index`]: the on-disk formats of log files and their indexes.
 //! - `recovery`: WAL scanning, torn-tail truncation, index rebuilds.
@@ -54,5 +54,6 @@ pub use error::{Result, StorageError};
 pub use goulette_batch::{
     Batch, BatchBuilder, BatchError, ProducerInfo, Record, RecordIter, StoredRecord, TimestampType,
 };
+pub use log::compact::{CompactionPolicy, CompactionReport, OffsetMap, Throttle};
 pub use log::{AppendInfo, DurableWait, LogState, PartitionLog, PendingAppend};
 pub use sys::free_bytes;

@@ -92,13 +92,15 @@ pub struct ProducerStates {
     producers: HashMap<i64, Producer>,
 }
 
-fn last_seq(info: &ProducerInfo, record_count: u32) -> i32 {
-    info.base_sequence.wrapping_add(record_count as i32 - 1)
+/// The sequence of a batch's last offset: sequences follow offsets (a
+/// compacted batch keeps the sequences of the records it lost).
+fn last_seq(info: &ProducerInfo, offset_count: u32) -> i32 {
+    info.base_sequence.wrapping_add(offset_count as i32 - 1)
 }
 
 impl ProducerStates {
-    /// Decides on a batch of `record_count` records from `info`.
-    pub fn check(&self, info: &ProducerInfo, record_count: u32) -> Decision {
+    /// Decides on a batch covering `offset_count` offsets from `info`.
+    pub fn check(&self, info: &ProducerInfo, offset_count: u32) -> Decision {
         let Some(p) = self.producers.get(&info.producer_id) else { return Decision::Append };
         if info.producer_epoch < p.epoch {
             return Decision::Fenced { current: p.epoch };
@@ -111,7 +113,7 @@ impl ProducerStates {
         if info.base_sequence == expected {
             return Decision::Append;
         }
-        let end = last_seq(info, record_count);
+        let end = last_seq(info, offset_count);
         if let Some(s) = p.batches.iter().find(|s| s.first_seq == info.base_sequence && s.last_seq == end) {
             return Decision::Duplicate { base_offset: s.base_offset, next_offset: s.next_offset };
         }
@@ -123,14 +125,14 @@ impl ProducerStates {
     }
 
     /// Records a stored batch (appended here or copied from the leader).
-    pub fn record(&mut self, info: &ProducerInfo, record_count: u32, base_offset: u64, next_offset: u64) {
+    pub fn record(&mut self, info: &ProducerInfo, offset_count: u32, base_offset: u64, next_offset: u64) {
         let p = self.producers.entry(info.producer_id).or_default();
         if info.producer_epoch != p.epoch {
             p.epoch = info.producer_epoch;
             p.batches.clear();
         }
         let stored =
-            Stored { first_seq: info.base_sequence, last_seq: last_seq(info, record_count), base_offset, next_offset };
+            Stored { first_seq: info.base_sequence, last_seq: last_seq(info, offset_count), base_offset, next_offset };
         p.batches.push_back(stored);
         if p.batches.len() > CACHED_BATCHES {
             p.batches.pop_front();

@@ -98,7 +98,7 @@ impl ReadOnlyLog {
             let bytes = Bytes::from(bytes);
             let mut stopped = false;
             walk(&bytes, file.base_offset, |at, len| {
-                let batch = Batch::parse(bytes.slice(at..at + len));
+                let batch = Batch::parse_sparse(bytes.slice(at..at + len));
                 let go_on = match batch {
                     Ok(batch) if batch.next_offset() <= from => true,
                     Ok(batch) => each(&batch),

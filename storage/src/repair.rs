@@ -67,9 +67,7 @@ fn verify(log: &PartitionLog) -> Result<()> {
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
         let batches = log.read(offset, 4 << 20)?;
-        let Some(next) =
-            batches.last().and_then(|b| crate::batch::Batch::parse(b.clone()).ok()).map(|b| b.next_offset())
-        else {
+        let Some(next) = batches.last().and_then(|b| crate::batch::peek_next_offset(b)) else {
             break;
         };
         offset = next;

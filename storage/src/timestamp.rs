@@ -14,7 +14,7 @@ use crate::frame::{self, FRAME_HEADER_LEN};
 /// reaches `ts` (the header's `max_timestamp` is the producer's claim).
 pub(crate) fn first_in_batch(batch: Bytes, ts: i64, path: &Path, position: u64) -> Result<Option<u64>> {
     let corrupt = |e: goulette_batch::BatchError| StorageError::corruption(path, position, e.to_string());
-    let batch = Batch::parse(batch).map_err(corrupt)?;
+    let batch = Batch::parse_sparse(batch).map_err(corrupt)?;
     for record in batch.iter_records().map_err(corrupt)? {
         let record = record.map_err(corrupt)?;
         if record.record.timestamp >= ts {

@@ -138,7 +138,7 @@ impl Wal {
             len: bytes.len(),
             crc: 0,
             base_offset,
-            next_offset: base_offset + u64::from(batch.record_count()),
+            next_offset: base_offset + u64::from(batch.offset_count()),
             max_timestamp: batch.max_timestamp(),
         };
         self.index.push(&info);

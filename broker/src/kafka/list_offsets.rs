@@ -94,7 +94,7 @@ fn by_timestamp(replica: &Replica, ts: i64, high_watermark: u64) -> Result<Found
     };
     let batches = replica.log.read_bounded(offset, 1, high_watermark).map_err(storage)?;
     let Some(bytes) = batches.into_iter().next() else { return Ok(NOT_FOUND) };
-    let batch = Batch::parse(bytes).map_err(|_| ResponseError::CorruptMessage.code())?;
+    let batch = Batch::parse_sparse(bytes).map_err(|_| ResponseError::CorruptMessage.code())?;
     let leader_epoch = batch.partition_leader_epoch() as i32;
     let records = batch.iter_records().map_err(|_| ResponseError::CorruptMessage.code())?;
     for record in records {

@@ -49,7 +49,7 @@ pub fn inspect(dir: &Path, read_only: bool, records: Option<RecordsWanted>) -> a
                 break;
             }
             for bytes in batches {
-                let batch = Batch::parse(bytes)?;
+                let batch = Batch::parse_sparse(bytes)?;
                 if !printer.print(&batch, &mut out)? {
                     break;
                 }

@@ -149,6 +149,9 @@ pub struct StoredRecord {
     pub offset: u64,
     /// The record itself.
     pub record: Record,
+    /// Its value is null (read as empty bytes in `record`): on a compacted
+    /// topic, a tombstone deleting its key.
+    pub null_value: bool,
 }
 
 /// Idempotent-producer identity carried by a batch.
@@ -201,16 +204,17 @@ pub fn peek_batch_len(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Reads the offset after the last record of the batch at the front of
-/// `bytes` (holding at least its header) from its base offset and record
-/// count, without validating anything else. `None` when the header is
-/// incomplete, the count is not positive or the sum overflows.
+/// `bytes` (holding at least its header) from its base offset and
+/// `last_offset_delta` (a compacted or filtered batch covers offsets it no
+/// longer holds records for), without validating anything else. `None`
+/// when the header is incomplete, the delta negative or the sum overflows.
 pub fn peek_next_offset(bytes: &[u8]) -> Option<u64> {
     if bytes.len() < HEADER_LEN {
         return None;
     }
     let base = u64::try_from(be_i64(bytes, OFF_BASE_OFFSET)).ok()?;
-    let count = u64::try_from(be_i32(bytes, OFF_RECORD_COUNT)).ok().filter(|&c| c > 0)?;
-    base.checked_add(count)
+    let last_delta = u64::try_from(be_i32(bytes, OFF_LAST_OFFSET_DELTA)).ok()?;
+    base.checked_add(last_delta)?.checked_add(1)
 }
 
 /// The CRC-32C a batch header carries: of everything from the attributes on.
@@ -386,6 +390,13 @@ impl Batch {
         be_i32(&self.bytes, OFF_RECORD_COUNT) as u32
     }
 
+    /// Number of offsets the batch covers (`last_offset_delta + 1`): its
+    /// record count unless compaction or a filter took records out. A
+    /// producer's sequence numbers follow offsets, as in Kafka.
+    pub fn offset_count(&self) -> u32 {
+        self.last_offset_delta() as u32 + 1
+    }
+
     /// Total encoded length.
     pub fn len(&self) -> usize {
         self.bytes.len()
@@ -539,7 +550,9 @@ impl RecordIter {
         }
         self.previous_delta = offset_delta;
         let key = field(&mut rec, "key")?;
-        let value = field(&mut rec, "value")?.unwrap_or_default();
+        let value = field(&mut rec, "value")?;
+        let null_value = value.is_none();
+        let value = value.unwrap_or_default();
         let header_count = varint::get_varint(&mut rec).ok_or_else(|| bad("bad header count"))?;
         // Each header takes at least two bytes.
         if header_count < 0 || header_count as usize > rec.len() / 2 {
@@ -558,6 +571,7 @@ impl RecordIter {
         Ok(StoredRecord {
             offset: self.base_offset + offset_delta as u64,
             record: Record { timestamp: self.first_timestamp.wrapping_add(ts_delta), key, value, headers },
+            null_value,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Encoding a batch: [`BatchBuilder`] gathers records (with their deltas
 //! and varints), compresses them as a whole, and writes the header and its
 //! CRC-32C, in the format documented in [`crate::batch`] (Kafka's RecordBatch
-//! v2). Every value it writes is non-null.
+//! v2). Values are written non-null, except a tombstone's
+//! ([`BatchBuilder::push_tombstone`]).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -12,6 +13,13 @@ use crate::batch::{
 use crate::compression::Compression;
 use crate::error::{BatchError, Result};
 use crate::varint;
+
+/// Whether a record's value is written, or written as null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Present,
+    Null,
+}
 
 /// Builds a batch from records on the client side.
 #[derive(Debug)]
@@ -72,28 +80,39 @@ impl BatchBuilder {
             self.push(record);
             return true;
         }
-        let body_len = self.encoded_body_len(record);
+        let body_len = self.encoded_body_len(record, Value::Present);
         if self.encoded_len() + varint::varint_len(body_len as i32) + body_len > limit {
             return false;
         }
-        self.push_encoded(record, body_len);
+        self.push_encoded(record, body_len, Value::Present);
         true
     }
 
     /// Appends a record.
     pub fn push(&mut self, record: &Record) {
+        self.push_value(record, Value::Present);
+    }
+
+    /// Appends a record with a null value (its `value` must be empty): a
+    /// tombstone, which compaction removes with the key's older records.
+    pub fn push_tombstone(&mut self, record: &Record) {
+        debug_assert!(record.value.is_empty(), "a tombstone has no value");
+        self.push_value(record, Value::Null);
+    }
+
+    fn push_value(&mut self, record: &Record, value: Value) {
         if self.count == 0 {
             self.first_timestamp = record.timestamp;
         }
-        let body_len = self.encoded_body_len(record);
-        self.push_encoded(record, body_len);
+        let body_len = self.encoded_body_len(record, value);
+        self.push_encoded(record, body_len, value);
     }
 
     /// Appends a record whose body encodes to `body_len` bytes (computed
     /// once `first_timestamp` is set). Lengths and counts are written as
     /// `i32` varints, exact for anything below `MAX_UNCOMPRESSED_LEN`;
     /// [`BatchBuilder::build`] refuses records beyond it.
-    fn push_encoded(&mut self, record: &Record, body_len: usize) {
+    fn push_encoded(&mut self, record: &Record, body_len: usize, value: Value) {
         let out = &mut self.records;
         self.max_timestamp = self.max_timestamp.max(record.timestamp);
         varint::put_varint(out, body_len as i32);
@@ -108,8 +127,13 @@ impl BatchBuilder {
             }
             None => varint::put_varint(out, -1),
         }
-        varint::put_varint(out, record.value.len() as i32);
-        out.extend_from_slice(&record.value);
+        match value {
+            Value::Present => {
+                varint::put_varint(out, record.value.len() as i32);
+                out.extend_from_slice(&record.value);
+            }
+            Value::Null => varint::put_varint(out, -1),
+        }
         varint::put_varint(out, record.headers.len() as i32);
         for (name, value) in &record.headers {
             varint::put_varint(out, name.len() as i32);
@@ -121,7 +145,7 @@ impl BatchBuilder {
         self.count += 1;
     }
 
-    fn encoded_body_len(&self, record: &Record) -> usize {
+    fn encoded_body_len(&self, record: &Record, value: Value) -> usize {
         // A length-prefixed field.
         let field = |len: usize| varint::varint_len(len as i32) + len;
         let key = record.key.as_ref().map_or(varint::varint_len(-1), |k| field(k.len()));
@@ -129,7 +153,10 @@ impl BatchBuilder {
         1 + varint::varlong_len(record.timestamp.wrapping_sub(self.first_timestamp))
             + varint::varint_len(self.count as i32)
             + key
-            + field(record.value.len())
+            + match value {
+                Value::Present => field(record.value.len()),
+                Value::Null => varint::varint_len(-1),
+            }
             + varint::varint_len(record.headers.len() as i32)
             + headers
     }

@@ -11,8 +11,11 @@
 //! uncompressed section is a copy. A batch whose records all go is still
 //! sent, empty, to move the consumer on.
 //!
-//! Only consumers see such batches ([`Batch::parse_sparse`]); produce,
-//! storage and replication keep dense ones ([`Batch::parse`]).
+//! Compaction writes such batches too ([`Batch::compacted`]): a compacted
+//! fragment keeps each batch's header, with the records that are still the
+//! latest of their key, compressed again with the batch's codec. Produce
+//! takes only dense batches ([`Batch::parse`]); storage, replication and
+//! consumers take sparse ones ([`Batch::parse_sparse`]).
 
 use bytes::{BufMut, BytesMut};
 
@@ -20,12 +23,33 @@ use crate::batch::{
     Batch, COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD, OFF_ATTRIBUTES, OFF_BATCH_LEN, OFF_CRC, OFF_RECORD_COUNT,
     StoredRecord, batch_crc,
 };
+use crate::compression::Compression;
 use crate::error::Result;
 
+/// How a rebuilt batch's records section is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Uncompressed: a filtered read, sent once and decoded at once.
+    Plain,
+    /// With the stored batch's codec: a compacted batch, stored for good.
+    SameCodec,
+}
+
 impl Batch {
-    /// This batch with only the records `keep` accepts; itself (no copy)
-    /// when it accepts them all.
-    pub fn retain(&self, mut keep: impl FnMut(&StoredRecord) -> bool) -> Result<Batch> {
+    /// This batch with only the records `keep` accepts, its records section
+    /// uncompressed; itself (no copy) when it accepts them all.
+    pub fn retain(&self, keep: impl FnMut(&StoredRecord) -> bool) -> Result<Batch> {
+        self.rebuild(keep, Section::Plain)
+    }
+
+    /// Like [`Batch::retain`], for compaction: the kept records are
+    /// compressed again with the batch's codec (a batch left with no record
+    /// is written uncompressed, as its header alone).
+    pub fn compacted(&self, keep: impl FnMut(&StoredRecord) -> bool) -> Result<Batch> {
+        self.rebuild(keep, Section::SameCodec)
+    }
+
+    fn rebuild(&self, mut keep: impl FnMut(&StoredRecord) -> bool, section: Section) -> Result<Batch> {
         let mut records = self.iter_records()?;
         let mut kept = Vec::new();
         let (mut total, mut body) = (0usize, 0usize);
@@ -40,14 +64,24 @@ impl Batch {
         if kept.len() == total {
             return Ok(self.clone());
         }
-        let mut out = BytesMut::with_capacity(HEADER_LEN + body);
-        out.put_slice(&self.as_bytes()[..HEADER_LEN]);
+        let mut plain = Vec::with_capacity(body);
         for bytes in &kept {
-            out.put_slice(bytes);
+            plain.extend_from_slice(bytes);
         }
+        let codec = match (section, self.compression()) {
+            (Section::SameCodec, Some(codec)) if !kept.is_empty() => codec,
+            _ => Compression::None,
+        };
+        let records = match codec {
+            Compression::None => plain,
+            codec => codec.compress(&plain)?,
+        };
+        let mut out = BytesMut::with_capacity(HEADER_LEN + records.len());
+        out.put_slice(&self.as_bytes()[..HEADER_LEN]);
+        out.put_slice(&records);
         let length = (out.len() - LOG_OVERHEAD) as i32;
         out[OFF_BATCH_LEN..OFF_BATCH_LEN + 4].copy_from_slice(&length.to_be_bytes());
-        let attributes = self.attributes() & !COMPRESSION_MASK;
+        let attributes = (self.attributes() & !COMPRESSION_MASK) | codec.id();
         out[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
         out[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&(kept.len() as i32).to_be_bytes());
         let crc = batch_crc(&out);
@@ -60,6 +94,7 @@ impl Batch {
 mod tests {
     use bytes::Bytes;
 
+    use crate::batch::HEADER_LEN;
     use crate::{Batch, BatchBuilder, Compression, Record};
 
     fn batch(n: usize, compression: Compression) -> Batch {
@@ -96,6 +131,20 @@ mod tests {
             assert!(none.records().unwrap().is_empty());
             let all = full.retain(|_| true).unwrap();
             assert_eq!(all.as_bytes(), full.as_bytes(), "nothing left out: the stored bytes as they are");
+        }
+    }
+
+    #[test]
+    fn a_compacted_batch_keeps_its_codec_and_offsets() {
+        for compression in [Compression::None, Compression::Zstd, Compression::Gzip, Compression::Snappy] {
+            let full = batch(10, compression);
+            let some = full.compacted(|r| r.offset % 4 == 1).unwrap();
+            assert_eq!(some.compression(), Some(compression));
+            let offsets: Vec<u64> = some.records().unwrap().iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, [101, 105, 109], "{compression:?}");
+            assert_eq!((some.base_offset(), some.next_offset(), some.producer()), (100, 110, full.producer()));
+            let none = full.compacted(|_| false).unwrap();
+            assert_eq!((none.record_count(), none.len(), none.compression()), (0, HEADER_LEN, Some(Compression::None)));
         }
     }
 

@@ -109,10 +109,12 @@ fn a_hand_assembled_kafka_batch_parses_and_decodes() {
                 value: Bytes::from_static(b"hello"),
                 headers: vec![("h".to_owned(), Bytes::new())],
             },
+            null_value: false,
         },
         StoredRecord {
             offset: 101,
             record: Record { timestamp: T_MS + 5, key: None, value: Bytes::new(), headers: vec![] },
+            null_value: true,
         },
     ];
     assert_eq!(batch.records().unwrap(), expected);

@@ -56,7 +56,7 @@ enum Placement {
 /// offsets relative to the file's base as u32 (the WAL is sealed first).
 fn offsets_full(inner: &Inner, batch: &Batch) -> bool {
     let wal = &inner.wal.index;
-    wal.next_offset - wal.base_offset + u64::from(batch.record_count()) > u64::from(u32::MAX)
+    wal.next_offset - wal.base_offset + u64::from(batch.offset_count()) > u64::from(u32::MAX)
 }
 
 /// Whether `leader_epoch` is new to the log: its history records it (and
@@ -191,7 +191,7 @@ impl PartitionLog {
     /// with the answer for its producer.
     fn check_producer(&self, inner: &Inner, batch: &Batch) -> Option<Result<PendingAppend>> {
         let p = batch.producer()?;
-        match inner.producers.check(&p, batch.record_count()) {
+        match inner.producers.check(&p, batch.offset_count()) {
             Decision::Append => None,
             Decision::Duplicate { base_offset, next_offset } => {
                 let info = AppendInfo { base_offset, next_offset, max_timestamp: batch.max_timestamp() };
@@ -266,7 +266,7 @@ impl PartitionLog {
             Err(e) => return Err(e),
         };
         if let Some(p) = &batch.producer() {
-            inner.producers.record(p, batch.record_count(), base, info.next_offset);
+            inner.producers.record(p, batch.offset_count(), base, info.next_offset);
         }
         inner.last_crc = batch.crc();
         inner.appended_batches += 1;

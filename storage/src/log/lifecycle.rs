@@ -64,7 +64,9 @@ impl PartitionLog {
         }
         self.publish(&inner);
         self.durability.cut(end, false);
-        result.map(|()| end)
+        result?;
+        self.cleaned_before(end)?;
+        Ok(end)
     }
 
     fn truncate_locked(&self, inner: &mut Inner, offset: u64) -> Result<()> {

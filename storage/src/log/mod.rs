@@ -15,6 +15,7 @@
 //!   every waiter (blocking or async, leader or follower);
 //! - `seal`: sealing the WAL into a fragment off the append path;
 //! - `lifecycle`: truncation, reset, retention, periodic maintenance, close;
+//! - [`compact`]: compaction (the latest record of every key kept);
 //! - [`state`]: whether the log accepts work.
 //!
 //! Locking rule: `inner` (the file set and the WAL's write position) is
@@ -43,8 +44,12 @@
 //!   interrupted truncation: every fragment at or after the lowest WAL, and
 //!   every other WAL, is deleted.
 //! - retention: unlink the oldest `.frag` then its `.index`, fsync dir.
+//! - compaction: write `{b}.compacted` (tmp, fsync, rename, fsync dir) —
+//!   the commit point — then delete what it replaces and rename it to
+//!   `{b}.frag`; recovery finishes a committed one (see `compact::swap`).
 
 mod append;
+pub mod compact;
 mod durability;
 mod lifecycle;
 mod open;
@@ -91,6 +96,8 @@ pub struct PartitionLog {
     durability: durability::Durability,
     /// Zero of the fragments' last-use clock.
     epoch: Instant,
+    /// Compaction settings and progress.
+    compactor: compact::Compactor,
 }
 
 #[derive(Debug)]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::compact;
 use super::durability::Durability;
 use super::{Inner, LogState, Offsets, PartitionLog};
 use crate::batch::Batch;
@@ -40,6 +41,9 @@ struct Listing {
     frags: BTreeSet<u64>,
     indexes: BTreeSet<u64>,
     snapshots: BTreeSet<u64>,
+    /// Cleaned files committed by a compaction, and their indexes.
+    compacted: BTreeSet<u64>,
+    cindexes: BTreeSet<u64>,
     /// Leftover `*.tmp` files, deleted once the format is known to be ours.
     tmps: Vec<PathBuf>,
 }
@@ -55,7 +59,11 @@ fn list(dir: &Path) -> Result<Listing> {
             found.tmps.push(entry.path());
             continue;
         }
-        if name == EPOCHS_FILE || name == crate::identity::IDENTITY_FILE || name == crate::log_start::LOG_START_FILE {
+        if name == EPOCHS_FILE
+            || name == crate::identity::IDENTITY_FILE
+            || name == crate::log_start::LOG_START_FILE
+            || name == compact::CLEANER_STATE_FILE
+        {
             continue;
         }
         match parse_name(name) {
@@ -63,6 +71,8 @@ fn list(dir: &Path) -> Result<Listing> {
             Some((base, FRAGMENT_SUFFIX)) => found.frags.insert(base),
             Some((base, INDEX_SUFFIX)) => found.indexes.insert(base),
             Some((offset, SNAPSHOT_SUFFIX)) => found.snapshots.insert(offset),
+            Some((base, compact::COMPACTED_SUFFIX)) => found.compacted.insert(base),
+            Some((base, compact::COMPACTED_INDEX_SUFFIX)) => found.cindexes.insert(base),
             _ => {
                 tracing::warn!(dir = %dir.display(), file = name, "ignoring unexpected file in partition directory");
                 false
@@ -179,6 +189,14 @@ impl PartitionLog {
         for tmp in &found.tmps {
             crashsafe::remove_if_exists(tmp)?;
         }
+        compact::complete_installs(
+            &dir,
+            &found.compacted,
+            &found.cindexes,
+            &mut found.frags,
+            &mut found.indexes,
+            interval,
+        )?;
         complete_seal(&dir, &mut found, interval)?;
         complete_truncation(&dir, &mut found)?;
 
@@ -239,6 +257,7 @@ impl PartitionLog {
             log_end = inner.log_end(),
             "opened partition log"
         );
+        let cleaner = compact::Compactor::new(compact::load_state(&dir)?);
         let log = PartitionLog {
             dir,
             dir_lock: Mutex::new(Some(dir_lock)),
@@ -249,6 +268,7 @@ impl PartitionLog {
             inner: Mutex::new(inner),
             seal_lock: Mutex::new(()),
             epoch,
+            compactor: cleaner,
         };
         log.publish(&log.lock());
         log.recover_epochs()?;
@@ -314,7 +334,7 @@ impl PartitionLog {
         }
         self.scan_batches(offset, end, "producers", |batch| {
             if let Some(info) = batch.producer() {
-                states.record(&info, batch.record_count(), batch.base_offset(), batch.next_offset());
+                states.record(&info, batch.offset_count(), batch.base_offset(), batch.next_offset());
             }
         })?;
         // Retention may have deleted what a snapshot remembers.
@@ -347,7 +367,7 @@ impl PartitionLog {
                 break;
             }
             for bytes in batches {
-                let batch = Batch::parse(bytes).map_err(|e| {
+                let batch = Batch::parse_sparse(bytes).map_err(|e| {
                     StorageError::corruption(&self.dir, offset, format!("while rebuilding {what}: {e}"))
                 })?;
                 each(&batch);

@@ -158,7 +158,7 @@ impl PartitionLog {
     /// The CRC of the batch that ends exactly at `offset`, if one does.
     pub(super) fn batch_ending_at(&self, offset: u64) -> Result<Option<u32>> {
         let Some(bytes) = self.read(offset - 1, 1)?.into_iter().next() else { return Ok(None) };
-        let batch = Batch::parse(bytes)?;
+        let batch = Batch::parse_sparse(bytes)?;
         Ok((batch.next_offset() == offset).then(|| batch.crc()))
     }
 }

@@ -38,6 +38,8 @@ pub enum Step {
     Truncate,
     /// Emptying the log (a follower behind its leader's log start).
     Reset,
+    /// Installing a compacted fragment in place of its sources.
+    Compact,
 }
 
 impl LogState {
@@ -65,6 +67,7 @@ impl fmt::Display for Step {
             Step::Seal => "sealing",
             Step::Truncate => "truncation",
             Step::Reset => "reset",
+            Step::Compact => "compaction",
         })
     }
 }

@@ -46,7 +46,7 @@ pub fn all_values(log: &PartitionLog, from: u64) -> Vec<(u64, String)> {
         let batches = log.read(offset, 1 << 16).expect("read");
         assert!(!batches.is_empty(), "read at {offset} returned nothing before the log end");
         for bytes in batches {
-            let batch = Batch::parse(bytes).expect("stored batch parses");
+            let batch = Batch::parse_sparse(bytes).expect("stored batch parses");
             for r in batch.records().expect("records decode") {
                 if r.offset >= offset {
                     out.push((r.offset, String::from_utf8(r.record.value.to_vec()).expect("utf8")));
