@@ -73,6 +73,8 @@ pub struct BrokerConfig {
     pub controlled_shutdown_timeout: Duration,
     /// How far producer timestamps may stray from the broker's clock.
     pub timestamp_bounds: crate::timestamps::TimestampBounds,
+    /// The compactor's memory, pace and rounds (see `compaction`).
+    pub compaction: crate::compaction::CompactorConfig,
 }
 
 /// What a produce request may carry.
@@ -119,6 +121,7 @@ impl BrokerConfig {
             isr_check_interval: Duration::from_millis(250),
             controlled_shutdown_timeout: Duration::from_secs(10),
             timestamp_bounds: Default::default(),
+            compaction: Default::default(),
         }
     }
 

@@ -5,6 +5,8 @@
 //! - [`leader_state`]: what only a leader keeps, and the pure high-watermark rule.
 //! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
 //! - [`tag_filter`]: a consumer's tag filter applied to a fetch's batches.
+//! - [`compaction`], [`compactor`]: compacted topics (settings, keyless
+//!   records refused) and the thread that compacts their partitions.
 //! - [`group_commit`]: produce requests and follower appends waiting, as tasks, for storage's group-commit rounds.
 //! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
@@ -24,6 +26,8 @@
 //! - [`metrics`]: the Prometheus metrics served on `--http-address`.
 //! - [`failpoint`]: faults tests inject through the environment.
 
+pub mod compaction;
+pub mod compactor;
 pub mod config;
 pub mod error;
 pub mod failpoint;

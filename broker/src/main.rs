@@ -93,6 +93,17 @@ struct Args {
     /// to the network may hold together; readers wait beyond it.
     #[arg(long, env = "GOULETTE_FETCH_MEMORY", default_value_t = 256 << 20)]
     fetch_memory: usize,
+    /// The compactor's key map, in bytes: more keys than fit take more
+    /// passes, never more memory.
+    #[arg(long, env = "GOULETTE_COMPACTION_MAP_BYTES", default_value_t = 64 << 20)]
+    compaction_map_bytes: usize,
+    /// The compactor's disk traffic (read plus written), in bytes per
+    /// second; 0: unlimited.
+    #[arg(long, env = "GOULETTE_COMPACTION_IO_BYTES_PER_SEC", default_value_t = 100 << 20)]
+    compaction_io_bytes_per_sec: u64,
+    /// How often the compactor looks for a compacted partition due a pass.
+    #[arg(long, env = "GOULETTE_COMPACTION_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    compaction_interval: std::time::Duration,
     /// A fetch stream whose reader takes nothing for this long is closed.
     #[arg(long, env = "GOULETTE_FETCH_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     fetch_send_timeout: std::time::Duration,
@@ -144,6 +155,11 @@ fn main() -> anyhow::Result<()> {
     config.log.max_batch_bytes = args.max_batch_bytes;
     config.max_fetch_bytes = args.max_fetch_bytes;
     config.fetch_memory = args.fetch_memory;
+    config.compaction = goulette_broker::compaction::CompactorConfig {
+        map_bytes: args.compaction_map_bytes,
+        io_bytes_per_sec: args.compaction_io_bytes_per_sec,
+        interval: args.compaction_interval,
+    };
     config.fetch_send_timeout = args.fetch_send_timeout;
     config.connection_limits = goulette_proto::ops::serve::ConnectionLimits {
         max_connections: args.max_connections,

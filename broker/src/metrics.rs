@@ -103,6 +103,13 @@ pub struct BrokerMetrics {
     kept: Gauge,
     /// Replicas that cannot be served (damaged, or their log failed).
     failed: Gauge,
+    /// Compaction passes run, records they removed, bytes they read and
+    /// wrote, and passes that failed (see `compaction`).
+    pub compaction_passes: Counter,
+    pub compaction_records_removed: Counter,
+    pub compaction_bytes_read: Counter,
+    pub compaction_bytes_written: Counter,
+    pub compaction_errors: Counter,
 }
 
 /// Latency buckets from 50 µs to ~13 s, in seconds.
@@ -149,6 +156,11 @@ impl BrokerMetrics {
             under_min_isr: Gauge::default(),
             kept: Gauge::default(),
             failed: Gauge::default(),
+            compaction_passes: Counter::default(),
+            compaction_records_removed: Counter::default(),
+            compaction_bytes_read: Counter::default(),
+            compaction_bytes_written: Counter::default(),
+            compaction_errors: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("goulette_broker");
         r.register("messages_in", "Records appended as partition leader", m.messages_in.clone());
@@ -218,6 +230,19 @@ impl BrokerMetrics {
             "Replicas not served because their data failed a checksum or their log failed to open \
              (/ready names them)",
             m.failed.clone(),
+        );
+        r.register("compaction_passes", "Compaction passes run over compacted partitions", m.compaction_passes.clone());
+        r.register(
+            "compaction_records_removed",
+            "Records compaction removed (superseded by a later record of their key, or expired tombstones)",
+            m.compaction_records_removed.clone(),
+        );
+        r.register("compaction_bytes_read", "Fragment bytes compaction read", m.compaction_bytes_read.clone());
+        r.register("compaction_bytes_written", "Fragment bytes compaction wrote", m.compaction_bytes_written.clone());
+        r.register(
+            "compaction_errors",
+            "Compaction passes that failed (the log says why; data stays as it was)",
+            m.compaction_errors.clone(),
         );
         BrokerMetrics { registry, ..m }
     }

@@ -8,14 +8,16 @@
 //! committed offset survives whatever an acknowledged message survives. The
 //! leader keeps the latest offset per (group, topic, partition) in memory
 //! and rebuilds it by reading the partition from its start each time it
-//! starts a leadership term.
+//! starts a leadership term. `__offsets` is compacted (see `compaction`),
+//! so that read covers about one commit per key, however many were made.
 //!
 //! Record format (one record per committed partition):
 //!
 //! ```text
 //! key    {group} \n {topic} \n {partition}       UTF-8
 //! value  offset u64 LE | generation i64 LE | metadata (UTF-8, rest)
-//!        empty: a tombstone (the group was deleted)
+//!        null: a tombstone (the group was deleted; written empty before
+//!        compaction existed, and still read as one)
 //! header leader-epoch  i32 BE, the leader epoch of the committed position
 //!        (Kafka commits, v6+); absent when unknown
 //! ```
@@ -383,7 +385,7 @@ impl Coordinator {
         let now = goulette_storage::now_ms();
         for ((group, topic, partition), value) in &entries {
             let epoch = value.as_ref().and_then(|c| c.leader_epoch);
-            builder.push(&Record {
+            let record = Record {
                 timestamp: now,
                 key: Some(encode_key(group, topic, *partition)),
                 value: value.as_ref().map_or_else(Bytes::new, |c| encode_value(c.offset, c.generation, &c.metadata)),
@@ -391,7 +393,13 @@ impl Coordinator {
                     .map(|e| (LEADER_EPOCH_HEADER.to_owned(), Bytes::copy_from_slice(&e.to_be_bytes())))
                     .into_iter()
                     .collect(),
-            });
+            };
+            // A deletion is a tombstone (null value), which compaction of
+            // `__offsets` removes with the key's older commits.
+            match value {
+                Some(_) => builder.push(&record),
+                None => builder.push_tombstone(&record),
+            }
         }
         let batch = builder.build().map_err(|e| storage_error(&e.into()))?;
         let produce = pb::ProduceRequest {

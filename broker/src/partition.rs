@@ -299,6 +299,17 @@ impl Partitions {
             if t.retention_bytes > 0 {
                 config.retention_bytes = Some(t.retention_bytes);
             }
+            // Fragment settings apply when a log is opened.
+            if t.segment_bytes > 0 {
+                config.fragment_bytes = t.segment_bytes.max(config.max_batch_bytes as u64);
+            }
+            if t.segment_ms > 0 {
+                config.fragment_max_age = Duration::from_millis(t.segment_ms);
+            }
+        }
+        if !crate::compaction::retention_applies(topic) {
+            config.retention_age = None;
+            config.retention_bytes = None;
         }
         config
     }

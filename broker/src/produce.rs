@@ -242,6 +242,14 @@ async fn append(
     if let Err(reason) = limits.timestamps.check(&batch, goulette_storage::now_ms()) {
         return refuse(pb::Error::new(ErrorCode::InvalidTimestamp, reason));
     }
+    if replica.log.compaction().is_some()
+        && let Err(reason) = crate::compaction::check_keys(&batch)
+    {
+        return refuse(pb::Error::new(
+            ErrorCode::InvalidRecord,
+            format!("{}/{}: {reason}", replica.topic, replica.partition),
+        ));
+    }
     if acks == Acks::All && state.isr.len() < replica.min_insync() {
         let message = format!(
             "{} in-sync replicas of {}/{}, acks=all needs {}",

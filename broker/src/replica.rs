@@ -163,6 +163,11 @@ impl Replica {
     /// Installs the topic's settings as assigned.
     pub(crate) fn set_topic(&self, topic: Option<&pb::TopicConfig>) {
         *self.topic_config.write().unwrap_or_else(|p| p.into_inner()) = topic.cloned();
+        let compaction = crate::compaction::policy(&self.topic, topic);
+        if self.log.compaction() != compaction {
+            tracing::info!(topic = %self.topic, partition = self.partition, ?compaction, "compaction settings");
+            self.log.set_compaction(compaction);
+        }
         // The topic's replication factor, not the replica list's length:
         // a partition being moved has extra replicas for a while.
         let rf = topic.map_or(self.state().replicas.len(), |t| t.replication_factor as usize).max(1);

@@ -132,6 +132,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         config.isr_check_interval,
         stop.clone(),
     ));
+    tracker.spawn(crate::compactor::run(partitions.clone(), config.compaction, stop.clone()));
     let maintained = partitions.clone();
     let every = config.maintenance_interval;
     let token = stop.clone();

@@ -167,6 +167,18 @@ fn given_confluent_kafkas_admin_client_it_should_create_describe_and_delete_topi
     assert!(stdout.contains("deleted"), "{stdout}");
 }
 
+#[test]
+fn given_confluent_kafka_a_compacted_topic_should_read_back_one_record_per_key_and_refuse_keyless_records() {
+    let _serial = common::serial();
+    let args = ["--fragment-bytes", "65536", "--max-batch-bytes", "65536", "--compaction-interval", "100ms"];
+    let cluster = KafkaCluster::start(1, &args);
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("broker/tests/kafka/compaction.py")).arg(cluster.bootstrap());
+    let out = run(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("done"), "{stdout}");
+}
+
 /// The broker coordinating `group` (FindCoordinator).
 fn coordinator_of(cluster: &KafkaCluster, group: &str) -> i32 {
     use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};

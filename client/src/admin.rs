@@ -79,12 +79,37 @@ pub fn effective_settings(config: &pb::TopicConfig, brokers: &[pb::BrokerInfo]) 
         0 => default_min_insync,
         n => n,
     };
-    vec![
+    let mut settings = vec![
         retention_ms,
         retention_bytes,
         setting("min_insync_replicas", min_insync.to_string(), min_insync == default_min_insync),
         setting("unclean_leader_election", config.unclean_leader_election.to_string(), !config.unclean_leader_election),
-    ]
+    ];
+    let policy = pb::CleanupPolicy::try_from(config.cleanup_policy).unwrap_or_default();
+    settings.push(setting(
+        "cleanup_policy",
+        goulette_proto::cleanup_policy::name(policy).to_owned(),
+        policy == pb::CleanupPolicy::Delete,
+    ));
+    if policy == pb::CleanupPolicy::CompactDelete {
+        // Retention still applies; with `compact` alone it does not.
+    } else if policy == pb::CleanupPolicy::Compact {
+        settings[0] = setting("retention_ms", "unlimited (compacted)".to_owned(), true);
+        settings[1] = setting("retention_bytes", "unlimited (compacted)".to_owned(), true);
+    }
+    if policy != pb::CleanupPolicy::Delete {
+        let or = |v: u64, default: u64| (if v == 0 { default } else { v }, v == 0);
+        let (ms, default) = or(config.delete_retention_ms, 86_400_000);
+        settings.push(setting("delete_retention_ms", ms.to_string(), default));
+        let (ms, default) = or(config.min_compaction_lag_ms, 0);
+        settings.push(setting("min_compaction_lag_ms", ms.to_string(), default));
+        let (permille, default) = or(u64::from(config.min_cleanable_dirty_ratio_permille), 500);
+        settings.push(setting("min_cleanable_dirty_ratio", format!("{}", permille as f64 / 1000.0), default));
+    }
+    let brokers_own = |v: u64| if v == 0 { "the brokers'".to_owned() } else { v.to_string() };
+    settings.push(setting("segment_bytes", brokers_own(config.segment_bytes), config.segment_bytes == 0));
+    settings.push(setting("segment_ms", brokers_own(config.segment_ms), config.segment_ms == 0));
+    settings
 }
 
 /// Administers a cluster.
@@ -375,8 +400,30 @@ mod tests {
                 ("retention_bytes", "unlimited", true),
                 ("min_insync_replicas", "2", true),
                 ("unclean_leader_election", "false", true),
+                ("cleanup_policy", "delete", true),
+                ("segment_bytes", "the brokers'", true),
+                ("segment_ms", "the brokers'", true),
             ]
         );
+    }
+
+    #[test]
+    fn a_compacted_topic_shows_its_compaction_settings_and_no_retention() {
+        let config = pb::TopicConfig {
+            replication_factor: 1,
+            cleanup_policy: pb::CleanupPolicy::Compact as i32,
+            min_compaction_lag_ms: 5000,
+            segment_ms: 60_000,
+            ..Default::default()
+        };
+        let effective = effective_settings(&config, &[]);
+        let settings = values(&effective);
+        assert_eq!(settings[0], ("retention_ms", "unlimited (compacted)", true));
+        assert!(settings.contains(&("cleanup_policy", "compact", false)));
+        assert!(settings.contains(&("delete_retention_ms", "86400000", true)));
+        assert!(settings.contains(&("min_compaction_lag_ms", "5000", false)));
+        assert!(settings.contains(&("min_cleanable_dirty_ratio", "0.5", true)));
+        assert!(settings.contains(&("segment_ms", "60000", false)));
     }
 
     #[test]
@@ -396,6 +443,9 @@ mod tests {
                 ("retention_bytes", "4096", false),
                 ("min_insync_replicas", "3", false),
                 ("unclean_leader_election", "true", false),
+                ("cleanup_policy", "delete", true),
+                ("segment_bytes", "the brokers'", true),
+                ("segment_ms", "the brokers'", true),
             ]
         );
         let default = pb::TopicConfig { replication_factor: 1, ..Default::default() };

@@ -132,6 +132,7 @@ where
         value: record.value.clone(),
         headers,
         timestamp: None,
+        tombstone: false,
     };
     dead_letter.producer.send(letter).await?.wait().await?;
     Ok(Outcome::DeadLettered { attempts, error: last_error })

@@ -13,6 +13,7 @@
 //! the internal topic of committed offsets.
 
 pub mod channel;
+pub mod cleanup_policy;
 pub mod hashing;
 pub mod offsets_topic;
 #[cfg(feature = "ops")]

@@ -18,9 +18,11 @@ pub fn group_partition(group: &str, partitions: u32) -> u32 {
 
 /// The settings `__offsets` is created with, by whoever needs it first,
 /// with `brokers_up` brokers up: a replication factor of 3 (as many as
-/// there are brokers up, if fewer — fixed from then on) and no retention,
-/// since a group's last commit must outlive any time limit (commits are
-/// not compacted yet).
+/// there are brokers up, if fewer — fixed from then on), compacted (each
+/// group's latest commit per partition is what counts) and no retention,
+/// since a group's last commit must outlive any time limit. Brokers
+/// compact `__offsets` whatever its stored settings say, so a topic created
+/// before compaction existed is compacted too.
 pub fn config(brokers_up: usize) -> pb::TopicConfig {
     pb::TopicConfig {
         name: OFFSETS_TOPIC.to_owned(),
@@ -28,6 +30,7 @@ pub fn config(brokers_up: usize) -> pb::TopicConfig {
         replication_factor: brokers_up.clamp(1, 3) as u32,
         retention_ms: u64::MAX,
         retention_bytes: 0,
+        cleanup_policy: pb::CleanupPolicy::Compact as i32,
         ..Default::default()
     }
 }

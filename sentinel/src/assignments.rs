@@ -166,6 +166,7 @@ mod tests {
             unclean_leader_election: false,
             min_insync_replicas: 1,
             id,
+            ..TopicRecord::default()
         };
         view.topics.insert(topic.into(), record);
         view.topic_incarnations.insert(topic.into(), id);

@@ -30,6 +30,7 @@ fn topic(name: &str) -> TopicRecord {
         retention_bytes: 0,
         unclean_leader_election: false,
         min_insync_replicas: 1,
+        ..TopicRecord::default()
     }
 }
 

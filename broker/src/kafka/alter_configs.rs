@@ -48,6 +48,12 @@ pub async fn alter(kafka: &Kafka, req: AlterConfigsRequest) -> AlterConfigsRespo
             retention_bytes: Some(0),
             min_insync_replicas: Some(0),
             unclean_leader_election: Some(false),
+            cleanup_policy: Some(pb::CleanupPolicy::Delete as i32),
+            delete_retention_ms: Some(0),
+            min_compaction_lag_ms: Some(0),
+            min_cleanable_dirty_ratio_permille: Some(0),
+            segment_bytes: Some(0),
+            segment_ms: Some(0),
             ..Default::default()
         };
         let (code, message) =

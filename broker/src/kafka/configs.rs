@@ -9,7 +9,12 @@
 //! | `retention.bytes` | `retention_bytes` | −1: unlimited (the default) |
 //! | `min.insync.replicas` | `min_insync_replicas` | default 2 from 3 replicas, else 1 |
 //! | `unclean.leader.election.enable` | `unclean_leader_election` | default false |
-//! | `cleanup.policy` | — | `delete` only (compaction is not built yet) |
+//! | `cleanup.policy` | `cleanup_policy` | `delete` (default), `compact`, `compact,delete` |
+//! | `delete.retention.ms` | `delete_retention_ms` | default 1 day (0 is taken as 1 ms) |
+//! | `min.compaction.lag.ms` | `min_compaction_lag_ms` | default 0 |
+//! | `min.cleanable.dirty.ratio` | `min_cleanable_dirty_ratio_permille` | default 0.5 (kept in thousandths) |
+//! | `segment.bytes` | `segment_bytes` | default: the broker's `--fragment-bytes`; applies when a partition is next opened |
+//! | `segment.ms` | `segment_ms` | default: the broker's fragment age (1 day); applies when a partition is next opened |
 //! | `max.message.bytes` | the broker's `--max-batch-bytes` | read-only |
 //! | `message.timestamp.type` | — | `CreateTime`, read-only |
 //!
@@ -43,12 +48,21 @@ pub enum Setting {
     /// 0: the default for the replication factor.
     MinInsyncReplicas(u32),
     UncleanLeaderElection(bool),
-    /// `cleanup.policy=delete`, the only policy there is yet.
-    CleanupDelete,
+    Cleanup(pb::CleanupPolicy),
+    /// 0: the default (1 day).
+    DeleteRetentionMs(u64),
+    MinCompactionLagMs(u64),
+    /// Thousandths; 0: the default (500).
+    MinCleanableDirtyRatio(u32),
+    /// 0: the broker's.
+    SegmentBytes(u64),
+    /// 0: the broker's.
+    SegmentMs(u64),
 }
 
 const SUPPORTED: &str = "supported: retention.ms, retention.bytes, min.insync.replicas, \
-     unclean.leader.election.enable, cleanup.policy=delete";
+     unclean.leader.election.enable, cleanup.policy, delete.retention.ms, min.compaction.lag.ms, \
+     min.cleanable.dirty.ratio, segment.bytes, segment.ms";
 
 /// Reads one Kafka setting; `Err` is the reason it is refused. Any name
 /// not listed above is refused, so a setting is never silently ignored.
@@ -75,10 +89,31 @@ pub fn parse(name: &str, value: Option<&str>) -> Result<Setting, String> {
         "unclean.leader.election.enable" => Setting::UncleanLeaderElection(
             value.parse().map_err(|_| format!("unclean.leader.election.enable {value:?}: true or false"))?,
         ),
-        "cleanup.policy" if value == "delete" => Setting::CleanupDelete,
-        "cleanup.policy" => return Err(format!("cleanup.policy {value:?}: only delete is supported yet")),
+        "cleanup.policy" => Setting::Cleanup(goulette_proto::cleanup_policy::parse(value)?),
+        // Goulette's 0 means "the default": Kafka's 0 (no stay) is 1 ms.
+        "delete.retention.ms" => Setting::DeleteRetentionMs(non_negative(name, number()?)?.max(1)),
+        "min.compaction.lag.ms" => Setting::MinCompactionLagMs(non_negative(name, number()?)?),
+        "min.cleanable.dirty.ratio" => {
+            let ratio: f64 = value.parse().map_err(|_| format!("{name}: {value:?} is not a number"))?;
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(format!("{name} {ratio}: between 0 and 1"));
+            }
+            Setting::MinCleanableDirtyRatio(((ratio * 1000.0).round() as u32).max(1))
+        }
+        "segment.bytes" => Setting::SegmentBytes(match number()? {
+            n if (4096..=(2 << 30)).contains(&n) => n as u64,
+            n => return Err(format!("segment.bytes {n}: between 4096 and {}", 2u64 << 30)),
+        }),
+        "segment.ms" => Setting::SegmentMs(match number()? {
+            n if n > 0 => n as u64,
+            n => return Err(format!("segment.ms {n}: a positive number")),
+        }),
         _ => return Err(format!("{name} is not a Goulette topic setting ({SUPPORTED})")),
     })
+}
+
+fn non_negative(name: &str, n: i64) -> Result<u64, String> {
+    u64::try_from(n).map_err(|_| format!("{name} {n}: not negative"))
 }
 
 /// The default of the setting named `name` (what Kafka's DELETE of a
@@ -89,7 +124,12 @@ pub fn default_of(name: &str) -> Result<Setting, String> {
         "retention.bytes" => Setting::RetentionBytes(0),
         "min.insync.replicas" => Setting::MinInsyncReplicas(0),
         "unclean.leader.election.enable" => Setting::UncleanLeaderElection(false),
-        "cleanup.policy" => Setting::CleanupDelete,
+        "cleanup.policy" => Setting::Cleanup(pb::CleanupPolicy::Delete),
+        "delete.retention.ms" => Setting::DeleteRetentionMs(0),
+        "min.compaction.lag.ms" => Setting::MinCompactionLagMs(0),
+        "min.cleanable.dirty.ratio" => Setting::MinCleanableDirtyRatio(0),
+        "segment.bytes" => Setting::SegmentBytes(0),
+        "segment.ms" => Setting::SegmentMs(0),
         _ => return Err(format!("{name} is not a Goulette topic setting ({SUPPORTED})")),
     })
 }
@@ -102,7 +142,12 @@ pub fn apply(config: &mut pb::TopicConfig, name: &str, value: Option<&str>) -> R
         Setting::RetentionBytes(bytes) => config.retention_bytes = bytes,
         Setting::MinInsyncReplicas(n) => config.min_insync_replicas = n,
         Setting::UncleanLeaderElection(on) => config.unclean_leader_election = on,
-        Setting::CleanupDelete => {}
+        Setting::Cleanup(policy) => config.cleanup_policy = policy as i32,
+        Setting::DeleteRetentionMs(ms) => config.delete_retention_ms = ms,
+        Setting::MinCompactionLagMs(ms) => config.min_compaction_lag_ms = ms,
+        Setting::MinCleanableDirtyRatio(permille) => config.min_cleanable_dirty_ratio_permille = permille,
+        Setting::SegmentBytes(bytes) => config.segment_bytes = bytes,
+        Setting::SegmentMs(ms) => config.segment_ms = ms,
     }
     Ok(())
 }
@@ -114,7 +159,12 @@ pub fn change(req: &mut pb::AlterTopicRequest, setting: Setting) {
         Setting::RetentionBytes(bytes) => req.retention_bytes = Some(bytes),
         Setting::MinInsyncReplicas(n) => req.min_insync_replicas = Some(n),
         Setting::UncleanLeaderElection(on) => req.unclean_leader_election = Some(on),
-        Setting::CleanupDelete => {}
+        Setting::Cleanup(policy) => req.cleanup_policy = Some(policy as i32),
+        Setting::DeleteRetentionMs(ms) => req.delete_retention_ms = Some(ms),
+        Setting::MinCompactionLagMs(ms) => req.min_compaction_lag_ms = Some(ms),
+        Setting::MinCleanableDirtyRatio(permille) => req.min_cleanable_dirty_ratio_permille = Some(permille),
+        Setting::SegmentBytes(bytes) => req.segment_bytes = Some(bytes),
+        Setting::SegmentMs(ms) => req.segment_ms = Some(ms),
     }
 }
 
@@ -135,6 +185,7 @@ const BOOLEAN: i8 = 1;
 const STRING: i8 = 2;
 const INT: i8 = 3;
 const LONG: i8 = 5;
+const DOUBLE: i8 = 6;
 const LIST: i8 = 7;
 
 fn entry(name: &'static str, value: String, source: i8, read_only: bool, kind: i8) -> Entry {
@@ -159,12 +210,30 @@ pub fn describe_topic(kafka: &Kafka, config: &pb::TopicConfig) -> Vec<Entry> {
         n => (n.to_string(), false),
     };
     let unclean = config.unclean_leader_election;
+    let policy = config.cleanup_policy();
+    let policy_name = goulette_proto::cleanup_policy::name(policy).to_owned();
+    // (value, whether it is the default)
+    let or = |v: u64, default: u64| if v == 0 { (default.to_string(), true) } else { (v.to_string(), false) };
+    let (delete_retention, delete_retention_default) = or(config.delete_retention_ms, 86_400_000);
+    let (lag, lag_default) = or(config.min_compaction_lag_ms, 0);
+    let (ratio, ratio_default) = match config.min_cleanable_dirty_ratio_permille {
+        0 => ("0.5".to_owned(), true),
+        permille => ((f64::from(permille) / 1000.0).to_string(), false),
+    };
+    let (segment_bytes, segment_bytes_default) = or(config.segment_bytes, kafka.config.log.fragment_bytes);
+    let broker_age = kafka.config.log.fragment_max_age.as_millis() as u64;
+    let (segment_ms, segment_ms_default) = or(config.segment_ms, broker_age);
     vec![
         entry("retention.ms", retention_ms, set(retention_ms_default), false, LONG),
         entry("retention.bytes", retention_bytes, set(retention_bytes_default), false, LONG),
         entry("min.insync.replicas", min_insync, set(min_insync_default), false, INT),
         entry("unclean.leader.election.enable", unclean.to_string(), set(!unclean), false, BOOLEAN),
-        entry("cleanup.policy", "delete".to_owned(), DEFAULT_CONFIG, true, LIST),
+        entry("cleanup.policy", policy_name, set(policy == pb::CleanupPolicy::Delete), false, LIST),
+        entry("delete.retention.ms", delete_retention, set(delete_retention_default), false, LONG),
+        entry("min.compaction.lag.ms", lag, set(lag_default), false, LONG),
+        entry("min.cleanable.dirty.ratio", ratio, set(ratio_default), false, DOUBLE),
+        entry("segment.bytes", segment_bytes, set(segment_bytes_default), false, INT),
+        entry("segment.ms", segment_ms, set(segment_ms_default), false, LONG),
         entry("max.message.bytes", kafka.config.log.max_batch_bytes.to_string(), DEFAULT_CONFIG, true, INT),
         entry("message.timestamp.type", "CreateTime".to_owned(), DEFAULT_CONFIG, true, STRING),
     ]
@@ -268,10 +337,19 @@ mod tests {
         apply(&mut c, "unclean.leader.election.enable", Some("true")).unwrap();
         assert!(c.unclean_leader_election);
         apply(&mut c, "cleanup.policy", Some("delete")).unwrap();
-        assert!(apply(&mut c, "cleanup.policy", Some("compact")).is_err());
+        apply(&mut c, "cleanup.policy", Some("compact,delete")).unwrap();
+        assert_eq!(c.cleanup_policy(), pb::CleanupPolicy::CompactDelete);
+        assert!(apply(&mut c, "cleanup.policy", Some("shred")).is_err());
+        apply(&mut c, "delete.retention.ms", Some("0")).unwrap();
+        assert_eq!(c.delete_retention_ms, 1, "Kafka's 0 is not Goulette's default");
+        apply(&mut c, "min.cleanable.dirty.ratio", Some("0.25")).unwrap();
+        assert_eq!(c.min_cleanable_dirty_ratio_permille, 250);
+        apply(&mut c, "segment.ms", Some("100")).unwrap();
+        assert_eq!(c.segment_ms, 100);
+        assert!(apply(&mut c, "segment.bytes", Some("1000")).is_err());
         assert!(apply(&mut c, "retention.ms", Some("0")).is_err());
         assert!(apply(&mut c, "min.insync.replicas", Some("0")).is_err());
-        assert!(apply(&mut c, "segment.bytes", Some("1000")).unwrap_err().contains("not a Goulette topic setting"));
+        assert!(apply(&mut c, "flush.ms", Some("1000")).unwrap_err().contains("not a Goulette topic setting"));
         assert!(apply(&mut c, "retention.ms", None).is_err());
     }
 
@@ -284,6 +362,9 @@ mod tests {
         change(&mut req, default_of("min.insync.replicas").unwrap());
         assert_eq!(req.min_insync_replicas, Some(0));
         change(&mut req, default_of("cleanup.policy").unwrap());
-        assert!(default_of("segment.bytes").is_err());
+        assert_eq!(req.cleanup_policy, Some(0));
+        change(&mut req, default_of("segment.bytes").unwrap());
+        assert_eq!(req.segment_bytes, Some(0));
+        assert!(default_of("flush.ms").is_err());
     }
 }

@@ -35,6 +35,7 @@ pub fn code(error: &pb::Error) -> i16 {
         ErrorCode::UnknownMember => ResponseError::UnknownMemberId,
         ErrorCode::GroupNotEmpty => ResponseError::NonEmptyGroup,
         ErrorCode::InvalidTimestamp => ResponseError::InvalidTimestamp,
+        ErrorCode::InvalidRecord => ResponseError::InvalidRecord,
         ErrorCode::UserNotFound => ResponseError::ResourceNotFound,
         ErrorCode::UserExists => ResponseError::DuplicateResource,
         ErrorCode::AuthenticationFailed => ResponseError::SaslAuthenticationFailed,

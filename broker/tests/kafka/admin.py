@@ -81,7 +81,7 @@ check(configs["retention.ms"].is_default,
 check(configs["min.insync.replicas"].value == "2", "min.insync.replicas kept")
 # Refusals: an unknown setting, more in-sync replicas than replicas, APPEND to a non-list.
 refusals = {}
-for name, entry in [("unknown", ConfigEntry("segment.bytes", "1", incremental_operation=AlterConfigOpType.SET)),
+for name, entry in [("unknown", ConfigEntry("flush.ms", "1", incremental_operation=AlterConfigOpType.SET)),
                     ("min_isr", ConfigEntry("min.insync.replicas", "4", incremental_operation=AlterConfigOpType.SET)),
                     ("append", ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.APPEND))]:
     bad = ConfigResource(ConfigResource.Type.TOPIC, "admin-a", incremental_configs=[entry])

@@ -317,6 +317,8 @@ enum TopicCommand {
         /// Delete the oldest fragments while a partition holds more bytes (default: no limit).
         #[arg(long, default_value_t = 0, hide_default_value = true)]
         retention_bytes: u64,
+        #[command(flatten)]
+        cleanup: cli::CleanupOptions,
     },
     /// List topics.
     List {
@@ -348,6 +350,8 @@ enum TopicCommand {
         /// Let a replica outside the ISR lead when no in-sync one is alive (true or false).
         #[arg(long)]
         unclean_leader_election: Option<bool>,
+        #[command(flatten)]
+        cleanup: cli::CleanupOptions,
     },
     /// Grow a topic to more partitions (never fewer). Keys hash over the
     /// new count from then on, so a key's later messages may go to another
@@ -739,8 +743,9 @@ fn cluster_command(
                     unclean_leader_election,
                     retention_ms,
                     retention_bytes,
+                    cleanup,
                 } => {
-                    let config = goulette_proto::v1::TopicConfig {
+                    let mut config = goulette_proto::v1::TopicConfig {
                         name,
                         partitions,
                         replication_factor,
@@ -748,7 +753,9 @@ fn cluster_command(
                         unclean_leader_election,
                         retention_ms,
                         retention_bytes,
+                        ..Default::default()
                     };
+                    cleanup.apply_to(&mut config);
                     cli::topic_create(cluster, config).await
                 }
                 TopicCommand::List { format } => cli::topic_list(cluster, format).await,
@@ -759,15 +766,17 @@ fn cluster_command(
                     retention_bytes,
                     min_insync_replicas,
                     unclean_leader_election,
+                    cleanup,
                 } => {
-                    let req = goulette_proto::v1::AlterTopicRequest {
+                    let mut req = goulette_proto::v1::AlterTopicRequest {
                         name,
                         retention_ms,
                         retention_bytes,
                         min_insync_replicas,
                         unclean_leader_election,
-                        validate_only: false,
+                        ..Default::default()
                     };
+                    cleanup.change(&mut req);
                     cli::topic_alter(cluster, req).await
                 }
                 TopicCommand::AddPartitions { name, total } => cli::topic_add_partitions(cluster, &name, total).await,

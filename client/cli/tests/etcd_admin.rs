@@ -46,6 +46,7 @@ fn topic(name: &str, partitions: u32, replication_factor: u32) -> TopicRecord {
         retention_bytes: 0,
         unclean_leader_election: false,
         min_insync_replicas: 1,
+        ..TopicRecord::default()
     }
 }
 

@@ -75,7 +75,11 @@ pub fn unwritable(error: &ClientError) -> bool {
     match error {
         ClientError::Server { code, .. } => matches!(
             code,
-            ErrorCode::TooLarge | ErrorCode::InvalidBatch | ErrorCode::InvalidArgument | ErrorCode::InvalidTimestamp
+            ErrorCode::TooLarge
+                | ErrorCode::InvalidBatch
+                | ErrorCode::InvalidArgument
+                | ErrorCode::InvalidTimestamp
+                | ErrorCode::InvalidRecord
         ),
         ClientError::InvalidArgument(_) => true,
         _ => false,
@@ -90,5 +94,8 @@ fn producer_record(record: &MirrorRecord) -> ProducerRecord {
         value: record.value.clone(),
         headers: record.headers.clone(),
         timestamp: record.timestamp,
+        // Sources read null values as empty ones: tombstones are not
+        // mirrored as tombstones yet (docs/mirror.md, "Not built").
+        tombstone: false,
     }
 }

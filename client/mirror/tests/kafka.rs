@@ -45,6 +45,7 @@ async fn produce(cluster: Arc<Cluster>, topic: &str, range: std::ops::Range<usiz
             value: Bytes::from(format!("v{i}")),
             headers: vec![("n".into(), Bytes::from(i.to_string()))],
             timestamp: Some(1_700_000_000_000 + i as i64),
+            tombstone: false,
         };
         deliveries.push(producer.send(record).await.unwrap());
     }

@@ -164,6 +164,7 @@ impl Fetcher {
                         key: r.record.key,
                         value: r.record.value,
                         headers: r.record.headers,
+                        tombstone: r.null_value,
                     })
                     .collect();
                 let delivered_to = records.last().map(|r| r.offset + 1);

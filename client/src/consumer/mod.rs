@@ -124,6 +124,9 @@ pub struct ConsumedRecord {
     pub key: Option<Bytes>,
     pub value: Bytes,
     pub headers: Vec<(String, Bytes)>,
+    /// The value is null (`value` is empty): on a compacted topic, a
+    /// tombstone deleting the key.
+    pub tombstone: bool,
 }
 
 /// What fetch tasks send: the partition, the run of its fetcher the item

@@ -96,6 +96,9 @@ pub struct ProducerRecord {
     pub headers: Vec<(String, Bytes)>,
     /// Milliseconds since the epoch; now when absent.
     pub timestamp: Option<i64>,
+    /// Send a null value (`value` must be empty): on a compacted topic, a
+    /// tombstone, which deletes the key (`docs/compaction.md`).
+    pub tombstone: bool,
 }
 
 /// Where an acknowledged record landed.
@@ -198,6 +201,10 @@ impl Producer {
         };
         let acc = self.accumulator(&record.topic, partition);
         let (done, delivery) = oneshot::channel();
+        if record.tombstone && !record.value.is_empty() {
+            return Err(ClientError::InvalidArgument("a tombstone has no value".into()));
+        }
+        let tombstone = record.tombstone;
         let record = Record {
             timestamp: record.timestamp.unwrap_or_else(goulette_batch::now_ms),
             key: record.key,
@@ -222,7 +229,8 @@ impl Producer {
                     let limit = self.batch_limit();
                     let compression = self.config.compression;
                     let began = state.filling.is_none();
-                    let pushed = state.filling.as_mut().is_some_and(|f| f.0.push_within(&record, limit));
+                    let pushed =
+                        state.filling.as_mut().is_some_and(|f| f.0.push_record_within(&record, tombstone, limit));
                     let sealed_one = !began && !pushed;
                     if sealed_one && let Some(full) = state.filling.take() {
                         state.sealed.push_back(full);
@@ -231,7 +239,7 @@ impl Producer {
                         Some(f) => f,
                         None => {
                             let mut builder = BatchBuilder::new(compression);
-                            builder.push(&record);
+                            builder.push_record(&record, tombstone);
                             state.filling.insert((builder, Vec::new(), Instant::now()))
                         }
                     };

@@ -452,7 +452,7 @@ fn split_bytes(bytes: &Bytes) -> goulette_batch::Result<(Bytes, Bytes, usize)> {
             builder = builder.producer(ProducerInfo { base_sequence, ..info });
         }
         for r in part {
-            builder.push(&r.record);
+            builder.push_record(&r.record, r.null_value);
         }
         builder.build()
     };

@@ -45,7 +45,7 @@ pub struct SentinelRecord {
 }
 
 /// A topic's configuration (`topics/{name}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {
     pub name: String,
     pub partitions: u32,
@@ -66,6 +66,20 @@ pub struct TopicRecord {
     /// `ClusterView::topic_incarnations`).
     #[serde(default)]
     pub id: u64,
+    /// How records leave the topic (`pb::CleanupPolicy` as i32: 0 delete).
+    #[serde(default)]
+    pub cleanup_policy: i32,
+    /// Compaction and fragment settings; 0 = the default (see `pb::TopicConfig`).
+    #[serde(default)]
+    pub delete_retention_ms: u64,
+    #[serde(default)]
+    pub min_compaction_lag_ms: u64,
+    #[serde(default)]
+    pub min_cleanable_dirty_ratio_permille: u32,
+    #[serde(default)]
+    pub segment_bytes: u64,
+    #[serde(default)]
+    pub segment_ms: u64,
 }
 
 /// The record that a topic incarnation was deleted
@@ -181,6 +195,12 @@ impl From<&TopicRecord> for pb::TopicConfig {
             retention_bytes: t.retention_bytes,
             unclean_leader_election: t.unclean_leader_election,
             min_insync_replicas: t.min_insync_replicas,
+            cleanup_policy: t.cleanup_policy,
+            delete_retention_ms: t.delete_retention_ms,
+            min_compaction_lag_ms: t.min_compaction_lag_ms,
+            min_cleanable_dirty_ratio_permille: t.min_cleanable_dirty_ratio_permille,
+            segment_bytes: t.segment_bytes,
+            segment_ms: t.segment_ms,
         }
     }
 }

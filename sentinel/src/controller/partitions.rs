@@ -221,6 +221,7 @@ mod tests {
                 retention_bytes: 0,
                 unclean_leader_election: true,
                 min_insync_replicas: 1,
+                ..TopicRecord::default()
             },
         );
         let next = elect(&partition(Some(1), &[1]), &v).unwrap();

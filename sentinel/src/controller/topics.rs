@@ -22,6 +22,12 @@ pub struct TopicChange {
     pub retention_bytes: Option<u64>,
     pub min_insync_replicas: Option<u32>,
     pub unclean_leader_election: Option<bool>,
+    pub cleanup_policy: Option<i32>,
+    pub delete_retention_ms: Option<u64>,
+    pub min_compaction_lag_ms: Option<u64>,
+    pub min_cleanable_dirty_ratio_permille: Option<u32>,
+    pub segment_bytes: Option<u64>,
+    pub segment_ms: Option<u64>,
 }
 
 impl TopicChange {
@@ -48,8 +54,49 @@ impl TopicChange {
                 topic.min_insync_replicas, topic.replication_factor
             )));
         }
+        let set = |field: &mut u64, value: Option<u64>| {
+            if let Some(v) = value {
+                *field = v;
+            }
+        };
+        set(&mut topic.delete_retention_ms, self.delete_retention_ms);
+        set(&mut topic.min_compaction_lag_ms, self.min_compaction_lag_ms);
+        set(&mut topic.segment_bytes, self.segment_bytes);
+        set(&mut topic.segment_ms, self.segment_ms);
+        if let Some(policy) = self.cleanup_policy {
+            topic.cleanup_policy = policy;
+        }
+        if let Some(ratio) = self.min_cleanable_dirty_ratio_permille {
+            topic.min_cleanable_dirty_ratio_permille = ratio;
+        }
+        check_compaction(&topic)?;
         Ok(topic)
     }
+}
+
+/// Largest fragment a topic may ask for (a log file's index positions are
+/// 32-bit; the broker's own limit).
+const MAX_SEGMENT_BYTES: u64 = 2 << 30;
+
+/// Checks the cleanup and fragment settings.
+fn check_compaction(topic: &TopicRecord) -> Result<()> {
+    let bad = |reason: String| Err(SentinelError::InvalidArgument(reason));
+    if goulette_proto::v1::CleanupPolicy::try_from(topic.cleanup_policy).is_err() {
+        return bad(format!(
+            "cleanup policy {} is not delete (0), compact (1) or compact,delete (2)",
+            topic.cleanup_policy
+        ));
+    }
+    if topic.min_cleanable_dirty_ratio_permille > 1000 {
+        return bad(format!(
+            "min_cleanable_dirty_ratio_permille {} is more than 1000 (a ratio of 1)",
+            topic.min_cleanable_dirty_ratio_permille
+        ));
+    }
+    if topic.segment_bytes != 0 && !(4096..=MAX_SEGMENT_BYTES).contains(&topic.segment_bytes) {
+        return bad(format!("segment_bytes {} is outside [4096, {MAX_SEGMENT_BYTES}]", topic.segment_bytes));
+    }
+    Ok(())
 }
 
 /// The default `min_insync_replicas`: 2 from 3 replicas on, else 1.
@@ -97,6 +144,7 @@ impl Controller {
                 topic.min_insync_replicas, topic.replication_factor
             )));
         }
+        check_compaction(&topic)?;
         if topic.partitions > MAX_PARTITIONS {
             return Err(SentinelError::InvalidArgument(format!(
                 "{} partitions is more than the maximum of {MAX_PARTITIONS}",
@@ -291,6 +339,7 @@ mod tests {
             unclean_leader_election: false,
             min_insync_replicas: min_insync,
             id: 7,
+            ..TopicRecord::default()
         }
     }
 

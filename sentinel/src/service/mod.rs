@@ -163,6 +163,12 @@ impl Sentinel {
             retention_bytes: config.retention_bytes,
             unclean_leader_election: config.unclean_leader_election,
             min_insync_replicas: config.min_insync_replicas,
+            cleanup_policy: config.cleanup_policy,
+            delete_retention_ms: config.delete_retention_ms,
+            min_compaction_lag_ms: config.min_compaction_lag_ms,
+            min_cleanable_dirty_ratio_permille: config.min_cleanable_dirty_ratio_permille,
+            segment_bytes: config.segment_bytes,
+            segment_ms: config.segment_ms,
         };
         match self.forward.route(already_forwarded)? {
             Route::Local(fence) => {

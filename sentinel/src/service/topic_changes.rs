@@ -28,6 +28,12 @@ impl Sentinel {
             retention_bytes: req.retention_bytes,
             min_insync_replicas: req.min_insync_replicas,
             unclean_leader_election: req.unclean_leader_election,
+            cleanup_policy: req.cleanup_policy,
+            delete_retention_ms: req.delete_retention_ms,
+            min_compaction_lag_ms: req.min_compaction_lag_ms,
+            min_cleanable_dirty_ratio_permille: req.min_cleanable_dirty_ratio_permille,
+            segment_bytes: req.segment_bytes,
+            segment_ms: req.segment_ms,
         };
         let topic = self
             .retry_on_conflict(|view| {

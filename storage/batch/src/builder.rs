@@ -76,16 +76,28 @@ impl BatchBuilder {
     /// to more than `limit` bytes; returns whether it was appended. A
     /// producer batches with it so that no batch passes a broker's limit.
     pub fn push_within(&mut self, record: &Record, limit: usize) -> bool {
+        self.push_record_within(record, false, limit)
+    }
+
+    /// [`BatchBuilder::push_within`], or for a tombstone
+    /// [`BatchBuilder::push_tombstone`], within `limit`.
+    pub fn push_record_within(&mut self, record: &Record, tombstone: bool, limit: usize) -> bool {
+        let value = if tombstone { Value::Null } else { Value::Present };
         if self.count == 0 {
-            self.push(record);
+            self.push_value(record, value);
             return true;
         }
-        let body_len = self.encoded_body_len(record, Value::Present);
+        let body_len = self.encoded_body_len(record, value);
         if self.encoded_len() + varint::varint_len(body_len as i32) + body_len > limit {
             return false;
         }
-        self.push_encoded(record, body_len, Value::Present);
+        self.push_encoded(record, body_len, value);
         true
+    }
+
+    /// Appends a record, or a tombstone ([`BatchBuilder::push_tombstone`]).
+    pub fn push_record(&mut self, record: &Record, tombstone: bool) {
+        if tombstone { self.push_tombstone(record) } else { self.push(record) }
     }
 
     /// Appends a record.

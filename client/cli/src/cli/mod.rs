@@ -15,6 +15,7 @@ mod produce;
 mod record_format;
 mod start;
 mod topic;
+mod topic_options;
 mod topic_reader;
 mod user;
 
@@ -27,6 +28,7 @@ pub use produce::{ProduceInput, ProduceOptions, produce};
 pub use record_format::{Encoding, RecordFormat, parse_record_format};
 pub use start::{parse_start, parse_time};
 pub use topic::{topic_add_partitions, topic_alter, topic_create, topic_delete, topic_describe, topic_list};
+pub use topic_options::CleanupOptions;
 pub use user::{UserCommand, user};
 
 use goulette_proto::v1::Acks;

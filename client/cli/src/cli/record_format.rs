@@ -202,6 +202,7 @@ mod tests {
             key: Some(Bytes::from_static(b"k1")),
             value: Bytes::from_static(b"v\xff"),
             headers: vec![("a".into(), Bytes::from_static(b"1")), ("b".into(), Bytes::from_static(b"\xfe"))],
+            tombstone: false,
         }
     }
 

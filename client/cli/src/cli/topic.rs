@@ -21,21 +21,19 @@ pub async fn topic_create(cluster: Arc<Cluster>, config: pb::TopicConfig) -> any
 
 /// `topic alter`.
 pub async fn topic_alter(cluster: Arc<Cluster>, req: pb::AlterTopicRequest) -> anyhow::Result<bool> {
-    if req.retention_ms.is_none()
-        && req.retention_bytes.is_none()
-        && req.min_insync_replicas.is_none()
-        && req.unclean_leader_election.is_none()
-    {
+    let unchanged =
+        pb::AlterTopicRequest { name: req.name.clone(), validate_only: req.validate_only, ..Default::default() };
+    if req == unchanged {
         anyhow::bail!(
-            "nothing to change: give --retention-ms, --retention-bytes, --min-insync-replicas or --unclean-leader-election"
+            "nothing to change: give --retention-ms, --retention-bytes, --min-insync-replicas, \
+             --unclean-leader-election or a cleanup option (--cleanup-policy, …)"
         );
     }
     let topic = Admin::new(cluster).alter_topic(req).await?;
     let c = topic.config.unwrap_or_default();
-    println!(
-        "topic {}: retention_ms={} retention_bytes={} min_insync_replicas={} unclean_leader_election={}",
-        topic.name, c.retention_ms, c.retention_bytes, c.min_insync_replicas, c.unclean_leader_election
-    );
+    let settings = goulette_client::admin::effective_settings(&c, &[]);
+    let shown: Vec<String> = settings.iter().map(|s| format!("{}={}", s.name, s.value)).collect();
+    println!("topic {}: {}", topic.name, shown.join(" "));
     Ok(true)
 }
 
