@@ -53,7 +53,7 @@ lint: deps ## clippy with warnings as errors, a formatting check, no import cycl
 	python3 scripts/import-cycles.py
 	python3 scripts/long-files.py
 
-bench: deps ## the goulette bench suite of issue 6 on release builds (about 5½ minutes of runs, 10 with the release build, TLS and mirror rows included); appends to docs/benchmarks.md
+bench: deps ## the goulette bench suite of issue 6 on release builds (about 6½ minutes of runs, 11 with the release build, TLS and mirror rows included); appends to docs/benchmarks.md
 	$(CARGO) build --workspace --bins --release --locked
 	$(CARGO) test -p goulette-cli --release --locked --test bench -- --ignored --nocapture bench_suite
 	$(CARGO) test -p goulette-mirror --release --locked --test bench -- --ignored --nocapture bench_mirror

@@ -192,3 +192,60 @@ async fn offsets_stay_small_under_a_million_commits_and_a_restarted_coordinator_
         assert_eq!(want[&p], o, "partition {p}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_a_compacted_topic_sends_tombstones_and_shows_them() {
+    let env = Env::start(1, &BROKER_ARGS[..6]).await;
+    let cli = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
+            .args(args)
+            .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, _, err) = cli(
+        &["topic", "create", "prices", "--partitions", "1", "--replication-factor", "1", "--cleanup-policy", "compact"]
+            .iter()
+            .chain(&["--segment-ms", "200", "--min-cleanable-dirty-ratio", "0.01", "--delete-retention-ms", "600000"])
+            .copied()
+            .collect::<Vec<_>>(),
+        "",
+    );
+    assert!(ok, "{err}");
+    let (_, described, _) = cli(&["topic", "describe", "prices"], "");
+    assert!(described.contains("cleanup_policy           compact"), "{described}");
+    env.wait_serving("prices").await;
+
+    let lines: String = (0..300).map(|i| format!("k{}={i}\n", i % 3)).collect();
+    let (ok, _, err) = cli(&["produce", "--topic", "prices", "--key-separator", "="], &lines);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["produce", "--topic", "prices", "--tombstone", "k1"], "");
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["produce", "--topic", "prices"], "no key\n");
+    assert!(!ok && err.contains("InvalidRecord") && err.contains("only keyed records"), "{err}");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let args = ["consume", "--topic", "prices", "--from-beginning", "-e", "--format", "json", "--timeout", "20s"];
+        let (ok, out, err) = cli(&args, "");
+        assert!(ok, "{err}");
+        let records: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if records.len() == 3 {
+            let table: BTreeMap<String, serde_json::Value> =
+                records.iter().map(|r| (r["key"].as_str().unwrap().to_owned(), r["value"].clone())).collect();
+            assert_eq!(table["k0"], "297");
+            assert_eq!(table["k2"], "299");
+            assert!(table["k1"].is_null(), "a tombstone shows a null value: {records:?}");
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {} records", records.len());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

@@ -76,6 +76,10 @@ pub struct BenchOptions {
     pub progress: bool,
     /// Delete the topic after the run if the run created it.
     pub delete_topic: bool,
+    /// Messages are keyed over this many keys in turn; 0: keyless.
+    pub keys: u64,
+    /// The topic's cleanup policy when the run creates it.
+    pub cleanup_policy: pb::CleanupPolicy,
 }
 
 /// Latency percentiles in microseconds.
@@ -207,6 +211,7 @@ async fn ensure_topic(admin: &Admin, options: &BenchOptions) -> anyhow::Result<b
         name: options.topic.clone(),
         partitions: options.partitions,
         replication_factor: options.replication_factor,
+        cleanup_policy: options.cleanup_policy as i32,
         ..Default::default()
     };
     match admin.create_topic(config).await {
@@ -366,7 +371,8 @@ async fn produce_one(
             }
             None => payloads[(sent as usize) % PAYLOADS].clone(),
         };
-        let record = ProducerRecord { topic: options.topic.clone(), value, ..Default::default() };
+        let key = (options.keys > 0).then(|| Bytes::from(format!("k{}", sent % options.keys)));
+        let record = ProducerRecord { topic: options.topic.clone(), key, value, ..Default::default() };
         let Ok(permit) = outstanding.clone().acquire_owned().await else { break };
         match producer.send(record).await {
             Ok(delivery) => {

@@ -106,6 +106,10 @@ enum Command {
         /// stdin (repeat, or list several).
         #[arg(long = "file", value_name = "FILE", num_args = 1..)]
         files: Vec<PathBuf>,
+        /// Send a tombstone (a null value: on a compacted topic, it deletes
+        /// the key) for KEY instead of reading stdin (repeat for several).
+        #[arg(long = "tombstone", value_name = "KEY", conflicts_with_all = ["message", "files"])]
+        tombstones: Vec<String>,
         /// Print `partition<TAB>offset` for every acknowledged message.
         #[arg(long)]
         print_offsets: bool,
@@ -284,6 +288,13 @@ struct BenchArgs {
     /// Delete the topic after the run if the run created it.
     #[arg(long)]
     delete_topic: bool,
+    /// Key the messages over this many keys (`k0`, `k1`, …, in turn);
+    /// 0: no keys.
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
+    /// Cleanup policy of the topic when the run creates it (`compact` needs `--keys`).
+    #[arg(long, default_value = "delete", value_parser = goulette_proto::cleanup_policy::parse)]
+    cleanup_policy: goulette_proto::v1::CleanupPolicy,
     /// Worker threads of the client's runtime (default: one per core). With
     /// one message in flight, one thread saves the wake-ups between threads
     /// that each hop (send, connection, acknowledgement) otherwise costs.
@@ -685,6 +696,8 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
         // A progress line rewritten in place is for a person watching.
         progress: !args.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         delete_topic: args.delete_topic,
+        keys: args.keys,
+        cleanup_policy: args.cleanup_policy,
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
@@ -795,11 +808,13 @@ fn cluster_command(
                 window,
                 message,
                 files,
+                tombstones,
                 print_offsets,
                 idempotent,
             } => {
                 headers.extend(tags.into_iter().map(|t| (goulette_client::tags::TAG_HEADER.to_owned(), t.into())));
                 let input = match (message, files.is_empty()) {
+                    _ if !tombstones.is_empty() => cli::ProduceInput::Tombstones(tombstones),
                     (Some(message), _) => cli::ProduceInput::Message(message),
                     (None, false) => cli::ProduceInput::Files(files),
                     (None, true) => cli::ProduceInput::Stdin {

@@ -143,6 +143,41 @@ fn run_cases(env: &Env, cases: Vec<Case>, dir: &Path, tag: &str) -> Vec<String> 
     rows
 }
 
+/// Producing to a compacted topic beside the same keyed run on a plain
+/// one, alternated `ROUNDS` times on one broker (whose compactor runs
+/// meanwhile): what compaction costs a producer (the broker decodes each
+/// batch to check its keys, and passes share the disk).
+fn compacted_rows(env: &Env, dir: &Path) -> Vec<String> {
+    const ROUNDS: usize = 3;
+    let args = |topic: &'static str, policy: &'static str| {
+        let keyed = ["--keys", "100000", "--cleanup-policy", policy, "--duration", "10s", "--delete-topic"];
+        ["produce", "--topic", topic, "--message-size", "1024"].into_iter().chain(keyed).collect::<Vec<_>>()
+    };
+    let (mut plain, mut compacted) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let p = bench(env, &args("keyed-plain", "delete"), dir, &format!("keyed-plain-{round}"));
+        let c = bench(env, &args("keyed-compact", "compact"), dir, &format!("keyed-compact-{round}"));
+        plain.push(f(&p, "messages_per_sec"));
+        compacted.push(f(&c, "messages_per_sec"));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (plain, compacted) = (median(&mut plain), median(&mut compacted));
+    let how = format!(
+        "`{}`, against `--cleanup-policy delete` (medians of {ROUNDS}, alternated)",
+        args("t", "compact").join(" ")
+    );
+    vec![row(
+        "1 KiB keyed (100k keys), durable: compacted topic against plain",
+        &how,
+        format!("{compacted:.0} against {plain:.0} msg/s: {:.2}×", compacted / plain),
+        "≥ 0.8× plain",
+        compacted >= 0.8 * plain,
+    )]
+}
+
 /// A row for a figure that is not a `goulette bench` run.
 fn row(name: &str, how: &str, figure: String, target: &str, met: bool) -> String {
     format!("| {name} | {how} | {figure} | | | {target} | {} |", if met { "yes" } else { "**no**" })
@@ -356,6 +391,7 @@ async fn bench_suite() {
             peak <= 256.0,
         ));
         rows.extend(run_cases(&env, durable.collect(), dir.path(), "durable-rest"));
+        rows.extend(compacted_rows(&env, dir.path()));
         rows.extend(kafka_rows(&env, dir.path()));
     }
     // One broker, flush=never.

@@ -38,6 +38,9 @@ pub enum ProduceInput {
     Message(String),
     /// Each file's content is one message.
     Files(Vec<PathBuf>),
+    /// One tombstone (a null value: on a compacted topic, deletes the key)
+    /// per key.
+    Tombstones(Vec<String>),
     /// Each stdin line is one message; with a separator, the bytes before
     /// its first occurrence are the key; with a format, the line splits as
     /// it says.
@@ -92,12 +95,14 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
         failed
     });
     // What the input gives wins over the options' defaults for all records.
+    let tombstones = matches!(options.input, ProduceInput::Tombstones(_));
     let record = |fields: ParsedLine| ProducerRecord {
         topic: options.topic.clone(),
         partition: fields.partition.or(options.partition),
         key: fields.key.or_else(|| options.key.clone().map(Bytes::from)),
         value: fields.value,
         headers: options.headers.iter().cloned().chain(fields.headers).collect(),
+        tombstone: tombstones,
         ..ProducerRecord::default()
     };
     let mut sent = 0u64;
@@ -146,6 +151,17 @@ pub async fn produce(cluster: Arc<Cluster>, options: ProduceOptions) -> anyhow::
                         stdin_error = Some(e);
                         break;
                     }
+                }
+            }
+        }
+        ProduceInput::Tombstones(keys) => {
+            for key in keys {
+                let fields = ParsedLine { key: Some(Bytes::from(key.clone())), ..ParsedLine::default() };
+                if send(fields).await {
+                    sent += 1;
+                } else {
+                    unsent += 1;
+                    break;
                 }
             }
         }

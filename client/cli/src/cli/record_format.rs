@@ -144,7 +144,8 @@ fn json(record: &ConsumedRecord) -> serde_json::Value {
         }
     };
     let key = record.key.as_ref().map(|k| field("key".into(), k));
-    let value = field("value".into(), &record.value);
+    // A tombstone's value is null, as Kafka's tools show it.
+    let value = if record.tombstone { serde_json::Value::Null } else { field("value".into(), &record.value) };
     let headers: serde_json::Map<String, serde_json::Value> =
         record.headers.iter().map(|(k, v)| (k.clone(), field(format!("header:{k}"), v))).collect();
     let mut object = serde_json::json!({

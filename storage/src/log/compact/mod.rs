@@ -100,15 +100,23 @@ pub struct CompactionReport {
 #[derive(Debug, Default)]
 pub(crate) struct Compactor {
     policy: Mutex<Option<CompactionPolicy>>,
-    state: Mutex<CleanerState>,
+    state: Mutex<Progress>,
     /// Held by a pass: one at a time per log.
     running: Mutex<()>,
     crash_at: Mutex<Option<CrashPoint>>,
 }
 
+/// The cleaner state, and how many truncations lowered it: a pass that
+/// began before a truncation must not record its own end over it.
+#[derive(Debug, Default)]
+struct Progress {
+    state: CleanerState,
+    truncations: u64,
+}
+
 impl Compactor {
     pub(crate) fn new(state: CleanerState) -> Compactor {
-        Compactor { state: Mutex::new(state), ..Compactor::default() }
+        Compactor { state: Mutex::new(Progress { state, truncations: 0 }), ..Compactor::default() }
     }
 }
 
@@ -129,7 +137,7 @@ impl PartitionLog {
 
     /// The compactor's progress.
     pub fn cleaner_state(&self) -> CleanerState {
-        *locked(&self.compactor.state)
+        locked(&self.compactor.state).state
     }
 
     /// Makes the next install stop at `at`, failing the log as if the
@@ -147,10 +155,11 @@ impl PartitionLog {
     /// gone, and what comes there next is dirty. Durable before the
     /// truncation returns, so no crash can make new records look compacted.
     pub(super) fn cleaned_before(&self, end: u64) -> Result<()> {
-        let mut state = locked(&self.compactor.state);
-        if state.clean_to > end {
-            state.clean_to = end;
-            cleaner_state::store(&self.dir, *state)?;
+        let mut progress = locked(&self.compactor.state);
+        progress.truncations += 1;
+        if progress.state.clean_to > end {
+            progress.state.clean_to = end;
+            cleaner_state::store(&self.dir, progress.state)?;
         }
         Ok(())
     }
@@ -175,7 +184,10 @@ impl PartitionLog {
         let eligible = fragments.iter().take_while(|f| f.appended_ms <= ready_before).count();
         let fragments = &fragments[..eligible];
         let (Some(first), Some(last)) = (fragments.first(), fragments.last()) else { return Ok(None) };
-        let state = self.cleaner_state();
+        let (state, truncations) = {
+            let progress = locked(&self.compactor.state);
+            (progress.state, progress.truncations)
+        };
         let clean_to = state.clean_to.clamp(first.base_offset, last.next_offset);
         let total: u64 = fragments.iter().map(|f| f.len).sum();
         let dirty: u64 = fragments.iter().filter(|f| f.next_offset > clean_to).map(|f| f.len).sum();
@@ -184,13 +196,14 @@ impl PartitionLog {
         if !tombstones_due && (dirty == 0 || (dirty as f64) < policy.min_dirty_ratio * total as f64) {
             return Ok(None);
         }
-        self.compact_pass(fragments, clean_to, tombstone_deadline_ms, map, throttle).map(Some)
+        self.compact_pass(fragments, clean_to, truncations, tombstone_deadline_ms, map, throttle).map(Some)
     }
 
     fn compact_pass(
         &self,
         fragments: &[Arc<Fragment>],
         clean_to: u64,
+        truncations: u64,
         tombstone_deadline_ms: i64,
         map: &mut OffsetMap,
         throttle: &mut Throttle,
@@ -234,9 +247,16 @@ impl PartitionLog {
             report.fragments_in += group.len();
             report.fragments_out += 1;
         }
-        let mut state = locked(&self.compactor.state);
-        *state = CleanerState { clean_to: map_end, tombstones_ms };
-        cleaner_state::store(&self.dir, *state)?;
+        let mut progress = locked(&self.compactor.state);
+        if progress.truncations != truncations {
+            // A truncation since the pass began: what it compacted may be
+            // cut, and what follows the cut is dirty (`cleaned_before`).
+            report.abandoned = true;
+            return Ok(report);
+        }
+        progress.state = CleanerState { clean_to: map_end, tombstones_ms };
+        cleaner_state::store(&self.dir, progress.state)?;
+        drop(progress);
         tracing::info!(
             dir = %self.dir.display(),
             clean_to = map_end,
