@@ -299,7 +299,6 @@ impl Partitions {
             if t.retention_bytes > 0 {
                 config.retention_bytes = Some(t.retention_bytes);
             }
-            // Fragment settings apply when a log is opened.
             if t.segment_bytes > 0 {
                 config.fragment_bytes = t.segment_bytes.max(config.max_batch_bytes as u64);
             }
@@ -339,10 +338,22 @@ impl Partitions {
                     replica.set_topic(assignment.topic.as_ref());
                     // A topic's settings may change at any time: retention
                     // follows from its next run, without reopening the log.
-                    let retention = self.log_config(assignment.topic.as_ref()).retention();
+                    let config = self.log_config(assignment.topic.as_ref());
+                    let retention = config.retention();
                     if replica.log.retention() != retention {
                         tracing::info!(topic = %state.topic, partition = state.partition, ?retention, "retention changed");
                         replica.log.set_retention(retention);
+                    }
+                    let rolling = config.rolling();
+                    if replica.log.rolling() != rolling {
+                        match replica.log.set_rolling(rolling) {
+                            Ok(()) => {
+                                tracing::info!(topic = %state.topic, partition = state.partition, ?rolling, "fragment settings changed")
+                            }
+                            Err(e) => {
+                                tracing::warn!(topic = %state.topic, partition = state.partition, error = %e, "fragment settings refused; the old ones stay")
+                            }
+                        }
                     }
                     replica.set_state(state);
                     self.supervisor.follow(&replica);

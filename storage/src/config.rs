@@ -51,10 +51,32 @@ pub struct Retention {
     pub bytes: Option<u64>,
 }
 
+/// When the WAL is sealed into a fragment: the part of [`LogConfig`] a
+/// topic's owner may change while the log is open
+/// ([`crate::PartitionLog::set_rolling`]; Kafka's `segment.bytes` and
+/// `segment.ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rolling {
+    /// Seal the WAL once it holds this many bytes.
+    pub bytes: u64,
+    /// Seal a non-empty WAL once its first append is this old.
+    pub max_age: Duration,
+}
+
 impl LogConfig {
     /// The retention the log starts with.
     pub fn retention(&self) -> Retention {
         Retention { age: self.retention_age, bytes: self.retention_bytes }
+    }
+
+    /// The sealing settings the log starts with.
+    pub fn rolling(&self) -> Rolling {
+        Rolling { bytes: self.fragment_bytes, max_age: self.fragment_max_age }
+    }
+
+    /// Checks `rolling` against this configuration's other settings.
+    pub fn check_rolling(&self, rolling: Rolling) -> Result<()> {
+        LogConfig { fragment_bytes: rolling.bytes, fragment_max_age: rolling.max_age, ..self.clone() }.validate()
     }
 }
 

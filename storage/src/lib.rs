@@ -48,7 +48,7 @@ mod wal;
 
 pub use clock::now_ms;
 pub use compression::Compression;
-pub use config::{FlushPolicy, LogConfig, Retention};
+pub use config::{FlushPolicy, LogConfig, Retention, Rolling};
 pub use dir_lock::DirLock;
 pub use error::{Result, StorageError};
 pub use goulette_batch::{

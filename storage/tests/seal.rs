@@ -134,3 +134,30 @@ fn appends_and_reads_go_on_across_seals_and_every_append_is_durable_when_acknowl
     let reopened = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!(reopened.log_end_offset(), 400);
 }
+
+#[test]
+fn sealing_settings_change_while_the_log_is_open() {
+    use goulette_storage::Rolling;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), LogConfig { fragment_bytes: 1 << 20, ..small_config() }).unwrap();
+    log.append(&batch("a", 2, 0), 1).unwrap();
+    log.maintain(goulette_storage::now_ms(), Duration::from_secs(60)).unwrap();
+    assert_eq!(log.fragment_count(), 0);
+    let refused = log.set_rolling(Rolling { bytes: 10, max_age: Duration::from_secs(1) }).unwrap_err();
+    assert!(refused.to_string().contains("fragment_bytes"), "{refused}");
+    // By age (Kafka's segment.ms), at the next maintenance round.
+    log.set_rolling(Rolling { bytes: 1 << 20, max_age: Duration::from_millis(1) }).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    log.maintain(goulette_storage::now_ms(), Duration::from_secs(60)).unwrap();
+    assert_eq!(log.fragment_count(), 1);
+    // By size (segment.bytes), at the next appends.
+    log.set_rolling(Rolling { bytes: 4096, max_age: Duration::from_secs(3600) }).unwrap();
+    let mut i = 0;
+    while log.fragment_count() < 3 {
+        log.append(&batch(&format!("b{i}"), 2, i), 1).unwrap();
+        i += 1;
+        assert!(i < 200, "never sealed by size");
+    }
+    assert_eq!(log.rolling().bytes, 4096);
+}

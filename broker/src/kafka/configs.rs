@@ -13,8 +13,8 @@
 //! | `delete.retention.ms` | `delete_retention_ms` | default 1 day (0 is taken as 1 ms) |
 //! | `min.compaction.lag.ms` | `min_compaction_lag_ms` | default 0 |
 //! | `min.cleanable.dirty.ratio` | `min_cleanable_dirty_ratio_permille` | default 0.5 (kept in thousandths) |
-//! | `segment.bytes` | `segment_bytes` | default: the broker's `--fragment-bytes`; applies when a partition is next opened |
-//! | `segment.ms` | `segment_ms` | default: the broker's fragment age (1 day); applies when a partition is next opened |
+//! | `segment.bytes` | `segment_bytes` | default: the broker's `--fragment-bytes` |
+//! | `segment.ms` | `segment_ms` | default: the broker's fragment age (1 day) |
 //! | `max.message.bytes` | the broker's `--max-batch-bytes` | read-only |
 //! | `message.timestamp.type` | — | `CreateTime`, read-only |
 //!

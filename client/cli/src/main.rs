@@ -288,9 +288,9 @@ struct BenchArgs {
     /// Delete the topic after the run if the run created it.
     #[arg(long)]
     delete_topic: bool,
-    /// Key the messages over this many keys (`k0`, `k1`, …, in turn);
-    /// 0: no keys.
-    #[arg(long, default_value_t = 0)]
+    /// Key the messages over this many keys (`k0`, `k1`, …, in turn;
+    /// default: no keys).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
     keys: u64,
     /// Cleanup policy of the topic when the run creates it (`compact` needs `--keys`).
     #[arg(long, default_value = "delete", value_parser = goulette_proto::cleanup_policy::parse)]

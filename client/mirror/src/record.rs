@@ -18,6 +18,9 @@ pub struct MirrorRecord {
     /// over `max-record-bytes`): it is not written to its topic but goes
     /// to the dead letters, without its value, with this reason.
     pub refused: Option<String>,
+    /// A null value at the source (`value` is empty): written as a
+    /// tombstone, so that a compacted target deletes the key too.
+    pub tombstone: bool,
 }
 
 /// Records read together. Acknowledging `position` tells the source that

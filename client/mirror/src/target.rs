@@ -94,8 +94,6 @@ fn producer_record(record: &MirrorRecord) -> ProducerRecord {
         value: record.value.clone(),
         headers: record.headers.clone(),
         timestamp: record.timestamp,
-        // Sources read null values as empty ones: tombstones are not
-        // mirrored as tombstones yet (docs/mirror.md, "Not built").
-        tombstone: false,
+        tombstone: record.tombstone,
     }
 }

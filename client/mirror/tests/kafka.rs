@@ -33,7 +33,8 @@ const AFTER: usize = 2000;
 const SHIFT: u64 = 5;
 
 /// Produces records `from..to` to `topic` of the source: record i goes to
-/// partition i % 2 with key `k{i}`, value `v{i}` and header `n: i`.
+/// partition i % 2 with key `k{i}`, value `v{i}` and header `n: i`; every
+/// tenth is a tombstone (a null value) instead.
 async fn produce(cluster: Arc<Cluster>, topic: &str, range: std::ops::Range<usize>) {
     let producer = Producer::new(cluster, ProducerConfig::default(), Partitioner::KeyHash);
     let mut deliveries = Vec::new();
@@ -42,10 +43,10 @@ async fn produce(cluster: Arc<Cluster>, topic: &str, range: std::ops::Range<usiz
             topic: topic.into(),
             partition: Some((i % 2) as u32),
             key: Some(Bytes::from(format!("k{i}"))),
-            value: Bytes::from(format!("v{i}")),
+            value: if is_tombstone(i) { Bytes::new() } else { Bytes::from(format!("v{i}")) },
             headers: vec![("n".into(), Bytes::from(i.to_string()))],
             timestamp: Some(1_700_000_000_000 + i as i64),
-            tombstone: false,
+            tombstone: is_tombstone(i),
         };
         deliveries.push(producer.send(record).await.unwrap());
     }
@@ -53,6 +54,10 @@ async fn produce(cluster: Arc<Cluster>, topic: &str, range: std::ops::Range<usiz
         d.wait().await.unwrap();
     }
     producer.close().await;
+}
+
+fn is_tombstone(i: usize) -> bool {
+    i % 10 == 9
 }
 
 /// What the target's `partition` holds from `offset` on, until it has
@@ -199,9 +204,14 @@ state-directory = "{}"
             if value.starts_with("foreign") {
                 continue;
             }
-            let i: usize = value.strip_prefix('v').unwrap().parse().unwrap();
+            let key = String::from_utf8(r.key.as_deref().unwrap().to_vec()).unwrap();
+            let i: usize = key.strip_prefix('k').unwrap().parse().unwrap();
             assert_eq!(i % 2, partition as usize, "record {i} in partition {partition}");
-            assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+            // A null value at the source is a tombstone at the target.
+            assert_eq!((r.tombstone, value.is_empty()), (is_tombstone(i), is_tombstone(i)), "record {i}");
+            if !is_tombstone(i) {
+                assert_eq!(value, format!("v{i}"));
+            }
             assert_eq!(r.headers, vec![("n".to_owned(), Bytes::from(i.to_string()))]);
             assert_eq!(r.timestamp, 1_700_000_000_000 + i as i64);
             let count = seen.entry(i).or_default();

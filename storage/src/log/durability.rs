@@ -335,7 +335,8 @@ impl PartitionLog {
     /// first time. Under `FlushPolicy::Always` the WAL is kept synced anyway.
     pub(super) fn presync_due(&self, inner: &mut Inner) -> bool {
         let wal = &inner.wal;
-        let near = wal.len() + PRESYNC_MARGIN.min(self.config.fragment_bytes / 4) >= self.config.fragment_bytes;
+        let seal_at = inner.rolling.bytes;
+        let near = wal.len() + PRESYNC_MARGIN.min(seal_at / 4) >= seal_at;
         if self.config.flush == FlushPolicy::Always || !near || inner.presync_asked == Some(wal.index.base_offset) {
             return false;
         }

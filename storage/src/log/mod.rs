@@ -68,7 +68,7 @@ pub use durability::DurableWait;
 pub(crate) use open::parse_name;
 pub use state::{LogState, Step};
 
-use crate::config::{LogConfig, Retention};
+use crate::config::{LogConfig, Retention, Rolling};
 use crate::crashsafe;
 use crate::dir_lock::DirLock;
 use crate::epochs::EpochHistory;
@@ -131,6 +131,9 @@ struct Inner {
     /// Records below this were deleted on request (persisted in
     /// `log-start`); 0 when none were.
     deleted_before: u64,
+    /// When the WAL is sealed (`config`'s at first, changed by the topic's
+    /// settings while the log is open).
+    rolling: Rolling,
 }
 
 impl Inner {
@@ -206,6 +209,21 @@ impl PartitionLog {
     /// settings changed while the log is open).
     pub fn set_retention(&self, retention: Retention) {
         *self.retention.lock().unwrap_or_else(|p| p.into_inner()) = retention;
+    }
+
+    /// When the WAL is sealed now.
+    pub fn rolling(&self) -> Rolling {
+        self.lock().rolling
+    }
+
+    /// Changes when the WAL is sealed, from the next append or maintenance
+    /// on (a topic's `segment.bytes` or `segment.ms` changed while the log
+    /// is open); refused as the configuration would be
+    /// ([`LogConfig::validate`]).
+    pub fn set_rolling(&self, rolling: Rolling) -> Result<()> {
+        self.config.check_rolling(rolling)?;
+        self.lock().rolling = rolling;
+        Ok(())
     }
 
     /// First offset still held.

@@ -249,6 +249,7 @@ impl PartitionLog {
             appended_batches: 0,
             presync_asked: None,
             deleted_before: crate::log_start::load(&dir)?,
+            rolling: config.rolling(),
         };
         tracing::debug!(
             dir = %dir.display(),

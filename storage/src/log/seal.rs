@@ -47,12 +47,11 @@ pub(super) struct Sealing {
 
 impl PartitionLog {
     /// Whether the WAL is due for sealing: full, or holding records older
-    /// than `fragment_max_age`; never while a seal is in flight.
+    /// than the rolling age; never while a seal is in flight.
     pub(super) fn seal_due(&self, inner: &Inner, now_ms: i64) -> bool {
         let wal = &inner.wal;
-        let too_old =
-            wal.first_append_ms.is_some_and(|t| now_ms.saturating_sub(t) >= millis(self.config.fragment_max_age));
-        inner.sealing.is_none() && !wal.is_empty() && (wal.len() >= self.config.fragment_bytes || too_old)
+        let too_old = wal.first_append_ms.is_some_and(|t| now_ms.saturating_sub(t) >= millis(inner.rolling.max_age));
+        inner.sealing.is_none() && !wal.is_empty() && (wal.len() >= inner.rolling.bytes || too_old)
     }
 
     /// The switch, under the log's lock: the next WAL takes appends, the

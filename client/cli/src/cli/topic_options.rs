@@ -24,7 +24,7 @@ pub struct CleanupOptions {
     #[arg(long, value_parser = parse_ratio)]
     pub min_cleanable_dirty_ratio: Option<u32>,
     /// Seal a partition's WAL into a fragment at this many bytes (default:
-    /// the brokers' --fragment-bytes). Applies to partitions opened after.
+    /// the brokers' --fragment-bytes).
     #[arg(long)]
     pub segment_bytes: Option<u64>,
     /// Seal a non-empty WAL this many ms after its first append, however

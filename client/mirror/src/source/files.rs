@@ -353,6 +353,7 @@ impl FilesSource {
             ],
             timestamp: None,
             refused: None,
+            tombstone: false,
         }
     }
 

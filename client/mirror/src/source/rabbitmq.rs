@@ -304,6 +304,7 @@ impl RabbitSource {
             headers: headers_of(delivery.exchange.as_str(), delivery.routing_key.as_str(), p),
             timestamp: p.timestamp().map(|seconds| seconds as i64 * 1000),
             refused: None,
+            tombstone: false,
         }
     }
 }

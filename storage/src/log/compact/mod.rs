@@ -175,10 +175,10 @@ impl PartitionLog {
     ) -> Result<Option<CompactionReport>> {
         let Some(policy) = self.compaction() else { return Ok(None) };
         let _running = locked(&self.compactor.running);
-        let fragments: Vec<Arc<Fragment>> = {
+        let (fragments, group_bytes) = {
             let inner = self.lock();
             self.check_open(&inner)?;
-            inner.fragments.clone()
+            (inner.fragments.clone(), inner.rolling.bytes)
         };
         let ready_before = now_ms.saturating_sub(millis(policy.min_lag));
         let eligible = fragments.iter().take_while(|f| f.appended_ms <= ready_before).count();
@@ -196,18 +196,18 @@ impl PartitionLog {
         if !tombstones_due && (dirty == 0 || (dirty as f64) < policy.min_dirty_ratio * total as f64) {
             return Ok(None);
         }
-        self.compact_pass(fragments, clean_to, truncations, tombstone_deadline_ms, map, throttle).map(Some)
+        let pass = Pass { clean_to, truncations, tombstone_deadline_ms, group_bytes };
+        self.compact_pass(fragments, pass, map, throttle).map(Some)
     }
 
     fn compact_pass(
         &self,
         fragments: &[Arc<Fragment>],
-        clean_to: u64,
-        truncations: u64,
-        tombstone_deadline_ms: i64,
+        pass: Pass,
         map: &mut OffsetMap,
         throttle: &mut Throttle,
     ) -> Result<CompactionReport> {
+        let Pass { clean_to, truncations, tombstone_deadline_ms, group_bytes } = pass;
         map.clear();
         let abandoned = CompactionReport { abandoned: true, clean_to, ..CompactionReport::default() };
         // A read failing because retention removed a fragment under the
@@ -227,7 +227,7 @@ impl PartitionLog {
         let rules = rewrite::Rules { map, map_end, tombstone_deadline_ms };
         let mut report = CompactionReport { clean_to: map_end, ..CompactionReport::default() };
         let mut tombstones_ms = i64::MAX;
-        for group in groups(&fragments[..=last], self.config.fragment_bytes) {
+        for group in groups(&fragments[..=last], group_bytes) {
             let cleaned = match rewrite::clean(&self.dir, group, &rules, self.config.index_interval_bytes, throttle) {
                 Err(e) if changed(&e) => return Ok(abandoned),
                 result => result?,
@@ -269,6 +269,17 @@ impl PartitionLog {
         );
         Ok(report)
     }
+}
+
+/// What a pass starts from.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    clean_to: u64,
+    /// Truncations seen when the pass began.
+    truncations: u64,
+    tombstone_deadline_ms: i64,
+    /// Sources per group: the fragment size.
+    group_bytes: u64,
 }
 
 /// Maps every key from offset `from` on to its latest offset, batch by

@@ -241,6 +241,7 @@ impl KafkaSource {
             headers,
             timestamp: m.timestamp().to_millis(),
             refused: None,
+            tombstone: m.payload().is_none(),
         }
     }
 
