@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 
-use goulette_storage::{OffsetMap, Throttle};
+use goulette_storage::{OffsetMap, StorageError, Throttle};
 use tokio_util::sync::CancellationToken;
 
 use crate::compaction::CompactorConfig;
 use crate::partition::Partitions;
+use crate::replica::Replica;
 
 /// Offers a pass to every compacted partition every `config.interval`
 /// until `stop`.
@@ -25,18 +26,28 @@ pub async fn run(partitions: Arc<Partitions>, config: CompactorConfig, stop: Can
         }
         let (p, mut m) = (partitions.clone(), map.take().unwrap_or_else(|| OffsetMap::new(config.map_bytes)));
         let io = config.io_bytes_per_sec;
-        map = tokio::task::spawn_blocking(move || {
-            round(&p, &mut m, io);
-            m
+        let Ok((m, damaged)) = tokio::task::spawn_blocking(move || {
+            let damaged = round(&p, &mut m, io);
+            (m, damaged)
         })
         .await
-        .ok();
+        else {
+            continue;
+        };
+        map = Some(m);
+        // Damage a pass found is handled as a read's would be: the replica
+        // stops being served and is repaired from its leader.
+        for (replica, reason) in damaged {
+            partitions.fail(&replica, reason, true).await;
+        }
     }
 }
 
-/// One round over the compacted partitions held.
-fn round(partitions: &Partitions, map: &mut OffsetMap, io_bytes_per_sec: u64) {
+/// One round over the compacted partitions held; returns the replicas
+/// whose data failed a check, with why.
+fn round(partitions: &Partitions, map: &mut OffsetMap, io_bytes_per_sec: u64) -> Vec<(Arc<Replica>, String)> {
     let metrics = partitions.metrics();
+    let mut damaged = Vec::new();
     for replica in partitions.all() {
         if replica.log.compaction().is_none() || replica.log.failure().is_some() {
             continue;
@@ -53,7 +64,11 @@ fn round(partitions: &Partitions, map: &mut OffsetMap, io_bytes_per_sec: u64) {
             Err(e) => {
                 metrics.compaction_errors.inc();
                 tracing::error!(topic = %replica.topic, partition = replica.partition, error = %e, "compaction failed");
+                if matches!(e, StorageError::Corruption { .. }) {
+                    damaged.push((replica.clone(), format!("compaction found damage: {e}")));
+                }
             }
         }
     }
+    damaged
 }

@@ -6,6 +6,7 @@
 //! - [`membership`]: consumer-group membership (join, heartbeat, leave).
 //! - [`offsets`]: committed consumer offsets (the `__offsets` coordinator).
 //! - [`handler`]: a message handler run with retries, and a dead-letter topic.
+//! - [`redrive`]: a group's dead letters sent back to their source topics.
 //! - [`login`]: a SCRAM login to a cluster that requires one, and the
 //!   bearer token every later call carries.
 //! - [`admin`]: topics, groups, partition offsets and cluster status.
@@ -34,6 +35,7 @@ pub mod membership;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;
+pub mod redrive;
 
 pub use admin::{Admin, PartitionReport, SettingReport, TopicReport};
 pub use cluster::Cluster;

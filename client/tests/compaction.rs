@@ -249,3 +249,74 @@ async fn the_cli_creates_a_compacted_topic_sends_tombstones_and_shows_them() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_a_pass_finds_fails_the_replica_and_the_leader_moves_and_repairs_it() {
+    let env = Env::start(2, &BROKER_ARGS[..6]).await;
+    let admin = goulette_client::Admin::new(env.cluster());
+    let config = pb::TopicConfig { name: "ledger".into(), partitions: 1, replication_factor: 2, ..Default::default() };
+    admin.create_topic(config).await.unwrap();
+    env.wait_serving("ledger").await;
+    let producer =
+        Producer::new(env.cluster(), ProducerConfig { acks: Acks::All, ..Default::default() }, Partitioner::KeyHash);
+    let mut deliveries = Vec::new();
+    for i in 0..20_000 {
+        deliveries.push(send(&producer, "ledger", format!("k{}", i % 200), Some(format!("v{i}"))).await);
+    }
+    for d in deliveries {
+        d.wait().await.unwrap();
+    }
+    producer.close().await;
+    // Both replicas in sync, so that the leadership can move.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while admin.describe_topic("ledger").await.unwrap().partition_details[0].isr.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the follower never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Not compacted yet: flip a bit in a sealed fragment of the leader.
+    let leader = admin.describe_topic("ledger").await.unwrap().partition_details[0].leader.unwrap();
+    let dir = env.brokers[leader as usize - 1].data_dir().join("ledger-0");
+    let mut frags: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "frag"))
+        .collect();
+    frags.sort();
+    assert!(frags.len() >= 2, "{frags:?}");
+    let mut bytes = std::fs::read(&frags[0]).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(&frags[0], &bytes).unwrap();
+
+    // Compaction from now on: its first pass on the leader meets the damage.
+    let change = pb::AlterTopicRequest {
+        name: "ledger".into(),
+        cleanup_policy: Some(pb::CleanupPolicy::Compact as i32),
+        min_cleanable_dirty_ratio_permille: Some(10),
+        segment_ms: Some(300),
+        ..Default::default()
+    };
+    admin.alter_topic(change).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = admin.describe_topic("ledger").await.unwrap().partition_details[0].leader;
+        if now.is_some_and(|l| l != leader) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the leadership never moved: {}",
+            env.brokers[leader as usize - 1].log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = env.brokers[leader as usize - 1].log();
+    assert!(log.contains("compaction found damage"), "{log}");
+
+    // The new leader compacts its intact copy: the latest value of each key.
+    let table = wait_compacted(&env, "ledger", 200).await;
+    for k in 0..200 {
+        assert_eq!(table[&format!("k{k}")].1, Some(format!("v{}", 19_800 + k)));
+    }
+}

@@ -112,3 +112,87 @@ async fn given_a_failing_handler_the_dead_letter_topic_should_receive_exactly_th
     .unwrap_err();
     assert!(matches!(&hung, ClientError::Handler { error, attempts: 2, .. } if error.contains("timed out")), "{hung}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_dead_letters_group_redrive_should_send_each_back_once_to_its_source_partition() {
+    let env = Env::start(1, &[]).await;
+    env.create_topic("orders", 2, 1).await;
+    env.create_topic("shipping.dlq", 1, 1).await;
+    env.wait_serving("orders").await;
+    env.wait_serving("shipping.dlq").await;
+    let producer = Arc::new(Producer::new(env.cluster(), ProducerConfig::default(), Partitioner::KeyHash));
+    for i in 0..20 {
+        let record = goulette_client::ProducerRecord {
+            topic: "orders".into(),
+            partition: Some(i % 2),
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Bytes::from(format!("v{i}")),
+            headers: vec![("trace".into(), Bytes::from(format!("t{i}")))],
+            timestamp: Some(1_700_000_000_000 + i64::from(i)),
+            tombstone: false,
+        };
+        producer.send(record).await.unwrap().wait().await.unwrap();
+    }
+    // The handler gives up on every fifth record: 4 dead letters.
+    let dead_letter =
+        DeadLetter { producer: producer.clone(), topic: goulette_client::redrive::dead_letter_topic("shipping") };
+    let policy = RetryPolicy { max_attempts: 2, initial_backoff: Duration::from_millis(1), ..RetryPolicy::default() };
+    let config = ConsumerConfig { start: StartAt::Beginning, ..Default::default() };
+    let mut consumer = Consumer::subscribe(env.cluster(), "orders", config).await.unwrap();
+    let mut failed = Vec::new();
+    for _ in 0..20 {
+        let r = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await.unwrap().unwrap().unwrap();
+        let value = String::from_utf8_lossy(&r.value).into_owned();
+        let bad = value[1..].parse::<u32>().unwrap() % 5 == 0;
+        if bad {
+            failed.push((r.partition, value.clone()));
+        }
+        handler::handle_with_retries(&r, &policy, Some(&dead_letter), |_| async move {
+            if bad { Err("refused") } else { Ok(()) }
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(failed.len(), 4);
+    let ends: Vec<u64> = [0, 1].iter().map(|_| 10).collect();
+
+    let redrive = |args: &[&str]| {
+        let out = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
+            .args(["group", "redrive", "shipping"])
+            .args(args)
+            .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = redrive(&["--max", "1"]);
+    assert!(out.contains("shipping: 1 dead letters sent back from shipping.dlq"), "{out}");
+    let out = redrive(&[]);
+    assert!(out.contains("shipping: 3 dead letters sent back") && out.contains("3  to orders"), "{out}");
+    assert!(redrive(&[]).contains("shipping: 0 dead letters"), "a second redrive sends nothing again");
+
+    // Each is back in its own partition, after what was there, as it was
+    // but for the dead-letter headers.
+    let mut back = Vec::new();
+    for partition in 0..2u32 {
+        let config = ConsumerConfig {
+            start: StartAt::Offset(ends[partition as usize]),
+            partitions: Some(vec![partition]),
+            ..Default::default()
+        };
+        let mut consumer = Consumer::subscribe(env.cluster(), "orders", config).await.unwrap();
+        while let Ok(Some(r)) = tokio::time::timeout(Duration::from_millis(1500), consumer.recv()).await {
+            let r = r.unwrap();
+            let value = String::from_utf8_lossy(&r.value).into_owned();
+            let i: i64 = value[1..].parse().unwrap();
+            assert_eq!(r.key, Some(Bytes::from(format!("k{i}"))));
+            assert_eq!(r.timestamp, 1_700_000_000_000 + i);
+            assert_eq!(r.headers, vec![("trace".to_owned(), Bytes::from(format!("t{i}")))]);
+            back.push((partition, value));
+        }
+    }
+    back.sort();
+    failed.sort();
+    assert_eq!(back, failed);
+}

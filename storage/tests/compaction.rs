@@ -266,3 +266,47 @@ fn a_truncation_below_the_compacted_part_makes_what_follows_dirty_again() {
     let clean_to = compact(&log, 1 << 20).clean_to;
     assert_eq!(contents(&log), expected(&written, clean_to, false));
 }
+
+#[test]
+fn a_key_updated_one_record_per_batch_leaves_a_header_per_run_not_per_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let mut written = BTreeMap::new();
+    for n in 0..3000u64 {
+        let entry: Entry = (Some(format!("k{}", n % 10)), Some(format!("v{n}")));
+        let base = log.append(&batch_of(std::slice::from_ref(&entry), Compression::None), 1).unwrap().base_offset;
+        written.insert(base, entry);
+    }
+    let before = log.size_bytes();
+    log.set_compaction(Some(policy(Duration::from_secs(3600))));
+    compact(&log, 1 << 20);
+    // The first pass cleans each fragment alone (groups go by their
+    // sources' size); the next merges the shrunk ones, and their runs.
+    for n in 3000..3100u64 {
+        let entry: Entry = (Some(format!("k{}", n % 10)), Some(format!("v{n}")));
+        let base = log.append(&batch_of(std::slice::from_ref(&entry), Compression::None), 1).unwrap().base_offset;
+        written.insert(base, entry);
+    }
+    let clean_to = compact(&log, 1 << 20).clean_to;
+    assert_eq!(contents(&log), expected(&written, clean_to, false));
+    // Below clean_to: at most 10 batches with a record, and between them
+    // runs of emptied batches merged into one header each (a few more
+    // where one output file ends and the next begins).
+    let mut batches = 0;
+    let mut offset = log.log_start_offset();
+    while offset < clean_to {
+        for bytes in log.read(offset, 1 << 20).unwrap() {
+            let batch = Batch::parse_sparse(bytes).unwrap();
+            offset = batch.next_offset();
+            batches += 1;
+        }
+    }
+    assert!(batches <= 30, "{batches} batches below {clean_to}");
+    assert!(log.size_bytes() < before / 10, "{} of {before} bytes", log.size_bytes());
+    // Merged headers survive a reopen (contiguity, epochs, producers).
+    let end = log.log_end_offset();
+    log.close().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config()).unwrap();
+    assert_eq!((contents(&log), log.log_end_offset()), (expected(&written, clean_to, false), end));
+    assert_eq!(log.epoch_history(), vec![(1, 0)]);
+}

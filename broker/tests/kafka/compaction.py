@@ -1,8 +1,8 @@
 """A compacted topic through confluent-kafka (librdkafka): created with
 Kafka's compaction settings, keyless records refused with INVALID_RECORD,
-and a consumer from the start reading the compacted log (batches with
-offsets left out, some emptied) to one record per key: the latest value,
-or the key's tombstone (a null value).
+and consumers from the start (librdkafka, then kafka-python) reading the
+compacted log (batches with offsets left out, some emptied) to one record
+per key: the latest value, or the key's tombstone (a null value).
 
 Usage: compaction.py BOOTSTRAP
 """
@@ -88,6 +88,22 @@ for k in range(KEYS):
     want = None if k < DELETED else f"v{UPDATES - 1}"
     check(table.get(f"k{k}", "missing") == want, f"k{k}: {table.get(f'k{k}', 'missing')}, want {want}")
 print("compacted", len(records), "records, last offset", offsets[-1], flush=True)
+
+# kafka-python (a pure-Python client) reads the same compacted log.
+from kafka import KafkaConsumer, TopicPartition as KPartition  # noqa: E402
+
+partition = KPartition(TOPIC, 0)
+reader = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None)
+reader.assign([partition])
+reader.seek_to_beginning(partition)
+end = reader.end_offsets([partition])[partition]
+seen = []
+deadline = time.time() + 20
+while reader.position(partition) < end and time.time() < deadline:
+    for messages in reader.poll(timeout_ms=500).values():
+        seen.extend((m.offset, m.key.decode(), None if m.value is None else m.value.decode()) for m in messages)
+reader.close()
+check(seen == records, f"kafka-python read {len(seen)} records, librdkafka {len(records)}")
 
 # Back to delete: the topic takes keyless records again.
 change = ConfigResource(ConfigResource.Type.TOPIC, TOPIC, incremental_configs=[

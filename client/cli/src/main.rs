@@ -418,6 +418,19 @@ enum GroupCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Send a group's dead letters back to their source topics and
+    /// partitions (key, value, timestamp and headers as they were), from
+    /// where its last redrive stopped to the dead-letter topic's end now.
+    Redrive {
+        /// The group's name.
+        group: String,
+        /// The dead-letter topic (default: `GROUP.dlq`).
+        #[arg(long)]
+        dead_letter_topic: Option<String>,
+        /// At most this many records (default: all).
+        #[arg(long)]
+        max: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -890,6 +903,9 @@ fn cluster_command(
             }
             Command::Group { command: GroupCommand::Reset { group, topic, to, dry_run } } => {
                 cli::group_reset(cluster, &group, &topic, to, dry_run).await
+            }
+            Command::Group { command: GroupCommand::Redrive { group, dead_letter_topic, max } } => {
+                cli::group_redrive(cluster, &group, dead_letter_topic, max).await
             }
             Command::Broker { command: BrokerCommand::Decommission { id } } => {
                 cli::broker_decommission(cluster, id, false).await

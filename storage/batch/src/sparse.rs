@@ -20,8 +20,8 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::batch::{
-    Batch, COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD, OFF_ATTRIBUTES, OFF_BATCH_LEN, OFF_CRC, OFF_RECORD_COUNT,
-    StoredRecord, batch_crc,
+    Batch, COMPRESSION_MASK, HEADER_LEN, LOG_OVERHEAD, OFF_ATTRIBUTES, OFF_BATCH_LEN, OFF_CRC, OFF_LAST_OFFSET_DELTA,
+    OFF_MAX_TIMESTAMP, OFF_RECORD_COUNT, StoredRecord, batch_crc,
 };
 use crate::compression::Compression;
 use crate::error::Result;
@@ -90,6 +90,47 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// Whether `next`, an empty batch right after this empty one, can join
+    /// it in one empty batch ([`Batch::merged_empty`]) without losing what
+    /// a header says: the same leader epoch (the epoch history is rebuilt
+    /// from headers), timestamp type and producer (id and epoch) with
+    /// sequences that run on (a producer's sequences follow offsets), and
+    /// offsets an `i32` delta still spans.
+    pub fn joins_empty(&self, next: &Batch) -> bool {
+        let contiguous_sequences = match (self.producer(), next.producer()) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.producer_id == b.producer_id
+                    && a.producer_epoch == b.producer_epoch
+                    && b.base_sequence == a.base_sequence.wrapping_add(self.offset_count() as i32)
+            }
+            _ => false,
+        };
+        self.record_count() == 0
+            && next.record_count() == 0
+            && next.base_offset() == self.next_offset()
+            && self.partition_leader_epoch() == next.partition_leader_epoch()
+            && self.timestamp_type() == next.timestamp_type()
+            && contiguous_sequences
+            && next.next_offset() - self.base_offset() <= i32::MAX as u64
+    }
+
+    /// One empty batch covering this empty batch and `next` (which
+    /// [`Batch::joins_empty`] accepted): this one's header, stretched to
+    /// `next`'s end, with the larger of their timestamps.
+    pub fn merged_empty(&self, next: &Batch) -> Result<Batch> {
+        let mut out = BytesMut::from(&self.as_bytes()[..HEADER_LEN]);
+        let delta = (next.next_offset() - self.base_offset() - 1) as i32;
+        out[OFF_LAST_OFFSET_DELTA..OFF_LAST_OFFSET_DELTA + 4].copy_from_slice(&delta.to_be_bytes());
+        let max = self.max_timestamp().max(next.max_timestamp());
+        out[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&max.to_be_bytes());
+        let crc = batch_crc(&out);
+        out[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        Batch::parse_sparse(out.freeze())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
@@ -146,6 +187,29 @@ mod tests {
             let none = full.compacted(|_| false).unwrap();
             assert_eq!((none.record_count(), none.len(), none.compression()), (0, HEADER_LEN, Some(Compression::None)));
         }
+    }
+
+    #[test]
+    fn runs_of_empty_batches_merge_unless_a_header_would_lose_something() {
+        let producer = |seq| crate::ProducerInfo { producer_id: 7, producer_epoch: 1, base_sequence: seq };
+        let empty = |base, epoch, info: Option<crate::ProducerInfo>| {
+            let full = batch(4, Compression::None);
+            let full = info.map_or(full.clone(), |i| full.with_producer(i));
+            full.stamped(base, epoch).compacted(|_| false).unwrap()
+        };
+        let (a, b) = (empty(100, 3, None), empty(104, 3, None));
+        assert!(a.joins_empty(&b));
+        let merged = a.merged_empty(&b).unwrap();
+        assert_eq!((merged.base_offset(), merged.next_offset(), merged.record_count()), (100, 108, 0));
+        assert_eq!(merged.len(), HEADER_LEN);
+        assert!(!a.joins_empty(&empty(104, 4, None)), "another leader epoch");
+        assert!(!a.joins_empty(&empty(105, 3, None)), "not adjacent");
+        let (p, q) = (empty(100, 3, Some(producer(10))), empty(104, 3, Some(producer(14))));
+        assert!(p.joins_empty(&q));
+        assert_eq!(p.merged_empty(&q).unwrap().producer(), Some(producer(10)));
+        assert!(!p.joins_empty(&empty(104, 3, Some(producer(20)))), "sequences that do not run on");
+        assert!(!p.joins_empty(&b), "another producer");
+        assert!(!batch(4, Compression::None).stamped(100, 3).joins_empty(&b), "a batch with records");
     }
 
     #[test]

@@ -161,6 +161,24 @@ pub async fn group_delete(cluster: Arc<Cluster>, group: &str) -> anyhow::Result<
 
 /// `group reset`: commits, for every partition of `topic`, the offset `to` names.
 /// Refused while the group has members (they would overwrite it).
+/// `group redrive`.
+pub async fn group_redrive(
+    cluster: Arc<Cluster>,
+    group: &str,
+    dead_letter_topic: Option<String>,
+    max: Option<u64>,
+) -> anyhow::Result<bool> {
+    use goulette_client::redrive;
+    let topic = dead_letter_topic.unwrap_or_else(|| redrive::dead_letter_topic(group));
+    let report = redrive::redrive(cluster, group, &topic, max).await?;
+    let total: u64 = report.moved.values().sum();
+    println!("{group}: {total} dead letters sent back from {topic}");
+    for (source, count) in &report.moved {
+        println!("  {count:>8}  to {source}");
+    }
+    Ok(true)
+}
+
 pub async fn group_reset(
     cluster: Arc<Cluster>,
     group: &str,

@@ -4,7 +4,10 @@
 //! fields) and the file format stay as they were. A batch that keeps no
 //! record is still written, as its header alone: the log stays contiguous
 //! batch by batch, so every check recovery makes of a fragment holds for a
-//! compacted one.
+//! compacted one. A run of such empty batches becomes one
+//! ([`Batch::merged_empty`]) where no header would lose anything (same
+//! leader epoch, same producer with sequences that run on): otherwise a
+//! key updated one record per batch would leave a header per update.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -85,8 +88,25 @@ pub(super) fn clean(
     interval: u32,
     throttle: &mut Throttle,
 ) -> Result<Cleaned> {
+    let tmp = tmp_path(dir, group[0].base_offset);
+    let cleaned = write_cleaned(&tmp, group, rules, interval, throttle);
+    if cleaned.is_err() {
+        // A full disk, a bad sector: nothing was installed, and the partial
+        // file must not hold the space until the next open.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    cleaned
+}
+
+fn write_cleaned(
+    tmp: &Path,
+    group: &[Arc<Fragment>],
+    rules: &Rules<'_>,
+    interval: u32,
+    throttle: &mut Throttle,
+) -> Result<Cleaned> {
     let base = group[0].base_offset;
-    let tmp = tmp_path(dir, base);
+    let tmp = tmp.to_path_buf();
     let appended_ms = group.iter().map(|f| f.appended_ms).max().unwrap_or(i64::MIN);
     let file = OpenOptions::new()
         .write(true)
@@ -99,6 +119,22 @@ pub(super) fn clean(
     let mut index = SparseIndex::new(base, interval);
     let mut stats = CleanStats::default();
     let mut holds_tombstones = false;
+    // An empty batch waiting for the next: it may join it.
+    let mut pending: Option<Batch> = None;
+    let mut write = |batch: &Batch, stats: &mut CleanStats| -> Result<()> {
+        let bytes = batch.as_bytes();
+        let header = frame::frame_header(&[], bytes);
+        out.write_all(&header).and_then(|()| out.write_all(bytes)).context(|| format!("write {}", tmp.display()))?;
+        index.push(&FrameInfo {
+            len: bytes.len(),
+            crc: 0,
+            base_offset: batch.base_offset(),
+            next_offset: batch.next_offset(),
+            max_timestamp: batch.max_timestamp(),
+        });
+        stats.bytes_written += (header.len() + bytes.len()) as u64;
+        Ok(())
+    };
     for fragment in group {
         let expired = fragment.appended_ms <= rules.tombstone_deadline_ms;
         let bytes = sys::map_file(&fragment.path, fragment.len)?;
@@ -125,20 +161,29 @@ pub(super) fn clean(
                 })
                 .map_err(|e| StorageError::corruption(&fragment.path, pos as u64, e.to_string()))?;
             stats.tombstones_removed += tombstones;
-            let kept = kept.as_bytes();
-            let header = frame::frame_header(&[], kept);
-            out.write_all(&header).and_then(|()| out.write_all(kept)).context(|| format!("write {}", tmp.display()))?;
-            index.push(&FrameInfo {
-                len: kept.len(),
-                crc: 0,
-                base_offset: info.base_offset,
-                next_offset: info.next_offset,
-                max_timestamp: info.max_timestamp,
-            });
-            stats.bytes_written += (header.len() + kept.len()) as u64;
-            throttle.account((info.frame_len() + header.len() + kept.len()) as u64);
+            throttle.account((info.frame_len() + kept.len()) as u64);
+            pending = match pending.take() {
+                Some(run) if run.joins_empty(&kept) => Some(
+                    run.merged_empty(&kept)
+                        .map_err(|e| StorageError::corruption(&fragment.path, pos as u64, e.to_string()))?,
+                ),
+                run => {
+                    if let Some(run) = run {
+                        write(&run, &mut stats)?;
+                    }
+                    if kept.record_count() == 0 {
+                        Some(kept)
+                    } else {
+                        write(&kept, &mut stats)?;
+                        None
+                    }
+                }
+            };
         }
         stats.bytes_read += fragment.len;
+    }
+    if let Some(run) = pending.take() {
+        write(&run, &mut stats)?;
     }
     let file = out.into_inner().map_err(|e| StorageError::io(format!("write {}", tmp.display()), e.into_error()))?;
     finish(&file, &tmp, appended_ms)?;
