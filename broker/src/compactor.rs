@@ -53,7 +53,8 @@ fn round(partitions: &Partitions, map: &mut OffsetMap, io_bytes_per_sec: u64) ->
             continue;
         }
         let mut throttle = Throttle::new((io_bytes_per_sec > 0).then_some(io_bytes_per_sec));
-        match replica.log.compact(map, &mut throttle, goulette_storage::clock::retention_now_ms()) {
+        let now = goulette_storage::clock::retention_now_ms();
+        match replica.log.compact(map, &mut throttle, now, replica.high_watermark()) {
             Ok(None) => {}
             Ok(Some(report)) => {
                 metrics.compaction_passes.inc();

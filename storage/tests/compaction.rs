@@ -105,7 +105,7 @@ fn expected(written: &BTreeMap<u64, Entry>, clean_to: u64, drop_tombstones: bool
 
 fn compact(log: &PartitionLog, map_bytes: usize) -> goulette_storage::CompactionReport {
     let mut map = OffsetMap::new(map_bytes);
-    log.compact(&mut map, &mut Throttle::new(None), now_ms()).unwrap().expect("a pass was due")
+    log.compact(&mut map, &mut Throttle::new(None), now_ms(), u64::MAX).unwrap().expect("a pass was due")
 }
 
 #[test]
@@ -114,7 +114,7 @@ fn a_pass_keeps_the_latest_record_of_every_key_at_its_offset_and_leaves_the_wal(
     let (log, written) = fill(dir.path(), 100, 20, false);
     assert!(log.fragment_count() > 5, "{}", log.fragment_count());
     let (before_bytes, before_frags) = (log.size_bytes(), log.fragment_count());
-    assert_eq!(log.compact(&mut OffsetMap::new(1 << 20), &mut Throttle::new(None), now_ms()).unwrap(), None);
+    assert_eq!(log.compact(&mut OffsetMap::new(1 << 20), &mut Throttle::new(None), now_ms(), u64::MAX).unwrap(), None);
 
     log.set_compaction(Some(policy(Duration::from_secs(3600))));
     let report = compact(&log, 1 << 20);
@@ -128,7 +128,7 @@ fn a_pass_keeps_the_latest_record_of_every_key_at_its_offset_and_leaves_the_wal(
     assert_eq!(report.stats.records_removed as usize, written.len() - got.len());
 
     // Nothing new: no pass is due.
-    assert_eq!(log.compact(&mut OffsetMap::new(1 << 20), &mut Throttle::new(None), now_ms()).unwrap(), None);
+    assert_eq!(log.compact(&mut OffsetMap::new(1 << 20), &mut Throttle::new(None), now_ms(), u64::MAX).unwrap(), None);
     // The compacted log reopens as it was, and takes appends at its end.
     let end = log.log_end_offset();
     log.close().unwrap();
@@ -195,7 +195,7 @@ fn keyless_records_and_young_fragments_stay() {
     }
     let all = contents(&log);
     log.set_compaction(Some(CompactionPolicy { min_lag: Duration::from_secs(3600), ..policy(Duration::ZERO) }));
-    assert_eq!(log.compact(&mut OffsetMap::new(1 << 20), &mut Throttle::new(None), now_ms()).unwrap(), None);
+    assert_eq!(log.compact(&mut OffsetMap::new(1 << 20), &mut Throttle::new(None), now_ms(), u64::MAX).unwrap(), None);
     log.set_compaction(Some(policy(Duration::ZERO)));
     let clean_to = compact(&log, 1 << 20).clean_to;
     let got = contents(&log);
@@ -214,7 +214,7 @@ fn a_crash_at_any_step_of_an_install_leaves_a_log_that_opens_whole() {
         log.set_compaction(Some(policy(Duration::from_secs(3600))));
         log.inject_compaction_crash(step);
         let mut map = OffsetMap::new(1 << 20);
-        assert!(log.compact(&mut map, &mut Throttle::new(None), now_ms()).is_err(), "{step:?}");
+        assert!(log.compact(&mut map, &mut Throttle::new(None), now_ms(), u64::MAX).is_err(), "{step:?}");
         let end = log.log_end_offset();
         drop(log);
 
@@ -309,4 +309,82 @@ fn a_key_updated_one_record_per_batch_leaves_a_header_per_run_not_per_update() {
     let log = PartitionLog::open(dir.path(), small_config()).unwrap();
     assert_eq!((contents(&log), log.log_end_offset()), (expected(&written, clean_to, false), end));
     assert_eq!(log.epoch_history(), vec![(1, 0)]);
+}
+
+/// Appends, passes and full reads at once, for a while: a reader never
+/// meets an error, a record out of place or out of order, whatever the
+/// installs replace under it; and at the end the log is what the rules say.
+#[test]
+fn passes_under_concurrent_appends_and_reads_never_show_a_reader_anything_wrong() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(PartitionLog::open(dir.path(), small_config()).unwrap());
+    log.set_compaction(Some(policy(Duration::from_secs(3600))));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut written = BTreeMap::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let entries: Vec<Entry> =
+                    (n..n + 4).map(|i| (Some(format!("k{}", i % 37)), Some(format!("v{i}")))).collect();
+                let base = log.append(&batch_of(&entries, Compression::None), 1).unwrap().base_offset;
+                assert_eq!(base, n);
+                for (i, e) in entries.into_iter().enumerate() {
+                    written.insert(base + i as u64, e);
+                }
+                n += 4;
+            }
+            written
+        })
+    };
+    let compactor = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut map = OffsetMap::new(1 << 20);
+            let mut passes = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if log.compact(&mut map, &mut Throttle::new(None), now_ms(), u64::MAX).unwrap().is_some() {
+                    passes += 1;
+                }
+            }
+            passes
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let mut reads = 0;
+    while std::time::Instant::now() < deadline {
+        for (offset, (key, value)) in contents(&log) {
+            assert_eq!(value, Some(format!("v{offset}")), "offset {offset}");
+            assert_eq!(key, Some(format!("k{}", offset % 37)));
+        }
+        reads += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    let passes = compactor.join().unwrap();
+    assert!(passes > 2 && reads > 2, "{passes} passes, {reads} reads");
+    let clean_to = compact(&log, 1 << 20).clean_to;
+    assert_eq!(contents(&log), expected(&written, clean_to, false));
+}
+
+/// A record above the high watermark may still be cut by a truncation: it
+/// must not be compacted, nor cost an older record of its key its place.
+#[test]
+fn records_above_the_high_watermark_neither_go_nor_supersede() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, written) = fill(dir.path(), 100, 20, false);
+    log.set_compaction(Some(policy(Duration::from_secs(3600))));
+    let committed = log.log_end_offset() / 2;
+    let mut map = OffsetMap::new(1 << 20);
+    let report = log.compact(&mut map, &mut Throttle::new(None), now_ms(), committed).unwrap().unwrap();
+    assert!(report.clean_to <= committed && report.clean_to > 0, "{report:?} with the watermark at {committed}");
+    assert_eq!(contents(&log), expected(&written, report.clean_to, false));
+    // Nothing wholly committed: no pass.
+    let other = tempfile::tempdir().unwrap();
+    let (empty, _) = fill(other.path(), 100, 20, false);
+    empty.set_compaction(Some(policy(Duration::from_secs(3600))));
+    assert_eq!(empty.compact(&mut map, &mut Throttle::new(None), now_ms(), 3).unwrap(), None);
 }

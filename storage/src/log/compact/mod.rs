@@ -8,7 +8,8 @@
 //! fragments sealed at least `min_lag` ago.
 //!
 //! A pass ([`PartitionLog::compact`]):
-//! 1. picks the sealed fragments old enough, and runs only when the part
+//! 1. picks the sealed fragments old enough and wholly committed (below
+//!    the high watermark the broker passes), and runs only when the part
 //!    not yet compacted ("dirty", from `clean_to` on) is at least
 //!    `min_dirty_ratio` of them, or when tombstones are due to go;
 //! 2. maps each key of the dirty part to its latest offset, batch by
@@ -165,13 +166,17 @@ impl PartitionLog {
     }
 
     /// Runs one compaction pass if one is due (see the module doc), with
-    /// `map` for keys and `throttle` on its I/O. `None` when the log is not
-    /// compacted or no pass was due.
+    /// `map` for keys and `throttle` on its I/O, over the fragments wholly
+    /// below `committed` (the high watermark): a record a truncation may
+    /// still cut must neither be compacted nor supersede an older one (the
+    /// older one would be gone from this replica when the newer one is cut).
+    /// `None` when the log is not compacted or no pass was due.
     pub fn compact(
         &self,
         map: &mut OffsetMap,
         throttle: &mut Throttle,
         now_ms: i64,
+        committed: u64,
     ) -> Result<Option<CompactionReport>> {
         let Some(policy) = self.compaction() else { return Ok(None) };
         let _running = locked(&self.compactor.running);
@@ -181,7 +186,8 @@ impl PartitionLog {
             (inner.fragments.clone(), inner.rolling.bytes)
         };
         let ready_before = now_ms.saturating_sub(millis(policy.min_lag));
-        let eligible = fragments.iter().take_while(|f| f.appended_ms <= ready_before).count();
+        let eligible =
+            fragments.iter().take_while(|f| f.appended_ms <= ready_before && f.next_offset <= committed).count();
         let fragments = &fragments[..eligible];
         let (Some(first), Some(last)) = (fragments.first(), fragments.last()) else { return Ok(None) };
         let (state, truncations) = {
