@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use goulette_proto::cleanup_policy;
 use goulette_proto::offsets_topic::OFFSETS_TOPIC;
 use goulette_proto::v1::{self as pb, CleanupPolicy};
 use goulette_storage::{Batch, CompactionPolicy};
@@ -26,9 +27,6 @@ impl Default for CompactorConfig {
     }
 }
 
-/// A tombstone's default stay (Kafka's `delete.retention.ms` default).
-const DEFAULT_DELETE_RETENTION: Duration = Duration::from_secs(24 * 3600);
-
 /// How `topic` (settings `config`) is compacted; `None` when it is not.
 /// `__offsets` always is: each group's latest commit per partition is all
 /// a coordinator reads.
@@ -37,15 +35,15 @@ pub fn policy(topic: &str, config: Option<&pb::TopicConfig>) -> Option<Compactio
     if cleanup == CleanupPolicy::Delete && topic != OFFSETS_TOPIC {
         return None;
     }
-    let or = |ms: u64, default: Duration| if ms == 0 { default } else { Duration::from_millis(ms) };
     let c = config.cloned().unwrap_or_default();
+    let delete_retention_ms = match c.delete_retention_ms {
+        0 => cleanup_policy::DEFAULT_DELETE_RETENTION_MS,
+        ms => ms,
+    };
     Some(CompactionPolicy {
-        delete_retention: or(c.delete_retention_ms, DEFAULT_DELETE_RETENTION),
+        delete_retention: Duration::from_millis(delete_retention_ms),
         min_lag: Duration::from_millis(c.min_compaction_lag_ms),
-        min_dirty_ratio: match c.min_cleanable_dirty_ratio_permille {
-            0 => 0.5,
-            permille => f64::from(permille.min(1000)) / 1000.0,
-        },
+        min_dirty_ratio: cleanup_policy::dirty_ratio(c.min_cleanable_dirty_ratio_permille),
     })
 }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use goulette_proto::cleanup_policy;
 use goulette_proto::v1 as pb;
 
 use crate::cluster::Cluster;
@@ -88,23 +89,23 @@ pub fn effective_settings(config: &pb::TopicConfig, brokers: &[pb::BrokerInfo]) 
     let policy = pb::CleanupPolicy::try_from(config.cleanup_policy).unwrap_or_default();
     settings.push(setting(
         "cleanup_policy",
-        goulette_proto::cleanup_policy::name(policy).to_owned(),
+        cleanup_policy::name(policy).to_owned(),
         policy == pb::CleanupPolicy::Delete,
     ));
-    if policy == pb::CleanupPolicy::CompactDelete {
-        // Retention still applies; with `compact` alone it does not.
-    } else if policy == pb::CleanupPolicy::Compact {
+    // With `compact` alone retention does not apply (`compact,delete` keeps it).
+    if policy == pb::CleanupPolicy::Compact {
         settings[0] = setting("retention_ms", "unlimited (compacted)".to_owned(), true);
         settings[1] = setting("retention_bytes", "unlimited (compacted)".to_owned(), true);
     }
     if policy != pb::CleanupPolicy::Delete {
         let or = |v: u64, default: u64| (if v == 0 { default } else { v }, v == 0);
-        let (ms, default) = or(config.delete_retention_ms, 86_400_000);
+        let (ms, default) = or(config.delete_retention_ms, cleanup_policy::DEFAULT_DELETE_RETENTION_MS);
         settings.push(setting("delete_retention_ms", ms.to_string(), default));
         let (ms, default) = or(config.min_compaction_lag_ms, 0);
         settings.push(setting("min_compaction_lag_ms", ms.to_string(), default));
-        let (permille, default) = or(u64::from(config.min_cleanable_dirty_ratio_permille), 500);
-        settings.push(setting("min_cleanable_dirty_ratio", format!("{}", permille as f64 / 1000.0), default));
+        let permille = config.min_cleanable_dirty_ratio_permille;
+        let ratio = cleanup_policy::dirty_ratio(permille).to_string();
+        settings.push(setting("min_cleanable_dirty_ratio", ratio, permille == 0));
     }
     let brokers_own = |v: u64| if v == 0 { "the brokers'".to_owned() } else { v.to_string() };
     settings.push(setting("segment_bytes", brokers_own(config.segment_bytes), config.segment_bytes == 0));

@@ -112,7 +112,8 @@ impl Fragment {
         // compaction replaced this fragment, its path names the new file,
         // which must not be mapped as this one.
         if self.is_deleted() {
-            return Err(StorageError::corruption(&self.path, 0, "fragment removed from the log"));
+            let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+            return Err(StorageError::io(format!("map {}: removed from the log", self.path.display()), gone));
         }
         let map = sys::map_file(&self.path, self.len)?;
         let index = match SparseIndex::load(&self.index_path, self.base_offset, self.len)? {

@@ -21,6 +21,7 @@
 //! Any other name is INVALID_CONFIG, so a setting is never silently
 //! ignored. The same names change a topic's settings (`alter_configs.rs`).
 
+use goulette_proto::cleanup_policy;
 use goulette_proto::v1 as pb;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
@@ -89,20 +90,19 @@ pub fn parse(name: &str, value: Option<&str>) -> Result<Setting, String> {
         "unclean.leader.election.enable" => Setting::UncleanLeaderElection(
             value.parse().map_err(|_| format!("unclean.leader.election.enable {value:?}: true or false"))?,
         ),
-        "cleanup.policy" => Setting::Cleanup(goulette_proto::cleanup_policy::parse(value)?),
+        "cleanup.policy" => Setting::Cleanup(cleanup_policy::parse(value)?),
         // Goulette's 0 means "the default": Kafka's 0 (no stay) is 1 ms.
         "delete.retention.ms" => Setting::DeleteRetentionMs(non_negative(name, number()?)?.max(1)),
         "min.compaction.lag.ms" => Setting::MinCompactionLagMs(non_negative(name, number()?)?),
-        "min.cleanable.dirty.ratio" => {
-            let ratio: f64 = value.parse().map_err(|_| format!("{name}: {value:?} is not a number"))?;
-            if !(0.0..=1.0).contains(&ratio) {
-                return Err(format!("{name} {ratio}: between 0 and 1"));
-            }
-            Setting::MinCleanableDirtyRatio(((ratio * 1000.0).round() as u32).max(1))
-        }
+        "min.cleanable.dirty.ratio" => Setting::MinCleanableDirtyRatio(
+            cleanup_policy::parse_dirty_ratio(value).map_err(|e| format!("{name}: {e}"))?,
+        ),
         "segment.bytes" => Setting::SegmentBytes(match number()? {
-            n if (4096..=(2 << 30)).contains(&n) => n as u64,
-            n => return Err(format!("segment.bytes {n}: between 4096 and {}", 2u64 << 30)),
+            n if u64::try_from(n).is_ok_and(|n| cleanup_policy::SEGMENT_BYTES.contains(&n)) => n as u64,
+            n => {
+                let (low, high) = cleanup_policy::SEGMENT_BYTES.into_inner();
+                return Err(format!("segment.bytes {n}: between {low} and {high}"));
+            }
         }),
         "segment.ms" => Setting::SegmentMs(match number()? {
             n if n > 0 => n as u64,
@@ -211,15 +211,14 @@ pub fn describe_topic(kafka: &Kafka, config: &pb::TopicConfig) -> Vec<Entry> {
     };
     let unclean = config.unclean_leader_election;
     let policy = config.cleanup_policy();
-    let policy_name = goulette_proto::cleanup_policy::name(policy).to_owned();
+    let policy_name = cleanup_policy::name(policy).to_owned();
     // (value, whether it is the default)
     let or = |v: u64, default: u64| if v == 0 { (default.to_string(), true) } else { (v.to_string(), false) };
-    let (delete_retention, delete_retention_default) = or(config.delete_retention_ms, 86_400_000);
+    let (delete_retention, delete_retention_default) =
+        or(config.delete_retention_ms, cleanup_policy::DEFAULT_DELETE_RETENTION_MS);
     let (lag, lag_default) = or(config.min_compaction_lag_ms, 0);
-    let (ratio, ratio_default) = match config.min_cleanable_dirty_ratio_permille {
-        0 => ("0.5".to_owned(), true),
-        permille => ((f64::from(permille) / 1000.0).to_string(), false),
-    };
+    let permille = config.min_cleanable_dirty_ratio_permille;
+    let (ratio, ratio_default) = (cleanup_policy::dirty_ratio(permille).to_string(), permille == 0);
     let (segment_bytes, segment_bytes_default) = or(config.segment_bytes, kafka.config.log.fragment_bytes);
     let broker_age = kafka.config.log.fragment_max_age.as_millis() as u64;
     let (segment_ms, segment_ms_default) = or(config.segment_ms, broker_age);

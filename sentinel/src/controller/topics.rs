@@ -74,10 +74,6 @@ impl TopicChange {
     }
 }
 
-/// Largest fragment a topic may ask for (a log file's index positions are
-/// 32-bit; the broker's own limit).
-const MAX_SEGMENT_BYTES: u64 = 2 << 30;
-
 /// Checks the cleanup and fragment settings.
 fn check_compaction(topic: &TopicRecord) -> Result<()> {
     let bad = |reason: String| Err(SentinelError::InvalidArgument(reason));
@@ -93,8 +89,10 @@ fn check_compaction(topic: &TopicRecord) -> Result<()> {
             topic.min_cleanable_dirty_ratio_permille
         ));
     }
-    if topic.segment_bytes != 0 && !(4096..=MAX_SEGMENT_BYTES).contains(&topic.segment_bytes) {
-        return bad(format!("segment_bytes {} is outside [4096, {MAX_SEGMENT_BYTES}]", topic.segment_bytes));
+    let sizes = goulette_proto::cleanup_policy::SEGMENT_BYTES;
+    if topic.segment_bytes != 0 && !sizes.contains(&topic.segment_bytes) {
+        let (low, high) = sizes.into_inner();
+        return bad(format!("segment_bytes {} is outside [{low}, {high}]", topic.segment_bytes));
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ pub struct CleanupOptions {
     pub min_compaction_lag_ms: Option<u64>,
     /// Compacted topics: a pass runs once this share of the sealed bytes
     /// is not compacted yet, from 0.001 to 1 (default 0.5).
-    #[arg(long, value_parser = parse_ratio)]
+    #[arg(long, value_parser = cleanup_policy::parse_dirty_ratio)]
     pub min_cleanable_dirty_ratio: Option<u32>,
     /// Seal a partition's WAL into a fragment at this many bytes (default:
     /// the brokers' --fragment-bytes).
@@ -31,15 +31,6 @@ pub struct CleanupOptions {
     /// small, so that compaction can reach it (default: the brokers').
     #[arg(long)]
     pub segment_ms: Option<u64>,
-}
-
-/// A ratio in thousandths (at least 1: 0 means "the default" on the wire).
-fn parse_ratio(value: &str) -> Result<u32, String> {
-    let ratio: f64 = value.parse().map_err(|_| format!("{value:?} is not a number"))?;
-    if !(0.0..=1.0).contains(&ratio) {
-        return Err(format!("{ratio} is outside [0, 1]"));
-    }
-    Ok(((ratio * 1000.0).round() as u32).max(1))
 }
 
 impl CleanupOptions {
@@ -63,18 +54,5 @@ impl CleanupOptions {
         req.min_cleanable_dirty_ratio_permille = self.min_cleanable_dirty_ratio;
         req.segment_bytes = self.segment_bytes;
         req.segment_ms = self.segment_ms;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ratios_are_thousandths_and_never_zero() {
-        assert_eq!(parse_ratio("0.5"), Ok(500));
-        assert_eq!(parse_ratio("0"), Ok(1));
-        assert_eq!(parse_ratio("1"), Ok(1000));
-        assert!(parse_ratio("1.5").is_err() && parse_ratio("x").is_err());
     }
 }
