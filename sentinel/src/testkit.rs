@@ -141,12 +141,20 @@ fn listening_ports(pid: u32) -> Vec<u16> {
 pub struct EarlyExit {
     name: &'static str,
     status: std::process::ExitStatus,
+    /// All it wrote in this run: its error comes first, and a backtrace
+    /// (`RUST_BACKTRACE` is set in CI) may follow it for many lines.
     log: String,
 }
 
 impl std::fmt::Display for EarlyExit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} exited before it was ready ({}); its log ends:\n{}", self.name, self.status, self.log)
+        let lines: Vec<&str> = self.log.lines().collect();
+        let shown = if lines.len() <= 45 {
+            lines.join("\n")
+        } else {
+            format!("{}\n…\n{}", lines[..5].join("\n"), lines[lines.len() - 40..].join("\n"))
+        };
+        write!(f, "{} exited before it was ready ({}); its log:\n{shown}", self.name, self.status)
     }
 }
 
@@ -210,6 +218,8 @@ impl Managed {
             .append(true)
             .open(self.dir.path().join(format!("{}.log", self.name)))
             .expect("log file");
+        // Where this run's output starts (a restart appends to the log).
+        let from = log.metadata().map_or(0, |m| m.len() as usize);
         let child = Command::new(&self.program)
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
@@ -230,7 +240,8 @@ impl Managed {
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 self.child = None;
-                return Err(EarlyExit { name: self.name, status, log: self.log_tail() });
+                let log = self.log().get(from..).unwrap_or_default().to_owned();
+                return Err(EarlyExit { name: self.name, status, log });
             }
             // A port released by `free_port` may since have been taken by
             // another process: its listener would answer `ready` while ours
@@ -643,5 +654,24 @@ mod tests {
         let started = Managed::start("sleep", "sleep".into(), vec!["0.5".into()], Vec::new(), readiness, temp_dir());
         let exit = started.expect_err("a child that never listened is not ready");
         assert!(exit.status.success(), "{exit}");
+    }
+
+    /// The CI failure this guards against: a broker's port was taken, and
+    /// its "Address already in use" was followed by a backtrace longer than
+    /// the log tail the harness looked at, so it failed the test instead of
+    /// starting it again on other ports.
+    #[test]
+    fn given_a_long_backtrace_after_the_error_a_taken_port_should_still_be_recognized() {
+        let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = other.local_addr().unwrap();
+        let readiness = Readiness { address, check: listening, ports: vec![address.port()] };
+        let script = "echo 'Error: listen on 127.0.0.1:1: Address already in use (os error 98)' >&2; \
+                      i=0; while [ $i -lt 80 ]; do echo \"  $i: frame\" >&2; i=$((i+1)); done; exit 1";
+        let args = vec!["-c".to_owned(), script.to_owned()];
+        let started = Managed::start("broker", "sh".into(), args, Vec::new(), readiness, temp_dir());
+        let exit = started.expect_err("it exited");
+        assert!(exit.port_taken(), "{exit}");
+        let shown = exit.to_string();
+        assert!(shown.contains("Address already in use") && shown.contains("79: frame"), "{shown}");
     }
 }
