@@ -36,8 +36,8 @@ build-release: deps ## build the release binaries
 
 test: deps ## every test: unit, property, crash, process tests, then run-all/stop-all end to end, then the Debian package (installed as root)
 	# Process tests start the binaries of other crates: build them all first.
-	$(CARGO) build --workspace --bins --locked
-	$(CARGO) test --workspace --locked
+	CARGO_INCREMENTAL=0 $(CARGO) build --workspace --bins --locked
+	CARGO_INCREMENTAL=0 $(CARGO) test --workspace --locked
 	@scripts/test-run-all.sh
 	@scripts/test-package.sh
 
@@ -65,12 +65,12 @@ bench-mirror: deps ## goulette-mirror's throughput, 1 KiB records: Goulette → 
 SEED ?=
 DURATION ?= 300
 chaos: deps ## fault injection for DURATION seconds (default 300), SEED= to replay; fails on any lost or reordered ack
-	$(CARGO) build --workspace --bins --locked
+	CARGO_INCREMENTAL=0 $(CARGO) build --workspace --bins --locked
 	SEED=$(SEED) DURATION=$(DURATION) $(CARGO) test -p goulette-client --locked --test chaos -- --ignored --nocapture chaos
 
 FAILOVER_KILLS ?= 20
 bench-failover: deps ## kill -9 a partition leader FAILOVER_KILLS times (default 20); print failover time p50/max
-	$(CARGO) build --workspace --bins --locked
+	CARGO_INCREMENTAL=0 $(CARGO) build --workspace --bins --locked
 	FAILOVER_KILLS=$(FAILOVER_KILLS) $(CARGO) test -p goulette-client --locked --test failover_time -- --ignored --nocapture
 
 bench-replicated: deps ## RF=3 acks=all 1 KiB throughput, one producer, 3 brokers (release builds)
