@@ -8,9 +8,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1 (bound, read, released).
+/// A free TCP port on 127.0.0.1 (bound, read, released), never one this
+/// process was handed before: the kernel may give the same port to two
+/// binds in a row once the first is released, and a process started with
+/// it for two of its listeners refuses to start (`--kafka-address must
+/// differ from --address`), which no retry on a taken port catches.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind a free port")
+    static HANDED_OUT: std::sync::Mutex<Option<std::collections::HashSet<u16>>> = std::sync::Mutex::new(None);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    let handed_out = handed_out.get_or_insert_with(Default::default);
+    let mut port = 0;
+    // Bounded: a process that used most of the ephemeral range gets repeats.
+    for _ in 0..1000 {
+        port =
+            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind a free port");
+        if handed_out.insert(port) {
+            break;
+        }
+    }
+    port
 }
 
 /// Sends a signal to a process by pid.
@@ -615,6 +631,17 @@ mod tests {
 
     fn exit(log: &str) -> EarlyExit {
         EarlyExit { name: "broker", status: std::process::ExitStatus::from_raw(256), log: log.into() }
+    }
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        // 3,000 draws from the ~28,000 ephemeral ports: without the record
+        // of ports handed out, a repeat is all but certain.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..3000 {
+            let port = free_port();
+            assert!(seen.insert(port), "port {port} handed out twice");
+        }
     }
 
     #[test]
