@@ -75,6 +75,8 @@ pub struct BrokerConfig {
     pub timestamp_bounds: crate::timestamps::TimestampBounds,
     /// The compactor's memory, pace and rounds (see `compaction`).
     pub compaction: crate::compaction::CompactorConfig,
+    /// The longest delay a delayed record may ask for (see `delayed`).
+    pub max_delivery_delay: Duration,
 }
 
 /// What a produce request may carry.
@@ -87,6 +89,8 @@ pub struct ProduceLimits {
     /// How long an `acks=all` write waits for the in-sync replicas (a
     /// Kafka produce may ask for less with its `timeout_ms`).
     pub replication_timeout: Duration,
+    /// The longest delay a delayed record may ask for.
+    pub max_delivery_delay: Duration,
 }
 
 /// How long an `acks=all` write waits for the in-sync replicas at most.
@@ -122,6 +126,7 @@ impl BrokerConfig {
             controlled_shutdown_timeout: Duration::from_secs(10),
             timestamp_bounds: Default::default(),
             compaction: Default::default(),
+            max_delivery_delay: crate::delayed::DEFAULT_MAX_DELAY,
         }
     }
 
@@ -138,6 +143,7 @@ impl BrokerConfig {
             max_batch_bytes: self.log.max_batch_bytes,
             timestamps: self.timestamp_bounds,
             replication_timeout: REPLICATION_TIMEOUT,
+            max_delivery_delay: self.max_delivery_delay,
         }
     }
 

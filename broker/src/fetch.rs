@@ -151,10 +151,17 @@ pub async fn serve(
             let log = replica.log.clone();
             let filter = filter.clone();
             let read = tokio::task::spawn_blocking(move || {
-                let batches = log.read_bounded(offset, want, upper)?;
+                let mut batches = log.read_bounded(offset, want, upper)?;
+                // A follower copies the log as it is; consumers are never
+                // sent a delayed record before it is due.
+                let mut next = None;
+                if follower.is_none() {
+                    next = batches.last().and_then(|b| peek_next_offset(b));
+                    batches = crate::delayed::hide::hide(batches);
+                }
                 Ok::<_, goulette_storage::StorageError>(match filter {
                     Some(filter) => crate::tag_filter::apply(batches, &filter),
-                    None => (batches, None),
+                    None => (batches, next),
                 })
             })
             .await;

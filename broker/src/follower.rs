@@ -130,10 +130,14 @@ async fn replicate(
             {
                 // Retention on the leader passed our end: start over, empty,
                 // at its log start.
-                let log = replica.log.clone();
+                let emptied = replica.clone();
                 let start = response.log_start_offset;
                 tracing::warn!(topic = %replica.topic, partition = replica.partition, start, "the leader's log starts after ours ends; emptying ours");
-                tokio::task::spawn_blocking(move || log.reset_to(start)).await??;
+                tokio::task::spawn_blocking(move || {
+                    emptied.log.reset_to(start)?;
+                    emptied.timers()?.reset(start)
+                })
+                .await??;
                 replica.appended();
             }
             anyhow::bail!("leader answered {:?}: {}", e.error_code(), e.message);
@@ -237,8 +241,15 @@ async fn truncate_divergence(replica: &Arc<Replica>, client: &mut BrokerServiceC
             dropped = ours - end,
             "truncating a suffix the leader does not have"
         );
-        let log = replica.log.clone();
-        tokio::task::spawn_blocking(move || log.truncate_to(end)).await??;
+        // The timer index forgets what it read from the cut suffix before
+        // anything is appended after it.
+        let cut = replica.clone();
+        tokio::task::spawn_blocking(move || {
+            // A batch is never split: the log may end below `end`.
+            let end = cut.log.truncate_to(end)?;
+            cut.timers()?.truncated(end)
+        })
+        .await??;
         replica.appended();
     }
     Ok(())

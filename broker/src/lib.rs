@@ -7,6 +7,8 @@
 //! - [`tag_filter`]: a consumer's tag filter applied to a fetch's batches.
 //! - [`compaction`], [`compactor`]: compacted topics (settings, keyless
 //!   records refused) and the thread that compacts their partitions.
+//! - [`delayed`]: delayed delivery: originals marked at produce, hidden at
+//!   fetch, and delivered as copies by one task when due.
 //! - [`group_commit`]: produce requests and follower appends waiting, as tasks, for storage's group-commit rounds.
 //! - [`offsets`]: committed consumer offsets in the internal topic `__offsets`.
 //! - [`service`]: the gRPC service.
@@ -29,6 +31,7 @@
 pub mod compaction;
 pub mod compactor;
 pub mod config;
+pub mod delayed;
 pub mod error;
 pub mod failpoint;
 pub mod failure_reports;

@@ -104,6 +104,10 @@ struct Args {
     /// How often the compactor looks for a compacted partition due a pass.
     #[arg(long, env = "GOULETTE_COMPACTION_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     compaction_interval: std::time::Duration,
+    /// The longest delay a delayed record (header goulette-deliver-at or
+    /// goulette-delay-ms) may ask for; longer ones are refused.
+    #[arg(long, env = "GOULETTE_MAX_DELIVERY_DELAY", default_value = "30days", value_parser = humantime::parse_duration)]
+    max_delivery_delay: std::time::Duration,
     /// A fetch stream whose reader takes nothing for this long is closed.
     #[arg(long, env = "GOULETTE_FETCH_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     fetch_send_timeout: std::time::Duration,
@@ -160,6 +164,7 @@ fn main() -> anyhow::Result<()> {
         io_bytes_per_sec: args.compaction_io_bytes_per_sec,
         interval: args.compaction_interval,
     };
+    config.max_delivery_delay = args.max_delivery_delay;
     config.fetch_send_timeout = args.fetch_send_timeout;
     config.connection_limits = goulette_proto::ops::serve::ConnectionLimits {
         max_connections: args.max_connections,

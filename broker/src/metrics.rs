@@ -110,6 +110,11 @@ pub struct BrokerMetrics {
     pub compaction_bytes_read: Counter,
     pub compaction_bytes_written: Counter,
     pub compaction_errors: Counter,
+    /// Delayed delivery: copies appended as leader, index or delivery
+    /// failures, and originals indexed and not delivered (see `delayed`).
+    pub delayed_delivered: Counter,
+    pub delayed_errors: Counter,
+    pub delayed_pending: Gauge,
 }
 
 /// Latency buckets from 50 µs to ~13 s, in seconds.
@@ -157,6 +162,9 @@ impl BrokerMetrics {
             kept: Gauge::default(),
             failed: Gauge::default(),
             compaction_passes: Counter::default(),
+            delayed_delivered: Counter::default(),
+            delayed_errors: Counter::default(),
+            delayed_pending: Gauge::default(),
             compaction_records_removed: Counter::default(),
             compaction_bytes_read: Counter::default(),
             compaction_bytes_written: Counter::default(),
@@ -230,6 +238,21 @@ impl BrokerMetrics {
             "Replicas not served because their data failed a checksum or their log failed to open \
              (/ready names them)",
             m.failed.clone(),
+        );
+        r.register(
+            "delayed_delivered",
+            "Delayed records delivered: copies appended by this broker as leader when they were due",
+            m.delayed_delivered.clone(),
+        );
+        r.register(
+            "delayed_errors",
+            "Failures of delayed delivery (reading the log, the timer index, or appending a copy)",
+            m.delayed_errors.clone(),
+        );
+        r.register(
+            "delayed_pending",
+            "Delayed records stored and not yet delivered, over the replicas held (leaders and followers)",
+            m.delayed_pending.clone(),
         );
         r.register("compaction_passes", "Compaction passes run over compacted partitions", m.compaction_passes.clone());
         r.register(

@@ -447,6 +447,9 @@ impl Partitions {
                 // others yet: the high watermark starts at the log start and
                 // is raised by the leader (or, as follower, from it).
                 let start = if state.replicas.len() <= 1 { end } else { log.log_start_offset() };
+                // Nothing is removed for retention or compaction until the
+                // delayed-delivery task knows which originals are pending.
+                log.set_hold(0);
                 let replica = Arc::new(Replica {
                     topic: state.topic.clone(),
                     partition: state.partition,
@@ -461,6 +464,7 @@ impl Partitions {
                     topic_config: RwLock::new(None),
                     metrics: self.metrics.clone(),
                     counters: self.metrics.topic(&state.topic),
+                    timers: Mutex::new(None),
                 });
                 replica.set_topic(topic);
                 replica.set_state(state);

@@ -200,6 +200,26 @@ pub(crate) async fn handle(
     req: pb::ProduceRequest,
     limits: ProduceLimits,
 ) -> (Pending, bool) {
+    handle_from(partitions, req, limits, Origin::Client).await
+}
+
+/// Who wrote a batch: what its delayed-delivery marks may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A producer (or the broker writing `__offsets`): marked here, and
+    /// never with copies.
+    Client,
+    /// The delayed-delivery task, appending copies it marked itself.
+    DelayedDelivery,
+}
+
+/// [`handle`] for a batch from `origin`.
+pub(crate) async fn handle_from(
+    partitions: &Arc<Partitions>,
+    req: pb::ProduceRequest,
+    limits: ProduceLimits,
+    origin: Origin,
+) -> (Pending, bool) {
     let id = req.correlation_id;
     let Some(replica) = partitions.get(&req.topic, req.partition) else {
         return (answer(id, partitions.unavailable(&req.topic, req.partition)), true);
@@ -216,7 +236,7 @@ pub(crate) async fn handle(
         e.message = format!("{}: no sentinel has confirmed this broker's session for a session timeout", e.message);
         return (answer(id, e), true);
     }
-    append(replica, state, req, acks, limits).await
+    append(replica, state, req, acks, limits, origin).await
 }
 
 /// Appends a request's batch to a partition this broker leads; also says
@@ -227,6 +247,7 @@ async fn append(
     req: pb::ProduceRequest,
     acks: Acks,
     limits: ProduceLimits,
+    origin: Origin,
 ) -> (Pending, bool) {
     let id = req.correlation_id;
     let (max_batch_bytes, replication_timeout) = (limits.max_batch_bytes, limits.replication_timeout);
@@ -239,7 +260,11 @@ async fn append(
         Ok(batch) => batch,
         Err(e) => return refuse(storage_error(&e.into())),
     };
-    if let Err(reason) = limits.timestamps.check(&batch, goulette_storage::now_ms()) {
+    // A delayed record's copy keeps its original's timestamp, which may be
+    // as old as the longest delay.
+    if origin == Origin::Client
+        && let Err(reason) = limits.timestamps.check(&batch, goulette_storage::now_ms())
+    {
         return refuse(pb::Error::new(ErrorCode::InvalidTimestamp, reason));
     }
     if replica.log.compaction().is_some()
@@ -250,6 +275,23 @@ async fn append(
             format!("{}/{}: {reason}", replica.topic, replica.partition),
         ));
     }
+    let batch = match origin {
+        Origin::DelayedDelivery => batch,
+        Origin::Client => {
+            let rules = crate::delayed::mark::Rules {
+                compacted: replica.log.compaction().is_some(),
+                now_ms: goulette_storage::now_ms(),
+                max_delay_ms: i64::try_from(limits.max_delivery_delay.as_millis()).unwrap_or(i64::MAX),
+            };
+            match crate::delayed::mark::mark(batch, rules) {
+                Ok(batch) => batch,
+                Err(reason) => {
+                    let message = format!("{}/{}: {reason}", replica.topic, replica.partition);
+                    return refuse(pb::Error::new(ErrorCode::InvalidRecord, message));
+                }
+            }
+        }
+    };
     if acks == Acks::All && state.isr.len() < replica.min_insync() {
         let message = format!(
             "{} in-sync replicas of {}/{}, acks=all needs {}",

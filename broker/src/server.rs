@@ -133,6 +133,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
         stop.clone(),
     ));
     tracker.spawn(crate::compactor::run(partitions.clone(), config.compaction, stop.clone()));
+    tracker.spawn(crate::delayed::deliver::run(partitions.clone(), config.produce_limits(), stop.clone()));
     let maintained = partitions.clone();
     let every = config.maintenance_interval;
     let token = stop.clone();

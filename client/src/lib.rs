@@ -49,6 +49,8 @@ pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMet
 pub use bytes::Bytes;
 /// How a producer compresses its batches.
 pub use goulette_batch::Compression;
+/// Delayed delivery's header names (`docs/delayed.md`).
+pub use goulette_batch::delayed;
 /// Record tags and the filters consumers read with (`docs/tags.md`).
 pub use goulette_batch::tags;
 /// Protocol types that appear in this library's API.

@@ -17,12 +17,13 @@
 //! - [`dir_lock`]: one process per directory (a broker's data directory, each partition's).
 //! - [`crashsafe`]: the one durable file write (tmp, fsync, rename, fsync directory).
 //! - [`config`], [`error`]: settings and the one error type.
+//! - [`timers`]: delayed delivery's timer index (what is due when, what was delivered), kept beside the log.
 //! - [`observe`]: the hook through which the broker measures fdatasyncs.
 //!
 //! No networking lives here. The formats are documented in each module and in
 //! `docs/storage.md`.
 
-pub use goulette_batch::{batch, compression, tags};
+pub use goulette_batch::{batch, compression, delayed, tags};
 
 pub mod clock;
 pub mod config;
@@ -43,6 +44,7 @@ pub mod read_only;
 mod recovery;
 pub mod repair;
 mod sys;
+pub mod timers;
 mod timestamp;
 mod wal;
 

@@ -190,8 +190,9 @@ fn read_partition(
     if offset as u64 >= high_watermark || (want == 0 && !first) {
         return answer.with_records(Some(Bytes::new()));
     }
+    // Consumers are never sent a delayed record before it is due.
     let batches = match replica.log.read_bounded(offset as u64, want.max(1), high_watermark) {
-        Ok(batches) => batches,
+        Ok(batches) => crate::delayed::hide::hide(batches),
         Err(e) => {
             if let StorageError::Corruption { .. } = e {
                 pass.damaged.push((replica.clone(), e.to_string()));

@@ -87,6 +87,15 @@ enum Command {
         /// filter on with `consume --tags` (a `goulette-tag` header).
         #[arg(long = "tag", value_name = "TAG", value_parser = cli::parse_tag)]
         tags: Vec<String>,
+        /// Deliver every message to consumers at TIME, not before: RFC 3339
+        /// (2026-12-24T18:00:00Z) or ms since the Unix epoch. Stored (and
+        /// acknowledged) at once; see docs/delayed.md.
+        #[arg(long, value_name = "TIME", value_parser = cli::parse_deliver_at, conflicts_with = "delay")]
+        deliver_at: Option<i64>,
+        /// Deliver every message to consumers this long after it is sent
+        /// (30s, 15m, 2h): stored (and acknowledged) at once.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        delay: Option<std::time::Duration>,
         /// Send to this partition instead of choosing by key or round-robin.
         #[arg(long)]
         partition: Option<u32>,
@@ -815,6 +824,8 @@ fn cluster_command(
                 input_format,
                 mut headers,
                 tags,
+                deliver_at,
+                delay,
                 partition,
                 acks,
                 compression,
@@ -826,6 +837,13 @@ fn cluster_command(
                 idempotent,
             } => {
                 headers.extend(tags.into_iter().map(|t| (goulette_client::tags::TAG_HEADER.to_owned(), t.into())));
+                if let Some(at) = deliver_at {
+                    headers.push((goulette_client::delayed::DELIVER_AT_HEADER.to_owned(), at.to_string().into()));
+                }
+                if let Some(delay) = delay {
+                    let ms = delay.as_millis().to_string();
+                    headers.push((goulette_client::delayed::DELAY_HEADER.to_owned(), ms.into()));
+                }
                 let input = match (message, files.is_empty()) {
                     _ if !tombstones.is_empty() => cli::ProduceInput::Tombstones(tombstones),
                     (Some(message), _) => cli::ProduceInput::Message(message),

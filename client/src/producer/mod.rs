@@ -101,6 +101,23 @@ pub struct ProducerRecord {
     pub tombstone: bool,
 }
 
+impl ProducerRecord {
+    /// Delivered to consumers from `at_ms` (ms since the Unix epoch) on,
+    /// not before (the `goulette-deliver-at` header, `docs/delayed.md`).
+    pub fn deliver_at(mut self, at_ms: i64) -> ProducerRecord {
+        self.headers.push((goulette_batch::delayed::DELIVER_AT_HEADER.to_owned(), Bytes::from(at_ms.to_string())));
+        self
+    }
+
+    /// Delivered to consumers `delay` after the record's timestamp (the
+    /// `goulette-delay-ms` header, `docs/delayed.md`).
+    pub fn delay(mut self, delay: std::time::Duration) -> ProducerRecord {
+        let ms = delay.as_millis().to_string();
+        self.headers.push((goulette_batch::delayed::DELAY_HEADER.to_owned(), Bytes::from(ms)));
+        self
+    }
+}
+
 /// Where an acknowledged record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {

@@ -180,6 +180,14 @@ pub struct Batch {
     bytes: Bytes,
 }
 
+impl Batch {
+    /// A batch from bytes this crate just derived from a parsed batch,
+    /// changing only fields it rewrote (their CRC recomputed).
+    pub(crate) fn from_checked(bytes: Bytes) -> Batch {
+        Batch { bytes }
+    }
+}
+
 fn be_i16(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
 }

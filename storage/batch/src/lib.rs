@@ -7,6 +7,8 @@
 //! - `builder`: [`BatchBuilder`], encoding records into a batch.
 //! - [`compression`]: gzip, snappy, lz4 and zstd for a batch's records, in
 //!   Kafka's framings.
+//! - [`delayed`]: delayed delivery's headers and batch bits, and what a
+//!   consumer is sent of a batch holding records not yet due.
 //! - [`error`]: [`BatchError`], what encoding or decoding can fail with.
 //! - `sparse`: [`Batch::retain`], a batch with some records left out (what
 //!   a filtered fetch serves).
@@ -18,6 +20,7 @@
 pub mod batch;
 mod builder;
 pub mod compression;
+pub mod delayed;
 pub mod error;
 mod sparse;
 pub mod tags;

@@ -270,6 +270,9 @@ impl PartitionLog {
         }
         inner.last_crc = batch.crc();
         inner.appended_batches += 1;
+        if batch.delay_bits() != 0 {
+            self.marked_until.fetch_max(info.next_offset, std::sync::atomic::Ordering::AcqRel);
+        }
         self.publish(inner);
         if let Some(began) = sealing
             && self.seal_due(inner, now)

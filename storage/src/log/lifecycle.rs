@@ -158,6 +158,7 @@ impl PartitionLog {
     /// file's base. Returns the base offsets deleted.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<Vec<u64>> {
         let retention = self.retention();
+        let hold = self.hold();
         let victims: Vec<Arc<Fragment>> = {
             let mut inner = self.lock();
             let mut total: u64 = inner.fragments.iter().map(|f| f.len).sum::<u64>() + inner.wals_len();
@@ -167,7 +168,8 @@ impl PartitionLog {
                 let deleted = f.next_offset <= inner.deleted_before;
                 let too_old = retention.age.is_some_and(|age| f.appended_ms < now_ms.saturating_sub(millis(age)));
                 let too_big = retention.bytes.is_some_and(|max| total.saturating_sub(f.len) >= max);
-                if !(deleted || too_old || too_big) {
+                let held = f.next_offset > hold;
+                if !(deleted || ((too_old || too_big) && !held)) {
                     break;
                 }
                 total -= f.len;

@@ -98,6 +98,12 @@ pub struct PartitionLog {
     epoch: Instant,
     /// Compaction settings and progress.
     compactor: compact::Compactor,
+    /// Retention and compaction remove nothing at or above this offset
+    /// (delayed records not yet delivered: see [`PartitionLog::set_hold`]).
+    hold: std::sync::atomic::AtomicU64,
+    /// No batch with a delayed-delivery bit was appended at or above this
+    /// offset since the log opened (the log end at open: before it, unknown).
+    marked_until: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -209,6 +215,25 @@ impl PartitionLog {
     /// settings changed while the log is open).
     pub fn set_retention(&self, retention: Retention) {
         *self.retention.lock().unwrap_or_else(|p| p.into_inner()) = retention;
+    }
+
+    /// Holds every record at or above `offset` against retention and
+    /// compaction: they remove nothing there (an operator's DeleteRecords
+    /// still does). Delayed delivery holds its originals not yet delivered.
+    pub fn set_hold(&self, offset: u64) {
+        self.hold.store(offset, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The offset set by [`PartitionLog::set_hold`] (`u64::MAX`: none).
+    pub fn hold(&self) -> u64 {
+        self.hold.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Every batch carrying a delayed-delivery bit appended since the log
+    /// opened lies below this offset, and so may any before it: a reader
+    /// of delayed records (the timer index) skips what lies above it.
+    pub fn marked_until(&self) -> u64 {
+        self.marked_until.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// When the WAL is sealed now.

@@ -63,6 +63,7 @@ fn list(dir: &Path) -> Result<Listing> {
             || name == crate::identity::IDENTITY_FILE
             || name == crate::log_start::LOG_START_FILE
             || name == compact::CLEANER_STATE_FILE
+            || name == crate::timers::TIMERS_DIR
         {
             continue;
         }
@@ -259,6 +260,7 @@ impl PartitionLog {
             "opened partition log"
         );
         let cleaner = compact::Compactor::new(compact::load_state(&dir)?);
+        let opened_end = inner.log_end();
         let log = PartitionLog {
             dir,
             dir_lock: Mutex::new(Some(dir_lock)),
@@ -270,6 +272,8 @@ impl PartitionLog {
             seal_lock: Mutex::new(()),
             epoch,
             compactor: cleaner,
+            hold: std::sync::atomic::AtomicU64::new(u64::MAX),
+            marked_until: std::sync::atomic::AtomicU64::new(opened_end),
         };
         log.publish(&log.lock());
         log.recover_epochs()?;

@@ -26,7 +26,7 @@ pub use group::{ResetTo, group_delete, group_describe, group_list, group_redrive
 pub use input_format::{InputFormat, parse_input_format};
 pub use produce::{ProduceInput, ProduceOptions, produce};
 pub use record_format::{Encoding, RecordFormat, parse_record_format};
-pub use start::{parse_start, parse_time};
+pub use start::{parse_deliver_at, parse_start, parse_time};
 pub use topic::{topic_add_partitions, topic_alter, topic_create, topic_delete, topic_describe, topic_list};
 pub use topic_options::CleanupOptions;
 pub use user::{UserCommand, user};

@@ -22,6 +22,14 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     parse_time_at(s, SystemTime::now())
 }
 
+/// A delivery time: ms since the Unix epoch, or RFC 3339.
+pub fn parse_deliver_at(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(ms) => Ok(ms),
+        Err(_) => parse_time_at(s, SystemTime::now()).map_err(|e| format!("{e} (or ms since the Unix epoch)")),
+    }
+}
+
 fn parse_start_at(s: &str, now: SystemTime) -> Result<StartAt, String> {
     match s {
         "beginning" | "earliest" => return Ok(StartAt::Beginning),

@@ -170,7 +170,9 @@ impl PartitionLog {
     /// below `committed` (the high watermark): a record a truncation may
     /// still cut must neither be compacted nor supersede an older one (the
     /// older one would be gone from this replica when the newer one is cut).
-    /// `None` when the log is not compacted or no pass was due.
+    /// Nothing at or above the log's hold ([`PartitionLog::set_hold`]) is
+    /// compacted either. `None` when the log is not compacted or no pass
+    /// was due.
     pub fn compact(
         &self,
         map: &mut OffsetMap,
@@ -185,6 +187,7 @@ impl PartitionLog {
             self.check_open(&inner)?;
             (inner.fragments.clone(), inner.rolling.bytes)
         };
+        let committed = committed.min(self.hold());
         let ready_before = now_ms.saturating_sub(millis(policy.min_lag));
         let eligible =
             fragments.iter().take_while(|f| f.appended_ms <= ready_before && f.next_offset <= committed).count();
