@@ -17,7 +17,7 @@ ARGS ?=
 # The scripts call make again (build-release); they use this one.
 export MAKE
 
-.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-tls bench-mirror bench-storage bench-failover fuzz-batch \
+.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-tls bench-mirror bench-storage bench-delayed bench-failover fuzz-batch \
 	run-all run-all-secure run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all package test-package \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
@@ -53,7 +53,7 @@ lint: deps ## clippy with warnings as errors, a formatting check, no import cycl
 	python3 scripts/import-cycles.py
 	python3 scripts/long-files.py
 
-bench: deps ## the goulette bench suite of issue 6 on release builds (about 6½ minutes of runs, 11 with the release build, TLS and mirror rows included); appends to docs/benchmarks.md
+bench: deps ## the goulette bench suite of issue 6 on release builds (about 7½ minutes of runs, 12 with the release build, TLS and mirror rows included); appends to docs/benchmarks.md
 	$(CARGO) build --workspace --bins --release --locked
 	$(CARGO) test -p goulette-cli --release --locked --test bench -- --ignored --nocapture bench_suite
 	$(CARGO) test -p goulette-mirror --release --locked --test bench -- --ignored --nocapture bench_mirror
@@ -83,6 +83,10 @@ bench-tls: deps ## 1 KiB durable produce over plaintext and over TLS on every gR
 
 bench-acl: ## ACL check latency with 10,000 bindings over 1,000 topics: p50/p99/p99.9 per check (target p99 ≤ 2 µs)
 	$(CARGO) bench -p goulette-auth --locked --bench acl
+
+bench-delayed: deps ## delayed records (1 h ahead) against plain ones, 1 KiB durable, alternated 3 times (about a minute; a row of make bench)
+	$(CARGO) build --workspace --bins --release --locked
+	$(CARGO) test -p goulette-cli --release --locked --test bench -- --ignored --nocapture bench_delayed
 
 bench-storage: deps ## criterion benchmarks of the storage engine (about 10 minutes)
 	$(CARGO) bench -p goulette-storage --locked --bench log

@@ -135,7 +135,7 @@ async fn replicate(
                 tracing::warn!(topic = %replica.topic, partition = replica.partition, start, "the leader's log starts after ours ends; emptying ours");
                 tokio::task::spawn_blocking(move || {
                     emptied.log.reset_to(start)?;
-                    emptied.timers()?.reset(start)
+                    emptied.timers.reset(start)
                 })
                 .await??;
                 replica.appended();
@@ -247,7 +247,7 @@ async fn truncate_divergence(replica: &Arc<Replica>, client: &mut BrokerServiceC
         tokio::task::spawn_blocking(move || {
             // A batch is never split: the log may end below `end`.
             let end = cut.log.truncate_to(end)?;
-            cut.timers()?.truncated(end)
+            cut.timers.truncated(end)
         })
         .await??;
         replica.appended();

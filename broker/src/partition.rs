@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use goulette_proto::v1 as pb;
+use goulette_storage::timers::TimerIndex;
 use goulette_storage::{LogConfig, PartitionLog, identity};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -421,23 +422,28 @@ impl Partitions {
             return;
         }
         let config = self.log_config(topic);
-        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<PartitionLog> {
+        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<(PartitionLog, TimerIndex)> {
             if recorded.is_none() {
                 identity::write(&dir, incarnation)?;
             }
-            if !repair {
-                return Ok(PartitionLog::open(dir, config)?);
-            }
-            let (log, cuts) = goulette_storage::repair::open_repairing(&dir, config)?;
-            for cut in cuts {
-                tracing::warn!(dir = %dir.display(), file = cut.file, position = cut.position, reason = cut.reason,
-                    "repaired a damaged replica: cut before its first bad batch; the rest comes from the leader");
-            }
-            Ok(log)
+            let log = if repair {
+                let (log, cuts) = goulette_storage::repair::open_repairing(&dir, config)?;
+                for cut in cuts {
+                    tracing::warn!(dir = %dir.display(), file = cut.file, position = cut.position, reason = cut.reason,
+                        "repaired a damaged replica: cut before its first bad batch; the rest comes from the leader");
+                }
+                log
+            } else {
+                PartitionLog::open(&dir, config)?
+            };
+            // The timer index fits itself to the log as opened (recovered,
+            // repaired), before anything is appended.
+            let timers = TimerIndex::open(&dir, log.log_start_offset(), log.log_end_offset())?;
+            Ok((log, timers))
         })
         .await;
         match opened {
-            Ok(Ok(log)) => {
+            Ok(Ok((log, timers))) => {
                 self.kept.clear(&key.0, key.1);
                 self.failures.clear(&key.0, key.1);
                 let end = log.log_end_offset();
@@ -464,7 +470,7 @@ impl Partitions {
                     topic_config: RwLock::new(None),
                     metrics: self.metrics.clone(),
                     counters: self.metrics.topic(&state.topic),
-                    timers: Mutex::new(None),
+                    timers: Arc::new(timers),
                 });
                 replica.set_topic(topic);
                 replica.set_state(state);

@@ -38,27 +38,14 @@ pub struct Replica {
     pub(crate) metrics: Arc<crate::metrics::BrokerMetrics>,
     /// This topic's traffic counters.
     pub(crate) counters: crate::metrics::TopicCounters,
-    /// Delayed delivery's timer index of this log, opened on first use.
-    pub(crate) timers: Mutex<Option<Arc<TimerIndex>>>,
+    /// Delayed delivery's timer index of this log, opened with it.
+    pub timers: Arc<TimerIndex>,
 }
 
 impl Replica {
     /// The state the sentinels last sent.
     pub fn state(&self) -> pb::PartitionState {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// The timer index of this replica's log (delayed delivery), opened on
-    /// first use: by the delivery task, or by a truncation, which must
-    /// reach it before anything is appended after it.
-    pub fn timers(&self) -> goulette_storage::Result<Arc<TimerIndex>> {
-        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(index) = &*timers {
-            return Ok(index.clone());
-        }
-        let index = Arc::new(TimerIndex::open(self.log.dir(), self.log.log_start_offset(), self.log.log_end_offset())?);
-        *timers = Some(index.clone());
-        Ok(index)
     }
 
     /// True when this broker leads the partition.

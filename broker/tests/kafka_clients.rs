@@ -179,6 +179,17 @@ fn given_confluent_kafka_a_compacted_topic_should_read_back_one_record_per_key_a
     assert!(stdout.contains("done"), "{stdout}");
 }
 
+#[test]
+fn given_confluent_kafka_delayed_records_should_stay_hidden_until_due_then_come_once() {
+    let _serial = common::serial();
+    let cluster = KafkaCluster::start(1, &[]);
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("broker/tests/kafka/delayed.py")).arg(cluster.bootstrap());
+    let out = run(cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("done"), "{stdout}");
+}
+
 /// The broker coordinating `group` (FindCoordinator).
 fn coordinator_of(cluster: &KafkaCluster, group: &str) -> i32 {
     use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};

@@ -6,6 +6,8 @@
 //! - [`membership`]: consumer-group membership (join, heartbeat, leave).
 //! - [`offsets`]: committed consumer offsets (the `__offsets` coordinator).
 //! - [`handler`]: a message handler run with retries, and a dead-letter topic.
+//! - [`nack`]: a record handed back by a group consumer, delivered again later
+//!   from the group's retry topic, and dead-lettered after its last delivery.
 //! - [`redrive`]: a group's dead letters sent back to their source topics.
 //! - [`login`]: a SCRAM login to a cluster that requires one, and the
 //!   bearer token every later call carries.
@@ -32,6 +34,7 @@ pub mod error;
 pub mod handler;
 pub mod login;
 pub mod membership;
+pub mod nack;
 pub mod offsets;
 pub mod partitioner;
 pub mod producer;

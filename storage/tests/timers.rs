@@ -107,19 +107,23 @@ fn a_truncation_takes_back_the_copies_and_originals_it_cuts() {
 fn a_reopened_index_cuts_a_torn_entry_and_rebuilds_from_the_log_when_damaged() {
     let dir = tempfile::tempdir().unwrap();
     let log = sample(dir.path());
-    drop(open(&log));
+    let index = open(&log);
+    index.checkpoint(&log).unwrap();
+    drop(index);
     let bucket = |due: i64| dir.path().join(TIMERS_DIR).join(format!("{:020}.bucket", due / SLOT_MS));
     let path = bucket(T + 1_000);
     let whole = std::fs::read(&path).unwrap();
     assert_eq!(whole.len(), 3 * 32, "3 scheduled at T+1s and T+2s, 3 delivered");
 
-    // A torn last write: cut, and the rest stands.
+    // A torn last write: cut, and the rest (below the checkpoint) stands,
+    // with nothing read from the log again.
     let mut torn = whole.clone();
     torn.extend_from_slice(&[1, 0, 0]);
     std::fs::write(&path, &torn).unwrap();
-    let index = open(&log);
-    assert_eq!(originals(&index.due(T + 30_000, 0, 100).unwrap()), [5, 4]);
+    let index = TimerIndex::open(log.dir(), log.log_start_offset(), log.log_end_offset()).unwrap();
+    assert_eq!(index.indexed_to(), 8, "the checkpoint covers the whole log");
     assert_eq!(std::fs::read(&path).unwrap(), whole);
+    assert_eq!(originals(&index.due(T + 30_000, 0, 100).unwrap()), [5, 4]);
     drop(index);
 
     // A flipped bit in a whole entry: nothing of the index is trusted; it
@@ -127,7 +131,9 @@ fn a_reopened_index_cuts_a_torn_entry_and_rebuilds_from_the_log_when_damaged() {
     let mut damaged = whole.clone();
     damaged[40] ^= 0x10;
     std::fs::write(&path, &damaged).unwrap();
-    let index = open(&log);
+    let index = TimerIndex::open(log.dir(), log.log_start_offset(), log.log_end_offset()).unwrap();
+    assert_eq!(index.indexed_to(), 0, "rebuilt: read from the log start");
+    while index.catch_up(&log, 1 << 20).unwrap() {}
     assert_eq!(originals(&index.due(T + 30_000, 0, 100).unwrap()), [5, 4]);
     assert_eq!(index.pending(), 2);
 }

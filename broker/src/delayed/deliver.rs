@@ -86,7 +86,7 @@ fn index_all(partitions: &Partitions) -> Vec<(Arc<Replica>, Arc<TimerIndex>)> {
 
 /// One replica's index caught up, collected, and its hold moved.
 fn index(replica: &Replica) -> goulette_storage::Result<Arc<TimerIndex>> {
-    let timers = replica.timers()?;
+    let timers = replica.timers.clone();
     let log = &replica.log;
     timers.catch_up(log, CATCH_UP_BYTES)?;
     timers.collect(replica.high_watermark(), log.log_start_offset())?;
@@ -162,6 +162,9 @@ fn copies(log: &PartitionLog, due: &[Due]) -> goulette_storage::Result<Vec<(Byte
             continue;
         };
         let mut record = original.record;
+        // The copy names its own original (an original forwarded from an
+        // earlier copy carried that one's).
+        record.headers.retain(|(name, _)| name != DELAYED_FROM_HEADER);
         record.headers.push((DELAYED_FROM_HEADER.to_owned(), Bytes::from(d.original.to_string())));
         if !builder.push_record_within(&record, original.null_value, COPY_BATCH_BYTES) {
             out.push((seal(std::mem::replace(&mut builder, BatchBuilder::new(Compression::None)))?, count));

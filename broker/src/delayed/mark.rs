@@ -2,7 +2,7 @@
 
 use goulette_storage::Batch;
 use goulette_storage::batch::HEADER_LEN;
-use goulette_storage::delayed::{DELAY_BITS, DELAYED_BIT, DELAYED_FROM_HEADER, Delivery, delivery};
+use goulette_storage::delayed::{DELAY_BITS, DELAYED_BIT, deliveries};
 
 /// What the produce path checks a client's batch against.
 #[derive(Debug, Clone, Copy)]
@@ -17,8 +17,10 @@ pub struct Rules {
 
 /// `batch` as it is stored: marked with [`DELAYED_BIT`] when one of its
 /// records is due after `now`, unchanged otherwise (a record whose time
-/// has come is delivered at once, as any). The error says why the batch
-/// is refused; nothing of a refused batch is stored.
+/// has come is delivered at once, as any). A record forwarded from a
+/// delayed one keeps its headers and is judged by its delivery time like
+/// any other. The error says why the batch is refused; nothing of a
+/// refused batch is stored.
 pub fn mark(batch: Batch, rules: Rules) -> Result<Batch, String> {
     if batch.attributes() & DELAY_BITS != 0 {
         return Err("attribute bits 8 and 9 are reserved for the broker's delayed delivery".into());
@@ -30,32 +32,22 @@ pub fn mark(batch: Batch, rules: Rules) -> Result<Batch, String> {
         return Ok(batch);
     }
     let mut delayed = false;
-    for (i, record) in batch.iter_records().map_err(|e| e.to_string())?.enumerate() {
-        let record = record.map_err(|e| e.to_string())?;
-        match delivery(&record.record).map_err(|why| format!("record {i} of the batch: {why}"))? {
-            Delivery::Now => {}
-            Delivery::CopyOf { .. } => {
-                return Err(format!(
-                    "record {i} of the batch: header {DELAYED_FROM_HEADER} is written by the broker only"
-                ));
-            }
-            Delivery::At(due) if due > rules.now_ms => {
-                if rules.compacted {
-                    return Err(format!(
-                        "record {i} of the batch asks for delayed delivery, which a compacted topic does not offer"
-                    ));
-                }
-                if due - rules.now_ms > rules.max_delay_ms {
-                    return Err(format!(
-                        "record {i} of the batch is due in {} ms, past the maximum delay of {} ms",
-                        due - rules.now_ms,
-                        rules.max_delay_ms
-                    ));
-                }
-                delayed = true;
-            }
-            Delivery::At(_) => {}
+    for (i, (_, delivery)) in deliveries(&batch).map_err(|e| e.to_string())?.into_iter().enumerate() {
+        let due = delivery.map_err(|why| format!("record {i} of the batch: {why}"))?.due;
+        let Some(due) = due.filter(|&due| due > rules.now_ms) else { continue };
+        if rules.compacted {
+            return Err(format!(
+                "record {i} of the batch asks for delayed delivery, which a compacted topic does not offer"
+            ));
         }
+        if due - rules.now_ms > rules.max_delay_ms {
+            return Err(format!(
+                "record {i} of the batch is due in {} ms, past the maximum delay of {} ms",
+                due - rules.now_ms,
+                rules.max_delay_ms
+            ));
+        }
+        delayed = true;
     }
     Ok(if delayed { batch.with_delay_bits(DELAYED_BIT) } else { batch })
 }
@@ -63,7 +55,7 @@ pub fn mark(batch: Batch, rules: Rules) -> Result<Batch, String> {
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use goulette_storage::delayed::{DELAY_HEADER, DELIVER_AT_HEADER};
+    use goulette_storage::delayed::{DELAY_HEADER, DELAYED_FROM_HEADER, DELIVER_AT_HEADER};
     use goulette_storage::{BatchBuilder, Compression, Record};
 
     use super::*;
@@ -96,15 +88,23 @@ mod tests {
     }
 
     #[test]
-    fn bad_headers_long_delays_compacted_topics_and_forged_copies_are_refused() {
+    fn a_forwarded_copy_is_an_ordinary_record_unless_due_later() {
+        let forwarded = |due: i64| {
+            let due = due.to_string();
+            batch(Compression::None, &[&[(DELIVER_AT_HEADER, due.as_str()), (DELAYED_FROM_HEADER, "3")]])
+        };
+        assert_eq!(mark(forwarded(NOW - 5), rules(false)).unwrap().delay_bits(), 0);
+        assert_eq!(mark(forwarded(NOW + 5), rules(false)).unwrap().delay_bits(), DELAYED_BIT);
+    }
+
+    #[test]
+    fn bad_headers_long_delays_compacted_topics_and_broker_bits_are_refused() {
         let refused =
             |headers: &[(&str, &str)], compacted| mark(batch(Compression::None, &[headers]), rules(compacted));
         assert!(refused(&[(DELAY_HEADER, "soon")], false).unwrap_err().contains("decimal"));
         assert!(refused(&[(DELAY_HEADER, "60001")], false).unwrap_err().contains("maximum delay"));
         assert!(refused(&[(DELAY_HEADER, "10")], true).unwrap_err().contains("compacted"));
-        assert!(
-            refused(&[(DELAY_HEADER, "10"), (DELAYED_FROM_HEADER, "3")], false).unwrap_err().contains("broker only")
-        );
+        assert!(refused(&[(DELAYED_FROM_HEADER, "-3")], false).unwrap_err().contains("negative"));
         let marked = batch(Compression::None, &[&[]]).with_delay_bits(DELAYED_BIT);
         assert!(mark(marked, rules(false)).unwrap_err().contains("reserved"));
     }

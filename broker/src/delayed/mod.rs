@@ -2,7 +2,8 @@
 //!
 //! - [`mark`]: the produce path marks a batch holding records not yet due
 //!   (its originals), and refuses malformed delivery headers, delays past
-//!   the maximum, delayed records on compacted topics and forged copies.
+//!   the maximum, delayed records on compacted topics, and the broker's
+//!   own batch bits.
 //! - [`hide`]: the fetch paths (gRPC and Kafka) send consumers marked
 //!   batches without their originals.
 //! - [`deliver`]: one task keeps every replica's timer index

@@ -9,8 +9,10 @@ Usage: compaction.py BOOTSTRAP
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
+
+from partition_reader import read_partition
 
 bootstrap = sys.argv[1]
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -54,23 +56,7 @@ check(not failed, f"deliveries failed: {failed}")
 
 def read_all():
     """Every record from the start to the high watermark: [(offset, key, value)]."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "enable.partition.eof": True})
-    consumer.assign([TopicPartition(TOPIC, 0, 0)])
-    out = []
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        msg = consumer.poll(1)
-        if msg is None:
-            continue
-        if msg.error():
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                break
-            raise KafkaException(msg.error())
-        out.append((msg.offset(), msg.key().decode(), None if msg.value() is None else msg.value().decode()))
-    consumer.close()
-    return out
+    return [(o, k.decode(), None if v is None else v.decode()) for o, k, v, h in read_partition(bootstrap, TOPIC)]
 
 
 deadline = time.time() + 90

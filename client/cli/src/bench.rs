@@ -80,6 +80,8 @@ pub struct BenchOptions {
     pub keys: u64,
     /// The topic's cleanup policy when the run creates it.
     pub cleanup_policy: pb::CleanupPolicy,
+    /// Every message delayed this long (`docs/delayed.md`).
+    pub delay: Option<Duration>,
 }
 
 /// Latency percentiles in microseconds.
@@ -372,7 +374,10 @@ async fn produce_one(
             None => payloads[(sent as usize) % PAYLOADS].clone(),
         };
         let key = (options.keys > 0).then(|| Bytes::from(format!("k{}", sent % options.keys)));
-        let record = ProducerRecord { topic: options.topic.clone(), key, value, ..Default::default() };
+        let mut record = ProducerRecord { topic: options.topic.clone(), key, value, ..Default::default() };
+        if let Some(delay) = options.delay {
+            record = record.delay(delay);
+        }
         let Ok(permit) = outstanding.clone().acquire_owned().await else { break };
         match producer.send(record).await {
             Ok(delivery) => {

@@ -304,6 +304,10 @@ struct BenchArgs {
     /// Cleanup policy of the topic when the run creates it (`compact` needs `--keys`).
     #[arg(long, default_value = "delete", value_parser = goulette_proto::cleanup_policy::parse)]
     cleanup_policy: goulette_proto::v1::CleanupPolicy,
+    /// Delay every message this long (delayed delivery: stored at once,
+    /// delivered to consumers when due).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    delay: Option<Duration>,
     /// Worker threads of the client's runtime (default: one per core). With
     /// one message in flight, one thread saves the wake-ups between threads
     /// that each hop (send, connection, acknowledgement) otherwise costs.
@@ -720,6 +724,7 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
         delete_topic: args.delete_topic,
         keys: args.keys,
         cleanup_policy: args.cleanup_policy,
+        delay: args.delay,
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {

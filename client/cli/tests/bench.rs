@@ -143,6 +143,48 @@ fn run_cases(env: &Env, cases: Vec<Case>, dir: &Path, tag: &str) -> Vec<String> 
     rows
 }
 
+/// Runs `a` then `b` (each `(arguments, name)`) `rounds` times over, and
+/// returns the median messages per second of each: alternated, so that
+/// the machine's drift touches both alike.
+fn alternated(env: &Env, dir: &Path, rounds: usize, a: (&[&str], &str), b: (&[&str], &str)) -> (f64, f64) {
+    let (mut a_rates, mut b_rates) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        a_rates.push(f(&bench(env, a.0, dir, &format!("{}-{round}", a.1)), "messages_per_sec"));
+        b_rates.push(f(&bench(env, b.0, dir, &format!("{}-{round}", b.1)), "messages_per_sec"));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut a_rates), median(&mut b_rates))
+}
+
+/// Producing delayed records (each an hour ahead) beside the same plain
+/// run, alternated `ROUNDS` times on one broker: what delayed delivery
+/// costs a producer (the broker looks for the headers in every batch,
+/// marks those holding delayed records, and indexes them).
+fn delayed_rows(env: &Env, dir: &Path) -> Vec<String> {
+    const ROUNDS: usize = 3;
+    let args = |topic: &'static str, delay: &[&'static str]| {
+        let base = ["produce", "--topic", topic, "--message-size", "1024", "--duration", "10s", "--delete-topic"];
+        base.into_iter().chain(delay.iter().copied()).collect::<Vec<_>>()
+    };
+    let plain_args = args("plain-now", &[]);
+    let delayed_args = args("delayed", &["--delay", "1h"]);
+    let (plain, delayed) = alternated(env, dir, ROUNDS, (&plain_args, "plain-now"), (&delayed_args, "delayed"));
+    let how = format!(
+        "`{}`, against no `--delay` (medians of {ROUNDS}, alternated)",
+        args("t", &["--delay", "1h"]).join(" ")
+    );
+    vec![row(
+        "1 KiB, durable: every record delayed 1 h against none",
+        &how,
+        format!("{delayed:.0} against {plain:.0} msg/s: {:.2}×", delayed / plain),
+        "≥ 0.8× plain",
+        delayed >= 0.8 * plain,
+    )]
+}
+
 /// Producing to a compacted topic beside the same keyed run on a plain
 /// one, alternated `ROUNDS` times on one broker (whose compactor runs
 /// meanwhile): what compaction costs a producer (the broker decodes each
@@ -153,18 +195,10 @@ fn compacted_rows(env: &Env, dir: &Path) -> Vec<String> {
         let keyed = ["--keys", "100000", "--cleanup-policy", policy, "--duration", "10s", "--delete-topic"];
         ["produce", "--topic", topic, "--message-size", "1024"].into_iter().chain(keyed).collect::<Vec<_>>()
     };
-    let (mut plain, mut compacted) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let p = bench(env, &args("keyed-plain", "delete"), dir, &format!("keyed-plain-{round}"));
-        let c = bench(env, &args("keyed-compact", "compact"), dir, &format!("keyed-compact-{round}"));
-        plain.push(f(&p, "messages_per_sec"));
-        compacted.push(f(&c, "messages_per_sec"));
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (plain, compacted) = (median(&mut plain), median(&mut compacted));
+    let plain_args = args("keyed-plain", "delete");
+    let compact_args = args("keyed-compact", "compact");
+    let (plain, compacted) =
+        alternated(env, dir, ROUNDS, (&plain_args, "keyed-plain"), (&compact_args, "keyed-compact"));
     let how = format!(
         "`{}`, against `--cleanup-policy delete` (medians of {ROUNDS}, alternated)",
         args("t", "compact").join(" ")
@@ -343,6 +377,18 @@ fn case(name: &'static str, target: &'static str, args: &[&'static str], met: fn
     Case { name, target, args: args.to_vec(), met }
 }
 
+/// `make bench-delayed`: the delayed-delivery row of `make bench` alone,
+/// printed (about a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with `make bench-delayed`"]
+async fn bench_delayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(1, &[]).await;
+    for row in delayed_rows(&env, dir.path()) {
+        println!("{row}");
+    }
+}
+
 /// `make bench`: the fixed suite of issue 6 on release builds, appended to
 /// `docs/benchmarks.md` with the commit and the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,6 +438,7 @@ async fn bench_suite() {
         ));
         rows.extend(run_cases(&env, durable.collect(), dir.path(), "durable-rest"));
         rows.extend(compacted_rows(&env, dir.path()));
+        rows.extend(delayed_rows(&env, dir.path()));
         rows.extend(kafka_rows(&env, dir.path()));
     }
     // One broker, flush=never.

@@ -12,7 +12,9 @@
 //! reads only the due buckets.
 //!
 //! Durability: bucket entries are synced before the checkpoint
-//! (`indexed-to`) that covers them is written; on open, entries at or past
+//! (`indexed-to`) that covers them is written, at most every few seconds
+//! (the index is rebuilt from the log, so a crash only makes it read more
+//! of the log again); on open, entries at or past
 //! the checkpoint are cut and read again from the log, a torn last entry
 //! is cut, and a damaged entry (a CRC mismatch) makes the index rebuild
 //! from the log, which is the truth. A truncation of the log cuts the
@@ -30,7 +32,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use goulette_batch::batch::{OFF_ATTRIBUTES, peek_next_offset};
-use goulette_batch::delayed::{COPIES_BIT, DELAY_BITS, DELAYED_BIT, Delivery, delivery};
+use goulette_batch::delayed::{COPIES_BIT, DELAY_BITS, DELAYED_BIT, Delivery, deliveries};
 
 pub use self::bucket::SLOT_MS;
 use self::entry::{Entry, Kind};
@@ -42,9 +44,11 @@ use crate::log::PartitionLog;
 /// The index's directory, inside the partition directory.
 pub const TIMERS_DIR: &str = "timers";
 
-/// How often, at most, a checkpoint that only moved past plain records is
-/// written (one that covers new entries is written at once).
-const IDLE_CHECKPOINT: Duration = Duration::from_secs(5);
+/// How often, at most, the checkpoint is written (its buckets synced
+/// first). Entries past it are only the cost of a longer read of the log
+/// after a crash, so this bounds that read, not what is safe: writing it
+/// more often competed with the log's own fdatasyncs for the disk.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 /// An original due for delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,11 +200,19 @@ impl TimerIndex {
         }
         inner.indexed_to = pos;
         self.indexed_to.store(pos, Ordering::Release);
-        let idle_due = pos > inner.stored && inner.stored_at.elapsed() >= IDLE_CHECKPOINT;
-        if !inner.unsynced.is_empty() || idle_due {
+        let moved = pos > inner.stored || !inner.unsynced.is_empty();
+        if moved && inner.stored_at.elapsed() >= CHECKPOINT_EVERY {
             self.store_checkpoint(&mut inner, log.durable_offset())?;
         }
         Ok(pos < end)
+    }
+
+    /// Writes the checkpoint now (its buckets synced first), whenever it
+    /// was last written: before a planned stop, so that the next open reads
+    /// nothing of the log again.
+    pub fn checkpoint(&self, log: &PartitionLog) -> Result<()> {
+        let mut inner = self.lock();
+        self.store_checkpoint(&mut inner, log.durable_offset())
     }
 
     /// Syncs the buckets appended to, then writes the checkpoint: at most
@@ -322,17 +334,18 @@ impl TimerIndex {
 
 /// The entries one marked batch adds, from offset `from` on.
 fn index_batch(batch: Batch, attributes: u16, from: u64, found: &mut BTreeMap<u64, Vec<Entry>>) -> Result<()> {
-    for record in batch.iter_records()? {
-        let record = record?;
-        if record.offset < from {
+    for (offset, delivery) in deliveries(&batch)? {
+        if offset < from {
             continue;
         }
-        let (kind, original, due) = match delivery(&record.record) {
-            Ok(Delivery::At(due)) if attributes & DELAYED_BIT != 0 => (Kind::Scheduled, record.offset, due),
-            Ok(Delivery::CopyOf { original, due }) if attributes & COPIES_BIT != 0 => (Kind::Delivered, original, due),
+        let (kind, original, due) = match delivery {
+            Ok(Delivery { due: Some(due), .. }) if attributes & DELAYED_BIT != 0 => (Kind::Scheduled, offset, due),
+            Ok(Delivery { due: Some(due), copy_of: Some(original) }) if attributes & COPIES_BIT != 0 => {
+                (Kind::Delivered, original, due)
+            }
             _ => continue,
         };
-        let entry = Entry { kind, due, original, source: record.offset };
+        let entry = Entry { kind, due, original, source: offset };
         found.entry(bucket::slot_of(due)).or_default().push(entry);
     }
     Ok(())
