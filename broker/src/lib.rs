@@ -1,7 +1,8 @@
 //! Goulette's broker: the data plane over the partition log.
 //!
 //! - [`partition`]: the registry of the replicas held here.
-//! - [`replica`]: one replica: its log, state and high watermark.
+//! - [`replica`]: one replica: its log, state and high watermark;
+//!   `replica_files` opens its log and timer index.
 //! - [`leader_state`]: what only a leader keeps, and the pure high-watermark rule.
 //! - [`produce`], [`fetch`]: the two streams of `BrokerService`.
 //! - [`tag_filter`]: a consumer's tag filter applied to a fetch's batches.
@@ -52,6 +53,7 @@ pub mod partition;
 pub mod peers;
 pub mod produce;
 pub mod replica;
+mod replica_files;
 pub mod security;
 pub mod server;
 pub mod service;

@@ -14,8 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use goulette_proto::v1 as pb;
-use goulette_storage::timers::TimerIndex;
-use goulette_storage::{LogConfig, PartitionLog, identity};
+use goulette_storage::LogConfig;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -422,24 +421,8 @@ impl Partitions {
             return;
         }
         let config = self.log_config(topic);
-        let opened = tokio::task::spawn_blocking(move || -> anyhow::Result<(PartitionLog, TimerIndex)> {
-            if recorded.is_none() {
-                identity::write(&dir, incarnation)?;
-            }
-            let log = if repair {
-                let (log, cuts) = goulette_storage::repair::open_repairing(&dir, config)?;
-                for cut in cuts {
-                    tracing::warn!(dir = %dir.display(), file = cut.file, position = cut.position, reason = cut.reason,
-                        "repaired a damaged replica: cut before its first bad batch; the rest comes from the leader");
-                }
-                log
-            } else {
-                PartitionLog::open(&dir, config)?
-            };
-            // The timer index fits itself to the log as opened (recovered,
-            // repaired), before anything is appended.
-            let timers = TimerIndex::open(&dir, log.log_start_offset(), log.log_end_offset())?;
-            Ok((log, timers))
+        let opened = tokio::task::spawn_blocking(move || {
+            crate::replica_files::open(&dir, config, recorded.is_none().then_some(incarnation), repair)
         })
         .await;
         match opened {

@@ -25,20 +25,10 @@ use crate::consumer::{ConsumedRecord, Consumer};
 use crate::error::{ClientError, Result};
 use crate::producer::{Producer, ProducerRecord};
 
-/// Header naming the topic a dead-lettered record came from.
-pub const HEADER_SOURCE_TOPIC: &str = "goulette.dlq.source-topic";
-/// Header naming its partition (decimal).
-pub const HEADER_SOURCE_PARTITION: &str = "goulette.dlq.source-partition";
-/// Header naming its offset (decimal).
-pub const HEADER_SOURCE_OFFSET: &str = "goulette.dlq.source-offset";
-/// Header holding the handler's last error.
-pub const HEADER_ERROR: &str = "goulette.dlq.error";
-/// Header holding how many times the handler was tried (decimal).
-pub const HEADER_ATTEMPTS: &str = "goulette.dlq.attempts";
-/// Header holding the record's original timestamp (ms, decimal); the dead
-/// letter itself is stamped when written, so that time-based retention
-/// counts from then.
-pub const HEADER_SOURCE_TIMESTAMP: &str = "goulette.dlq.source-timestamp";
+pub use crate::dead_letter::{
+    HEADER_ATTEMPTS, HEADER_ERROR, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TIMESTAMP,
+    HEADER_SOURCE_TOPIC,
+};
 
 /// How often and how patiently a handler is retried.
 #[derive(Debug, Clone)]

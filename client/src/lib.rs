@@ -5,6 +5,8 @@
 //! - [`consumer`]: `Consumer` with per-partition fetch streams and credit.
 //! - [`membership`]: consumer-group membership (join, heartbeat, leave).
 //! - [`offsets`]: committed consumer offsets (the `__offsets` coordinator).
+//! - [`dead_letter`]: a group's dead-letter topic and the headers naming each
+//!   dead letter's source and error.
 //! - [`handler`]: a message handler run with retries, and a dead-letter topic.
 //! - [`nack`]: a record handed back by a group consumer, delivered again later
 //!   from the group's retry topic, and dead-lettered after its last delivery.
@@ -30,6 +32,7 @@ pub mod admin;
 pub mod append;
 pub mod cluster;
 pub mod consumer;
+pub mod dead_letter;
 pub mod error;
 pub mod handler;
 pub mod login;

@@ -7,8 +7,8 @@
 //! times it was delivered. The group reads its retry topic beside its
 //! source topics; a record that comes back and fails again is nacked with
 //! its count plus one. After `max_deliveries` deliveries it goes to the
-//! group's dead-letter topic (`GROUP.dlq`) with the dead-letter headers of
-//! [`crate::handler`], which `goulette group redrive` reads. The count lives
+//! group's dead-letter topic (`GROUP.dlq`) with the headers of
+//! [`crate::dead_letter`], which `goulette group redrive` reads. The count lives
 //! in the record, in the log: neither a restart nor a coordinator move
 //! resets it.
 //!
@@ -26,14 +26,13 @@ use goulette_proto::v1::{self as pb, ErrorCode};
 
 use crate::cluster::Cluster;
 use crate::consumer::ConsumedRecord;
-use crate::error::{ClientError, Result};
-use crate::handler::{
+use crate::dead_letter::{
     HEADER_ATTEMPTS, HEADER_ERROR, HEADER_SOURCE_OFFSET, HEADER_SOURCE_PARTITION, HEADER_SOURCE_TIMESTAMP,
-    HEADER_SOURCE_TOPIC,
+    HEADER_SOURCE_TOPIC, dead_letter_topic,
 };
+use crate::error::{ClientError, Result};
 use crate::partitioner::Partitioner;
 use crate::producer::{Producer, ProducerConfig, ProducerRecord};
-use crate::redrive::dead_letter_topic;
 
 /// Header of a retry record: how many times its record was delivered.
 pub const HEADER_DELIVERIES: &str = "goulette.retry.deliveries";

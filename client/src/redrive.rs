@@ -1,7 +1,7 @@
 //! Moving a group's dead letters back to where they came from
 //! (`goulette group redrive`).
 //!
-//! A dead letter (written by [`crate::handler`]) carries its source topic,
+//! A dead letter (written by [`crate::handler`] or [`crate::nack`]) carries its source topic,
 //! partition, offset and timestamp in `goulette.dlq.*` headers. A redrive
 //! reads the group's dead-letter topic from where the group's last redrive
 //! stopped (the group's committed offset on that topic: a group's commits
@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::cluster::Cluster;
 use crate::consumer::{ConsumedRecord, Consumer, ConsumerConfig, StartAt};
+use crate::dead_letter::{HEADER_SOURCE_PARTITION, HEADER_SOURCE_TIMESTAMP, HEADER_SOURCE_TOPIC};
 use crate::error::{ClientError, Result};
-use crate::handler::{HEADER_SOURCE_PARTITION, HEADER_SOURCE_TIMESTAMP, HEADER_SOURCE_TOPIC};
 use crate::partitioner::Partitioner;
 use crate::producer::{Delivery, Producer, ProducerConfig, ProducerRecord};
 use goulette_proto::v1::Acks;
@@ -32,10 +32,7 @@ pub const STEP: usize = 1000;
 /// The prefix of the headers a dead letter gains (and a redrive drops).
 const DLQ_HEADER_PREFIX: &str = "goulette.dlq.";
 
-/// The dead-letter topic of `group`, by convention: `{group}.dlq`.
-pub fn dead_letter_topic(group: &str) -> String {
-    format!("{group}.dlq")
-}
+pub use crate::dead_letter::dead_letter_topic;
 
 /// What a redrive moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
