@@ -246,6 +246,20 @@ impl Admin {
         check(resp.error, ())
     }
 
+    /// Sets a group's settings (`docs/redelivery.md`), which
+    /// [`Admin::describe_group`] answers until they are set again.
+    pub async fn alter_group(&self, group: &str, settings: pb::GroupSettings) -> Result<()> {
+        let req = pb::AlterGroupRequest { group: group.to_owned(), settings: Some(settings) };
+        let resp = self
+            .cluster
+            .with_sentinel("alter group", |mut c| {
+                let req = req.clone();
+                async move { c.alter_group(req).await }
+            })
+            .await?;
+        check(resp.error, ())
+    }
+
     /// Creates, changes or deletes a user (see `AlterUserRequest`);
     /// answered once every live broker applied it (`lagging_brokers`
     /// names those that had not, when the wait ran out).

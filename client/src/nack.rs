@@ -47,6 +47,9 @@ pub const HEADER_RETRY_TIMESTAMP: &str = "goulette.retry.source-timestamp";
 /// Header of a retry record: the error of its last delivery.
 pub const HEADER_RETRY_ERROR: &str = "goulette.retry.error";
 
+/// Deliveries of a record when its group's `max_deliveries` was never set.
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
 /// The retry topic of `group`.
 pub fn retry_topic(group: &str) -> String {
     format!("{group}.retry")
@@ -141,6 +144,15 @@ impl Redelivery {
             group: group.to_owned(),
             max_deliveries: max_deliveries.max(1),
         }
+    }
+
+    /// Redelivery for `group` with its `max_deliveries` as set with `goulette
+    /// group alter` (kept by the cluster), or [`DEFAULT_MAX_DELIVERIES`]
+    /// when it was never set.
+    pub async fn for_group(cluster: Arc<Cluster>, group: &str) -> Result<Redelivery> {
+        let described = crate::Admin::new(cluster.clone()).describe_group(group).await?;
+        let max = described.settings.map_or(0, |s| s.max_deliveries);
+        Ok(Redelivery::new(cluster, group, if max == 0 { DEFAULT_MAX_DELIVERIES } else { max }))
     }
 
     /// The group's retry topic, which its members read beside their own.

@@ -1,8 +1,10 @@
-//! Redelivery with dead letters against a real cluster: a group's handler
-//! that keeps failing nacks each record; every record comes back from the
-//! group's retry topic after its delay, without holding up the others, and
-//! after its third delivery lands in the dead-letter topic exactly once,
-//! with its source and count, across a kill -9 of the group's coordinator.
+//! Redelivery with dead letters against a real cluster: a group whose
+//! `max_deliveries` is set to 3 with `goulette group alter`, and whose
+//! handler keeps failing, nacks each record; every record comes back from
+//! the group's retry topic after its delay, without holding up the others,
+//! and after its third delivery lands in the dead-letter topic exactly
+//! once, with its source and count, across a kill -9 of the group's
+//! coordinator.
 
 #![allow(clippy::unwrap_used)]
 
@@ -44,7 +46,19 @@ async fn nacked_records_come_back_and_land_in_the_dead_letter_topic_once_across_
     }
     producer.close().await;
 
-    let redelivery = Arc::new(Redelivery::new(env.cluster(), "billing", MAX_DELIVERIES));
+    // The group's setting, kept by the sentinels; every member reads it.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
+            .args(args)
+            .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["group", "alter", "billing", "--max-deliveries", &MAX_DELIVERIES.to_string()]);
+    assert!(cli(&["group", "describe", "billing"]).contains("max_deliveries 3"));
+    let redelivery = Arc::new(Redelivery::for_group(env.cluster(), "billing").await.unwrap());
     redelivery.prepare("orders").await.unwrap();
     env.wait_serving("billing.retry").await;
     env.wait_serving("billing.dlq").await;

@@ -30,7 +30,7 @@ use crate::assignor::{self, Strategy};
 use crate::error::{Result, SentinelError};
 use crate::etcd_metrics::Counted;
 use crate::leases::Leases;
-use crate::model::{GroupRecord, MemberRecord, Tp, validate_topic_name};
+use crate::model::{GroupRecord, GroupSettingsRecord, MemberRecord, Tp, validate_topic_name};
 use crate::store::{Change, Fence, Store};
 use crate::view::ClusterView;
 
@@ -63,6 +63,12 @@ fn tp_of(p: &pb::TopicPartition) -> Tp {
 
 fn to_pb(tps: impl IntoIterator<Item = Tp>) -> Vec<pb::TopicPartition> {
     tps.into_iter().map(|(topic, partition)| pb::TopicPartition { topic, partition }).collect()
+}
+
+/// A group's settings as the view holds them (all unset when none).
+fn settings_of(view: &ClusterView, group: &str) -> pb::GroupSettings {
+    let record = view.group_settings.get(group).cloned().unwrap_or_default();
+    pb::GroupSettings { max_deliveries: record.max_deliveries }
 }
 
 fn check_group(group: &str) -> Result<()> {
@@ -293,7 +299,8 @@ impl Groups {
             return Err(SentinelError::Lagging(format!("group {group} generation {min_generation} not seen yet")));
         }
         let Some(g) = view.groups.get(group) else {
-            return Ok(pb::DescribeGroupResponse { group: group.to_owned(), ..Default::default() });
+            let settings = Some(settings_of(&view, group));
+            return Ok(pb::DescribeGroupResponse { group: group.to_owned(), settings, ..Default::default() });
         };
         let state = g.state.as_ref().map(|(s, _)| s);
         let members = g
@@ -313,7 +320,19 @@ impl Groups {
             generation: state.map_or(0, |s| s.generation),
             strategy: state.map(|s| s.strategy.clone()).unwrap_or_default(),
             members,
+            settings: Some(settings_of(&view, group)),
         })
+    }
+
+    /// Sets a group's settings (leader only): kept in etcd, apart from its
+    /// membership, until set again.
+    pub async fn alter(&self, fence: &Fence, group: &str, settings: &pb::GroupSettings) -> Result<()> {
+        check_group(group)?;
+        let record = GroupSettingsRecord { max_deliveries: settings.max_deliveries };
+        let detail = format!("group {group}: max_deliveries {}", record.max_deliveries);
+        let change =
+            Change::new("alter-group", detail).put_json(self.store.keys().group_settings(group), &record, None);
+        self.store.commit(fence, change).await.map(drop)
     }
 
     /// Groups with membership state.

@@ -65,6 +65,8 @@ pub struct ClusterView {
     pub candidates: BTreeMap<String, Candidate>,
     /// Consumer groups with membership state.
     pub groups: BTreeMap<String, GroupView>,
+    /// Groups' settings (`group alter`), apart from their membership.
+    pub group_settings: BTreeMap<String, crate::model::GroupSettingsRecord>,
     /// Users with their credentials.
     pub users: BTreeMap<String, UserRecord>,
     /// Mod revision of each user's key, for compare-and-swap writes.
@@ -128,6 +130,9 @@ impl ClusterView {
             Some(KeyKind::GroupMember(group, member)) => {
                 self.groups.entry(group.to_owned()).or_default().members.insert(member.to_owned(), decode(key, value)?);
             }
+            Some(KeyKind::GroupSettings(group)) => {
+                self.group_settings.insert(group.to_owned(), decode(key, value)?);
+            }
             Some(KeyKind::User(name)) => {
                 self.users.insert(name.to_owned(), decode(key, value)?);
                 self.user_revisions.insert(name.to_owned(), mod_revision);
@@ -183,6 +188,9 @@ impl ClusterView {
                     g.members.remove(member);
                 }
                 self.drop_group_if_empty(group);
+            }
+            Some(KeyKind::GroupSettings(group)) => {
+                self.group_settings.remove(group);
             }
             Some(KeyKind::User(name)) => {
                 self.users.remove(name);

@@ -431,6 +431,15 @@ enum GroupCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Change a group's settings (kept by the cluster until changed).
+    Alter {
+        /// The group's name.
+        group: String,
+        /// Deliveries of a record before a nack moves it to the group's
+        /// dead-letter topic (docs/redelivery.md).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_deliveries: u32,
+    },
     /// Send a group's dead letters back to their source topics and
     /// partitions (key, value, timestamp and headers as they were), from
     /// where its last redrive stopped to the dead-letter topic's end now.
@@ -926,6 +935,9 @@ fn cluster_command(
             }
             Command::Group { command: GroupCommand::Reset { group, topic, to, dry_run } } => {
                 cli::group_reset(cluster, &group, &topic, to, dry_run).await
+            }
+            Command::Group { command: GroupCommand::Alter { group, max_deliveries } } => {
+                cli::group_alter(cluster, &group, max_deliveries).await
             }
             Command::Group { command: GroupCommand::Redrive { group, dead_letter_topic, max } } => {
                 cli::group_redrive(cluster, &group, dead_letter_topic, max).await

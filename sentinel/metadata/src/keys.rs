@@ -12,6 +12,7 @@
 //! {prefix}/ops/{seq:020}               OpRecord, the operation log
 //! {prefix}/groups/{group}/state        GroupRecord: generation and assignment
 //! {prefix}/groups/{group}/members/{id}  MemberRecord, under the member's session lease
+//! {prefix}/groups/{group}/settings     GroupSettingsRecord: what `group alter` set
 //! {prefix}/users/{name}               UserRecord: SCRAM credentials
 //! {prefix}/security/token-keys         TokenKeysRecord: keys signing gRPC tokens
 //! {prefix}/acls/{id}                   AclRecord: one ACL binding (id: its hash)
@@ -147,6 +148,11 @@ impl Keys {
         format!("{}/groups/{group}/state", self.prefix)
     }
 
+    /// A group's settings (`group alter`).
+    pub fn group_settings(&self, group: &str) -> String {
+        format!("{}/groups/{group}/settings", self.prefix)
+    }
+
     /// A group member's key.
     pub fn group_member(&self, group: &str, member: &str) -> String {
         format!("{}/groups/{group}/members/{member}", self.prefix)
@@ -206,6 +212,7 @@ impl Keys {
             }
             "groups" => match tail.split_once('/')? {
                 (group, "state") => KeyKind::GroupState(group),
+                (group, "settings") => KeyKind::GroupSettings(group),
                 (group, member) => KeyKind::GroupMember(group, member.strip_prefix("members/")?),
             },
             "users" if !tail.is_empty() => KeyKind::User(tail),
@@ -236,6 +243,8 @@ pub enum KeyKind<'a> {
     Partition(&'a str, u32),
     /// `groups/{group}/state`
     GroupState(&'a str),
+    /// `groups/{group}/settings`
+    GroupSettings(&'a str),
     /// `groups/{group}/members/{id}`
     GroupMember(&'a str, &'a str),
     /// `users/{name}`
@@ -271,6 +280,7 @@ mod tests {
         assert_eq!(k.parse(&k.sentinel("s1")), Some(KeyKind::Sentinel("s1")));
         assert_eq!(k.parse(&format!("{}/694d9a", k.election())), Some(KeyKind::Election));
         assert_eq!(k.parse(&k.group_state("g")), Some(KeyKind::GroupState("g")));
+        assert_eq!(k.parse(&k.group_settings("g")), Some(KeyKind::GroupSettings("g")));
         assert_eq!(k.parse(&k.group_member("g", "c-1f")), Some(KeyKind::GroupMember("g", "c-1f")));
         assert!(k.group_member("g", "m").starts_with(&k.group("g")));
         assert!(!k.group_state("ab").starts_with(&k.group("a")));

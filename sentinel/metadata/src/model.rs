@@ -164,6 +164,15 @@ pub struct GroupRecord {
     pub assignment: std::collections::BTreeMap<String, Vec<Tp>>,
 }
 
+/// A group's settings (`groups/{group}/settings`), as `group alter` set
+/// them; they outlive its members and generations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSettingsRecord {
+    /// Deliveries of a record before a nack dead-letters it; 0: not set.
+    #[serde(default)]
+    pub max_deliveries: u32,
+}
+
 /// One entry of the operation log (`ops/{seq}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpRecord {

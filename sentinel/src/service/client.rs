@@ -349,6 +349,35 @@ impl SentinelService for SentinelGrpc {
         Ok(Response::new(pb::ListMemberGroupsResponse { error: None, groups }))
     }
 
+    async fn alter_group(
+        &self,
+        req: Request<pb::AlterGroupRequest>,
+    ) -> std::result::Result<Response<pb::AlterGroupResponse>, Status> {
+        permit_or_refuse!(
+            self.0,
+            self.0.caller(&req),
+            Operation::AlterConfigs,
+            ResourceType::Group,
+            &req.get_ref().group,
+            |e| pb::AlterGroupResponse { error: Some(e) }
+        );
+        let s = &self.0;
+        let (audit, group) = (Audit::of(&req), req.get_ref().group.clone());
+        let result = s
+            .forward
+            .on_leader(
+                req,
+                |fence, req| async move {
+                    s.groups.alter(&fence, &req.group, &req.settings.unwrap_or_default()).await?;
+                    Ok(pb::AlterGroupResponse { error: None })
+                },
+                |channel, req| async move { SentinelServiceClient::new(channel).alter_group(req).await },
+            )
+            .await;
+        audit::record(&audit, "alter-group", &group, &result);
+        Ok(Response::new(result.unwrap_or_else(|e| pb::AlterGroupResponse { error: Some(e.to_proto()) })))
+    }
+
     async fn remove_group(
         &self,
         req: Request<pb::RemoveGroupRequest>,

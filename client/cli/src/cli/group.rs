@@ -57,7 +57,8 @@ pub async fn group_describe(
         described.members = kafka.members;
     }
     let committed = goulette_client::offsets::fetch_all(&cluster, group).await?;
-    if described.members.is_empty() && protocol == "goulette" && committed.is_empty() {
+    let max_deliveries = described.settings.as_ref().map_or(0, |s| s.max_deliveries);
+    if described.members.is_empty() && protocol == "goulette" && committed.is_empty() && max_deliveries == 0 {
         anyhow::bail!("unknown group {group}: it has no members and no committed offsets (see `goulette group list`)");
     }
     let topics: std::collections::BTreeSet<String> = match topic {
@@ -103,12 +104,16 @@ pub async fn group_describe(
                 })
                 .collect();
             let json = serde_json::json!({"group": group, "protocol": protocol, "generation": described.generation,
-                "strategy": described.strategy, "members": members, "partitions": partitions});
+                "strategy": described.strategy, "max_deliveries": (max_deliveries > 0).then_some(max_deliveries),
+                "members": members, "partitions": partitions});
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
         Format::Text => {
             let strategy = if described.strategy.is_empty() { "-" } else { described.strategy.as_str() };
             println!("group {group}: {protocol} protocol, generation {}, strategy {strategy}", described.generation);
+            if max_deliveries > 0 {
+                println!("  max_deliveries {max_deliveries}");
+            }
             if described.members.is_empty() {
                 println!("  no members");
             }
@@ -148,6 +153,13 @@ async fn require_no_members(cluster: &Arc<Cluster>, group: &str) -> anyhow::Resu
         anyhow::bail!("group {group} has members ({}): stop its consumers first", members.join(", "));
     }
     Ok(())
+}
+
+/// `group alter`: sets the group's settings.
+pub async fn group_alter(cluster: Arc<Cluster>, group: &str, max_deliveries: u32) -> anyhow::Result<bool> {
+    Admin::new(cluster).alter_group(group, pb::GroupSettings { max_deliveries }).await?;
+    println!("group {group}: max_deliveries {max_deliveries}");
+    Ok(true)
 }
 
 /// `group delete`: its committed offsets and membership state.

@@ -22,7 +22,9 @@ mod user;
 pub use acl::{AclCommand, acl};
 pub use cluster::{broker_decommission, cluster_status};
 pub use consume::{ConsumeOptions, consume};
-pub use group::{ResetTo, group_delete, group_describe, group_list, group_redrive, group_reset, parse_reset_to};
+pub use group::{
+    ResetTo, group_alter, group_delete, group_describe, group_list, group_redrive, group_reset, parse_reset_to,
+};
 pub use input_format::{InputFormat, parse_input_format};
 pub use produce::{ProduceInput, ProduceOptions, produce};
 pub use record_format::{Encoding, RecordFormat, parse_record_format};
