@@ -12,7 +12,7 @@ import time
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
-from partition_reader import read_partition
+from partition_reader import read_partition, read_partition_kafka_python
 
 bootstrap = sys.argv[1]
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -76,19 +76,8 @@ for k in range(KEYS):
 print("compacted", len(records), "records, last offset", offsets[-1], flush=True)
 
 # kafka-python (a pure-Python client) reads the same compacted log.
-from kafka import KafkaConsumer, TopicPartition as KPartition  # noqa: E402
-
-partition = KPartition(TOPIC, 0)
-reader = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None)
-reader.assign([partition])
-reader.seek_to_beginning(partition)
-end = reader.end_offsets([partition])[partition]
-seen = []
-deadline = time.time() + 20
-while reader.position(partition) < end and time.time() < deadline:
-    for messages in reader.poll(timeout_ms=500).values():
-        seen.extend((m.offset, m.key.decode(), None if m.value is None else m.value.decode()) for m in messages)
-reader.close()
+seen = [(o, k.decode(), None if v is None else v.decode())
+        for o, k, v, h in read_partition_kafka_python(bootstrap, TOPIC)]
 check(seen == records, f"kafka-python read {len(seen)} records, librdkafka {len(records)}")
 
 # Back to delete: the topic takes keyless records again.

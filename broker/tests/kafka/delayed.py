@@ -13,7 +13,7 @@ import time
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from partition_reader import read_partition
+from partition_reader import read_partition, read_partition_kafka_python
 
 bootstrap = sys.argv[1]
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -72,18 +72,6 @@ check(offsets == sorted(offsets) and offsets[COUNT] > 2 * COUNT - 1, f"the copie
 check(all("goulette-delayed-from" in h for _, _, h in records[COUNT:]), "each copy names its original")
 
 # kafka-python (a pure-Python client) reads the same records.
-from kafka import KafkaConsumer, TopicPartition as KPartition  # noqa: E402
-
-partition = KPartition(TOPIC, 0)
-reader = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None)
-reader.assign([partition])
-reader.seek_to_beginning(partition)
-end = reader.end_offsets([partition])[partition]
-seen = []
-deadline = time.time() + 20
-while reader.position(partition) < end and time.time() < deadline:
-    for messages in reader.poll(timeout_ms=500).values():
-        seen.extend((m.offset, m.value.decode()) for m in messages)
-reader.close()
+seen = [(o, v.decode()) for o, k, v, h in read_partition_kafka_python(bootstrap, TOPIC)]
 check(seen == [(o, v) for o, v, _ in records], f"kafka-python read {len(seen)} records, librdkafka {len(records)}")
 print("done", flush=True)

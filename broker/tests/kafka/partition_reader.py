@@ -24,3 +24,22 @@ def read_partition(bootstrap, topic, timeout=20):
         out.append((msg.offset(), msg.key(), msg.value(), dict(msg.headers() or [])))
     consumer.close()
     return out
+
+
+def read_partition_kafka_python(bootstrap, topic, timeout=20):
+    """The same with kafka-python (a pure-Python client): [(offset, key,
+    value, headers)]."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    partition = TopicPartition(topic, 0)
+    reader = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None)
+    reader.assign([partition])
+    reader.seek_to_beginning(partition)
+    end = reader.end_offsets([partition])[partition]
+    out = []
+    deadline = time.time() + timeout
+    while reader.position(partition) < end and time.time() < deadline:
+        for messages in reader.poll(timeout_ms=500).values():
+            out.extend((m.offset, m.key, m.value, dict(m.headers or [])) for m in messages)
+    reader.close()
+    return out
