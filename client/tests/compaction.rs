@@ -196,20 +196,7 @@ async fn offsets_stay_small_under_a_million_commits_and_a_restarted_coordinator_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_creates_a_compacted_topic_sends_tombstones_and_shows_them() {
     let env = Env::start(1, &BROKER_ARGS[..6]).await;
-    let cli = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
-            .args(args)
-            .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-    };
+    let cli = |args: &[&str], stdin: &str| env.cli(args, stdin);
     let (ok, _, err) = cli(
         &["topic", "create", "prices", "--partitions", "1", "--replication-factor", "1", "--cleanup-policy", "compact"]
             .iter()

@@ -131,14 +131,7 @@ async fn the_cli_delays_and_too_long_or_compacted_delays_are_refused() {
     let env = Env::start(1, &["--max-delivery-delay", "1h"]).await;
     env.create_topic("soon", 1, 1).await;
     env.wait_serving("soon").await;
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
-            .args(args)
-            .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
-            .output()
-            .unwrap();
-        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
-    };
+    let cli = |args: &[&str]| env.cli(args, "");
     let sent = now_ms();
     let (ok, _, err) = cli(&["produce", "--topic", "soon", "--delay", "2s", "--message", "later"]);
     assert!(ok, "{err}");

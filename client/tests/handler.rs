@@ -157,14 +157,8 @@ async fn given_dead_letters_group_redrive_should_send_each_back_once_to_its_sour
     let ends: Vec<u64> = [0, 1].iter().map(|_| 10).collect();
 
     let redrive = |args: &[&str]| {
-        let out = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
-            .args(["group", "redrive", "shipping"])
-            .args(args)
-            .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
+        let args: Vec<&str> = ["group", "redrive", "shipping"].iter().chain(args).copied().collect();
+        env.cli_ok(&args)
     };
     let out = redrive(&["--max", "1"]);
     assert!(out.contains("shipping: 1 dead letters sent back from shipping.dlq"), "{out}");

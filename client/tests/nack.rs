@@ -47,17 +47,8 @@ async fn nacked_records_come_back_and_land_in_the_dead_letter_topic_once_across_
     producer.close().await;
 
     // The group's setting, kept by the sentinels; every member reads it.
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
-            .args(args)
-            .env("GOULETTE_SENTINELS", env.sentinel.address.to_string())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    };
-    cli(&["group", "alter", "billing", "--max-deliveries", &MAX_DELIVERIES.to_string()]);
-    assert!(cli(&["group", "describe", "billing"]).contains("max_deliveries 3"));
+    env.cli_ok(&["group", "alter", "billing", "--max-deliveries", &MAX_DELIVERIES.to_string()]);
+    assert!(env.cli_ok(&["group", "describe", "billing"]).contains("max_deliveries 3"));
     let redelivery = Arc::new(Redelivery::for_group(env.cluster(), "billing").await.unwrap());
     redelivery.prepare("orders").await.unwrap();
     env.wait_serving("billing.retry").await;

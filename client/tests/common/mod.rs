@@ -78,6 +78,30 @@ impl Env {
         goulette_client::Admin::new(self.cluster()).create_topic(config).await
     }
 
+    /// Runs the `goulette` CLI against this cluster with `stdin` as its
+    /// input: (exited 0, stdout, stderr).
+    pub fn cli(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = std::process::Command::new(goulette_sentinel::testkit::bin_dir().join("goulette"))
+            .args(args)
+            .env("GOULETTE_SENTINELS", self.sentinel.address.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+
+    /// [`Env::cli`] that must succeed: its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.cli(args, "");
+        assert!(ok, "goulette {args:?}: {err}");
+        out
+    }
+
     /// Waits until every broker has opened the partitions it leads (the
     /// assignment stream is asynchronous).
     pub async fn wait_serving(&self, topic: &str) {
