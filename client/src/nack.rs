@@ -213,25 +213,28 @@ impl Redelivery {
         self.ensure_topic(&dead_letter_topic(&self.group), source).await
     }
 
-    /// Creates `topic` like `like` (partitions, replication) unless it exists.
+    /// Creates `topic` like `like` (partitions, replication) unless it
+    /// exists. Asked of the client's metadata cache, as a produce would:
+    /// a nack costs no call to the sentinels once the topic is known.
     async fn ensure_topic(&self, topic: &str, like: &str) -> Result<()> {
-        let known = self.cluster.refresh(&[topic.to_owned()], false, &[]).await?;
-        if known.topics.iter().any(|t| t.name == topic && t.error.is_none()) {
-            return Ok(());
+        match self.cluster.topic(topic, false).await {
+            Ok(_) => return Ok(()),
+            Err(ClientError::Server { code: ErrorCode::UnknownTopic, .. }) => {}
+            Err(e) => return Err(e),
         }
-        let source = self.cluster.refresh(&[like.to_owned()], false, &[]).await?;
-        let config = source.topics.into_iter().find(|t| t.name == like).and_then(|t| t.config).unwrap_or_default();
+        let config = self.cluster.topic(like, false).await?.config;
         let wanted = pb::TopicConfig {
             name: topic.to_owned(),
             partitions: config.partitions.max(1),
             replication_factor: config.replication_factor.max(1),
             ..pb::TopicConfig::default()
         };
-        match crate::Admin::new(self.cluster.clone()).create_topic(wanted).await {
-            Ok(_) => Ok(()),
-            Err(ClientError::Server { code: ErrorCode::TopicExists, .. }) => Ok(()),
-            Err(e) => Err(e),
+        match self.cluster.create_topic(wanted).await {
+            Ok(_) | Err(ClientError::Server { code: ErrorCode::TopicExists, .. }) => {}
+            Err(e) => return Err(e),
         }
+        self.cluster.invalidate(topic);
+        Ok(())
     }
 
     /// Sends what is pending and stops.

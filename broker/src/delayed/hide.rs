@@ -4,8 +4,7 @@
 
 use bytes::Bytes;
 use goulette_storage::Batch;
-use goulette_storage::batch::OFF_ATTRIBUTES;
-use goulette_storage::delayed::DELAY_BITS;
+use goulette_storage::delayed::peek_delay_bits;
 
 /// `batches` as a consumer gets them: each marked one without its
 /// originals (still covering its offsets) and without the delay bits.
@@ -14,10 +13,7 @@ pub fn hide(batches: Vec<Bytes>) -> Vec<Bytes> {
 }
 
 fn hide_one(bytes: Bytes) -> Bytes {
-    let marked = bytes
-        .get(OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2)
-        .is_some_and(|a| u16::from_be_bytes([a[0], a[1]]) & DELAY_BITS != 0);
-    if !marked {
+    if peek_delay_bits(&bytes) == 0 {
         return bytes;
     }
     // A batch that no longer decodes is sent as it is: the consumer cannot

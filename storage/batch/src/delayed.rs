@@ -155,6 +155,13 @@ pub fn is_original(batch: &Batch, record: &Record) -> bool {
     batch.attributes() & DELAYED_BIT != 0 && delivery(record).is_ok_and(|d| d.due.is_some())
 }
 
+/// The delayed-delivery bits of the batch at the front of `bytes`, read
+/// without validating anything else (0 when its header is incomplete): a
+/// reader of stored batches decodes only those with bits set.
+pub fn peek_delay_bits(bytes: &[u8]) -> u16 {
+    bytes.get(OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2).map_or(0, |a| u16::from_be_bytes([a[0], a[1]]) & DELAY_BITS)
+}
+
 /// Whether `records` (a batch's records section, decoded) may hold a
 /// delivery header: false is certain (the header names' common prefix is
 /// absent), true means decode and look.

@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use goulette_batch::batch::{OFF_ATTRIBUTES, peek_next_offset};
-use goulette_batch::delayed::{COPIES_BIT, DELAY_BITS, DELAYED_BIT, Delivery, deliveries};
+use goulette_batch::batch::peek_next_offset;
+use goulette_batch::delayed::{COPIES_BIT, DELAYED_BIT, Delivery, deliveries, peek_delay_bits};
 
 pub use self::bucket::SLOT_MS;
 use self::entry::{Entry, Kind};
@@ -185,9 +185,9 @@ impl TimerIndex {
             for bytes in batches {
                 read += bytes.len();
                 let Some(next) = peek_next_offset(&bytes) else { break };
-                let attributes = u16::from_be_bytes([bytes[OFF_ATTRIBUTES], bytes[OFF_ATTRIBUTES + 1]]);
-                if attributes & DELAY_BITS != 0 && next > pos {
-                    index_batch(Batch::parse_sparse(bytes)?, attributes, pos, &mut found)?;
+                let bits = peek_delay_bits(&bytes);
+                if bits != 0 && next > pos {
+                    index_batch(Batch::parse_sparse(bytes)?, bits, pos, &mut found)?;
                 }
                 pos = pos.max(next);
             }
@@ -208,8 +208,9 @@ impl TimerIndex {
     }
 
     /// Writes the checkpoint now (its buckets synced first), whenever it
-    /// was last written: before a planned stop, so that the next open reads
-    /// nothing of the log again.
+    /// was last written, so that the next open reads nothing of the log
+    /// again. (The broker does not call it at shutdown yet: a restart reads
+    /// at most [`CHECKPOINT_EVERY`] of appends again.)
     pub fn checkpoint(&self, log: &PartitionLog) -> Result<()> {
         let mut inner = self.lock();
         self.store_checkpoint(&mut inner, log.durable_offset())
@@ -333,14 +334,14 @@ impl TimerIndex {
 }
 
 /// The entries one marked batch adds, from offset `from` on.
-fn index_batch(batch: Batch, attributes: u16, from: u64, found: &mut BTreeMap<u64, Vec<Entry>>) -> Result<()> {
+fn index_batch(batch: Batch, bits: u16, from: u64, found: &mut BTreeMap<u64, Vec<Entry>>) -> Result<()> {
     for (offset, delivery) in deliveries(&batch)? {
         if offset < from {
             continue;
         }
         let (kind, original, due) = match delivery {
-            Ok(Delivery { due: Some(due), .. }) if attributes & DELAYED_BIT != 0 => (Kind::Scheduled, offset, due),
-            Ok(Delivery { due: Some(due), copy_of: Some(original) }) if attributes & COPIES_BIT != 0 => {
+            Ok(Delivery { due: Some(due), .. }) if bits & DELAYED_BIT != 0 => (Kind::Scheduled, offset, due),
+            Ok(Delivery { due: Some(due), copy_of: Some(original) }) if bits & COPIES_BIT != 0 => {
                 (Kind::Delivered, original, due)
             }
             _ => continue,
