@@ -75,6 +75,10 @@ pub struct BrokerMetrics {
     pub fsync_latency: Histogram,
     pub fsync_batches: Histogram,
     pub isr_shrinks: Counter,
+    /// WALs zero-filled ahead of need, their bytes, and failed attempts.
+    pub wals_prepared: Counter,
+    pub wal_prepared_bytes: Counter,
+    pub wal_prepare_failures: Counter,
     pub isr_expands: Counter,
     /// Partitions this broker began or stopped leading.
     pub leader_changes: Counter,
@@ -146,6 +150,9 @@ impl BrokerMetrics {
             fsync_latency: Histogram::new(latency_buckets()),
             fsync_batches: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             isr_shrinks: Counter::default(),
+            wals_prepared: Counter::default(),
+            wal_prepared_bytes: Counter::default(),
+            wal_prepare_failures: Counter::default(),
             isr_expands: Counter::default(),
             leader_changes: Counter::default(),
             tls_handshake_failures: Family::default(),
@@ -185,6 +192,13 @@ impl BrokerMetrics {
         r.register("fsync_latency_seconds", "fdatasync of a partition WAL", m.fsync_latency.clone());
         r.register("fsync_batches", "Batches made durable by one fdatasync (group commit)", m.fsync_batches.clone());
         r.register("isr_shrinks", "Followers this leader removed from an ISR", m.isr_shrinks.clone());
+        r.register("wals_prepared", "WAL files zero-filled ahead of need", m.wals_prepared.clone());
+        r.register("wal_prepared_bytes", "Bytes of WAL files zero-filled ahead of need", m.wal_prepared_bytes.clone());
+        r.register(
+            "wal_prepare_failures",
+            "Failed attempts to zero-fill a WAL ahead of need (the WAL grows meanwhile)",
+            m.wal_prepare_failures.clone(),
+        );
         r.register("isr_expands", "Followers this leader added back to an ISR", m.isr_expands.clone());
         r.register("leader_changes", "Partitions this broker started or stopped leading", m.leader_changes.clone());
         r.register(
@@ -384,12 +398,24 @@ impl Drop for StreamGauge {
 pub struct StorageObserver {
     pub latency: Histogram,
     pub batches: Histogram,
+    pub prepared: Counter,
+    pub prepared_bytes: Counter,
+    pub prepare_failures: Counter,
 }
 
 impl goulette_storage::observe::Observer for StorageObserver {
     fn fdatasync(&self, took: Duration, batches: u64) {
         self.latency.observe(took.as_secs_f64());
         self.batches.observe(batches as f64);
+    }
+
+    fn wal_prepared(&self, _took: Duration, bytes: u64) {
+        self.prepared.inc();
+        self.prepared_bytes.inc_by(bytes);
+    }
+
+    fn wal_prepare_failed(&self) {
+        self.prepare_failures.inc();
     }
 }
 

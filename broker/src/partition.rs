@@ -567,6 +567,7 @@ impl Partitions {
                 tracing::warn!(topic = %replica.topic, partition = replica.partition, error = %e, "log maintenance failed");
             }
             replica.advance_high_watermark();
+            prepare_wal(&replica.log);
         }
     }
 
@@ -577,6 +578,19 @@ impl Partitions {
                 tracing::warn!(topic = %replica.topic, partition = replica.partition, error = %e, "closing log failed");
             }
         }
+    }
+}
+
+/// Zero-fills the log's next WAL on a blocking thread of its own when the
+/// log wants one (see `goulette_storage::log::prepare`): it takes as long
+/// as the disk does, and must hold up neither the appends nor the other
+/// partitions' maintenance. The log refuses a second preparation while one
+/// runs, and logs and counts a failed one.
+fn prepare_wal(log: &Arc<goulette_storage::PartitionLog>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+    if log.wants_prepared_wal() {
+        let log = log.clone();
+        runtime.spawn_blocking(move || log.prepare_wal());
     }
 }
 

@@ -67,6 +67,9 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> anyhow::R
     goulette_storage::observe::set_observer(crate::metrics::StorageObserver {
         latency: metrics.fsync_latency.clone(),
         batches: metrics.fsync_batches.clone(),
+        prepared: metrics.wals_prepared.clone(),
+        prepared_bytes: metrics.wal_prepared_bytes.clone(),
+        prepare_failures: metrics.wal_prepare_failures.clone(),
     });
     let sentinels = Arc::new(link::SentinelClient::new(&config.sentinels)?);
     let offsets =

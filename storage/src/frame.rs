@@ -221,9 +221,12 @@ pub(crate) fn check_frame(bytes: &[u8]) -> std::result::Result<FrameInfo, String
 /// Looks for any complete, CRC-valid frame starting after byte 0 of `bytes`.
 /// Used after a bad frame to tell a torn tail (nothing valid follows) from
 /// corruption in the middle of the log (valid data follows). The cheap header
-/// checks reject almost every position before a CRC is computed.
+/// checks reject almost every position before a CRC is computed. A frame
+/// begins with its length, never zero, so no frame starts past the last
+/// nonzero byte: the zeros of a prepared WAL's room are not searched.
 pub(crate) fn find_valid_frame_after(bytes: &[u8]) -> Option<usize> {
-    (1..bytes.len().saturating_sub(FRAME_PEEK_LEN - 1)).find(|&at| check_frame(&bytes[at..]).is_ok())
+    let end = crate::prealloc::data_end(bytes).min(bytes.len().saturating_sub(FRAME_PEEK_LEN - 1));
+    (1..end).find(|&at| check_frame(&bytes[at..]).is_ok())
 }
 
 #[cfg(test)]

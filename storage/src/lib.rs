@@ -38,6 +38,7 @@ pub mod index;
 pub mod log;
 pub mod log_start;
 pub mod observe;
+mod prealloc;
 pub mod producers;
 mod read;
 pub mod read_only;

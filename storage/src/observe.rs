@@ -15,6 +15,12 @@ pub trait Observer: Send + Sync + 'static {
     /// making `batches` appended batches durable (group commit: one
     /// fdatasync for every batch appended since the previous one).
     fn fdatasync(&self, took: Duration, batches: u64);
+
+    /// A WAL of `bytes` was zero-filled ahead of need, taking `took`.
+    fn wal_prepared(&self, _took: Duration, _bytes: u64) {}
+
+    /// Preparing a WAL failed (the WAL grows meanwhile).
+    fn wal_prepare_failed(&self) {}
 }
 
 static OBSERVER: OnceLock<Box<dyn Observer>> = OnceLock::new();
@@ -27,5 +33,17 @@ pub fn set_observer(observer: impl Observer) -> bool {
 pub(crate) fn fdatasync(took: Duration, batches: u64) {
     if let Some(o) = OBSERVER.get() {
         o.fdatasync(took, batches);
+    }
+}
+
+pub(crate) fn wal_prepared(took: Duration, bytes: u64) {
+    if let Some(o) = OBSERVER.get() {
+        o.wal_prepared(took, bytes);
+    }
+}
+
+pub(crate) fn wal_prepare_failed() {
+    if let Some(o) = OBSERVER.get() {
+        o.wal_prepare_failed();
     }
 }

@@ -138,6 +138,8 @@ fn walk(bytes: &[u8], base_offset: u64, mut each: impl FnMut(usize, usize) -> bo
                     Some((pos as u64, format!("frame has base offset {}, expected {next}", info.base_offset))),
                 );
             }
+            // Zeros to the end: a prepared WAL's room, not a bad frame.
+            Err(_) if crate::prealloc::all_zero(&bytes[pos..]) => break,
             Err(reason) => return (next, Some((pos as u64, reason))),
         }
     }

@@ -22,7 +22,7 @@ use crate::crashsafe;
 use crate::error::{IoContext, Result, StorageError};
 use crate::frame::{self, FILE_HEADER_LEN};
 use crate::index::SparseIndex;
-use crate::sys;
+use crate::{prealloc, sys};
 
 /// The first bad frame found by a scan.
 #[derive(Debug)]
@@ -58,25 +58,39 @@ fn scan_frames(bytes: &[u8], path: &Path, base_offset: u64, interval: u32) -> Re
     Ok((index, None))
 }
 
+/// What recovery found in a WAL: the index of its frames, and its
+/// capacity, the file's length (beyond the index's `file_len` when the
+/// frames are followed by zeros to the end: room of a prepared WAL).
+#[derive(Debug)]
+pub(crate) struct RecoveredWal {
+    pub index: SparseIndex,
+    pub capacity: u64,
+}
+
 /// Recovers the WAL at `path`: checks every frame, truncates a torn tail
-/// (durably) and returns the index of what remains.
-pub(crate) fn recover_wal(path: &Path, base_offset: u64, interval: u32) -> Result<SparseIndex> {
+/// (durably) and returns the index of what remains; zeros to the end of
+/// the file after the last frame are room, kept.
+pub(crate) fn recover_wal(path: &Path, base_offset: u64, interval: u32) -> Result<RecoveredWal> {
     let len = std::fs::metadata(path).context(|| format!("stat WAL {}", path.display()))?.len();
     let (index, bad) = {
         let bytes = sys::map_file(path, len)?;
         let (index, bad) = scan_frames(&bytes, path, base_offset, interval)?;
-        if let Some(bad) = &bad
-            && let Some(at) = frame::find_valid_frame_after(&bytes[bad.position as usize..])
-        {
-            return Err(StorageError::corruption(
-                path,
-                bad.position,
-                format!(
-                    "{}; a valid frame follows at byte {}, so this is not a torn tail",
-                    bad.reason,
-                    bad.position + at as u64
-                ),
-            ));
+        if let Some(bad) = &bad {
+            let rest = &bytes[bad.position as usize..];
+            if prealloc::all_zero(rest) {
+                return Ok(RecoveredWal { index, capacity: len });
+            }
+            if let Some(at) = frame::find_valid_frame_after(rest) {
+                return Err(StorageError::corruption(
+                    path,
+                    bad.position,
+                    format!(
+                        "{}; a valid frame follows at byte {}, so this is not a torn tail",
+                        bad.reason,
+                        bad.position + at as u64
+                    ),
+                ));
+            }
         }
         (index, bad)
         // The map is dropped here, before the file is truncated.
@@ -94,7 +108,7 @@ pub(crate) fn recover_wal(path: &Path, base_offset: u64, interval: u32) -> Resul
         file.set_len(bad.position).context(|| format!("truncate WAL {}", path.display()))?;
         file.sync_all().context(|| format!("fsync WAL {}", path.display()))?;
     }
-    Ok(index)
+    Ok(RecoveredWal { capacity: index.file_len, index })
 }
 
 /// Rebuilds the index of a sealed fragment by scanning it, and writes it

@@ -21,6 +21,7 @@ use crate::fragment::file_name;
 use crate::frame::{self, FRAME_PEEK_LEN, FrameInfo};
 use crate::index::SparseIndex;
 use crate::log::state::{LogState, Step};
+use crate::prealloc::PreparedWal;
 use crate::read::{self, Gathered, ReadRange};
 use crate::timestamp;
 use crate::{recovery, sys};
@@ -50,6 +51,9 @@ pub(crate) struct Wal {
     pub first_append_ms: Option<i64>,
     /// File position up to which writeback has been requested.
     writeback_from: u64,
+    /// The file's length when it was prepared (zero-filled ahead: see
+    /// `prealloc`), or recovered; appends below it change no file size.
+    capacity: u64,
 }
 
 fn open_rw(path: &Path) -> Result<File> {
@@ -85,15 +89,48 @@ impl Wal {
     /// Opens and recovers an existing WAL.
     pub fn open(dir: &Path, base_offset: u64, interval: u32) -> Result<Wal> {
         let path = dir.join(file_name(base_offset, WAL_SUFFIX));
-        let index = recovery::recover_wal(&path, base_offset, interval)?;
-        Wal::attach(path, index)
+        let recovered = recovery::recover_wal(&path, base_offset, interval)?;
+        let mut wal = Wal::attach(path, recovered.index)?;
+        wal.capacity = recovered.capacity;
+        Ok(wal)
     }
 
     fn attach(path: PathBuf, index: SparseIndex) -> Result<Wal> {
-        let mut file = open_rw(&path)?;
+        let file = open_rw(&path)?;
+        Wal::attach_file(path, file, index)
+    }
+
+    fn attach_file(path: PathBuf, mut file: File, index: SparseIndex) -> Result<Wal> {
         file.seek(SeekFrom::Start(index.file_len)).context(|| format!("seek WAL {}", path.display()))?;
         let writeback_from = index.file_len;
-        Ok(Wal { path, file: Arc::new(file), index, first_append_ms: None, writeback_from })
+        let capacity = index.file_len;
+        Ok(Wal { path, file: Arc::new(file), index, first_append_ms: None, writeback_from, capacity })
+    }
+
+    /// Makes `prepared` the empty WAL starting at `base_offset`, for a
+    /// seal's switch under the log's lock: its header written over the
+    /// zeros, then its name, neither synced (as [`Wal::create_unsynced`];
+    /// a header that never reached the disk leaves a file of zeros, which
+    /// recovery writes the header into again).
+    pub fn from_prepared(dir: &Path, prepared: PreparedWal, base_offset: u64, interval: u32) -> Result<Wal> {
+        let path = dir.join(file_name(base_offset, WAL_SUFFIX));
+        let PreparedWal { path: from, file, capacity } = prepared;
+        file.write_all_at(&frame::file_header(base_offset), 0).context(|| format!("write {}", from.display()))?;
+        std::fs::rename(&from, &path).context(|| format!("rename {} to {}", from.display(), path.display()))?;
+        let mut wal = Wal::attach_file(path, file, SparseIndex::new(base_offset, interval))?;
+        wal.capacity = capacity;
+        Ok(wal)
+    }
+
+    /// The file's zero-filled length (its data length when not prepared).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Whether appends now grow the file: it was not prepared, or its
+    /// zero-filled room is used up.
+    pub fn outgrown(&self) -> bool {
+        self.index.file_len >= self.capacity
     }
 
     /// Bytes in the file.
@@ -119,6 +156,9 @@ impl Wal {
         let header = frame::frame_header(&prefix, bytes);
         let mut slices = [IoSlice::new(&header), IoSlice::new(&prefix), IoSlice::new(&bytes[16..])];
         if let Err(e) = write_all_vectored(&self.file, &mut slices) {
+            // The room after the data goes too: what the failed write left
+            // in it is neither zeros nor a frame.
+            self.capacity = self.index.file_len;
             let rollback = self
                 .file
                 .set_len(self.index.file_len)
@@ -161,7 +201,9 @@ impl Wal {
         let (pos, _) = self.view_from(self.index.position_for_offset(offset)).seek(offset)?;
         self.file.set_len(pos).context(|| format!("truncate WAL {}", self.path.display()))?;
         self.file.sync_all().context(|| format!("fsync WAL {}", self.path.display()))?;
-        self.index = recovery::recover_wal(&self.path, self.index.base_offset, self.index.interval())?;
+        let recovered = recovery::recover_wal(&self.path, self.index.base_offset, self.index.interval())?;
+        self.index = recovered.index;
+        self.capacity = recovered.capacity;
         (&*self.file)
             .seek(SeekFrom::Start(self.index.file_len))
             .context(|| format!("seek WAL {}", self.path.display()))?;

@@ -1,5 +1,5 @@
-//! Crash test: a child process appends with `flush=always` and is SIGKILLed
-//! at a random moment; after reopening, every batch whose `append` returned
+//! Crash test: a child process appends with `flush=always` (and prepares
+//! zero-filled WALs beside) and is SIGKILLed at a random moment; after reopening, every batch whose `append` returned
 //! is present, intact, in order, and offsets continue without gaps or reuse.
 //!
 //! Seeded: `GOULETTE_CRASH_SEED=<n>` replays a run, `GOULETTE_CRASH_ROUNDS`
@@ -56,6 +56,22 @@ fn crash_child() {
             })
         })
         .collect();
+    // Zero-filled WALs are prepared beside the appends (as the broker's
+    // maintenance does), so kills also land in a preparation, a switch to
+    // a prepared WAL, and appends into its room.
+    {
+        let (log, out) = (log.clone(), out.clone());
+        std::thread::spawn(move || {
+            loop {
+                if log.prepare_wal().expect("prepare a WAL") {
+                    let mut out = out.lock().unwrap();
+                    writeln!(out, "PREPARED").unwrap();
+                    out.flush().unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+    }
     for t in threads {
         t.join().unwrap();
     }
@@ -69,6 +85,7 @@ fn given_sigkill_during_appends_should_keep_every_acknowledged_batch() {
     let dir = tempfile::tempdir().unwrap();
     // offset -> value of every acknowledged record, over all rounds.
     let mut acked: BTreeMap<u64, String> = BTreeMap::new();
+    let mut prepared = 0;
     for round in 0..rounds {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
@@ -109,6 +126,7 @@ fn given_sigkill_during_appends_should_keep_every_acknowledged_batch() {
         child.wait().unwrap();
         let lines = reader.join().unwrap();
 
+        prepared += lines.iter().filter(|l| *l == "PREPARED").count();
         let mut this_round = 0;
         for line in lines.iter().filter(|l| l.starts_with("ACK ")) {
             let parts: Vec<&str> = line.split(' ').collect();
@@ -135,4 +153,5 @@ fn given_sigkill_during_appends_should_keep_every_acknowledged_batch() {
     }
     let log = PartitionLog::open(dir.path(), config()).unwrap();
     assert!(log.fragment_count() > 0, "seed {seed}: no seal happened, so no kill can have landed near one");
+    assert!(prepared > 0, "seed {seed}: no WAL was prepared, so no kill can have landed near a prepared one");
 }

@@ -266,6 +266,9 @@ impl PartitionLog {
         self.flush()?;
         let mut inner = self.lock();
         inner.state = LogState::Closed;
+        if let Some(prepared) = inner.prepared.take() {
+            prepared.discard();
+        }
         for f in &inner.fragments {
             f.unmap();
         }

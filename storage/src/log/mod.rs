@@ -53,6 +53,7 @@ pub mod compact;
 mod durability;
 mod lifecycle;
 mod open;
+mod prepare;
 mod read;
 mod seal;
 pub mod state;
@@ -140,6 +141,12 @@ struct Inner {
     /// When the WAL is sealed (`config`'s at first, changed by the topic's
     /// settings while the log is open).
     rolling: Rolling,
+    /// The zero-filled file the next seal switches to (see `prepare`).
+    prepared: Option<crate::prealloc::PreparedWal>,
+    /// A preparation is running (off the lock).
+    preparing: bool,
+    /// The WAL's length when a preparation last failed (0: none did).
+    failed_prepare_at: u64,
 }
 
 impl Inner {

@@ -116,16 +116,12 @@ fn complete_seal(dir: &Path, found: &mut Listing, interval: u32) -> Result<()> {
         return Ok(());
     }
     tracing::warn!(dir = %dir.display(), wal = lower, next = higher, "completing an interrupted seal");
-    wal.sync()?;
-    let higher_path = dir.join(file_name(higher, WAL_SUFFIX));
-    if frame::check_file_header_of(&higher_path, higher).is_err() {
-        let len = std::fs::metadata(&higher_path).context(|| format!("stat {}", higher_path.display()))?.len();
-        if len > frame::FILE_HEADER_LEN as u64 {
-            // Frames behind a bad header: damage, not a torn creation.
-            return frame::check_file_header_of(&higher_path, higher);
-        }
-        crashsafe::write_atomic_no_dir_sync(&higher_path, &[&frame::file_header(higher)])?;
+    // A prepared WAL's unused room is cut: a fragment is as long as its data.
+    if wal.capacity() > wal.len() {
+        wal.file.set_len(wal.len()).context(|| format!("trim {}", lower_path.display()))?;
     }
+    wal.sync()?;
+    restore_unwritten_header(dir, higher)?;
     let frag_path = dir.join(file_name(lower, FRAGMENT_SUFFIX));
     std::fs::rename(&lower_path, &frag_path)
         .context(|| format!("rename {} to {}", lower_path.display(), frag_path.display()))?;
@@ -135,6 +131,23 @@ fn complete_seal(dir: &Path, found: &mut Listing, interval: u32) -> Result<()> {
     found.frags.insert(lower);
     found.indexes.insert(lower);
     Ok(())
+}
+
+/// Writes the header of the WAL starting at `base` again when it never
+/// reached the disk: a seal's switch writes it unsynced, so a power loss
+/// can leave the new WAL empty or, when it was prepared, all zeros. Frames
+/// behind a bad header are damage, not a torn creation, and an error.
+fn restore_unwritten_header(dir: &Path, base: u64) -> Result<()> {
+    let path = dir.join(file_name(base, WAL_SUFFIX));
+    if frame::check_file_header_of(&path, base).is_ok() {
+        return Ok(());
+    }
+    let len = std::fs::metadata(&path).context(|| format!("stat {}", path.display()))?.len();
+    if len > frame::FILE_HEADER_LEN as u64 && !crate::prealloc::all_zero(&crate::sys::map_file(&path, len)?) {
+        return frame::check_file_header_of(&path, base);
+    }
+    tracing::warn!(wal = %path.display(), "writing the header of a new WAL that never reached the disk");
+    crashsafe::write_atomic_no_dir_sync(&path, &[&frame::file_header(base)])
 }
 
 /// Completes an interrupted truncation (every fragment at or after the
@@ -199,6 +212,13 @@ impl PartitionLog {
             interval,
         )?;
         complete_seal(&dir, &mut found, interval)?;
+        // A seal that completed but whose new WAL's header was lost with the
+        // power: only that WAL is left, empty or zeros.
+        if found.wals.len() == 1
+            && let Some(&base) = found.wals.first()
+        {
+            restore_unwritten_header(&dir, base)?;
+        }
         complete_truncation(&dir, &mut found)?;
 
         let mut fragments: Vec<Arc<Fragment>> = Vec::with_capacity(found.frags.len());
@@ -251,6 +271,9 @@ impl PartitionLog {
             presync_asked: None,
             deleted_before: crate::log_start::load(&dir)?,
             rolling: config.rolling(),
+            prepared: None,
+            preparing: false,
+            failed_prepare_at: 0,
         };
         tracing::debug!(
             dir = %dir.display(),

@@ -1,10 +1,12 @@
 //! Sealing the WAL into a fragment, off the append path.
 //!
 //! A seal has two halves. [`PartitionLog::begin_seal`] runs under the log's
-//! lock and only switches: the next WAL `{end}.wal` is created (its header
-//! written, not yet synced) and takes appends at once, while the full WAL
+//! lock and only switches: the next WAL `{end}.wal` is created, or made of
+//! the zero-filled file prepared for it (see `prepare`), its header written
+//! and not yet synced, and takes appends at once, while the full WAL
 //! becomes the *sealing* WAL, still readable. [`PartitionLog::finish_seal`]
-//! runs without the log's lock: fdatasync the sealing WAL, rename it to
+//! runs without the log's lock: cut a prepared WAL's unused room and
+//! fdatasync the sealing WAL, rename it to
 //! `.frag`, write its `.index` (tmp, fsync, rename), fsync the directory
 //! (which also makes the new WAL's name durable); then, under the lock for
 //! a moment, the fragment joins the file set. A producer-state snapshot as
@@ -18,7 +20,9 @@
 //! Crash states, all completed by recovery (`open`):
 //! - the sealing WAL and the new one both present, the lower one's
 //!   recovered end equal to the higher one's base: the seal is completed
-//!   (and a new WAL whose header never reached the disk is recreated);
+//!   (and a new WAL whose header never reached the disk, holding nothing
+//!   or only zeros, gets its header again; a sealing WAL's unused room is
+//!   cut before it becomes a fragment);
 //! - the lower one's end short of the higher one's base (its unsynced tail
 //!   was lost with the power): nothing in the higher one was acknowledged
 //!   under `flush=always` (rounds sync the lower one first), and it follows
@@ -51,7 +55,9 @@ impl PartitionLog {
     pub(super) fn seal_due(&self, inner: &Inner, now_ms: i64) -> bool {
         let wal = &inner.wal;
         let too_old = wal.first_append_ms.is_some_and(|t| now_ms.saturating_sub(t) >= millis(inner.rolling.max_age));
-        inner.sealing.is_none() && !wal.is_empty() && (wal.len() >= inner.rolling.bytes || too_old)
+        // A WAL that grows while a zero-filled one waits goes at once (see `prepare`).
+        let switch = inner.prepared.is_some() && wal.outgrown();
+        inner.sealing.is_none() && !wal.is_empty() && (wal.len() >= inner.rolling.bytes || too_old || switch)
     }
 
     /// The switch, under the log's lock: the next WAL takes appends, the
@@ -62,7 +68,12 @@ impl PartitionLog {
             return Ok(false);
         }
         let base = inner.log_end();
-        let next = match Wal::create_unsynced(&self.dir, base, self.config.index_interval_bytes) {
+        let interval = self.config.index_interval_bytes;
+        let next = match inner.prepared.take() {
+            Some(prepared) => Wal::from_prepared(&self.dir, prepared, base, interval),
+            None => Wal::create_unsynced(&self.dir, base, interval),
+        };
+        let next = match next {
             Ok(next) => next,
             Err(e) => {
                 self.fail(inner, Step::Seal, &e);
@@ -86,15 +97,20 @@ impl PartitionLog {
 
     /// [`PartitionLog::finish_seal`] for a caller holding `seal_lock`.
     pub(super) fn finish_seal_locked(&self) -> Result<()> {
-        let (file, wal_path, index) = {
+        let (file, wal_path, index, capacity) = {
             let inner = self.lock();
             let Some(sealing) = &inner.sealing else { return Ok(()) };
-            (sealing.wal.file.clone(), sealing.wal.path.clone(), sealing.wal.index.clone())
+            let wal = &sealing.wal;
+            (wal.file.clone(), wal.path.clone(), wal.index.clone(), wal.capacity())
         };
         let fragment = Fragment::sealed(&self.dir, &index, self.config.index_interval_bytes, self.epoch);
-        let written = file
-            .sync_data()
-            .context(|| format!("fdatasync WAL {}", wal_path.display()))
+        // A prepared WAL's unused room is cut (the sealing WAL takes no more
+        // appends, and readers stop at its data's end): a fragment is as
+        // long as its data.
+        let trim = || if capacity > index.file_len { file.set_len(index.file_len) } else { Ok(()) };
+        let written = trim()
+            .and_then(|()| file.sync_data())
+            .context(|| format!("trim and fdatasync WAL {}", wal_path.display()))
             .and_then(|()| {
                 std::fs::rename(&wal_path, &fragment.path)
                     .context(|| format!("rename {} to {}", wal_path.display(), fragment.path.display()))
