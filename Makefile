@@ -17,7 +17,7 @@ ARGS ?=
 # The scripts call make again (build-release); they use this one.
 export MAKE
 
-.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-tls bench-mirror bench-storage bench-delayed bench-failover fuzz-batch \
+.PHONY: help deps build build-release test fmt fmt-check lint clean bench chaos bench-replicated bench-tls bench-mirror bench-storage bench-delayed bench-partitions bench-failover fuzz-batch \
 	run-all run-all-secure run-all-with-etcd run-sentinel-cluster-embedded stop-all status test-run-all package test-package \
 	run-etcd run-sentinel run-broker run-producer run-consumer \
 	etcd-status etcd-topics etcd-operations etcd-clean etcd-backup etcd-restore
@@ -87,6 +87,10 @@ bench-acl: ## ACL check latency with 10,000 bindings over 1,000 topics: p50/p99/
 bench-delayed: deps ## delayed records (1 h ahead) against plain ones, 1 KiB durable, alternated 3 times (about a minute; a row of make bench)
 	$(CARGO) build --workspace --bins --release --locked
 	$(CARGO) test -p goulette-cli --release --locked --test bench -- --ignored --nocapture bench_delayed
+
+bench-partitions: deps ## 10,000 partitions, RF=3, 3 brokers: time until all are served by a leader, broker RSS per idle partition (a row of make bench; about a minute)
+	$(CARGO) build --workspace --bins --release --locked
+	$(CARGO) test -p goulette-cli --release --locked --test bench -- --ignored --nocapture bench_partitions
 
 bench-storage: deps ## criterion benchmarks of the storage engine (about 10 minutes)
 	$(CARGO) bench -p goulette-storage --locked --bench log

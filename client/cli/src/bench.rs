@@ -82,6 +82,9 @@ pub struct BenchOptions {
     pub cleanup_policy: pb::CleanupPolicy,
     /// Every message delayed this long (`docs/delayed.md`).
     pub delay: Option<Duration>,
+    /// Consume: every consumer reads every partition (as consumers in
+    /// different groups do) instead of a share of them.
+    pub fanout: bool,
 }
 
 /// Latency percentiles in microseconds.
@@ -202,6 +205,7 @@ pub async fn run(sentinels: &[String], options: &BenchOptions) -> anyhow::Result
             "compression": format!("{:?}", options.compression).to_lowercase(),
             "idempotent": options.idempotent,
             "rate": options.rate,
+            "fanout": options.fanout,
         }),
     })
 }
@@ -403,7 +407,8 @@ fn split(partitions: u32, consumers: u32) -> Vec<Vec<u32>> {
 }
 
 /// Reads every partition from its start to the high watermark it had when
-/// the run began (or `count` messages, or until `duration`).
+/// the run began (or `count` messages, or until `duration`): the partitions
+/// split among the consumers, or with `fanout` all of them read by each.
 async fn consume_backlog(sentinels: &[String], options: &BenchOptions, counters: &Arc<Counters>) -> anyhow::Result<()> {
     let cluster = Arc::new(Cluster::new(sentinels.to_vec())?);
     let info = cluster.topic(&options.topic, false).await?;
@@ -416,11 +421,19 @@ async fn consume_backlog(sentinels: &[String], options: &BenchOptions, counters:
     anyhow::ensure!(backlog > 0, "topic {} is empty: produce a backlog first (bench produce)", options.topic);
     let deadline = options.duration.map(|d| Instant::now() + d);
     let limit = options.count.unwrap_or(u64::MAX).min(backlog);
+    let partitions = info.partitions.len() as u32;
+    let shares = if options.fanout {
+        (0..options.consumers.max(1)).map(|_| (0..partitions).collect()).collect()
+    } else {
+        split(partitions, options.consumers)
+    };
     let mut tasks = JoinSet::new();
-    for group in split(info.partitions.len() as u32, options.consumers) {
+    for share in shares {
         let cluster = Arc::new(Cluster::new(sentinels.to_vec())?);
-        let targets: BTreeMap<u32, u64> = group.iter().map(|p| (*p, ends[p].1)).collect();
+        let targets: BTreeMap<u32, u64> = share.iter().map(|p| (*p, ends[p].1)).collect();
         let (topic, counters) = (options.topic.clone(), counters.clone());
+        // Split, the consumers share `limit`; fanned out, each reads that many.
+        let fanout = options.fanout;
         tasks.spawn(async move {
             let config = ConsumerConfig {
                 partitions: Some(targets.keys().copied().collect()),
@@ -431,12 +444,12 @@ async fn consume_backlog(sentinels: &[String], options: &BenchOptions, counters:
             };
             let mut consumer = Consumer::subscribe(cluster, &topic, config).await?;
             let mut open: BTreeMap<u32, u64> = targets.into_iter().filter(|(_, end)| *end > 0).collect();
-            while !open.is_empty()
-                && counters.messages.load(Ordering::Relaxed) < limit
-                && deadline.is_none_or(|d| Instant::now() < d)
-            {
+            let mut mine = 0u64;
+            let read = |mine: u64| if fanout { mine } else { counters.messages.load(Ordering::Relaxed) };
+            while !open.is_empty() && read(mine) < limit && deadline.is_none_or(|d| Instant::now() < d) {
                 let Some(next) = consumer.recv().await else { break };
                 let r = next?;
+                mine += 1;
                 counters.messages.fetch_add(1, Ordering::Relaxed);
                 counters.bytes.fetch_add(r.value.len() as u64, Ordering::Relaxed);
                 if open.get(&r.partition).is_some_and(|end| r.offset + 1 >= *end) {

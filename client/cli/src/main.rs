@@ -313,6 +313,11 @@ struct BenchArgs {
     /// that each hop (send, connection, acknowledgement) otherwise costs.
     #[arg(long)]
     threads: Option<usize>,
+    /// Consume: every consumer reads the whole backlog (as consumers in
+    /// different groups do), each at most --count messages, instead of a
+    /// share of the partitions.
+    #[arg(long)]
+    fanout: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -734,6 +739,7 @@ fn bench(sentinels: &[String], args: BenchArgs) -> anyhow::Result<()> {
         keys: args.keys,
         cleanup_policy: args.cleanup_policy,
         delay: args.delay,
+        fanout: args.fanout,
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {

@@ -5,16 +5,12 @@
 use std::collections::VecDeque;
 
 use goulette_batch::BatchBuilder;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::RecordMetadata;
-use crate::error::Result;
-
-pub(super) type Waiter = oneshot::Sender<Result<RecordMetadata>>;
+use super::completion::Waiters;
 
 /// The batch being filled: its builder, its records' waiters, when it began.
-pub(super) type Filling = (BatchBuilder, Vec<Waiter>, Instant);
+pub(super) type Filling = (BatchBuilder, Waiters, Instant);
 
 /// One partition's records not yet taken by its sender: the batch being
 /// filled and the batches sealed since.

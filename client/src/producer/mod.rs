@@ -34,10 +34,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use goulette_batch::{BatchBuilder, Compression, Record};
 use goulette_proto::v1::{Acks, ErrorCode};
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 mod accumulator;
+mod completion;
 mod sender;
 
 use accumulator::Accumulator;
@@ -127,14 +127,19 @@ pub struct RecordMetadata {
     pub offset: Option<u64>,
 }
 
-/// Resolves when the record is acknowledged (or definitely failed).
+/// Resolves when the record is acknowledged (or definitely failed): its
+/// batch's completion, shared with the batch's other records, and its
+/// place in the batch.
 #[derive(Debug)]
-pub struct Delivery(oneshot::Receiver<Result<RecordMetadata>>);
+pub struct Delivery {
+    batch: Arc<completion::Completion>,
+    index: u32,
+}
 
 impl Delivery {
     /// Waits for the outcome.
     pub async fn wait(self) -> Result<RecordMetadata> {
-        self.0.await.unwrap_or(Err(ClientError::Closed))
+        self.batch.wait(self.index).await
     }
 }
 
@@ -217,7 +222,7 @@ impl Producer {
             None => self.picker.pick(record.key.as_deref(), count),
         };
         let acc = self.accumulator(&record.topic, partition);
-        let (done, delivery) = oneshot::channel();
+        let topic = record.topic;
         if record.tombstone && !record.value.is_empty() {
             return Err(ClientError::InvalidArgument("a tombstone has no value".into()));
         }
@@ -228,7 +233,6 @@ impl Producer {
             value: record.value,
             headers: record.headers,
         };
-        let mut done = Some(done);
         loop {
             let room = acc.room.notified();
             let mut room = std::pin::pin!(room);
@@ -257,10 +261,11 @@ impl Producer {
                         None => {
                             let mut builder = BatchBuilder::new(compression);
                             builder.push_record(&record, tombstone);
-                            state.filling.insert((builder, Vec::new(), Instant::now()))
+                            let waiters = completion::Waiters::new(&topic, partition);
+                            state.filling.insert((builder, waiters, Instant::now()))
                         }
                     };
-                    filling.1.extend(done.take());
+                    let (batch, index) = filling.1.push();
                     let full = filling.0.encoded_len() >= limit;
                     if full && let Some(f) = state.filling.take() {
                         state.sealed.push_back(f);
@@ -269,7 +274,7 @@ impl Producer {
                     if full || began || sealed_one {
                         acc.wake.notify_one();
                     }
-                    return Ok(Delivery(delivery));
+                    return Ok(Delivery { batch, index });
                 }
             }
             room.await;

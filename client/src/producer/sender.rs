@@ -10,19 +10,20 @@ use std::sync::Arc;
 use bytes::Bytes;
 use goulette_batch::{Batch, BatchBuilder, CACHED_BATCHES, Compression, ProducerInfo};
 use goulette_proto::v1::{self as pb, Acks, ErrorCode, broker_service_client::BrokerServiceClient};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::ProducerConfig;
 use super::accumulator::{Accumulator, Filling};
-use super::{ProducerConfig, RecordMetadata};
+use super::completion::Waiters;
 use crate::cluster::{Cluster, MAX_MESSAGE, backoff};
 use crate::error::{ClientError, Result};
 
 /// A built batch and the records waiting on it.
 struct Ready {
     bytes: Bytes,
-    waiters: Vec<oneshot::Sender<Result<RecordMetadata>>>,
+    waiters: Waiters,
     /// Numbered under the sender's producer id (idempotence).
     sequenced: bool,
 }
@@ -85,10 +86,7 @@ impl PartitionSender {
         match builder.build() {
             Ok(bytes) => self.queue.push_back(Ready { bytes, waiters, sequenced: false }),
             Err(e) => {
-                let error = ClientError::InvalidArgument(format!("cannot build a batch: {e}"));
-                for w in waiters {
-                    let _ = w.send(Err(error.clone()));
-                }
+                waiters.resolve(Err(ClientError::InvalidArgument(format!("cannot build a batch: {e}"))));
             }
         }
     }
@@ -125,17 +123,7 @@ impl PartitionSender {
     }
 
     fn resolve(&self, ready: Ready, result: std::result::Result<Option<u64>, ClientError>) {
-        for (i, waiter) in ready.waiters.into_iter().enumerate() {
-            let outcome = match &result {
-                Ok(base) => Ok(RecordMetadata {
-                    topic: self.topic.clone(),
-                    partition: self.partition,
-                    offset: base.map(|b| b + i as u64),
-                }),
-                Err(e) => Err(e.clone()),
-            };
-            let _ = waiter.send(outcome);
-        }
+        ready.waiters.resolve(result);
     }
 
     async fn connect(&mut self, unreachable: Option<u32>) -> Result<()> {
@@ -480,13 +468,10 @@ mod tests {
             producer_epoch: 0,
             base_sequence: 100,
         });
-        let mut waiters = Vec::new();
-        let mut receivers = Vec::new();
+        let mut waiters = Waiters::new("t", 0);
         for i in 0..5 {
             builder.push(&Record { timestamp: 1000 + i, value: Bytes::from(format!("v{i}")), ..Default::default() });
-            let (tx, rx) = oneshot::channel();
-            waiters.push(tx);
-            receivers.push(rx);
+            let _ = waiters.push();
         }
         let ready = Ready { bytes: builder.build().unwrap(), waiters, sequenced: true };
         let Ok((a, b)) = split(ready) else { panic!("split failed") };
