@@ -29,10 +29,6 @@ use crate::replica::Replica;
 /// Bytes a follower lets the leader send ahead of its appends.
 const FOLLOWER_CREDIT: u64 = 16 << 20;
 
-fn channel(address: &str) -> anyhow::Result<Channel> {
-    Ok(goulette_proto::channel::lazy(address, goulette_proto::channel::ChannelOptions::INTERNAL)?)
-}
-
 /// Replicates `replica` from whoever leads it, until `token` is cancelled.
 pub async fn follow(peers: Arc<Peers>, replica: Arc<Replica>, token: CancellationToken) {
     let me = replica.broker_id;
@@ -57,7 +53,11 @@ pub async fn follow(peers: Arc<Peers>, replica: Arc<Replica>, token: Cancellatio
             }
         };
         let mut connected = false;
-        match replicate(&replica, me, &address, state.leader_epoch, &token, &mut connected).await {
+        let session = match peers.channel(&address) {
+            Ok(channel) => replicate(&replica, me, channel, state.leader_epoch, &token, &mut connected).await,
+            Err(e) => Err(e),
+        };
+        match session {
             Ok(()) => attempt = 0,
             Err(e) => {
                 // The backoff grows only over failures in a row: a stream
@@ -78,19 +78,18 @@ pub async fn follow(peers: Arc<Peers>, replica: Arc<Replica>, token: Cancellatio
     }
 }
 
-/// One replication session with the leader at `address`: truncate, then
+/// One replication session with the leader over `channel`: truncate, then
 /// fetch until the stream breaks, the leadership changes, or `token` ends.
 async fn replicate(
     replica: &Arc<Replica>,
     me: u32,
-    address: &str,
+    channel: Channel,
     epoch: u64,
     token: &CancellationToken,
     connected: &mut bool,
 ) -> anyhow::Result<()> {
     let max = MAX_BATCH_LEN + (1 << 20);
-    let mut client =
-        BrokerServiceClient::new(channel(address)?).max_decoding_message_size(max).max_encoding_message_size(max);
+    let mut client = BrokerServiceClient::new(channel).max_decoding_message_size(max).max_encoding_message_size(max);
     truncate_divergence(replica, &mut client).await?;
 
     let (requests, rx) = mpsc::channel(16);

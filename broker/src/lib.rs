@@ -29,6 +29,7 @@
 //! - [`metrics`]: the Prometheus metrics served on `--http-address`.
 //! - [`failpoint`]: faults tests inject through the environment.
 
+pub mod changes;
 pub mod compaction;
 pub mod compactor;
 pub mod config;

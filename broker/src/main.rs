@@ -136,6 +136,12 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args: Args = goulette_proto::ops::config::parse();
     goulette_proto::ops::logging::init(&args.log)?;
+    // Each open partition holds file descriptors (docs/operations.md).
+    match goulette_storage::raise_open_files_limit() {
+        Ok((before, after)) if after > before => tracing::info!(before, after, "raised the open files limit"),
+        Ok((_, limit)) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not read the open files limit"),
+    }
     let mut config = BrokerConfig::new(args.id, args.address, args.data, args.sentinels);
     config.http_address = args.http_address;
     config.kafka_address = args.kafka_address;

@@ -99,6 +99,19 @@ impl Replica {
         });
     }
 
+    /// Zero-fills the log's next WAL on a blocking thread of its own when
+    /// the log wants one (see `goulette_storage::log::prepare`): it takes as
+    /// long as the disk does, and must hold up neither the appends nor the
+    /// other partitions' maintenance. The log refuses a second preparation
+    /// while one runs, and logs and counts a failed one.
+    pub fn prepare_wal(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if self.log.wants_prepared_wal() {
+            let log = self.log.clone();
+            runtime.spawn_blocking(move || log.prepare_wal());
+        }
+    }
+
     /// As leader: moves the high watermark up to what the ISR holds (see
     /// `leader_state::high_watermark`). It never moves down.
     pub fn advance_high_watermark(&self) {

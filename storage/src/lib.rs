@@ -59,4 +59,4 @@ pub use goulette_batch::{
 };
 pub use log::compact::{CompactionPolicy, CompactionReport, OffsetMap, Throttle};
 pub use log::{AppendInfo, DurableWait, LogState, PartitionLog, PendingAppend};
-pub use sys::free_bytes;
+pub use sys::{free_bytes, raise_open_files_limit};

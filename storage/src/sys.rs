@@ -79,6 +79,42 @@ pub(crate) fn write_back_and_wait(file: &File, offset: u64, len: u64) -> std::io
     Ok(())
 }
 
+/// Raises this process's limit on open files as far as it may: every open
+/// partition holds file descriptors (its WAL, the lock of its directory,
+/// mapped fragments while read), so 10,000 partitions need over 20,000,
+/// more than shells and containers often allow by default. The soft limit
+/// goes up to the hard one, and the hard one to the kernel's `fs.nr_open`
+/// where the process is privileged to. Returns the limit before and after.
+pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct it is given, which lives on
+    // this stack frame for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // `rlim_t` is u64 on Linux, not on every system.
+    #[allow(clippy::unnecessary_cast)]
+    let before = limit.rlim_cur as u64;
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<libc::rlim_t>().ok())
+        .unwrap_or(limit.rlim_max);
+    let set = |cur: libc::rlim_t, max: libc::rlim_t| {
+        let wanted = libc::rlimit { rlim_cur: cur, rlim_max: max };
+        // SAFETY: setrlimit only reads the struct it is given.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 }
+    };
+    let after = if ceiling > limit.rlim_max && set(ceiling, ceiling) {
+        ceiling
+    } else if limit.rlim_max > limit.rlim_cur && set(limit.rlim_max, limit.rlim_max) {
+        limit.rlim_max
+    } else {
+        limit.rlim_cur
+    };
+    #[allow(clippy::unnecessary_cast)]
+    Ok((before, after as u64))
+}
+
 /// Bytes available to an unprivileged writer in the file system of `dir`,
 /// if the system can tell (`statvfs`).
 pub fn free_bytes(dir: &Path) -> Option<u64> {
