@@ -37,21 +37,25 @@ pub async fn many_partitions(env: &Env, partitions: u32) -> Vec<String> {
     while let Some(created) = creations.join_next().await {
         created.unwrap().unwrap();
     }
-    // Every partition answers ListOffsets from its leader (opened, leading).
-    for topic in &topics {
-        let mut serving = 0;
-        while serving < PER_TOPIC.min(partitions) {
-            match cluster.list_offsets(topic, serving, None).await {
-                Ok(_) => serving += 1,
+    // Every partition answers ListOffsets from its leader (opened, leading);
+    // after 5 min the row says how many did.
+    let limit = std::time::Duration::from_secs(300);
+    let mut served = 0;
+    'topics: for topic in &topics {
+        let mut partition = 0;
+        while partition < PER_TOPIC.min(partitions) {
+            match cluster.list_offsets(topic, partition, None).await {
+                Ok(_) => {
+                    partition += 1;
+                    served += 1;
+                }
+                Err(_) if started.elapsed() >= limit => break 'topics,
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
             }
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(300),
-                "{partitions} partitions not served in 5 min"
-            );
         }
     }
     let took = started.elapsed().as_secs_f64();
+    let all = served == partitions;
     // Followers need a moment to open their copies and start fetching.
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let grown = rss(env).saturating_sub(before) as f64;
@@ -64,9 +68,9 @@ pub async fn many_partitions(env: &Env, partitions: u32) -> Vec<String> {
                 "`Admin::create_topic` ({} topics of {PER_TOPIC}, at once), then `ListOffsets` on each",
                 topics.len()
             ),
-            format!("{took:.1} s"),
+            if all { format!("{took:.1} s") } else { format!("{served} of {partitions} served after {took:.0} s") },
             "≤ 30 s",
-            took <= 30.0,
+            all && took <= 30.0,
         ),
         row(
             &format!("broker RSS per idle partition, {partitions} partitions (largest of 3 brokers)"),
